@@ -1,0 +1,87 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let strict: [SwiftSetting] = [.enableUpcomingFeature("ExistentialAny")]
+
+let package = Package(
+    name: "Ragd",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "RagClient", targets: ["RagClient"]),
+        .library(name: "RagServer", targets: ["RagServer"]),
+        .library(name: "RagTesting", targets: ["RagTesting"]),
+        .executable(name: "ragd", targets: ["ragd"]),
+        .executable(name: "ragctl", targets: ["ragctl"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
+        .package(url: "https://github.com/apple/swift-protobuf.git", from: "1.39.0"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+    ],
+    targets: [
+        .target(name: "RagCore", swiftSettings: strict),
+        .target(
+            name: "RagWire",
+            dependencies: [
+                "RagCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(name: "RagEngine", dependencies: ["RagCore"], swiftSettings: strict),
+        .target(
+            name: "RagStore",
+            dependencies: ["RagCore", "RagEngine", .product(name: "GRDB", package: "GRDB.swift")],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "RagClient",
+            dependencies: [
+                "RagCore", "RagWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOExtras", package: "swift-nio-extras"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "RagServer",
+            dependencies: [
+                "RagCore", "RagWire", "RagEngine", "RagStore", "RagClient",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOExtras", package: "swift-nio-extras"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(name: "RagTesting", dependencies: ["RagServer", "RagClient"], swiftSettings: strict),
+        .executableTarget(
+            name: "ragd",
+            dependencies: ["RagServer", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "ragctl",
+            dependencies: [
+                "RagClient", "RagEngine", "RagWire",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "RagWireTests",
+            dependencies: ["RagWire", .product(name: "NIOTestUtils", package: "swift-nio"),
+                           .product(name: "NIOEmbedded", package: "swift-nio")]
+        ),
+        .testTarget(name: "RagEngineTests", dependencies: ["RagEngine"]),
+        .testTarget(name: "RagStoreTests", dependencies: ["RagStore"]),
+        .testTarget(name: "RagServerTests", dependencies: ["RagServer", "RagClient", "RagTesting", "RagWire"]),
+    ]
+)

@@ -1,0 +1,115 @@
+import Foundation
+import RagCore
+import RagWire
+import SwiftProtobuf
+
+public typealias QueryResponse = Ragd_V1_QueryResponse
+public typealias IndexResponse = Ragd_V1_IndexResponse
+public typealias StatsResponse = Ragd_V1_StatsResponse
+public typealias HealthResponse = Ragd_V1_HealthResponse
+public typealias DeleteResponse = Ragd_V1_DeleteResponse
+public typealias StreamEvent = Ragd_V1_StreamEvent
+public typealias CollectionStats = Ragd_V1_CollectionStats
+
+/// A document to index.
+public struct RagDocument: Sendable {
+    public var id: String
+    public var text: String
+    public var metadata: Metadata
+
+    public init(id: String, text: String, metadata: Metadata = [:]) {
+        self.id = id
+        self.text = text
+        self.metadata = metadata
+    }
+}
+
+extension RagClient {
+    func call<Req: SwiftProtobuf.Message, Resp: SwiftProtobuf.Message>(
+        _ method: RagMethod, _ request: Req, as: Resp.Type, timeout: Duration?
+    ) async throws(RagError) -> Resp {
+        let data = try await unary(method, payload: try FrameCodec.bytes(request), timeout: timeout)
+        do { return try Resp(serializedBytes: data) } catch { throw RagError(.internal, "server sent an invalid \(Resp.protoMessageName)") }
+    }
+
+    static func queryRequest(collection: String, query: String, topK: Int, filter: MetadataFilter?, mode: SearchMode?, userID: String, noCache: Bool) -> Ragd_V1_QueryRequest {
+        var r = Ragd_V1_QueryRequest()
+        r.collection = collection
+        r.query = query
+        r.topK = UInt32(clamping: topK)
+        if let filter { r.filter = filter.wire }
+        if let mode { r.mode = mode.wire }
+        r.userID = userID
+        r.noCache = noCache
+        return r
+    }
+
+    /// Retrieves the top `topK` chunks and an answer citing them.
+    public func query(
+        _ query: String, collection: String, topK: Int = 0, filter: MetadataFilter? = nil, mode: SearchMode? = nil,
+        userID: String = "", noCache: Bool = false, timeout: Duration? = nil
+    ) async throws(RagError) -> QueryResponse {
+        try await call(.query, Self.queryRequest(collection: collection, query: query, topK: topK, filter: filter, mode: mode, userID: userID, noCache: noCache),
+                       as: QueryResponse.self, timeout: timeout)
+    }
+
+    /// Like `query`, but the answer arrives as it is produced: a sources event,
+    /// then tokens, then a done event with timings.
+    public func stream(
+        _ query: String, collection: String, topK: Int = 0, filter: MetadataFilter? = nil, mode: SearchMode? = nil,
+        userID: String = "", timeout: Duration? = nil
+    ) async throws(RagError) -> AsyncThrowingStream<StreamEvent, any Error> {
+        let raw = try await streaming(.stream, payload: try FrameCodec.bytes(
+            Self.queryRequest(collection: collection, query: query, topK: topK, filter: filter, mode: mode, userID: userID, noCache: false)), timeout: timeout)
+        let (events, continuation) = AsyncThrowingStream.makeStream(of: StreamEvent.self)
+        let task = Task {
+            do {
+                for try await data in raw { continuation.yield(try StreamEvent(serializedBytes: data)) }
+                continuation.finish()
+            } catch {
+                continuation.finish(throwing: RagError(from: error))
+            }
+        }
+        continuation.onTermination = { _ in task.cancel() }
+        return events
+    }
+
+    /// Indexes documents (chunk size/overlap 0: the server's defaults).
+    public func index(
+        _ documents: [RagDocument], collection: String, chunkSize: Int = 0, chunkOverlap: Int = 0, timeout: Duration? = nil
+    ) async throws(RagError) -> IndexResponse {
+        var r = Ragd_V1_IndexRequest()
+        r.collection = collection
+        r.chunkSize = UInt32(clamping: chunkSize)
+        r.chunkOverlap = UInt32(clamping: chunkOverlap)
+        r.documents = documents.map { d in
+            Ragd_V1_Document.with {
+                $0.id = d.id
+                $0.text = d.text
+                $0.metadata = wireMetadata(d.metadata)
+            }
+        }
+        return try await call(.index, r, as: IndexResponse.self, timeout: timeout)
+    }
+
+    public func delete(_ documentIDs: [String], collection: String, timeout: Duration? = nil) async throws(RagError) -> DeleteResponse {
+        var r = Ragd_V1_DeleteRequest()
+        r.collection = collection
+        r.documentIds = documentIDs
+        return try await call(.delete, r, as: DeleteResponse.self, timeout: timeout)
+    }
+
+    public func stats(collection: String = "", timeout: Duration? = nil) async throws(RagError) -> StatsResponse {
+        var r = Ragd_V1_StatsRequest()
+        r.collection = collection
+        return try await call(.stats, r, as: StatsResponse.self, timeout: timeout)
+    }
+
+    public func health(timeout: Duration? = nil) async throws(RagError) -> HealthResponse {
+        try await call(.health, Ragd_V1_HealthRequest(), as: HealthResponse.self, timeout: timeout)
+    }
+
+    public func listCollections(timeout: Duration? = nil) async throws(RagError) -> [CollectionStats] {
+        try await call(.listCollections, Ragd_V1_ListCollectionsRequest(), as: Ragd_V1_ListCollectionsResponse.self, timeout: timeout).collections
+    }
+}

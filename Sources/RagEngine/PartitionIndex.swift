@@ -1,0 +1,227 @@
+import RagCore
+
+/// The in-memory search structures of one partition: contiguous vectors for an
+/// exact SIMD scan, a BM25 inverted index, and the chunk texts and metadata.
+///
+/// Not thread-safe: one owner (an actor in the server) serialises access.
+/// Deleted chunks leave a free slot that the next insert reuses, so the vector
+/// block stays dense without moving rows.
+public final class PartitionIndex {
+    public let dimension: Int
+    public let partition: Int
+
+    struct DocumentEntry {
+        var id: String
+        var metadata: Metadata
+        var contentHash: UInt64
+        var slots: [Int32]
+    }
+
+    struct Posting { var slot: Int32; var tf: Int32 }
+
+    /// Row-major: slot `s` occupies `vectors[s*dimension ..< (s+1)*dimension]`.
+    private(set) var vectors: [Float] = []
+    private var slotDocument: [Int32] = []   // -1 = free slot
+    private var slotOrdinal: [Int32] = []
+    private var slotText: [String] = []
+    private var slotLength: [Int32] = []
+    private var freeSlots: [Int32] = []
+
+    private var documents: [DocumentEntry?] = []
+    private var freeDocuments: [Int32] = []
+    private var documentIndex: [String: Int32] = [:]
+
+    private var postings: [String: [Posting]] = [:]
+    private var totalLength = 0
+
+    public private(set) var chunkCount = 0
+    public var documentCount: Int { documentIndex.count }
+
+    public init(dimension: Int, partition: Int) {
+        self.dimension = dimension
+        self.partition = partition
+    }
+
+    public func contentHash(of documentID: String) -> UInt64? {
+        documentIndex[documentID].flatMap { documents[Int($0)]?.contentHash }
+    }
+
+    public func contains(_ documentID: String) -> Bool { documentIndex[documentID] != nil }
+
+    // MARK: writes
+
+    /// Adds or replaces a document (all its chunks at once).
+    public func upsert(_ doc: PreparedDocument) {
+        precondition(doc.chunks.count == doc.embeddings.count)
+        remove(doc.id)
+        let d: Int32
+        if let free = freeDocuments.popLast() { d = free } else { d = Int32(documents.count); documents.append(nil) }
+        var slots: [Int32] = []
+        slots.reserveCapacity(doc.chunks.count)
+        for (ordinal, (text, vector)) in zip(doc.chunks, doc.embeddings).enumerated() {
+            precondition(vector.count == dimension, "embedding dimension mismatch")
+            let s = allocateSlot()
+            let base = Int(s) * dimension
+            vectors.withUnsafeMutableBufferPointer { buf in
+                for i in 0..<dimension { buf[base + i] = vector[i] }
+            }
+            slotDocument[Int(s)] = d
+            slotOrdinal[Int(s)] = Int32(ordinal)
+            slotText[Int(s)] = text
+            let terms = Tokenizer.terms(text)
+            slotLength[Int(s)] = Int32(terms.count)
+            totalLength += terms.count
+            var tf: [String: Int32] = [:]
+            for t in terms { tf[t, default: 0] += 1 }
+            for (t, n) in tf { postings[t, default: []].append(Posting(slot: s, tf: n)) }
+            slots.append(s)
+            chunkCount += 1
+        }
+        documents[Int(d)] = DocumentEntry(id: doc.id, metadata: doc.metadata, contentHash: doc.contentHash, slots: slots)
+        documentIndex[doc.id] = d
+    }
+
+    /// Removes a document and its chunks; returns false if it was not here.
+    @discardableResult
+    public func remove(_ documentID: String) -> Bool {
+        guard let d = documentIndex.removeValue(forKey: documentID), let entry = documents[Int(d)] else { return false }
+        for s in entry.slots {
+            let i = Int(s)
+            var seen = Set<String>()
+            for t in Tokenizer.terms(slotText[i]) where seen.insert(t).inserted {
+                if var list = postings[t], let at = list.firstIndex(where: { $0.slot == s }) {
+                    list.swapAt(at, list.count - 1)
+                    list.removeLast()
+                    postings[t] = list.isEmpty ? nil : list
+                }
+            }
+            totalLength -= Int(slotLength[i])
+            slotDocument[i] = -1
+            slotText[i] = ""
+            slotLength[i] = 0
+            vectors.withUnsafeMutableBufferPointer { buf in
+                for j in 0..<dimension { buf[i * dimension + j] = 0 }
+            }
+            freeSlots.append(s)
+            chunkCount -= 1
+        }
+        documents[Int(d)] = nil
+        freeDocuments.append(d)
+        return true
+    }
+
+    private func allocateSlot() -> Int32 {
+        if let s = freeSlots.popLast() { return s }
+        let s = Int32(slotDocument.count)
+        vectors.append(contentsOf: repeatElement(0, count: dimension))
+        slotDocument.append(-1)
+        slotOrdinal.append(0)
+        slotText.append("")
+        slotLength.append(0)
+        return s
+    }
+
+    // MARK: reads
+
+    /// For each document, whether the filter admits it (nil filter: all).
+    private func admitted(_ filter: MetadataFilter?) -> [Bool]? {
+        guard let filter else { return nil }
+        return documents.map { $0.map { filter.matches($0.metadata) } ?? false }
+    }
+
+    private func key(_ slot: Int32) -> ChunkKey {
+        ChunkKey(documentID: documents[Int(slotDocument[Int(slot)])]!.id, ordinal: Int(slotOrdinal[Int(slot)]))
+    }
+
+    private func hit(_ e: TopK<ChunkKey>.Entry) -> Hit {
+        let d = documents[Int(documentIndex[e.key.documentID]!)]!
+        let slot = d.slots[e.key.ordinal]
+        return Hit(key: e.key, score: e.score, text: slotText[Int(slot)], metadata: d.metadata, partition: partition)
+    }
+
+    /// Exact inner-product search (cosine for unit vectors), filter applied
+    /// before top-k selection. Checks for cancellation every 8,192 rows.
+    public func vectorSearch(_ query: [Float], k: Int, filter: MetadataFilter? = nil) throws -> [Hit] {
+        precondition(query.count == dimension)
+        let allowed = admitted(filter)
+        var top = TopK<ChunkKey>(k: k)
+        let slotDocument = self.slotDocument  // a local copy keeps class access out of the loop
+        let rows = slotDocument.count
+        let dim = dimension
+        try vectors.withUnsafeBufferPointer { v in
+            try query.withUnsafeBufferPointer { q in
+                guard let vb = v.baseAddress, let qb = q.baseAddress else { return }
+                var start = 0
+                while start < rows {
+                    try Task.checkCancellation()
+                    let end = min(rows, start + 8192)
+                    for s in start..<end {
+                        let d = slotDocument[s]
+                        if d < 0 { continue }
+                        if let allowed, !allowed[Int(d)] { continue }
+                        let score = Double(VectorMath.dot(vb + s * dim, qb, dim))
+                        top.insert(score: score, key: self.key(Int32(s)))
+                    }
+                    start = end
+                }
+            }
+        }
+        return top.sorted().map(hit)
+    }
+
+    /// This partition's share of the corpus statistics for `terms`.
+    public func keywordStats(_ terms: [String]) -> KeywordStats {
+        var df: [String: Int] = [:]
+        for t in Set(terms) { df[t] = postings[t]?.count ?? 0 }
+        return KeywordStats(chunkCount: chunkCount, totalLength: totalLength, documentFrequency: df)
+    }
+
+    /// BM25 over `terms` (distinct terms, each counted once) with corpus-wide `stats`.
+    public func keywordSearch(_ terms: [String], stats: KeywordStats, k: Int, filter: MetadataFilter? = nil) throws -> [Hit] {
+        let allowed = admitted(filter)
+        let avg = stats.chunkCount > 0 ? Double(stats.totalLength) / Double(stats.chunkCount) : 0
+        var scores: [Int32: Double] = [:]
+        // Fixed term order: the same float additions in the same order on every layout.
+        for t in Set(terms).sorted() {
+            guard let list = postings[t] else { continue }
+            try Task.checkCancellation()
+            let idf = BM25.idf(documentFrequency: stats.documentFrequency[t] ?? list.count, count: max(stats.chunkCount, 1))
+            for p in list {
+                let d = slotDocument[Int(p.slot)]
+                if let allowed, !allowed[Int(d)] { continue }
+                scores[p.slot, default: 0] += BM25.termScore(tf: Int(p.tf), length: Int(slotLength[Int(p.slot)]), averageLength: avg, idf: idf)
+            }
+        }
+        var top = TopK<ChunkKey>(k: k)
+        for (s, score) in scores { top.insert(score: score, key: self.key(s)) }
+        return top.sorted().map(hit)
+    }
+
+    /// Counts of this partition's documents and chunks.
+    public var counts: (documents: Int, chunks: Int) { (documentCount, chunkCount) }
+}
+
+extension PartitionIndex {
+    /// Sums every stored float once: the memory-bandwidth floor that an exact
+    /// scan is measured against in benchmarks.
+    public func sumAll() -> Float {
+        vectors.withUnsafeBufferPointer { v in
+            guard let base = v.baseAddress else { return 0 }
+            let raw = UnsafeRawPointer(base)
+            var s0 = SIMD16<Float>(), s1 = SIMD16<Float>(), s2 = SIMD16<Float>(), s3 = SIMD16<Float>()
+            var i = 0
+            let n = v.count
+            while i + 64 <= n {
+                let o = i * 4
+                s0 += raw.loadUnaligned(fromByteOffset: o, as: SIMD16<Float>.self)
+                s1 += raw.loadUnaligned(fromByteOffset: o + 64, as: SIMD16<Float>.self)
+                s2 += raw.loadUnaligned(fromByteOffset: o + 128, as: SIMD16<Float>.self)
+                s3 += raw.loadUnaligned(fromByteOffset: o + 192, as: SIMD16<Float>.self)
+                i += 64
+            }
+            var t = ((s0 + s1) + (s2 + s3)).sum()
+            while i < n { t += v[i]; i += 1 }
+            return t
+        }
+    }
+}

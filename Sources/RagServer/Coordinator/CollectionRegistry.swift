@@ -1,0 +1,74 @@
+import Foundation
+import RagCore
+import RagEngine
+import RagStore
+
+/// A collection and the shards that hold its partitions.
+public struct CollectionHandle: Sendable {
+    public var info: CollectionInfo
+    public var shards: [any Shard]
+}
+
+/// Opens, creates and finds collections. An actor so that two `Index` calls
+/// racing to create the same collection create it once.
+public actor CollectionRegistry {
+    let configuration: RagServerConfiguration
+    let catalog: Catalog
+    private var collections: [String: CollectionHandle] = [:]
+
+    /// Opens the catalog and every collection in it (loading their vectors).
+    public init(configuration: RagServerConfiguration) throws(RagError) {
+        self.configuration = configuration
+        catalog = try Catalog(path: configuration.dataDirectory + "/catalog.sqlite")
+        for info in try catalog.all() {
+            collections[info.name] = try Self.open(info, configuration: configuration)
+        }
+    }
+
+    static func open(_ info: CollectionInfo, configuration: RagServerConfiguration) throws(RagError) -> CollectionHandle {
+        var shards: [any Shard] = []
+        for p in 0..<info.partitions {
+            let path = String(format: "%@/collections/%@/p%03d.sqlite", configuration.dataDirectory, info.name, p)
+            shards.append(try LocalShard(path: path, partition: p, dimension: info.dimension, synchronous: configuration.synchronous))
+        }
+        return CollectionHandle(info: info, shards: shards)
+    }
+
+    public static func validateName(_ name: String) throws(RagError) {
+        guard !name.isEmpty else { throw .invalidArgument("collection name must not be empty") }
+        guard name.utf8.count <= 64, name.utf8.allSatisfy({ ($0 >= 48 && $0 <= 57) || ($0 >= 65 && $0 <= 90) || ($0 >= 97 && $0 <= 122) || $0 == 95 || $0 == 45 || $0 == 46 }),
+              name.first != "." else {
+            throw .invalidArgument("collection name \(name.debugDescription) must be 1-64 characters of A-Z a-z 0-9 _ - . and not start with '.'")
+        }
+    }
+
+    /// The collection, or NOT_FOUND.
+    public func get(_ name: String) throws(RagError) -> CollectionHandle {
+        guard let c = collections[name] else { throw .notFound("collection \(name.debugDescription) does not exist") }
+        return c
+    }
+
+    public func getOrCreate(_ name: String, embedder: any Embedder) throws(RagError) -> CollectionHandle {
+        if let c = collections[name] { return c }
+        try Self.validateName(name)
+        let info = CollectionInfo(name: name, embedder: embedder.id, dimension: embedder.dimension, partitions: configuration.partitions)
+        let handle = try Self.open(info, configuration: configuration)
+        try catalog.insert(info)
+        collections[name] = handle
+        return handle
+    }
+
+    public func all() -> [CollectionHandle] {
+        collections.values.sorted { $0.info.name < $1.info.name }
+    }
+
+    /// Records a write, so caches keyed on the generation never serve an older answer.
+    public func bumpGeneration(_ name: String) throws(RagError) {
+        try catalog.bumpGeneration(name)
+        collections[name]?.info.generation += 1
+    }
+
+    public func close() async {
+        for c in collections.values { for s in c.shards { await s.close() } }
+    }
+}

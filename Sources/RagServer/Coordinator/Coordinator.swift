@@ -1,0 +1,103 @@
+import RagCore
+import RagEngine
+
+/// Runs queries and writes over a collection's shards: embeds once, gathers
+/// global BM25 statistics, fans out to every shard in parallel and merges the
+/// per-shard top-k exactly (score desc, then document id, then chunk ordinal).
+public final class Coordinator: Sendable {
+    public let configuration: RagServerConfiguration
+    public let registry: CollectionRegistry
+    public let embedder: any Embedder
+    public let generator: any Generator
+
+    public init(configuration: RagServerConfiguration, registry: CollectionRegistry, embedder: any Embedder, generator: any Generator) {
+        self.configuration = configuration
+        self.registry = registry
+        self.embedder = embedder
+        self.generator = generator
+    }
+
+    /// Candidates fetched from each list before hybrid fusion: deep enough that
+    /// fusion sees what either list ranks well, bounded so cost stays flat.
+    static func fusionDepth(k: Int) -> Int { min(1000, max(50, 3 * k)) }
+
+    public func validate(_ q: QueryOptions) throws(RagError) -> QueryOptions {
+        var q = q
+        try CollectionRegistry.validateName(q.collection)
+        guard !q.query.allSatisfy(\.isWhitespace) else { throw .invalidArgument("query must not be empty") }
+        guard q.query.utf8.count <= 32 * 1024 else { throw .invalidArgument("query is longer than 32 KiB") }
+        if q.topK == 0 { q.topK = configuration.defaultTopK }
+        guard (1...configuration.maxTopK).contains(q.topK) else {
+            throw .invalidArgument("top_k must be between 1 and \(configuration.maxTopK), got \(q.topK)")
+        }
+        return q
+    }
+
+    func checkEmbedder(_ handle: CollectionHandle) throws(RagError) {
+        guard handle.info.embedder == embedder.id, handle.info.dimension == embedder.dimension else {
+            throw .failedPrecondition(
+                "collection \(handle.info.name) was built with embedder \(handle.info.embedder) (\(handle.info.dimension) dimensions) "
+                    + "but this server uses \(embedder.id) (\(embedder.dimension)); re-index it into a new collection or start the server with the original embedder")
+        }
+    }
+
+    /// Retrieval alone: the merged top-k hits and stage timings.
+    public func retrieve(_ query: QueryOptions) async throws -> RetrievalResult {
+        let q = try validate(query)
+        let start = ContinuousClock.now
+        var timings = StageTimings()
+        let handle = try await registry.get(q.collection)
+        try checkEmbedder(handle)
+
+        var vector: [Float]?
+        if q.mode != .keyword {
+            vector = try await embedder.embed([q.query]).first
+        }
+        timings.embed = start.elapsedSeconds
+        let searchStart = ContinuousClock.now
+        let terms = Tokenizer.terms(q.query)
+        var stats: KeywordStats?
+        if q.mode != .vector, !terms.isEmpty {
+            stats = try await gatherStats(handle.shards, terms: terms)
+        }
+        let depth = q.mode == .hybrid ? Self.fusionDepth(k: q.topK) : q.topK
+        let request = ShardSearchRequest(vector: vector, terms: terms, keywordStats: stats, k: depth, filter: q.filter)
+        let results = try await fanOut(handle.shards) { try await $0.search(request) }
+        let vectorTop = HitMerge.topK(results.map(\.vectorHits), k: depth)
+        let keywordTop = HitMerge.topK(results.map(\.keywordHits), k: depth)
+        let hits: [Hit]
+        switch q.mode {
+        case .vector: hits = Array(vectorTop.prefix(q.topK))
+        case .keyword: hits = Array(keywordTop.prefix(q.topK))
+        case .hybrid: hits = Fusion.reciprocalRank([vectorTop, keywordTop], limit: q.topK)
+        }
+        timings.search = searchStart.elapsedSeconds
+        timings.total = start.elapsedSeconds
+        return RetrievalResult(hits: hits, timings: timings)
+    }
+
+    /// Sums every shard's statistics for `terms` (DFS query-then-fetch).
+    func gatherStats(_ shards: [any Shard], terms: [String]) async throws -> KeywordStats {
+        var total = KeywordStats()
+        for s in try await fanOut(shards, { try await $0.keywordStats(terms: terms) }) { total.add(s) }
+        return total
+    }
+
+    /// Runs `body` on every shard in parallel; results in shard order. The first
+    /// failure cancels the rest.
+    func fanOut<T: Sendable>(_ shards: [any Shard], _ body: @escaping @Sendable (any Shard) async throws -> T) async throws -> [T] {
+        try await withThrowingTaskGroup(of: (Int, T).self) { group in
+            for (i, shard) in shards.enumerated() {
+                group.addTask { (i, try await body(shard)) }
+            }
+            var out = [T?](repeating: nil, count: shards.count)
+            for try await (i, value) in group { out[i] = value }
+            return out.map { $0! }
+        }
+    }
+
+    /// The sources handed to the generator.
+    static func generationSources(_ hits: [Hit]) -> [GenerationSource] {
+        hits.map { GenerationSource(text: $0.text, documentID: $0.key.documentID) }
+    }
+}

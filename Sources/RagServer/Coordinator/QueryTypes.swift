@@ -1,0 +1,64 @@
+import RagCore
+import RagEngine
+
+/// A validated query, free of wire types.
+public struct QueryOptions: Sendable {
+    public var collection: String
+    public var query: String
+    public var topK: Int
+    public var filter: MetadataFilter?
+    public var mode: SearchMode
+    public var userID: String
+    public var noCache: Bool
+
+    public init(collection: String, query: String, topK: Int, filter: MetadataFilter? = nil, mode: SearchMode = .hybrid, userID: String = "", noCache: Bool = false) {
+        self.collection = collection
+        self.query = query
+        self.topK = topK
+        self.filter = filter
+        self.mode = mode
+        self.userID = userID
+        self.noCache = noCache
+    }
+}
+
+/// Seconds spent in each stage of a query.
+public struct StageTimings: Sendable {
+    public var embed: Double = 0
+    public var search: Double = 0
+    public var rerank: Double = 0
+    public var generate: Double = 0
+    public var total: Double = 0
+}
+
+public struct RetrievalResult: Sendable {
+    public var hits: [Hit]
+    public var timings: StageTimings
+}
+
+public struct DocumentInput: Sendable {
+    public var id: String
+    public var text: String
+    public var metadata: Metadata
+
+    public init(id: String, text: String, metadata: Metadata = [:]) {
+        self.id = id
+        self.text = text
+        self.metadata = metadata
+    }
+}
+
+public struct IndexSummary: Sendable {
+    public var documents = 0
+    public var chunks = 0
+    public var replaced = 0
+    public var unchanged = 0
+}
+
+extension ContinuousClock.Instant {
+    /// Seconds from `self` until now.
+    var elapsedSeconds: Double {
+        let d = ContinuousClock.now - self
+        return Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
+    }
+}

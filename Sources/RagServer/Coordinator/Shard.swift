@@ -1,0 +1,45 @@
+import RagCore
+import RagEngine
+
+/// What a partition search needs. The coordinator embeds the query once and
+/// gathers corpus-wide BM25 statistics first, so every shard scores alike.
+public struct ShardSearchRequest: Sendable {
+    public var vector: [Float]?
+    public var terms: [String]
+    public var keywordStats: KeywordStats?
+    public var k: Int
+    public var filter: MetadataFilter?
+
+    public init(vector: [Float]?, terms: [String], keywordStats: KeywordStats?, k: Int, filter: MetadataFilter?) {
+        self.vector = vector
+        self.terms = terms
+        self.keywordStats = keywordStats
+        self.k = k
+        self.filter = filter
+    }
+}
+
+public struct ShardSearchResult: Sendable {
+    public var vectorHits: [Hit] = []
+    public var keywordHits: [Hit] = []
+}
+
+public struct ShardCounts: Sendable {
+    public var partition: Int
+    public var documents: Int
+    public var chunks: Int
+}
+
+/// One partition of a collection, wherever it lives. `LocalShard` is in this
+/// process; a remote shard speaks the same operations over the wire.
+public protocol Shard: Sendable {
+    var partition: Int { get }
+    func keywordStats(terms: [String]) async throws -> KeywordStats
+    func search(_ request: ShardSearchRequest) async throws -> ShardSearchResult
+    /// Applies upserts and deletes atomically; returns the deleted ids that existed.
+    func write(upserts: [PreparedDocument], deletes: [String]) async throws -> Set<String>
+    /// Stored content hashes of those of `ids` that exist (to skip unchanged documents).
+    func contentHashes(_ ids: [String]) async throws -> [String: UInt64]
+    func counts() async throws -> ShardCounts
+    func close() async
+}

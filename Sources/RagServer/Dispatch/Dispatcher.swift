@@ -1,0 +1,107 @@
+import Foundation
+import Logging
+import RagCore
+import RagWire
+
+/// What a handler knows about its call.
+public struct CallContext: Sendable {
+    public var callID: UInt64
+    public var method: String
+    public var requestID: String
+    public var deadline: ContinuousClock.Instant?
+    public var logger: Logger
+}
+
+/// Sends one stream message (a serialized method message) of the current call.
+public typealias StreamSink = @Sendable (Data) async throws -> Void
+
+public enum RPCHandler: Sendable {
+    case unary(@Sendable (Data, CallContext) async throws -> Data)
+    case stream(@Sendable (Data, CallContext, StreamSink) async throws -> Void)
+}
+
+/// Routes request frames to handlers and turns every outcome into frames.
+/// Knows nothing of NIO: the transport hands it frames and a `send` function.
+public final class Dispatcher: Sendable {
+    let handlers: [String: RPCHandler]
+    let logger: Logger
+
+    public init(handlers: [String: RPCHandler], logger: Logger) {
+        self.handlers = handlers
+        self.logger = logger
+    }
+
+    /// Runs one call to completion. Never throws: failures become ERROR frames
+    /// (unknown method: UNIMPLEMENTED; deadline: DEADLINE_EXCEEDED; cancel: CANCELLED).
+    public func handle(_ frame: Ragd_V1_Frame, receivedAt: ContinuousClock.Instant, send: @escaping @Sendable (Ragd_V1_Frame) async -> Void) async {
+        let requestID = frame.metadata.requestID.isEmpty ? Self.newRequestID() : frame.metadata.requestID
+        var logger = self.logger
+        logger[metadataKey: "request.id"] = "\(requestID)"
+        logger[metadataKey: "method"] = "\(frame.method)"
+        let deadlineMS = frame.metadata.deadlineMs
+        let deadline = deadlineMS > 0 ? receivedAt.advanced(by: .milliseconds(Int64(min(deadlineMS, UInt64(Int64.max / 1_000_000))))) : nil
+        let context = CallContext(callID: frame.callID, method: frame.method, requestID: requestID, deadline: deadline, logger: logger)
+        var reply = Ragd_V1_Frame()
+        reply.callID = frame.callID
+        reply.method = frame.method
+        reply.metadata.requestID = requestID
+        guard let handler = handlers[frame.method] else {
+            logger.debug("unknown method")
+            await send(.error(callID: frame.callID, method: frame.method,
+                              RagError(.unimplemented, "method \(frame.method.debugDescription) is not implemented; known: \(handlers.keys.sorted().joined(separator: ", "))")))
+            return
+        }
+        let payload = frame.payload
+        do {
+            switch handler {
+            case .unary(let body):
+                let response = try await Self.withDeadline(deadline, ms: deadlineMS) { try await body(payload, context) }
+                reply.kind = .response
+                reply.payload = response
+                await send(reply)
+            case .stream(let body):
+                let template = reply
+                try await Self.withDeadline(deadline, ms: deadlineMS) {
+                    try await body(payload, context) { message in
+                        try Task.checkCancellation()
+                        var m = template
+                        m.kind = .streamMessage
+                        m.payload = message
+                        await send(m)
+                    }
+                }
+                reply.kind = .endOfStream
+                await send(reply)
+            }
+        } catch {
+            let e = RagError(from: error)
+            if e.code == .internal { logger.error("call failed: \(e.message)") } else { logger.debug("call failed: \(e)") }
+            var f = Ragd_V1_Frame.error(callID: frame.callID, method: frame.method, e)
+            f.metadata.requestID = requestID
+            await send(f)
+        }
+    }
+
+    /// Races `body` against the deadline; on expiry the body is cancelled (the
+    /// engine checks for cancellation, so the work stops) and the call fails.
+    static func withDeadline<T: Sendable>(_ deadline: ContinuousClock.Instant?, ms: UInt64, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+        guard let deadline else { return try await body() }
+        guard deadline > .now else { throw RagError(.deadlineExceeded, "deadline of \(ms) ms passed before the call started") }
+        return try await withThrowingTaskGroup(of: T?.self) { group in
+            group.addTask { try await body() }
+            group.addTask {
+                try await Task.sleep(until: deadline, clock: .continuous)
+                return nil
+            }
+            defer { group.cancelAll() }
+            guard let first = try await group.next(), let value = first else {
+                throw RagError(.deadlineExceeded, "deadline of \(ms) ms exceeded")
+            }
+            return value
+        }
+    }
+
+    static func newRequestID() -> String {
+        String(UInt64.random(in: 0...UInt64.max), radix: 16)
+    }
+}

@@ -1,0 +1,210 @@
+import Foundation
+import RagCore
+import RagEngine
+import RagWire
+
+/// The public RPCs: decode the request, call the coordinator, encode the reply.
+/// Proto <-> domain conversion happens here and nowhere deeper.
+public struct RagService: Sendable {
+    public static let version = "0.1.0"
+
+    let coordinator: Coordinator
+    let stats: ServerStats
+    let role: String
+
+    public init(coordinator: Coordinator, stats: ServerStats, role: String = "all") {
+        self.coordinator = coordinator
+        self.stats = stats
+        self.role = role
+    }
+
+    public var handlers: [String: RPCHandler] {
+        [
+            RagMethod.query.rawValue: .unary { try await query($0, $1) },
+            RagMethod.stream.rawValue: .stream { try await stream($0, $1, $2) },
+            RagMethod.index.rawValue: .unary { try await index($0, $1) },
+            RagMethod.delete.rawValue: .unary { try await delete($0, $1) },
+            RagMethod.stats.rawValue: .unary { try await statsCall($0, $1) },
+            RagMethod.health.rawValue: .unary { try await health($0, $1) },
+            RagMethod.listCollections.rawValue: .unary { try await listCollections($0, $1) },
+        ]
+    }
+
+    func options(_ r: Ragd_V1_QueryRequest) throws(RagError) -> QueryOptions {
+        QueryOptions(
+            collection: r.collection, query: r.query, topK: Int(r.topK),
+            filter: r.hasFilter ? try MetadataFilter(wire: r.filter) : nil,
+            mode: SearchMode(wire: r.mode), userID: r.userID, noCache: r.noCache)
+    }
+
+    static func source(_ h: Hit) -> Ragd_V1_Source {
+        var s = Ragd_V1_Source()
+        s.documentID = h.key.documentID
+        s.chunkID = h.key.description
+        s.content = h.text
+        s.score = h.score
+        s.metadata = wireMetadata(h.metadata)
+        s.partition = UInt32(h.partition)
+        return s
+    }
+
+    static func wire(_ t: StageTimings) -> Ragd_V1_Timings {
+        var w = Ragd_V1_Timings()
+        w.embedSeconds = t.embed
+        w.searchSeconds = t.search
+        w.rerankSeconds = t.rerank
+        w.generateSeconds = t.generate
+        w.totalSeconds = t.total
+        return w
+    }
+
+    /// Records the outcome of a query-like call in the statistics.
+    func recorded<T>(_ body: () async throws -> (T, StageTimings)) async throws -> T {
+        do {
+            let (value, timings) = try await body()
+            stats.recordQuery(ok: true, timings: timings)
+            return value
+        } catch {
+            stats.recordQuery(ok: false, timings: nil)
+            throw error
+        }
+    }
+
+    func query(_ payload: Data, _ ctx: CallContext) async throws -> Data {
+        let request = try FrameCodec.payload(Ragd_V1_QueryRequest.self, from: payload)
+        let start = ContinuousClock.now
+        let response: Ragd_V1_QueryResponse = try await recorded {
+            let q = try options(request)
+            var result = try await coordinator.retrieve(q)
+            let genStart = ContinuousClock.now
+            let answer = try await coordinator.generator.answer(question: q.query, sources: Coordinator.generationSources(result.hits))
+            result.timings.generate = genStart.elapsedSeconds
+            result.timings.total = start.elapsedSeconds
+            var r = Ragd_V1_QueryResponse()
+            r.answer = answer
+            r.sources = result.hits.map(Self.source)
+            r.timings = Self.wire(result.timings)
+            r.processingTimeSeconds = result.timings.total
+            r.queryID = ctx.requestID
+            r.mode = q.mode.wire
+            return (r, result.timings)
+        }
+        return try FrameCodec.bytes(response)
+    }
+
+    func stream(_ payload: Data, _ ctx: CallContext, _ sink: StreamSink) async throws {
+        let request = try FrameCodec.payload(Ragd_V1_QueryRequest.self, from: payload)
+        let start = ContinuousClock.now
+        let _: Void = try await recorded {
+            let q = try options(request)
+            var result = try await coordinator.retrieve(q)
+            var event = Ragd_V1_StreamEvent()
+            event.sources = Ragd_V1_SourcesEvent.with { $0.sources = result.hits.map(Self.source) }
+            try await sink(try FrameCodec.bytes(event))
+            let genStart = ContinuousClock.now
+            for try await token in coordinator.generator.generate(question: q.query, sources: Coordinator.generationSources(result.hits)) {
+                var t = Ragd_V1_StreamEvent()
+                t.token = token
+                try await sink(try FrameCodec.bytes(t))
+            }
+            result.timings.generate = genStart.elapsedSeconds
+            result.timings.total = start.elapsedSeconds
+            var done = Ragd_V1_StreamEvent()
+            done.done = Ragd_V1_StreamDone.with {
+                $0.processingTimeSeconds = result.timings.total
+                $0.timings = Self.wire(result.timings)
+                $0.queryID = ctx.requestID
+            }
+            try await sink(try FrameCodec.bytes(done))
+            return ((), result.timings)
+        }
+    }
+
+    func index(_ payload: Data, _ ctx: CallContext) async throws -> Data {
+        let request = try FrameCodec.payload(Ragd_V1_IndexRequest.self, from: payload)
+        let docs = try request.documents.map { (d) throws(RagError) in DocumentInput(id: d.id, text: d.text, metadata: try metadata(fromWire: d.metadata)) }
+        let summary = try await coordinator.index(collection: request.collection, documents: docs,
+                                                  chunkSize: Int(request.chunkSize), chunkOverlap: Int(request.chunkOverlap))
+        ctx.logger.info("indexed \(summary.documents) documents, \(summary.chunks) chunks into \(request.collection)")
+        var r = Ragd_V1_IndexResponse()
+        r.documents = UInt32(summary.documents)
+        r.chunks = UInt32(summary.chunks)
+        r.replaced = UInt32(summary.replaced)
+        r.unchanged = UInt32(summary.unchanged)
+        return try FrameCodec.bytes(r)
+    }
+
+    func delete(_ payload: Data, _ ctx: CallContext) async throws -> Data {
+        let request = try FrameCodec.payload(Ragd_V1_DeleteRequest.self, from: payload)
+        let (deleted, notFound) = try await coordinator.delete(collection: request.collection, documentIDs: request.documentIds)
+        ctx.logger.info("deleted \(deleted) documents from \(request.collection)")
+        var r = Ragd_V1_DeleteResponse()
+        r.deleted = UInt32(deleted)
+        r.notFound = notFound
+        return try FrameCodec.bytes(r)
+    }
+
+    func collectionStats(_ handles: [CollectionHandle]) async throws -> [Ragd_V1_CollectionStats] {
+        var out: [Ragd_V1_CollectionStats] = []
+        for h in handles {
+            var c = Ragd_V1_CollectionStats()
+            c.name = h.info.name
+            c.dimension = UInt32(h.info.dimension)
+            c.embedder = h.info.embedder
+            for s in h.shards {
+                let n = try await s.counts()
+                c.documents += UInt64(n.documents)
+                c.chunks += UInt64(n.chunks)
+                c.partitions.append(Ragd_V1_PartitionStats.with {
+                    $0.partition = UInt32(n.partition)
+                    $0.documents = UInt64(n.documents)
+                    $0.chunks = UInt64(n.chunks)
+                })
+            }
+            out.append(c)
+        }
+        return out
+    }
+
+    func statsCall(_ payload: Data, _ ctx: CallContext) async throws -> Data {
+        let request = try FrameCodec.payload(Ragd_V1_StatsRequest.self, from: payload)
+        let handles = request.collection.isEmpty ? await coordinator.registry.all() : [try await coordinator.registry.get(request.collection)]
+        let snap = stats.snapshot()
+        var r = Ragd_V1_StatsResponse()
+        r.collections = try await collectionStats(handles)
+        r.queriesTotal = snap.queries
+        r.queryErrors = snap.queryErrors
+        r.latency = snap.latency.map { p in
+            Ragd_V1_LatencyStats.with {
+                $0.component = p.component
+                $0.count = p.count
+                $0.p50Seconds = p.p50
+                $0.p95Seconds = p.p95
+                $0.p99Seconds = p.p99
+                $0.meanSeconds = p.mean
+            }
+        }
+        r.uptimeSeconds = snap.uptimeSeconds
+        r.version = Self.version
+        r.openConnections = snap.connections
+        r.inFlightCalls = snap.inFlight
+        return try FrameCodec.bytes(r)
+    }
+
+    func health(_ payload: Data, _ ctx: CallContext) async throws -> Data {
+        _ = try FrameCodec.payload(Ragd_V1_HealthRequest.self, from: payload)
+        var r = Ragd_V1_HealthResponse()
+        r.status = "SERVING"
+        r.version = Self.version
+        r.uptimeSeconds = stats.snapshot().uptimeSeconds
+        r.role = role
+        return try FrameCodec.bytes(r)
+    }
+
+    func listCollections(_ payload: Data, _ ctx: CallContext) async throws -> Data {
+        _ = try FrameCodec.payload(Ragd_V1_ListCollectionsRequest.self, from: payload)
+        var r = Ragd_V1_ListCollectionsResponse()
+        r.collections = try await collectionStats(await coordinator.registry.all())
+        return try FrameCodec.bytes(r)
+    }
+}

@@ -1,0 +1,100 @@
+import Logging
+import NIOCore
+import NIOPosix
+import RagCore
+import RagEngine
+import RagWire
+import ServiceLifecycle
+import Synchronization
+
+/// A Ragd server: one TCP listener in front of the dispatcher and coordinator.
+///
+/// A `Service`: run it in a `ServiceGroup`; on graceful shutdown it stops
+/// accepting, lets calls in flight finish (up to the grace period), closes
+/// connections and then storage.
+public final class RagServer: Service, Sendable {
+    public let configuration: RagServerConfiguration
+    public let coordinator: Coordinator
+    public let stats: ServerStats
+    let dispatcher: Dispatcher
+    let logger: Logger
+    let group: any EventLoopGroup
+    let onListening: @Sendable (SocketAddress) -> Void
+    let shutdown = ShutdownSignal()
+    private let boundAddress = Mutex<SocketAddress?>(nil)
+
+    /// Opens storage (loading every collection's vectors) and prepares the listener.
+    public init(
+        configuration: RagServerConfiguration,
+        embedder: (any Embedder)? = nil,
+        generator: (any Generator)? = nil,
+        logger: Logger = Logger(label: "ragd"),
+        eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        onListening: @escaping @Sendable (SocketAddress) -> Void = { _ in }
+    ) async throws {
+        self.configuration = configuration
+        self.logger = logger
+        self.group = eventLoopGroup
+        self.onListening = onListening
+        let started = ContinuousClock.now
+        let registry = try CollectionRegistry(configuration: configuration)
+        let embedder = embedder ?? HashingEmbedder(dimension: configuration.embeddingDimension)
+        coordinator = Coordinator(configuration: configuration, registry: registry, embedder: embedder,
+                                  generator: generator ?? ExtractiveGenerator())
+        stats = ServerStats()
+        dispatcher = Dispatcher(handlers: RagService(coordinator: coordinator, stats: stats).handlers, logger: logger)
+        let collections = await registry.all()
+        var chunks = 0
+        for c in collections { for s in c.shards { chunks += try await s.counts().chunks } }
+        logger.info("opened \(collections.count) collections (\(chunks) chunks) in \(String(format: "%.2f", started.elapsedSeconds)) s from \(configuration.dataDirectory)")
+    }
+
+    /// The address the listener is bound to, once it is.
+    public var localAddress: SocketAddress? { boundAddress.withLock { $0 } }
+
+    public func run() async throws {
+        let maxFrame = configuration.maxFrameSize
+        let server = try await ServerBootstrap(group: group)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .bind(host: configuration.host, port: configuration.port) { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(FrameDecoder(maxFrameSize: maxFrame)))
+                    return try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
+                }
+            }
+        let address = server.channel.localAddress!
+        boundAddress.withLock { $0 = address }
+        logger.info("listening on \(address)")
+        onListening(address)
+        let handler = ConnectionHandler(dispatcher: dispatcher, stats: stats, logger: logger)
+        let shutdown = self.shutdown
+        let grace = configuration.shutdownGracePeriod
+        try await withGracefulShutdownHandler {
+            await withTaskGroup(of: Void.self) { race in
+                race.addTask {
+                    try? await withThrowingDiscardingTaskGroup { group in
+                        try await server.executeThenClose { connections in
+                            for try await connection in connections {
+                                group.addTask { await handler.run(connection, shutdown: shutdown) }
+                            }
+                        }
+                    }
+                }
+                // Once shutdown begins, connections get `grace` to finish their calls.
+                race.addTask {
+                    guard (try? await gracefulShutdown()) != nil else { return await Task.yield() }
+                    try? await Task.sleep(for: grace)
+                }
+                await race.next()
+                race.cancelAll()
+            }
+        } onGracefulShutdown: { [logger] in
+            logger.info("shutting down: no new connections, finishing calls in flight")
+            server.channel.close(promise: nil)
+            shutdown.trigger()
+        }
+        await coordinator.registry.close()
+        logger.info("stopped")
+    }
+}

@@ -1,0 +1,30 @@
+import RagStore
+
+/// Everything a server needs to start, in one value. `ragd` fills it from
+/// flags, `RAGD_*` environment variables and an optional config file.
+public struct RagServerConfiguration: Sendable {
+    /// Address to listen on. Port 0 picks a free port (see `RagServer.onListening`).
+    public var host: String = "127.0.0.1"
+    public var port: Int = 7878
+    /// Where the catalog and partition databases live.
+    public var dataDirectory: String = "./ragd-data"
+    /// Partitions per new collection (fixed for a collection's lifetime).
+    public var partitions: Int = 4
+    /// Largest frame accepted, in bytes; a longer length prefix closes the connection.
+    public var maxFrameSize: Int = 16 * 1024 * 1024
+    public var defaultTopK: Int = 5
+    public var maxTopK: Int = 1000
+    /// Documents per `Index` call (larger batches: RESOURCE_EXHAUSTED).
+    public var maxDocumentsPerCall: Int = 10_000
+    /// Vector dimension of the built-in hashing embedder.
+    public var embeddingDimension: Int = 384
+    public var synchronous: PartitionStore.Synchronous = .full
+    /// How long a graceful shutdown waits for in-flight calls.
+    public var shutdownGracePeriod: Duration = .seconds(10)
+    /// Chunks embedded per embedder call while indexing.
+    public var embedBatchSize: Int = 64
+
+    public init() {}
+}
+import RagStore
+public typealias RagServerConfigurationSync = PartitionStore.Synchronous

@@ -1,0 +1,150 @@
+import Foundation
+import GRDB
+import RagCore
+import RagEngine
+
+/// Durable storage of one partition: one SQLite file in WAL mode.
+///
+/// `synchronous=FULL`: every commit is fsynced before `write` returns, so an
+/// acknowledged `Index` survives `kill -9` *and* power loss. (WAL + NORMAL would
+/// survive a process crash but may lose the last commits on power loss.) Index
+/// calls commit a whole batch per transaction, so the fsync cost is per batch.
+public final class PartitionStore: Sendable {
+    public let path: String
+    let pool: DatabasePool
+
+    public enum Synchronous: String, Sendable { case normal = "NORMAL", full = "FULL" }
+
+    public init(path: String, synchronous: Synchronous = .full) throws(RagError) {
+        self.path = path
+        var config = Configuration()
+        config.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = \(synchronous.rawValue)")
+        }
+        config.busyMode = .timeout(5)
+        do {
+            try FileManager.default.createDirectory(
+                atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            pool = try DatabasePool(path: path, configuration: config)
+            try Self.migrator.migrate(pool)
+        } catch {
+            throw RagError(.internal, "cannot open partition database \(path): \(error)")
+        }
+    }
+
+    static var migrator: DatabaseMigrator {
+        var m = DatabaseMigrator()
+        m.registerMigration("v1") { db in
+            try db.create(table: "document") { t in
+                t.primaryKey("id", .text)
+                t.column("contentHash", .integer).notNull()
+                t.column("metadata", .text).notNull()
+                t.column("chunkCount", .integer).notNull()
+                t.column("updatedAt", .double).notNull()
+            }
+            try db.create(table: "chunk") { t in
+                t.column("documentId", .text).notNull().references("document", onDelete: .cascade)
+                t.column("ordinal", .integer).notNull()
+                t.column("text", .text).notNull()
+                t.column("embedding", .blob).notNull()
+                t.primaryKey(["documentId", "ordinal"])
+            }
+        }
+        return m
+    }
+
+    /// Applies upserts and deletes in one transaction: either all are durable
+    /// when this returns, or none. Returns the ids of `deletes` that existed.
+    @discardableResult
+    public func write(upserts: [PreparedDocument], deletes: [String] = []) throws(RagError) -> Set<String> {
+        do {
+            return try pool.write { db in
+                var deleted = Set<String>()
+                for id in deletes {
+                    try db.execute(sql: "DELETE FROM chunk WHERE documentId = ?", arguments: [id])
+                    try db.execute(sql: "DELETE FROM document WHERE id = ?", arguments: [id])
+                    if db.changesCount > 0 { deleted.insert(id) }
+                }
+                let now = Date().timeIntervalSince1970
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = .sortedKeys
+                for doc in upserts {
+                    try db.execute(sql: "DELETE FROM chunk WHERE documentId = ?", arguments: [doc.id])
+                    let meta = String(decoding: try encoder.encode(doc.metadata), as: UTF8.self)
+                    try db.execute(
+                        sql: """
+                        INSERT INTO document (id, contentHash, metadata, chunkCount, updatedAt) VALUES (?, ?, ?, ?, ?)
+                        ON CONFLICT(id) DO UPDATE SET contentHash = excluded.contentHash, metadata = excluded.metadata,
+                          chunkCount = excluded.chunkCount, updatedAt = excluded.updatedAt
+                        """,
+                        arguments: [doc.id, Int64(bitPattern: doc.contentHash), meta, doc.chunks.count, now])
+                    let insert = try db.cachedStatement(sql: "INSERT INTO chunk (documentId, ordinal, text, embedding) VALUES (?, ?, ?, ?)")
+                    for (i, (text, vector)) in zip(doc.chunks, doc.embeddings).enumerated() {
+                        try insert.execute(arguments: [doc.id, i, text, Self.blob(vector)])
+                    }
+                }
+                return deleted
+            }
+        } catch {
+            throw RagError(.internal, "write to \(path) failed: \(error)")
+        }
+    }
+
+    /// Streams every stored document with its chunks, in id order.
+    public func loadAll(_ body: (PreparedDocument) throws -> Void) throws(RagError) {
+        do {
+            try pool.read { db in
+                let decoder = JSONDecoder()
+                var current: PreparedDocument?
+                let docs = try Row.fetchCursor(db, sql: "SELECT id, contentHash, metadata FROM document ORDER BY id")
+                var meta: [String: (UInt64, Metadata)] = [:]
+                while let row = try docs.next() {
+                    let m = try decoder.decode(Metadata.self, from: Data((row["metadata"] as String).utf8))
+                    meta[row["id"]] = (UInt64(bitPattern: row["contentHash"]), m)
+                }
+                let chunks = try Row.fetchCursor(db, sql: "SELECT documentId, ordinal, text, embedding FROM chunk ORDER BY documentId, ordinal")
+                while let row = try chunks.next() {
+                    let id: String = row["documentId"]
+                    if current?.id != id {
+                        if let c = current { try body(c) }
+                        let (hash, m) = meta[id] ?? (0, [:])
+                        current = PreparedDocument(id: id, metadata: m, contentHash: hash, chunks: [], embeddings: [])
+                    }
+                    current!.chunks.append(row["text"])
+                    current!.embeddings.append(Self.floats(row["embedding"]))
+                }
+                if let c = current { try body(c) }
+            }
+        } catch let e as RagError {
+            throw e
+        } catch {
+            throw RagError(.dataLoss, "cannot read \(path): \(error)")
+        }
+    }
+
+    public func documentCount() throws(RagError) -> Int {
+        do { return try pool.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM document") ?? 0 } }
+        catch { throw RagError(.internal, "\(error)") }
+    }
+
+    public func chunkCount() throws(RagError) -> Int {
+        do { return try pool.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM chunk") ?? 0 } }
+        catch { throw RagError(.internal, "\(error)") }
+    }
+
+    public func close() throws {
+        try pool.close()
+    }
+
+    static func blob(_ v: [Float]) -> Data {
+        v.withUnsafeBytes { Data($0) }
+    }
+
+    static func floats(_ d: Data) -> [Float] {
+        let n = d.count / MemoryLayout<Float>.size
+        return [Float](unsafeUninitializedCapacity: n) { buf, count in
+            _ = d.copyBytes(to: buf)
+            count = n
+        }
+    }
+}

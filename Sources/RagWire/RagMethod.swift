@@ -1,0 +1,13 @@
+/// The public methods, by their wire name (`Frame.method`).
+public enum RagMethod: String, Sendable, CaseIterable {
+    case query = "Query"
+    case index = "Index"
+    case stream = "Stream"
+    case stats = "Stats"
+    case health = "Health"
+    case delete = "Delete"
+    case listCollections = "ListCollections"
+
+    /// Methods that answer with stream messages and an end-of-stream frame.
+    public var isStreaming: Bool { self == .stream }
+}

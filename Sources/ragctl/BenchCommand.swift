@@ -1,0 +1,96 @@
+import ArgumentParser
+import Foundation
+import RagClient
+import RagCore
+import RagEngine
+
+struct BenchCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Measure a running server (index + queries), or exact search alone (--search-only).")
+    @OptionGroup var connection: ConnectionOptions
+    @Option(name: .shortAndLong, help: "Collection to create for the benchmark.") var collection = "bench"
+    @Option(help: "Synthetic documents to index.") var docs = 2000
+    @Option(help: "Queries to run.") var queries = 500
+    @Option(help: "Concurrent queries.") var concurrency = 8
+    @Option(help: "Documents per Index call.") var batch = 64
+    @Option(help: "vector, keyword or hybrid.") var mode = "hybrid"
+    @Flag(help: "Only the in-process exact-search benchmark (no server).") var searchOnly = false
+    @Option(help: "Vectors for --search-only.") var vectors = 100_000
+    @Option(help: "Dimension for --search-only.") var dimension = 384
+
+    func run() async throws {
+        if searchOnly { return try SearchBench.run(vectors: vectors, dimension: dimension) }
+        guard let m = SearchMode(rawValue: mode) else { throw ValidationError("bad --mode") }
+        let client = try connection.client()
+        try await runReporting {
+            var rng = SplitMix64(seed: 42)
+            let corpus = (0..<docs).map { i in
+                RagDocument(id: "bench-\(i)", text: SyntheticText.document(&rng, words: 160), metadata: ["n": .number(Double(i % 10))])
+            }
+            let t0 = Date()
+            for start in stride(from: 0, to: corpus.count, by: batch) {
+                _ = try await client.index(Array(corpus[start..<min(start + batch, corpus.count)]), collection: collection, timeout: connection.deadline)
+            }
+            let indexSeconds = Date().timeIntervalSince(t0)
+            print(String(format: "index: %d docs in %.2f s = %.0f docs/s (batch %d)", docs, indexSeconds, Double(docs) / indexSeconds, batch))
+            let questions = (0..<queries).map { _ in SyntheticText.document(&rng, words: 6) }
+            let latencies = LatencyRecorder()
+            let q0 = Date()
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for worker in 0..<concurrency {
+                    group.addTask {
+                        var i = worker
+                        while i < questions.count {
+                            let s = Date()
+                            _ = try await client.query(questions[i], collection: collection, topK: 10, mode: m, noCache: true, timeout: connection.deadline)
+                            latencies.add(Date().timeIntervalSince(s))
+                            i += concurrency
+                        }
+                    }
+                }
+                try await group.waitForAll()
+            }
+            let qSeconds = Date().timeIntervalSince(q0)
+            let l = latencies.sorted()
+            func p(_ q: Double) -> Double { l[min(l.count - 1, Int(q * Double(l.count)))] * 1000 }
+            print(String(format: "query (%@, k=10, concurrency %d): %d queries in %.2f s = %.0f QPS; p50 %.2f ms, p95 %.2f ms, p99 %.2f ms",
+                         mode, concurrency, queries, qSeconds, Double(queries) / qSeconds, p(0.5), p(0.95), p(0.99)))
+        }
+    }
+}
+
+final class LatencyRecorder: @unchecked Sendable {
+    private let lock = NSLock()
+    private var values: [Double] = []
+    func add(_ v: Double) { lock.lock(); values.append(v); lock.unlock() }
+    func sorted() -> [Double] { lock.lock(); defer { lock.unlock() }; return values.sorted() }
+}
+
+struct SplitMix64: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+enum SyntheticText {
+    static let vocabulary: [String] = {
+        var rng = SplitMix64(seed: 7)
+        let letters = Array("abcdefghijklmnopqrstuvwxyz")
+        return (0..<5000).map { _ in String((0..<Int.random(in: 3...9, using: &rng)).map { _ in letters.randomElement(using: &rng)! }) }
+    }()
+
+    /// Zipf-like word choice, so some words are common and most are rare.
+    static func document<R: RandomNumberGenerator>(_ rng: inout R, words: Int) -> String {
+        (0..<words).map { _ in
+            let u = Double.random(in: 0..<1, using: &rng)
+            return vocabulary[min(vocabulary.count - 1, Int(pow(Double(vocabulary.count), u)) - 1)]
+        }.joined(separator: " ")
+    }
+}

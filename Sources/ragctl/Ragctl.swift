@@ -1,0 +1,51 @@
+import ArgumentParser
+import Foundation
+import RagClient
+import RagCore
+
+@main
+struct Ragctl: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ragctl",
+        abstract: "Command-line client for a Ragd server.",
+        subcommands: [IndexCommand.self, QueryCommand.self, StreamCommand.self, StatsCommand.self,
+                      HealthCommand.self, DeleteCommand.self, CollectionsCommand.self, BenchCommand.self])
+}
+
+/// Where the server is and how long to wait: shared by every subcommand.
+struct ConnectionOptions: ParsableArguments {
+    @Option(help: "Server address as host:port (env RAGD_ADDRESS; default 127.0.0.1:7878).")
+    var server: String?
+
+    @Option(help: "Deadline for each call, in seconds.")
+    var timeout: Double = 60
+
+    @Flag(help: "Print machine-readable JSON.")
+    var json = false
+
+    func client() throws -> RagClient {
+        let address = server ?? ProcessInfo.processInfo.environment["RAGD_ADDRESS"] ?? "127.0.0.1:7878"
+        guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]) else {
+            throw ValidationError("--server must look like host:port, got \(address)")
+        }
+        return RagClient(host: String(address[..<colon]), port: port)
+    }
+
+    var deadline: Duration { .milliseconds(Int64(timeout * 1000)) }
+}
+
+/// Runs a command body, turning a RagError into one line on stderr and exit 1.
+func runReporting(_ body: () async throws -> Void) async throws {
+    do {
+        try await body()
+    } catch let e as RagError {
+        FileHandle.standardError.write(Data("ragctl: \(e.code): \(e.message)\n".utf8))
+        throw ExitCode(1)
+    }
+}
+
+func printJSON(_ message: some SwiftProtobufMessageJSON) {
+    print(message.jsonText)
+}
+
+protocol SwiftProtobufMessageJSON { var jsonText: String { get } }
