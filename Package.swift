@@ -61,7 +61,7 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
-        .target(name: "RagTesting", dependencies: ["RagServer", "RagClient"], swiftSettings: strict),
+        .target(name: "RagTesting", dependencies: ["RagServer", "RagClient", "RagEngine"], swiftSettings: strict),
         .executableTarget(
             name: "ragd",
             dependencies: ["RagServer", .product(name: "ArgumentParser", package: "swift-argument-parser")],
@@ -82,6 +82,6 @@ let package = Package(
         ),
         .testTarget(name: "RagEngineTests", dependencies: ["RagEngine"]),
         .testTarget(name: "RagStoreTests", dependencies: ["RagStore"]),
-        .testTarget(name: "RagServerTests", dependencies: ["RagServer", "RagClient", "RagTesting", "RagWire"]),
+        .testTarget(name: "RagServerTests", dependencies: ["RagServer", "RagClient", "RagTesting", "RagWire", "RagEngine"]),
     ]
 )

@@ -95,6 +95,10 @@ final class ClientFrameHandler: ChannelInboundHandler, Sendable {
             return
         }
         calls.deliver(frame)
+        if frame.kind == .error, frame.callID == 0, frame.status == .resourceExhausted {
+            // The server rejected a frame and is closing this connection.
+            context.close(promise: nil)
+        }
     }
 
     func channelInactive(context: ChannelHandlerContext) {

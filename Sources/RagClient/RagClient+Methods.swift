@@ -32,11 +32,11 @@ extension RagClient {
         do { return try Resp(serializedBytes: data) } catch { throw RagError(.internal, "server sent an invalid \(Resp.protoMessageName)") }
     }
 
-    static func queryRequest(collection: String, query: String, topK: Int, filter: MetadataFilter?, mode: SearchMode?, userID: String, noCache: Bool) -> Ragd_V1_QueryRequest {
+    static func queryRequest(collection: String, query: String, topK: Int?, filter: MetadataFilter?, mode: SearchMode?, userID: String, noCache: Bool) -> Ragd_V1_QueryRequest {
         var r = Ragd_V1_QueryRequest()
         r.collection = collection
         r.query = query
-        r.topK = UInt32(clamping: topK)
+        if let topK { r.topK = UInt32(clamping: topK) }
         if let filter { r.filter = filter.wire }
         if let mode { r.mode = mode.wire }
         r.userID = userID
@@ -46,7 +46,7 @@ extension RagClient {
 
     /// Retrieves the top `topK` chunks and an answer citing them.
     public func query(
-        _ query: String, collection: String, topK: Int = 0, filter: MetadataFilter? = nil, mode: SearchMode? = nil,
+        _ query: String, collection: String, topK: Int? = nil, filter: MetadataFilter? = nil, mode: SearchMode? = nil,
         userID: String = "", noCache: Bool = false, timeout: Duration? = nil
     ) async throws(RagError) -> QueryResponse {
         try await call(.query, Self.queryRequest(collection: collection, query: query, topK: topK, filter: filter, mode: mode, userID: userID, noCache: noCache),
@@ -56,7 +56,7 @@ extension RagClient {
     /// Like `query`, but the answer arrives as it is produced: a sources event,
     /// then tokens, then a done event with timings.
     public func stream(
-        _ query: String, collection: String, topK: Int = 0, filter: MetadataFilter? = nil, mode: SearchMode? = nil,
+        _ query: String, collection: String, topK: Int? = nil, filter: MetadataFilter? = nil, mode: SearchMode? = nil,
         userID: String = "", timeout: Duration? = nil
     ) async throws(RagError) -> AsyncThrowingStream<StreamEvent, any Error> {
         let raw = try await streaming(.stream, payload: try FrameCodec.bytes(

@@ -85,6 +85,9 @@ public final class RagClient: Sendable {
     func send(_ f: Ragd_V1_Frame, on ch: any Channel) throws(RagError) {
         let buffer: ByteBuffer
         do { buffer = try FrameCodec.encode(f, allocator: ch.allocator) } catch { throw RagError(.internal, "cannot encode request: \(error)") }
+        guard buffer.readableBytes - 4 <= maxFrameSize else {
+            throw RagError(.resourceExhausted, "request of \(buffer.readableBytes - 4) bytes exceeds the frame limit of \(maxFrameSize) bytes; send smaller batches")
+        }
         ch.writeAndFlush(buffer).whenFailure { [calls] error in
             calls.fail(f.callID, RagError(.unavailable, "cannot send to ragd: \(error)"))
         }

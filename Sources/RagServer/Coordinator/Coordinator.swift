@@ -26,10 +26,11 @@ public final class Coordinator: Sendable {
         try CollectionRegistry.validateName(q.collection)
         guard !q.query.allSatisfy(\.isWhitespace) else { throw .invalidArgument("query must not be empty") }
         guard q.query.utf8.count <= 32 * 1024 else { throw .invalidArgument("query is longer than 32 KiB") }
-        if q.topK == 0 { q.topK = configuration.defaultTopK }
-        guard (1...configuration.maxTopK).contains(q.topK) else {
-            throw .invalidArgument("top_k must be between 1 and \(configuration.maxTopK), got \(q.topK)")
+        let k = q.topK ?? configuration.defaultTopK
+        guard (1...configuration.maxTopK).contains(k) else {
+            throw .invalidArgument("top_k must be between 1 and \(configuration.maxTopK), got \(k)")
         }
+        q.topK = k
         return q
     }
 
@@ -60,16 +61,17 @@ public final class Coordinator: Sendable {
         if q.mode != .vector, !terms.isEmpty {
             stats = try await gatherStats(handle.shards, terms: terms)
         }
-        let depth = q.mode == .hybrid ? Self.fusionDepth(k: q.topK) : q.topK
+        let k = q.topK!
+        let depth = q.mode == .hybrid ? Self.fusionDepth(k: k) : k
         let request = ShardSearchRequest(vector: vector, terms: terms, keywordStats: stats, k: depth, filter: q.filter)
         let results = try await fanOut(handle.shards) { try await $0.search(request) }
         let vectorTop = HitMerge.topK(results.map(\.vectorHits), k: depth)
         let keywordTop = HitMerge.topK(results.map(\.keywordHits), k: depth)
         let hits: [Hit]
         switch q.mode {
-        case .vector: hits = Array(vectorTop.prefix(q.topK))
-        case .keyword: hits = Array(keywordTop.prefix(q.topK))
-        case .hybrid: hits = Fusion.reciprocalRank([vectorTop, keywordTop], limit: q.topK)
+        case .vector: hits = Array(vectorTop.prefix(k))
+        case .keyword: hits = Array(keywordTop.prefix(k))
+        case .hybrid: hits = Fusion.reciprocalRank([vectorTop, keywordTop], limit: k)
         }
         timings.search = searchStart.elapsedSeconds
         timings.total = start.elapsedSeconds

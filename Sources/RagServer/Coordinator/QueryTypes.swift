@@ -5,13 +5,14 @@ import RagEngine
 public struct QueryOptions: Sendable {
     public var collection: String
     public var query: String
-    public var topK: Int
+    /// nil: the server's default.
+    public var topK: Int?
     public var filter: MetadataFilter?
     public var mode: SearchMode
     public var userID: String
     public var noCache: Bool
 
-    public init(collection: String, query: String, topK: Int, filter: MetadataFilter? = nil, mode: SearchMode = .hybrid, userID: String = "", noCache: Bool = false) {
+    public init(collection: String, query: String, topK: Int? = nil, filter: MetadataFilter? = nil, mode: SearchMode = .hybrid, userID: String = "", noCache: Bool = false) {
         self.collection = collection
         self.query = query
         self.topK = topK

@@ -24,10 +24,11 @@ struct ConnectionHandler: Sendable {
         do {
             try await withTaskCancellationHandler {
             try await channel.executeThenClose { inbound, outbound in
-                try await withThrowingTaskGroup(of: Void.self) { group in
+                let rejected = try await withThrowingTaskGroup(of: Void.self) { group -> Bool in
                     group.addTask {
                         for await buffer in outgoing { try await outbound.write(buffer) }
                     }
+                    var rejected = false
                     do {
                         for try await body in inbound {
                             await handle(body, calls: calls, send: send)
@@ -39,12 +40,27 @@ struct ConnectionHandler: Sendable {
                         calls.cancelAll()
                         await send(.error(callID: 0, e))
                         await calls.drain()
+                        rejected = true
                     } catch {
                         calls.cancelAll()
                         await calls.drain()
                     }
                     output.finish()
                     try await group.waitForAll()
+                    return rejected
+                }
+                if rejected {
+                    // Lingering close: send FIN after the error frame and give the peer
+                    // a moment to read it and hang up. Closing at once, with its unread
+                    // bytes in our receive buffer, would send an RST that can destroy
+                    // the error frame before the peer reads it.
+                    try? await channel.channel.close(mode: .output)
+                    await withTaskGroup(of: Void.self) { race in
+                        race.addTask { try? await channel.channel.closeFuture.get() }
+                        race.addTask { try? await Task.sleep(for: .seconds(2)) }
+                        await race.next()
+                        race.cancelAll()
+                    }
                 }
             }
             } onCancel: {

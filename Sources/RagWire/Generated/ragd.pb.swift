@@ -505,8 +505,15 @@ public nonisolated struct Ragd_V1_QueryRequest: Sendable {
 
   public var query: String = String()
 
-  /// 0 means the default (5); at most 1000
-  public var topK: UInt32 = 0
+  /// unset: the default (5); otherwise 1..1000
+  public var topK: UInt32 {
+    get {_topK ?? 0}
+    set {_topK = newValue}
+  }
+  /// Returns true if `topK` has been explicitly set.
+  public var hasTopK: Bool {self._topK != nil}
+  /// Clears the value of `topK`. Subsequent reads from it will return its default value.
+  public mutating func clearTopK() {self._topK = nil}
 
   public var filter: Ragd_V1_Filter {
     get {_filter ?? Ragd_V1_Filter()}
@@ -527,6 +534,7 @@ public nonisolated struct Ragd_V1_QueryRequest: Sendable {
 
   public init() {}
 
+  fileprivate var _topK: UInt32? = nil
   fileprivate var _filter: Ragd_V1_Filter? = nil
 }
 
@@ -1342,7 +1350,7 @@ nonisolated extension Ragd_V1_QueryRequest: SwiftProtobuf.Message, SwiftProtobuf
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularStringField(value: &self.collection) }()
       case 2: try { try decoder.decodeSingularStringField(value: &self.query) }()
-      case 3: try { try decoder.decodeSingularUInt32Field(value: &self.topK) }()
+      case 3: try { try decoder.decodeSingularUInt32Field(value: &self._topK) }()
       case 4: try { try decoder.decodeSingularMessageField(value: &self._filter) }()
       case 5: try { try decoder.decodeSingularEnumField(value: &self.mode) }()
       case 6: try { try decoder.decodeSingularStringField(value: &self.userID) }()
@@ -1363,9 +1371,9 @@ nonisolated extension Ragd_V1_QueryRequest: SwiftProtobuf.Message, SwiftProtobuf
     if !self.query.isEmpty {
       try visitor.visitSingularStringField(value: self.query, fieldNumber: 2)
     }
-    if self.topK != 0 {
-      try visitor.visitSingularUInt32Field(value: self.topK, fieldNumber: 3)
-    }
+    try { if let v = self._topK {
+      try visitor.visitSingularUInt32Field(value: v, fieldNumber: 3)
+    } }()
     try { if let v = self._filter {
       try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
     } }()
@@ -1384,7 +1392,7 @@ nonisolated extension Ragd_V1_QueryRequest: SwiftProtobuf.Message, SwiftProtobuf
   public static func ==(lhs: Ragd_V1_QueryRequest, rhs: Ragd_V1_QueryRequest) -> Bool {
     if lhs.collection != rhs.collection {return false}
     if lhs.query != rhs.query {return false}
-    if lhs.topK != rhs.topK {return false}
+    if lhs._topK != rhs._topK {return false}
     if lhs._filter != rhs._filter {return false}
     if lhs.mode != rhs.mode {return false}
     if lhs.userID != rhs.userID {return false}

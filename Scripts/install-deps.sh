@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Installs the Debian packages Ragd needs to build, test and run.
+# Swift itself (6.x) is expected on PATH.
+set -euo pipefail
+pkgs=(libsqlite3-dev protobuf-compiler)
+missing=()
+for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi

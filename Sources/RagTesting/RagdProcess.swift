@@ -1,0 +1,79 @@
+import Foundation
+import RagClient
+
+/// A `ragd serve` child process on a free loopback port, for tests that need a
+/// real process: restarts, `kill -9`, signals.
+public final class RagdProcess: @unchecked Sendable {
+    public let dataDirectory: String
+    public private(set) var port = 0
+    let process = Process()
+    let output = Pipe()
+    let errors = Pipe()
+
+    /// The ragd binary: $RAGD_BIN, else next to the running test bundle.
+    public static var binary: String {
+        if let p = ProcessInfo.processInfo.environment["RAGD_BIN"] { return p }
+        var dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        if let exe = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") {
+            dir = URL(fileURLWithPath: exe).deletingLastPathComponent()
+        }
+        // Inside an .xctest bundle on macOS the binary is three levels up; on Linux it is a sibling.
+        for candidate in [dir, dir.deletingLastPathComponent(), dir.deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()] {
+            let p = candidate.appendingPathComponent("ragd").path
+            if FileManager.default.isExecutableFile(atPath: p) { return p }
+        }
+        return dir.appendingPathComponent("ragd").path
+    }
+
+    /// Starts the server and waits for its "listening on" line.
+    public init(dataDirectory: String, port: Int = 0, extraArguments: [String] = []) throws {
+        self.dataDirectory = dataDirectory
+        process.executableURL = URL(fileURLWithPath: Self.binary)
+        process.arguments = ["serve", "--port", "\(port)", "--data-dir", dataDirectory, "--log-level", "warning"] + extraArguments
+        process.standardOutput = output
+        process.standardError = errors
+        try process.run()
+        let deadline = Date().addingTimeInterval(60)
+        var buffer = Data()
+        let handle = output.fileHandleForReading
+        while Date() < deadline {
+            let chunk = handle.availableData
+            if chunk.isEmpty { break }
+            buffer.append(chunk)
+            if let line = String(data: buffer, encoding: .utf8)?.split(separator: "\n").first(where: { $0.hasPrefix("ragd listening on ") }),
+               let p = Int(line.split(separator: ":").last ?? "") {
+                self.port = p
+                return
+            }
+        }
+        process.terminate()
+        let err = String(decoding: errors.fileHandleForReading.availableData, as: UTF8.self)
+        throw NSError(domain: "RagdProcess", code: 1, userInfo: [NSLocalizedDescriptionKey: "ragd did not start: \(err)"])
+    }
+
+    public func client(timeout: Duration? = .seconds(30)) -> RagClient {
+        RagClient(host: "127.0.0.1", port: port, defaultTimeout: timeout)
+    }
+
+    public var isRunning: Bool { process.isRunning }
+    public var pid: Int32 { process.processIdentifier }
+
+    /// SIGKILL: no chance to flush or close anything.
+    public func kill9() {
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
+
+    /// SIGTERM, then wait for a graceful exit; returns the exit status.
+    @discardableResult
+    public func terminate() -> Int32 {
+        guard process.isRunning else { return process.terminationStatus }
+        process.terminate()
+        process.waitUntilExit()
+        return process.terminationStatus
+    }
+
+    deinit {
+        if process.isRunning { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() }
+    }
+}

@@ -1,0 +1,162 @@
+import RagCore
+import RagEngine
+import Testing
+
+func doc(_ id: String, _ text: String, _ meta: Metadata = [:], vector: [Float]? = nil, dim: Int = 4) -> PreparedDocument {
+    PreparedDocument(id: id, metadata: meta, contentHash: 0, chunks: [text],
+                     embeddings: [vector ?? [Float](repeating: 0, count: dim)])
+}
+
+@Suite struct BM25Tests {
+    /// Corpus: A "apple banana apple" (3 terms), B "banana cherry" (2), C "cherry date elder fig" (4); avgdl 3.
+    /// idf(apple) = ln(1 + 2.5/1.5) = 0.980829; idf(banana) = ln(1 + 1.5/2.5) = 0.470004.
+    /// A·apple: 0.980829 · 2·2.2 / (2 + 1.2) = 1.348640
+    /// A·banana: 0.470004 · 2.2 / (1 + 1.2) = 0.470004
+    /// B·banana: 0.470004 · 2.2 / (1 + 1.2·(0.25 + 0.75·2/3)) = 0.544215
+    func corpus() -> PartitionIndex {
+        let p = PartitionIndex(dimension: 4, partition: 0)
+        p.upsert(doc("A", "apple banana apple"))
+        p.upsert(doc("B", "banana cherry"))
+        p.upsert(doc("C", "cherry date elder fig"))
+        return p
+    }
+
+    func search(_ p: PartitionIndex, _ q: String) throws -> [Hit] {
+        let terms = Tokenizer.terms(q)
+        return try p.keywordSearch(terms, stats: p.keywordStats(terms), k: 10)
+    }
+
+    @Test func scoresMatchHandComputedValues() throws {
+        let p = corpus()
+        let apple = try search(p, "apple")
+        #expect(apple.map(\.key.documentID) == ["A"])
+        #expect(abs(apple[0].score - 1.348640) < 1e-5)
+        let banana = try search(p, "banana")
+        #expect(banana.map(\.key.documentID) == ["B", "A"])
+        #expect(abs(banana[0].score - 0.544215) < 1e-5)
+        #expect(abs(banana[1].score - 0.470004) < 1e-5)
+        let both = try search(p, "banana apple")
+        #expect(abs(both[0].score - 1.818644) < 1e-5)
+    }
+
+    @Test func globalStatisticsMakeScoresIndependentOfPartitioning() throws {
+        let whole = corpus()
+        let p1 = PartitionIndex(dimension: 4, partition: 0)
+        let p2 = PartitionIndex(dimension: 4, partition: 1)
+        p1.upsert(doc("A", "apple banana apple"))
+        p2.upsert(doc("B", "banana cherry"))
+        p2.upsert(doc("C", "cherry date elder fig"))
+        let terms = Tokenizer.terms("banana apple")
+        var stats = p1.keywordStats(terms)
+        stats.add(p2.keywordStats(terms))
+        #expect(stats == whole.keywordStats(terms))
+        let merged = HitMerge.topK([try p1.keywordSearch(terms, stats: stats, k: 10), try p2.keywordSearch(terms, stats: stats, k: 10)], k: 10)
+        let single = try whole.keywordSearch(terms, stats: stats, k: 10)
+        #expect(merged.map(\.key) == single.map(\.key))
+        #expect(merged.map(\.score) == single.map(\.score))
+    }
+
+    @Test func removalUpdatesPostingsAndStatistics() throws {
+        let p = corpus()
+        p.remove("A")
+        #expect(try search(p, "apple").isEmpty)
+        #expect(p.keywordStats(["banana"]).documentFrequency["banana"] == 1)
+        #expect(p.keywordStats([]).totalLength == 6)
+    }
+}
+
+@Suite struct VectorSearchTests {
+    @Test func exactSearchEqualsBruteForce() throws {
+        var rng = SystemRandomNumberGenerator()
+        let dim = 37  // not a multiple of 16: exercises the scalar tail
+        let p = PartitionIndex(dimension: dim, partition: 0)
+        var all: [(String, [Float])] = []
+        for i in 0..<500 {
+            var v = (0..<dim).map { _ in Float.random(in: -1...1, using: &rng) }
+            VectorMath.normalize(&v)
+            all.append(("d\(i)", v))
+            p.upsert(doc("d\(i)", "text \(i)", ["i": .number(Double(i))], vector: v, dim: dim))
+        }
+        var q = (0..<dim).map { _ in Float.random(in: -1...1, using: &rng) }
+        VectorMath.normalize(&q)
+        let expected = all.map { ($0.0, zip($0.1, q).reduce(Float(0)) { $0 + $1.0 * $1.1 }) }.sorted { $0.1 > $1.1 }.prefix(10).map(\.0)
+        let got = try p.vectorSearch(q, k: 10).map(\.key.documentID)
+        #expect(got == Array(expected))
+    }
+
+    @Test func filterAppliesBeforeTopK() throws {
+        let p = PartitionIndex(dimension: 2, partition: 0)
+        // 100 near-perfect matches without the tag, 3 weak matches with it.
+        for i in 0..<100 { p.upsert(doc("good\(i)", "x", ["tag": .string("no")], vector: [1, 0], dim: 2)) }
+        for i in 0..<3 { p.upsert(doc("tagged\(i)", "x", ["tag": .string("yes")], vector: [0, 1], dim: 2)) }
+        let hits = try p.vectorSearch([1, 0], k: 3, filter: .compare(key: "tag", op: .eq, values: [.string("yes")]))
+        #expect(hits.map(\.key.documentID) == ["tagged0", "tagged1", "tagged2"])
+    }
+
+    @Test func tiesBreakByDocumentIDThenOrdinal() throws {
+        let p = PartitionIndex(dimension: 2, partition: 0)
+        for id in ["b", "a", "c", "aa"] { p.upsert(doc(id, "same", vector: [1, 0], dim: 2)) }
+        #expect(try p.vectorSearch([1, 0], k: 3).map(\.key.documentID) == ["a", "aa", "b"])
+        var top = TopK<ChunkKey>(k: 2)
+        for (d, o) in [("x", 2), ("x", 0), ("x", 1)] { top.insert(score: 1, key: ChunkKey(documentID: d, ordinal: o)) }
+        #expect(top.sorted().map(\.key.ordinal) == [0, 1])
+    }
+
+    @Test func replaceAndRemoveReuseSlots() throws {
+        let p = PartitionIndex(dimension: 2, partition: 0)
+        p.upsert(doc("a", "one", vector: [1, 0], dim: 2))
+        p.upsert(doc("a", "two", vector: [0, 1], dim: 2))
+        #expect(p.chunkCount == 1)
+        #expect(try p.vectorSearch([0, 1], k: 5).map(\.text) == ["two"])
+        p.remove("a")
+        #expect(try p.vectorSearch([0, 1], k: 5).isEmpty)
+        #expect(p.documentCount == 0)
+    }
+}
+
+@Suite struct FusionTests {
+    func hit(_ id: String) -> Hit { Hit(key: ChunkKey(documentID: id, ordinal: 0), score: 0, text: id, metadata: [:], partition: 0) }
+
+    @Test func reciprocalRankFusionOrder() {
+        // x: 1/61 + 1/63; y: 1/62 + 1/61; z: 1/63; w: 1/62.
+        let fused = Fusion.reciprocalRank([[hit("x"), hit("y"), hit("z")], [hit("y"), hit("w"), hit("x")]], limit: 4)
+        #expect(fused.map(\.key.documentID) == ["y", "x", "w", "z"])
+        #expect(abs(fused[0].score - (1.0 / 62 + 1.0 / 61)) < 1e-12)
+        // A tie (same ranks swapped) breaks by id.
+        let tie = Fusion.reciprocalRank([[hit("b"), hit("a")], [hit("a"), hit("b")]], limit: 2)
+        #expect(tie.map(\.key.documentID) == ["a", "b"])
+    }
+}
+
+@Suite struct EmbedderTests {
+    @Test func deterministicUnitVectorsThatReflectOverlap() async throws {
+        let e = HashingEmbedder()
+        let v = try await e.embed(["sqlite database busy timeout", "sqlite database busy timeout", "the weather in Paris is mild"])
+        #expect(v[0] == v[1])
+        #expect(abs(VectorMath.dot(v[0], v[0]) - 1) < 1e-5)
+        let related = try await e.embed(["database timeout when sqlite is busy"])[0]
+        #expect(VectorMath.dot(v[0], related) > VectorMath.dot(v[2], related) + 0.2)
+        #expect(e.id == "hashing-v1-384")
+    }
+
+    @Test func tokenizerKeepsIdentifiersAndStems() {
+        #expect(Tokenizer.terms("SQLITE_BUSY errors, The Files!") == ["sqlite_busy", "sqlite", "busy", "error", "file"])
+    }
+}
+
+@Suite struct GeneratorTests {
+    @Test func extractiveAnswerCitesSourcesInOrder() async throws {
+        let g = ExtractiveGenerator()
+        let sources = [
+            GenerationSource(text: "Cats sleep a lot. The moon is bright.", documentID: "a"),
+            GenerationSource(text: "Paris is the capital of France. It is large.", documentID: "b"),
+        ]
+        let answer = try await g.answer(question: "What is the capital of France?", sources: sources)
+        #expect(answer.contains("Paris is the capital of France. [2]"))
+        #expect(!answer.contains("moon"))
+        var streamed = ""
+        for try await t in g.generate(question: "What is the capital of France?", sources: sources) { streamed += t }
+        #expect(streamed == answer)
+        #expect(try await g.answer(question: "anything", sources: []) == ExtractiveGenerator.noAnswer)
+    }
+}

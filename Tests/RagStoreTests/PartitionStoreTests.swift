@@ -1,0 +1,64 @@
+import Foundation
+import RagCore
+import RagEngine
+import RagStore
+import Testing
+
+@Suite struct PartitionStoreTests {
+    let dir = NSTemporaryDirectory() + "ragstore-\(UUID().uuidString)"
+
+    func prepared(_ id: String, _ chunks: [String], _ meta: Metadata = [:]) -> PreparedDocument {
+        PreparedDocument(id: id, metadata: meta, contentHash: StableHash.fnv1a(id + chunks.joined()), chunks: chunks,
+                         embeddings: chunks.enumerated().map { i, _ in [Float(i), 0.5, -1.25] })
+    }
+
+    func loaded(_ store: PartitionStore) throws -> [PreparedDocument] {
+        var docs: [PreparedDocument] = []
+        try store.loadAll { docs.append($0) }
+        return docs
+    }
+
+    @Test func writesSurviveReopenExactly() throws {
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let path = dir + "/p000.sqlite"
+        do {
+            let store = try PartitionStore(path: path)
+            try store.write(upserts: [prepared("b", ["one", "two"], ["lang": .string("en"), "n": .number(3), "ok": .bool(true)]),
+                                      prepared("a", ["solo"])])
+            try store.close()
+        }
+        let reopened = try PartitionStore(path: path)
+        let docs = try loaded(reopened)
+        #expect(docs.map(\.id) == ["a", "b"])
+        #expect(docs[1].chunks == ["one", "two"])
+        #expect(docs[1].embeddings == [[0, 0.5, -1.25], [1, 0.5, -1.25]])
+        #expect(docs[1].metadata == ["lang": .string("en"), "n": .number(3), "ok": .bool(true)])
+        #expect(docs[1].contentHash == StableHash.fnv1a("b" + "onetwo"))
+        // WAL mode: the journal file exists beside the database.
+        #expect(try String(decoding: Data(contentsOf: URL(fileURLWithPath: path)).prefix(16), as: UTF8.self).hasPrefix("SQLite format 3"))
+    }
+
+    @Test func replaceAndDelete() throws {
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = try PartitionStore(path: dir + "/p.sqlite")
+        try store.write(upserts: [prepared("a", ["1", "2", "3"]), prepared("b", ["x"])])
+        try store.write(upserts: [prepared("a", ["new"])])
+        #expect(try store.chunkCount() == 2)
+        let deleted = try store.write(upserts: [], deletes: ["b", "missing"])
+        #expect(deleted == ["b"])
+        let docs = try loaded(store)
+        #expect(docs.map(\.id) == ["a"])
+        #expect(docs[0].chunks == ["new"])
+    }
+
+    @Test func catalogRecordsCollectionsAndGenerations() throws {
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let catalog = try Catalog(path: dir + "/catalog.sqlite")
+        try catalog.insert(CollectionInfo(name: "docs", embedder: "hashing-v1-384", dimension: 384, partitions: 4))
+        try catalog.bumpGeneration("docs")
+        try catalog.bumpGeneration("docs")
+        let again = try Catalog(path: dir + "/catalog.sqlite")
+        #expect(try again.all().map(\.generation) == [2])
+        #expect(throws: RagError.self) { try again.insert(CollectionInfo(name: "docs", embedder: "e", dimension: 1, partitions: 1)) }
+    }
+}
