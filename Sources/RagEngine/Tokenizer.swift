@@ -26,6 +26,7 @@ public enum Tokenizer {
 
     /// Lower-cased runs of letters, digits and `_` (no stop-word removal, no stemming).
     public static func words(_ text: String) -> [String] {
+        if let ascii = asciiWords(text) { return ascii }
         var out: [String] = []
         var current = String.UnicodeScalarView()
         for s in text.unicodeScalars {
@@ -43,6 +44,32 @@ public enum Tokenizer {
         }
         if !current.isEmpty { out.append(trimUnderscores(String(current))) }
         return out.filter { !$0.isEmpty }
+    }
+
+    /// The common case, on bytes: nil as soon as a non-ASCII byte shows up.
+    static func asciiWords(_ text: String) -> [String]? {
+        var text = text
+        return text.withUTF8 { bytes -> [String]? in
+            var out: [String] = []
+            var start = -1
+            var word: [UInt8] = []
+            word.reserveCapacity(32)
+            for i in 0..<bytes.count {
+                let b = bytes[i]
+                if b >= 0x80 { return nil }
+                let isWord = (b >= 97 && b <= 122) || (b >= 48 && b <= 57) || b == 95 || (b >= 65 && b <= 90)
+                if isWord {
+                    if start < 0 { start = i }
+                    word.append(b >= 65 && b <= 90 ? b + 32 : b)
+                } else if start >= 0 {
+                    out.append(trimUnderscores(String(decoding: word, as: UTF8.self)))
+                    word.removeAll(keepingCapacity: true)
+                    start = -1
+                }
+            }
+            if start >= 0 { out.append(trimUnderscores(String(decoding: word, as: UTF8.self))) }
+            return out.filter { !$0.isEmpty }
+        }
     }
 
     private static func trimUnderscores(_ s: String) -> String {

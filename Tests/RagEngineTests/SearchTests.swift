@@ -160,3 +160,15 @@ func doc(_ id: String, _ text: String, _ meta: Metadata = [:], vector: [Float]? 
         #expect(try await g.answer(question: "anything", sources: []) == ExtractiveGenerator.noAnswer)
     }
 }
+
+@Suite struct TokenizerTests {
+    @Test func asciiFastPathAgreesWithUnicodePath() {
+        // The same words with one non-ASCII character appended take the slow path.
+        let ascii = "Set the busy_timeout, then RETRY: SQLITE_BUSY (code 5) -- _private_ words"
+        let fast = Tokenizer.words(ascii)
+        let slow = Tokenizer.words(ascii + " é")
+        #expect(fast + ["é"] == slow)
+        #expect(fast.contains("busy_timeout") && fast.contains("private") && fast.contains("5"))
+        #expect(Tokenizer.words("Crème BRÛLÉE ΣΟΣ") == ["crème", "brûlée", "σοσ"])
+    }
+}

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import RagCore
 import RagEngine
 import RagStore
@@ -25,12 +26,18 @@ public actor CollectionRegistry {
         }
     }
 
+    /// Opens every partition, loading them in parallel (start-up is dominated by
+    /// reading vectors and rebuilding BM25 postings).
     static func open(_ info: CollectionInfo, configuration: RagServerConfiguration) throws(RagError) -> CollectionHandle {
-        var shards: [any Shard] = []
-        for p in 0..<info.partitions {
+        let results = Mutex([Int: Result<LocalShard, RagError>]())
+        DispatchQueue.concurrentPerform(iterations: info.partitions) { p in
             let path = String(format: "%@/collections/%@/p%03d.sqlite", configuration.dataDirectory, info.name, p)
-            shards.append(try LocalShard(path: path, partition: p, dimension: info.dimension, synchronous: configuration.synchronous))
+            let r = Result { () throws(RagError) in try LocalShard(path: path, partition: p, dimension: info.dimension, synchronous: configuration.synchronous) }
+            results.withLock { $0[p] = r }
         }
+        let opened = results.withLock { $0 }
+        var shards: [any Shard] = []
+        for p in 0..<info.partitions { shards.append(try opened[p]!.get()) }
         return CollectionHandle(info: info, shards: shards)
     }
 
