@@ -109,6 +109,13 @@ extension RagClient {
         try await call(.health, Ragd_V1_HealthRequest(), as: HealthResponse.self, timeout: timeout)
     }
 
+    /// Invalidates cached answers of one collection, or of all when `collection` is empty.
+    public func clearCache(collection: String = "", timeout: Duration? = nil) async throws(RagError) {
+        var r = Ragd_V1_ClearCacheRequest()
+        r.collection = collection
+        _ = try await call(.clearCache, r, as: Ragd_V1_ClearCacheResponse.self, timeout: timeout)
+    }
+
     public func listCollections(timeout: Duration? = nil) async throws(RagError) -> [CollectionStats] {
         try await call(.listCollections, Ragd_V1_ListCollectionsRequest(), as: Ragd_V1_ListCollectionsResponse.self, timeout: timeout).collections
     }

@@ -16,12 +16,15 @@ public final class RagServer: Service, Sendable {
     public let configuration: RagServerConfiguration
     public let coordinator: Coordinator
     public let stats: ServerStats
+    public let metrics: RagMetrics
+    public let cache: QueryCache
     let dispatcher: Dispatcher
     let logger: Logger
     let group: any EventLoopGroup
     let onListening: @Sendable (SocketAddress) -> Void
     let shutdown = ShutdownSignal()
     private let boundAddress = Mutex<SocketAddress?>(nil)
+    private let metricsAddress = Mutex<SocketAddress?>(nil)
 
     /// Opens storage (loading every collection's vectors) and prepares the listener.
     public init(
@@ -39,20 +42,60 @@ public final class RagServer: Service, Sendable {
         let started = ContinuousClock.now
         let registry = try CollectionRegistry(configuration: configuration)
         let embedder = embedder ?? HashingEmbedder(dimension: configuration.embeddingDimension)
+        metrics = RagMetrics()
+        let l2: (any SharedCache)?
+        switch configuration.sharedCache {
+        case .none: l2 = nil
+        case .sqlite: l2 = try SQLiteSharedCache(path: configuration.dataDirectory + "/cache.sqlite")
+        case .redis(let host, let port): l2 = RedisSharedCache(host: host, port: port, timeout: configuration.cache.l2Timeout)
+        }
+        cache = QueryCache(settings: configuration.cache, l2: l2, metrics: metrics, logger: logger)
         coordinator = Coordinator(configuration: configuration, registry: registry, embedder: embedder,
-                                  generator: generator ?? ExtractiveGenerator())
-        stats = ServerStats()
-        dispatcher = Dispatcher(handlers: RagService(coordinator: coordinator, stats: stats).handlers, logger: logger)
+                                  generator: generator ?? ExtractiveGenerator(), metrics: metrics, queryCache: cache)
+        stats = ServerStats(metrics: metrics)
+        dispatcher = Dispatcher(handlers: RagService(coordinator: coordinator, stats: stats, cache: cache, metrics: metrics).handlers,
+                                logger: logger, metrics: metrics)
         let collections = await registry.all()
         var chunks = 0
-        for c in collections { for s in c.shards { chunks += try await s.counts().chunks } }
+        for c in collections {
+            var n = 0
+            for s in c.shards { n += try await s.counts().chunks }
+            metrics.chunks(collection: c.info.name, count: n)
+            chunks += n
+        }
         logger.info("opened \(collections.count) collections (\(chunks) chunks) in \(String(format: "%.2f", started.elapsedSeconds)) s from \(configuration.dataDirectory)")
     }
 
     /// The address the listener is bound to, once it is.
     public var localAddress: SocketAddress? { boundAddress.withLock { $0 } }
 
+    /// The address of the `/metrics` endpoint, once it is bound (nil when disabled).
+    public var metricsLocalAddress: SocketAddress? { metricsAddress.withLock { $0 } }
+
     public func run() async throws {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            if let port = configuration.metricsPort {
+                let endpoint = MetricsEndpoint(metrics: metrics, host: configuration.metricsHost, port: port, logger: logger) { [self] address in
+                    self.metricsAddress.withLock { $0 = address }
+                }
+                group.addTask { try await endpoint.run() }
+            }
+            if let sqlite = cache.l2 as? SQLiteSharedCache {
+                group.addTask { [logger] in
+                    // Janitor: expired L2 rows go away even if nobody asks for them again.
+                    while !Task.isCancelled {
+                        try? await Task.sleep(for: .seconds(60))
+                        if Task.isCancelled { break }
+                        do { _ = try await sqlite.purgeExpired() } catch { logger.warning("cache janitor: \(error)") }
+                    }
+                }
+            }
+            try await serve()
+            group.cancelAll()
+        }
+    }
+
+    func serve() async throws {
         let maxFrame = configuration.maxFrameSize
         let server = try await ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)

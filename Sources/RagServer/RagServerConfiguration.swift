@@ -24,6 +24,22 @@ public struct RagServerConfiguration: Sendable {
     /// Chunks embedded per embedder call while indexing.
     public var embedBatchSize: Int = 64
 
+    /// Where the second cache level lives.
+    public enum SharedCacheBackend: Sendable, Hashable {
+        case none
+        /// `cache.sqlite` in the data directory (the default: survives restarts).
+        case sqlite
+        /// A Redis server shared by several coordinators.
+        case redis(host: String, port: Int)
+    }
+
+    /// The query cache (L1 in-process LRU + L2). `no_cache` on a request skips it.
+    public var cache = QueryCache.Settings()
+    public var sharedCache: SharedCacheBackend = .sqlite
+    /// Prometheus `/metrics` port; nil disables the endpoint, 0 picks a free port.
+    public var metricsPort: Int? = 9464
+    public var metricsHost: String = "127.0.0.1"
+
     public init() {}
 }
 import RagStore

@@ -29,7 +29,7 @@ public final class RagdProcess: @unchecked Sendable {
     public init(dataDirectory: String, port: Int = 0, extraArguments: [String] = []) throws {
         self.dataDirectory = dataDirectory
         process.executableURL = URL(fileURLWithPath: Self.binary)
-        process.arguments = ["serve", "--port", "\(port)", "--data-dir", dataDirectory, "--log-level", "warning"] + extraArguments
+        process.arguments = ["serve", "--port", "\(port)", "--data-dir", dataDirectory, "--log-level", "warning", "--metrics-port", "0"] + extraArguments
         process.standardOutput = output
         process.standardError = errors
         try process.run()

@@ -26,6 +26,7 @@ public func withRagServer<T: Sendable>(
     configuration.port = 0
     configuration.dataDirectory = makeTemporaryDirectory()
     configuration.shutdownGracePeriod = .seconds(5)
+    configuration.metricsPort = 0
     configure(&configuration)
     defer { try? FileManager.default.removeItem(atPath: configuration.dataDirectory) }
 

@@ -7,6 +7,7 @@ public enum RagMethod: String, Sendable, CaseIterable {
     case health = "Health"
     case delete = "Delete"
     case listCollections = "ListCollections"
+    case clearCache = "ClearCache"
 
     /// Methods that answer with stream messages and an end-of-stream frame.
     public var isStreaming: Bool { self == .stream }

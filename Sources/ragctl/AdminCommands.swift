@@ -19,6 +19,11 @@ struct StatsCommand: AsyncParsableCommand {
             for l in s.latency {
                 print("  \(l.component.padding(toLength: 9, withPad: " ", startingAt: 0)) n=\(l.count)  p50 \(milliseconds(l.p50Seconds))  p95 \(milliseconds(l.p95Seconds))  p99 \(milliseconds(l.p99Seconds))")
             }
+            let k = s.cache
+            print(String(format: "cache: %@, L2 %@; hits %llu (L1 %llu, L2 %llu), misses %llu, hit rate %.1f%%, %llu entries, %.1f MiB, %llu evictions, %llu errors",
+                         k.enabled ? "on" : "off", k.l2Backend, k.hits, k.l1Hits, k.l2Hits, k.misses, k.hitRate * 100, k.entries,
+                         Double(k.bytesUsed) / 1_048_576, k.evictions, k.errors))
+            print("  pipeline runs \(k.pipelineRuns), coalesced \(k.coalesced); query embeddings: \(k.embeddingHits) hits, \(k.embeddingMisses) misses")
             for c in s.collections {
                 print("collection \(c.name): \(c.documents) documents, \(c.chunks) chunks, \(c.embedder)")
                 for p in c.partitions { print("  partition \(p.partition): \(p.documents) documents, \(p.chunks) chunks") }
@@ -68,6 +73,24 @@ struct CollectionsCommand: AsyncParsableCommand {
             if connection.json { printJSON(Ragd_V1_ListCollectionsResponse.with { $0.collections = cs }); return }
             if cs.isEmpty { print("no collections") }
             for c in cs { print("\(c.name)\t\(c.documents) documents\t\(c.chunks) chunks\t\(c.embedder)") }
+        }
+    }
+}
+
+struct CacheCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "cache", abstract: "Manage the query cache.", subcommands: [Clear.self])
+
+    struct Clear: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "clear", abstract: "Invalidate cached answers.")
+        @OptionGroup var connection: ConnectionOptions
+        @Option(name: .shortAndLong, help: "Only this collection (default: all).") var collection = ""
+
+        func run() async throws {
+            let client = try connection.client()
+            try await runReporting {
+                try await client.clearCache(collection: collection, timeout: connection.deadline)
+                print("cache cleared" + (collection.isEmpty ? "" : " for \(collection)"))
+            }
         }
     }
 }

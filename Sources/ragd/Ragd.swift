@@ -31,6 +31,13 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("max-frame-size"), help: "Largest accepted frame in bytes (default 16 MiB).") var maxFrameSize: Int?
     @Option(help: "SQLite synchronous mode: full (default, survives power loss) or normal.") var synchronous: String?
     @Option(name: .customLong("log-level"), help: "trace, debug, info (default), notice, warning, error.") var logLevel: String?
+    @Option(help: "Query cache: on (default) or off.") var cache: String?
+    @Option(name: .customLong("cache-l1-bytes"), help: "In-process cache budget in bytes (default 64 MiB).") var cacheL1Bytes: Int?
+    @Option(name: .customLong("cache-ttl"), help: "Seconds a cached answer lives (default 3600).") var cacheTTL: Int?
+    @Option(name: .customLong("cache-l2"), help: "Second cache level: sqlite (default), redis or none.") var cacheL2: String?
+    @Option(help: "Redis address host:port for --cache-l2 redis (default 127.0.0.1:6379).") var redis: String?
+    @Option(name: .customLong("redis-timeout-ms"), help: "Redis timeout; slower is a cache miss (default 50).") var redisTimeoutMS: Int?
+    @Option(name: .customLong("metrics-port"), help: "Prometheus /metrics port (default 9464; 0 = any free port; off disables).") var metricsPort: String?
 
     func setting(_ flag: String?, env: String, file: [String: Any], key: String) -> String? {
         if let flag { return flag }
@@ -71,6 +78,33 @@ struct Serve: AsyncParsableCommand {
                 throw ValidationError("synchronous must be full or normal")
             }
             c.synchronous = s
+        }
+        if let v = setting(cache, env: "RAGD_CACHE", file: file, key: "cache") {
+            guard ["on", "off"].contains(v.lowercased()) else { throw ValidationError("cache must be on or off") }
+            c.cache.enabled = v.lowercased() == "on"
+        }
+        if let v = try integer(cacheL1Bytes, env: "RAGD_CACHE_L1_BYTES", file: file, key: "cache-l1-bytes") { c.cache.l1Bytes = v }
+        if let v = try integer(cacheTTL, env: "RAGD_CACHE_TTL", file: file, key: "cache-ttl") {
+            guard v > 0 else { throw ValidationError("cache-ttl must be positive") }
+            c.cache.ttl = .seconds(v)
+        }
+        if let v = try integer(redisTimeoutMS, env: "RAGD_REDIS_TIMEOUT_MS", file: file, key: "redis-timeout-ms") { c.cache.l2Timeout = .milliseconds(v) }
+        switch setting(cacheL2, env: "RAGD_CACHE_L2", file: file, key: "cache-l2")?.lowercased() {
+        case nil, "sqlite": c.sharedCache = .sqlite
+        case "none": c.sharedCache = .none
+        case "redis":
+            let address = setting(redis, env: "RAGD_REDIS", file: file, key: "redis") ?? "127.0.0.1:6379"
+            guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]) else {
+                throw ValidationError("redis must be host:port")
+            }
+            c.sharedCache = .redis(host: String(address[..<colon]), port: port)
+        case let other?: throw ValidationError("cache-l2 must be sqlite, redis or none, not \(other)")
+        }
+        if let v = setting(metricsPort, env: "RAGD_METRICS_PORT", file: file, key: "metrics-port") {
+            if v.lowercased() == "off" { c.metricsPort = nil } else {
+                guard let p = Int(v), (0...65535).contains(p) else { throw ValidationError("metrics-port must be a port number or off") }
+                c.metricsPort = p
+            }
         }
         let levelName = setting(logLevel, env: "RAGD_LOG_LEVEL", file: file, key: "log-level") ?? "info"
         guard let level = Logger.Level(rawValue: levelName.lowercased()) else { throw ValidationError("unknown log level \(levelName)") }

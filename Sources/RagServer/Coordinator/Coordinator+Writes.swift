@@ -74,7 +74,8 @@ extension Coordinator {
             }
             return total
         }
-        if parts.documents > 0 { try await registry.bumpGeneration(collection) }
+        if parts.documents > 0 { try await recordWrite(collection) }
+        metrics?.indexed(documents: parts.documents)
         return parts
     }
 
@@ -92,9 +93,21 @@ extension Coordinator {
             let ids = byPartition[shard.partition]
             return ids.isEmpty ? [] : try await shard.write(upserts: [], deletes: ids)
         }.reduce(into: Set<String>()) { $0.formUnion($1) }
-        if !deleted.isEmpty { try await registry.bumpGeneration(collection) }
+        if !deleted.isEmpty { try await recordWrite(collection) }
         let notFound = documentIDs.filter { !deleted.contains($0) }
         return (deleted.count, Array(Set(notFound)).sorted())
+    }
+
+    /// Bumps the collection's generation (catalog and shared cache) so no cached
+    /// answer computed before this write is served after it, and updates gauges.
+    func recordWrite(_ collection: String) async throws {
+        try await registry.bumpGeneration(collection)
+        await queryCache?.bumpGeneration(collection)
+        if let metrics, let handle = try? await registry.get(collection) {
+            var chunks = 0
+            for s in handle.shards { chunks += (try? await s.counts().chunks) ?? 0 }
+            metrics.chunks(collection: collection, count: chunks)
+        }
     }
 
     /// Identifies a document's indexed form: text, metadata, chunking and embedder.

@@ -9,12 +9,24 @@ public final class Coordinator: Sendable {
     public let registry: CollectionRegistry
     public let embedder: any Embedder
     public let generator: any Generator
+    public let embeddingCache: EmbeddingCache
+    let metrics: RagMetrics?
+    let queryCache: QueryCache?
 
-    public init(configuration: RagServerConfiguration, registry: CollectionRegistry, embedder: any Embedder, generator: any Generator) {
+    public init(configuration: RagServerConfiguration, registry: CollectionRegistry, embedder: any Embedder, generator: any Generator,
+                metrics: RagMetrics? = nil, queryCache: QueryCache? = nil) {
         self.configuration = configuration
         self.registry = registry
         self.embedder = embedder
         self.generator = generator
+        self.metrics = metrics
+        self.queryCache = queryCache
+        embeddingCache = EmbeddingCache()
+    }
+
+    /// Everything besides the request that decides an answer (part of cache keys).
+    public var configurationID: String {
+        "\(embedder.id)|\(generator.id)|rrf\(Int(Fusion.defaultK))|depth3k50"
     }
 
     /// Candidates fetched from each list before hybrid fusion: deep enough that
@@ -52,7 +64,7 @@ public final class Coordinator: Sendable {
 
         var vector: [Float]?
         if q.mode != .keyword {
-            vector = try await embedder.embed([q.query]).first
+            vector = try await embeddingCache.embed(q.query, with: embedder)
         }
         timings.embed = start.elapsedSeconds
         let searchStart = ContinuousClock.now
@@ -64,7 +76,13 @@ public final class Coordinator: Sendable {
         let k = q.topK!
         let depth = q.mode == .hybrid ? Self.fusionDepth(k: k) : k
         let request = ShardSearchRequest(vector: vector, terms: terms, keywordStats: stats, k: depth, filter: q.filter)
-        let results = try await fanOut(handle.shards) { try await $0.search(request) }
+        let metrics = self.metrics
+        let results = try await fanOut(handle.shards) { shard in
+            let t = ContinuousClock.now
+            let r = try await shard.search(request)
+            metrics?.partitionSearch(partition: shard.partition, seconds: t.elapsedSeconds)
+            return r
+        }
         let vectorTop = HitMerge.topK(results.map(\.vectorHits), k: depth)
         let keywordTop = HitMerge.topK(results.map(\.keywordHits), k: depth)
         let hits: [Hit]

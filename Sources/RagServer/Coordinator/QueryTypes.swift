@@ -30,6 +30,14 @@ public struct StageTimings: Sendable {
     public var rerank: Double = 0
     public var generate: Double = 0
     public var total: Double = 0
+
+    public init(embed: Double = 0, search: Double = 0, rerank: Double = 0, generate: Double = 0, total: Double = 0) {
+        self.embed = embed
+        self.search = search
+        self.rerank = rerank
+        self.generate = generate
+        self.total = total
+    }
 }
 
 public struct RetrievalResult: Sendable {

@@ -25,10 +25,12 @@ public enum RPCHandler: Sendable {
 public final class Dispatcher: Sendable {
     let handlers: [String: RPCHandler]
     let logger: Logger
+    let metrics: RagMetrics?
 
-    public init(handlers: [String: RPCHandler], logger: Logger) {
+    public init(handlers: [String: RPCHandler], logger: Logger, metrics: RagMetrics? = nil) {
         self.handlers = handlers
         self.logger = logger
+        self.metrics = metrics
     }
 
     /// Runs one call to completion. Never throws: failures become ERROR frames
@@ -47,6 +49,7 @@ public final class Dispatcher: Sendable {
         reply.metadata.requestID = requestID
         guard let handler = handlers[frame.method] else {
             logger.debug("unknown method")
+            metrics?.rpcError(method: "unknown", code: RagError.Code.unimplemented.description)
             await send(.error(callID: frame.callID, method: frame.method,
                               RagError(.unimplemented, "method \(frame.method.debugDescription) is not implemented; known: \(handlers.keys.sorted().joined(separator: ", "))")))
             return
@@ -75,6 +78,7 @@ public final class Dispatcher: Sendable {
             }
         } catch {
             let e = RagError(from: error)
+            metrics?.rpcError(method: frame.method, code: e.code.description)
             if e.code == .internal { logger.error("call failed: \(e.message)") } else { logger.debug("call failed: \(e)") }
             var f = Ragd_V1_Frame.error(callID: frame.callID, method: frame.method, e)
             f.metadata.requestID = requestID

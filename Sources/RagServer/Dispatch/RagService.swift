@@ -11,10 +11,14 @@ public struct RagService: Sendable {
     let coordinator: Coordinator
     let stats: ServerStats
     let role: String
+    let cache: QueryCache?
+    let metrics: RagMetrics?
 
-    public init(coordinator: Coordinator, stats: ServerStats, role: String = "all") {
+    public init(coordinator: Coordinator, stats: ServerStats, cache: QueryCache? = nil, metrics: RagMetrics? = nil, role: String = "all") {
         self.coordinator = coordinator
         self.stats = stats
+        self.cache = cache
+        self.metrics = metrics
         self.role = role
     }
 
@@ -27,6 +31,7 @@ public struct RagService: Sendable {
             RagMethod.stats.rawValue: .unary { try await statsCall($0, $1) },
             RagMethod.health.rawValue: .unary { try await health($0, $1) },
             RagMethod.listCollections.rawValue: .unary { try await listCollections($0, $1) },
+            RagMethod.clearCache.rawValue: .unary { try await clearCache($0, $1) },
         ]
     }
 
@@ -58,38 +63,84 @@ public struct RagService: Sendable {
         return w
     }
 
-    /// Records the outcome of a query-like call in the statistics.
-    func recorded<T>(_ body: () async throws -> (T, StageTimings)) async throws -> T {
+    /// Records the outcome of a query-like call in the statistics and metrics.
+    func recorded<T>(_ body: () async throws -> (T, StageTimings, Int)) async throws -> T {
         do {
-            let (value, timings) = try await body()
+            let (value, timings, results) = try await body()
             stats.recordQuery(ok: true, timings: timings)
+            metrics?.query(ok: true)
+            metrics?.timings(timings)
+            metrics?.searchResults(results)
             return value
         } catch {
             stats.recordQuery(ok: false, timings: nil)
+            metrics?.query(ok: false)
             throw error
         }
+    }
+
+    /// Retrieval and generation: the response and its stage timings.
+    func answer(_ q: QueryOptions, requestID: String, start: ContinuousClock.Instant) async throws -> Ragd_V1_QueryResponse {
+        var result = try await coordinator.retrieve(q)
+        let genStart = ContinuousClock.now
+        let answer = try await coordinator.generator.answer(question: q.query, sources: Coordinator.generationSources(result.hits))
+        result.timings.generate = genStart.elapsedSeconds
+        result.timings.total = start.elapsedSeconds
+        var r = Ragd_V1_QueryResponse()
+        r.answer = answer
+        r.sources = result.hits.map(Self.source)
+        r.timings = Self.wire(result.timings)
+        r.processingTimeSeconds = result.timings.total
+        r.queryID = requestID
+        r.mode = q.mode.wire
+        return r
     }
 
     func query(_ payload: Data, _ ctx: CallContext) async throws -> Data {
         let request = try FrameCodec.payload(Ragd_V1_QueryRequest.self, from: payload)
         let start = ContinuousClock.now
         let response: Ragd_V1_QueryResponse = try await recorded {
-            let q = try options(request)
-            var result = try await coordinator.retrieve(q)
-            let genStart = ContinuousClock.now
-            let answer = try await coordinator.generator.answer(question: q.query, sources: Coordinator.generationSources(result.hits))
-            result.timings.generate = genStart.elapsedSeconds
-            result.timings.total = start.elapsedSeconds
-            var r = Ragd_V1_QueryResponse()
-            r.answer = answer
-            r.sources = result.hits.map(Self.source)
-            r.timings = Self.wire(result.timings)
-            r.processingTimeSeconds = result.timings.total
-            r.queryID = ctx.requestID
-            r.mode = q.mode.wire
-            return (r, result.timings)
+            let q = try coordinator.validate(try options(request))
+            if let cache, cache.settings.enabled, !q.noCache {
+                let handle = try await coordinator.registry.get(q.collection)
+                if let shared = await cache.sharedGeneration(q.collection) {
+                    let key = QueryCache.key(q, generation: "\(handle.info.generation).\(shared)", configuration: coordinator.configurationID)
+                    let (bytes, level) = try await cache.value(for: key) { [self] in
+                        try FrameCodec.bytes(try await answer(q, requestID: ctx.requestID, start: start))
+                    }
+                    var r = try FrameCodec.payload(Ragd_V1_QueryResponse.self, from: bytes)
+                    if !level.isEmpty {
+                        // Served from cache: this request's own id and timings.
+                        r.cached = true
+                        r.cacheLevel = level
+                        r.queryID = ctx.requestID
+                        r.processingTimeSeconds = start.elapsedSeconds
+                        r.timings = Self.wire(StageTimings(total: r.processingTimeSeconds))
+                    }
+                    return (r, Self.timings(r.timings), r.sources.count)
+                }
+            }
+            cache?.countBypass()
+            let r = try await answer(q, requestID: ctx.requestID, start: start)
+            return (r, Self.timings(r.timings), r.sources.count)
         }
         return try FrameCodec.bytes(response)
+    }
+
+    static func timings(_ w: Ragd_V1_Timings) -> StageTimings {
+        StageTimings(embed: w.embedSeconds, search: w.searchSeconds, rerank: w.rerankSeconds, generate: w.generateSeconds, total: w.totalSeconds)
+    }
+
+    func clearCache(_ payload: Data, _ ctx: CallContext) async throws -> Data {
+        let request = try FrameCodec.payload(Ragd_V1_ClearCacheRequest.self, from: payload)
+        if request.collection.isEmpty {
+            await cache?.clear()
+        } else {
+            _ = try await coordinator.registry.get(request.collection)
+            try await coordinator.recordWrite(request.collection)
+        }
+        ctx.logger.info("cache cleared for \(request.collection.isEmpty ? "all collections" : request.collection)")
+        return try FrameCodec.bytes(Ragd_V1_ClearCacheResponse())
     }
 
     func stream(_ payload: Data, _ ctx: CallContext, _ sink: StreamSink) async throws {
@@ -116,7 +167,7 @@ public struct RagService: Sendable {
                 $0.queryID = ctx.requestID
             }
             try await sink(try FrameCodec.bytes(done))
-            return ((), result.timings)
+            return ((), result.timings, result.hits.count)
         }
     }
 
@@ -188,7 +239,31 @@ public struct RagService: Sendable {
         r.version = Self.version
         r.openConnections = snap.connections
         r.inFlightCalls = snap.inFlight
+        r.cache = cacheStats()
         return try FrameCodec.bytes(r)
+    }
+
+    func cacheStats() -> Ragd_V1_CacheStats {
+        var c = Ragd_V1_CacheStats()
+        let e = coordinator.embeddingCache.stats
+        c.embeddingHits = e.hits
+        c.embeddingMisses = e.misses
+        guard let cache else { c.l2Backend = "none"; return c }
+        let s = cache.snapshot()
+        c.enabled = cache.settings.enabled
+        c.l2Backend = cache.l2?.name ?? "none"
+        c.l1Hits = s.l1Hits
+        c.l2Hits = s.l2Hits
+        c.hits = s.l1Hits + s.l2Hits
+        c.misses = s.misses
+        c.hitRate = s.hitRate
+        c.evictions = s.evictions
+        c.bytesUsed = UInt64(s.bytes)
+        c.entries = UInt64(s.entries)
+        c.errors = s.errors
+        c.pipelineRuns = s.pipelineRuns
+        c.coalesced = s.coalesced
+        return c
     }
 
     func health(_ payload: Data, _ ctx: CallContext) async throws -> Data {

@@ -32,8 +32,11 @@ public final class ServerStats: Sendable {
     let state = Mutex(State())
     public let started = ContinuousClock.now
 
-    public init(window: Int = 2048) {
+    let metrics: RagMetrics?
+
+    public init(window: Int = 2048, metrics: RagMetrics? = nil) {
         self.window = window
+        self.metrics = metrics
     }
 
     public func recordQuery(ok: Bool, timings: StageTimings?) {
@@ -52,10 +55,10 @@ public final class ServerStats: Sendable {
         }
     }
 
-    public func connectionOpened() { state.withLock { $0.connections += 1 } }
-    public func connectionClosed() { state.withLock { $0.connections -= 1 } }
-    public func callStarted() { state.withLock { $0.inFlight += 1 } }
-    public func callEnded() { state.withLock { $0.inFlight -= 1 } }
+    public func connectionOpened() { metrics?.connections(Int(state.withLock { $0.connections += 1; return $0.connections })) }
+    public func connectionClosed() { metrics?.connections(Int(state.withLock { $0.connections -= 1; return $0.connections })) }
+    public func callStarted() { metrics?.inFlight(Int(state.withLock { $0.inFlight += 1; return $0.inFlight })) }
+    public func callEnded() { metrics?.inFlight(Int(state.withLock { $0.inFlight -= 1; return $0.inFlight })) }
 
     public struct Snapshot: Sendable {
         public var queries: UInt64

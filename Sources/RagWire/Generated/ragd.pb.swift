@@ -604,6 +604,11 @@ public nonisolated struct Ragd_V1_QueryResponse: Sendable {
 
   public var mode: Ragd_V1_SearchMode = .unspecified
 
+  /// True when the answer came from the cache ("l1" or "l2" in cache_level).
+  public var cached: Bool = false
+
+  public var cacheLevel: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -852,26 +857,134 @@ public nonisolated struct Ragd_V1_LatencyStats: Sendable {
   public init() {}
 }
 
-public nonisolated struct Ragd_V1_StatsResponse: Sendable {
+public nonisolated struct Ragd_V1_StatsResponse: @unchecked Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  public var collections: [Ragd_V1_CollectionStats] = []
+  public var collections: [Ragd_V1_CollectionStats] {
+    get {_storage._collections}
+    set {_uniqueStorage()._collections = newValue}
+  }
 
-  public var queriesTotal: UInt64 = 0
+  public var queriesTotal: UInt64 {
+    get {_storage._queriesTotal}
+    set {_uniqueStorage()._queriesTotal = newValue}
+  }
 
-  public var queryErrors: UInt64 = 0
+  public var queryErrors: UInt64 {
+    get {_storage._queryErrors}
+    set {_uniqueStorage()._queryErrors = newValue}
+  }
 
-  public var latency: [Ragd_V1_LatencyStats] = []
+  public var latency: [Ragd_V1_LatencyStats] {
+    get {_storage._latency}
+    set {_uniqueStorage()._latency = newValue}
+  }
 
-  public var uptimeSeconds: Double = 0
+  public var uptimeSeconds: Double {
+    get {_storage._uptimeSeconds}
+    set {_uniqueStorage()._uptimeSeconds = newValue}
+  }
 
-  public var version: String = String()
+  public var version: String {
+    get {_storage._version}
+    set {_uniqueStorage()._version = newValue}
+  }
 
-  public var openConnections: UInt64 = 0
+  public var openConnections: UInt64 {
+    get {_storage._openConnections}
+    set {_uniqueStorage()._openConnections = newValue}
+  }
 
-  public var inFlightCalls: UInt64 = 0
+  public var inFlightCalls: UInt64 {
+    get {_storage._inFlightCalls}
+    set {_uniqueStorage()._inFlightCalls = newValue}
+  }
+
+  public var cache: Ragd_V1_CacheStats {
+    get {_storage._cache ?? Ragd_V1_CacheStats()}
+    set {_uniqueStorage()._cache = newValue}
+  }
+  /// Returns true if `cache` has been explicitly set.
+  public var hasCache: Bool {_storage._cache != nil}
+  /// Clears the value of `cache`. Subsequent reads from it will return its default value.
+  public mutating func clearCache() {_uniqueStorage()._cache = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _storage = _StorageClass.defaultInstance
+}
+
+public nonisolated struct Ragd_V1_CacheStats: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var enabled: Bool = false
+
+  /// "sqlite", "redis" or "none"
+  public var l2Backend: String = String()
+
+  /// l1_hits + l2_hits
+  public var hits: UInt64 = 0
+
+  public var misses: UInt64 = 0
+
+  public var l1Hits: UInt64 = 0
+
+  public var l2Hits: UInt64 = 0
+
+  /// hits / (hits + misses)
+  public var hitRate: Double = 0
+
+  /// L1 entries evicted to stay within its byte budget
+  public var evictions: UInt64 = 0
+
+  /// L1 bytes
+  public var bytesUsed: UInt64 = 0
+
+  /// L1 entries
+  public var entries: UInt64 = 0
+
+  /// L2 failures and timeouts (each served as a miss)
+  public var errors: UInt64 = 0
+
+  /// queries computed (not served from cache)
+  public var pipelineRuns: UInt64 = 0
+
+  /// misses that waited for an identical query in flight
+  public var coalesced: UInt64 = 0
+
+  /// query embeddings served from the embedding cache
+  public var embeddingHits: UInt64 = 0
+
+  public var embeddingMisses: UInt64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Ragd_V1_ClearCacheRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// empty: every collection
+  public var collection: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Ragd_V1_ClearCacheResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1509,7 +1622,7 @@ nonisolated extension Ragd_V1_Timings: SwiftProtobuf.Message, SwiftProtobuf._Mes
 
 nonisolated extension Ragd_V1_QueryResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".QueryResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}answer\0\u{1}sources\0\u{3}processing_time_seconds\0\u{1}timings\0\u{3}query_id\0\u{1}mode\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}answer\0\u{1}sources\0\u{3}processing_time_seconds\0\u{1}timings\0\u{3}query_id\0\u{1}mode\0\u{1}cached\0\u{3}cache_level\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1523,6 +1636,8 @@ nonisolated extension Ragd_V1_QueryResponse: SwiftProtobuf.Message, SwiftProtobu
       case 4: try { try decoder.decodeSingularMessageField(value: &self._timings) }()
       case 5: try { try decoder.decodeSingularStringField(value: &self.queryID) }()
       case 6: try { try decoder.decodeSingularEnumField(value: &self.mode) }()
+      case 7: try { try decoder.decodeSingularBoolField(value: &self.cached) }()
+      case 8: try { try decoder.decodeSingularStringField(value: &self.cacheLevel) }()
       default: break
       }
     }
@@ -1551,6 +1666,12 @@ nonisolated extension Ragd_V1_QueryResponse: SwiftProtobuf.Message, SwiftProtobu
     if self.mode != .unspecified {
       try visitor.visitSingularEnumField(value: self.mode, fieldNumber: 6)
     }
+    if self.cached != false {
+      try visitor.visitSingularBoolField(value: self.cached, fieldNumber: 7)
+    }
+    if !self.cacheLevel.isEmpty {
+      try visitor.visitSingularStringField(value: self.cacheLevel, fieldNumber: 8)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1561,6 +1682,8 @@ nonisolated extension Ragd_V1_QueryResponse: SwiftProtobuf.Message, SwiftProtobu
     if lhs._timings != rhs._timings {return false}
     if lhs.queryID != rhs.queryID {return false}
     if lhs.mode != rhs.mode {return false}
+    if lhs.cached != rhs.cached {return false}
+    if lhs.cacheLevel != rhs.cacheLevel {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -2101,7 +2224,133 @@ nonisolated extension Ragd_V1_LatencyStats: SwiftProtobuf.Message, SwiftProtobuf
 
 nonisolated extension Ragd_V1_StatsResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".StatsResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}collections\0\u{3}queries_total\0\u{3}query_errors\0\u{1}latency\0\u{3}uptime_seconds\0\u{1}version\0\u{3}open_connections\0\u{3}in_flight_calls\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}collections\0\u{3}queries_total\0\u{3}query_errors\0\u{1}latency\0\u{3}uptime_seconds\0\u{1}version\0\u{3}open_connections\0\u{3}in_flight_calls\0\u{1}cache\0")
+
+  fileprivate class _StorageClass {
+    var _collections: [Ragd_V1_CollectionStats] = []
+    var _queriesTotal: UInt64 = 0
+    var _queryErrors: UInt64 = 0
+    var _latency: [Ragd_V1_LatencyStats] = []
+    var _uptimeSeconds: Double = 0
+    var _version: String = String()
+    var _openConnections: UInt64 = 0
+    var _inFlightCalls: UInt64 = 0
+    var _cache: Ragd_V1_CacheStats? = nil
+
+      // This property is used as the initial default value for new instances of the type.
+      // The type itself is protecting the reference to its storage via CoW semantics.
+      // This will force a copy to be made of this reference when the first mutation occurs;
+      // hence, it is safe to mark this as `nonisolated(unsafe)`.
+      static nonisolated(unsafe) let defaultInstance = _StorageClass()
+
+    private init() {}
+
+    init(copying source: _StorageClass) {
+      _collections = source._collections
+      _queriesTotal = source._queriesTotal
+      _queryErrors = source._queryErrors
+      _latency = source._latency
+      _uptimeSeconds = source._uptimeSeconds
+      _version = source._version
+      _openConnections = source._openConnections
+      _inFlightCalls = source._inFlightCalls
+      _cache = source._cache
+    }
+  }
+
+  fileprivate mutating func _uniqueStorage() -> _StorageClass {
+    if !isKnownUniquelyReferenced(&_storage) {
+      _storage = _StorageClass(copying: _storage)
+    }
+    return _storage
+  }
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    _ = _uniqueStorage()
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      while let fieldNumber = try decoder.nextFieldNumber() {
+        // The use of inline closures is to circumvent an issue where the compiler
+        // allocates stack space for every case branch when no optimizations are
+        // enabled. https://github.com/apple/swift-protobuf/issues/1034
+        switch fieldNumber {
+        case 1: try { try decoder.decodeRepeatedMessageField(value: &_storage._collections) }()
+        case 2: try { try decoder.decodeSingularUInt64Field(value: &_storage._queriesTotal) }()
+        case 3: try { try decoder.decodeSingularUInt64Field(value: &_storage._queryErrors) }()
+        case 4: try { try decoder.decodeRepeatedMessageField(value: &_storage._latency) }()
+        case 5: try { try decoder.decodeSingularDoubleField(value: &_storage._uptimeSeconds) }()
+        case 6: try { try decoder.decodeSingularStringField(value: &_storage._version) }()
+        case 7: try { try decoder.decodeSingularUInt64Field(value: &_storage._openConnections) }()
+        case 8: try { try decoder.decodeSingularUInt64Field(value: &_storage._inFlightCalls) }()
+        case 9: try { try decoder.decodeSingularMessageField(value: &_storage._cache) }()
+        default: break
+        }
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every if/case branch local when no optimizations
+      // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+      // https://github.com/apple/swift-protobuf/issues/1182
+      if !_storage._collections.isEmpty {
+        try visitor.visitRepeatedMessageField(value: _storage._collections, fieldNumber: 1)
+      }
+      if _storage._queriesTotal != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._queriesTotal, fieldNumber: 2)
+      }
+      if _storage._queryErrors != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._queryErrors, fieldNumber: 3)
+      }
+      if !_storage._latency.isEmpty {
+        try visitor.visitRepeatedMessageField(value: _storage._latency, fieldNumber: 4)
+      }
+      if _storage._uptimeSeconds.bitPattern != 0 {
+        try visitor.visitSingularDoubleField(value: _storage._uptimeSeconds, fieldNumber: 5)
+      }
+      if !_storage._version.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._version, fieldNumber: 6)
+      }
+      if _storage._openConnections != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._openConnections, fieldNumber: 7)
+      }
+      if _storage._inFlightCalls != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._inFlightCalls, fieldNumber: 8)
+      }
+      try { if let v = _storage._cache {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 9)
+      } }()
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Ragd_V1_StatsResponse, rhs: Ragd_V1_StatsResponse) -> Bool {
+    if lhs._storage !== rhs._storage {
+      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
+        let _storage = _args.0
+        let rhs_storage = _args.1
+        if _storage._collections != rhs_storage._collections {return false}
+        if _storage._queriesTotal != rhs_storage._queriesTotal {return false}
+        if _storage._queryErrors != rhs_storage._queryErrors {return false}
+        if _storage._latency != rhs_storage._latency {return false}
+        if _storage._uptimeSeconds != rhs_storage._uptimeSeconds {return false}
+        if _storage._version != rhs_storage._version {return false}
+        if _storage._openConnections != rhs_storage._openConnections {return false}
+        if _storage._inFlightCalls != rhs_storage._inFlightCalls {return false}
+        if _storage._cache != rhs_storage._cache {return false}
+        return true
+      }
+      if !storagesAreEqual {return false}
+    }
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Ragd_V1_CacheStats: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".CacheStats"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}enabled\0\u{3}l2_backend\0\u{1}hits\0\u{1}misses\0\u{3}l1_hits\0\u{3}l2_hits\0\u{3}hit_rate\0\u{1}evictions\0\u{3}bytes_used\0\u{1}entries\0\u{1}errors\0\u{3}pipeline_runs\0\u{1}coalesced\0\u{3}embedding_hits\0\u{3}embedding_misses\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2109,56 +2358,140 @@ nonisolated extension Ragd_V1_StatsResponse: SwiftProtobuf.Message, SwiftProtobu
       // allocates stack space for every case branch when no optimizations are
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
-      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.collections) }()
-      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.queriesTotal) }()
-      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.queryErrors) }()
-      case 4: try { try decoder.decodeRepeatedMessageField(value: &self.latency) }()
-      case 5: try { try decoder.decodeSingularDoubleField(value: &self.uptimeSeconds) }()
-      case 6: try { try decoder.decodeSingularStringField(value: &self.version) }()
-      case 7: try { try decoder.decodeSingularUInt64Field(value: &self.openConnections) }()
-      case 8: try { try decoder.decodeSingularUInt64Field(value: &self.inFlightCalls) }()
+      case 1: try { try decoder.decodeSingularBoolField(value: &self.enabled) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.l2Backend) }()
+      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.hits) }()
+      case 4: try { try decoder.decodeSingularUInt64Field(value: &self.misses) }()
+      case 5: try { try decoder.decodeSingularUInt64Field(value: &self.l1Hits) }()
+      case 6: try { try decoder.decodeSingularUInt64Field(value: &self.l2Hits) }()
+      case 7: try { try decoder.decodeSingularDoubleField(value: &self.hitRate) }()
+      case 8: try { try decoder.decodeSingularUInt64Field(value: &self.evictions) }()
+      case 9: try { try decoder.decodeSingularUInt64Field(value: &self.bytesUsed) }()
+      case 10: try { try decoder.decodeSingularUInt64Field(value: &self.entries) }()
+      case 11: try { try decoder.decodeSingularUInt64Field(value: &self.errors) }()
+      case 12: try { try decoder.decodeSingularUInt64Field(value: &self.pipelineRuns) }()
+      case 13: try { try decoder.decodeSingularUInt64Field(value: &self.coalesced) }()
+      case 14: try { try decoder.decodeSingularUInt64Field(value: &self.embeddingHits) }()
+      case 15: try { try decoder.decodeSingularUInt64Field(value: &self.embeddingMisses) }()
       default: break
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    if !self.collections.isEmpty {
-      try visitor.visitRepeatedMessageField(value: self.collections, fieldNumber: 1)
+    if self.enabled != false {
+      try visitor.visitSingularBoolField(value: self.enabled, fieldNumber: 1)
     }
-    if self.queriesTotal != 0 {
-      try visitor.visitSingularUInt64Field(value: self.queriesTotal, fieldNumber: 2)
+    if !self.l2Backend.isEmpty {
+      try visitor.visitSingularStringField(value: self.l2Backend, fieldNumber: 2)
     }
-    if self.queryErrors != 0 {
-      try visitor.visitSingularUInt64Field(value: self.queryErrors, fieldNumber: 3)
+    if self.hits != 0 {
+      try visitor.visitSingularUInt64Field(value: self.hits, fieldNumber: 3)
     }
-    if !self.latency.isEmpty {
-      try visitor.visitRepeatedMessageField(value: self.latency, fieldNumber: 4)
+    if self.misses != 0 {
+      try visitor.visitSingularUInt64Field(value: self.misses, fieldNumber: 4)
     }
-    if self.uptimeSeconds.bitPattern != 0 {
-      try visitor.visitSingularDoubleField(value: self.uptimeSeconds, fieldNumber: 5)
+    if self.l1Hits != 0 {
+      try visitor.visitSingularUInt64Field(value: self.l1Hits, fieldNumber: 5)
     }
-    if !self.version.isEmpty {
-      try visitor.visitSingularStringField(value: self.version, fieldNumber: 6)
+    if self.l2Hits != 0 {
+      try visitor.visitSingularUInt64Field(value: self.l2Hits, fieldNumber: 6)
     }
-    if self.openConnections != 0 {
-      try visitor.visitSingularUInt64Field(value: self.openConnections, fieldNumber: 7)
+    if self.hitRate.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.hitRate, fieldNumber: 7)
     }
-    if self.inFlightCalls != 0 {
-      try visitor.visitSingularUInt64Field(value: self.inFlightCalls, fieldNumber: 8)
+    if self.evictions != 0 {
+      try visitor.visitSingularUInt64Field(value: self.evictions, fieldNumber: 8)
+    }
+    if self.bytesUsed != 0 {
+      try visitor.visitSingularUInt64Field(value: self.bytesUsed, fieldNumber: 9)
+    }
+    if self.entries != 0 {
+      try visitor.visitSingularUInt64Field(value: self.entries, fieldNumber: 10)
+    }
+    if self.errors != 0 {
+      try visitor.visitSingularUInt64Field(value: self.errors, fieldNumber: 11)
+    }
+    if self.pipelineRuns != 0 {
+      try visitor.visitSingularUInt64Field(value: self.pipelineRuns, fieldNumber: 12)
+    }
+    if self.coalesced != 0 {
+      try visitor.visitSingularUInt64Field(value: self.coalesced, fieldNumber: 13)
+    }
+    if self.embeddingHits != 0 {
+      try visitor.visitSingularUInt64Field(value: self.embeddingHits, fieldNumber: 14)
+    }
+    if self.embeddingMisses != 0 {
+      try visitor.visitSingularUInt64Field(value: self.embeddingMisses, fieldNumber: 15)
     }
     try unknownFields.traverse(visitor: &visitor)
   }
 
-  public static func ==(lhs: Ragd_V1_StatsResponse, rhs: Ragd_V1_StatsResponse) -> Bool {
-    if lhs.collections != rhs.collections {return false}
-    if lhs.queriesTotal != rhs.queriesTotal {return false}
-    if lhs.queryErrors != rhs.queryErrors {return false}
-    if lhs.latency != rhs.latency {return false}
-    if lhs.uptimeSeconds != rhs.uptimeSeconds {return false}
-    if lhs.version != rhs.version {return false}
-    if lhs.openConnections != rhs.openConnections {return false}
-    if lhs.inFlightCalls != rhs.inFlightCalls {return false}
+  public static func ==(lhs: Ragd_V1_CacheStats, rhs: Ragd_V1_CacheStats) -> Bool {
+    if lhs.enabled != rhs.enabled {return false}
+    if lhs.l2Backend != rhs.l2Backend {return false}
+    if lhs.hits != rhs.hits {return false}
+    if lhs.misses != rhs.misses {return false}
+    if lhs.l1Hits != rhs.l1Hits {return false}
+    if lhs.l2Hits != rhs.l2Hits {return false}
+    if lhs.hitRate != rhs.hitRate {return false}
+    if lhs.evictions != rhs.evictions {return false}
+    if lhs.bytesUsed != rhs.bytesUsed {return false}
+    if lhs.entries != rhs.entries {return false}
+    if lhs.errors != rhs.errors {return false}
+    if lhs.pipelineRuns != rhs.pipelineRuns {return false}
+    if lhs.coalesced != rhs.coalesced {return false}
+    if lhs.embeddingHits != rhs.embeddingHits {return false}
+    if lhs.embeddingMisses != rhs.embeddingMisses {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Ragd_V1_ClearCacheRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ClearCacheRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}collection\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.collection) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.collection.isEmpty {
+      try visitor.visitSingularStringField(value: self.collection, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Ragd_V1_ClearCacheRequest, rhs: Ragd_V1_ClearCacheRequest) -> Bool {
+    if lhs.collection != rhs.collection {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Ragd_V1_ClearCacheResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ClearCacheResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap()
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    // Load everything into unknown fields
+    while try decoder.nextFieldNumber() != nil {}
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Ragd_V1_ClearCacheResponse, rhs: Ragd_V1_ClearCacheResponse) -> Bool {
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -1,0 +1,73 @@
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import ServiceLifecycle
+
+/// `GET /metrics` in Prometheus text format on its own port (default 9464).
+public struct MetricsEndpoint: Service {
+    let metrics: RagMetrics
+    let host: String
+    let port: Int
+    let logger: Logger
+    let onListening: @Sendable (SocketAddress) -> Void
+
+    public init(metrics: RagMetrics, host: String, port: Int, logger: Logger, onListening: @escaping @Sendable (SocketAddress) -> Void = { _ in }) {
+        self.metrics = metrics
+        self.host = host
+        self.port = port
+        self.logger = logger
+        self.onListening = onListening
+    }
+
+    public func run() async throws {
+        let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .bind(host: host, port: port) { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline()
+                    return try NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>(wrappingChannelSynchronously: channel)
+                }
+            }
+        let address = server.channel.localAddress!
+        logger.info("metrics on http://\(address)/metrics")
+        onListening(address)
+        let metrics = self.metrics
+        try await withGracefulShutdownHandler {
+            try await withThrowingDiscardingTaskGroup { group in
+                try await server.executeThenClose { connections in
+                    for try await connection in connections {
+                        group.addTask { try? await Self.serve(connection, metrics: metrics) }
+                    }
+                }
+            }
+        } onGracefulShutdown: {
+            server.channel.close(promise: nil)
+        }
+    }
+
+    static func serve(_ channel: NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>, metrics: RagMetrics) async throws {
+        try await channel.executeThenClose { inbound, outbound in
+            var head: HTTPRequestHead?
+            for try await part in inbound {
+                switch part {
+                case .head(let h): head = h
+                case .body: break
+                case .end:
+                    guard let h = head else { continue }
+                    let ok = h.method == .GET && (h.uri == "/metrics" || h.uri.hasPrefix("/metrics?"))
+                    let body = ok ? metrics.exposition() : "not found: try GET /metrics\n"
+                    var headers = HTTPHeaders()
+                    headers.add(name: "Content-Type", value: ok ? "text/plain; version=0.0.4; charset=utf-8" : "text/plain")
+                    headers.add(name: "Content-Length", value: String(body.utf8.count))
+                    headers.add(name: "Connection", value: h.isKeepAlive ? "keep-alive" : "close")
+                    try await outbound.write(.head(HTTPResponseHead(version: h.version, status: ok ? .ok : .notFound, headers: headers)))
+                    try await outbound.write(.body(.byteBuffer(ByteBuffer(string: body))))
+                    try await outbound.write(.end(nil))
+                    if !h.isKeepAlive { return }
+                    head = nil
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,69 @@
+import Foundation
+import RagClient
+import RagCore
+import RagTesting
+import Testing
+
+struct Sample: Decodable {
+    var family: String
+    var type: String
+    var name: String
+    var labels: [String: String]
+    var value: Double
+}
+
+/// Runs the Python parser script on the server's /metrics page.
+func scrape(port: Int) throws -> [Sample] {
+    let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("Fixtures/parse_metrics.py").path
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    p.arguments = ["python3", script, "http://127.0.0.1:\(port)/metrics"]
+    let out = Pipe()
+    let err = Pipe()
+    p.standardOutput = out
+    p.standardError = err
+    try p.run()
+    let data = out.fileHandleForReading.readDataToEndOfFile()
+    for _ in 0..<1000 where p.isRunning { usleep(10_000) }
+    guard p.terminationStatus == 0 else {
+        throw RagError(.internal, "parse_metrics.py failed: " + String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self))
+    }
+    return try JSONDecoder().decode([Sample].self, from: data)
+}
+
+@Suite struct MetricsTests {
+    func value(_ samples: [Sample], _ name: String, _ labels: [String: String] = [:]) -> Double? {
+        samples.first { s in s.name == name && labels.allSatisfy { k, v in s.labels[k] == v } }?.value
+    }
+
+    @Test func prometheusEndpointCountsAKnownSequence() async throws {
+        try await withRagServer { client, server in
+            _ = try await client.index(Fixtures.documents, collection: "kb")
+            _ = try await client.query("raft leader election", collection: "kb", topK: 3)
+            _ = try await client.query("raft leader election", collection: "kb", topK: 3)  // L1 hit
+            _ = try await client.query("crontab fields", collection: "kb", topK: 4, noCache: true)
+            _ = try? await client.query("x", collection: "missing")
+            _ = try? await client.query("", collection: "kb")
+
+            let samples = try scrape(port: server.metricsLocalAddress!.port!)
+            #expect(value(samples, "rag_queries_total", ["status": "ok"]) == 3)
+            #expect(value(samples, "rag_queries_total", ["status": "error"]) == 2)
+            #expect(value(samples, "rag_query_duration_seconds_count", ["component": "total"]) == 3)
+            #expect(value(samples, "rag_query_duration_seconds_count", ["component": "search"]) == 3)
+            #expect(samples.contains { $0.family == "rag_query_duration_seconds" && $0.type == "histogram" })
+            #expect(value(samples, "rag_search_results") == 4)  // the last successful query's count
+            #expect(value(samples, "rag_llm_tokens_total", ["type": "prompt"]) == 0)  // the extractive generator calls no LLM
+            #expect(value(samples, "rag_cache_requests_total", ["level": "l1", "result": "hit"]) == 1)
+            #expect(value(samples, "rag_cache_requests_total", ["level": "l1", "result": "miss"]) == 1)
+            #expect(value(samples, "rag_cache_requests_total", ["level": "l2", "result": "miss"]) == 1)
+            #expect(value(samples, "rag_index_documents_total") == Double(Fixtures.documents.count))
+            #expect((value(samples, "rag_index_chunks", ["collection": "kb"]) ?? 0) >= Double(Fixtures.documents.count))
+            #expect(value(samples, "rag_rpc_errors_total", ["method": "Query", "code": "NOT_FOUND"]) == 1)
+            #expect(value(samples, "rag_rpc_errors_total", ["method": "Query", "code": "INVALID_ARGUMENT"]) == 1)
+            // Two searched queries (the cache hit did not search) on each of 4 partitions.
+            #expect(value(samples, "rag_partition_search_duration_seconds_count", ["partition": "0"]) == 2)
+            #expect(value(samples, "rag_open_connections") == 1)
+        }
+    }
+}
