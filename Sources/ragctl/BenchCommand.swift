@@ -16,6 +16,7 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "Documents per Index call.") var batch = 64
     @Option(help: "vector, keyword or hybrid.") var mode = "hybrid"
     @Flag(help: "Only the in-process exact-search benchmark (no server).") var searchOnly = false
+    @Flag(help: "Measure the query cache: a pass of misses, then the same queries again (hits), then warm QPS.") var cache = false
     @Option(help: "Vectors for --search-only.") var vectors = 100_000
     @Option(help: "Dimension for --search-only.") var dimension = 384
 
@@ -35,6 +36,7 @@ struct BenchCommand: AsyncParsableCommand {
             let indexSeconds = Date().timeIntervalSince(t0)
             print(String(format: "index: %d docs in %.2f s = %.0f docs/s (batch %d)", docs, indexSeconds, Double(docs) / indexSeconds, batch))
             let questions = (0..<queries).map { _ in SyntheticText.document(&rng, words: 6) }
+            if cache { return try await cacheBench(client, questions: questions, mode: m) }
             let latencies = LatencyRecorder()
             let q0 = Date()
             try await withThrowingTaskGroup(of: Void.self) { group in
@@ -57,6 +59,46 @@ struct BenchCommand: AsyncParsableCommand {
             print(String(format: "query (%@, k=10, concurrency %d): %d queries in %.2f s = %.0f QPS; p50 %.2f ms, p95 %.2f ms, p99 %.2f ms",
                          mode, concurrency, queries, qSeconds, Double(queries) / qSeconds, p(0.5), p(0.95), p(0.99)))
         }
+    }
+}
+
+extension BenchCommand {
+    func cacheBench(_ client: RagClient, questions: [String], mode: SearchMode) async throws {
+        func pass(_ label: String) async throws -> [String: Int] {
+            var levels: [String: Int] = [:]
+            var times: [Double] = []
+            for q in questions {
+                let s = Date()
+                let r = try await client.query(q, collection: collection, topK: 10, mode: mode, timeout: connection.deadline)
+                times.append(Date().timeIntervalSince(s))
+                levels[r.cached ? r.cacheLevel : "miss", default: 0] += 1
+            }
+            times.sort()
+            print(String(format: "%@: p50 %.3f ms, p99 %.3f ms over %d queries  %@", label, times[times.count / 2] * 1000,
+                         times[min(times.count - 1, Int(0.99 * Double(times.count)))] * 1000, times.count, levels.description))
+            return levels
+        }
+        _ = try await pass("first pass (misses)")
+        _ = try await pass("second pass (cached)")
+        let recorder = LatencyRecorder()
+        let t0 = Date()
+        let rounds = 5
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for w in 0..<concurrency {
+                group.addTask {
+                    var i = w
+                    while i < questions.count * rounds {
+                        let s = Date()
+                        _ = try await client.query(questions[i % questions.count], collection: collection, topK: 10, mode: mode, timeout: connection.deadline)
+                        recorder.add(Date().timeIntervalSince(s))
+                        i += concurrency
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        let n = questions.count * rounds
+        print(String(format: "warm cache: %d repeated queries, concurrency %d: %.0f QPS", n, concurrency, Double(n) / Date().timeIntervalSince(t0)))
     }
 }
 
