@@ -26,7 +26,7 @@ let package = Package(
     ],
     targets: [
         .target(name: "RagCore", swiftSettings: strict),
-        .systemLibrary(name: "CHiredis", pkgConfig: "hiredis", providers: [.apt(["libhiredis-dev"])]),
+        .systemLibrary(name: "CHiredis", providers: [.apt(["libhiredis-dev"])]),
         .target(
             name: "RagWire",
             dependencies: [

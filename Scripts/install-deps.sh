@@ -2,7 +2,7 @@
 # Installs the Debian packages Ragd needs to build, test and run.
 # Swift itself (6.x) is expected on PATH.
 set -euo pipefail
-pkgs=(libsqlite3-dev protobuf-compiler libhiredis-dev pkg-config redis-server)
+pkgs=(libsqlite3-dev protobuf-compiler libhiredis-dev redis-server libprotobuf-c-dev protobuf-c-compiler make gcc valgrind)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -11,4 +11,6 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 # The metrics test parses /metrics with the official Prometheus parser.
-python3 -c "import prometheus_client" 2>/dev/null || python3 -m pip install -q --disable-pip-version-check prometheus_client 2>&1 | grep -v "WARNING: Running pip as" || true
+# The Python client needs the protobuf runtime.
+python3 -c "import prometheus_client, google.protobuf" 2>/dev/null || \
+  python3 -m pip install -q --disable-pip-version-check prometheus_client protobuf 2>&1 | grep -v "WARNING: Running pip as" || true

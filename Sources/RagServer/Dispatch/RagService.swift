@@ -37,7 +37,7 @@ public struct RagService: Sendable {
 
     func options(_ r: Ragd_V1_QueryRequest) throws(RagError) -> QueryOptions {
         QueryOptions(
-            collection: r.collection, query: r.query, topK: r.hasTopK ? Int(r.topK) : nil,
+            collection: r.collection, query: r.query, topK: r.topKValue != nil ? Int(r.topK) : nil,
             filter: r.hasFilter ? try MetadataFilter(wire: r.filter) : nil,
             mode: SearchMode(wire: r.mode), userID: r.userID, noCache: r.noCache)
     }

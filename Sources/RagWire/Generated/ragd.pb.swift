@@ -505,15 +505,17 @@ public nonisolated struct Ragd_V1_QueryRequest: Sendable {
 
   public var query: String = String()
 
-  /// unset: the default (5); otherwise 1..1000
+  /// unset: the default (5); otherwise 1..1000. A one-field oneof gives presence
+  /// (the same bytes as proto3 `optional`, which protoc-c 1.4 cannot generate).
+  public var topKValue: Ragd_V1_QueryRequest.OneOf_TopKValue? = nil
+
   public var topK: UInt32 {
-    get {_topK ?? 0}
-    set {_topK = newValue}
+    get {
+      if case .topK(let v)? = topKValue {return v}
+      return 0
+    }
+    set {topKValue = .topK(newValue)}
   }
-  /// Returns true if `topK` has been explicitly set.
-  public var hasTopK: Bool {self._topK != nil}
-  /// Clears the value of `topK`. Subsequent reads from it will return its default value.
-  public mutating func clearTopK() {self._topK = nil}
 
   public var filter: Ragd_V1_Filter {
     get {_filter ?? Ragd_V1_Filter()}
@@ -532,9 +534,15 @@ public nonisolated struct Ragd_V1_QueryRequest: Sendable {
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
+  /// unset: the default (5); otherwise 1..1000. A one-field oneof gives presence
+  /// (the same bytes as proto3 `optional`, which protoc-c 1.4 cannot generate).
+  public nonisolated enum OneOf_TopKValue: Equatable, Sendable {
+    case topK(UInt32)
+
+  }
+
   public init() {}
 
-  fileprivate var _topK: UInt32? = nil
   fileprivate var _filter: Ragd_V1_Filter? = nil
 }
 
@@ -1463,7 +1471,14 @@ nonisolated extension Ragd_V1_QueryRequest: SwiftProtobuf.Message, SwiftProtobuf
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularStringField(value: &self.collection) }()
       case 2: try { try decoder.decodeSingularStringField(value: &self.query) }()
-      case 3: try { try decoder.decodeSingularUInt32Field(value: &self._topK) }()
+      case 3: try {
+        var v: UInt32?
+        try decoder.decodeSingularUInt32Field(value: &v)
+        if let v = v {
+          if self.topKValue != nil {try decoder.handleConflictingOneOf()}
+          self.topKValue = .topK(v)
+        }
+      }()
       case 4: try { try decoder.decodeSingularMessageField(value: &self._filter) }()
       case 5: try { try decoder.decodeSingularEnumField(value: &self.mode) }()
       case 6: try { try decoder.decodeSingularStringField(value: &self.userID) }()
@@ -1484,7 +1499,7 @@ nonisolated extension Ragd_V1_QueryRequest: SwiftProtobuf.Message, SwiftProtobuf
     if !self.query.isEmpty {
       try visitor.visitSingularStringField(value: self.query, fieldNumber: 2)
     }
-    try { if let v = self._topK {
+    try { if case .topK(let v)? = self.topKValue {
       try visitor.visitSingularUInt32Field(value: v, fieldNumber: 3)
     } }()
     try { if let v = self._filter {
@@ -1505,7 +1520,7 @@ nonisolated extension Ragd_V1_QueryRequest: SwiftProtobuf.Message, SwiftProtobuf
   public static func ==(lhs: Ragd_V1_QueryRequest, rhs: Ragd_V1_QueryRequest) -> Bool {
     if lhs.collection != rhs.collection {return false}
     if lhs.query != rhs.query {return false}
-    if lhs._topK != rhs._topK {return false}
+    if lhs.topKValue != rhs.topKValue {return false}
     if lhs._filter != rhs._filter {return false}
     if lhs.mode != rhs.mode {return false}
     if lhs.userID != rhs.userID {return false}

@@ -1,0 +1,30 @@
+/* ragd-c-query HOST PORT COLLECTION QUESTION [TOP_K]: asks a question, prints the answer and sources. */
+#include <stdio.h>
+#include <stdlib.h>
+#include "ragd_client.h"
+
+int main(int argc, char **argv) {
+    if (argc < 5) {
+        fprintf(stderr, "usage: %s HOST PORT COLLECTION QUESTION [TOP_K]\n", argv[0]);
+        return 2;
+    }
+    ragd_error err;
+    ragd_client *c = ragd_connect(argv[1], atoi(argv[2]), &err);
+    if (!c) { fprintf(stderr, "ragd-c-query: %s: %s\n", ragd_status_name(err.code), err.message); return 1; }
+    Ragd__V1__QueryRequest req = RAGD__V1__QUERY_REQUEST__INIT;
+    req.collection = argv[3];
+    req.query = argv[4];
+    if (argc > 5) { req.top_k_value_case = RAGD__V1__QUERY_REQUEST__TOP_K_VALUE_TOP_K; req.top_k = (uint32_t)atoi(argv[5]); }
+    Ragd__V1__QueryResponse *r = NULL;
+    if (ragd_query(c, &req, 10000, &r, &err) != RAGD_OK) {
+        fprintf(stderr, "ragd-c-query: %s: %s\n", ragd_status_name(err.code), err.message);
+        ragd_close(c);
+        return 1;
+    }
+    printf("%s\n\n", r->answer);
+    for (size_t i = 0; i < r->n_sources; i++)
+        printf("[%zu] %s  score %.4f\n", i + 1, r->sources[i]->chunk_id, r->sources[i]->score);
+    ragd__v1__query_response__free_unpacked(r, NULL);
+    ragd_close(c);
+    return 0;
+}

@@ -1,0 +1,333 @@
+#include "ragd_client.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+struct ragd_client {
+    int fd;
+    uint64_t next_call_id;
+    uint32_t max_frame;
+};
+
+static const char *names[] = {
+    "OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND",
+    "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
+    "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS",
+    "UNAUTHENTICATED",
+};
+
+const char *ragd_status_name(ragd_status code) {
+    return (code >= 0 && code <= 16) ? names[code] : "UNKNOWN";
+}
+
+static ragd_status fail(ragd_error *err, ragd_status code, const char *fmt, ...) {
+    if (err) {
+        va_list ap;
+        va_start(ap, fmt);
+        err->code = code;
+        vsnprintf(err->message, sizeof err->message, fmt, ap);
+        va_end(ap);
+    }
+    return code;
+}
+
+static int64_t now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+ragd_client *ragd_connect(const char *host, int port, ragd_error *err) {
+    char service[16];
+    snprintf(service, sizeof service, "%d", port);
+    struct addrinfo hints = {0}, *res = NULL;
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    int rc = getaddrinfo(host, service, &hints, &res);
+    if (rc != 0) {
+        fail(err, RAGD_UNAVAILABLE, "cannot resolve %s: %s", host, gai_strerror(rc));
+        return NULL;
+    }
+    int fd = -1;
+    for (struct addrinfo *a = res; a; a = a->ai_next) {
+        fd = socket(a->ai_family, a->ai_socktype, a->ai_protocol);
+        if (fd < 0) continue;
+        if (connect(fd, a->ai_addr, a->ai_addrlen) == 0) break;
+        close(fd);
+        fd = -1;
+    }
+    freeaddrinfo(res);
+    if (fd < 0) {
+        fail(err, RAGD_UNAVAILABLE, "cannot connect to ragd at %s:%d: %s", host, port, strerror(errno));
+        return NULL;
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    ragd_client *c = calloc(1, sizeof *c);
+    if (!c) {
+        close(fd);
+        fail(err, RAGD_INTERNAL, "out of memory");
+        return NULL;
+    }
+    c->fd = fd;
+    c->next_call_id = 1;
+    c->max_frame = RAGD_DEFAULT_MAX_FRAME;
+    return c;
+}
+
+void ragd_close(ragd_client *c) {
+    if (!c) return;
+    if (c->fd >= 0) close(c->fd);
+    free(c);
+}
+
+static void drop_connection(ragd_client *c) {
+    if (c->fd >= 0) close(c->fd);
+    c->fd = -1;
+}
+
+static ragd_status send_all(ragd_client *c, const uint8_t *buf, size_t len, ragd_error *err) {
+    while (len > 0) {
+        ssize_t n = send(c->fd, buf, len, MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+            drop_connection(c);
+            return fail(err, RAGD_UNAVAILABLE, "cannot send to ragd: %s", strerror(errno));
+        }
+        buf += n;
+        len -= (size_t)n;
+    }
+    return RAGD_OK;
+}
+
+/* Reads exactly len bytes before the deadline (0 = none). */
+static ragd_status recv_all(ragd_client *c, uint8_t *buf, size_t len, int64_t deadline, ragd_error *err) {
+    while (len > 0) {
+        int timeout = -1;
+        if (deadline) {
+            int64_t left = deadline - now_ms();
+            if (left <= 0) return fail(err, RAGD_DEADLINE_EXCEEDED, "no answer from ragd within the deadline");
+            timeout = (int)left;
+        }
+        struct pollfd p = {.fd = c->fd, .events = POLLIN};
+        int r = poll(&p, 1, timeout);
+        if (r < 0 && errno == EINTR) continue;
+        if (r == 0) return fail(err, RAGD_DEADLINE_EXCEEDED, "no answer from ragd within the deadline");
+        ssize_t n = recv(c->fd, buf, len, 0);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+            drop_connection(c);
+            return fail(err, RAGD_UNAVAILABLE, "connection to the server was lost");
+        }
+        buf += n;
+        len -= (size_t)n;
+    }
+    return RAGD_OK;
+}
+
+/* Reads one frame; *out must be freed with ragd__v1__frame__free_unpacked. */
+static ragd_status read_frame(ragd_client *c, int64_t deadline, Ragd__V1__Frame **out, ragd_error *err) {
+    uint8_t header[4];
+    ragd_status s = recv_all(c, header, 4, deadline, err);
+    if (s != RAGD_OK) return s;
+    uint32_t len = ((uint32_t)header[0] << 24) | ((uint32_t)header[1] << 16) | ((uint32_t)header[2] << 8) | header[3];
+    if (len > c->max_frame) {
+        drop_connection(c);
+        return fail(err, RAGD_INTERNAL, "server sent a frame of %u bytes, over the %u-byte limit", len, c->max_frame);
+    }
+    uint8_t *body = malloc(len ? len : 1);
+    if (!body) return fail(err, RAGD_INTERNAL, "out of memory");
+    s = recv_all(c, body, len, deadline, err);
+    if (s != RAGD_OK) {
+        free(body);
+        if (s == RAGD_DEADLINE_EXCEEDED) drop_connection(c);  /* mid-frame: the stream is out of step */
+        return s;
+    }
+    *out = ragd__v1__frame__unpack(NULL, len, body);
+    free(body);
+    if (!*out) {
+        drop_connection(c);
+        return fail(err, RAGD_INTERNAL, "server sent a frame that is not valid protobuf");
+    }
+    return RAGD_OK;
+}
+
+static ragd_status send_frame(ragd_client *c, const Ragd__V1__Frame *f, ragd_error *err) {
+    size_t len = ragd__v1__frame__get_packed_size(f);
+    if (len > c->max_frame) return fail(err, RAGD_RESOURCE_EXHAUSTED, "request of %zu bytes exceeds the frame limit", len);
+    uint8_t *buf = malloc(4 + len);
+    if (!buf) return fail(err, RAGD_INTERNAL, "out of memory");
+    buf[0] = (uint8_t)(len >> 24);
+    buf[1] = (uint8_t)(len >> 16);
+    buf[2] = (uint8_t)(len >> 8);
+    buf[3] = (uint8_t)len;
+    ragd__v1__frame__pack(f, buf + 4);
+    ragd_status s = send_all(c, buf, 4 + len, err);
+    free(buf);
+    return s;
+}
+
+/* Starts a call; returns its id in *id. */
+static ragd_status start_call(ragd_client *c, const char *method, const uint8_t *payload, size_t payload_len,
+                              uint32_t deadline_ms, uint64_t *id, ragd_error *err) {
+    if (c->fd < 0) return fail(err, RAGD_UNAVAILABLE, "not connected (the connection was lost; reconnect)");
+    Ragd__V1__Frame f = RAGD__V1__FRAME__INIT;
+    Ragd__V1__Metadata md = RAGD__V1__METADATA__INIT;
+    f.call_id = *id = c->next_call_id++;
+    f.method = (char *)method;
+    f.kind = RAGD__V1__FRAME_KIND__FRAME_KIND_REQUEST;
+    f.payload.data = (uint8_t *)payload;
+    f.payload.len = payload_len;
+    md.deadline_ms = deadline_ms;
+    f.metadata = &md;
+    return send_frame(c, &f, err);
+}
+
+static void send_cancel(ragd_client *c, uint64_t id) {
+    Ragd__V1__Frame f = RAGD__V1__FRAME__INIT;
+    f.call_id = id;
+    f.kind = RAGD__V1__FRAME_KIND__FRAME_KIND_CANCEL;
+    send_frame(c, &f, NULL);
+}
+
+/* The client waits a little past the deadline so the server's own answer wins. */
+static int64_t local_deadline(uint32_t deadline_ms) {
+    return deadline_ms ? now_ms() + deadline_ms + 250 : 0;
+}
+
+/* Reads frames until one for `id` (or a connection-level error) arrives. */
+static ragd_status next_frame_for(ragd_client *c, uint64_t id, int64_t deadline, Ragd__V1__Frame **out, ragd_error *err) {
+    for (;;) {
+        Ragd__V1__Frame *f = NULL;
+        ragd_status s = read_frame(c, deadline, &f, err);
+        if (s != RAGD_OK) return s;
+        if (f->call_id == id || (f->call_id == 0 && f->kind == RAGD__V1__FRAME_KIND__FRAME_KIND_ERROR)) {
+            if (f->kind == RAGD__V1__FRAME_KIND__FRAME_KIND_ERROR) {
+                ragd_status code = (f->status >= 0 && f->status <= 16) ? (ragd_status)f->status : RAGD_UNKNOWN;
+                fail(err, code, "%s", f->status_message ? f->status_message : "");
+                if (f->call_id == 0 && code == RAGD_RESOURCE_EXHAUSTED) drop_connection(c);
+                ragd__v1__frame__free_unpacked(f, NULL);
+                return code;
+            }
+            *out = f;
+            return RAGD_OK;
+        }
+        ragd__v1__frame__free_unpacked(f, NULL);  /* a late frame of an abandoned call */
+    }
+}
+
+ragd_status ragd_call(ragd_client *c, const char *method, const uint8_t *payload, size_t payload_len,
+                      uint32_t deadline_ms, uint8_t **response, size_t *response_len, ragd_error *err) {
+    uint64_t id;
+    ragd_status s = start_call(c, method, payload, payload_len, deadline_ms, &id, err);
+    if (s != RAGD_OK) return s;
+    Ragd__V1__Frame *f = NULL;
+    s = next_frame_for(c, id, local_deadline(deadline_ms), &f, err);
+    if (s != RAGD_OK) return s;
+    if (f->kind != RAGD__V1__FRAME_KIND__FRAME_KIND_RESPONSE) {
+        ragd__v1__frame__free_unpacked(f, NULL);
+        return fail(err, RAGD_INTERNAL, "expected a RESPONSE frame");
+    }
+    *response_len = f->payload.len;
+    *response = malloc(f->payload.len ? f->payload.len : 1);
+    if (!*response) {
+        ragd__v1__frame__free_unpacked(f, NULL);
+        return fail(err, RAGD_INTERNAL, "out of memory");
+    }
+    if (f->payload.len) memcpy(*response, f->payload.data, f->payload.len);
+    ragd__v1__frame__free_unpacked(f, NULL);
+    return RAGD_OK;
+}
+
+/* Packs `msg`, calls `method`, unpacks the reply with `unpack`. */
+#define RAGD_UNARY(c, method, req, pack_size, pack, unpack, deadline_ms, out, err)                     \
+    do {                                                                                               \
+        size_t len_ = pack_size(req);                                                                  \
+        uint8_t *buf_ = malloc(len_ ? len_ : 1);                                                       \
+        if (!buf_) return fail(err, RAGD_INTERNAL, "out of memory");                                  \
+        pack(req, buf_);                                                                               \
+        uint8_t *resp_ = NULL;                                                                         \
+        size_t resp_len_ = 0;                                                                          \
+        ragd_status s_ = ragd_call(c, method, buf_, len_, deadline_ms, &resp_, &resp_len_, err);      \
+        free(buf_);                                                                                    \
+        if (s_ != RAGD_OK) return s_;                                                                  \
+        *(out) = unpack(NULL, resp_len_, resp_);                                                       \
+        free(resp_);                                                                                   \
+        if (!*(out)) return fail(err, RAGD_INTERNAL, "server sent an invalid %s response", method);   \
+        return RAGD_OK;                                                                                \
+    } while (0)
+
+ragd_status ragd_query(ragd_client *c, const Ragd__V1__QueryRequest *req, uint32_t deadline_ms,
+                       Ragd__V1__QueryResponse **out, ragd_error *err) {
+    RAGD_UNARY(c, "Query", req, ragd__v1__query_request__get_packed_size, ragd__v1__query_request__pack,
+               ragd__v1__query_response__unpack, deadline_ms, out, err);
+}
+
+ragd_status ragd_index(ragd_client *c, const Ragd__V1__IndexRequest *req, uint32_t deadline_ms,
+                       Ragd__V1__IndexResponse **out, ragd_error *err) {
+    RAGD_UNARY(c, "Index", req, ragd__v1__index_request__get_packed_size, ragd__v1__index_request__pack,
+               ragd__v1__index_response__unpack, deadline_ms, out, err);
+}
+
+ragd_status ragd_delete(ragd_client *c, const Ragd__V1__DeleteRequest *req, uint32_t deadline_ms,
+                        Ragd__V1__DeleteResponse **out, ragd_error *err) {
+    RAGD_UNARY(c, "Delete", req, ragd__v1__delete_request__get_packed_size, ragd__v1__delete_request__pack,
+               ragd__v1__delete_response__unpack, deadline_ms, out, err);
+}
+
+ragd_status ragd_stats(ragd_client *c, const Ragd__V1__StatsRequest *req, uint32_t deadline_ms,
+                       Ragd__V1__StatsResponse **out, ragd_error *err) {
+    RAGD_UNARY(c, "Stats", req, ragd__v1__stats_request__get_packed_size, ragd__v1__stats_request__pack,
+               ragd__v1__stats_response__unpack, deadline_ms, out, err);
+}
+
+ragd_status ragd_health(ragd_client *c, uint32_t deadline_ms, Ragd__V1__HealthResponse **out, ragd_error *err) {
+    Ragd__V1__HealthRequest req = RAGD__V1__HEALTH_REQUEST__INIT;
+    RAGD_UNARY(c, "Health", &req, ragd__v1__health_request__get_packed_size, ragd__v1__health_request__pack,
+               ragd__v1__health_response__unpack, deadline_ms, out, err);
+}
+
+ragd_status ragd_stream(ragd_client *c, const Ragd__V1__QueryRequest *req, uint32_t deadline_ms,
+                        ragd_stream_callback callback, void *user, ragd_error *err) {
+    size_t len = ragd__v1__query_request__get_packed_size(req);
+    uint8_t *buf = malloc(len ? len : 1);
+    if (!buf) return fail(err, RAGD_INTERNAL, "out of memory");
+    ragd__v1__query_request__pack(req, buf);
+    uint64_t id;
+    ragd_status s = start_call(c, "Stream", buf, len, deadline_ms, &id, err);
+    free(buf);
+    if (s != RAGD_OK) return s;
+    int64_t deadline = local_deadline(deadline_ms);
+    for (;;) {
+        Ragd__V1__Frame *f = NULL;
+        s = next_frame_for(c, id, deadline, &f, err);
+        if (s != RAGD_OK) return s;
+        if (f->kind == RAGD__V1__FRAME_KIND__FRAME_KIND_END_OF_STREAM) {
+            ragd__v1__frame__free_unpacked(f, NULL);
+            return RAGD_OK;
+        }
+        if (f->kind != RAGD__V1__FRAME_KIND__FRAME_KIND_STREAM_MESSAGE) {
+            ragd__v1__frame__free_unpacked(f, NULL);
+            return fail(err, RAGD_INTERNAL, "unexpected frame kind %d in a stream", (int)f->kind);
+        }
+        Ragd__V1__StreamEvent *e = ragd__v1__stream_event__unpack(NULL, f->payload.len, f->payload.data);
+        ragd__v1__frame__free_unpacked(f, NULL);
+        if (!e) return fail(err, RAGD_INTERNAL, "server sent an invalid StreamEvent");
+        int stop = callback(e, user);
+        ragd__v1__stream_event__free_unpacked(e, NULL);
+        if (stop) {
+            send_cancel(c, id);
+            return fail(err, RAGD_CANCELLED, "stream stopped by the caller");
+        }
+    }
+}

@@ -1,0 +1,93 @@
+"""Framing and request building shared by the sync and asyncio clients."""
+import struct
+
+from .errors import error_for, ResourceExhausted
+from .ragd.v1 import ragd_pb2 as pb
+
+MAX_FRAME_SIZE = 16 * 1024 * 1024
+
+METHODS = {
+    "Query": (pb.QueryRequest, pb.QueryResponse),
+    "Index": (pb.IndexRequest, pb.IndexResponse),
+    "Delete": (pb.DeleteRequest, pb.DeleteResponse),
+    "Stats": (pb.StatsRequest, pb.StatsResponse),
+    "Health": (pb.HealthRequest, pb.HealthResponse),
+    "ListCollections": (pb.ListCollectionsRequest, pb.ListCollectionsResponse),
+    "ClearCache": (pb.ClearCacheRequest, pb.ClearCacheResponse),
+}
+
+
+def encode_frame(frame):
+    body = frame.SerializeToString()
+    if len(body) > MAX_FRAME_SIZE:
+        raise ResourceExhausted(f"request of {len(body)} bytes exceeds the frame limit of {MAX_FRAME_SIZE} bytes")
+    return struct.pack(">I", len(body)) + body
+
+
+def request_frame(call_id, method, request, timeout):
+    f = pb.Frame(call_id=call_id, method=method, kind=pb.FRAME_KIND_REQUEST, payload=request.SerializeToString())
+    if timeout is not None:
+        f.metadata.deadline_ms = max(1, int(timeout * 1000))
+    return f
+
+
+def value(v):
+    """A Python scalar as a ragd.v1.Value."""
+    if isinstance(v, bool):
+        return pb.Value(bool_value=v)
+    if isinstance(v, (int, float)):
+        return pb.Value(number_value=float(v))
+    return pb.Value(string_value=str(v))
+
+
+def py_value(v):
+    kind = v.WhichOneof("kind")
+    return getattr(v, kind) if kind else None
+
+
+def query_request(collection, query, top_k=None, filter=None, mode=None, user_id="", no_cache=False):
+    r = pb.QueryRequest(collection=collection, query=query, user_id=user_id, no_cache=no_cache)
+    if top_k is not None:
+        r.top_k = top_k
+    if filter is not None:
+        r.filter.CopyFrom(filter)
+    if mode is not None:
+        r.mode = {"vector": pb.SEARCH_MODE_VECTOR, "keyword": pb.SEARCH_MODE_KEYWORD, "hybrid": pb.SEARCH_MODE_HYBRID}[mode]
+    return r
+
+
+def index_request(collection, documents, chunk_size=0, chunk_overlap=0):
+    r = pb.IndexRequest(collection=collection, chunk_size=chunk_size, chunk_overlap=chunk_overlap)
+    for d in documents:
+        doc = r.documents.add(id=d["id"], text=d["text"])
+        for k, v in (d.get("metadata") or {}).items():
+            doc.metadata[k].CopyFrom(value(v))
+    return r
+
+
+# Filter helpers: eq("lang", "en"), all_of(...), any_of(...), negate(...).
+def compare(key, op, v=None, values=None):
+    c = pb.Comparison(key=key, op=op)
+    if v is not None:
+        c.value.CopyFrom(value(v))
+    for x in values or []:
+        c.values.append(value(x))
+    return pb.Filter(compare=c)
+
+
+def eq(key, v): return compare(key, pb.COMPARE_OP_EQ, v)
+def ne(key, v): return compare(key, pb.COMPARE_OP_NE, v)
+def lt(key, v): return compare(key, pb.COMPARE_OP_LT, v)
+def lte(key, v): return compare(key, pb.COMPARE_OP_LTE, v)
+def gt(key, v): return compare(key, pb.COMPARE_OP_GT, v)
+def gte(key, v): return compare(key, pb.COMPARE_OP_GTE, v)
+def in_(key, values): return compare(key, pb.COMPARE_OP_IN, values=values)
+def exists(key): return compare(key, pb.COMPARE_OP_EXISTS)
+def all_of(*fs): return pb.Filter(all_of=pb.FilterList(filters=list(fs)))
+def any_of(*fs): return pb.Filter(any_of=pb.FilterList(filters=list(fs)))
+def negate(f): return pb.Filter(negation=f)
+
+
+def check_error(frame):
+    if frame.kind == pb.FRAME_KIND_ERROR:
+        raise error_for(frame.status, frame.status_message)

@@ -1,0 +1,215 @@
+import Foundation
+import RagClient
+import RagCore
+import RagTesting
+import RagWire
+import Testing
+
+/// Paths inside the repository, from this file's location.
+enum Repo {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static func path(_ relative: String) -> String { root.appendingPathComponent(relative).path }
+}
+
+/// Runs a command, returning its exit status and standard output.
+@discardableResult
+func run(_ args: [String], cwd: String? = nil) throws -> (status: Int32, output: String, errors: String) {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    p.arguments = args
+    if let cwd { p.currentDirectoryURL = URL(fileURLWithPath: cwd) }
+    let out = Pipe(), err = Pipe()
+    p.standardOutput = out
+    p.standardError = err
+    try p.run()
+    // Drain both pipes concurrently so a chatty child cannot block on a full pipe.
+    nonisolated(unsafe) var errData = Data()
+    let errThread = Thread { errData = err.fileHandleForReading.readDataToEndOfFile() }
+    errThread.start()
+    let outData = out.fileHandleForReading.readDataToEndOfFile()
+    for _ in 0..<6000 where p.isRunning { usleep(10_000) }
+    for _ in 0..<100 where errThread.isExecuting { usleep(10_000) }
+    return (p.terminationStatus, String(decoding: outData, as: UTF8.self), String(decoding: errData, as: UTF8.self))
+}
+
+/// The Swift client's run of Tests/Conformance/scenarios.tsv (same format as the C and Python runners).
+struct SwiftConformanceRunner {
+    let ports: [String: Int]
+    let collection: String
+
+    static func typed(_ v: Substring) -> MetadataValue {
+        let raw = String(v.dropFirst(2))
+        switch v.first {
+        case "n": return .number(Double(raw)!)
+        case "b": return .bool(raw == "true")
+        default: return .string(raw)
+        }
+    }
+
+    static func filter(_ text: String) -> MetadataFilter? {
+        guard text != "-" else { return nil }
+        let parts = text.split(separator: "&").map { c -> MetadataFilter in
+            var c = Substring(c)
+            let negated = c.first == "!"
+            if negated { c = c.dropFirst() }
+            let f: MetadataFilter
+            if c.first == "?" {
+                f = .compare(key: String(c.dropFirst()), op: .exists, values: [])
+            } else if let at = c.firstIndex(of: "@") {
+                f = .compare(key: String(c[..<at]), op: .in, values: c[c.index(after: at)...].split(separator: ",").map(typed))
+            } else {
+                let ops: [(String, MetadataFilter.Op)] = [("!=", .ne), ("<=", .lte), (">=", .gte), ("=", .eq), ("<", .lt), (">", .gt)]
+                let (sym, op) = ops.first { c.contains($0.0) }!
+                let r = c.range(of: sym)!
+                f = .compare(key: String(c[..<r.lowerBound]), op: op, values: [typed(c[r.upperBound...])])
+            }
+            return negated ? .not(f) : f
+        }
+        return parts.count == 1 ? parts[0] : .and(parts)
+    }
+
+    func run(_ path: String) async throws -> [[String: Any]] {
+        var docs: [RagDocument] = []
+        var results: [[String: Any]] = []
+        var clients: [String: RagClient] = [:]
+        func client(_ target: String) -> RagClient {
+            if let c = clients[target] { return c }
+            let c = RagClient(host: "127.0.0.1", port: ports[target]!)
+            clients[target] = c
+            return c
+        }
+        for line in try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n", omittingEmptySubsequences: true) where !line.hasPrefix("#") {
+            let f = line.split(separator: "\t", omittingEmptySubsequences: false).map(String.init)
+            if f[0] == "doc" {
+                var meta: Metadata = [:]
+                if f[2] != "-" {
+                    for kv in f[2].split(separator: ";") {
+                        let p = kv.split(separator: "=", maxSplits: 1)
+                        meta[String(p[0])] = Self.typed(p[1])
+                    }
+                }
+                docs.append(RagDocument(id: f[1], text: f[3], metadata: meta))
+                continue
+            }
+            var out: [String: Any] = ["step": f[1]]
+            do {
+                switch f[0] {
+                case "index":
+                    let r = try await client("main").index(docs, collection: collection, timeout: .seconds(10))
+                    out["documents"] = Int(r.documents)
+                    out["chunks"] = Int(r.chunks)
+                case "query", "stream":
+                    let c = client(f[2])
+                    let coll = f[3] == "-" ? collection : f[3]
+                    let timeout = Duration.milliseconds(Int(f[4])!)
+                    let mode = f[5] == "-" ? nil : SearchMode(rawValue: f[5])
+                    let k = f[6] == "-" ? nil : Int(f[6])
+                    if f[0] == "query" {
+                        let r = try await c.query(f[8], collection: coll, topK: k, filter: Self.filter(f[7]), mode: mode, timeout: timeout)
+                        out["ids"] = r.sources.map(\.chunkID)
+                        out["scores"] = r.sources.map(\.score)
+                        out["answer"] = r.answer
+                    } else {
+                        var ids: [String] = [], tokens: [String] = [], done = false
+                        for try await e in try await c.stream(f[8], collection: coll, topK: k, filter: Self.filter(f[7]), mode: mode, timeout: timeout) {
+                            switch e.event {
+                            case .sources(let s): ids = s.sources.map(\.chunkID)
+                            case .token(let t): tokens.append(t)
+                            case .done: done = true
+                            case nil: break
+                            }
+                        }
+                        out["ids"] = ids
+                        out["answer"] = tokens.joined()
+                        out["tokens"] = tokens.count > 1
+                        out["done"] = done
+                    }
+                case "stats":
+                    let r = try await client("main").stats(collection: collection, timeout: .seconds(10))
+                    out["documents"] = Int(r.collections[0].documents)
+                    out["chunks"] = Int(r.collections[0].chunks)
+                case "delete":
+                    let r = try await client("main").delete(f[2].split(separator: ",").map(String.init), collection: collection, timeout: .seconds(10))
+                    out["deleted"] = Int(r.deleted)
+                    out["not_found"] = r.notFound
+                default: continue
+                }
+                out["status"] = "OK"
+            } catch {
+                out["status"] = RagError(from: error).code.description
+            }
+            results.append(out)
+        }
+        for c in clients.values { await c.close() }
+        return results
+    }
+}
+
+@Suite(.serialized) struct ConformanceTests {
+    func parseLines(_ text: String) throws -> [[String: Any]] {
+        try text.split(separator: "\n").map { try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any] }
+    }
+
+    /// Compares two runs step by step: same status codes, ids, answers; scores within 1e-9.
+    func compare(_ a: [[String: Any]], _ b: [[String: Any]], _ label: String) {
+        #expect(a.count == b.count, "\(label): \(a.count) vs \(b.count) steps")
+        for (x, y) in zip(a, b) {
+            let step = x["step"] as? String ?? "?"
+            #expect(x["step"] as? String == y["step"] as? String, "\(label)")
+            #expect(x["status"] as? String == y["status"] as? String, "\(label) \(step): \(x["status"] ?? "-") vs \(y["status"] ?? "-")")
+            for key in ["ids", "not_found"] {
+                #expect((x[key] as? [String]) == (y[key] as? [String]), "\(label) \(step) \(key)")
+            }
+            for key in ["answer"] { #expect(x[key] as? String == y[key] as? String, "\(label) \(step) answer") }
+            for key in ["documents", "chunks", "deleted"] {
+                #expect((x[key] as? NSNumber)?.intValue == (y[key] as? NSNumber)?.intValue, "\(label) \(step) \(key)")
+            }
+            for key in ["tokens", "done"] { #expect((x[key] as? NSNumber)?.boolValue == (y[key] as? NSNumber)?.boolValue, "\(label) \(step) \(key)") }
+            let sx = (x["scores"] as? [Any])?.map { ($0 as! NSNumber).doubleValue } ?? []
+            let sy = (y["scores"] as? [Any])?.map { ($0 as! NSNumber).doubleValue } ?? []
+            #expect(sx.count == sy.count && zip(sx, sy).allSatisfy { abs($0 - $1) < 1e-9 }, "\(label) \(step) scores")
+        }
+    }
+
+    @Test func swiftCAndPythonClientsAgree() async throws {
+        let dir = makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let server = try RagdProcess(dataDirectory: dir)
+        let silent = try FakeServer(.silent)
+        let hangup = try FakeServer(.hangUp)
+        defer { silent.stop(); hangup.stop() }
+        let scenarios = Repo.path("Tests/Conformance/scenarios.tsv")
+        let ports = ["main": server.port, "silent": silent.port, "hangup": hangup.port]
+
+        let swift = try await SwiftConformanceRunner(ports: ports, collection: "conf-swift").run(scenarios)
+        // Sanity of the reference run itself, so agreement cannot hide a shared mistake.
+        let byStep = Dictionary(uniqueKeysWithValues: swift.map { ($0["step"] as! String, $0) })
+        #expect(byStep["query-hybrid"]?["status"] as? String == "OK")
+        #expect((byStep["query-hybrid"]?["ids"] as? [String])?.first == "sqlite#0")
+        #expect((byStep["query-keyword-filter"]?["ids"] as? [String])?.allSatisfy { !$0.hasPrefix("pain") && !$0.hasPrefix("tcp") } == true)
+        #expect((byStep["query-filter-in-not"]?["ids"] as? [String])?.sorted() == ["nginx#0", "pain#0"])
+        #expect((byStep["query-filter-exists"]?["ids"] as? [String]) == ["cron#0"])
+        #expect(byStep["delete-two"]?["not_found"] as? [String] == ["does-not-exist"])
+        #expect(byStep["unknown-collection"]?["status"] as? String == "NOT_FOUND")
+        #expect(byStep["empty-query"]?["status"] as? String == "INVALID_ARGUMENT")
+        #expect(byStep["top-k-too-large"]?["status"] as? String == "INVALID_ARGUMENT")
+        #expect(byStep["bad-filter"]?["status"] as? String == "INVALID_ARGUMENT")
+        #expect(byStep["deadline-expires"]?["status"] as? String == "DEADLINE_EXCEEDED")
+        #expect(byStep["server-goes-away"]?["status"] as? String == "UNAVAILABLE")
+        #expect(byStep["stream-server-goes-away"]?["status"] as? String == "UNAVAILABLE")
+        #expect(byStep["stream-hybrid"]?["done"] as? Bool == true)
+
+        let args = ["127.0.0.1", "\(server.port)", "\(silent.port)", "\(hangup.port)"]
+        for mode in ["sync", "async"] {
+            let py = try run(["python3", Repo.path("Tests/Conformance/run_python.py"), scenarios] + args + ["conf-py-\(mode)", mode])
+            #expect(py.status == 0, "python: \(py.errors)")
+            compare(swift, try parseLines(py.output), "python \(mode)")
+        }
+
+        let make = try run(["make", "-s", "-C", Repo.path("Clients/c")])
+        #expect(make.status == 0, "make: \(make.errors)")
+        let c = try run([Repo.path("Clients/c/ragd-c-conformance"), scenarios] + args + ["conf-c"])
+        #expect(c.status == 0, "c: \(c.errors)")
+        compare(swift, try parseLines(c.output), "c")
+    }
+}
