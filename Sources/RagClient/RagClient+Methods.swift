@@ -25,14 +25,15 @@ public struct RagDocument: Sendable {
 }
 
 extension RagClient {
-    func call<Req: SwiftProtobuf.Message, Resp: SwiftProtobuf.Message>(
+    /// One unary call with typed request and response messages.
+    public func call<Req: SwiftProtobuf.Message, Resp: SwiftProtobuf.Message>(
         _ method: RagMethod, _ request: Req, as: Resp.Type, timeout: Duration?
     ) async throws(RagError) -> Resp {
         let data = try await unary(method, payload: try FrameCodec.bytes(request), timeout: timeout)
         do { return try Resp(serializedBytes: data) } catch { throw RagError(.internal, "server sent an invalid \(Resp.protoMessageName)") }
     }
 
-    static func queryRequest(collection: String, query: String, topK: Int?, filter: MetadataFilter?, mode: SearchMode?, userID: String, noCache: Bool) -> Ragd_V1_QueryRequest {
+    static func queryRequest(collection: String, query: String, topK: Int?, filter: MetadataFilter?, mode: SearchMode?, userID: String, noCache: Bool, allowPartial: Bool = false) -> Ragd_V1_QueryRequest {
         var r = Ragd_V1_QueryRequest()
         r.collection = collection
         r.query = query
@@ -41,15 +42,17 @@ extension RagClient {
         if let mode { r.mode = mode.wire }
         r.userID = userID
         r.noCache = noCache
+        r.allowPartial = allowPartial
         return r
     }
 
     /// Retrieves the top `topK` chunks and an answer citing them.
     public func query(
         _ query: String, collection: String, topK: Int? = nil, filter: MetadataFilter? = nil, mode: SearchMode? = nil,
-        userID: String = "", noCache: Bool = false, timeout: Duration? = nil
+        userID: String = "", noCache: Bool = false, allowPartial: Bool = false, timeout: Duration? = nil
     ) async throws(RagError) -> QueryResponse {
-        try await call(.query, Self.queryRequest(collection: collection, query: query, topK: topK, filter: filter, mode: mode, userID: userID, noCache: noCache),
+        try await call(.query, Self.queryRequest(collection: collection, query: query, topK: topK, filter: filter, mode: mode, userID: userID,
+                                                 noCache: noCache, allowPartial: allowPartial),
                        as: QueryResponse.self, timeout: timeout)
     }
 

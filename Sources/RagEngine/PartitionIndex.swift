@@ -197,6 +197,15 @@ public final class PartitionIndex {
         return top.sorted().map(hit)
     }
 
+    var documentIndexKeys: Dictionary<String, Int32>.Keys { documentIndex.keys }
+
+    func storedDocument(_ id: String) -> PreparedDocument? {
+        guard let d = documentIndex[id], let entry = documents[Int(d)] else { return nil }
+        let chunks = entry.slots.map { slotText[Int($0)] }
+        let embeddings = entry.slots.map { s in Array(vectors[Int(s) * dimension..<(Int(s) + 1) * dimension]) }
+        return PreparedDocument(id: entry.id, metadata: entry.metadata, contentHash: entry.contentHash, chunks: chunks, embeddings: embeddings)
+    }
+
     /// Counts of this partition's documents and chunks.
     public var counts: (documents: Int, chunks: Int) { (documentCount, chunkCount) }
 }
@@ -223,5 +232,15 @@ extension PartitionIndex {
             while i < n { t += v[i]; i += 1 }
             return t
         }
+    }
+}
+
+extension PartitionIndex {
+    /// Every document id held here.
+    public var documentIDs: [String] { Array(documentIndexKeys) }
+
+    /// A document as it was written (chunks and vectors), e.g. to copy it to a replica.
+    public func stored(_ documentID: String) -> PreparedDocument? {
+        storedDocument(documentID)
     }
 }

@@ -18,6 +18,7 @@ public final class RagServer: Service, Sendable {
     public let stats: ServerStats
     public let metrics: RagMetrics
     public let cache: QueryCache
+    public let cluster: Cluster?
     let dispatcher: Dispatcher
     let logger: Logger
     let group: any EventLoopGroup
@@ -40,7 +41,27 @@ public final class RagServer: Service, Sendable {
         self.group = eventLoopGroup
         self.onListening = onListening
         let started = ContinuousClock.now
-        let registry = try CollectionRegistry(configuration: configuration)
+        let registry: CollectionRegistry
+        var shardHost: ShardHost?
+        switch configuration.role {
+        case .all:
+            cluster = nil
+            registry = try CollectionRegistry(configuration: configuration)
+        case .shard:
+            cluster = nil
+            registry = try CollectionRegistry(configuration: configuration)
+            shardHost = try ShardHost(configuration: configuration)
+        case .coordinator:
+            guard let clusterConfig = configuration.cluster else { throw RagError.invalidArgument("--role coordinator needs --cluster FILE") }
+            let c = try Cluster(configuration: clusterConfig, hintPath: configuration.dataDirectory + "/hints.sqlite", logger: logger)
+            cluster = c
+            registry = try CollectionRegistry(configuration: configuration, partitions: c.shardCount) { info, p in
+                guard info.partitions == c.shardCount else {
+                    throw RagError.failedPrecondition("collection \(info.name) has \(info.partitions) partitions but the cluster has \(c.shardCount) shards")
+                }
+                return RemoteShard(collection: info.name, partition: p, dimension: info.dimension, cluster: c)
+            }
+        }
         let embedder = embedder ?? HashingEmbedder(dimension: configuration.embeddingDimension)
         metrics = RagMetrics()
         let l2: (any SharedCache)?
@@ -53,8 +74,15 @@ public final class RagServer: Service, Sendable {
         coordinator = Coordinator(configuration: configuration, registry: registry, embedder: embedder,
                                   generator: generator ?? ExtractiveGenerator(), metrics: metrics, queryCache: cache)
         stats = ServerStats(metrics: metrics)
-        dispatcher = Dispatcher(handlers: RagService(coordinator: coordinator, stats: stats, cache: cache, metrics: metrics).handlers,
-                                logger: logger, metrics: metrics)
+        let service = RagService(coordinator: coordinator, stats: stats, cache: cache, metrics: metrics,
+                                 role: configuration.role.rawValue, cluster: cluster)
+        var handlers = service.handlers
+        if let shardHost {
+            // A shard node answers the internal RPCs, plus Health and Stats for operators.
+            handlers = ShardService(host: shardHost).handlers
+            for m in [RagMethod.health, .stats] { handlers[m.rawValue] = service.handlers[m.rawValue] }
+        }
+        dispatcher = Dispatcher(handlers: handlers, logger: logger, metrics: metrics)
         let collections = await registry.all()
         var chunks = 0
         for c in collections {
@@ -79,6 +107,9 @@ public final class RagServer: Service, Sendable {
                     self.metricsAddress.withLock { $0 = address }
                 }
                 group.addTask { try await endpoint.run() }
+            }
+            if let cluster {
+                group.addTask { await cluster.replayHints() }
             }
             if let sqlite = cache.l2 as? SQLiteSharedCache {
                 group.addTask { [logger] in
@@ -138,6 +169,7 @@ public final class RagServer: Service, Sendable {
             shutdown.trigger()
         }
         await coordinator.registry.close()
+        await cluster?.close()
         logger.info("stopped")
     }
 }

@@ -36,6 +36,12 @@ public struct RagServerConfiguration: Sendable {
     /// The query cache (L1 in-process LRU + L2). `no_cache` on a request skips it.
     public var cache = QueryCache.Settings()
     public var sharedCache: SharedCacheBackend = .sqlite
+    /// What this process does: everything (`all`), only the public RPCs over remote
+    /// shards (`coordinator`, needs `cluster`), or only host partitions (`shard`).
+    public enum Role: String, Sendable, CaseIterable { case all, coordinator, shard }
+    public var role: Role = .all
+    public var cluster: ClusterConfiguration?
+
     /// Prometheus `/metrics` port; nil disables the endpoint, 0 picks a free port.
     public var metricsPort: Int? = 9464
     public var metricsHost: String = "127.0.0.1"

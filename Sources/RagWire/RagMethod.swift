@@ -8,6 +8,13 @@ public enum RagMethod: String, Sendable, CaseIterable {
     case delete = "Delete"
     case listCollections = "ListCollections"
     case clearCache = "ClearCache"
+    // Internal: coordinator -> shard.
+    case shardSearch = "ShardSearch"
+    case shardStats = "ShardStats"
+    case shardWrite = "ShardWrite"
+    case shardHashes = "ShardHashes"
+    case shardCounts = "ShardCounts"
+    case shardFetch = "ShardFetch"
 
     /// Methods that answer with stream messages and an end-of-stream frame.
     public var isStreaming: Bool { self == .stream }

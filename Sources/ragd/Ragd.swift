@@ -31,6 +31,8 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("max-frame-size"), help: "Largest accepted frame in bytes (default 16 MiB).") var maxFrameSize: Int?
     @Option(help: "SQLite synchronous mode: full (default, survives power loss) or normal.") var synchronous: String?
     @Option(name: .customLong("log-level"), help: "trace, debug, info (default), notice, warning, error.") var logLevel: String?
+    @Option(help: "all (default: everything in one process), coordinator (public RPCs over shard nodes) or shard.") var role: String?
+    @Option(help: "Cluster file (JSON) for --role coordinator.") var cluster: String?
     @Option(help: "Query cache: on (default) or off.") var cache: String?
     @Option(name: .customLong("cache-l1-bytes"), help: "In-process cache budget in bytes (default 64 MiB).") var cacheL1Bytes: Int?
     @Option(name: .customLong("cache-ttl"), help: "Seconds a cached answer lives (default 3600).") var cacheTTL: Int?
@@ -79,6 +81,14 @@ struct Serve: AsyncParsableCommand {
             }
             c.synchronous = s
         }
+        if let v = setting(role, env: "RAGD_ROLE", file: file, key: "role") {
+            guard let r = RagServerConfiguration.Role(rawValue: v.lowercased()) else { throw ValidationError("role must be all, coordinator or shard") }
+            c.role = r
+        }
+        if let path = setting(cluster, env: "RAGD_CLUSTER", file: file, key: "cluster") {
+            do { c.cluster = try ClusterConfiguration.load(path) } catch { throw ValidationError(error.message) }
+        }
+        if c.role == .coordinator, c.cluster == nil { throw ValidationError("--role coordinator needs --cluster FILE") }
         if let v = setting(cache, env: "RAGD_CACHE", file: file, key: "cache") {
             guard ["on", "off"].contains(v.lowercased()) else { throw ValidationError("cache must be on or off") }
             c.cache.enabled = v.lowercased() == "on"

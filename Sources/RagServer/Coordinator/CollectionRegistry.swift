@@ -13,26 +13,39 @@ public struct CollectionHandle: Sendable {
 /// Opens, creates and finds collections. An actor so that two `Index` calls
 /// racing to create the same collection create it once.
 public actor CollectionRegistry {
+    /// Makes the shard for partition `p` of a collection: a `LocalShard` on a
+    /// single node, a `RemoteShard` on a coordinator.
+    public typealias ShardFactory = @Sendable (CollectionInfo, Int) throws -> any Shard
+
     let configuration: RagServerConfiguration
     let catalog: Catalog
+    let makeShard: ShardFactory
+    /// Partitions of a new collection (a coordinator: the cluster's shard count).
+    let partitionsForNew: Int
     private var collections: [String: CollectionHandle] = [:]
 
     /// Opens the catalog and every collection in it (loading their vectors).
-    public init(configuration: RagServerConfiguration) throws(RagError) {
+    public init(configuration: RagServerConfiguration, partitions: Int? = nil, makeShard: ShardFactory? = nil) throws(RagError) {
         self.configuration = configuration
+        self.partitionsForNew = partitions ?? configuration.partitions
+        self.makeShard = makeShard ?? { info, p in
+            let path = String(format: "%@/collections/%@/p%03d.sqlite", configuration.dataDirectory, info.name, p)
+            return try LocalShard(path: path, partition: p, dimension: info.dimension, synchronous: configuration.synchronous)
+        }
         catalog = try Catalog(path: configuration.dataDirectory + "/catalog.sqlite")
         for info in try catalog.all() {
-            collections[info.name] = try Self.open(info, configuration: configuration)
+            collections[info.name] = try Self.open(info, makeShard: self.makeShard)
         }
     }
 
     /// Opens every partition, loading them in parallel (start-up is dominated by
     /// reading vectors and rebuilding BM25 postings).
-    static func open(_ info: CollectionInfo, configuration: RagServerConfiguration) throws(RagError) -> CollectionHandle {
-        let results = Mutex([Int: Result<LocalShard, RagError>]())
+    static func open(_ info: CollectionInfo, makeShard: ShardFactory) throws(RagError) -> CollectionHandle {
+        let results = Mutex([Int: Result<any Shard, RagError>]())
         DispatchQueue.concurrentPerform(iterations: info.partitions) { p in
-            let path = String(format: "%@/collections/%@/p%03d.sqlite", configuration.dataDirectory, info.name, p)
-            let r = Result { () throws(RagError) in try LocalShard(path: path, partition: p, dimension: info.dimension, synchronous: configuration.synchronous) }
+            let r = Result { () throws(RagError) in
+                do { return try makeShard(info, p) } catch { throw RagError(from: error) }
+            }
             results.withLock { $0[p] = r }
         }
         let opened = results.withLock { $0 }
@@ -58,8 +71,8 @@ public actor CollectionRegistry {
     public func getOrCreate(_ name: String, embedder: any Embedder) throws(RagError) -> CollectionHandle {
         if let c = collections[name] { return c }
         try Self.validateName(name)
-        let info = CollectionInfo(name: name, embedder: embedder.id, dimension: embedder.dimension, partitions: configuration.partitions)
-        let handle = try Self.open(info, configuration: configuration)
+        let info = CollectionInfo(name: name, embedder: embedder.id, dimension: embedder.dimension, partitions: partitionsForNew)
+        let handle = try Self.open(info, makeShard: makeShard)
         try catalog.insert(info)
         collections[name] = handle
         return handle

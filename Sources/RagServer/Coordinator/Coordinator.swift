@@ -69,19 +69,36 @@ public final class Coordinator: Sendable {
         timings.embed = start.elapsedSeconds
         let searchStart = ContinuousClock.now
         let terms = Tokenizer.terms(q.query)
+        var shards = handle.shards
+        var missing: [Int] = []
         var stats: KeywordStats?
         if q.mode != .vector, !terms.isEmpty {
-            stats = try await gatherStats(handle.shards, terms: terms)
+            if q.allowPartial {
+                let (parts, failed) = await fanOutPartial(shards) { try await $0.keywordStats(terms: terms) }
+                missing = failed
+                shards = shards.filter { !failed.contains($0.partition) }
+                stats = parts.reduce(into: KeywordStats()) { $0.add($1) }
+            } else {
+                stats = try await gatherStats(shards, terms: terms)
+            }
         }
         let k = q.topK!
         let depth = q.mode == .hybrid ? Self.fusionDepth(k: k) : k
         let request = ShardSearchRequest(vector: vector, terms: terms, keywordStats: stats, k: depth, filter: q.filter)
         let metrics = self.metrics
-        let results = try await fanOut(handle.shards) { shard in
+        let search: @Sendable (any Shard) async throws -> ShardSearchResult = { shard in
             let t = ContinuousClock.now
             let r = try await shard.search(request)
             metrics?.partitionSearch(partition: shard.partition, seconds: t.elapsedSeconds)
             return r
+        }
+        let results: [ShardSearchResult]
+        if q.allowPartial {
+            let (parts, failed) = await fanOutPartial(shards, search)
+            results = parts
+            missing = (missing + failed).sorted()
+        } else {
+            results = try await fanOut(shards, search)
         }
         let vectorTop = HitMerge.topK(results.map(\.vectorHits), k: depth)
         let keywordTop = HitMerge.topK(results.map(\.keywordHits), k: depth)
@@ -93,7 +110,7 @@ public final class Coordinator: Sendable {
         }
         timings.search = searchStart.elapsedSeconds
         timings.total = start.elapsedSeconds
-        return RetrievalResult(hits: hits, timings: timings)
+        return RetrievalResult(hits: hits, timings: timings, missingShards: missing)
     }
 
     /// Sums every shard's statistics for `terms` (DFS query-then-fetch).
@@ -113,6 +130,22 @@ public final class Coordinator: Sendable {
             var out = [T?](repeating: nil, count: shards.count)
             for try await (i, value) in group { out[i] = value }
             return out.map { $0! }
+        }
+    }
+
+    /// Like `fanOut`, but a failing shard is left out (and reported) instead of
+    /// failing the call. Cancellation and deadline still end the whole call.
+    func fanOutPartial<T: Sendable>(_ shards: [any Shard], _ body: @escaping @Sendable (any Shard) async throws -> T) async -> ([T], [Int]) {
+        await withTaskGroup(of: (Int, T?).self) { group in
+            for shard in shards {
+                group.addTask { (shard.partition, try? await body(shard)) }
+            }
+            var ok: [(Int, T)] = []
+            var failed: [Int] = []
+            for await (p, value) in group {
+                if let value { ok.append((p, value)) } else { failed.append(p) }
+            }
+            return (ok.sorted { $0.0 < $1.0 }.map(\.1), failed.sorted())
         }
     }
 

@@ -10,12 +10,14 @@ import RagStore
 /// purpose: no suspension point between commit and swap.
 public actor LocalShard: Shard {
     public nonisolated let partition: Int
+    public nonisolated let dimension: Int
     let store: PartitionStore
     let index: PartitionIndex
 
     /// Opens (or creates) the partition file and loads its vectors into memory.
     public init(path: String, partition: Int, dimension: Int, synchronous: PartitionStore.Synchronous) throws(RagError) {
         self.partition = partition
+        self.dimension = dimension
         store = try PartitionStore(path: path, synchronous: synchronous)
         let index = PartitionIndex(dimension: dimension, partition: partition)
         try store.loadAll { doc in
@@ -58,6 +60,10 @@ public actor LocalShard: Shard {
     public func counts() -> ShardCounts {
         ShardCounts(partition: partition, documents: index.documentCount, chunks: index.chunkCount)
     }
+
+    public func documentIDs() -> [String] { index.documentIDs }
+
+    public func stored(_ ids: [String]) -> [PreparedDocument] { ids.compactMap { index.stored($0) } }
 
     public func close() {
         try? store.close()

@@ -11,8 +11,12 @@ public struct QueryOptions: Sendable {
     public var mode: SearchMode
     public var userID: String
     public var noCache: Bool
+    /// Answer from the shards that respond when some have no live replica.
+    public var allowPartial: Bool
 
-    public init(collection: String, query: String, topK: Int? = nil, filter: MetadataFilter? = nil, mode: SearchMode = .hybrid, userID: String = "", noCache: Bool = false) {
+    public init(collection: String, query: String, topK: Int? = nil, filter: MetadataFilter? = nil, mode: SearchMode = .hybrid, userID: String = "",
+                noCache: Bool = false, allowPartial: Bool = false) {
+        self.allowPartial = allowPartial
         self.collection = collection
         self.query = query
         self.topK = topK
@@ -43,6 +47,8 @@ public struct StageTimings: Sendable {
 public struct RetrievalResult: Sendable {
     public var hits: [Hit]
     public var timings: StageTimings
+    /// Shards that did not answer (only with `allowPartial`).
+    public var missingShards: [Int] = []
 }
 
 public struct DocumentInput: Sendable {

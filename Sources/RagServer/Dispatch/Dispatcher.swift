@@ -90,6 +90,10 @@ public final class Dispatcher: Sendable {
     /// engine checks for cancellation, so the work stops) and the call fails.
     static func withDeadline<T: Sendable>(_ deadline: ContinuousClock.Instant?, ms: UInt64, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
         guard let deadline else { return try await body() }
+        return try await CallDeadline.$current.withValue(deadline) { try await race(deadline, ms: ms, body) }
+    }
+
+    static func race<T: Sendable>(_ deadline: ContinuousClock.Instant, ms: UInt64, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
         guard deadline > .now else { throw RagError(.deadlineExceeded, "deadline of \(ms) ms passed before the call started") }
         return try await withThrowingTaskGroup(of: T?.self) { group in
             group.addTask { try await body() }

@@ -13,8 +13,11 @@ public struct RagService: Sendable {
     let role: String
     let cache: QueryCache?
     let metrics: RagMetrics?
+    let cluster: Cluster?
 
-    public init(coordinator: Coordinator, stats: ServerStats, cache: QueryCache? = nil, metrics: RagMetrics? = nil, role: String = "all") {
+    public init(coordinator: Coordinator, stats: ServerStats, cache: QueryCache? = nil, metrics: RagMetrics? = nil, role: String = "all",
+                cluster: Cluster? = nil) {
+        self.cluster = cluster
         self.coordinator = coordinator
         self.stats = stats
         self.cache = cache
@@ -39,7 +42,7 @@ public struct RagService: Sendable {
         QueryOptions(
             collection: r.collection, query: r.query, topK: r.topKValue != nil ? Int(r.topK) : nil,
             filter: r.hasFilter ? try MetadataFilter(wire: r.filter) : nil,
-            mode: SearchMode(wire: r.mode), userID: r.userID, noCache: r.noCache)
+            mode: SearchMode(wire: r.mode), userID: r.userID, noCache: r.noCache, allowPartial: r.allowPartial)
     }
 
     static func source(_ h: Hit) -> Ragd_V1_Source {
@@ -93,6 +96,7 @@ public struct RagService: Sendable {
         r.processingTimeSeconds = result.timings.total
         r.queryID = requestID
         r.mode = q.mode.wire
+        r.missingShards = result.missingShards.map(UInt32.init)
         return r
     }
 
@@ -101,7 +105,8 @@ public struct RagService: Sendable {
         let start = ContinuousClock.now
         let response: Ragd_V1_QueryResponse = try await recorded {
             let q = try coordinator.validate(try options(request))
-            if let cache, cache.settings.enabled, !q.noCache {
+            // A partial answer is never cached (nor served from cache: it asked for best effort now).
+            if let cache, cache.settings.enabled, !q.noCache, !q.allowPartial {
                 let handle = try await coordinator.registry.get(q.collection)
                 if let shared = await cache.sharedGeneration(q.collection) {
                     let key = QueryCache.key(q, generation: "\(handle.info.generation).\(shared)", configuration: coordinator.configurationID)
@@ -273,6 +278,7 @@ public struct RagService: Sendable {
         r.version = Self.version
         r.uptimeSeconds = stats.snapshot().uptimeSeconds
         r.role = role
+        r.replicas = cluster?.health() ?? []
         return try FrameCodec.bytes(r)
     }
 

@@ -1279,6 +1279,51 @@ void   ragd__v1__health_response__free_unpacked
   assert(message->base.descriptor == &ragd__v1__health_response__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   ragd__v1__replica_health__init
+                     (Ragd__V1__ReplicaHealth         *message)
+{
+  static const Ragd__V1__ReplicaHealth init_value = RAGD__V1__REPLICA_HEALTH__INIT;
+  *message = init_value;
+}
+size_t ragd__v1__replica_health__get_packed_size
+                     (const Ragd__V1__ReplicaHealth *message)
+{
+  assert(message->base.descriptor == &ragd__v1__replica_health__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t ragd__v1__replica_health__pack
+                     (const Ragd__V1__ReplicaHealth *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &ragd__v1__replica_health__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t ragd__v1__replica_health__pack_to_buffer
+                     (const Ragd__V1__ReplicaHealth *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &ragd__v1__replica_health__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Ragd__V1__ReplicaHealth *
+       ragd__v1__replica_health__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Ragd__V1__ReplicaHealth *)
+     protobuf_c_message_unpack (&ragd__v1__replica_health__descriptor,
+                                allocator, len, data);
+}
+void   ragd__v1__replica_health__free_unpacked
+                     (Ragd__V1__ReplicaHealth *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &ragd__v1__replica_health__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   ragd__v1__list_collections_request__init
                      (Ragd__V1__ListCollectionsRequest         *message)
 {
@@ -1367,6 +1412,750 @@ void   ragd__v1__list_collections_response__free_unpacked
   if(!message)
     return;
   assert(message->base.descriptor == &ragd__v1__list_collections_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   ragd__v1__shard_key__init
+                     (Ragd__V1__ShardKey         *message)
+{
+  static const Ragd__V1__ShardKey init_value = RAGD__V1__SHARD_KEY__INIT;
+  *message = init_value;
+}
+size_t ragd__v1__shard_key__get_packed_size
+                     (const Ragd__V1__ShardKey *message)
+{
+  assert(message->base.descriptor == &ragd__v1__shard_key__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t ragd__v1__shard_key__pack
+                     (const Ragd__V1__ShardKey *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &ragd__v1__shard_key__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t ragd__v1__shard_key__pack_to_buffer
+                     (const Ragd__V1__ShardKey *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &ragd__v1__shard_key__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Ragd__V1__ShardKey *
+       ragd__v1__shard_key__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Ragd__V1__ShardKey *)
+     protobuf_c_message_unpack (&ragd__v1__shard_key__descriptor,
+                                allocator, len, data);
+}
+void   ragd__v1__shard_key__free_unpacked
+                     (Ragd__V1__ShardKey *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &ragd__v1__shard_key__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   ragd__v1__keyword_stats__document_frequency_entry__init
+                     (Ragd__V1__KeywordStats__DocumentFrequencyEntry         *message)
+{
+  static const Ragd__V1__KeywordStats__DocumentFrequencyEntry init_value = RAGD__V1__KEYWORD_STATS__DOCUMENT_FREQUENCY_ENTRY__INIT;
+  *message = init_value;
+}
+void   ragd__v1__keyword_stats__init
+                     (Ragd__V1__KeywordStats         *message)
+{
+  static const Ragd__V1__KeywordStats init_value = RAGD__V1__KEYWORD_STATS__INIT;
+  *message = init_value;
+}
+size_t ragd__v1__keyword_stats__get_packed_size
+                     (const Ragd__V1__KeywordStats *message)
+{
+  assert(message->base.descriptor == &ragd__v1__keyword_stats__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t ragd__v1__keyword_stats__pack
+                     (const Ragd__V1__KeywordStats *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &ragd__v1__keyword_stats__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t ragd__v1__keyword_stats__pack_to_buffer
+                     (const Ragd__V1__KeywordStats *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &ragd__v1__keyword_stats__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Ragd__V1__KeywordStats *
+       ragd__v1__keyword_stats__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Ragd__V1__KeywordStats *)
+     protobuf_c_message_unpack (&ragd__v1__keyword_stats__descriptor,
+                                allocator, len, data);
+}
+void   ragd__v1__keyword_stats__free_unpacked
+                     (Ragd__V1__KeywordStats *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &ragd__v1__keyword_stats__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   ragd__v1__shard_hit__metadata_entry__init
+                     (Ragd__V1__ShardHit__MetadataEntry         *message)
+{
+  static const Ragd__V1__ShardHit__MetadataEntry init_value = RAGD__V1__SHARD_HIT__METADATA_ENTRY__INIT;
+  *message = init_value;
+}
+void   ragd__v1__shard_hit__init
+                     (Ragd__V1__ShardHit         *message)
+{
+  static const Ragd__V1__ShardHit init_value = RAGD__V1__SHARD_HIT__INIT;
+  *message = init_value;
+}
+size_t ragd__v1__shard_hit__get_packed_size
+                     (const Ragd__V1__ShardHit *message)
+{
+  assert(message->base.descriptor == &ragd__v1__shard_hit__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t ragd__v1__shard_hit__pack
+                     (const Ragd__V1__ShardHit *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &ragd__v1__shard_hit__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t ragd__v1__shard_hit__pack_to_buffer
+                     (const Ragd__V1__ShardHit *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &ragd__v1__shard_hit__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Ragd__V1__ShardHit *
+       ragd__v1__shard_hit__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Ragd__V1__ShardHit *)
+     protobuf_c_message_unpack (&ragd__v1__shard_hit__descriptor,
+                                allocator, len, data);
+}
+void   ragd__v1__shard_hit__free_unpacked
+                     (Ragd__V1__ShardHit *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &ragd__v1__shard_hit__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   ragd__v1__shard_search_request__init
+                     (Ragd__V1__ShardSearchRequest         *message)
+{
+  static const Ragd__V1__ShardSearchRequest init_value = RAGD__V1__SHARD_SEARCH_REQUEST__INIT;
+  *message = init_value;
+}
+size_t ragd__v1__shard_search_request__get_packed_size
+                     (const Ragd__V1__ShardSearchRequest *message)
+{
+  assert(message->base.descriptor == &ragd__v1__shard_search_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t ragd__v1__shard_search_request__pack
+                     (const Ragd__V1__ShardSearchRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &ragd__v1__shard_search_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t ragd__v1__shard_search_request__pack_to_buffer
+                     (const Ragd__V1__ShardSearchRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &ragd__v1__shard_search_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Ragd__V1__ShardSearchRequest *
+       ragd__v1__shard_search_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Ragd__V1__ShardSearchRequest *)
+     protobuf_c_message_unpack (&ragd__v1__shard_search_request__descriptor,
+                                allocator, len, data);
+}
+void   ragd__v1__shard_search_request__free_unpacked
+                     (Ragd__V1__ShardSearchRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &ragd__v1__shard_search_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   ragd__v1__shard_search_response__init
+                     (Ragd__V1__ShardSearchResponse         *message)
+{
+  static const Ragd__V1__ShardSearchResponse init_value = RAGD__V1__SHARD_SEARCH_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t ragd__v1__shard_search_response__get_packed_size
+                     (const Ragd__V1__ShardSearchResponse *message)
+{
+  assert(message->base.descriptor == &ragd__v1__shard_search_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t ragd__v1__shard_search_response__pack
+                     (const Ragd__V1__ShardSearchResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &ragd__v1__shard_search_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t ragd__v1__shard_search_response__pack_to_buffer
+                     (const Ragd__V1__ShardSearchResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &ragd__v1__shard_search_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Ragd__V1__ShardSearchResponse *
+       ragd__v1__shard_search_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Ragd__V1__ShardSearchResponse *)
+     protobuf_c_message_unpack (&ragd__v1__shard_search_response__descriptor,
+                                allocator, len, data);
+}
+void   ragd__v1__shard_search_response__free_unpacked
+                     (Ragd__V1__ShardSearchResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &ragd__v1__shard_search_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   ragd__v1__shard_stats_request__init
+                     (Ragd__V1__ShardStatsRequest         *message)
+{
+  static const Ragd__V1__ShardStatsRequest init_value = RAGD__V1__SHARD_STATS_REQUEST__INIT;
+  *message = init_value;
+}
+size_t ragd__v1__shard_stats_request__get_packed_size
+                     (const Ragd__V1__ShardStatsRequest *message)
+{
+  assert(message->base.descriptor == &ragd__v1__shard_stats_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t ragd__v1__shard_stats_request__pack
+                     (const Ragd__V1__ShardStatsRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &ragd__v1__shard_stats_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t ragd__v1__shard_stats_request__pack_to_buffer
+                     (const Ragd__V1__ShardStatsRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &ragd__v1__shard_stats_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Ragd__V1__ShardStatsRequest *
+       ragd__v1__shard_stats_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Ragd__V1__ShardStatsRequest *)
+     protobuf_c_message_unpack (&ragd__v1__shard_stats_request__descriptor,
+                                allocator, len, data);
+}
+void   ragd__v1__shard_stats_request__free_unpacked
+                     (Ragd__V1__ShardStatsRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &ragd__v1__shard_stats_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   ragd__v1__shard_stats_response__init
+                     (Ragd__V1__ShardStatsResponse         *message)
+{
+  static const Ragd__V1__ShardStatsResponse init_value = RAGD__V1__SHARD_STATS_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t ragd__v1__shard_stats_response__get_packed_size
+                     (const Ragd__V1__ShardStatsResponse *message)
+{
+  assert(message->base.descriptor == &ragd__v1__shard_stats_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t ragd__v1__shard_stats_response__pack
+                     (const Ragd__V1__ShardStatsResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &ragd__v1__shard_stats_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t ragd__v1__shard_stats_response__pack_to_buffer
+                     (const Ragd__V1__ShardStatsResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &ragd__v1__shard_stats_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Ragd__V1__ShardStatsResponse *
+       ragd__v1__shard_stats_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Ragd__V1__ShardStatsResponse *)
+     protobuf_c_message_unpack (&ragd__v1__shard_stats_response__descriptor,
+                                allocator, len, data);
+}
+void   ragd__v1__shard_stats_response__free_unpacked
+                     (Ragd__V1__ShardStatsResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &ragd__v1__shard_stats_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   ragd__v1__stored_document__metadata_entry__init
+                     (Ragd__V1__StoredDocument__MetadataEntry         *message)
+{
+  static const Ragd__V1__StoredDocument__MetadataEntry init_value = RAGD__V1__STORED_DOCUMENT__METADATA_ENTRY__INIT;
+  *message = init_value;
+}
+void   ragd__v1__stored_document__init
+                     (Ragd__V1__StoredDocument         *message)
+{
+  static const Ragd__V1__StoredDocument init_value = RAGD__V1__STORED_DOCUMENT__INIT;
+  *message = init_value;
+}
+size_t ragd__v1__stored_document__get_packed_size
+                     (const Ragd__V1__StoredDocument *message)
+{
+  assert(message->base.descriptor == &ragd__v1__stored_document__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t ragd__v1__stored_document__pack
+                     (const Ragd__V1__StoredDocument *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &ragd__v1__stored_document__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t ragd__v1__stored_document__pack_to_buffer
+                     (const Ragd__V1__StoredDocument *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &ragd__v1__stored_document__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Ragd__V1__StoredDocument *
+       ragd__v1__stored_document__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Ragd__V1__StoredDocument *)
+     protobuf_c_message_unpack (&ragd__v1__stored_document__descriptor,
+                                allocator, len, data);
+}
+void   ragd__v1__stored_document__free_unpacked
+                     (Ragd__V1__StoredDocument *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &ragd__v1__stored_document__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   ragd__v1__shard_write_request__init
+                     (Ragd__V1__ShardWriteRequest         *message)
+{
+  static const Ragd__V1__ShardWriteRequest init_value = RAGD__V1__SHARD_WRITE_REQUEST__INIT;
+  *message = init_value;
+}
+size_t ragd__v1__shard_write_request__get_packed_size
+                     (const Ragd__V1__ShardWriteRequest *message)
+{
+  assert(message->base.descriptor == &ragd__v1__shard_write_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t ragd__v1__shard_write_request__pack
+                     (const Ragd__V1__ShardWriteRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &ragd__v1__shard_write_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t ragd__v1__shard_write_request__pack_to_buffer
+                     (const Ragd__V1__ShardWriteRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &ragd__v1__shard_write_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Ragd__V1__ShardWriteRequest *
+       ragd__v1__shard_write_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Ragd__V1__ShardWriteRequest *)
+     protobuf_c_message_unpack (&ragd__v1__shard_write_request__descriptor,
+                                allocator, len, data);
+}
+void   ragd__v1__shard_write_request__free_unpacked
+                     (Ragd__V1__ShardWriteRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &ragd__v1__shard_write_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   ragd__v1__shard_write_response__init
+                     (Ragd__V1__ShardWriteResponse         *message)
+{
+  static const Ragd__V1__ShardWriteResponse init_value = RAGD__V1__SHARD_WRITE_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t ragd__v1__shard_write_response__get_packed_size
+                     (const Ragd__V1__ShardWriteResponse *message)
+{
+  assert(message->base.descriptor == &ragd__v1__shard_write_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t ragd__v1__shard_write_response__pack
+                     (const Ragd__V1__ShardWriteResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &ragd__v1__shard_write_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t ragd__v1__shard_write_response__pack_to_buffer
+                     (const Ragd__V1__ShardWriteResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &ragd__v1__shard_write_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Ragd__V1__ShardWriteResponse *
+       ragd__v1__shard_write_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Ragd__V1__ShardWriteResponse *)
+     protobuf_c_message_unpack (&ragd__v1__shard_write_response__descriptor,
+                                allocator, len, data);
+}
+void   ragd__v1__shard_write_response__free_unpacked
+                     (Ragd__V1__ShardWriteResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &ragd__v1__shard_write_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   ragd__v1__shard_hashes_request__init
+                     (Ragd__V1__ShardHashesRequest         *message)
+{
+  static const Ragd__V1__ShardHashesRequest init_value = RAGD__V1__SHARD_HASHES_REQUEST__INIT;
+  *message = init_value;
+}
+size_t ragd__v1__shard_hashes_request__get_packed_size
+                     (const Ragd__V1__ShardHashesRequest *message)
+{
+  assert(message->base.descriptor == &ragd__v1__shard_hashes_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t ragd__v1__shard_hashes_request__pack
+                     (const Ragd__V1__ShardHashesRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &ragd__v1__shard_hashes_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t ragd__v1__shard_hashes_request__pack_to_buffer
+                     (const Ragd__V1__ShardHashesRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &ragd__v1__shard_hashes_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Ragd__V1__ShardHashesRequest *
+       ragd__v1__shard_hashes_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Ragd__V1__ShardHashesRequest *)
+     protobuf_c_message_unpack (&ragd__v1__shard_hashes_request__descriptor,
+                                allocator, len, data);
+}
+void   ragd__v1__shard_hashes_request__free_unpacked
+                     (Ragd__V1__ShardHashesRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &ragd__v1__shard_hashes_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   ragd__v1__shard_hashes_response__hashes_entry__init
+                     (Ragd__V1__ShardHashesResponse__HashesEntry         *message)
+{
+  static const Ragd__V1__ShardHashesResponse__HashesEntry init_value = RAGD__V1__SHARD_HASHES_RESPONSE__HASHES_ENTRY__INIT;
+  *message = init_value;
+}
+void   ragd__v1__shard_hashes_response__init
+                     (Ragd__V1__ShardHashesResponse         *message)
+{
+  static const Ragd__V1__ShardHashesResponse init_value = RAGD__V1__SHARD_HASHES_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t ragd__v1__shard_hashes_response__get_packed_size
+                     (const Ragd__V1__ShardHashesResponse *message)
+{
+  assert(message->base.descriptor == &ragd__v1__shard_hashes_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t ragd__v1__shard_hashes_response__pack
+                     (const Ragd__V1__ShardHashesResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &ragd__v1__shard_hashes_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t ragd__v1__shard_hashes_response__pack_to_buffer
+                     (const Ragd__V1__ShardHashesResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &ragd__v1__shard_hashes_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Ragd__V1__ShardHashesResponse *
+       ragd__v1__shard_hashes_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Ragd__V1__ShardHashesResponse *)
+     protobuf_c_message_unpack (&ragd__v1__shard_hashes_response__descriptor,
+                                allocator, len, data);
+}
+void   ragd__v1__shard_hashes_response__free_unpacked
+                     (Ragd__V1__ShardHashesResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &ragd__v1__shard_hashes_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   ragd__v1__shard_counts_request__init
+                     (Ragd__V1__ShardCountsRequest         *message)
+{
+  static const Ragd__V1__ShardCountsRequest init_value = RAGD__V1__SHARD_COUNTS_REQUEST__INIT;
+  *message = init_value;
+}
+size_t ragd__v1__shard_counts_request__get_packed_size
+                     (const Ragd__V1__ShardCountsRequest *message)
+{
+  assert(message->base.descriptor == &ragd__v1__shard_counts_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t ragd__v1__shard_counts_request__pack
+                     (const Ragd__V1__ShardCountsRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &ragd__v1__shard_counts_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t ragd__v1__shard_counts_request__pack_to_buffer
+                     (const Ragd__V1__ShardCountsRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &ragd__v1__shard_counts_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Ragd__V1__ShardCountsRequest *
+       ragd__v1__shard_counts_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Ragd__V1__ShardCountsRequest *)
+     protobuf_c_message_unpack (&ragd__v1__shard_counts_request__descriptor,
+                                allocator, len, data);
+}
+void   ragd__v1__shard_counts_request__free_unpacked
+                     (Ragd__V1__ShardCountsRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &ragd__v1__shard_counts_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   ragd__v1__shard_counts_response__init
+                     (Ragd__V1__ShardCountsResponse         *message)
+{
+  static const Ragd__V1__ShardCountsResponse init_value = RAGD__V1__SHARD_COUNTS_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t ragd__v1__shard_counts_response__get_packed_size
+                     (const Ragd__V1__ShardCountsResponse *message)
+{
+  assert(message->base.descriptor == &ragd__v1__shard_counts_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t ragd__v1__shard_counts_response__pack
+                     (const Ragd__V1__ShardCountsResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &ragd__v1__shard_counts_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t ragd__v1__shard_counts_response__pack_to_buffer
+                     (const Ragd__V1__ShardCountsResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &ragd__v1__shard_counts_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Ragd__V1__ShardCountsResponse *
+       ragd__v1__shard_counts_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Ragd__V1__ShardCountsResponse *)
+     protobuf_c_message_unpack (&ragd__v1__shard_counts_response__descriptor,
+                                allocator, len, data);
+}
+void   ragd__v1__shard_counts_response__free_unpacked
+                     (Ragd__V1__ShardCountsResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &ragd__v1__shard_counts_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   ragd__v1__shard_fetch_request__init
+                     (Ragd__V1__ShardFetchRequest         *message)
+{
+  static const Ragd__V1__ShardFetchRequest init_value = RAGD__V1__SHARD_FETCH_REQUEST__INIT;
+  *message = init_value;
+}
+size_t ragd__v1__shard_fetch_request__get_packed_size
+                     (const Ragd__V1__ShardFetchRequest *message)
+{
+  assert(message->base.descriptor == &ragd__v1__shard_fetch_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t ragd__v1__shard_fetch_request__pack
+                     (const Ragd__V1__ShardFetchRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &ragd__v1__shard_fetch_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t ragd__v1__shard_fetch_request__pack_to_buffer
+                     (const Ragd__V1__ShardFetchRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &ragd__v1__shard_fetch_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Ragd__V1__ShardFetchRequest *
+       ragd__v1__shard_fetch_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Ragd__V1__ShardFetchRequest *)
+     protobuf_c_message_unpack (&ragd__v1__shard_fetch_request__descriptor,
+                                allocator, len, data);
+}
+void   ragd__v1__shard_fetch_request__free_unpacked
+                     (Ragd__V1__ShardFetchRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &ragd__v1__shard_fetch_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   ragd__v1__shard_fetch_response__init
+                     (Ragd__V1__ShardFetchResponse         *message)
+{
+  static const Ragd__V1__ShardFetchResponse init_value = RAGD__V1__SHARD_FETCH_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t ragd__v1__shard_fetch_response__get_packed_size
+                     (const Ragd__V1__ShardFetchResponse *message)
+{
+  assert(message->base.descriptor == &ragd__v1__shard_fetch_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t ragd__v1__shard_fetch_response__pack
+                     (const Ragd__V1__ShardFetchResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &ragd__v1__shard_fetch_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t ragd__v1__shard_fetch_response__pack_to_buffer
+                     (const Ragd__V1__ShardFetchResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &ragd__v1__shard_fetch_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Ragd__V1__ShardFetchResponse *
+       ragd__v1__shard_fetch_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Ragd__V1__ShardFetchResponse *)
+     protobuf_c_message_unpack (&ragd__v1__shard_fetch_response__descriptor,
+                                allocator, len, data);
+}
+void   ragd__v1__shard_fetch_response__free_unpacked
+                     (Ragd__V1__ShardFetchResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &ragd__v1__shard_fetch_response__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
 static const ProtobufCFieldDescriptor ragd__v1__metadata__field_descriptors[3] =
@@ -1805,7 +2594,7 @@ const ProtobufCMessageDescriptor ragd__v1__filter__descriptor =
   (ProtobufCMessageInit) ragd__v1__filter__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor ragd__v1__query_request__field_descriptors[7] =
+static const ProtobufCFieldDescriptor ragd__v1__query_request__field_descriptors[8] =
 {
   {
     "collection",
@@ -1891,8 +2680,21 @@ static const ProtobufCFieldDescriptor ragd__v1__query_request__field_descriptors
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "allow_partial",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__QueryRequest, allow_partial),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned ragd__v1__query_request__field_indices_by_name[] = {
+  7,   /* field[7] = allow_partial */
   0,   /* field[0] = collection */
   3,   /* field[3] = filter */
   4,   /* field[4] = mode */
@@ -1904,7 +2706,7 @@ static const unsigned ragd__v1__query_request__field_indices_by_name[] = {
 static const ProtobufCIntRange ragd__v1__query_request__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 7 }
+  { 0, 8 }
 };
 const ProtobufCMessageDescriptor ragd__v1__query_request__descriptor =
 {
@@ -1914,7 +2716,7 @@ const ProtobufCMessageDescriptor ragd__v1__query_request__descriptor =
   "Ragd__V1__QueryRequest",
   "ragd.v1",
   sizeof(Ragd__V1__QueryRequest),
-  7,
+  8,
   ragd__v1__query_request__field_descriptors,
   ragd__v1__query_request__field_indices_by_name,
   1,  ragd__v1__query_request__number_ranges,
@@ -2165,7 +2967,7 @@ const ProtobufCMessageDescriptor ragd__v1__timings__descriptor =
   (ProtobufCMessageInit) ragd__v1__timings__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor ragd__v1__query_response__field_descriptors[8] =
+static const ProtobufCFieldDescriptor ragd__v1__query_response__field_descriptors[9] =
 {
   {
     "answer",
@@ -2263,11 +3065,24 @@ static const ProtobufCFieldDescriptor ragd__v1__query_response__field_descriptor
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "missing_shards",
+    9,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_UINT32,
+    offsetof(Ragd__V1__QueryResponse, n_missing_shards),
+    offsetof(Ragd__V1__QueryResponse, missing_shards),
+    NULL,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned ragd__v1__query_response__field_indices_by_name[] = {
   0,   /* field[0] = answer */
   7,   /* field[7] = cache_level */
   6,   /* field[6] = cached */
+  8,   /* field[8] = missing_shards */
   5,   /* field[5] = mode */
   2,   /* field[2] = processing_time_seconds */
   4,   /* field[4] = query_id */
@@ -2277,7 +3092,7 @@ static const unsigned ragd__v1__query_response__field_indices_by_name[] = {
 static const ProtobufCIntRange ragd__v1__query_response__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 8 }
+  { 0, 9 }
 };
 const ProtobufCMessageDescriptor ragd__v1__query_response__descriptor =
 {
@@ -2287,7 +3102,7 @@ const ProtobufCMessageDescriptor ragd__v1__query_response__descriptor =
   "Ragd__V1__QueryResponse",
   "ragd.v1",
   sizeof(Ragd__V1__QueryResponse),
-  8,
+  9,
   ragd__v1__query_response__field_descriptors,
   ragd__v1__query_response__field_indices_by_name,
   1,  ragd__v1__query_response__number_ranges,
@@ -3575,7 +4390,7 @@ const ProtobufCMessageDescriptor ragd__v1__health_request__descriptor =
   (ProtobufCMessageInit) ragd__v1__health_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor ragd__v1__health_response__field_descriptors[4] =
+static const ProtobufCFieldDescriptor ragd__v1__health_response__field_descriptors[5] =
 {
   {
     "status",
@@ -3625,8 +4440,21 @@ static const ProtobufCFieldDescriptor ragd__v1__health_response__field_descripto
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "replicas",
+    5,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Ragd__V1__HealthResponse, n_replicas),
+    offsetof(Ragd__V1__HealthResponse, replicas),
+    &ragd__v1__replica_health__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned ragd__v1__health_response__field_indices_by_name[] = {
+  4,   /* field[4] = replicas */
   3,   /* field[3] = role */
   0,   /* field[0] = status */
   2,   /* field[2] = uptime_seconds */
@@ -3635,7 +4463,7 @@ static const unsigned ragd__v1__health_response__field_indices_by_name[] = {
 static const ProtobufCIntRange ragd__v1__health_response__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 4 }
+  { 0, 5 }
 };
 const ProtobufCMessageDescriptor ragd__v1__health_response__descriptor =
 {
@@ -3645,11 +4473,101 @@ const ProtobufCMessageDescriptor ragd__v1__health_response__descriptor =
   "Ragd__V1__HealthResponse",
   "ragd.v1",
   sizeof(Ragd__V1__HealthResponse),
-  4,
+  5,
   ragd__v1__health_response__field_descriptors,
   ragd__v1__health_response__field_indices_by_name,
   1,  ragd__v1__health_response__number_ranges,
   (ProtobufCMessageInit) ragd__v1__health_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor ragd__v1__replica_health__field_descriptors[5] =
+{
+  {
+    "shard",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ReplicaHealth, shard),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "address",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ReplicaHealth, address),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "state",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ReplicaHealth, state),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "latency_seconds",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_DOUBLE,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ReplicaHealth, latency_seconds),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "pending_writes",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ReplicaHealth, pending_writes),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned ragd__v1__replica_health__field_indices_by_name[] = {
+  1,   /* field[1] = address */
+  3,   /* field[3] = latency_seconds */
+  4,   /* field[4] = pending_writes */
+  0,   /* field[0] = shard */
+  2,   /* field[2] = state */
+};
+static const ProtobufCIntRange ragd__v1__replica_health__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 5 }
+};
+const ProtobufCMessageDescriptor ragd__v1__replica_health__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "ragd.v1.ReplicaHealth",
+  "ReplicaHealth",
+  "Ragd__V1__ReplicaHealth",
+  "ragd.v1",
+  sizeof(Ragd__V1__ReplicaHealth),
+  5,
+  ragd__v1__replica_health__field_descriptors,
+  ragd__v1__replica_health__field_indices_by_name,
+  1,  ragd__v1__replica_health__number_ranges,
+  (ProtobufCMessageInit) ragd__v1__replica_health__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 #define ragd__v1__list_collections_request__field_descriptors NULL
@@ -3706,6 +4624,1143 @@ const ProtobufCMessageDescriptor ragd__v1__list_collections_response__descriptor
   ragd__v1__list_collections_response__field_indices_by_name,
   1,  ragd__v1__list_collections_response__number_ranges,
   (ProtobufCMessageInit) ragd__v1__list_collections_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor ragd__v1__shard_key__field_descriptors[3] =
+{
+  {
+    "collection",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ShardKey, collection),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "partition",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ShardKey, partition),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "dimension",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ShardKey, dimension),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned ragd__v1__shard_key__field_indices_by_name[] = {
+  0,   /* field[0] = collection */
+  2,   /* field[2] = dimension */
+  1,   /* field[1] = partition */
+};
+static const ProtobufCIntRange ragd__v1__shard_key__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor ragd__v1__shard_key__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "ragd.v1.ShardKey",
+  "ShardKey",
+  "Ragd__V1__ShardKey",
+  "ragd.v1",
+  sizeof(Ragd__V1__ShardKey),
+  3,
+  ragd__v1__shard_key__field_descriptors,
+  ragd__v1__shard_key__field_indices_by_name,
+  1,  ragd__v1__shard_key__number_ranges,
+  (ProtobufCMessageInit) ragd__v1__shard_key__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor ragd__v1__keyword_stats__document_frequency_entry__field_descriptors[2] =
+{
+  {
+    "key",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__KeywordStats__DocumentFrequencyEntry, key),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "value",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__KeywordStats__DocumentFrequencyEntry, value),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned ragd__v1__keyword_stats__document_frequency_entry__field_indices_by_name[] = {
+  0,   /* field[0] = key */
+  1,   /* field[1] = value */
+};
+static const ProtobufCIntRange ragd__v1__keyword_stats__document_frequency_entry__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor ragd__v1__keyword_stats__document_frequency_entry__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "ragd.v1.KeywordStats.DocumentFrequencyEntry",
+  "DocumentFrequencyEntry",
+  "Ragd__V1__KeywordStats__DocumentFrequencyEntry",
+  "ragd.v1",
+  sizeof(Ragd__V1__KeywordStats__DocumentFrequencyEntry),
+  2,
+  ragd__v1__keyword_stats__document_frequency_entry__field_descriptors,
+  ragd__v1__keyword_stats__document_frequency_entry__field_indices_by_name,
+  1,  ragd__v1__keyword_stats__document_frequency_entry__number_ranges,
+  (ProtobufCMessageInit) ragd__v1__keyword_stats__document_frequency_entry__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor ragd__v1__keyword_stats__field_descriptors[3] =
+{
+  {
+    "chunk_count",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__KeywordStats, chunk_count),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "total_length",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__KeywordStats, total_length),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "document_frequency",
+    3,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Ragd__V1__KeywordStats, n_document_frequency),
+    offsetof(Ragd__V1__KeywordStats, document_frequency),
+    &ragd__v1__keyword_stats__document_frequency_entry__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned ragd__v1__keyword_stats__field_indices_by_name[] = {
+  0,   /* field[0] = chunk_count */
+  2,   /* field[2] = document_frequency */
+  1,   /* field[1] = total_length */
+};
+static const ProtobufCIntRange ragd__v1__keyword_stats__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor ragd__v1__keyword_stats__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "ragd.v1.KeywordStats",
+  "KeywordStats",
+  "Ragd__V1__KeywordStats",
+  "ragd.v1",
+  sizeof(Ragd__V1__KeywordStats),
+  3,
+  ragd__v1__keyword_stats__field_descriptors,
+  ragd__v1__keyword_stats__field_indices_by_name,
+  1,  ragd__v1__keyword_stats__number_ranges,
+  (ProtobufCMessageInit) ragd__v1__keyword_stats__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor ragd__v1__shard_hit__metadata_entry__field_descriptors[2] =
+{
+  {
+    "key",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ShardHit__MetadataEntry, key),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "value",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ShardHit__MetadataEntry, value),
+    &ragd__v1__value__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned ragd__v1__shard_hit__metadata_entry__field_indices_by_name[] = {
+  0,   /* field[0] = key */
+  1,   /* field[1] = value */
+};
+static const ProtobufCIntRange ragd__v1__shard_hit__metadata_entry__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor ragd__v1__shard_hit__metadata_entry__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "ragd.v1.ShardHit.MetadataEntry",
+  "MetadataEntry",
+  "Ragd__V1__ShardHit__MetadataEntry",
+  "ragd.v1",
+  sizeof(Ragd__V1__ShardHit__MetadataEntry),
+  2,
+  ragd__v1__shard_hit__metadata_entry__field_descriptors,
+  ragd__v1__shard_hit__metadata_entry__field_indices_by_name,
+  1,  ragd__v1__shard_hit__metadata_entry__number_ranges,
+  (ProtobufCMessageInit) ragd__v1__shard_hit__metadata_entry__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor ragd__v1__shard_hit__field_descriptors[6] =
+{
+  {
+    "document_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ShardHit, document_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "ordinal",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ShardHit, ordinal),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "score",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_DOUBLE,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ShardHit, score),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "text",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ShardHit, text),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "metadata",
+    5,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Ragd__V1__ShardHit, n_metadata),
+    offsetof(Ragd__V1__ShardHit, metadata),
+    &ragd__v1__shard_hit__metadata_entry__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "partition",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ShardHit, partition),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned ragd__v1__shard_hit__field_indices_by_name[] = {
+  0,   /* field[0] = document_id */
+  4,   /* field[4] = metadata */
+  1,   /* field[1] = ordinal */
+  5,   /* field[5] = partition */
+  2,   /* field[2] = score */
+  3,   /* field[3] = text */
+};
+static const ProtobufCIntRange ragd__v1__shard_hit__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 6 }
+};
+const ProtobufCMessageDescriptor ragd__v1__shard_hit__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "ragd.v1.ShardHit",
+  "ShardHit",
+  "Ragd__V1__ShardHit",
+  "ragd.v1",
+  sizeof(Ragd__V1__ShardHit),
+  6,
+  ragd__v1__shard_hit__field_descriptors,
+  ragd__v1__shard_hit__field_indices_by_name,
+  1,  ragd__v1__shard_hit__number_ranges,
+  (ProtobufCMessageInit) ragd__v1__shard_hit__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor ragd__v1__shard_search_request__field_descriptors[6] =
+{
+  {
+    "shard",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ShardSearchRequest, shard),
+    &ragd__v1__shard_key__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "vector",
+    2,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_FLOAT,
+    offsetof(Ragd__V1__ShardSearchRequest, n_vector),
+    offsetof(Ragd__V1__ShardSearchRequest, vector),
+    NULL,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "terms",
+    3,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_STRING,
+    offsetof(Ragd__V1__ShardSearchRequest, n_terms),
+    offsetof(Ragd__V1__ShardSearchRequest, terms),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "stats",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ShardSearchRequest, stats),
+    &ragd__v1__keyword_stats__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "k",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ShardSearchRequest, k),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "filter",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ShardSearchRequest, filter),
+    &ragd__v1__filter__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned ragd__v1__shard_search_request__field_indices_by_name[] = {
+  5,   /* field[5] = filter */
+  4,   /* field[4] = k */
+  0,   /* field[0] = shard */
+  3,   /* field[3] = stats */
+  2,   /* field[2] = terms */
+  1,   /* field[1] = vector */
+};
+static const ProtobufCIntRange ragd__v1__shard_search_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 6 }
+};
+const ProtobufCMessageDescriptor ragd__v1__shard_search_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "ragd.v1.ShardSearchRequest",
+  "ShardSearchRequest",
+  "Ragd__V1__ShardSearchRequest",
+  "ragd.v1",
+  sizeof(Ragd__V1__ShardSearchRequest),
+  6,
+  ragd__v1__shard_search_request__field_descriptors,
+  ragd__v1__shard_search_request__field_indices_by_name,
+  1,  ragd__v1__shard_search_request__number_ranges,
+  (ProtobufCMessageInit) ragd__v1__shard_search_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor ragd__v1__shard_search_response__field_descriptors[2] =
+{
+  {
+    "vector_hits",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Ragd__V1__ShardSearchResponse, n_vector_hits),
+    offsetof(Ragd__V1__ShardSearchResponse, vector_hits),
+    &ragd__v1__shard_hit__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "keyword_hits",
+    2,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Ragd__V1__ShardSearchResponse, n_keyword_hits),
+    offsetof(Ragd__V1__ShardSearchResponse, keyword_hits),
+    &ragd__v1__shard_hit__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned ragd__v1__shard_search_response__field_indices_by_name[] = {
+  1,   /* field[1] = keyword_hits */
+  0,   /* field[0] = vector_hits */
+};
+static const ProtobufCIntRange ragd__v1__shard_search_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor ragd__v1__shard_search_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "ragd.v1.ShardSearchResponse",
+  "ShardSearchResponse",
+  "Ragd__V1__ShardSearchResponse",
+  "ragd.v1",
+  sizeof(Ragd__V1__ShardSearchResponse),
+  2,
+  ragd__v1__shard_search_response__field_descriptors,
+  ragd__v1__shard_search_response__field_indices_by_name,
+  1,  ragd__v1__shard_search_response__number_ranges,
+  (ProtobufCMessageInit) ragd__v1__shard_search_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor ragd__v1__shard_stats_request__field_descriptors[2] =
+{
+  {
+    "shard",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ShardStatsRequest, shard),
+    &ragd__v1__shard_key__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "terms",
+    2,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_STRING,
+    offsetof(Ragd__V1__ShardStatsRequest, n_terms),
+    offsetof(Ragd__V1__ShardStatsRequest, terms),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned ragd__v1__shard_stats_request__field_indices_by_name[] = {
+  0,   /* field[0] = shard */
+  1,   /* field[1] = terms */
+};
+static const ProtobufCIntRange ragd__v1__shard_stats_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor ragd__v1__shard_stats_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "ragd.v1.ShardStatsRequest",
+  "ShardStatsRequest",
+  "Ragd__V1__ShardStatsRequest",
+  "ragd.v1",
+  sizeof(Ragd__V1__ShardStatsRequest),
+  2,
+  ragd__v1__shard_stats_request__field_descriptors,
+  ragd__v1__shard_stats_request__field_indices_by_name,
+  1,  ragd__v1__shard_stats_request__number_ranges,
+  (ProtobufCMessageInit) ragd__v1__shard_stats_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor ragd__v1__shard_stats_response__field_descriptors[1] =
+{
+  {
+    "stats",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ShardStatsResponse, stats),
+    &ragd__v1__keyword_stats__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned ragd__v1__shard_stats_response__field_indices_by_name[] = {
+  0,   /* field[0] = stats */
+};
+static const ProtobufCIntRange ragd__v1__shard_stats_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor ragd__v1__shard_stats_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "ragd.v1.ShardStatsResponse",
+  "ShardStatsResponse",
+  "Ragd__V1__ShardStatsResponse",
+  "ragd.v1",
+  sizeof(Ragd__V1__ShardStatsResponse),
+  1,
+  ragd__v1__shard_stats_response__field_descriptors,
+  ragd__v1__shard_stats_response__field_indices_by_name,
+  1,  ragd__v1__shard_stats_response__number_ranges,
+  (ProtobufCMessageInit) ragd__v1__shard_stats_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor ragd__v1__stored_document__metadata_entry__field_descriptors[2] =
+{
+  {
+    "key",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__StoredDocument__MetadataEntry, key),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "value",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__StoredDocument__MetadataEntry, value),
+    &ragd__v1__value__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned ragd__v1__stored_document__metadata_entry__field_indices_by_name[] = {
+  0,   /* field[0] = key */
+  1,   /* field[1] = value */
+};
+static const ProtobufCIntRange ragd__v1__stored_document__metadata_entry__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor ragd__v1__stored_document__metadata_entry__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "ragd.v1.StoredDocument.MetadataEntry",
+  "MetadataEntry",
+  "Ragd__V1__StoredDocument__MetadataEntry",
+  "ragd.v1",
+  sizeof(Ragd__V1__StoredDocument__MetadataEntry),
+  2,
+  ragd__v1__stored_document__metadata_entry__field_descriptors,
+  ragd__v1__stored_document__metadata_entry__field_indices_by_name,
+  1,  ragd__v1__stored_document__metadata_entry__number_ranges,
+  (ProtobufCMessageInit) ragd__v1__stored_document__metadata_entry__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor ragd__v1__stored_document__field_descriptors[5] =
+{
+  {
+    "id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__StoredDocument, id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "metadata",
+    2,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Ragd__V1__StoredDocument, n_metadata),
+    offsetof(Ragd__V1__StoredDocument, metadata),
+    &ragd__v1__stored_document__metadata_entry__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "content_hash",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__StoredDocument, content_hash),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "chunks",
+    4,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_STRING,
+    offsetof(Ragd__V1__StoredDocument, n_chunks),
+    offsetof(Ragd__V1__StoredDocument, chunks),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "embeddings",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BYTES,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__StoredDocument, embeddings),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned ragd__v1__stored_document__field_indices_by_name[] = {
+  3,   /* field[3] = chunks */
+  2,   /* field[2] = content_hash */
+  4,   /* field[4] = embeddings */
+  0,   /* field[0] = id */
+  1,   /* field[1] = metadata */
+};
+static const ProtobufCIntRange ragd__v1__stored_document__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 5 }
+};
+const ProtobufCMessageDescriptor ragd__v1__stored_document__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "ragd.v1.StoredDocument",
+  "StoredDocument",
+  "Ragd__V1__StoredDocument",
+  "ragd.v1",
+  sizeof(Ragd__V1__StoredDocument),
+  5,
+  ragd__v1__stored_document__field_descriptors,
+  ragd__v1__stored_document__field_indices_by_name,
+  1,  ragd__v1__stored_document__number_ranges,
+  (ProtobufCMessageInit) ragd__v1__stored_document__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor ragd__v1__shard_write_request__field_descriptors[3] =
+{
+  {
+    "shard",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ShardWriteRequest, shard),
+    &ragd__v1__shard_key__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "upserts",
+    2,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Ragd__V1__ShardWriteRequest, n_upserts),
+    offsetof(Ragd__V1__ShardWriteRequest, upserts),
+    &ragd__v1__stored_document__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "deletes",
+    3,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_STRING,
+    offsetof(Ragd__V1__ShardWriteRequest, n_deletes),
+    offsetof(Ragd__V1__ShardWriteRequest, deletes),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned ragd__v1__shard_write_request__field_indices_by_name[] = {
+  2,   /* field[2] = deletes */
+  0,   /* field[0] = shard */
+  1,   /* field[1] = upserts */
+};
+static const ProtobufCIntRange ragd__v1__shard_write_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor ragd__v1__shard_write_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "ragd.v1.ShardWriteRequest",
+  "ShardWriteRequest",
+  "Ragd__V1__ShardWriteRequest",
+  "ragd.v1",
+  sizeof(Ragd__V1__ShardWriteRequest),
+  3,
+  ragd__v1__shard_write_request__field_descriptors,
+  ragd__v1__shard_write_request__field_indices_by_name,
+  1,  ragd__v1__shard_write_request__number_ranges,
+  (ProtobufCMessageInit) ragd__v1__shard_write_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor ragd__v1__shard_write_response__field_descriptors[1] =
+{
+  {
+    "deleted",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_STRING,
+    offsetof(Ragd__V1__ShardWriteResponse, n_deleted),
+    offsetof(Ragd__V1__ShardWriteResponse, deleted),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned ragd__v1__shard_write_response__field_indices_by_name[] = {
+  0,   /* field[0] = deleted */
+};
+static const ProtobufCIntRange ragd__v1__shard_write_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor ragd__v1__shard_write_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "ragd.v1.ShardWriteResponse",
+  "ShardWriteResponse",
+  "Ragd__V1__ShardWriteResponse",
+  "ragd.v1",
+  sizeof(Ragd__V1__ShardWriteResponse),
+  1,
+  ragd__v1__shard_write_response__field_descriptors,
+  ragd__v1__shard_write_response__field_indices_by_name,
+  1,  ragd__v1__shard_write_response__number_ranges,
+  (ProtobufCMessageInit) ragd__v1__shard_write_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor ragd__v1__shard_hashes_request__field_descriptors[2] =
+{
+  {
+    "shard",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ShardHashesRequest, shard),
+    &ragd__v1__shard_key__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "ids",
+    2,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_STRING,
+    offsetof(Ragd__V1__ShardHashesRequest, n_ids),
+    offsetof(Ragd__V1__ShardHashesRequest, ids),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned ragd__v1__shard_hashes_request__field_indices_by_name[] = {
+  1,   /* field[1] = ids */
+  0,   /* field[0] = shard */
+};
+static const ProtobufCIntRange ragd__v1__shard_hashes_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor ragd__v1__shard_hashes_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "ragd.v1.ShardHashesRequest",
+  "ShardHashesRequest",
+  "Ragd__V1__ShardHashesRequest",
+  "ragd.v1",
+  sizeof(Ragd__V1__ShardHashesRequest),
+  2,
+  ragd__v1__shard_hashes_request__field_descriptors,
+  ragd__v1__shard_hashes_request__field_indices_by_name,
+  1,  ragd__v1__shard_hashes_request__number_ranges,
+  (ProtobufCMessageInit) ragd__v1__shard_hashes_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor ragd__v1__shard_hashes_response__hashes_entry__field_descriptors[2] =
+{
+  {
+    "key",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ShardHashesResponse__HashesEntry, key),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "value",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ShardHashesResponse__HashesEntry, value),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned ragd__v1__shard_hashes_response__hashes_entry__field_indices_by_name[] = {
+  0,   /* field[0] = key */
+  1,   /* field[1] = value */
+};
+static const ProtobufCIntRange ragd__v1__shard_hashes_response__hashes_entry__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor ragd__v1__shard_hashes_response__hashes_entry__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "ragd.v1.ShardHashesResponse.HashesEntry",
+  "HashesEntry",
+  "Ragd__V1__ShardHashesResponse__HashesEntry",
+  "ragd.v1",
+  sizeof(Ragd__V1__ShardHashesResponse__HashesEntry),
+  2,
+  ragd__v1__shard_hashes_response__hashes_entry__field_descriptors,
+  ragd__v1__shard_hashes_response__hashes_entry__field_indices_by_name,
+  1,  ragd__v1__shard_hashes_response__hashes_entry__number_ranges,
+  (ProtobufCMessageInit) ragd__v1__shard_hashes_response__hashes_entry__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor ragd__v1__shard_hashes_response__field_descriptors[1] =
+{
+  {
+    "hashes",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Ragd__V1__ShardHashesResponse, n_hashes),
+    offsetof(Ragd__V1__ShardHashesResponse, hashes),
+    &ragd__v1__shard_hashes_response__hashes_entry__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned ragd__v1__shard_hashes_response__field_indices_by_name[] = {
+  0,   /* field[0] = hashes */
+};
+static const ProtobufCIntRange ragd__v1__shard_hashes_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor ragd__v1__shard_hashes_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "ragd.v1.ShardHashesResponse",
+  "ShardHashesResponse",
+  "Ragd__V1__ShardHashesResponse",
+  "ragd.v1",
+  sizeof(Ragd__V1__ShardHashesResponse),
+  1,
+  ragd__v1__shard_hashes_response__field_descriptors,
+  ragd__v1__shard_hashes_response__field_indices_by_name,
+  1,  ragd__v1__shard_hashes_response__number_ranges,
+  (ProtobufCMessageInit) ragd__v1__shard_hashes_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor ragd__v1__shard_counts_request__field_descriptors[1] =
+{
+  {
+    "shard",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ShardCountsRequest, shard),
+    &ragd__v1__shard_key__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned ragd__v1__shard_counts_request__field_indices_by_name[] = {
+  0,   /* field[0] = shard */
+};
+static const ProtobufCIntRange ragd__v1__shard_counts_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor ragd__v1__shard_counts_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "ragd.v1.ShardCountsRequest",
+  "ShardCountsRequest",
+  "Ragd__V1__ShardCountsRequest",
+  "ragd.v1",
+  sizeof(Ragd__V1__ShardCountsRequest),
+  1,
+  ragd__v1__shard_counts_request__field_descriptors,
+  ragd__v1__shard_counts_request__field_indices_by_name,
+  1,  ragd__v1__shard_counts_request__number_ranges,
+  (ProtobufCMessageInit) ragd__v1__shard_counts_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor ragd__v1__shard_counts_response__field_descriptors[2] =
+{
+  {
+    "documents",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ShardCountsResponse, documents),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "chunks",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ShardCountsResponse, chunks),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned ragd__v1__shard_counts_response__field_indices_by_name[] = {
+  1,   /* field[1] = chunks */
+  0,   /* field[0] = documents */
+};
+static const ProtobufCIntRange ragd__v1__shard_counts_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor ragd__v1__shard_counts_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "ragd.v1.ShardCountsResponse",
+  "ShardCountsResponse",
+  "Ragd__V1__ShardCountsResponse",
+  "ragd.v1",
+  sizeof(Ragd__V1__ShardCountsResponse),
+  2,
+  ragd__v1__shard_counts_response__field_descriptors,
+  ragd__v1__shard_counts_response__field_indices_by_name,
+  1,  ragd__v1__shard_counts_response__number_ranges,
+  (ProtobufCMessageInit) ragd__v1__shard_counts_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor ragd__v1__shard_fetch_request__field_descriptors[2] =
+{
+  {
+    "shard",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ShardFetchRequest, shard),
+    &ragd__v1__shard_key__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "ids",
+    2,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_STRING,
+    offsetof(Ragd__V1__ShardFetchRequest, n_ids),
+    offsetof(Ragd__V1__ShardFetchRequest, ids),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned ragd__v1__shard_fetch_request__field_indices_by_name[] = {
+  1,   /* field[1] = ids */
+  0,   /* field[0] = shard */
+};
+static const ProtobufCIntRange ragd__v1__shard_fetch_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor ragd__v1__shard_fetch_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "ragd.v1.ShardFetchRequest",
+  "ShardFetchRequest",
+  "Ragd__V1__ShardFetchRequest",
+  "ragd.v1",
+  sizeof(Ragd__V1__ShardFetchRequest),
+  2,
+  ragd__v1__shard_fetch_request__field_descriptors,
+  ragd__v1__shard_fetch_request__field_indices_by_name,
+  1,  ragd__v1__shard_fetch_request__number_ranges,
+  (ProtobufCMessageInit) ragd__v1__shard_fetch_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor ragd__v1__shard_fetch_response__field_descriptors[1] =
+{
+  {
+    "documents",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Ragd__V1__ShardFetchResponse, n_documents),
+    offsetof(Ragd__V1__ShardFetchResponse, documents),
+    &ragd__v1__stored_document__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned ragd__v1__shard_fetch_response__field_indices_by_name[] = {
+  0,   /* field[0] = documents */
+};
+static const ProtobufCIntRange ragd__v1__shard_fetch_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor ragd__v1__shard_fetch_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "ragd.v1.ShardFetchResponse",
+  "ShardFetchResponse",
+  "Ragd__V1__ShardFetchResponse",
+  "ragd.v1",
+  sizeof(Ragd__V1__ShardFetchResponse),
+  1,
+  ragd__v1__shard_fetch_response__field_descriptors,
+  ragd__v1__shard_fetch_response__field_indices_by_name,
+  1,  ragd__v1__shard_fetch_response__number_ranges,
+  (ProtobufCMessageInit) ragd__v1__shard_fetch_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCEnumValue ragd__v1__status_code__enum_values_by_number[17] =

@@ -45,8 +45,29 @@ typedef struct Ragd__V1__ClearCacheRequest Ragd__V1__ClearCacheRequest;
 typedef struct Ragd__V1__ClearCacheResponse Ragd__V1__ClearCacheResponse;
 typedef struct Ragd__V1__HealthRequest Ragd__V1__HealthRequest;
 typedef struct Ragd__V1__HealthResponse Ragd__V1__HealthResponse;
+typedef struct Ragd__V1__ReplicaHealth Ragd__V1__ReplicaHealth;
 typedef struct Ragd__V1__ListCollectionsRequest Ragd__V1__ListCollectionsRequest;
 typedef struct Ragd__V1__ListCollectionsResponse Ragd__V1__ListCollectionsResponse;
+typedef struct Ragd__V1__ShardKey Ragd__V1__ShardKey;
+typedef struct Ragd__V1__KeywordStats Ragd__V1__KeywordStats;
+typedef struct Ragd__V1__KeywordStats__DocumentFrequencyEntry Ragd__V1__KeywordStats__DocumentFrequencyEntry;
+typedef struct Ragd__V1__ShardHit Ragd__V1__ShardHit;
+typedef struct Ragd__V1__ShardHit__MetadataEntry Ragd__V1__ShardHit__MetadataEntry;
+typedef struct Ragd__V1__ShardSearchRequest Ragd__V1__ShardSearchRequest;
+typedef struct Ragd__V1__ShardSearchResponse Ragd__V1__ShardSearchResponse;
+typedef struct Ragd__V1__ShardStatsRequest Ragd__V1__ShardStatsRequest;
+typedef struct Ragd__V1__ShardStatsResponse Ragd__V1__ShardStatsResponse;
+typedef struct Ragd__V1__StoredDocument Ragd__V1__StoredDocument;
+typedef struct Ragd__V1__StoredDocument__MetadataEntry Ragd__V1__StoredDocument__MetadataEntry;
+typedef struct Ragd__V1__ShardWriteRequest Ragd__V1__ShardWriteRequest;
+typedef struct Ragd__V1__ShardWriteResponse Ragd__V1__ShardWriteResponse;
+typedef struct Ragd__V1__ShardHashesRequest Ragd__V1__ShardHashesRequest;
+typedef struct Ragd__V1__ShardHashesResponse Ragd__V1__ShardHashesResponse;
+typedef struct Ragd__V1__ShardHashesResponse__HashesEntry Ragd__V1__ShardHashesResponse__HashesEntry;
+typedef struct Ragd__V1__ShardCountsRequest Ragd__V1__ShardCountsRequest;
+typedef struct Ragd__V1__ShardCountsResponse Ragd__V1__ShardCountsResponse;
+typedef struct Ragd__V1__ShardFetchRequest Ragd__V1__ShardFetchRequest;
+typedef struct Ragd__V1__ShardFetchResponse Ragd__V1__ShardFetchResponse;
 
 
 /* --- enums --- */
@@ -264,6 +285,11 @@ struct  Ragd__V1__QueryRequest
   Ragd__V1__SearchMode mode;
   char *user_id;
   protobuf_c_boolean no_cache;
+  /*
+   * Coordinator only: when a shard has no live replica, answer from the shards
+   * that did answer (listed in QueryResponse.missing_shards) instead of UNAVAILABLE.
+   */
+  protobuf_c_boolean allow_partial;
   Ragd__V1__QueryRequest__TopKValueCase top_k_value_case;
   union {
     uint32_t top_k;
@@ -271,7 +297,7 @@ struct  Ragd__V1__QueryRequest
 };
 #define RAGD__V1__QUERY_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__query_request__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, NULL, RAGD__V1__SEARCH_MODE__SEARCH_MODE_UNSPECIFIED, (char *)protobuf_c_empty_string, 0, RAGD__V1__QUERY_REQUEST__TOP_K_VALUE__NOT_SET, {0} }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, NULL, RAGD__V1__SEARCH_MODE__SEARCH_MODE_UNSPECIFIED, (char *)protobuf_c_empty_string, 0, 0, RAGD__V1__QUERY_REQUEST__TOP_K_VALUE__NOT_SET, {0} }
 
 
 struct  Ragd__V1__Source__MetadataEntry
@@ -330,10 +356,15 @@ struct  Ragd__V1__QueryResponse
    */
   protobuf_c_boolean cached;
   char *cache_level;
+  /*
+   * Shards that did not answer (only with allow_partial).
+   */
+  size_t n_missing_shards;
+  uint32_t *missing_shards;
 };
 #define RAGD__V1__QUERY_RESPONSE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__query_response__descriptor) \
-    , (char *)protobuf_c_empty_string, 0,NULL, 0, NULL, (char *)protobuf_c_empty_string, RAGD__V1__SEARCH_MODE__SEARCH_MODE_UNSPECIFIED, 0, (char *)protobuf_c_empty_string }
+    , (char *)protobuf_c_empty_string, 0,NULL, 0, NULL, (char *)protobuf_c_empty_string, RAGD__V1__SEARCH_MODE__SEARCH_MODE_UNSPECIFIED, 0, (char *)protobuf_c_empty_string, 0,NULL }
 
 
 struct  Ragd__V1__SourcesEvent
@@ -651,11 +682,42 @@ struct  Ragd__V1__HealthResponse
   char *status;
   char *version;
   double uptime_seconds;
+  /*
+   * "all", "coordinator" or "shard"
+   */
   char *role;
+  /*
+   * coordinator: every shard replica
+   */
+  size_t n_replicas;
+  Ragd__V1__ReplicaHealth **replicas;
 };
 #define RAGD__V1__HEALTH_RESPONSE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__health_response__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, 0,NULL }
+
+
+struct  Ragd__V1__ReplicaHealth
+{
+  ProtobufCMessage base;
+  uint32_t shard;
+  char *address;
+  /*
+   * "up", "down" or "lagging" (has writes to catch up)
+   */
+  char *state;
+  /*
+   * last successful call
+   */
+  double latency_seconds;
+  /*
+   * hinted writes waiting for this replica
+   */
+  uint64_t pending_writes;
+};
+#define RAGD__V1__REPLICA_HEALTH__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__replica_health__descriptor) \
+    , 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0 }
 
 
 struct  Ragd__V1__ListCollectionsRequest
@@ -675,6 +737,269 @@ struct  Ragd__V1__ListCollectionsResponse
 };
 #define RAGD__V1__LIST_COLLECTIONS_RESPONSE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__list_collections_response__descriptor) \
+    , 0,NULL }
+
+
+struct  Ragd__V1__ShardKey
+{
+  ProtobufCMessage base;
+  char *collection;
+  /*
+   * the shard id
+   */
+  uint32_t partition;
+  /*
+   * vector dimension (a shard creates the partition on first write)
+   */
+  uint32_t dimension;
+};
+#define RAGD__V1__SHARD_KEY__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__shard_key__descriptor) \
+    , (char *)protobuf_c_empty_string, 0, 0 }
+
+
+struct  Ragd__V1__KeywordStats__DocumentFrequencyEntry
+{
+  ProtobufCMessage base;
+  char *key;
+  uint64_t value;
+};
+#define RAGD__V1__KEYWORD_STATS__DOCUMENT_FREQUENCY_ENTRY__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__keyword_stats__document_frequency_entry__descriptor) \
+    , (char *)protobuf_c_empty_string, 0 }
+
+
+struct  Ragd__V1__KeywordStats
+{
+  ProtobufCMessage base;
+  uint64_t chunk_count;
+  uint64_t total_length;
+  size_t n_document_frequency;
+  Ragd__V1__KeywordStats__DocumentFrequencyEntry **document_frequency;
+};
+#define RAGD__V1__KEYWORD_STATS__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__keyword_stats__descriptor) \
+    , 0, 0, 0,NULL }
+
+
+struct  Ragd__V1__ShardHit__MetadataEntry
+{
+  ProtobufCMessage base;
+  char *key;
+  Ragd__V1__Value *value;
+};
+#define RAGD__V1__SHARD_HIT__METADATA_ENTRY__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__shard_hit__metadata_entry__descriptor) \
+    , (char *)protobuf_c_empty_string, NULL }
+
+
+struct  Ragd__V1__ShardHit
+{
+  ProtobufCMessage base;
+  char *document_id;
+  uint32_t ordinal;
+  double score;
+  char *text;
+  size_t n_metadata;
+  Ragd__V1__ShardHit__MetadataEntry **metadata;
+  uint32_t partition;
+};
+#define RAGD__V1__SHARD_HIT__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__shard_hit__descriptor) \
+    , (char *)protobuf_c_empty_string, 0, 0, (char *)protobuf_c_empty_string, 0,NULL, 0 }
+
+
+struct  Ragd__V1__ShardSearchRequest
+{
+  ProtobufCMessage base;
+  Ragd__V1__ShardKey *shard;
+  /*
+   * empty: no vector search
+   */
+  size_t n_vector;
+  float *vector;
+  size_t n_terms;
+  char **terms;
+  /*
+   * unset: no keyword search
+   */
+  Ragd__V1__KeywordStats *stats;
+  uint32_t k;
+  Ragd__V1__Filter *filter;
+};
+#define RAGD__V1__SHARD_SEARCH_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__shard_search_request__descriptor) \
+    , NULL, 0,NULL, 0,NULL, NULL, 0, NULL }
+
+
+struct  Ragd__V1__ShardSearchResponse
+{
+  ProtobufCMessage base;
+  size_t n_vector_hits;
+  Ragd__V1__ShardHit **vector_hits;
+  size_t n_keyword_hits;
+  Ragd__V1__ShardHit **keyword_hits;
+};
+#define RAGD__V1__SHARD_SEARCH_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__shard_search_response__descriptor) \
+    , 0,NULL, 0,NULL }
+
+
+struct  Ragd__V1__ShardStatsRequest
+{
+  ProtobufCMessage base;
+  Ragd__V1__ShardKey *shard;
+  size_t n_terms;
+  char **terms;
+};
+#define RAGD__V1__SHARD_STATS_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__shard_stats_request__descriptor) \
+    , NULL, 0,NULL }
+
+
+struct  Ragd__V1__ShardStatsResponse
+{
+  ProtobufCMessage base;
+  Ragd__V1__KeywordStats *stats;
+};
+#define RAGD__V1__SHARD_STATS_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__shard_stats_response__descriptor) \
+    , NULL }
+
+
+struct  Ragd__V1__StoredDocument__MetadataEntry
+{
+  ProtobufCMessage base;
+  char *key;
+  Ragd__V1__Value *value;
+};
+#define RAGD__V1__STORED_DOCUMENT__METADATA_ENTRY__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__stored_document__metadata_entry__descriptor) \
+    , (char *)protobuf_c_empty_string, NULL }
+
+
+struct  Ragd__V1__StoredDocument
+{
+  ProtobufCMessage base;
+  char *id;
+  size_t n_metadata;
+  Ragd__V1__StoredDocument__MetadataEntry **metadata;
+  uint64_t content_hash;
+  size_t n_chunks;
+  char **chunks;
+  /*
+   * chunks x dimension float32, little-endian, row-major
+   */
+  ProtobufCBinaryData embeddings;
+};
+#define RAGD__V1__STORED_DOCUMENT__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__stored_document__descriptor) \
+    , (char *)protobuf_c_empty_string, 0,NULL, 0, 0,NULL, {0,NULL} }
+
+
+struct  Ragd__V1__ShardWriteRequest
+{
+  ProtobufCMessage base;
+  Ragd__V1__ShardKey *shard;
+  size_t n_upserts;
+  Ragd__V1__StoredDocument **upserts;
+  size_t n_deletes;
+  char **deletes;
+};
+#define RAGD__V1__SHARD_WRITE_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__shard_write_request__descriptor) \
+    , NULL, 0,NULL, 0,NULL }
+
+
+struct  Ragd__V1__ShardWriteResponse
+{
+  ProtobufCMessage base;
+  size_t n_deleted;
+  char **deleted;
+};
+#define RAGD__V1__SHARD_WRITE_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__shard_write_response__descriptor) \
+    , 0,NULL }
+
+
+struct  Ragd__V1__ShardHashesRequest
+{
+  ProtobufCMessage base;
+  Ragd__V1__ShardKey *shard;
+  /*
+   * empty: every document
+   */
+  size_t n_ids;
+  char **ids;
+};
+#define RAGD__V1__SHARD_HASHES_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__shard_hashes_request__descriptor) \
+    , NULL, 0,NULL }
+
+
+struct  Ragd__V1__ShardHashesResponse__HashesEntry
+{
+  ProtobufCMessage base;
+  char *key;
+  uint64_t value;
+};
+#define RAGD__V1__SHARD_HASHES_RESPONSE__HASHES_ENTRY__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__shard_hashes_response__hashes_entry__descriptor) \
+    , (char *)protobuf_c_empty_string, 0 }
+
+
+struct  Ragd__V1__ShardHashesResponse
+{
+  ProtobufCMessage base;
+  size_t n_hashes;
+  Ragd__V1__ShardHashesResponse__HashesEntry **hashes;
+};
+#define RAGD__V1__SHARD_HASHES_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__shard_hashes_response__descriptor) \
+    , 0,NULL }
+
+
+struct  Ragd__V1__ShardCountsRequest
+{
+  ProtobufCMessage base;
+  Ragd__V1__ShardKey *shard;
+};
+#define RAGD__V1__SHARD_COUNTS_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__shard_counts_request__descriptor) \
+    , NULL }
+
+
+struct  Ragd__V1__ShardCountsResponse
+{
+  ProtobufCMessage base;
+  uint64_t documents;
+  uint64_t chunks;
+};
+#define RAGD__V1__SHARD_COUNTS_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__shard_counts_response__descriptor) \
+    , 0, 0 }
+
+
+struct  Ragd__V1__ShardFetchRequest
+{
+  ProtobufCMessage base;
+  Ragd__V1__ShardKey *shard;
+  size_t n_ids;
+  char **ids;
+};
+#define RAGD__V1__SHARD_FETCH_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__shard_fetch_request__descriptor) \
+    , NULL, 0,NULL }
+
+
+struct  Ragd__V1__ShardFetchResponse
+{
+  ProtobufCMessage base;
+  size_t n_documents;
+  Ragd__V1__StoredDocument **documents;
+};
+#define RAGD__V1__SHARD_FETCH_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__shard_fetch_response__descriptor) \
     , 0,NULL }
 
 
@@ -1216,6 +1541,25 @@ Ragd__V1__HealthResponse *
 void   ragd__v1__health_response__free_unpacked
                      (Ragd__V1__HealthResponse *message,
                       ProtobufCAllocator *allocator);
+/* Ragd__V1__ReplicaHealth methods */
+void   ragd__v1__replica_health__init
+                     (Ragd__V1__ReplicaHealth         *message);
+size_t ragd__v1__replica_health__get_packed_size
+                     (const Ragd__V1__ReplicaHealth   *message);
+size_t ragd__v1__replica_health__pack
+                     (const Ragd__V1__ReplicaHealth   *message,
+                      uint8_t             *out);
+size_t ragd__v1__replica_health__pack_to_buffer
+                     (const Ragd__V1__ReplicaHealth   *message,
+                      ProtobufCBuffer     *buffer);
+Ragd__V1__ReplicaHealth *
+       ragd__v1__replica_health__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   ragd__v1__replica_health__free_unpacked
+                     (Ragd__V1__ReplicaHealth *message,
+                      ProtobufCAllocator *allocator);
 /* Ragd__V1__ListCollectionsRequest methods */
 void   ragd__v1__list_collections_request__init
                      (Ragd__V1__ListCollectionsRequest         *message);
@@ -1253,6 +1597,322 @@ Ragd__V1__ListCollectionsResponse *
                       const uint8_t       *data);
 void   ragd__v1__list_collections_response__free_unpacked
                      (Ragd__V1__ListCollectionsResponse *message,
+                      ProtobufCAllocator *allocator);
+/* Ragd__V1__ShardKey methods */
+void   ragd__v1__shard_key__init
+                     (Ragd__V1__ShardKey         *message);
+size_t ragd__v1__shard_key__get_packed_size
+                     (const Ragd__V1__ShardKey   *message);
+size_t ragd__v1__shard_key__pack
+                     (const Ragd__V1__ShardKey   *message,
+                      uint8_t             *out);
+size_t ragd__v1__shard_key__pack_to_buffer
+                     (const Ragd__V1__ShardKey   *message,
+                      ProtobufCBuffer     *buffer);
+Ragd__V1__ShardKey *
+       ragd__v1__shard_key__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   ragd__v1__shard_key__free_unpacked
+                     (Ragd__V1__ShardKey *message,
+                      ProtobufCAllocator *allocator);
+/* Ragd__V1__KeywordStats__DocumentFrequencyEntry methods */
+void   ragd__v1__keyword_stats__document_frequency_entry__init
+                     (Ragd__V1__KeywordStats__DocumentFrequencyEntry         *message);
+/* Ragd__V1__KeywordStats methods */
+void   ragd__v1__keyword_stats__init
+                     (Ragd__V1__KeywordStats         *message);
+size_t ragd__v1__keyword_stats__get_packed_size
+                     (const Ragd__V1__KeywordStats   *message);
+size_t ragd__v1__keyword_stats__pack
+                     (const Ragd__V1__KeywordStats   *message,
+                      uint8_t             *out);
+size_t ragd__v1__keyword_stats__pack_to_buffer
+                     (const Ragd__V1__KeywordStats   *message,
+                      ProtobufCBuffer     *buffer);
+Ragd__V1__KeywordStats *
+       ragd__v1__keyword_stats__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   ragd__v1__keyword_stats__free_unpacked
+                     (Ragd__V1__KeywordStats *message,
+                      ProtobufCAllocator *allocator);
+/* Ragd__V1__ShardHit__MetadataEntry methods */
+void   ragd__v1__shard_hit__metadata_entry__init
+                     (Ragd__V1__ShardHit__MetadataEntry         *message);
+/* Ragd__V1__ShardHit methods */
+void   ragd__v1__shard_hit__init
+                     (Ragd__V1__ShardHit         *message);
+size_t ragd__v1__shard_hit__get_packed_size
+                     (const Ragd__V1__ShardHit   *message);
+size_t ragd__v1__shard_hit__pack
+                     (const Ragd__V1__ShardHit   *message,
+                      uint8_t             *out);
+size_t ragd__v1__shard_hit__pack_to_buffer
+                     (const Ragd__V1__ShardHit   *message,
+                      ProtobufCBuffer     *buffer);
+Ragd__V1__ShardHit *
+       ragd__v1__shard_hit__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   ragd__v1__shard_hit__free_unpacked
+                     (Ragd__V1__ShardHit *message,
+                      ProtobufCAllocator *allocator);
+/* Ragd__V1__ShardSearchRequest methods */
+void   ragd__v1__shard_search_request__init
+                     (Ragd__V1__ShardSearchRequest         *message);
+size_t ragd__v1__shard_search_request__get_packed_size
+                     (const Ragd__V1__ShardSearchRequest   *message);
+size_t ragd__v1__shard_search_request__pack
+                     (const Ragd__V1__ShardSearchRequest   *message,
+                      uint8_t             *out);
+size_t ragd__v1__shard_search_request__pack_to_buffer
+                     (const Ragd__V1__ShardSearchRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Ragd__V1__ShardSearchRequest *
+       ragd__v1__shard_search_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   ragd__v1__shard_search_request__free_unpacked
+                     (Ragd__V1__ShardSearchRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Ragd__V1__ShardSearchResponse methods */
+void   ragd__v1__shard_search_response__init
+                     (Ragd__V1__ShardSearchResponse         *message);
+size_t ragd__v1__shard_search_response__get_packed_size
+                     (const Ragd__V1__ShardSearchResponse   *message);
+size_t ragd__v1__shard_search_response__pack
+                     (const Ragd__V1__ShardSearchResponse   *message,
+                      uint8_t             *out);
+size_t ragd__v1__shard_search_response__pack_to_buffer
+                     (const Ragd__V1__ShardSearchResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Ragd__V1__ShardSearchResponse *
+       ragd__v1__shard_search_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   ragd__v1__shard_search_response__free_unpacked
+                     (Ragd__V1__ShardSearchResponse *message,
+                      ProtobufCAllocator *allocator);
+/* Ragd__V1__ShardStatsRequest methods */
+void   ragd__v1__shard_stats_request__init
+                     (Ragd__V1__ShardStatsRequest         *message);
+size_t ragd__v1__shard_stats_request__get_packed_size
+                     (const Ragd__V1__ShardStatsRequest   *message);
+size_t ragd__v1__shard_stats_request__pack
+                     (const Ragd__V1__ShardStatsRequest   *message,
+                      uint8_t             *out);
+size_t ragd__v1__shard_stats_request__pack_to_buffer
+                     (const Ragd__V1__ShardStatsRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Ragd__V1__ShardStatsRequest *
+       ragd__v1__shard_stats_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   ragd__v1__shard_stats_request__free_unpacked
+                     (Ragd__V1__ShardStatsRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Ragd__V1__ShardStatsResponse methods */
+void   ragd__v1__shard_stats_response__init
+                     (Ragd__V1__ShardStatsResponse         *message);
+size_t ragd__v1__shard_stats_response__get_packed_size
+                     (const Ragd__V1__ShardStatsResponse   *message);
+size_t ragd__v1__shard_stats_response__pack
+                     (const Ragd__V1__ShardStatsResponse   *message,
+                      uint8_t             *out);
+size_t ragd__v1__shard_stats_response__pack_to_buffer
+                     (const Ragd__V1__ShardStatsResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Ragd__V1__ShardStatsResponse *
+       ragd__v1__shard_stats_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   ragd__v1__shard_stats_response__free_unpacked
+                     (Ragd__V1__ShardStatsResponse *message,
+                      ProtobufCAllocator *allocator);
+/* Ragd__V1__StoredDocument__MetadataEntry methods */
+void   ragd__v1__stored_document__metadata_entry__init
+                     (Ragd__V1__StoredDocument__MetadataEntry         *message);
+/* Ragd__V1__StoredDocument methods */
+void   ragd__v1__stored_document__init
+                     (Ragd__V1__StoredDocument         *message);
+size_t ragd__v1__stored_document__get_packed_size
+                     (const Ragd__V1__StoredDocument   *message);
+size_t ragd__v1__stored_document__pack
+                     (const Ragd__V1__StoredDocument   *message,
+                      uint8_t             *out);
+size_t ragd__v1__stored_document__pack_to_buffer
+                     (const Ragd__V1__StoredDocument   *message,
+                      ProtobufCBuffer     *buffer);
+Ragd__V1__StoredDocument *
+       ragd__v1__stored_document__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   ragd__v1__stored_document__free_unpacked
+                     (Ragd__V1__StoredDocument *message,
+                      ProtobufCAllocator *allocator);
+/* Ragd__V1__ShardWriteRequest methods */
+void   ragd__v1__shard_write_request__init
+                     (Ragd__V1__ShardWriteRequest         *message);
+size_t ragd__v1__shard_write_request__get_packed_size
+                     (const Ragd__V1__ShardWriteRequest   *message);
+size_t ragd__v1__shard_write_request__pack
+                     (const Ragd__V1__ShardWriteRequest   *message,
+                      uint8_t             *out);
+size_t ragd__v1__shard_write_request__pack_to_buffer
+                     (const Ragd__V1__ShardWriteRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Ragd__V1__ShardWriteRequest *
+       ragd__v1__shard_write_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   ragd__v1__shard_write_request__free_unpacked
+                     (Ragd__V1__ShardWriteRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Ragd__V1__ShardWriteResponse methods */
+void   ragd__v1__shard_write_response__init
+                     (Ragd__V1__ShardWriteResponse         *message);
+size_t ragd__v1__shard_write_response__get_packed_size
+                     (const Ragd__V1__ShardWriteResponse   *message);
+size_t ragd__v1__shard_write_response__pack
+                     (const Ragd__V1__ShardWriteResponse   *message,
+                      uint8_t             *out);
+size_t ragd__v1__shard_write_response__pack_to_buffer
+                     (const Ragd__V1__ShardWriteResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Ragd__V1__ShardWriteResponse *
+       ragd__v1__shard_write_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   ragd__v1__shard_write_response__free_unpacked
+                     (Ragd__V1__ShardWriteResponse *message,
+                      ProtobufCAllocator *allocator);
+/* Ragd__V1__ShardHashesRequest methods */
+void   ragd__v1__shard_hashes_request__init
+                     (Ragd__V1__ShardHashesRequest         *message);
+size_t ragd__v1__shard_hashes_request__get_packed_size
+                     (const Ragd__V1__ShardHashesRequest   *message);
+size_t ragd__v1__shard_hashes_request__pack
+                     (const Ragd__V1__ShardHashesRequest   *message,
+                      uint8_t             *out);
+size_t ragd__v1__shard_hashes_request__pack_to_buffer
+                     (const Ragd__V1__ShardHashesRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Ragd__V1__ShardHashesRequest *
+       ragd__v1__shard_hashes_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   ragd__v1__shard_hashes_request__free_unpacked
+                     (Ragd__V1__ShardHashesRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Ragd__V1__ShardHashesResponse__HashesEntry methods */
+void   ragd__v1__shard_hashes_response__hashes_entry__init
+                     (Ragd__V1__ShardHashesResponse__HashesEntry         *message);
+/* Ragd__V1__ShardHashesResponse methods */
+void   ragd__v1__shard_hashes_response__init
+                     (Ragd__V1__ShardHashesResponse         *message);
+size_t ragd__v1__shard_hashes_response__get_packed_size
+                     (const Ragd__V1__ShardHashesResponse   *message);
+size_t ragd__v1__shard_hashes_response__pack
+                     (const Ragd__V1__ShardHashesResponse   *message,
+                      uint8_t             *out);
+size_t ragd__v1__shard_hashes_response__pack_to_buffer
+                     (const Ragd__V1__ShardHashesResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Ragd__V1__ShardHashesResponse *
+       ragd__v1__shard_hashes_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   ragd__v1__shard_hashes_response__free_unpacked
+                     (Ragd__V1__ShardHashesResponse *message,
+                      ProtobufCAllocator *allocator);
+/* Ragd__V1__ShardCountsRequest methods */
+void   ragd__v1__shard_counts_request__init
+                     (Ragd__V1__ShardCountsRequest         *message);
+size_t ragd__v1__shard_counts_request__get_packed_size
+                     (const Ragd__V1__ShardCountsRequest   *message);
+size_t ragd__v1__shard_counts_request__pack
+                     (const Ragd__V1__ShardCountsRequest   *message,
+                      uint8_t             *out);
+size_t ragd__v1__shard_counts_request__pack_to_buffer
+                     (const Ragd__V1__ShardCountsRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Ragd__V1__ShardCountsRequest *
+       ragd__v1__shard_counts_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   ragd__v1__shard_counts_request__free_unpacked
+                     (Ragd__V1__ShardCountsRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Ragd__V1__ShardCountsResponse methods */
+void   ragd__v1__shard_counts_response__init
+                     (Ragd__V1__ShardCountsResponse         *message);
+size_t ragd__v1__shard_counts_response__get_packed_size
+                     (const Ragd__V1__ShardCountsResponse   *message);
+size_t ragd__v1__shard_counts_response__pack
+                     (const Ragd__V1__ShardCountsResponse   *message,
+                      uint8_t             *out);
+size_t ragd__v1__shard_counts_response__pack_to_buffer
+                     (const Ragd__V1__ShardCountsResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Ragd__V1__ShardCountsResponse *
+       ragd__v1__shard_counts_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   ragd__v1__shard_counts_response__free_unpacked
+                     (Ragd__V1__ShardCountsResponse *message,
+                      ProtobufCAllocator *allocator);
+/* Ragd__V1__ShardFetchRequest methods */
+void   ragd__v1__shard_fetch_request__init
+                     (Ragd__V1__ShardFetchRequest         *message);
+size_t ragd__v1__shard_fetch_request__get_packed_size
+                     (const Ragd__V1__ShardFetchRequest   *message);
+size_t ragd__v1__shard_fetch_request__pack
+                     (const Ragd__V1__ShardFetchRequest   *message,
+                      uint8_t             *out);
+size_t ragd__v1__shard_fetch_request__pack_to_buffer
+                     (const Ragd__V1__ShardFetchRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Ragd__V1__ShardFetchRequest *
+       ragd__v1__shard_fetch_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   ragd__v1__shard_fetch_request__free_unpacked
+                     (Ragd__V1__ShardFetchRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Ragd__V1__ShardFetchResponse methods */
+void   ragd__v1__shard_fetch_response__init
+                     (Ragd__V1__ShardFetchResponse         *message);
+size_t ragd__v1__shard_fetch_response__get_packed_size
+                     (const Ragd__V1__ShardFetchResponse   *message);
+size_t ragd__v1__shard_fetch_response__pack
+                     (const Ragd__V1__ShardFetchResponse   *message,
+                      uint8_t             *out);
+size_t ragd__v1__shard_fetch_response__pack_to_buffer
+                     (const Ragd__V1__ShardFetchResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Ragd__V1__ShardFetchResponse *
+       ragd__v1__shard_fetch_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   ragd__v1__shard_fetch_response__free_unpacked
+                     (Ragd__V1__ShardFetchResponse *message,
                       ProtobufCAllocator *allocator);
 /* --- per-message closures --- */
 
@@ -1346,11 +2006,74 @@ typedef void (*Ragd__V1__HealthRequest_Closure)
 typedef void (*Ragd__V1__HealthResponse_Closure)
                  (const Ragd__V1__HealthResponse *message,
                   void *closure_data);
+typedef void (*Ragd__V1__ReplicaHealth_Closure)
+                 (const Ragd__V1__ReplicaHealth *message,
+                  void *closure_data);
 typedef void (*Ragd__V1__ListCollectionsRequest_Closure)
                  (const Ragd__V1__ListCollectionsRequest *message,
                   void *closure_data);
 typedef void (*Ragd__V1__ListCollectionsResponse_Closure)
                  (const Ragd__V1__ListCollectionsResponse *message,
+                  void *closure_data);
+typedef void (*Ragd__V1__ShardKey_Closure)
+                 (const Ragd__V1__ShardKey *message,
+                  void *closure_data);
+typedef void (*Ragd__V1__KeywordStats__DocumentFrequencyEntry_Closure)
+                 (const Ragd__V1__KeywordStats__DocumentFrequencyEntry *message,
+                  void *closure_data);
+typedef void (*Ragd__V1__KeywordStats_Closure)
+                 (const Ragd__V1__KeywordStats *message,
+                  void *closure_data);
+typedef void (*Ragd__V1__ShardHit__MetadataEntry_Closure)
+                 (const Ragd__V1__ShardHit__MetadataEntry *message,
+                  void *closure_data);
+typedef void (*Ragd__V1__ShardHit_Closure)
+                 (const Ragd__V1__ShardHit *message,
+                  void *closure_data);
+typedef void (*Ragd__V1__ShardSearchRequest_Closure)
+                 (const Ragd__V1__ShardSearchRequest *message,
+                  void *closure_data);
+typedef void (*Ragd__V1__ShardSearchResponse_Closure)
+                 (const Ragd__V1__ShardSearchResponse *message,
+                  void *closure_data);
+typedef void (*Ragd__V1__ShardStatsRequest_Closure)
+                 (const Ragd__V1__ShardStatsRequest *message,
+                  void *closure_data);
+typedef void (*Ragd__V1__ShardStatsResponse_Closure)
+                 (const Ragd__V1__ShardStatsResponse *message,
+                  void *closure_data);
+typedef void (*Ragd__V1__StoredDocument__MetadataEntry_Closure)
+                 (const Ragd__V1__StoredDocument__MetadataEntry *message,
+                  void *closure_data);
+typedef void (*Ragd__V1__StoredDocument_Closure)
+                 (const Ragd__V1__StoredDocument *message,
+                  void *closure_data);
+typedef void (*Ragd__V1__ShardWriteRequest_Closure)
+                 (const Ragd__V1__ShardWriteRequest *message,
+                  void *closure_data);
+typedef void (*Ragd__V1__ShardWriteResponse_Closure)
+                 (const Ragd__V1__ShardWriteResponse *message,
+                  void *closure_data);
+typedef void (*Ragd__V1__ShardHashesRequest_Closure)
+                 (const Ragd__V1__ShardHashesRequest *message,
+                  void *closure_data);
+typedef void (*Ragd__V1__ShardHashesResponse__HashesEntry_Closure)
+                 (const Ragd__V1__ShardHashesResponse__HashesEntry *message,
+                  void *closure_data);
+typedef void (*Ragd__V1__ShardHashesResponse_Closure)
+                 (const Ragd__V1__ShardHashesResponse *message,
+                  void *closure_data);
+typedef void (*Ragd__V1__ShardCountsRequest_Closure)
+                 (const Ragd__V1__ShardCountsRequest *message,
+                  void *closure_data);
+typedef void (*Ragd__V1__ShardCountsResponse_Closure)
+                 (const Ragd__V1__ShardCountsResponse *message,
+                  void *closure_data);
+typedef void (*Ragd__V1__ShardFetchRequest_Closure)
+                 (const Ragd__V1__ShardFetchRequest *message,
+                  void *closure_data);
+typedef void (*Ragd__V1__ShardFetchResponse_Closure)
+                 (const Ragd__V1__ShardFetchResponse *message,
                   void *closure_data);
 
 /* --- services --- */
@@ -1392,8 +2115,29 @@ extern const ProtobufCMessageDescriptor ragd__v1__clear_cache_request__descripto
 extern const ProtobufCMessageDescriptor ragd__v1__clear_cache_response__descriptor;
 extern const ProtobufCMessageDescriptor ragd__v1__health_request__descriptor;
 extern const ProtobufCMessageDescriptor ragd__v1__health_response__descriptor;
+extern const ProtobufCMessageDescriptor ragd__v1__replica_health__descriptor;
 extern const ProtobufCMessageDescriptor ragd__v1__list_collections_request__descriptor;
 extern const ProtobufCMessageDescriptor ragd__v1__list_collections_response__descriptor;
+extern const ProtobufCMessageDescriptor ragd__v1__shard_key__descriptor;
+extern const ProtobufCMessageDescriptor ragd__v1__keyword_stats__descriptor;
+extern const ProtobufCMessageDescriptor ragd__v1__keyword_stats__document_frequency_entry__descriptor;
+extern const ProtobufCMessageDescriptor ragd__v1__shard_hit__descriptor;
+extern const ProtobufCMessageDescriptor ragd__v1__shard_hit__metadata_entry__descriptor;
+extern const ProtobufCMessageDescriptor ragd__v1__shard_search_request__descriptor;
+extern const ProtobufCMessageDescriptor ragd__v1__shard_search_response__descriptor;
+extern const ProtobufCMessageDescriptor ragd__v1__shard_stats_request__descriptor;
+extern const ProtobufCMessageDescriptor ragd__v1__shard_stats_response__descriptor;
+extern const ProtobufCMessageDescriptor ragd__v1__stored_document__descriptor;
+extern const ProtobufCMessageDescriptor ragd__v1__stored_document__metadata_entry__descriptor;
+extern const ProtobufCMessageDescriptor ragd__v1__shard_write_request__descriptor;
+extern const ProtobufCMessageDescriptor ragd__v1__shard_write_response__descriptor;
+extern const ProtobufCMessageDescriptor ragd__v1__shard_hashes_request__descriptor;
+extern const ProtobufCMessageDescriptor ragd__v1__shard_hashes_response__descriptor;
+extern const ProtobufCMessageDescriptor ragd__v1__shard_hashes_response__hashes_entry__descriptor;
+extern const ProtobufCMessageDescriptor ragd__v1__shard_counts_request__descriptor;
+extern const ProtobufCMessageDescriptor ragd__v1__shard_counts_response__descriptor;
+extern const ProtobufCMessageDescriptor ragd__v1__shard_fetch_request__descriptor;
+extern const ProtobufCMessageDescriptor ragd__v1__shard_fetch_response__descriptor;
 
 PROTOBUF_C__END_DECLS
 

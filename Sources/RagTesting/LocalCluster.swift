@@ -1,0 +1,46 @@
+import Foundation
+import RagClient
+
+/// A coordinator and `shards × replicas` shard processes on loopback, each with
+/// its own data directory, for tests and benchmarks of the distributed mode.
+public final class LocalCluster: @unchecked Sendable {
+    public private(set) var nodes: [[RagdProcess]] = []
+    public let coordinator: RagdProcess
+    public let root: String
+    public let clusterFile: String
+
+    public init(shards: Int, replicas: Int, writeQuorum: Int? = nil) throws {
+        root = makeTemporaryDirectory("ragd-cluster")
+        for s in 0..<shards {
+            var row: [RagdProcess] = []
+            for r in 0..<replicas {
+                row.append(try RagdProcess(dataDirectory: "\(root)/shard\(s)-\(r)", extraArguments: ["--role", "shard"]))
+            }
+            nodes.append(row)
+        }
+        let entries = nodes.enumerated().map { s, row in
+            "{\"id\": \(s), \"replicas\": [" + row.map { "\"127.0.0.1:\($0.port)\"" }.joined(separator: ", ") + "]}"
+        }
+        let quorum = writeQuorum.map { ", \"write_quorum\": \($0)" } ?? ""
+        clusterFile = root + "/cluster.json"
+        try "{\"replication_factor\": \(replicas)\(quorum), \"shards\": [\(entries.joined(separator: ", "))]}"
+            .write(toFile: clusterFile, atomically: true, encoding: .utf8)
+        coordinator = try RagdProcess(dataDirectory: root + "/coordinator", extraArguments: ["--role", "coordinator", "--cluster", clusterFile])
+    }
+
+    public func client(timeout: Duration? = .seconds(30)) -> RagClient { coordinator.client(timeout: timeout) }
+
+    public func kill(shard: Int, replica: Int) { nodes[shard][replica].kill9() }
+
+    /// Restarts a replica on its old port and data directory.
+    public func restart(shard: Int, replica: Int) throws {
+        let old = nodes[shard][replica]
+        nodes[shard][replica] = try RagdProcess(dataDirectory: old.dataDirectory, port: old.port, extraArguments: ["--role", "shard"])
+    }
+
+    public func stop() {
+        coordinator.terminate()
+        for row in nodes { for n in row where n.isRunning { n.kill9() } }
+        try? FileManager.default.removeItem(atPath: root)
+    }
+}

@@ -1,0 +1,162 @@
+import Foundation
+import RagClient
+import RagCore
+import RagTesting
+import RagWire
+import Testing
+
+/// A corpus big enough to spread over shards, with metadata to filter on.
+enum ClusterCorpus {
+    static let words = ["index", "shard", "replica", "vector", "query", "token", "cache", "latency", "merge", "filter",
+                        "coordinator", "deadline", "protocol", "frame", "buffer", "socket", "commit", "journal", "page", "tree"]
+
+    static var documents: [RagDocument] {
+        var g = Lcg(seed: 7)
+        var docs = Fixtures.documents
+        for i in 0..<240 {
+            let text = (0..<40).map { _ in words[Int(g.next() % UInt64(words.count))] }.joined(separator: " ")
+                + ". Document \(i) closes with item\(i)."
+            docs.append(RagDocument(id: "doc-\(String(format: "%03d", i))", text: text,
+                                    metadata: ["n": .number(Double(i % 10)), "group": .string(i % 3 == 0 ? "a" : "b"), "even": .bool(i % 2 == 0)]))
+        }
+        return docs
+    }
+
+    static var queries: [(String, MetadataFilter?)] {
+        var g = Lcg(seed: 11)
+        var out: [(String, MetadataFilter?)] = Fixtures.questions.map { ($0.0, nil) }
+        let filters: [MetadataFilter?] = [nil, .compare(key: "group", op: .eq, values: [.string("a")]),
+                                          .and([.compare(key: "n", op: .gte, values: [.number(5)]), .compare(key: "even", op: .eq, values: [.bool(true)])])]
+        for i in 0..<93 {
+            let q = (0..<3).map { _ in words[Int(g.next() % UInt64(words.count))] }.joined(separator: " ")
+            out.append((q, filters[i % 3]))
+        }
+        return out
+    }
+}
+
+struct Lcg {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state = state &* 6364136223846793005 &+ 1442695040888963407
+        return state >> 33
+    }
+}
+
+@Suite(.serialized) struct ClusterTests {
+    @Test func clusterResultsEqualSingleNodeResults() async throws {
+        let cluster = try LocalCluster(shards: 3, replicas: 2)
+        defer { cluster.stop() }
+        let dir = makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let single = try RagdProcess(dataDirectory: dir, extraArguments: ["--partitions", "3"])
+        let c = cluster.client()
+        let s = single.client()
+        let docs = ClusterCorpus.documents
+        for start in stride(from: 0, to: docs.count, by: 50) {
+            let batch = Array(docs[start..<min(start + 50, docs.count)])
+            let a = try await c.index(batch, collection: "kb")
+            let b = try await s.index(batch, collection: "kb")
+            #expect(a.chunks == b.chunks)
+        }
+        var compared = 0
+        for mode in SearchMode.allCases {
+            for (q, filter) in ClusterCorpus.queries {
+                let a = try await c.query(q, collection: "kb", topK: 10, filter: filter, mode: mode, noCache: true)
+                let b = try await s.query(q, collection: "kb", topK: 10, filter: filter, mode: mode, noCache: true)
+                #expect(a.sources.map(\.chunkID) == b.sources.map(\.chunkID), "\(mode) \(q)")
+                #expect(a.sources.map(\.score) == b.sources.map(\.score), "\(mode) \(q)")
+                #expect(a.sources.map(\.partition) == b.sources.map(\.partition))
+                #expect(a.answer == b.answer)
+                compared += 1
+            }
+        }
+        #expect(compared == 300)
+        // Stats aggregate the shards; every shard holds some documents.
+        let stats = try await c.stats(collection: "kb")
+        #expect(stats.collections.first?.documents == UInt64(docs.count))
+        #expect(stats.collections.first?.partitions.allSatisfy { $0.documents > 0 } == true)
+        // Read-your-writes through the coordinator, then delete.
+        _ = try await c.index([RagDocument(id: "fresh", text: "A brand new zeppelin document.")], collection: "kb")
+        #expect(try await c.query("zeppelin", collection: "kb", topK: 1, mode: .keyword).sources.first?.documentID == "fresh")
+        #expect(try await c.delete(["fresh"], collection: "kb").deleted == 1)
+        #expect(try await c.query("zeppelin", collection: "kb", topK: 1, mode: .keyword).sources.isEmpty)
+        let health = try await c.health()
+        #expect(health.role == "coordinator")
+        #expect(health.replicas.count == 6 && health.replicas.allSatisfy { $0.state == "up" })
+        await c.close()
+        await s.close()
+    }
+
+    @Test func failoverPartialResultsAndCatchUp() async throws {
+        let cluster = try LocalCluster(shards: 3, replicas: 2, writeQuorum: 1)
+        defer { cluster.stop() }
+        let c = cluster.client(timeout: .seconds(10))
+        _ = try await c.index(ClusterCorpus.documents, collection: "kb")
+        let baseline = try await c.query("replica shard merge", collection: "kb", topK: 10, noCache: true)
+
+        // One replica of shard 0 dies in the middle of a stream of queries: none fails.
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                for i in 0..<60 {
+                    let r = try await c.query("replica shard merge", collection: "kb", topK: 10, noCache: true)
+                    #expect(r.sources.map(\.chunkID) == baseline.sources.map(\.chunkID), "query \(i)")
+                }
+            }
+            try await Task.sleep(for: .milliseconds(50))
+            cluster.kill(shard: 0, replica: 0)
+            try await group.waitForAll()
+        }
+        // Writes go on (quorum 1) and are hinted for the dead replica.
+        _ = try await c.index([RagDocument(id: "while-down", text: "Written while a replica of shard zero was down: quokka.")], collection: "kb")
+        let missed = ClusterCorpus.documents.filter { StableHash.partition(collection: "kb", documentID: $0.id, count: 3) == 0 }.prefix(3)
+        _ = try await c.delete(missed.map(\.id), collection: "kb")
+        let h = try await c.health()
+        #expect(h.replicas.contains { $0.shard == 0 && $0.state != "up" && $0.pendingWrites > 0 })
+
+        // Both replicas of shard 1 down: UNAVAILABLE, or a partial answer on request.
+        cluster.kill(shard: 1, replica: 0)
+        cluster.kill(shard: 1, replica: 1)
+        do {
+            _ = try await c.query("replica shard merge", collection: "kb", noCache: true)
+            Issue.record("expected UNAVAILABLE")
+        } catch {
+            #expect(error.code == .unavailable)
+        }
+        let partial = try await c.query("replica shard merge", collection: "kb", topK: 10, noCache: true, allowPartial: true)
+        #expect(partial.missingShards == [1])
+        #expect(!partial.sources.isEmpty && partial.sources.allSatisfy { $0.partition != 1 })
+        #expect(try await c.health().status == "SERVING")
+
+        // The dead replica of shard 0 returns, catches up, and serves what it missed.
+        try cluster.restart(shard: 0, replica: 0)
+        var caughtUp = false
+        for _ in 0..<100 {
+            if try await c.health().replicas.contains(where: { $0.shard == 0 && $0.address.hasSuffix(":\(cluster.nodes[0][0].port)") && $0.state == "up" && $0.pendingWrites == 0 }) {
+                caughtUp = true
+                break
+            }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(caughtUp)
+        let key = Ragd_V1_ShardKey.with { $0.collection = "kb"; $0.partition = 0 }
+        let a = try await cluster.nodes[0][0].client().call(.shardHashes, Ragd_V1_ShardHashesRequest.with { $0.shard = key }, as: Ragd_V1_ShardHashesResponse.self, timeout: .seconds(5))
+        let b = try await cluster.nodes[0][1].client().call(.shardHashes, Ragd_V1_ShardHashesRequest.with { $0.shard = key }, as: Ragd_V1_ShardHashesResponse.self, timeout: .seconds(5))
+        #expect(a.hashes == b.hashes)
+        #expect(a.hashes["while-down"] != nil && missed.allSatisfy { a.hashes[$0.id] == nil })
+        // With the other replica gone, the returned one answers alone.
+        cluster.kill(shard: 0, replica: 1)
+        let r = try await c.query("quokka", collection: "kb", topK: 1, mode: .keyword, noCache: true, allowPartial: true)
+        #expect(r.sources.first?.documentID == "while-down")
+
+        // A deadline too short for the fan-out: DEADLINE_EXCEEDED, and the coordinator carries on.
+        do {
+            _ = try await c.query("replica shard merge", collection: "kb", noCache: true, timeout: .milliseconds(1))
+            Issue.record("expected DEADLINE_EXCEEDED")
+        } catch {
+            #expect(error.code == .deadlineExceeded)
+        }
+        await c.close()
+    }
+}
