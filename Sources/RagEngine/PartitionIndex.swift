@@ -180,20 +180,24 @@ public final class PartitionIndex {
     public func keywordSearch(_ terms: [String], stats: KeywordStats, k: Int, filter: MetadataFilter? = nil) throws -> [Hit] {
         let allowed = admitted(filter)
         let avg = stats.chunkCount > 0 ? Double(stats.totalLength) / Double(stats.chunkCount) : 0
-        var scores: [Int32: Double] = [:]
+        // Dense accumulators (one per slot) and the list of slots touched: far
+        // cheaper than a dictionary when query terms are common.
+        var scores = [Double](repeating: 0, count: slotDocument.count)
+        var touched: [Int32] = []
         // Fixed term order: the same float additions in the same order on every layout.
         for t in Set(terms).sorted() {
             guard let list = postings[t] else { continue }
             try Task.checkCancellation()
             let idf = BM25.idf(documentFrequency: stats.documentFrequency[t] ?? list.count, count: max(stats.chunkCount, 1))
             for p in list {
-                let d = slotDocument[Int(p.slot)]
-                if let allowed, !allowed[Int(d)] { continue }
-                scores[p.slot, default: 0] += BM25.termScore(tf: Int(p.tf), length: Int(slotLength[Int(p.slot)]), averageLength: avg, idf: idf)
+                let s = Int(p.slot)
+                if let allowed, !allowed[Int(slotDocument[s])] { continue }
+                if scores[s] == 0 { touched.append(p.slot) }  // every term score is > 0 (idf > 0, tf >= 1)
+                scores[s] += BM25.termScore(tf: Int(p.tf), length: Int(slotLength[s]), averageLength: avg, idf: idf)
             }
         }
         var top = TopK<ChunkKey>(k: k)
-        for (s, score) in scores { top.insert(score: score, key: self.key(s)) }
+        for s in touched { top.insert(score: scores[Int(s)], key: self.key(s)) }
         return top.sorted().map(hit)
     }
 
