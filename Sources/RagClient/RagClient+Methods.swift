@@ -49,10 +49,12 @@ extension RagClient {
     /// Retrieves the top `topK` chunks and an answer citing them.
     public func query(
         _ query: String, collection: String, topK: Int? = nil, filter: MetadataFilter? = nil, mode: SearchMode? = nil,
-        userID: String = "", noCache: Bool = false, allowPartial: Bool = false, timeout: Duration? = nil
+        userID: String = "", noCache: Bool = false, allowPartial: Bool = false, rerank: Ragd_V1_Rerank? = nil, timeout: Duration? = nil
     ) async throws(RagError) -> QueryResponse {
-        try await call(.query, Self.queryRequest(collection: collection, query: query, topK: topK, filter: filter, mode: mode, userID: userID,
-                                                 noCache: noCache, allowPartial: allowPartial),
+        var r = Self.queryRequest(collection: collection, query: query, topK: topK, filter: filter, mode: mode, userID: userID,
+                                  noCache: noCache, allowPartial: allowPartial)
+        if let rerank { r.rerank = rerank }
+        return try await call(.query, r,
                        as: QueryResponse.self, timeout: timeout)
     }
 
@@ -123,3 +125,4 @@ extension RagClient {
         try await call(.listCollections, Ragd_V1_ListCollectionsRequest(), as: Ragd_V1_ListCollectionsResponse.self, timeout: timeout).collections
     }
 }
+public typealias Rerank = Ragd_V1_Rerank

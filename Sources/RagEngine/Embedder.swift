@@ -3,22 +3,24 @@ import RagCore
 /// Turns texts into fixed-size vectors. Implementations must be deterministic
 /// for a given `id`: a collection records the id it was built with.
 public protocol Embedder: Sendable {
-    /// Identifies model and settings, e.g. `hashing-v1-384`.
+    /// Identifies model and settings, e.g. `hashing-v2-384`.
     var id: String { get }
     var dimension: Int { get }
     /// Embeds a batch; the result has one L2-normalised vector per text.
     func embed(_ texts: [String]) async throws -> [[Float]]
 }
 
-/// The built-in offline embedder: signed feature hashing of word unigrams,
-/// word bigrams and character trigrams, sublinear term frequency, L2-normalised.
+/// The built-in offline embedder: signed feature hashing of word unigrams and
+/// bigrams (stemmed, stop words dropped), sublinear term frequency, L2-normalised.
 ///
 /// No network, no model files, and the same vector on every machine (FNV-1a, not
-/// `Hasher`). It captures lexical overlap, including partial-word overlap through
-/// the trigrams; it is not a semantic model.
+/// `Hasher`). It captures lexical overlap; it is not a semantic model. (v1 also
+/// hashed character trigrams: on 1,000-character chunks their collisions in 384
+/// dimensions drowned the signal, nDCG@10 0.05 vs 0.43 without them on the
+/// development corpus.)
 public struct HashingEmbedder: Embedder {
     public let dimension: Int
-    public var id: String { "hashing-v1-\(dimension)" }
+    public var id: String { "hashing-v2-\(dimension)" }
 
     public init(dimension: Int = 384) {
         precondition(dimension > 0)
@@ -36,14 +38,6 @@ public struct HashingEmbedder: Embedder {
         for (i, t) in terms.enumerated() {
             add(StableHash.fnv1a(t), 1.0)
             if i > 0 { add(StableHash.fnv1a(terms[i - 1] + " " + t), 0.5) }
-            let padded = Array(("<" + t + ">").unicodeScalars)
-            if padded.count > 4 {
-                for j in 0...(padded.count - 3) {
-                    var s = String.UnicodeScalarView()
-                    s.append(contentsOf: padded[j..<(j + 3)])
-                    add(StableHash.fnv1a("#" + String(s)), 0.25)
-                }
-            }
         }
         var v = [Float](repeating: 0, count: dimension)
         for (h, w) in features {

@@ -210,6 +210,17 @@ public final class PartitionIndex {
         return PreparedDocument(id: entry.id, metadata: entry.metadata, contentHash: entry.contentHash, chunks: chunks, embeddings: embeddings)
     }
 
+    /// Adds each hit's stored embedding.
+    public func attachVectors(_ hits: [Hit]) -> [Hit] {
+        hits.map { h in
+            guard let d = documentIndex[h.key.documentID], let entry = documents[Int(d)], h.key.ordinal < entry.slots.count else { return h }
+            let s = Int(entry.slots[h.key.ordinal])
+            var out = h
+            out.vector = Array(vectors[s * dimension..<(s + 1) * dimension])
+            return out
+        }
+    }
+
     /// Counts of this partition's documents and chunks.
     public var counts: (documents: Int, chunks: Int) { (documentCount, chunkCount) }
 }

@@ -45,13 +45,16 @@ public struct Hit: Sendable {
     public var text: String
     public var metadata: Metadata
     public var partition: Int
+    /// The stored embedding, when the search asked for it (reranking).
+    public var vector: [Float]?
 
-    public init(key: ChunkKey, score: Double, text: String, metadata: Metadata, partition: Int) {
+    public init(key: ChunkKey, score: Double, text: String, metadata: Metadata, partition: Int, vector: [Float]? = nil) {
         self.key = key
         self.score = score
         self.text = text
         self.metadata = metadata
         self.partition = partition
+        self.vector = vector
     }
 }
 

@@ -27,8 +27,9 @@ public func withRagServer<T: Sendable>(
     configuration.dataDirectory = makeTemporaryDirectory()
     configuration.shutdownGracePeriod = .seconds(5)
     configuration.metricsPort = 0
+    let temporary = configuration.dataDirectory
     configure(&configuration)
-    defer { try? FileManager.default.removeItem(atPath: configuration.dataDirectory) }
+    defer { try? FileManager.default.removeItem(atPath: temporary) }
 
     var logger = Logger(label: "ragd-test")
     logger.logLevel = .warning

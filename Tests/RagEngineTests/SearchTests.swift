@@ -136,7 +136,7 @@ func doc(_ id: String, _ text: String, _ meta: Metadata = [:], vector: [Float]? 
         #expect(abs(VectorMath.dot(v[0], v[0]) - 1) < 1e-5)
         let related = try await e.embed(["database timeout when sqlite is busy"])[0]
         #expect(VectorMath.dot(v[0], related) > VectorMath.dot(v[2], related) + 0.2)
-        #expect(e.id == "hashing-v1-384")
+        #expect(e.id == "hashing-v2-384")
     }
 
     @Test func tokenizerKeepsIdentifiersAndStems() {

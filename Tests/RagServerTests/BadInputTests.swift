@@ -163,3 +163,25 @@ final class SlowEmbedder: Embedder {
         }
     }
 }
+
+@Suite struct EmbedderMismatchTests {
+    @Test func aCollectionRemembersItsEmbedder() async throws {
+        let dir = makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try await withRagServer(configure: { $0.dataDirectory = dir }) { client, _ in
+            _ = try await client.index(Fixtures.documents, collection: "kb")
+        }
+        try await withRagServer(configure: { $0.dataDirectory = dir }, embedder: HashingEmbedder(dimension: 128)) { client, _ in
+            for call in [{ _ = try await client.query("sqlite", collection: "kb") },
+                         { _ = try await client.index([RagDocument(id: "x", text: "y")], collection: "kb") }] as [@Sendable () async throws -> Void] {
+                do {
+                    try await call()
+                    Issue.record("expected FAILED_PRECONDITION")
+                } catch let e as RagError {
+                    #expect(e.code == .failedPrecondition)
+                    #expect(e.message.contains("re-index"))
+                }
+            }
+        }
+    }
+}

@@ -174,3 +174,28 @@ import Testing
         await client.close()
     }
 }
+
+@Suite struct RerankTests {
+    @Test func mmrThroughTheServerDiversifiesAndValidates() async throws {
+        try await withRagServer { client, _ in
+            // Three near-identical documents and one different but relevant one.
+            var docs = (0..<3).map { RagDocument(id: "dup\($0)", text: "Raft leader majority: Raft elects a leader by majority. Copy \($0).") }
+            docs.append(RagDocument(id: "other", text: "Followers replicate log entries; an entry commits once a majority of servers stores it, under the current Raft leader."))
+            _ = try await client.index(docs, collection: "kb")
+            let plain = try await client.query("raft leader majority", collection: "kb", topK: 2, mode: .vector)
+            #expect(plain.sources.allSatisfy { $0.documentID.hasPrefix("dup") })
+            let mmr = try await client.query("raft leader majority", collection: "kb", topK: 2, mode: .vector,
+                                             rerank: Rerank.with { $0.method = "mmr"; $0.lambda = 0.5 })
+            #expect(mmr.sources.map(\.documentID).contains("other"))
+            #expect(mmr.timings.rerankSeconds > 0)
+            do {
+                _ = try await client.query("raft", collection: "kb", rerank: Rerank.with { $0.method = "cross-magic" })
+                Issue.record("expected INVALID_ARGUMENT")
+            } catch { #expect(RagError(from: error).code == .invalidArgument) }
+            do {
+                _ = try await client.query("raft", collection: "kb", rerank: Rerank.with { $0.method = "mmr"; $0.lambda = 2 })
+                Issue.record("expected INVALID_ARGUMENT")
+            } catch { #expect(RagError(from: error).code == .invalidArgument) }
+        }
+    }
+}

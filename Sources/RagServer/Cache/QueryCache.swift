@@ -47,7 +47,7 @@ public final class QueryCache: Sendable {
         let normalized = q.query.lowercased().split(whereSeparator: \.isWhitespace).joined(separator: " ")
         let material = [
             "v1", q.collection, generation, normalized, "\(q.topK ?? 0)", q.mode.rawValue,
-            q.filter?.canonical ?? "-", configuration, "",  // experiment variant (none yet)
+            q.filter?.canonical ?? "-", q.rerank?.canonical ?? "-", configuration, "",  // experiment variant (none yet)
         ].joined(separator: "\u{1F}")
         let a = StableHash.fnv1a(material)
         let b = StableHash.fnv1a(material, seed: 0x9E37_79B9_7F4A_7C15)

@@ -43,6 +43,12 @@ public final class Coordinator: Sendable {
             throw .invalidArgument("top_k must be between 1 and \(configuration.maxTopK), got \(k)")
         }
         q.topK = k
+        if let r = q.rerank {
+            guard (0...1).contains(r.lambda) else { throw .invalidArgument("rerank lambda must be between 0 and 1, got \(r.lambda)") }
+            if let c = r.candidates, !(k...configuration.maxTopK).contains(c) {
+                throw .invalidArgument("rerank candidates must be between top_k (\(k)) and \(configuration.maxTopK), got \(c)")
+            }
+        }
         return q
     }
 
@@ -83,8 +89,11 @@ public final class Coordinator: Sendable {
             }
         }
         let k = q.topK!
-        let depth = q.mode == .hybrid ? Self.fusionDepth(k: k) : k
-        let request = ShardSearchRequest(vector: vector, terms: terms, keywordStats: stats, k: depth, filter: q.filter)
+        // With a reranker, fetch a deeper candidate list and let it choose k.
+        let fetch = q.rerank.map { min(configuration.maxTopK, max(k, $0.candidates ?? max(4 * k, 20))) } ?? k
+        let depth = q.mode == .hybrid ? Self.fusionDepth(k: fetch) : fetch
+        let request = ShardSearchRequest(vector: vector, terms: terms, keywordStats: stats, k: depth, filter: q.filter,
+                                         includeVectors: q.rerank != nil)
         let metrics = self.metrics
         let search: @Sendable (any Shard) async throws -> ShardSearchResult = { shard in
             let t = ContinuousClock.now
@@ -102,13 +111,19 @@ public final class Coordinator: Sendable {
         }
         let vectorTop = HitMerge.topK(results.map(\.vectorHits), k: depth)
         let keywordTop = HitMerge.topK(results.map(\.keywordHits), k: depth)
-        let hits: [Hit]
+        var hits: [Hit]
         switch q.mode {
-        case .vector: hits = Array(vectorTop.prefix(k))
-        case .keyword: hits = Array(keywordTop.prefix(k))
-        case .hybrid: hits = Fusion.reciprocalRank([vectorTop, keywordTop], limit: k)
+        case .vector: hits = Array(vectorTop.prefix(fetch))
+        case .keyword: hits = Array(keywordTop.prefix(fetch))
+        case .hybrid: hits = Fusion.reciprocalRank([vectorTop, keywordTop], limit: fetch)
         }
         timings.search = searchStart.elapsedSeconds
+        if let r = q.rerank, hits.allSatisfy({ $0.vector != nil }) {
+            let t = ContinuousClock.now
+            hits = MMR.rerank(hits, vectors: hits.map { $0.vector! }, lambda: r.lambda, k: k)
+            timings.rerank = t.elapsedSeconds
+        }
+        hits = hits.prefix(k).map { h in var h = h; h.vector = nil; return h }
         timings.total = start.elapsedSeconds
         return RetrievalResult(hits: hits, timings: timings, missingShards: missing)
     }

@@ -41,6 +41,10 @@ public actor LocalShard: Shard {
         if let stats = request.keywordStats {
             result.keywordHits = try index.keywordSearch(request.terms, stats: stats, k: request.k, filter: request.filter)
         }
+        if request.includeVectors {
+            result.vectorHits = index.attachVectors(result.vectorHits)
+            result.keywordHits = index.attachVectors(result.keywordHits)
+        }
         return result
     }
 

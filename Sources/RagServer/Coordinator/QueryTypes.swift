@@ -13,6 +13,7 @@ public struct QueryOptions: Sendable {
     public var noCache: Bool
     /// Answer from the shards that respond when some have no live replica.
     public var allowPartial: Bool
+    public var rerank: RerankOptions?
 
     public init(collection: String, query: String, topK: Int? = nil, filter: MetadataFilter? = nil, mode: SearchMode = .hybrid, userID: String = "",
                 noCache: Bool = false, allowPartial: Bool = false) {
@@ -25,6 +26,23 @@ public struct QueryOptions: Sendable {
         self.userID = userID
         self.noCache = noCache
     }
+}
+
+/// Reranking of a deeper candidate list.
+public struct RerankOptions: Sendable, Hashable {
+    public enum Method: String, Sendable, Hashable { case mmr }
+    public var method: Method
+    public var lambda: Double
+    /// Candidates fetched before reranking; nil: max(4·top_k, 20).
+    public var candidates: Int?
+
+    public init(method: Method, lambda: Double = MMR.defaultLambda, candidates: Int? = nil) {
+        self.method = method
+        self.lambda = lambda
+        self.candidates = candidates
+    }
+
+    var canonical: String { "\(method.rawValue):\(lambda):\(candidates ?? 0)" }
 }
 
 /// Seconds spent in each stage of a query.

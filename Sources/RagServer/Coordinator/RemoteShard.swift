@@ -90,6 +90,7 @@ public final class RemoteShard: Shard {
         if let s = request.keywordStats { w.stats = s.wire }
         w.k = UInt32(request.k)
         if let f = request.filter { w.filter = f.wire }
+        w.includeVectors = request.includeVectors
         let r = try await read(.shardSearch, w, as: Ragd_V1_ShardSearchResponse.self)
         var out = ShardSearchResult()
         out.vectorHits = try r.vectorHits.map { (h) throws(RagError) in try Hit(wire: h) }

@@ -9,8 +9,11 @@ public struct ShardSearchRequest: Sendable {
     public var keywordStats: KeywordStats?
     public var k: Int
     public var filter: MetadataFilter?
+    /// Return each hit's stored embedding (for MMR).
+    public var includeVectors = false
 
-    public init(vector: [Float]?, terms: [String], keywordStats: KeywordStats?, k: Int, filter: MetadataFilter?) {
+    public init(vector: [Float]?, terms: [String], keywordStats: KeywordStats?, k: Int, filter: MetadataFilter?, includeVectors: Bool = false) {
+        self.includeVectors = includeVectors
         self.vector = vector
         self.terms = terms
         self.keywordStats = keywordStats

@@ -25,7 +25,7 @@ extension KeywordStats {
 extension Hit {
     init(wire w: Ragd_V1_ShardHit) throws(RagError) {
         self.init(key: ChunkKey(documentID: w.documentID, ordinal: Int(w.ordinal)), score: w.score, text: w.text,
-                  metadata: try RagWire.metadata(fromWire: w.metadata), partition: Int(w.partition))
+                  metadata: try RagWire.metadata(fromWire: w.metadata), partition: Int(w.partition), vector: w.vector.isEmpty ? nil : w.vector)
     }
 
     var wire: Ragd_V1_ShardHit {
@@ -36,6 +36,7 @@ extension Hit {
         w.text = text
         w.metadata = wireMetadata(metadata)
         w.partition = UInt32(partition)
+        if let vector { w.vector = vector }
         return w
     }
 }

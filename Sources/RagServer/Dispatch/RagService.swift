@@ -38,11 +38,22 @@ public struct RagService: Sendable {
         ]
     }
 
+    static func rerank(_ w: Ragd_V1_Rerank) throws(RagError) -> RerankOptions? {
+        switch w.method.lowercased() {
+        case "", "none": return nil
+        case "mmr": return RerankOptions(method: .mmr, lambda: w.lambda == 0 ? MMR.defaultLambda : w.lambda,
+                                         candidates: w.candidates == 0 ? nil : Int(w.candidates))
+        default: throw .invalidArgument("unknown rerank method \(w.method.debugDescription); known: none, mmr")
+        }
+    }
+
     func options(_ r: Ragd_V1_QueryRequest) throws(RagError) -> QueryOptions {
-        QueryOptions(
+        var q = QueryOptions(
             collection: r.collection, query: r.query, topK: r.topKValue != nil ? Int(r.topK) : nil,
             filter: r.hasFilter ? try MetadataFilter(wire: r.filter) : nil,
             mode: SearchMode(wire: r.mode), userID: r.userID, noCache: r.noCache, allowPartial: r.allowPartial)
+        q.rerank = try Self.rerank(r.rerank)
+        return q
     }
 
     static func source(_ h: Hit) -> Ragd_V1_Source {

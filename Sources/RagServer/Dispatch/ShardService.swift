@@ -32,7 +32,7 @@ public struct ShardService: Sendable {
         let request = ShardSearchRequest(
             vector: r.vector.isEmpty ? nil : r.vector, terms: r.terms,
             keywordStats: r.hasStats ? KeywordStats(wire: r.stats) : nil, k: Int(r.k),
-            filter: r.hasFilter ? try MetadataFilter(wire: r.filter) : nil)
+            filter: r.hasFilter ? try MetadataFilter(wire: r.filter) : nil, includeVectors: r.includeVectors)
         let result = try await shard.search(request)
         out.vectorHits = result.vectorHits.map(\.wire)
         out.keywordHits = result.keywordHits.map(\.wire)

@@ -536,6 +536,15 @@ public nonisolated struct Ragd_V1_QueryRequest: Sendable {
   /// that did answer (listed in QueryResponse.missing_shards) instead of UNAVAILABLE.
   public var allowPartial: Bool = false
 
+  public var rerank: Ragd_V1_Rerank {
+    get {_rerank ?? Ragd_V1_Rerank()}
+    set {_rerank = newValue}
+  }
+  /// Returns true if `rerank` has been explicitly set.
+  public var hasRerank: Bool {self._rerank != nil}
+  /// Clears the value of `rerank`. Subsequent reads from it will return its default value.
+  public mutating func clearRerank() {self._rerank = nil}
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   /// unset: the default (5); otherwise 1..1000. A one-field oneof gives presence
@@ -548,6 +557,27 @@ public nonisolated struct Ragd_V1_QueryRequest: Sendable {
   public init() {}
 
   fileprivate var _filter: Ragd_V1_Filter? = nil
+  fileprivate var _rerank: Ragd_V1_Rerank? = nil
+}
+
+/// Reranking of a deeper candidate list before the top_k are returned.
+public nonisolated struct Ragd_V1_Rerank: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// "" or "none"; "mmr" (maximal marginal relevance)
+  public var method: String = String()
+
+  /// MMR: relevance vs diversity, 0..1 (0 = unset: 0.7)
+  public var lambda: Double = 0
+
+  /// candidates fetched before reranking (0: max(4 * top_k, 20))
+  public var candidates: UInt32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
 }
 
 public nonisolated struct Ragd_V1_Source: Sendable {
@@ -1135,6 +1165,9 @@ public nonisolated struct Ragd_V1_ShardHit: Sendable {
 
   public var partition: UInt32 = 0
 
+  /// only when include_vectors was asked
+  public var vector: [Float] = []
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1179,6 +1212,9 @@ public nonisolated struct Ragd_V1_ShardSearchRequest: Sendable {
   public var hasFilter: Bool {self._filter != nil}
   /// Clears the value of `filter`. Subsequent reads from it will return its default value.
   public mutating func clearFilter() {self._filter = nil}
+
+  /// return each hit's stored embedding (for MMR)
+  public var includeVectors: Bool = false
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1822,7 +1858,7 @@ nonisolated extension Ragd_V1_Filter: SwiftProtobuf.Message, SwiftProtobuf._Mess
 
 nonisolated extension Ragd_V1_QueryRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".QueryRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}collection\0\u{1}query\0\u{3}top_k\0\u{1}filter\0\u{1}mode\0\u{3}user_id\0\u{3}no_cache\0\u{3}allow_partial\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}collection\0\u{1}query\0\u{3}top_k\0\u{1}filter\0\u{1}mode\0\u{3}user_id\0\u{3}no_cache\0\u{3}allow_partial\0\u{1}rerank\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1845,6 +1881,7 @@ nonisolated extension Ragd_V1_QueryRequest: SwiftProtobuf.Message, SwiftProtobuf
       case 6: try { try decoder.decodeSingularStringField(value: &self.userID) }()
       case 7: try { try decoder.decodeSingularBoolField(value: &self.noCache) }()
       case 8: try { try decoder.decodeSingularBoolField(value: &self.allowPartial) }()
+      case 9: try { try decoder.decodeSingularMessageField(value: &self._rerank) }()
       default: break
       }
     }
@@ -1879,6 +1916,9 @@ nonisolated extension Ragd_V1_QueryRequest: SwiftProtobuf.Message, SwiftProtobuf
     if self.allowPartial != false {
       try visitor.visitSingularBoolField(value: self.allowPartial, fieldNumber: 8)
     }
+    try { if let v = self._rerank {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 9)
+    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1891,6 +1931,47 @@ nonisolated extension Ragd_V1_QueryRequest: SwiftProtobuf.Message, SwiftProtobuf
     if lhs.userID != rhs.userID {return false}
     if lhs.noCache != rhs.noCache {return false}
     if lhs.allowPartial != rhs.allowPartial {return false}
+    if lhs._rerank != rhs._rerank {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Ragd_V1_Rerank: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".Rerank"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}method\0\u{1}lambda\0\u{1}candidates\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.method) }()
+      case 2: try { try decoder.decodeSingularDoubleField(value: &self.lambda) }()
+      case 3: try { try decoder.decodeSingularUInt32Field(value: &self.candidates) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.method.isEmpty {
+      try visitor.visitSingularStringField(value: self.method, fieldNumber: 1)
+    }
+    if self.lambda.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.lambda, fieldNumber: 2)
+    }
+    if self.candidates != 0 {
+      try visitor.visitSingularUInt32Field(value: self.candidates, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Ragd_V1_Rerank, rhs: Ragd_V1_Rerank) -> Bool {
+    if lhs.method != rhs.method {return false}
+    if lhs.lambda != rhs.lambda {return false}
+    if lhs.candidates != rhs.candidates {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -3133,7 +3214,7 @@ nonisolated extension Ragd_V1_KeywordStats: SwiftProtobuf.Message, SwiftProtobuf
 
 nonisolated extension Ragd_V1_ShardHit: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ShardHit"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}document_id\0\u{1}ordinal\0\u{1}score\0\u{1}text\0\u{1}metadata\0\u{1}partition\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}document_id\0\u{1}ordinal\0\u{1}score\0\u{1}text\0\u{1}metadata\0\u{1}partition\0\u{1}vector\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -3147,6 +3228,7 @@ nonisolated extension Ragd_V1_ShardHit: SwiftProtobuf.Message, SwiftProtobuf._Me
       case 4: try { try decoder.decodeSingularStringField(value: &self.text) }()
       case 5: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMessageMap<SwiftProtobuf.ProtobufString,Ragd_V1_Value>.self, value: &self.metadata) }()
       case 6: try { try decoder.decodeSingularUInt32Field(value: &self.partition) }()
+      case 7: try { try decoder.decodeRepeatedFloatField(value: &self.vector) }()
       default: break
       }
     }
@@ -3171,6 +3253,9 @@ nonisolated extension Ragd_V1_ShardHit: SwiftProtobuf.Message, SwiftProtobuf._Me
     if self.partition != 0 {
       try visitor.visitSingularUInt32Field(value: self.partition, fieldNumber: 6)
     }
+    if !self.vector.isEmpty {
+      try visitor.visitPackedFloatField(value: self.vector, fieldNumber: 7)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -3181,6 +3266,7 @@ nonisolated extension Ragd_V1_ShardHit: SwiftProtobuf.Message, SwiftProtobuf._Me
     if lhs.text != rhs.text {return false}
     if lhs.metadata != rhs.metadata {return false}
     if lhs.partition != rhs.partition {return false}
+    if lhs.vector != rhs.vector {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -3188,7 +3274,7 @@ nonisolated extension Ragd_V1_ShardHit: SwiftProtobuf.Message, SwiftProtobuf._Me
 
 nonisolated extension Ragd_V1_ShardSearchRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ShardSearchRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}shard\0\u{1}vector\0\u{1}terms\0\u{1}stats\0\u{1}k\0\u{1}filter\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}shard\0\u{1}vector\0\u{1}terms\0\u{1}stats\0\u{1}k\0\u{1}filter\0\u{3}include_vectors\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -3202,6 +3288,7 @@ nonisolated extension Ragd_V1_ShardSearchRequest: SwiftProtobuf.Message, SwiftPr
       case 4: try { try decoder.decodeSingularMessageField(value: &self._stats) }()
       case 5: try { try decoder.decodeSingularUInt32Field(value: &self.k) }()
       case 6: try { try decoder.decodeSingularMessageField(value: &self._filter) }()
+      case 7: try { try decoder.decodeSingularBoolField(value: &self.includeVectors) }()
       default: break
       }
     }
@@ -3230,6 +3317,9 @@ nonisolated extension Ragd_V1_ShardSearchRequest: SwiftProtobuf.Message, SwiftPr
     try { if let v = self._filter {
       try visitor.visitSingularMessageField(value: v, fieldNumber: 6)
     } }()
+    if self.includeVectors != false {
+      try visitor.visitSingularBoolField(value: self.includeVectors, fieldNumber: 7)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -3240,6 +3330,7 @@ nonisolated extension Ragd_V1_ShardSearchRequest: SwiftProtobuf.Message, SwiftPr
     if lhs._stats != rhs._stats {return false}
     if lhs.k != rhs.k {return false}
     if lhs._filter != rhs._filter {return false}
+    if lhs.includeVectors != rhs.includeVectors {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

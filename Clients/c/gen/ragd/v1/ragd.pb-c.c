@@ -322,6 +322,51 @@ void   ragd__v1__query_request__free_unpacked
   assert(message->base.descriptor == &ragd__v1__query_request__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   ragd__v1__rerank__init
+                     (Ragd__V1__Rerank         *message)
+{
+  static const Ragd__V1__Rerank init_value = RAGD__V1__RERANK__INIT;
+  *message = init_value;
+}
+size_t ragd__v1__rerank__get_packed_size
+                     (const Ragd__V1__Rerank *message)
+{
+  assert(message->base.descriptor == &ragd__v1__rerank__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t ragd__v1__rerank__pack
+                     (const Ragd__V1__Rerank *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &ragd__v1__rerank__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t ragd__v1__rerank__pack_to_buffer
+                     (const Ragd__V1__Rerank *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &ragd__v1__rerank__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Ragd__V1__Rerank *
+       ragd__v1__rerank__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Ragd__V1__Rerank *)
+     protobuf_c_message_unpack (&ragd__v1__rerank__descriptor,
+                                allocator, len, data);
+}
+void   ragd__v1__rerank__free_unpacked
+                     (Ragd__V1__Rerank *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &ragd__v1__rerank__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   ragd__v1__source__metadata_entry__init
                      (Ragd__V1__Source__MetadataEntry         *message)
 {
@@ -2594,7 +2639,7 @@ const ProtobufCMessageDescriptor ragd__v1__filter__descriptor =
   (ProtobufCMessageInit) ragd__v1__filter__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor ragd__v1__query_request__field_descriptors[8] =
+static const ProtobufCFieldDescriptor ragd__v1__query_request__field_descriptors[9] =
 {
   {
     "collection",
@@ -2692,6 +2737,18 @@ static const ProtobufCFieldDescriptor ragd__v1__query_request__field_descriptors
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "rerank",
+    9,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__QueryRequest, rerank),
+    &ragd__v1__rerank__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned ragd__v1__query_request__field_indices_by_name[] = {
   7,   /* field[7] = allow_partial */
@@ -2700,13 +2757,14 @@ static const unsigned ragd__v1__query_request__field_indices_by_name[] = {
   4,   /* field[4] = mode */
   6,   /* field[6] = no_cache */
   1,   /* field[1] = query */
+  8,   /* field[8] = rerank */
   2,   /* field[2] = top_k */
   5,   /* field[5] = user_id */
 };
 static const ProtobufCIntRange ragd__v1__query_request__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 8 }
+  { 0, 9 }
 };
 const ProtobufCMessageDescriptor ragd__v1__query_request__descriptor =
 {
@@ -2716,11 +2774,75 @@ const ProtobufCMessageDescriptor ragd__v1__query_request__descriptor =
   "Ragd__V1__QueryRequest",
   "ragd.v1",
   sizeof(Ragd__V1__QueryRequest),
-  8,
+  9,
   ragd__v1__query_request__field_descriptors,
   ragd__v1__query_request__field_indices_by_name,
   1,  ragd__v1__query_request__number_ranges,
   (ProtobufCMessageInit) ragd__v1__query_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor ragd__v1__rerank__field_descriptors[3] =
+{
+  {
+    "method",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__Rerank, method),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "lambda",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_DOUBLE,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__Rerank, lambda),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "candidates",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__Rerank, candidates),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned ragd__v1__rerank__field_indices_by_name[] = {
+  2,   /* field[2] = candidates */
+  1,   /* field[1] = lambda */
+  0,   /* field[0] = method */
+};
+static const ProtobufCIntRange ragd__v1__rerank__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor ragd__v1__rerank__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "ragd.v1.Rerank",
+  "Rerank",
+  "Ragd__V1__Rerank",
+  "ragd.v1",
+  sizeof(Ragd__V1__Rerank),
+  3,
+  ragd__v1__rerank__field_descriptors,
+  ragd__v1__rerank__field_indices_by_name,
+  1,  ragd__v1__rerank__number_ranges,
+  (ProtobufCMessageInit) ragd__v1__rerank__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCFieldDescriptor ragd__v1__source__metadata_entry__field_descriptors[2] =
@@ -4856,7 +4978,7 @@ const ProtobufCMessageDescriptor ragd__v1__shard_hit__metadata_entry__descriptor
   (ProtobufCMessageInit) ragd__v1__shard_hit__metadata_entry__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor ragd__v1__shard_hit__field_descriptors[6] =
+static const ProtobufCFieldDescriptor ragd__v1__shard_hit__field_descriptors[7] =
 {
   {
     "document_id",
@@ -4930,6 +5052,18 @@ static const ProtobufCFieldDescriptor ragd__v1__shard_hit__field_descriptors[6] 
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "vector",
+    7,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_FLOAT,
+    offsetof(Ragd__V1__ShardHit, n_vector),
+    offsetof(Ragd__V1__ShardHit, vector),
+    NULL,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned ragd__v1__shard_hit__field_indices_by_name[] = {
   0,   /* field[0] = document_id */
@@ -4938,11 +5072,12 @@ static const unsigned ragd__v1__shard_hit__field_indices_by_name[] = {
   5,   /* field[5] = partition */
   2,   /* field[2] = score */
   3,   /* field[3] = text */
+  6,   /* field[6] = vector */
 };
 static const ProtobufCIntRange ragd__v1__shard_hit__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 6 }
+  { 0, 7 }
 };
 const ProtobufCMessageDescriptor ragd__v1__shard_hit__descriptor =
 {
@@ -4952,14 +5087,14 @@ const ProtobufCMessageDescriptor ragd__v1__shard_hit__descriptor =
   "Ragd__V1__ShardHit",
   "ragd.v1",
   sizeof(Ragd__V1__ShardHit),
-  6,
+  7,
   ragd__v1__shard_hit__field_descriptors,
   ragd__v1__shard_hit__field_indices_by_name,
   1,  ragd__v1__shard_hit__number_ranges,
   (ProtobufCMessageInit) ragd__v1__shard_hit__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor ragd__v1__shard_search_request__field_descriptors[6] =
+static const ProtobufCFieldDescriptor ragd__v1__shard_search_request__field_descriptors[7] =
 {
   {
     "shard",
@@ -5033,9 +5168,22 @@ static const ProtobufCFieldDescriptor ragd__v1__shard_search_request__field_desc
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "include_vectors",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ShardSearchRequest, include_vectors),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned ragd__v1__shard_search_request__field_indices_by_name[] = {
   5,   /* field[5] = filter */
+  6,   /* field[6] = include_vectors */
   4,   /* field[4] = k */
   0,   /* field[0] = shard */
   3,   /* field[3] = stats */
@@ -5045,7 +5193,7 @@ static const unsigned ragd__v1__shard_search_request__field_indices_by_name[] = 
 static const ProtobufCIntRange ragd__v1__shard_search_request__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 6 }
+  { 0, 7 }
 };
 const ProtobufCMessageDescriptor ragd__v1__shard_search_request__descriptor =
 {
@@ -5055,7 +5203,7 @@ const ProtobufCMessageDescriptor ragd__v1__shard_search_request__descriptor =
   "Ragd__V1__ShardSearchRequest",
   "ragd.v1",
   sizeof(Ragd__V1__ShardSearchRequest),
-  6,
+  7,
   ragd__v1__shard_search_request__field_descriptors,
   ragd__v1__shard_search_request__field_indices_by_name,
   1,  ragd__v1__shard_search_request__number_ranges,

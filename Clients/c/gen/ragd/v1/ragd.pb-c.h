@@ -22,6 +22,7 @@ typedef struct Ragd__V1__Comparison Ragd__V1__Comparison;
 typedef struct Ragd__V1__FilterList Ragd__V1__FilterList;
 typedef struct Ragd__V1__Filter Ragd__V1__Filter;
 typedef struct Ragd__V1__QueryRequest Ragd__V1__QueryRequest;
+typedef struct Ragd__V1__Rerank Ragd__V1__Rerank;
 typedef struct Ragd__V1__Source Ragd__V1__Source;
 typedef struct Ragd__V1__Source__MetadataEntry Ragd__V1__Source__MetadataEntry;
 typedef struct Ragd__V1__Timings Ragd__V1__Timings;
@@ -290,6 +291,7 @@ struct  Ragd__V1__QueryRequest
    * that did answer (listed in QueryResponse.missing_shards) instead of UNAVAILABLE.
    */
   protobuf_c_boolean allow_partial;
+  Ragd__V1__Rerank *rerank;
   Ragd__V1__QueryRequest__TopKValueCase top_k_value_case;
   union {
     uint32_t top_k;
@@ -297,7 +299,31 @@ struct  Ragd__V1__QueryRequest
 };
 #define RAGD__V1__QUERY_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__query_request__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, NULL, RAGD__V1__SEARCH_MODE__SEARCH_MODE_UNSPECIFIED, (char *)protobuf_c_empty_string, 0, 0, RAGD__V1__QUERY_REQUEST__TOP_K_VALUE__NOT_SET, {0} }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, NULL, RAGD__V1__SEARCH_MODE__SEARCH_MODE_UNSPECIFIED, (char *)protobuf_c_empty_string, 0, 0, NULL, RAGD__V1__QUERY_REQUEST__TOP_K_VALUE__NOT_SET, {0} }
+
+
+/*
+ * Reranking of a deeper candidate list before the top_k are returned.
+ */
+struct  Ragd__V1__Rerank
+{
+  ProtobufCMessage base;
+  /*
+   * "" or "none"; "mmr" (maximal marginal relevance)
+   */
+  char *method;
+  /*
+   * MMR: relevance vs diversity, 0..1 (0 = unset: 0.7)
+   */
+  double lambda;
+  /*
+   * candidates fetched before reranking (0: max(4 * top_k, 20))
+   */
+  uint32_t candidates;
+};
+#define RAGD__V1__RERANK__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__rerank__descriptor) \
+    , (char *)protobuf_c_empty_string, 0, 0 }
 
 
 struct  Ragd__V1__Source__MetadataEntry
@@ -803,10 +829,15 @@ struct  Ragd__V1__ShardHit
   size_t n_metadata;
   Ragd__V1__ShardHit__MetadataEntry **metadata;
   uint32_t partition;
+  /*
+   * only when include_vectors was asked
+   */
+  size_t n_vector;
+  float *vector;
 };
 #define RAGD__V1__SHARD_HIT__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__shard_hit__descriptor) \
-    , (char *)protobuf_c_empty_string, 0, 0, (char *)protobuf_c_empty_string, 0,NULL, 0 }
+    , (char *)protobuf_c_empty_string, 0, 0, (char *)protobuf_c_empty_string, 0,NULL, 0, 0,NULL }
 
 
 struct  Ragd__V1__ShardSearchRequest
@@ -826,10 +857,14 @@ struct  Ragd__V1__ShardSearchRequest
   Ragd__V1__KeywordStats *stats;
   uint32_t k;
   Ragd__V1__Filter *filter;
+  /*
+   * return each hit's stored embedding (for MMR)
+   */
+  protobuf_c_boolean include_vectors;
 };
 #define RAGD__V1__SHARD_SEARCH_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__shard_search_request__descriptor) \
-    , NULL, 0,NULL, 0,NULL, NULL, 0, NULL }
+    , NULL, 0,NULL, 0,NULL, NULL, 0, NULL, 0 }
 
 
 struct  Ragd__V1__ShardSearchResponse
@@ -1135,6 +1170,25 @@ Ragd__V1__QueryRequest *
                       const uint8_t       *data);
 void   ragd__v1__query_request__free_unpacked
                      (Ragd__V1__QueryRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Ragd__V1__Rerank methods */
+void   ragd__v1__rerank__init
+                     (Ragd__V1__Rerank         *message);
+size_t ragd__v1__rerank__get_packed_size
+                     (const Ragd__V1__Rerank   *message);
+size_t ragd__v1__rerank__pack
+                     (const Ragd__V1__Rerank   *message,
+                      uint8_t             *out);
+size_t ragd__v1__rerank__pack_to_buffer
+                     (const Ragd__V1__Rerank   *message,
+                      ProtobufCBuffer     *buffer);
+Ragd__V1__Rerank *
+       ragd__v1__rerank__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   ragd__v1__rerank__free_unpacked
+                     (Ragd__V1__Rerank *message,
                       ProtobufCAllocator *allocator);
 /* Ragd__V1__Source__MetadataEntry methods */
 void   ragd__v1__source__metadata_entry__init
@@ -1937,6 +1991,9 @@ typedef void (*Ragd__V1__Filter_Closure)
 typedef void (*Ragd__V1__QueryRequest_Closure)
                  (const Ragd__V1__QueryRequest *message,
                   void *closure_data);
+typedef void (*Ragd__V1__Rerank_Closure)
+                 (const Ragd__V1__Rerank *message,
+                  void *closure_data);
 typedef void (*Ragd__V1__Source__MetadataEntry_Closure)
                  (const Ragd__V1__Source__MetadataEntry *message,
                   void *closure_data);
@@ -2092,6 +2149,7 @@ extern const ProtobufCMessageDescriptor ragd__v1__comparison__descriptor;
 extern const ProtobufCMessageDescriptor ragd__v1__filter_list__descriptor;
 extern const ProtobufCMessageDescriptor ragd__v1__filter__descriptor;
 extern const ProtobufCMessageDescriptor ragd__v1__query_request__descriptor;
+extern const ProtobufCMessageDescriptor ragd__v1__rerank__descriptor;
 extern const ProtobufCMessageDescriptor ragd__v1__source__descriptor;
 extern const ProtobufCMessageDescriptor ragd__v1__source__metadata_entry__descriptor;
 extern const ProtobufCMessageDescriptor ragd__v1__timings__descriptor;
