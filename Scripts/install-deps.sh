@@ -12,5 +12,6 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 # The metrics test parses /metrics with the official Prometheus parser.
 # The Python client needs the protobuf runtime.
-python3 -c "import prometheus_client, google.protobuf" 2>/dev/null || \
-  python3 -m pip install -q --disable-pip-version-check prometheus_client protobuf 2>&1 | grep -v "WARNING: Running pip as" || true
+# scipy checks the experiment statistics independently.
+python3 -c "import prometheus_client, google.protobuf, scipy, numpy" 2>/dev/null || \
+  python3 -m pip install -q --disable-pip-version-check prometheus_client protobuf scipy numpy 2>&1 | grep -v "WARNING: Running pip as" || true

@@ -19,6 +19,7 @@ public final class RagServer: Service, Sendable {
     public let metrics: RagMetrics
     public let cache: QueryCache
     public let cluster: Cluster?
+    public let experiments: ExperimentManager
     let dispatcher: Dispatcher
     let logger: Logger
     let group: any EventLoopGroup
@@ -71,11 +72,15 @@ public final class RagServer: Service, Sendable {
         case .redis(let host, let port): l2 = RedisSharedCache(host: host, port: port, timeout: configuration.cache.l2Timeout)
         }
         cache = QueryCache(settings: configuration.cache, l2: l2, metrics: metrics, logger: logger)
+        let experiments = try ExperimentManager(path: configuration.dataDirectory + "/experiments.sqlite")
+        self.experiments = experiments
         coordinator = Coordinator(configuration: configuration, registry: registry, embedder: embedder,
-                                  generator: generator ?? ExtractiveGenerator(), metrics: metrics, queryCache: cache)
+                                  generator: generator ?? ExtractiveGenerator(), metrics: metrics, queryCache: cache) { collection in
+            experiments.chunkingProfiles(for: collection).map { ($0.name, Int($0.chunkSize), Int($0.chunkOverlap)) }
+        }
         stats = ServerStats(metrics: metrics)
         let service = RagService(coordinator: coordinator, stats: stats, cache: cache, metrics: metrics,
-                                 role: configuration.role.rawValue, cluster: cluster)
+                                 role: configuration.role.rawValue, cluster: cluster, experiments: experiments)
         var handlers = service.handlers
         if let shardHost {
             // A shard node answers the internal RPCs, plus Health and Stats for operators.

@@ -8,6 +8,11 @@ public enum RagMethod: String, Sendable, CaseIterable {
     case delete = "Delete"
     case listCollections = "ListCollections"
     case clearCache = "ClearCache"
+    case createExperiment = "CreateExperiment"
+    case listExperiments = "ListExperiments"
+    case stopExperiment = "StopExperiment"
+    case experimentReport = "ExperimentReport"
+    case feedback = "Feedback"
     // Internal: coordinator -> shard.
     case shardSearch = "ShardSearch"
     case shardStats = "ShardStats"

@@ -43,11 +43,11 @@ public final class QueryCache: Sendable {
 
     /// A stable key: FNV-1a (two seeds, 128 bits) over the canonical description
     /// of everything that decides the answer.
-    public static func key(_ q: QueryOptions, generation: String, configuration: String) -> String {
+    public static func key(_ q: QueryOptions, generation: String, configuration: String, variant: String = "") -> String {
         let normalized = q.query.lowercased().split(whereSeparator: \.isWhitespace).joined(separator: " ")
         let material = [
             "v1", q.collection, generation, normalized, "\(q.topK ?? 0)", q.mode.rawValue,
-            q.filter?.canonical ?? "-", q.rerank?.canonical ?? "-", configuration, "",  // experiment variant (none yet)
+            q.filter?.canonical ?? "-", q.rerank?.canonical ?? "-", "\(q.answerMaxCharacters ?? 0)", configuration, variant,
         ].joined(separator: "\u{1F}")
         let a = StableHash.fnv1a(material)
         let b = StableHash.fnv1a(material, seed: 0x9E37_79B9_7F4A_7C15)

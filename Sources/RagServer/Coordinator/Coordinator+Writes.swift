@@ -5,6 +5,16 @@ extension Coordinator {
     /// Chunks, embeds and stores documents. Each partition's share commits in
     /// one transaction; unchanged documents (same content hash) are skipped.
     public func index(collection: String, documents: [DocumentInput], chunkSize: Int, chunkOverlap: Int) async throws -> IndexSummary {
+        let summary = try await indexOne(collection: collection, documents: documents, chunkSize: chunkSize, chunkOverlap: chunkOverlap)
+        // The same documents under each chunking profile an experiment defined.
+        for profile in chunkingProfiles(collection) {
+            _ = try await indexOne(collection: ExperimentManager.variantCollection(collection, profile: profile.name), documents: documents,
+                                   chunkSize: profile.size, chunkOverlap: profile.overlap)
+        }
+        return summary
+    }
+
+    func indexOne(collection: String, documents: [DocumentInput], chunkSize: Int, chunkOverlap: Int) async throws -> IndexSummary {
         try CollectionRegistry.validateName(collection)
         guard !documents.isEmpty else { throw RagError.invalidArgument("index request has no documents") }
         guard documents.count <= configuration.maxDocumentsPerCall else {
@@ -81,6 +91,15 @@ extension Coordinator {
 
     /// Deletes documents by id; returns the ids that did not exist.
     public func delete(collection: String, documentIDs: [String]) async throws -> (deleted: Int, notFound: [String]) {
+        let result = try await deleteOne(collection: collection, documentIDs: documentIDs)
+        for profile in chunkingProfiles(collection) {
+            let variant = ExperimentManager.variantCollection(collection, profile: profile.name)
+            if (try? await registry.get(variant)) != nil { _ = try await deleteOne(collection: variant, documentIDs: documentIDs) }
+        }
+        return result
+    }
+
+    func deleteOne(collection: String, documentIDs: [String]) async throws -> (deleted: Int, notFound: [String]) {
         guard !documentIDs.isEmpty else { throw RagError.invalidArgument("delete request has no document ids") }
         let handle = try await registry.get(collection)
         let partitions = handle.info.partitions

@@ -12,9 +12,13 @@ public final class Coordinator: Sendable {
     public let embeddingCache: EmbeddingCache
     let metrics: RagMetrics?
     let queryCache: QueryCache?
+    /// Extra chunking profiles of a collection (from experiments): each keeps its own index.
+    let chunkingProfiles: @Sendable (String) -> [(name: String, size: Int, overlap: Int)]
 
     public init(configuration: RagServerConfiguration, registry: CollectionRegistry, embedder: any Embedder, generator: any Generator,
-                metrics: RagMetrics? = nil, queryCache: QueryCache? = nil) {
+                metrics: RagMetrics? = nil, queryCache: QueryCache? = nil,
+                chunkingProfiles: @escaping @Sendable (String) -> [(name: String, size: Int, overlap: Int)] = { _ in [] }) {
+        self.chunkingProfiles = chunkingProfiles
         self.configuration = configuration
         self.registry = registry
         self.embedder = embedder

@@ -14,6 +14,8 @@ public struct QueryOptions: Sendable {
     /// Answer from the shards that respond when some have no live replica.
     public var allowPartial: Bool
     public var rerank: RerankOptions?
+    /// Extractive answer budget in characters (experiments); nil: the generator's default.
+    public var answerMaxCharacters: Int?
 
     public init(collection: String, query: String, topK: Int? = nil, filter: MetadataFilter? = nil, mode: SearchMode = .hybrid, userID: String = "",
                 noCache: Bool = false, allowPartial: Bool = false) {

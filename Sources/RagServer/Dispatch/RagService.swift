@@ -14,10 +14,12 @@ public struct RagService: Sendable {
     let cache: QueryCache?
     let metrics: RagMetrics?
     let cluster: Cluster?
+    let experiments: ExperimentManager?
 
     public init(coordinator: Coordinator, stats: ServerStats, cache: QueryCache? = nil, metrics: RagMetrics? = nil, role: String = "all",
-                cluster: Cluster? = nil) {
+                cluster: Cluster? = nil, experiments: ExperimentManager? = nil) {
         self.cluster = cluster
+        self.experiments = experiments
         self.coordinator = coordinator
         self.stats = stats
         self.cache = cache
@@ -35,6 +37,11 @@ public struct RagService: Sendable {
             RagMethod.health.rawValue: .unary { try await health($0, $1) },
             RagMethod.listCollections.rawValue: .unary { try await listCollections($0, $1) },
             RagMethod.clearCache.rawValue: .unary { try await clearCache($0, $1) },
+            RagMethod.createExperiment.rawValue: .unary { p, _ in try createExperiment(p) },
+            RagMethod.listExperiments.rawValue: .unary { p, _ in try listExperiments(p) },
+            RagMethod.stopExperiment.rawValue: .unary { p, _ in try stopExperiment(p) },
+            RagMethod.experimentReport.rawValue: .unary { p, _ in try experimentReport(p) },
+            RagMethod.feedback.rawValue: .unary { p, _ in try feedback(p) },
         ]
     }
 
@@ -97,7 +104,12 @@ public struct RagService: Sendable {
     func answer(_ q: QueryOptions, requestID: String, start: ContinuousClock.Instant) async throws -> Ragd_V1_QueryResponse {
         var result = try await coordinator.retrieve(q)
         let genStart = ContinuousClock.now
-        let answer = try await coordinator.generator.answer(question: q.query, sources: Coordinator.generationSources(result.hits))
+        var generator = coordinator.generator
+        if let n = q.answerMaxCharacters, var extractive = generator as? ExtractiveGenerator {
+            extractive.maxCharacters = n
+            generator = extractive
+        }
+        let answer = try await generator.answer(question: q.query, sources: Coordinator.generationSources(result.hits))
         result.timings.generate = genStart.elapsedSeconds
         result.timings.total = start.elapsedSeconds
         var r = Ragd_V1_QueryResponse()
@@ -114,15 +126,24 @@ public struct RagService: Sendable {
     func query(_ payload: Data, _ ctx: CallContext) async throws -> Data {
         let request = try FrameCodec.payload(Ragd_V1_QueryRequest.self, from: payload)
         let start = ContinuousClock.now
+        var assignment: (experiment: String, variant: String, record: Bool)?
         let response: Ragd_V1_QueryResponse = try await recorded {
-            let q = try coordinator.validate(try options(request))
+            var q = try options(request)
+            if let (experiment, variant, running) = experiments?.current(on: q.collection, userID: q.userID) {
+                assignment = (experiment.name, variant.name, running)
+                q = try await apply(variant.config, to: q, experiment: experiment.name, variant: variant.name)
+            }
+            let validated = try coordinator.validate(q)
+            q = validated
+            let variantKey = assignment.map { "\($0.experiment)/\($0.variant)" } ?? ""
             // A partial answer is never cached (nor served from cache: it asked for best effort now).
             if let cache, cache.settings.enabled, !q.noCache, !q.allowPartial {
                 let handle = try await coordinator.registry.get(q.collection)
                 if let shared = await cache.sharedGeneration(q.collection) {
-                    let key = QueryCache.key(q, generation: "\(handle.info.generation).\(shared)", configuration: coordinator.configurationID)
+                    let key = QueryCache.key(q, generation: "\(handle.info.generation).\(shared)", configuration: coordinator.configurationID,
+                                             variant: variantKey)
                     let (bytes, level) = try await cache.value(for: key) { [self] in
-                        try FrameCodec.bytes(try await answer(q, requestID: ctx.requestID, start: start))
+                        try FrameCodec.bytes(try await answer(validated, requestID: ctx.requestID, start: start))
                     }
                     var r = try FrameCodec.payload(Ragd_V1_QueryResponse.self, from: bytes)
                     if !level.isEmpty {
@@ -140,7 +161,18 @@ public struct RagService: Sendable {
             let r = try await answer(q, requestID: ctx.requestID, start: start)
             return (r, Self.timings(r.timings), r.sources.count)
         }
-        return try FrameCodec.bytes(response)
+        var out = response
+        if let a = assignment {
+            out.experiment = a.experiment
+            out.variant = a.variant
+            if a.record {
+                try? experiments?.record(ExperimentStore.Record(
+                    queryID: ctx.requestID, experiment: a.experiment, variant: a.variant, userID: request.userID,
+                    totalSeconds: out.timings.totalSeconds, searchSeconds: out.timings.searchSeconds,
+                    results: out.sources.count, cacheHit: out.cached))
+            }
+        }
+        return try FrameCodec.bytes(out)
     }
 
     static func timings(_ w: Ragd_V1_Timings) -> StageTimings {
@@ -256,6 +288,7 @@ public struct RagService: Sendable {
         r.openConnections = snap.connections
         r.inFlightCalls = snap.inFlight
         r.cache = cacheStats()
+        if let experiments { r.experiments = try experiments.list().map { (e) throws(RagError) in try experiments.report(e.name) } }
         return try FrameCodec.bytes(r)
     }
 

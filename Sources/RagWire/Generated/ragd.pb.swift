@@ -654,6 +654,11 @@ public nonisolated struct Ragd_V1_QueryResponse: Sendable {
   /// Shards that did not answer (only with allow_partial).
   public var missingShards: [UInt32] = []
 
+  /// The running experiment on the collection and the variant this query got.
+  public var experiment: String = String()
+
+  public var variant: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -955,6 +960,12 @@ public nonisolated struct Ragd_V1_StatsResponse: @unchecked Sendable {
   public var hasCache: Bool {_storage._cache != nil}
   /// Clears the value of `cache`. Subsequent reads from it will return its default value.
   public mutating func clearCache() {_uniqueStorage()._cache = nil}
+
+  /// analysis of every experiment
+  public var experiments: [Ragd_V1_ExperimentReportResponse] {
+    get {_storage._experiments}
+    set {_uniqueStorage()._experiments = newValue}
+  }
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1445,6 +1456,388 @@ public nonisolated struct Ragd_V1_ShardFetchResponse: Sendable {
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
+}
+
+public nonisolated struct Ragd_V1_ChunkingProfile: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// e.g. "small"; the collection keeps one index per profile
+  public var name: String = String()
+
+  public var chunkSize: UInt32 = 0
+
+  public var chunkOverlap: UInt32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// What a variant changes, relative to the request (unset fields keep the request's).
+public nonisolated struct Ragd_V1_VariantConfig: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var topKValue: Ragd_V1_VariantConfig.OneOf_TopKValue? = nil
+
+  public var topK: UInt32 {
+    get {
+      if case .topK(let v)? = topKValue {return v}
+      return 0
+    }
+    set {topKValue = .topK(newValue)}
+  }
+
+  public var mode: Ragd_V1_SearchMode = .unspecified
+
+  public var rerank: Ragd_V1_Rerank {
+    get {_rerank ?? Ragd_V1_Rerank()}
+    set {_rerank = newValue}
+  }
+  /// Returns true if `rerank` has been explicitly set.
+  public var hasRerank: Bool {self._rerank != nil}
+  /// Clears the value of `rerank`. Subsequent reads from it will return its default value.
+  public mutating func clearRerank() {self._rerank = nil}
+
+  public var chunking: Ragd_V1_ChunkingProfile {
+    get {_chunking ?? Ragd_V1_ChunkingProfile()}
+    set {_chunking = newValue}
+  }
+  /// Returns true if `chunking` has been explicitly set.
+  public var hasChunking: Bool {self._chunking != nil}
+  /// Clears the value of `chunking`. Subsequent reads from it will return its default value.
+  public mutating func clearChunking() {self._chunking = nil}
+
+  /// extractive generator budget (0: default)
+  public var answerMaxCharacters: UInt32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public nonisolated enum OneOf_TopKValue: Equatable, Sendable {
+    case topK(UInt32)
+
+  }
+
+  public init() {}
+
+  fileprivate var _rerank: Ragd_V1_Rerank? = nil
+  fileprivate var _chunking: Ragd_V1_ChunkingProfile? = nil
+}
+
+public nonisolated struct Ragd_V1_Variant: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var name: String = String()
+
+  /// share of users; the ratios of an experiment sum to 1
+  public var ratio: Double = 0
+
+  public var config: Ragd_V1_VariantConfig {
+    get {_config ?? Ragd_V1_VariantConfig()}
+    set {_config = newValue}
+  }
+  /// Returns true if `config` has been explicitly set.
+  public var hasConfig: Bool {self._config != nil}
+  /// Clears the value of `config`. Subsequent reads from it will return its default value.
+  public mutating func clearConfig() {self._config = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _config: Ragd_V1_VariantConfig? = nil
+}
+
+public nonisolated struct Ragd_V1_Experiment: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var name: String = String()
+
+  public var collection: String = String()
+
+  /// the first is the control
+  public var variants: [Ragd_V1_Variant] = []
+
+  /// "running" or "stopped"
+  public var state: String = String()
+
+  /// seconds since 1970
+  public var createdAt: Double = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Ragd_V1_CreateExperimentRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var experiment: Ragd_V1_Experiment {
+    get {_experiment ?? Ragd_V1_Experiment()}
+    set {_experiment = newValue}
+  }
+  /// Returns true if `experiment` has been explicitly set.
+  public var hasExperiment: Bool {self._experiment != nil}
+  /// Clears the value of `experiment`. Subsequent reads from it will return its default value.
+  public mutating func clearExperiment() {self._experiment = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _experiment: Ragd_V1_Experiment? = nil
+}
+
+public nonisolated struct Ragd_V1_CreateExperimentResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var experiment: Ragd_V1_Experiment {
+    get {_experiment ?? Ragd_V1_Experiment()}
+    set {_experiment = newValue}
+  }
+  /// Returns true if `experiment` has been explicitly set.
+  public var hasExperiment: Bool {self._experiment != nil}
+  /// Clears the value of `experiment`. Subsequent reads from it will return its default value.
+  public mutating func clearExperiment() {self._experiment = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _experiment: Ragd_V1_Experiment? = nil
+}
+
+public nonisolated struct Ragd_V1_ListExperimentsRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Ragd_V1_ListExperimentsResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var experiments: [Ragd_V1_Experiment] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Ragd_V1_StopExperimentRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var name: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Ragd_V1_StopExperimentResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var experiment: Ragd_V1_Experiment {
+    get {_experiment ?? Ragd_V1_Experiment()}
+    set {_experiment = newValue}
+  }
+  /// Returns true if `experiment` has been explicitly set.
+  public var hasExperiment: Bool {self._experiment != nil}
+  /// Clears the value of `experiment`. Subsequent reads from it will return its default value.
+  public mutating func clearExperiment() {self._experiment = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _experiment: Ragd_V1_Experiment? = nil
+}
+
+public nonisolated struct Ragd_V1_FeedbackRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var queryID: String = String()
+
+  public var value: Ragd_V1_FeedbackRequest.OneOf_Value? = nil
+
+  /// true: up, false: down
+  public var thumbsUp: Bool {
+    get {
+      if case .thumbsUp(let v)? = value {return v}
+      return false
+    }
+    set {value = .thumbsUp(newValue)}
+  }
+
+  /// a graded score, e.g. 0..1
+  public var relevance: Double {
+    get {
+      if case .relevance(let v)? = value {return v}
+      return 0
+    }
+    set {value = .relevance(newValue)}
+  }
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public nonisolated enum OneOf_Value: Equatable, Sendable {
+    /// true: up, false: down
+    case thumbsUp(Bool)
+    /// a graded score, e.g. 0..1
+    case relevance(Double)
+
+  }
+
+  public init() {}
+}
+
+public nonisolated struct Ragd_V1_FeedbackResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var experiment: String = String()
+
+  public var variant: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Ragd_V1_ExperimentReportRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var name: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Ragd_V1_MetricSummary: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// latency_total_seconds, latency_search_seconds, results, cache_hit, relevance, thumbs_up
+  public var metric: String = String()
+
+  public var count: UInt64 = 0
+
+  public var mean: Double = 0
+
+  public var stddev: Double = 0
+
+  public var min: Double = 0
+
+  public var max: Double = 0
+
+  public var p50: Double = 0
+
+  public var p95: Double = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// A variant against the control on one metric.
+public nonisolated struct Ragd_V1_VariantComparison: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var metric: String = String()
+
+  /// variant mean - control mean (or rate difference)
+  public var difference: Double = 0
+
+  /// 95% confidence interval of the difference
+  public var ciLow: Double = 0
+
+  public var ciHigh: Double = 0
+
+  /// Welch's t-test (means) or two-proportion z-test (rates)
+  public var pValue: Double = 0
+
+  /// "welch_t" or "two_proportion_z"
+  public var test: String = String()
+
+  public var enoughData: Bool = false
+
+  /// a plain statement
+  public var verdict: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Ragd_V1_VariantReport: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var variant: String = String()
+
+  public var queries: UInt64 = 0
+
+  public var metrics: [Ragd_V1_MetricSummary] = []
+
+  /// empty for the control
+  public var versusControl: [Ragd_V1_VariantComparison] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Ragd_V1_ExperimentReportResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var experiment: Ragd_V1_Experiment {
+    get {_experiment ?? Ragd_V1_Experiment()}
+    set {_experiment = newValue}
+  }
+  /// Returns true if `experiment` has been explicitly set.
+  public var hasExperiment: Bool {self._experiment != nil}
+  /// Clears the value of `experiment`. Subsequent reads from it will return its default value.
+  public mutating func clearExperiment() {self._experiment = nil}
+
+  public var variants: [Ragd_V1_VariantReport] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _experiment: Ragd_V1_Experiment? = nil
 }
 
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
@@ -2084,7 +2477,7 @@ nonisolated extension Ragd_V1_Timings: SwiftProtobuf.Message, SwiftProtobuf._Mes
 
 nonisolated extension Ragd_V1_QueryResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".QueryResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}answer\0\u{1}sources\0\u{3}processing_time_seconds\0\u{1}timings\0\u{3}query_id\0\u{1}mode\0\u{1}cached\0\u{3}cache_level\0\u{3}missing_shards\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}answer\0\u{1}sources\0\u{3}processing_time_seconds\0\u{1}timings\0\u{3}query_id\0\u{1}mode\0\u{1}cached\0\u{3}cache_level\0\u{3}missing_shards\0\u{1}experiment\0\u{1}variant\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2101,6 +2494,8 @@ nonisolated extension Ragd_V1_QueryResponse: SwiftProtobuf.Message, SwiftProtobu
       case 7: try { try decoder.decodeSingularBoolField(value: &self.cached) }()
       case 8: try { try decoder.decodeSingularStringField(value: &self.cacheLevel) }()
       case 9: try { try decoder.decodeRepeatedUInt32Field(value: &self.missingShards) }()
+      case 10: try { try decoder.decodeSingularStringField(value: &self.experiment) }()
+      case 11: try { try decoder.decodeSingularStringField(value: &self.variant) }()
       default: break
       }
     }
@@ -2138,6 +2533,12 @@ nonisolated extension Ragd_V1_QueryResponse: SwiftProtobuf.Message, SwiftProtobu
     if !self.missingShards.isEmpty {
       try visitor.visitPackedUInt32Field(value: self.missingShards, fieldNumber: 9)
     }
+    if !self.experiment.isEmpty {
+      try visitor.visitSingularStringField(value: self.experiment, fieldNumber: 10)
+    }
+    if !self.variant.isEmpty {
+      try visitor.visitSingularStringField(value: self.variant, fieldNumber: 11)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2151,6 +2552,8 @@ nonisolated extension Ragd_V1_QueryResponse: SwiftProtobuf.Message, SwiftProtobu
     if lhs.cached != rhs.cached {return false}
     if lhs.cacheLevel != rhs.cacheLevel {return false}
     if lhs.missingShards != rhs.missingShards {return false}
+    if lhs.experiment != rhs.experiment {return false}
+    if lhs.variant != rhs.variant {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -2691,7 +3094,7 @@ nonisolated extension Ragd_V1_LatencyStats: SwiftProtobuf.Message, SwiftProtobuf
 
 nonisolated extension Ragd_V1_StatsResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".StatsResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}collections\0\u{3}queries_total\0\u{3}query_errors\0\u{1}latency\0\u{3}uptime_seconds\0\u{1}version\0\u{3}open_connections\0\u{3}in_flight_calls\0\u{1}cache\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}collections\0\u{3}queries_total\0\u{3}query_errors\0\u{1}latency\0\u{3}uptime_seconds\0\u{1}version\0\u{3}open_connections\0\u{3}in_flight_calls\0\u{1}cache\0\u{1}experiments\0")
 
   fileprivate class _StorageClass {
     var _collections: [Ragd_V1_CollectionStats] = []
@@ -2703,6 +3106,7 @@ nonisolated extension Ragd_V1_StatsResponse: SwiftProtobuf.Message, SwiftProtobu
     var _openConnections: UInt64 = 0
     var _inFlightCalls: UInt64 = 0
     var _cache: Ragd_V1_CacheStats? = nil
+    var _experiments: [Ragd_V1_ExperimentReportResponse] = []
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -2722,6 +3126,7 @@ nonisolated extension Ragd_V1_StatsResponse: SwiftProtobuf.Message, SwiftProtobu
       _openConnections = source._openConnections
       _inFlightCalls = source._inFlightCalls
       _cache = source._cache
+      _experiments = source._experiments
     }
   }
 
@@ -2749,6 +3154,7 @@ nonisolated extension Ragd_V1_StatsResponse: SwiftProtobuf.Message, SwiftProtobu
         case 7: try { try decoder.decodeSingularUInt64Field(value: &_storage._openConnections) }()
         case 8: try { try decoder.decodeSingularUInt64Field(value: &_storage._inFlightCalls) }()
         case 9: try { try decoder.decodeSingularMessageField(value: &_storage._cache) }()
+        case 10: try { try decoder.decodeRepeatedMessageField(value: &_storage._experiments) }()
         default: break
         }
       }
@@ -2788,6 +3194,9 @@ nonisolated extension Ragd_V1_StatsResponse: SwiftProtobuf.Message, SwiftProtobu
       try { if let v = _storage._cache {
         try visitor.visitSingularMessageField(value: v, fieldNumber: 9)
       } }()
+      if !_storage._experiments.isEmpty {
+        try visitor.visitRepeatedMessageField(value: _storage._experiments, fieldNumber: 10)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -2806,6 +3215,7 @@ nonisolated extension Ragd_V1_StatsResponse: SwiftProtobuf.Message, SwiftProtobu
         if _storage._openConnections != rhs_storage._openConnections {return false}
         if _storage._inFlightCalls != rhs_storage._inFlightCalls {return false}
         if _storage._cache != rhs_storage._cache {return false}
+        if _storage._experiments != rhs_storage._experiments {return false}
         return true
       }
       if !storagesAreEqual {return false}
@@ -3770,6 +4180,723 @@ nonisolated extension Ragd_V1_ShardFetchResponse: SwiftProtobuf.Message, SwiftPr
 
   public static func ==(lhs: Ragd_V1_ShardFetchResponse, rhs: Ragd_V1_ShardFetchResponse) -> Bool {
     if lhs.documents != rhs.documents {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Ragd_V1_ChunkingProfile: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ChunkingProfile"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{3}chunk_size\0\u{3}chunk_overlap\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.name) }()
+      case 2: try { try decoder.decodeSingularUInt32Field(value: &self.chunkSize) }()
+      case 3: try { try decoder.decodeSingularUInt32Field(value: &self.chunkOverlap) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.name.isEmpty {
+      try visitor.visitSingularStringField(value: self.name, fieldNumber: 1)
+    }
+    if self.chunkSize != 0 {
+      try visitor.visitSingularUInt32Field(value: self.chunkSize, fieldNumber: 2)
+    }
+    if self.chunkOverlap != 0 {
+      try visitor.visitSingularUInt32Field(value: self.chunkOverlap, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Ragd_V1_ChunkingProfile, rhs: Ragd_V1_ChunkingProfile) -> Bool {
+    if lhs.name != rhs.name {return false}
+    if lhs.chunkSize != rhs.chunkSize {return false}
+    if lhs.chunkOverlap != rhs.chunkOverlap {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Ragd_V1_VariantConfig: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".VariantConfig"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}top_k\0\u{1}mode\0\u{1}rerank\0\u{1}chunking\0\u{3}answer_max_characters\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try {
+        var v: UInt32?
+        try decoder.decodeSingularUInt32Field(value: &v)
+        if let v = v {
+          if self.topKValue != nil {try decoder.handleConflictingOneOf()}
+          self.topKValue = .topK(v)
+        }
+      }()
+      case 2: try { try decoder.decodeSingularEnumField(value: &self.mode) }()
+      case 3: try { try decoder.decodeSingularMessageField(value: &self._rerank) }()
+      case 4: try { try decoder.decodeSingularMessageField(value: &self._chunking) }()
+      case 5: try { try decoder.decodeSingularUInt32Field(value: &self.answerMaxCharacters) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    try { if case .topK(let v)? = self.topKValue {
+      try visitor.visitSingularUInt32Field(value: v, fieldNumber: 1)
+    } }()
+    if self.mode != .unspecified {
+      try visitor.visitSingularEnumField(value: self.mode, fieldNumber: 2)
+    }
+    try { if let v = self._rerank {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
+    } }()
+    try { if let v = self._chunking {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
+    } }()
+    if self.answerMaxCharacters != 0 {
+      try visitor.visitSingularUInt32Field(value: self.answerMaxCharacters, fieldNumber: 5)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Ragd_V1_VariantConfig, rhs: Ragd_V1_VariantConfig) -> Bool {
+    if lhs.topKValue != rhs.topKValue {return false}
+    if lhs.mode != rhs.mode {return false}
+    if lhs._rerank != rhs._rerank {return false}
+    if lhs._chunking != rhs._chunking {return false}
+    if lhs.answerMaxCharacters != rhs.answerMaxCharacters {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Ragd_V1_Variant: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".Variant"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}ratio\0\u{1}config\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.name) }()
+      case 2: try { try decoder.decodeSingularDoubleField(value: &self.ratio) }()
+      case 3: try { try decoder.decodeSingularMessageField(value: &self._config) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if !self.name.isEmpty {
+      try visitor.visitSingularStringField(value: self.name, fieldNumber: 1)
+    }
+    if self.ratio.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.ratio, fieldNumber: 2)
+    }
+    try { if let v = self._config {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Ragd_V1_Variant, rhs: Ragd_V1_Variant) -> Bool {
+    if lhs.name != rhs.name {return false}
+    if lhs.ratio != rhs.ratio {return false}
+    if lhs._config != rhs._config {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Ragd_V1_Experiment: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".Experiment"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}collection\0\u{1}variants\0\u{1}state\0\u{3}created_at\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.name) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.collection) }()
+      case 3: try { try decoder.decodeRepeatedMessageField(value: &self.variants) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.state) }()
+      case 5: try { try decoder.decodeSingularDoubleField(value: &self.createdAt) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.name.isEmpty {
+      try visitor.visitSingularStringField(value: self.name, fieldNumber: 1)
+    }
+    if !self.collection.isEmpty {
+      try visitor.visitSingularStringField(value: self.collection, fieldNumber: 2)
+    }
+    if !self.variants.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.variants, fieldNumber: 3)
+    }
+    if !self.state.isEmpty {
+      try visitor.visitSingularStringField(value: self.state, fieldNumber: 4)
+    }
+    if self.createdAt.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.createdAt, fieldNumber: 5)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Ragd_V1_Experiment, rhs: Ragd_V1_Experiment) -> Bool {
+    if lhs.name != rhs.name {return false}
+    if lhs.collection != rhs.collection {return false}
+    if lhs.variants != rhs.variants {return false}
+    if lhs.state != rhs.state {return false}
+    if lhs.createdAt != rhs.createdAt {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Ragd_V1_CreateExperimentRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".CreateExperimentRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}experiment\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularMessageField(value: &self._experiment) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    try { if let v = self._experiment {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Ragd_V1_CreateExperimentRequest, rhs: Ragd_V1_CreateExperimentRequest) -> Bool {
+    if lhs._experiment != rhs._experiment {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Ragd_V1_CreateExperimentResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".CreateExperimentResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}experiment\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularMessageField(value: &self._experiment) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    try { if let v = self._experiment {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Ragd_V1_CreateExperimentResponse, rhs: Ragd_V1_CreateExperimentResponse) -> Bool {
+    if lhs._experiment != rhs._experiment {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Ragd_V1_ListExperimentsRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ListExperimentsRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap()
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    // Load everything into unknown fields
+    while try decoder.nextFieldNumber() != nil {}
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Ragd_V1_ListExperimentsRequest, rhs: Ragd_V1_ListExperimentsRequest) -> Bool {
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Ragd_V1_ListExperimentsResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ListExperimentsResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}experiments\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.experiments) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.experiments.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.experiments, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Ragd_V1_ListExperimentsResponse, rhs: Ragd_V1_ListExperimentsResponse) -> Bool {
+    if lhs.experiments != rhs.experiments {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Ragd_V1_StopExperimentRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".StopExperimentRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.name) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.name.isEmpty {
+      try visitor.visitSingularStringField(value: self.name, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Ragd_V1_StopExperimentRequest, rhs: Ragd_V1_StopExperimentRequest) -> Bool {
+    if lhs.name != rhs.name {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Ragd_V1_StopExperimentResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".StopExperimentResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}experiment\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularMessageField(value: &self._experiment) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    try { if let v = self._experiment {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Ragd_V1_StopExperimentResponse, rhs: Ragd_V1_StopExperimentResponse) -> Bool {
+    if lhs._experiment != rhs._experiment {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Ragd_V1_FeedbackRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".FeedbackRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}query_id\0\u{3}thumbs_up\0\u{1}relevance\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.queryID) }()
+      case 2: try {
+        var v: Bool?
+        try decoder.decodeSingularBoolField(value: &v)
+        if let v = v {
+          if self.value != nil {try decoder.handleConflictingOneOf()}
+          self.value = .thumbsUp(v)
+        }
+      }()
+      case 3: try {
+        var v: Double?
+        try decoder.decodeSingularDoubleField(value: &v)
+        if let v = v {
+          if self.value != nil {try decoder.handleConflictingOneOf()}
+          self.value = .relevance(v)
+        }
+      }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if !self.queryID.isEmpty {
+      try visitor.visitSingularStringField(value: self.queryID, fieldNumber: 1)
+    }
+    switch self.value {
+    case .thumbsUp?: try {
+      guard case .thumbsUp(let v)? = self.value else { preconditionFailure() }
+      try visitor.visitSingularBoolField(value: v, fieldNumber: 2)
+    }()
+    case .relevance?: try {
+      guard case .relevance(let v)? = self.value else { preconditionFailure() }
+      try visitor.visitSingularDoubleField(value: v, fieldNumber: 3)
+    }()
+    case nil: break
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Ragd_V1_FeedbackRequest, rhs: Ragd_V1_FeedbackRequest) -> Bool {
+    if lhs.queryID != rhs.queryID {return false}
+    if lhs.value != rhs.value {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Ragd_V1_FeedbackResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".FeedbackResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}experiment\0\u{1}variant\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.experiment) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.variant) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.experiment.isEmpty {
+      try visitor.visitSingularStringField(value: self.experiment, fieldNumber: 1)
+    }
+    if !self.variant.isEmpty {
+      try visitor.visitSingularStringField(value: self.variant, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Ragd_V1_FeedbackResponse, rhs: Ragd_V1_FeedbackResponse) -> Bool {
+    if lhs.experiment != rhs.experiment {return false}
+    if lhs.variant != rhs.variant {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Ragd_V1_ExperimentReportRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ExperimentReportRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.name) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.name.isEmpty {
+      try visitor.visitSingularStringField(value: self.name, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Ragd_V1_ExperimentReportRequest, rhs: Ragd_V1_ExperimentReportRequest) -> Bool {
+    if lhs.name != rhs.name {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Ragd_V1_MetricSummary: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".MetricSummary"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}metric\0\u{1}count\0\u{1}mean\0\u{1}stddev\0\u{1}min\0\u{1}max\0\u{1}p50\0\u{1}p95\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.metric) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.count) }()
+      case 3: try { try decoder.decodeSingularDoubleField(value: &self.mean) }()
+      case 4: try { try decoder.decodeSingularDoubleField(value: &self.stddev) }()
+      case 5: try { try decoder.decodeSingularDoubleField(value: &self.min) }()
+      case 6: try { try decoder.decodeSingularDoubleField(value: &self.max) }()
+      case 7: try { try decoder.decodeSingularDoubleField(value: &self.p50) }()
+      case 8: try { try decoder.decodeSingularDoubleField(value: &self.p95) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.metric.isEmpty {
+      try visitor.visitSingularStringField(value: self.metric, fieldNumber: 1)
+    }
+    if self.count != 0 {
+      try visitor.visitSingularUInt64Field(value: self.count, fieldNumber: 2)
+    }
+    if self.mean.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.mean, fieldNumber: 3)
+    }
+    if self.stddev.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.stddev, fieldNumber: 4)
+    }
+    if self.min.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.min, fieldNumber: 5)
+    }
+    if self.max.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.max, fieldNumber: 6)
+    }
+    if self.p50.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.p50, fieldNumber: 7)
+    }
+    if self.p95.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.p95, fieldNumber: 8)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Ragd_V1_MetricSummary, rhs: Ragd_V1_MetricSummary) -> Bool {
+    if lhs.metric != rhs.metric {return false}
+    if lhs.count != rhs.count {return false}
+    if lhs.mean != rhs.mean {return false}
+    if lhs.stddev != rhs.stddev {return false}
+    if lhs.min != rhs.min {return false}
+    if lhs.max != rhs.max {return false}
+    if lhs.p50 != rhs.p50 {return false}
+    if lhs.p95 != rhs.p95 {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Ragd_V1_VariantComparison: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".VariantComparison"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}metric\0\u{1}difference\0\u{3}ci_low\0\u{3}ci_high\0\u{3}p_value\0\u{1}test\0\u{3}enough_data\0\u{1}verdict\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.metric) }()
+      case 2: try { try decoder.decodeSingularDoubleField(value: &self.difference) }()
+      case 3: try { try decoder.decodeSingularDoubleField(value: &self.ciLow) }()
+      case 4: try { try decoder.decodeSingularDoubleField(value: &self.ciHigh) }()
+      case 5: try { try decoder.decodeSingularDoubleField(value: &self.pValue) }()
+      case 6: try { try decoder.decodeSingularStringField(value: &self.test) }()
+      case 7: try { try decoder.decodeSingularBoolField(value: &self.enoughData) }()
+      case 8: try { try decoder.decodeSingularStringField(value: &self.verdict) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.metric.isEmpty {
+      try visitor.visitSingularStringField(value: self.metric, fieldNumber: 1)
+    }
+    if self.difference.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.difference, fieldNumber: 2)
+    }
+    if self.ciLow.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.ciLow, fieldNumber: 3)
+    }
+    if self.ciHigh.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.ciHigh, fieldNumber: 4)
+    }
+    if self.pValue.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.pValue, fieldNumber: 5)
+    }
+    if !self.test.isEmpty {
+      try visitor.visitSingularStringField(value: self.test, fieldNumber: 6)
+    }
+    if self.enoughData != false {
+      try visitor.visitSingularBoolField(value: self.enoughData, fieldNumber: 7)
+    }
+    if !self.verdict.isEmpty {
+      try visitor.visitSingularStringField(value: self.verdict, fieldNumber: 8)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Ragd_V1_VariantComparison, rhs: Ragd_V1_VariantComparison) -> Bool {
+    if lhs.metric != rhs.metric {return false}
+    if lhs.difference != rhs.difference {return false}
+    if lhs.ciLow != rhs.ciLow {return false}
+    if lhs.ciHigh != rhs.ciHigh {return false}
+    if lhs.pValue != rhs.pValue {return false}
+    if lhs.test != rhs.test {return false}
+    if lhs.enoughData != rhs.enoughData {return false}
+    if lhs.verdict != rhs.verdict {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Ragd_V1_VariantReport: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".VariantReport"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}variant\0\u{1}queries\0\u{1}metrics\0\u{3}versus_control\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.variant) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.queries) }()
+      case 3: try { try decoder.decodeRepeatedMessageField(value: &self.metrics) }()
+      case 4: try { try decoder.decodeRepeatedMessageField(value: &self.versusControl) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.variant.isEmpty {
+      try visitor.visitSingularStringField(value: self.variant, fieldNumber: 1)
+    }
+    if self.queries != 0 {
+      try visitor.visitSingularUInt64Field(value: self.queries, fieldNumber: 2)
+    }
+    if !self.metrics.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.metrics, fieldNumber: 3)
+    }
+    if !self.versusControl.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.versusControl, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Ragd_V1_VariantReport, rhs: Ragd_V1_VariantReport) -> Bool {
+    if lhs.variant != rhs.variant {return false}
+    if lhs.queries != rhs.queries {return false}
+    if lhs.metrics != rhs.metrics {return false}
+    if lhs.versusControl != rhs.versusControl {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Ragd_V1_ExperimentReportResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ExperimentReportResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}experiment\0\u{1}variants\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularMessageField(value: &self._experiment) }()
+      case 2: try { try decoder.decodeRepeatedMessageField(value: &self.variants) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    try { if let v = self._experiment {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+    } }()
+    if !self.variants.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.variants, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Ragd_V1_ExperimentReportResponse, rhs: Ragd_V1_ExperimentReportResponse) -> Bool {
+    if lhs._experiment != rhs._experiment {return false}
+    if lhs.variants != rhs.variants {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -2203,6 +2203,771 @@ void   ragd__v1__shard_fetch_response__free_unpacked
   assert(message->base.descriptor == &ragd__v1__shard_fetch_response__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   ragd__v1__chunking_profile__init
+                     (Ragd__V1__ChunkingProfile         *message)
+{
+  static const Ragd__V1__ChunkingProfile init_value = RAGD__V1__CHUNKING_PROFILE__INIT;
+  *message = init_value;
+}
+size_t ragd__v1__chunking_profile__get_packed_size
+                     (const Ragd__V1__ChunkingProfile *message)
+{
+  assert(message->base.descriptor == &ragd__v1__chunking_profile__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t ragd__v1__chunking_profile__pack
+                     (const Ragd__V1__ChunkingProfile *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &ragd__v1__chunking_profile__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t ragd__v1__chunking_profile__pack_to_buffer
+                     (const Ragd__V1__ChunkingProfile *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &ragd__v1__chunking_profile__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Ragd__V1__ChunkingProfile *
+       ragd__v1__chunking_profile__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Ragd__V1__ChunkingProfile *)
+     protobuf_c_message_unpack (&ragd__v1__chunking_profile__descriptor,
+                                allocator, len, data);
+}
+void   ragd__v1__chunking_profile__free_unpacked
+                     (Ragd__V1__ChunkingProfile *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &ragd__v1__chunking_profile__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   ragd__v1__variant_config__init
+                     (Ragd__V1__VariantConfig         *message)
+{
+  static const Ragd__V1__VariantConfig init_value = RAGD__V1__VARIANT_CONFIG__INIT;
+  *message = init_value;
+}
+size_t ragd__v1__variant_config__get_packed_size
+                     (const Ragd__V1__VariantConfig *message)
+{
+  assert(message->base.descriptor == &ragd__v1__variant_config__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t ragd__v1__variant_config__pack
+                     (const Ragd__V1__VariantConfig *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &ragd__v1__variant_config__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t ragd__v1__variant_config__pack_to_buffer
+                     (const Ragd__V1__VariantConfig *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &ragd__v1__variant_config__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Ragd__V1__VariantConfig *
+       ragd__v1__variant_config__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Ragd__V1__VariantConfig *)
+     protobuf_c_message_unpack (&ragd__v1__variant_config__descriptor,
+                                allocator, len, data);
+}
+void   ragd__v1__variant_config__free_unpacked
+                     (Ragd__V1__VariantConfig *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &ragd__v1__variant_config__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   ragd__v1__variant__init
+                     (Ragd__V1__Variant         *message)
+{
+  static const Ragd__V1__Variant init_value = RAGD__V1__VARIANT__INIT;
+  *message = init_value;
+}
+size_t ragd__v1__variant__get_packed_size
+                     (const Ragd__V1__Variant *message)
+{
+  assert(message->base.descriptor == &ragd__v1__variant__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t ragd__v1__variant__pack
+                     (const Ragd__V1__Variant *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &ragd__v1__variant__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t ragd__v1__variant__pack_to_buffer
+                     (const Ragd__V1__Variant *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &ragd__v1__variant__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Ragd__V1__Variant *
+       ragd__v1__variant__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Ragd__V1__Variant *)
+     protobuf_c_message_unpack (&ragd__v1__variant__descriptor,
+                                allocator, len, data);
+}
+void   ragd__v1__variant__free_unpacked
+                     (Ragd__V1__Variant *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &ragd__v1__variant__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   ragd__v1__experiment__init
+                     (Ragd__V1__Experiment         *message)
+{
+  static const Ragd__V1__Experiment init_value = RAGD__V1__EXPERIMENT__INIT;
+  *message = init_value;
+}
+size_t ragd__v1__experiment__get_packed_size
+                     (const Ragd__V1__Experiment *message)
+{
+  assert(message->base.descriptor == &ragd__v1__experiment__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t ragd__v1__experiment__pack
+                     (const Ragd__V1__Experiment *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &ragd__v1__experiment__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t ragd__v1__experiment__pack_to_buffer
+                     (const Ragd__V1__Experiment *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &ragd__v1__experiment__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Ragd__V1__Experiment *
+       ragd__v1__experiment__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Ragd__V1__Experiment *)
+     protobuf_c_message_unpack (&ragd__v1__experiment__descriptor,
+                                allocator, len, data);
+}
+void   ragd__v1__experiment__free_unpacked
+                     (Ragd__V1__Experiment *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &ragd__v1__experiment__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   ragd__v1__create_experiment_request__init
+                     (Ragd__V1__CreateExperimentRequest         *message)
+{
+  static const Ragd__V1__CreateExperimentRequest init_value = RAGD__V1__CREATE_EXPERIMENT_REQUEST__INIT;
+  *message = init_value;
+}
+size_t ragd__v1__create_experiment_request__get_packed_size
+                     (const Ragd__V1__CreateExperimentRequest *message)
+{
+  assert(message->base.descriptor == &ragd__v1__create_experiment_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t ragd__v1__create_experiment_request__pack
+                     (const Ragd__V1__CreateExperimentRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &ragd__v1__create_experiment_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t ragd__v1__create_experiment_request__pack_to_buffer
+                     (const Ragd__V1__CreateExperimentRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &ragd__v1__create_experiment_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Ragd__V1__CreateExperimentRequest *
+       ragd__v1__create_experiment_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Ragd__V1__CreateExperimentRequest *)
+     protobuf_c_message_unpack (&ragd__v1__create_experiment_request__descriptor,
+                                allocator, len, data);
+}
+void   ragd__v1__create_experiment_request__free_unpacked
+                     (Ragd__V1__CreateExperimentRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &ragd__v1__create_experiment_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   ragd__v1__create_experiment_response__init
+                     (Ragd__V1__CreateExperimentResponse         *message)
+{
+  static const Ragd__V1__CreateExperimentResponse init_value = RAGD__V1__CREATE_EXPERIMENT_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t ragd__v1__create_experiment_response__get_packed_size
+                     (const Ragd__V1__CreateExperimentResponse *message)
+{
+  assert(message->base.descriptor == &ragd__v1__create_experiment_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t ragd__v1__create_experiment_response__pack
+                     (const Ragd__V1__CreateExperimentResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &ragd__v1__create_experiment_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t ragd__v1__create_experiment_response__pack_to_buffer
+                     (const Ragd__V1__CreateExperimentResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &ragd__v1__create_experiment_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Ragd__V1__CreateExperimentResponse *
+       ragd__v1__create_experiment_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Ragd__V1__CreateExperimentResponse *)
+     protobuf_c_message_unpack (&ragd__v1__create_experiment_response__descriptor,
+                                allocator, len, data);
+}
+void   ragd__v1__create_experiment_response__free_unpacked
+                     (Ragd__V1__CreateExperimentResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &ragd__v1__create_experiment_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   ragd__v1__list_experiments_request__init
+                     (Ragd__V1__ListExperimentsRequest         *message)
+{
+  static const Ragd__V1__ListExperimentsRequest init_value = RAGD__V1__LIST_EXPERIMENTS_REQUEST__INIT;
+  *message = init_value;
+}
+size_t ragd__v1__list_experiments_request__get_packed_size
+                     (const Ragd__V1__ListExperimentsRequest *message)
+{
+  assert(message->base.descriptor == &ragd__v1__list_experiments_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t ragd__v1__list_experiments_request__pack
+                     (const Ragd__V1__ListExperimentsRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &ragd__v1__list_experiments_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t ragd__v1__list_experiments_request__pack_to_buffer
+                     (const Ragd__V1__ListExperimentsRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &ragd__v1__list_experiments_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Ragd__V1__ListExperimentsRequest *
+       ragd__v1__list_experiments_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Ragd__V1__ListExperimentsRequest *)
+     protobuf_c_message_unpack (&ragd__v1__list_experiments_request__descriptor,
+                                allocator, len, data);
+}
+void   ragd__v1__list_experiments_request__free_unpacked
+                     (Ragd__V1__ListExperimentsRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &ragd__v1__list_experiments_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   ragd__v1__list_experiments_response__init
+                     (Ragd__V1__ListExperimentsResponse         *message)
+{
+  static const Ragd__V1__ListExperimentsResponse init_value = RAGD__V1__LIST_EXPERIMENTS_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t ragd__v1__list_experiments_response__get_packed_size
+                     (const Ragd__V1__ListExperimentsResponse *message)
+{
+  assert(message->base.descriptor == &ragd__v1__list_experiments_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t ragd__v1__list_experiments_response__pack
+                     (const Ragd__V1__ListExperimentsResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &ragd__v1__list_experiments_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t ragd__v1__list_experiments_response__pack_to_buffer
+                     (const Ragd__V1__ListExperimentsResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &ragd__v1__list_experiments_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Ragd__V1__ListExperimentsResponse *
+       ragd__v1__list_experiments_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Ragd__V1__ListExperimentsResponse *)
+     protobuf_c_message_unpack (&ragd__v1__list_experiments_response__descriptor,
+                                allocator, len, data);
+}
+void   ragd__v1__list_experiments_response__free_unpacked
+                     (Ragd__V1__ListExperimentsResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &ragd__v1__list_experiments_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   ragd__v1__stop_experiment_request__init
+                     (Ragd__V1__StopExperimentRequest         *message)
+{
+  static const Ragd__V1__StopExperimentRequest init_value = RAGD__V1__STOP_EXPERIMENT_REQUEST__INIT;
+  *message = init_value;
+}
+size_t ragd__v1__stop_experiment_request__get_packed_size
+                     (const Ragd__V1__StopExperimentRequest *message)
+{
+  assert(message->base.descriptor == &ragd__v1__stop_experiment_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t ragd__v1__stop_experiment_request__pack
+                     (const Ragd__V1__StopExperimentRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &ragd__v1__stop_experiment_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t ragd__v1__stop_experiment_request__pack_to_buffer
+                     (const Ragd__V1__StopExperimentRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &ragd__v1__stop_experiment_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Ragd__V1__StopExperimentRequest *
+       ragd__v1__stop_experiment_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Ragd__V1__StopExperimentRequest *)
+     protobuf_c_message_unpack (&ragd__v1__stop_experiment_request__descriptor,
+                                allocator, len, data);
+}
+void   ragd__v1__stop_experiment_request__free_unpacked
+                     (Ragd__V1__StopExperimentRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &ragd__v1__stop_experiment_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   ragd__v1__stop_experiment_response__init
+                     (Ragd__V1__StopExperimentResponse         *message)
+{
+  static const Ragd__V1__StopExperimentResponse init_value = RAGD__V1__STOP_EXPERIMENT_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t ragd__v1__stop_experiment_response__get_packed_size
+                     (const Ragd__V1__StopExperimentResponse *message)
+{
+  assert(message->base.descriptor == &ragd__v1__stop_experiment_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t ragd__v1__stop_experiment_response__pack
+                     (const Ragd__V1__StopExperimentResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &ragd__v1__stop_experiment_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t ragd__v1__stop_experiment_response__pack_to_buffer
+                     (const Ragd__V1__StopExperimentResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &ragd__v1__stop_experiment_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Ragd__V1__StopExperimentResponse *
+       ragd__v1__stop_experiment_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Ragd__V1__StopExperimentResponse *)
+     protobuf_c_message_unpack (&ragd__v1__stop_experiment_response__descriptor,
+                                allocator, len, data);
+}
+void   ragd__v1__stop_experiment_response__free_unpacked
+                     (Ragd__V1__StopExperimentResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &ragd__v1__stop_experiment_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   ragd__v1__feedback_request__init
+                     (Ragd__V1__FeedbackRequest         *message)
+{
+  static const Ragd__V1__FeedbackRequest init_value = RAGD__V1__FEEDBACK_REQUEST__INIT;
+  *message = init_value;
+}
+size_t ragd__v1__feedback_request__get_packed_size
+                     (const Ragd__V1__FeedbackRequest *message)
+{
+  assert(message->base.descriptor == &ragd__v1__feedback_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t ragd__v1__feedback_request__pack
+                     (const Ragd__V1__FeedbackRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &ragd__v1__feedback_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t ragd__v1__feedback_request__pack_to_buffer
+                     (const Ragd__V1__FeedbackRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &ragd__v1__feedback_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Ragd__V1__FeedbackRequest *
+       ragd__v1__feedback_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Ragd__V1__FeedbackRequest *)
+     protobuf_c_message_unpack (&ragd__v1__feedback_request__descriptor,
+                                allocator, len, data);
+}
+void   ragd__v1__feedback_request__free_unpacked
+                     (Ragd__V1__FeedbackRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &ragd__v1__feedback_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   ragd__v1__feedback_response__init
+                     (Ragd__V1__FeedbackResponse         *message)
+{
+  static const Ragd__V1__FeedbackResponse init_value = RAGD__V1__FEEDBACK_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t ragd__v1__feedback_response__get_packed_size
+                     (const Ragd__V1__FeedbackResponse *message)
+{
+  assert(message->base.descriptor == &ragd__v1__feedback_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t ragd__v1__feedback_response__pack
+                     (const Ragd__V1__FeedbackResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &ragd__v1__feedback_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t ragd__v1__feedback_response__pack_to_buffer
+                     (const Ragd__V1__FeedbackResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &ragd__v1__feedback_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Ragd__V1__FeedbackResponse *
+       ragd__v1__feedback_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Ragd__V1__FeedbackResponse *)
+     protobuf_c_message_unpack (&ragd__v1__feedback_response__descriptor,
+                                allocator, len, data);
+}
+void   ragd__v1__feedback_response__free_unpacked
+                     (Ragd__V1__FeedbackResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &ragd__v1__feedback_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   ragd__v1__experiment_report_request__init
+                     (Ragd__V1__ExperimentReportRequest         *message)
+{
+  static const Ragd__V1__ExperimentReportRequest init_value = RAGD__V1__EXPERIMENT_REPORT_REQUEST__INIT;
+  *message = init_value;
+}
+size_t ragd__v1__experiment_report_request__get_packed_size
+                     (const Ragd__V1__ExperimentReportRequest *message)
+{
+  assert(message->base.descriptor == &ragd__v1__experiment_report_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t ragd__v1__experiment_report_request__pack
+                     (const Ragd__V1__ExperimentReportRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &ragd__v1__experiment_report_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t ragd__v1__experiment_report_request__pack_to_buffer
+                     (const Ragd__V1__ExperimentReportRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &ragd__v1__experiment_report_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Ragd__V1__ExperimentReportRequest *
+       ragd__v1__experiment_report_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Ragd__V1__ExperimentReportRequest *)
+     protobuf_c_message_unpack (&ragd__v1__experiment_report_request__descriptor,
+                                allocator, len, data);
+}
+void   ragd__v1__experiment_report_request__free_unpacked
+                     (Ragd__V1__ExperimentReportRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &ragd__v1__experiment_report_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   ragd__v1__metric_summary__init
+                     (Ragd__V1__MetricSummary         *message)
+{
+  static const Ragd__V1__MetricSummary init_value = RAGD__V1__METRIC_SUMMARY__INIT;
+  *message = init_value;
+}
+size_t ragd__v1__metric_summary__get_packed_size
+                     (const Ragd__V1__MetricSummary *message)
+{
+  assert(message->base.descriptor == &ragd__v1__metric_summary__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t ragd__v1__metric_summary__pack
+                     (const Ragd__V1__MetricSummary *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &ragd__v1__metric_summary__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t ragd__v1__metric_summary__pack_to_buffer
+                     (const Ragd__V1__MetricSummary *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &ragd__v1__metric_summary__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Ragd__V1__MetricSummary *
+       ragd__v1__metric_summary__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Ragd__V1__MetricSummary *)
+     protobuf_c_message_unpack (&ragd__v1__metric_summary__descriptor,
+                                allocator, len, data);
+}
+void   ragd__v1__metric_summary__free_unpacked
+                     (Ragd__V1__MetricSummary *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &ragd__v1__metric_summary__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   ragd__v1__variant_comparison__init
+                     (Ragd__V1__VariantComparison         *message)
+{
+  static const Ragd__V1__VariantComparison init_value = RAGD__V1__VARIANT_COMPARISON__INIT;
+  *message = init_value;
+}
+size_t ragd__v1__variant_comparison__get_packed_size
+                     (const Ragd__V1__VariantComparison *message)
+{
+  assert(message->base.descriptor == &ragd__v1__variant_comparison__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t ragd__v1__variant_comparison__pack
+                     (const Ragd__V1__VariantComparison *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &ragd__v1__variant_comparison__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t ragd__v1__variant_comparison__pack_to_buffer
+                     (const Ragd__V1__VariantComparison *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &ragd__v1__variant_comparison__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Ragd__V1__VariantComparison *
+       ragd__v1__variant_comparison__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Ragd__V1__VariantComparison *)
+     protobuf_c_message_unpack (&ragd__v1__variant_comparison__descriptor,
+                                allocator, len, data);
+}
+void   ragd__v1__variant_comparison__free_unpacked
+                     (Ragd__V1__VariantComparison *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &ragd__v1__variant_comparison__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   ragd__v1__variant_report__init
+                     (Ragd__V1__VariantReport         *message)
+{
+  static const Ragd__V1__VariantReport init_value = RAGD__V1__VARIANT_REPORT__INIT;
+  *message = init_value;
+}
+size_t ragd__v1__variant_report__get_packed_size
+                     (const Ragd__V1__VariantReport *message)
+{
+  assert(message->base.descriptor == &ragd__v1__variant_report__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t ragd__v1__variant_report__pack
+                     (const Ragd__V1__VariantReport *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &ragd__v1__variant_report__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t ragd__v1__variant_report__pack_to_buffer
+                     (const Ragd__V1__VariantReport *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &ragd__v1__variant_report__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Ragd__V1__VariantReport *
+       ragd__v1__variant_report__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Ragd__V1__VariantReport *)
+     protobuf_c_message_unpack (&ragd__v1__variant_report__descriptor,
+                                allocator, len, data);
+}
+void   ragd__v1__variant_report__free_unpacked
+                     (Ragd__V1__VariantReport *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &ragd__v1__variant_report__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   ragd__v1__experiment_report_response__init
+                     (Ragd__V1__ExperimentReportResponse         *message)
+{
+  static const Ragd__V1__ExperimentReportResponse init_value = RAGD__V1__EXPERIMENT_REPORT_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t ragd__v1__experiment_report_response__get_packed_size
+                     (const Ragd__V1__ExperimentReportResponse *message)
+{
+  assert(message->base.descriptor == &ragd__v1__experiment_report_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t ragd__v1__experiment_report_response__pack
+                     (const Ragd__V1__ExperimentReportResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &ragd__v1__experiment_report_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t ragd__v1__experiment_report_response__pack_to_buffer
+                     (const Ragd__V1__ExperimentReportResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &ragd__v1__experiment_report_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Ragd__V1__ExperimentReportResponse *
+       ragd__v1__experiment_report_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Ragd__V1__ExperimentReportResponse *)
+     protobuf_c_message_unpack (&ragd__v1__experiment_report_response__descriptor,
+                                allocator, len, data);
+}
+void   ragd__v1__experiment_report_response__free_unpacked
+                     (Ragd__V1__ExperimentReportResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &ragd__v1__experiment_report_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 static const ProtobufCFieldDescriptor ragd__v1__metadata__field_descriptors[3] =
 {
   {
@@ -3089,7 +3854,7 @@ const ProtobufCMessageDescriptor ragd__v1__timings__descriptor =
   (ProtobufCMessageInit) ragd__v1__timings__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor ragd__v1__query_response__field_descriptors[9] =
+static const ProtobufCFieldDescriptor ragd__v1__query_response__field_descriptors[11] =
 {
   {
     "answer",
@@ -3199,22 +3964,48 @@ static const ProtobufCFieldDescriptor ragd__v1__query_response__field_descriptor
     0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "experiment",
+    10,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__QueryResponse, experiment),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "variant",
+    11,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__QueryResponse, variant),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned ragd__v1__query_response__field_indices_by_name[] = {
   0,   /* field[0] = answer */
   7,   /* field[7] = cache_level */
   6,   /* field[6] = cached */
+  9,   /* field[9] = experiment */
   8,   /* field[8] = missing_shards */
   5,   /* field[5] = mode */
   2,   /* field[2] = processing_time_seconds */
   4,   /* field[4] = query_id */
   1,   /* field[1] = sources */
   3,   /* field[3] = timings */
+  10,   /* field[10] = variant */
 };
 static const ProtobufCIntRange ragd__v1__query_response__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 9 }
+  { 0, 11 }
 };
 const ProtobufCMessageDescriptor ragd__v1__query_response__descriptor =
 {
@@ -3224,7 +4015,7 @@ const ProtobufCMessageDescriptor ragd__v1__query_response__descriptor =
   "Ragd__V1__QueryResponse",
   "ragd.v1",
   sizeof(Ragd__V1__QueryResponse),
-  9,
+  11,
   ragd__v1__query_response__field_descriptors,
   ragd__v1__query_response__field_indices_by_name,
   1,  ragd__v1__query_response__number_ranges,
@@ -4076,7 +4867,7 @@ const ProtobufCMessageDescriptor ragd__v1__latency_stats__descriptor =
   (ProtobufCMessageInit) ragd__v1__latency_stats__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor ragd__v1__stats_response__field_descriptors[9] =
+static const ProtobufCFieldDescriptor ragd__v1__stats_response__field_descriptors[10] =
 {
   {
     "collections",
@@ -4186,10 +4977,23 @@ static const ProtobufCFieldDescriptor ragd__v1__stats_response__field_descriptor
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "experiments",
+    10,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Ragd__V1__StatsResponse, n_experiments),
+    offsetof(Ragd__V1__StatsResponse, experiments),
+    &ragd__v1__experiment_report_response__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned ragd__v1__stats_response__field_indices_by_name[] = {
   8,   /* field[8] = cache */
   0,   /* field[0] = collections */
+  9,   /* field[9] = experiments */
   7,   /* field[7] = in_flight_calls */
   3,   /* field[3] = latency */
   6,   /* field[6] = open_connections */
@@ -4201,7 +5005,7 @@ static const unsigned ragd__v1__stats_response__field_indices_by_name[] = {
 static const ProtobufCIntRange ragd__v1__stats_response__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 9 }
+  { 0, 10 }
 };
 const ProtobufCMessageDescriptor ragd__v1__stats_response__descriptor =
 {
@@ -4211,7 +5015,7 @@ const ProtobufCMessageDescriptor ragd__v1__stats_response__descriptor =
   "Ragd__V1__StatsResponse",
   "ragd.v1",
   sizeof(Ragd__V1__StatsResponse),
-  9,
+  10,
   ragd__v1__stats_response__field_descriptors,
   ragd__v1__stats_response__field_indices_by_name,
   1,  ragd__v1__stats_response__number_ranges,
@@ -5909,6 +6713,1061 @@ const ProtobufCMessageDescriptor ragd__v1__shard_fetch_response__descriptor =
   ragd__v1__shard_fetch_response__field_indices_by_name,
   1,  ragd__v1__shard_fetch_response__number_ranges,
   (ProtobufCMessageInit) ragd__v1__shard_fetch_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor ragd__v1__chunking_profile__field_descriptors[3] =
+{
+  {
+    "name",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ChunkingProfile, name),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "chunk_size",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ChunkingProfile, chunk_size),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "chunk_overlap",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ChunkingProfile, chunk_overlap),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned ragd__v1__chunking_profile__field_indices_by_name[] = {
+  2,   /* field[2] = chunk_overlap */
+  1,   /* field[1] = chunk_size */
+  0,   /* field[0] = name */
+};
+static const ProtobufCIntRange ragd__v1__chunking_profile__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor ragd__v1__chunking_profile__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "ragd.v1.ChunkingProfile",
+  "ChunkingProfile",
+  "Ragd__V1__ChunkingProfile",
+  "ragd.v1",
+  sizeof(Ragd__V1__ChunkingProfile),
+  3,
+  ragd__v1__chunking_profile__field_descriptors,
+  ragd__v1__chunking_profile__field_indices_by_name,
+  1,  ragd__v1__chunking_profile__number_ranges,
+  (ProtobufCMessageInit) ragd__v1__chunking_profile__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor ragd__v1__variant_config__field_descriptors[5] =
+{
+  {
+    "top_k",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    offsetof(Ragd__V1__VariantConfig, top_k_value_case),
+    offsetof(Ragd__V1__VariantConfig, top_k),
+    NULL,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "mode",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__VariantConfig, mode),
+    &ragd__v1__search_mode__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "rerank",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__VariantConfig, rerank),
+    &ragd__v1__rerank__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "chunking",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__VariantConfig, chunking),
+    &ragd__v1__chunking_profile__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "answer_max_characters",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__VariantConfig, answer_max_characters),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned ragd__v1__variant_config__field_indices_by_name[] = {
+  4,   /* field[4] = answer_max_characters */
+  3,   /* field[3] = chunking */
+  1,   /* field[1] = mode */
+  2,   /* field[2] = rerank */
+  0,   /* field[0] = top_k */
+};
+static const ProtobufCIntRange ragd__v1__variant_config__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 5 }
+};
+const ProtobufCMessageDescriptor ragd__v1__variant_config__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "ragd.v1.VariantConfig",
+  "VariantConfig",
+  "Ragd__V1__VariantConfig",
+  "ragd.v1",
+  sizeof(Ragd__V1__VariantConfig),
+  5,
+  ragd__v1__variant_config__field_descriptors,
+  ragd__v1__variant_config__field_indices_by_name,
+  1,  ragd__v1__variant_config__number_ranges,
+  (ProtobufCMessageInit) ragd__v1__variant_config__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor ragd__v1__variant__field_descriptors[3] =
+{
+  {
+    "name",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__Variant, name),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "ratio",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_DOUBLE,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__Variant, ratio),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "config",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__Variant, config),
+    &ragd__v1__variant_config__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned ragd__v1__variant__field_indices_by_name[] = {
+  2,   /* field[2] = config */
+  0,   /* field[0] = name */
+  1,   /* field[1] = ratio */
+};
+static const ProtobufCIntRange ragd__v1__variant__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor ragd__v1__variant__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "ragd.v1.Variant",
+  "Variant",
+  "Ragd__V1__Variant",
+  "ragd.v1",
+  sizeof(Ragd__V1__Variant),
+  3,
+  ragd__v1__variant__field_descriptors,
+  ragd__v1__variant__field_indices_by_name,
+  1,  ragd__v1__variant__number_ranges,
+  (ProtobufCMessageInit) ragd__v1__variant__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor ragd__v1__experiment__field_descriptors[5] =
+{
+  {
+    "name",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__Experiment, name),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "collection",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__Experiment, collection),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "variants",
+    3,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Ragd__V1__Experiment, n_variants),
+    offsetof(Ragd__V1__Experiment, variants),
+    &ragd__v1__variant__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "state",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__Experiment, state),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "created_at",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_DOUBLE,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__Experiment, created_at),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned ragd__v1__experiment__field_indices_by_name[] = {
+  1,   /* field[1] = collection */
+  4,   /* field[4] = created_at */
+  0,   /* field[0] = name */
+  3,   /* field[3] = state */
+  2,   /* field[2] = variants */
+};
+static const ProtobufCIntRange ragd__v1__experiment__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 5 }
+};
+const ProtobufCMessageDescriptor ragd__v1__experiment__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "ragd.v1.Experiment",
+  "Experiment",
+  "Ragd__V1__Experiment",
+  "ragd.v1",
+  sizeof(Ragd__V1__Experiment),
+  5,
+  ragd__v1__experiment__field_descriptors,
+  ragd__v1__experiment__field_indices_by_name,
+  1,  ragd__v1__experiment__number_ranges,
+  (ProtobufCMessageInit) ragd__v1__experiment__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor ragd__v1__create_experiment_request__field_descriptors[1] =
+{
+  {
+    "experiment",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__CreateExperimentRequest, experiment),
+    &ragd__v1__experiment__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned ragd__v1__create_experiment_request__field_indices_by_name[] = {
+  0,   /* field[0] = experiment */
+};
+static const ProtobufCIntRange ragd__v1__create_experiment_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor ragd__v1__create_experiment_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "ragd.v1.CreateExperimentRequest",
+  "CreateExperimentRequest",
+  "Ragd__V1__CreateExperimentRequest",
+  "ragd.v1",
+  sizeof(Ragd__V1__CreateExperimentRequest),
+  1,
+  ragd__v1__create_experiment_request__field_descriptors,
+  ragd__v1__create_experiment_request__field_indices_by_name,
+  1,  ragd__v1__create_experiment_request__number_ranges,
+  (ProtobufCMessageInit) ragd__v1__create_experiment_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor ragd__v1__create_experiment_response__field_descriptors[1] =
+{
+  {
+    "experiment",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__CreateExperimentResponse, experiment),
+    &ragd__v1__experiment__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned ragd__v1__create_experiment_response__field_indices_by_name[] = {
+  0,   /* field[0] = experiment */
+};
+static const ProtobufCIntRange ragd__v1__create_experiment_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor ragd__v1__create_experiment_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "ragd.v1.CreateExperimentResponse",
+  "CreateExperimentResponse",
+  "Ragd__V1__CreateExperimentResponse",
+  "ragd.v1",
+  sizeof(Ragd__V1__CreateExperimentResponse),
+  1,
+  ragd__v1__create_experiment_response__field_descriptors,
+  ragd__v1__create_experiment_response__field_indices_by_name,
+  1,  ragd__v1__create_experiment_response__number_ranges,
+  (ProtobufCMessageInit) ragd__v1__create_experiment_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+#define ragd__v1__list_experiments_request__field_descriptors NULL
+#define ragd__v1__list_experiments_request__field_indices_by_name NULL
+#define ragd__v1__list_experiments_request__number_ranges NULL
+const ProtobufCMessageDescriptor ragd__v1__list_experiments_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "ragd.v1.ListExperimentsRequest",
+  "ListExperimentsRequest",
+  "Ragd__V1__ListExperimentsRequest",
+  "ragd.v1",
+  sizeof(Ragd__V1__ListExperimentsRequest),
+  0,
+  ragd__v1__list_experiments_request__field_descriptors,
+  ragd__v1__list_experiments_request__field_indices_by_name,
+  0,  ragd__v1__list_experiments_request__number_ranges,
+  (ProtobufCMessageInit) ragd__v1__list_experiments_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor ragd__v1__list_experiments_response__field_descriptors[1] =
+{
+  {
+    "experiments",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Ragd__V1__ListExperimentsResponse, n_experiments),
+    offsetof(Ragd__V1__ListExperimentsResponse, experiments),
+    &ragd__v1__experiment__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned ragd__v1__list_experiments_response__field_indices_by_name[] = {
+  0,   /* field[0] = experiments */
+};
+static const ProtobufCIntRange ragd__v1__list_experiments_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor ragd__v1__list_experiments_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "ragd.v1.ListExperimentsResponse",
+  "ListExperimentsResponse",
+  "Ragd__V1__ListExperimentsResponse",
+  "ragd.v1",
+  sizeof(Ragd__V1__ListExperimentsResponse),
+  1,
+  ragd__v1__list_experiments_response__field_descriptors,
+  ragd__v1__list_experiments_response__field_indices_by_name,
+  1,  ragd__v1__list_experiments_response__number_ranges,
+  (ProtobufCMessageInit) ragd__v1__list_experiments_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor ragd__v1__stop_experiment_request__field_descriptors[1] =
+{
+  {
+    "name",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__StopExperimentRequest, name),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned ragd__v1__stop_experiment_request__field_indices_by_name[] = {
+  0,   /* field[0] = name */
+};
+static const ProtobufCIntRange ragd__v1__stop_experiment_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor ragd__v1__stop_experiment_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "ragd.v1.StopExperimentRequest",
+  "StopExperimentRequest",
+  "Ragd__V1__StopExperimentRequest",
+  "ragd.v1",
+  sizeof(Ragd__V1__StopExperimentRequest),
+  1,
+  ragd__v1__stop_experiment_request__field_descriptors,
+  ragd__v1__stop_experiment_request__field_indices_by_name,
+  1,  ragd__v1__stop_experiment_request__number_ranges,
+  (ProtobufCMessageInit) ragd__v1__stop_experiment_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor ragd__v1__stop_experiment_response__field_descriptors[1] =
+{
+  {
+    "experiment",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__StopExperimentResponse, experiment),
+    &ragd__v1__experiment__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned ragd__v1__stop_experiment_response__field_indices_by_name[] = {
+  0,   /* field[0] = experiment */
+};
+static const ProtobufCIntRange ragd__v1__stop_experiment_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor ragd__v1__stop_experiment_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "ragd.v1.StopExperimentResponse",
+  "StopExperimentResponse",
+  "Ragd__V1__StopExperimentResponse",
+  "ragd.v1",
+  sizeof(Ragd__V1__StopExperimentResponse),
+  1,
+  ragd__v1__stop_experiment_response__field_descriptors,
+  ragd__v1__stop_experiment_response__field_indices_by_name,
+  1,  ragd__v1__stop_experiment_response__number_ranges,
+  (ProtobufCMessageInit) ragd__v1__stop_experiment_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor ragd__v1__feedback_request__field_descriptors[3] =
+{
+  {
+    "query_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__FeedbackRequest, query_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "thumbs_up",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    offsetof(Ragd__V1__FeedbackRequest, value_case),
+    offsetof(Ragd__V1__FeedbackRequest, thumbs_up),
+    NULL,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "relevance",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_DOUBLE,
+    offsetof(Ragd__V1__FeedbackRequest, value_case),
+    offsetof(Ragd__V1__FeedbackRequest, relevance),
+    NULL,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned ragd__v1__feedback_request__field_indices_by_name[] = {
+  0,   /* field[0] = query_id */
+  2,   /* field[2] = relevance */
+  1,   /* field[1] = thumbs_up */
+};
+static const ProtobufCIntRange ragd__v1__feedback_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor ragd__v1__feedback_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "ragd.v1.FeedbackRequest",
+  "FeedbackRequest",
+  "Ragd__V1__FeedbackRequest",
+  "ragd.v1",
+  sizeof(Ragd__V1__FeedbackRequest),
+  3,
+  ragd__v1__feedback_request__field_descriptors,
+  ragd__v1__feedback_request__field_indices_by_name,
+  1,  ragd__v1__feedback_request__number_ranges,
+  (ProtobufCMessageInit) ragd__v1__feedback_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor ragd__v1__feedback_response__field_descriptors[2] =
+{
+  {
+    "experiment",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__FeedbackResponse, experiment),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "variant",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__FeedbackResponse, variant),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned ragd__v1__feedback_response__field_indices_by_name[] = {
+  0,   /* field[0] = experiment */
+  1,   /* field[1] = variant */
+};
+static const ProtobufCIntRange ragd__v1__feedback_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor ragd__v1__feedback_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "ragd.v1.FeedbackResponse",
+  "FeedbackResponse",
+  "Ragd__V1__FeedbackResponse",
+  "ragd.v1",
+  sizeof(Ragd__V1__FeedbackResponse),
+  2,
+  ragd__v1__feedback_response__field_descriptors,
+  ragd__v1__feedback_response__field_indices_by_name,
+  1,  ragd__v1__feedback_response__number_ranges,
+  (ProtobufCMessageInit) ragd__v1__feedback_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor ragd__v1__experiment_report_request__field_descriptors[1] =
+{
+  {
+    "name",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ExperimentReportRequest, name),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned ragd__v1__experiment_report_request__field_indices_by_name[] = {
+  0,   /* field[0] = name */
+};
+static const ProtobufCIntRange ragd__v1__experiment_report_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor ragd__v1__experiment_report_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "ragd.v1.ExperimentReportRequest",
+  "ExperimentReportRequest",
+  "Ragd__V1__ExperimentReportRequest",
+  "ragd.v1",
+  sizeof(Ragd__V1__ExperimentReportRequest),
+  1,
+  ragd__v1__experiment_report_request__field_descriptors,
+  ragd__v1__experiment_report_request__field_indices_by_name,
+  1,  ragd__v1__experiment_report_request__number_ranges,
+  (ProtobufCMessageInit) ragd__v1__experiment_report_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor ragd__v1__metric_summary__field_descriptors[8] =
+{
+  {
+    "metric",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__MetricSummary, metric),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "count",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__MetricSummary, count),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "mean",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_DOUBLE,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__MetricSummary, mean),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "stddev",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_DOUBLE,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__MetricSummary, stddev),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "min",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_DOUBLE,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__MetricSummary, min),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "max",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_DOUBLE,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__MetricSummary, max),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "p50",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_DOUBLE,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__MetricSummary, p50),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "p95",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_DOUBLE,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__MetricSummary, p95),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned ragd__v1__metric_summary__field_indices_by_name[] = {
+  1,   /* field[1] = count */
+  5,   /* field[5] = max */
+  2,   /* field[2] = mean */
+  0,   /* field[0] = metric */
+  4,   /* field[4] = min */
+  6,   /* field[6] = p50 */
+  7,   /* field[7] = p95 */
+  3,   /* field[3] = stddev */
+};
+static const ProtobufCIntRange ragd__v1__metric_summary__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 8 }
+};
+const ProtobufCMessageDescriptor ragd__v1__metric_summary__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "ragd.v1.MetricSummary",
+  "MetricSummary",
+  "Ragd__V1__MetricSummary",
+  "ragd.v1",
+  sizeof(Ragd__V1__MetricSummary),
+  8,
+  ragd__v1__metric_summary__field_descriptors,
+  ragd__v1__metric_summary__field_indices_by_name,
+  1,  ragd__v1__metric_summary__number_ranges,
+  (ProtobufCMessageInit) ragd__v1__metric_summary__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor ragd__v1__variant_comparison__field_descriptors[8] =
+{
+  {
+    "metric",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__VariantComparison, metric),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "difference",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_DOUBLE,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__VariantComparison, difference),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "ci_low",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_DOUBLE,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__VariantComparison, ci_low),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "ci_high",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_DOUBLE,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__VariantComparison, ci_high),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "p_value",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_DOUBLE,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__VariantComparison, p_value),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "test",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__VariantComparison, test),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "enough_data",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__VariantComparison, enough_data),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "verdict",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__VariantComparison, verdict),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned ragd__v1__variant_comparison__field_indices_by_name[] = {
+  3,   /* field[3] = ci_high */
+  2,   /* field[2] = ci_low */
+  1,   /* field[1] = difference */
+  6,   /* field[6] = enough_data */
+  0,   /* field[0] = metric */
+  4,   /* field[4] = p_value */
+  5,   /* field[5] = test */
+  7,   /* field[7] = verdict */
+};
+static const ProtobufCIntRange ragd__v1__variant_comparison__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 8 }
+};
+const ProtobufCMessageDescriptor ragd__v1__variant_comparison__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "ragd.v1.VariantComparison",
+  "VariantComparison",
+  "Ragd__V1__VariantComparison",
+  "ragd.v1",
+  sizeof(Ragd__V1__VariantComparison),
+  8,
+  ragd__v1__variant_comparison__field_descriptors,
+  ragd__v1__variant_comparison__field_indices_by_name,
+  1,  ragd__v1__variant_comparison__number_ranges,
+  (ProtobufCMessageInit) ragd__v1__variant_comparison__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor ragd__v1__variant_report__field_descriptors[4] =
+{
+  {
+    "variant",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__VariantReport, variant),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "queries",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__VariantReport, queries),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "metrics",
+    3,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Ragd__V1__VariantReport, n_metrics),
+    offsetof(Ragd__V1__VariantReport, metrics),
+    &ragd__v1__metric_summary__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "versus_control",
+    4,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Ragd__V1__VariantReport, n_versus_control),
+    offsetof(Ragd__V1__VariantReport, versus_control),
+    &ragd__v1__variant_comparison__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned ragd__v1__variant_report__field_indices_by_name[] = {
+  2,   /* field[2] = metrics */
+  1,   /* field[1] = queries */
+  0,   /* field[0] = variant */
+  3,   /* field[3] = versus_control */
+};
+static const ProtobufCIntRange ragd__v1__variant_report__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 4 }
+};
+const ProtobufCMessageDescriptor ragd__v1__variant_report__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "ragd.v1.VariantReport",
+  "VariantReport",
+  "Ragd__V1__VariantReport",
+  "ragd.v1",
+  sizeof(Ragd__V1__VariantReport),
+  4,
+  ragd__v1__variant_report__field_descriptors,
+  ragd__v1__variant_report__field_indices_by_name,
+  1,  ragd__v1__variant_report__number_ranges,
+  (ProtobufCMessageInit) ragd__v1__variant_report__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor ragd__v1__experiment_report_response__field_descriptors[2] =
+{
+  {
+    "experiment",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ExperimentReportResponse, experiment),
+    &ragd__v1__experiment__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "variants",
+    2,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Ragd__V1__ExperimentReportResponse, n_variants),
+    offsetof(Ragd__V1__ExperimentReportResponse, variants),
+    &ragd__v1__variant_report__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned ragd__v1__experiment_report_response__field_indices_by_name[] = {
+  0,   /* field[0] = experiment */
+  1,   /* field[1] = variants */
+};
+static const ProtobufCIntRange ragd__v1__experiment_report_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor ragd__v1__experiment_report_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "ragd.v1.ExperimentReportResponse",
+  "ExperimentReportResponse",
+  "Ragd__V1__ExperimentReportResponse",
+  "ragd.v1",
+  sizeof(Ragd__V1__ExperimentReportResponse),
+  2,
+  ragd__v1__experiment_report_response__field_descriptors,
+  ragd__v1__experiment_report_response__field_indices_by_name,
+  1,  ragd__v1__experiment_report_response__number_ranges,
+  (ProtobufCMessageInit) ragd__v1__experiment_report_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCEnumValue ragd__v1__status_code__enum_values_by_number[17] =

@@ -69,6 +69,23 @@ typedef struct Ragd__V1__ShardCountsRequest Ragd__V1__ShardCountsRequest;
 typedef struct Ragd__V1__ShardCountsResponse Ragd__V1__ShardCountsResponse;
 typedef struct Ragd__V1__ShardFetchRequest Ragd__V1__ShardFetchRequest;
 typedef struct Ragd__V1__ShardFetchResponse Ragd__V1__ShardFetchResponse;
+typedef struct Ragd__V1__ChunkingProfile Ragd__V1__ChunkingProfile;
+typedef struct Ragd__V1__VariantConfig Ragd__V1__VariantConfig;
+typedef struct Ragd__V1__Variant Ragd__V1__Variant;
+typedef struct Ragd__V1__Experiment Ragd__V1__Experiment;
+typedef struct Ragd__V1__CreateExperimentRequest Ragd__V1__CreateExperimentRequest;
+typedef struct Ragd__V1__CreateExperimentResponse Ragd__V1__CreateExperimentResponse;
+typedef struct Ragd__V1__ListExperimentsRequest Ragd__V1__ListExperimentsRequest;
+typedef struct Ragd__V1__ListExperimentsResponse Ragd__V1__ListExperimentsResponse;
+typedef struct Ragd__V1__StopExperimentRequest Ragd__V1__StopExperimentRequest;
+typedef struct Ragd__V1__StopExperimentResponse Ragd__V1__StopExperimentResponse;
+typedef struct Ragd__V1__FeedbackRequest Ragd__V1__FeedbackRequest;
+typedef struct Ragd__V1__FeedbackResponse Ragd__V1__FeedbackResponse;
+typedef struct Ragd__V1__ExperimentReportRequest Ragd__V1__ExperimentReportRequest;
+typedef struct Ragd__V1__MetricSummary Ragd__V1__MetricSummary;
+typedef struct Ragd__V1__VariantComparison Ragd__V1__VariantComparison;
+typedef struct Ragd__V1__VariantReport Ragd__V1__VariantReport;
+typedef struct Ragd__V1__ExperimentReportResponse Ragd__V1__ExperimentReportResponse;
 
 
 /* --- enums --- */
@@ -387,10 +404,15 @@ struct  Ragd__V1__QueryResponse
    */
   size_t n_missing_shards;
   uint32_t *missing_shards;
+  /*
+   * The running experiment on the collection and the variant this query got.
+   */
+  char *experiment;
+  char *variant;
 };
 #define RAGD__V1__QUERY_RESPONSE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__query_response__descriptor) \
-    , (char *)protobuf_c_empty_string, 0,NULL, 0, NULL, (char *)protobuf_c_empty_string, RAGD__V1__SEARCH_MODE__SEARCH_MODE_UNSPECIFIED, 0, (char *)protobuf_c_empty_string, 0,NULL }
+    , (char *)protobuf_c_empty_string, 0,NULL, 0, NULL, (char *)protobuf_c_empty_string, RAGD__V1__SEARCH_MODE__SEARCH_MODE_UNSPECIFIED, 0, (char *)protobuf_c_empty_string, 0,NULL, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
 
 
 struct  Ragd__V1__SourcesEvent
@@ -608,10 +630,15 @@ struct  Ragd__V1__StatsResponse
   uint64_t open_connections;
   uint64_t in_flight_calls;
   Ragd__V1__CacheStats *cache;
+  /*
+   * analysis of every experiment
+   */
+  size_t n_experiments;
+  Ragd__V1__ExperimentReportResponse **experiments;
 };
 #define RAGD__V1__STATS_RESPONSE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__stats_response__descriptor) \
-    , 0,NULL, 0, 0, 0,NULL, 0, (char *)protobuf_c_empty_string, 0, 0, NULL }
+    , 0,NULL, 0, 0, 0,NULL, 0, (char *)protobuf_c_empty_string, 0, 0, NULL, 0,NULL }
 
 
 struct  Ragd__V1__CacheStats
@@ -1036,6 +1063,283 @@ struct  Ragd__V1__ShardFetchResponse
 #define RAGD__V1__SHARD_FETCH_RESPONSE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__shard_fetch_response__descriptor) \
     , 0,NULL }
+
+
+struct  Ragd__V1__ChunkingProfile
+{
+  ProtobufCMessage base;
+  /*
+   * e.g. "small"; the collection keeps one index per profile
+   */
+  char *name;
+  uint32_t chunk_size;
+  uint32_t chunk_overlap;
+};
+#define RAGD__V1__CHUNKING_PROFILE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__chunking_profile__descriptor) \
+    , (char *)protobuf_c_empty_string, 0, 0 }
+
+
+typedef enum {
+  RAGD__V1__VARIANT_CONFIG__TOP_K_VALUE__NOT_SET = 0,
+  RAGD__V1__VARIANT_CONFIG__TOP_K_VALUE_TOP_K = 1
+    PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(RAGD__V1__VARIANT_CONFIG__TOP_K_VALUE__CASE)
+} Ragd__V1__VariantConfig__TopKValueCase;
+
+/*
+ * What a variant changes, relative to the request (unset fields keep the request's).
+ */
+struct  Ragd__V1__VariantConfig
+{
+  ProtobufCMessage base;
+  Ragd__V1__SearchMode mode;
+  Ragd__V1__Rerank *rerank;
+  Ragd__V1__ChunkingProfile *chunking;
+  /*
+   * extractive generator budget (0: default)
+   */
+  uint32_t answer_max_characters;
+  Ragd__V1__VariantConfig__TopKValueCase top_k_value_case;
+  union {
+    uint32_t top_k;
+  };
+};
+#define RAGD__V1__VARIANT_CONFIG__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__variant_config__descriptor) \
+    , RAGD__V1__SEARCH_MODE__SEARCH_MODE_UNSPECIFIED, NULL, NULL, 0, RAGD__V1__VARIANT_CONFIG__TOP_K_VALUE__NOT_SET, {0} }
+
+
+struct  Ragd__V1__Variant
+{
+  ProtobufCMessage base;
+  char *name;
+  /*
+   * share of users; the ratios of an experiment sum to 1
+   */
+  double ratio;
+  Ragd__V1__VariantConfig *config;
+};
+#define RAGD__V1__VARIANT__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__variant__descriptor) \
+    , (char *)protobuf_c_empty_string, 0, NULL }
+
+
+struct  Ragd__V1__Experiment
+{
+  ProtobufCMessage base;
+  char *name;
+  char *collection;
+  /*
+   * the first is the control
+   */
+  size_t n_variants;
+  Ragd__V1__Variant **variants;
+  /*
+   * "running" or "stopped"
+   */
+  char *state;
+  /*
+   * seconds since 1970
+   */
+  double created_at;
+};
+#define RAGD__V1__EXPERIMENT__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__experiment__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0,NULL, (char *)protobuf_c_empty_string, 0 }
+
+
+struct  Ragd__V1__CreateExperimentRequest
+{
+  ProtobufCMessage base;
+  Ragd__V1__Experiment *experiment;
+};
+#define RAGD__V1__CREATE_EXPERIMENT_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__create_experiment_request__descriptor) \
+    , NULL }
+
+
+struct  Ragd__V1__CreateExperimentResponse
+{
+  ProtobufCMessage base;
+  Ragd__V1__Experiment *experiment;
+};
+#define RAGD__V1__CREATE_EXPERIMENT_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__create_experiment_response__descriptor) \
+    , NULL }
+
+
+struct  Ragd__V1__ListExperimentsRequest
+{
+  ProtobufCMessage base;
+};
+#define RAGD__V1__LIST_EXPERIMENTS_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__list_experiments_request__descriptor) \
+     }
+
+
+struct  Ragd__V1__ListExperimentsResponse
+{
+  ProtobufCMessage base;
+  size_t n_experiments;
+  Ragd__V1__Experiment **experiments;
+};
+#define RAGD__V1__LIST_EXPERIMENTS_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__list_experiments_response__descriptor) \
+    , 0,NULL }
+
+
+struct  Ragd__V1__StopExperimentRequest
+{
+  ProtobufCMessage base;
+  char *name;
+};
+#define RAGD__V1__STOP_EXPERIMENT_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__stop_experiment_request__descriptor) \
+    , (char *)protobuf_c_empty_string }
+
+
+struct  Ragd__V1__StopExperimentResponse
+{
+  ProtobufCMessage base;
+  Ragd__V1__Experiment *experiment;
+};
+#define RAGD__V1__STOP_EXPERIMENT_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__stop_experiment_response__descriptor) \
+    , NULL }
+
+
+typedef enum {
+  RAGD__V1__FEEDBACK_REQUEST__VALUE__NOT_SET = 0,
+  RAGD__V1__FEEDBACK_REQUEST__VALUE_THUMBS_UP = 2,
+  RAGD__V1__FEEDBACK_REQUEST__VALUE_RELEVANCE = 3
+    PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(RAGD__V1__FEEDBACK_REQUEST__VALUE__CASE)
+} Ragd__V1__FeedbackRequest__ValueCase;
+
+struct  Ragd__V1__FeedbackRequest
+{
+  ProtobufCMessage base;
+  char *query_id;
+  Ragd__V1__FeedbackRequest__ValueCase value_case;
+  union {
+    /*
+     * true: up, false: down
+     */
+    protobuf_c_boolean thumbs_up;
+    /*
+     * a graded score, e.g. 0..1
+     */
+    double relevance;
+  };
+};
+#define RAGD__V1__FEEDBACK_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__feedback_request__descriptor) \
+    , (char *)protobuf_c_empty_string, RAGD__V1__FEEDBACK_REQUEST__VALUE__NOT_SET, {0} }
+
+
+struct  Ragd__V1__FeedbackResponse
+{
+  ProtobufCMessage base;
+  char *experiment;
+  char *variant;
+};
+#define RAGD__V1__FEEDBACK_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__feedback_response__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+
+
+struct  Ragd__V1__ExperimentReportRequest
+{
+  ProtobufCMessage base;
+  char *name;
+};
+#define RAGD__V1__EXPERIMENT_REPORT_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__experiment_report_request__descriptor) \
+    , (char *)protobuf_c_empty_string }
+
+
+struct  Ragd__V1__MetricSummary
+{
+  ProtobufCMessage base;
+  /*
+   * latency_total_seconds, latency_search_seconds, results, cache_hit, relevance, thumbs_up
+   */
+  char *metric;
+  uint64_t count;
+  double mean;
+  double stddev;
+  double min;
+  double max;
+  double p50;
+  double p95;
+};
+#define RAGD__V1__METRIC_SUMMARY__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__metric_summary__descriptor) \
+    , (char *)protobuf_c_empty_string, 0, 0, 0, 0, 0, 0, 0 }
+
+
+/*
+ * A variant against the control on one metric.
+ */
+struct  Ragd__V1__VariantComparison
+{
+  ProtobufCMessage base;
+  char *metric;
+  /*
+   * variant mean - control mean (or rate difference)
+   */
+  double difference;
+  /*
+   * 95% confidence interval of the difference
+   */
+  double ci_low;
+  double ci_high;
+  /*
+   * Welch's t-test (means) or two-proportion z-test (rates)
+   */
+  double p_value;
+  /*
+   * "welch_t" or "two_proportion_z"
+   */
+  char *test;
+  protobuf_c_boolean enough_data;
+  /*
+   * a plain statement
+   */
+  char *verdict;
+};
+#define RAGD__V1__VARIANT_COMPARISON__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__variant_comparison__descriptor) \
+    , (char *)protobuf_c_empty_string, 0, 0, 0, 0, (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string }
+
+
+struct  Ragd__V1__VariantReport
+{
+  ProtobufCMessage base;
+  char *variant;
+  uint64_t queries;
+  size_t n_metrics;
+  Ragd__V1__MetricSummary **metrics;
+  /*
+   * empty for the control
+   */
+  size_t n_versus_control;
+  Ragd__V1__VariantComparison **versus_control;
+};
+#define RAGD__V1__VARIANT_REPORT__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__variant_report__descriptor) \
+    , (char *)protobuf_c_empty_string, 0, 0,NULL, 0,NULL }
+
+
+struct  Ragd__V1__ExperimentReportResponse
+{
+  ProtobufCMessage base;
+  Ragd__V1__Experiment *experiment;
+  size_t n_variants;
+  Ragd__V1__VariantReport **variants;
+};
+#define RAGD__V1__EXPERIMENT_REPORT_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__experiment_report_response__descriptor) \
+    , NULL, 0,NULL }
 
 
 /* Ragd__V1__Metadata methods */
@@ -1968,6 +2272,329 @@ Ragd__V1__ShardFetchResponse *
 void   ragd__v1__shard_fetch_response__free_unpacked
                      (Ragd__V1__ShardFetchResponse *message,
                       ProtobufCAllocator *allocator);
+/* Ragd__V1__ChunkingProfile methods */
+void   ragd__v1__chunking_profile__init
+                     (Ragd__V1__ChunkingProfile         *message);
+size_t ragd__v1__chunking_profile__get_packed_size
+                     (const Ragd__V1__ChunkingProfile   *message);
+size_t ragd__v1__chunking_profile__pack
+                     (const Ragd__V1__ChunkingProfile   *message,
+                      uint8_t             *out);
+size_t ragd__v1__chunking_profile__pack_to_buffer
+                     (const Ragd__V1__ChunkingProfile   *message,
+                      ProtobufCBuffer     *buffer);
+Ragd__V1__ChunkingProfile *
+       ragd__v1__chunking_profile__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   ragd__v1__chunking_profile__free_unpacked
+                     (Ragd__V1__ChunkingProfile *message,
+                      ProtobufCAllocator *allocator);
+/* Ragd__V1__VariantConfig methods */
+void   ragd__v1__variant_config__init
+                     (Ragd__V1__VariantConfig         *message);
+size_t ragd__v1__variant_config__get_packed_size
+                     (const Ragd__V1__VariantConfig   *message);
+size_t ragd__v1__variant_config__pack
+                     (const Ragd__V1__VariantConfig   *message,
+                      uint8_t             *out);
+size_t ragd__v1__variant_config__pack_to_buffer
+                     (const Ragd__V1__VariantConfig   *message,
+                      ProtobufCBuffer     *buffer);
+Ragd__V1__VariantConfig *
+       ragd__v1__variant_config__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   ragd__v1__variant_config__free_unpacked
+                     (Ragd__V1__VariantConfig *message,
+                      ProtobufCAllocator *allocator);
+/* Ragd__V1__Variant methods */
+void   ragd__v1__variant__init
+                     (Ragd__V1__Variant         *message);
+size_t ragd__v1__variant__get_packed_size
+                     (const Ragd__V1__Variant   *message);
+size_t ragd__v1__variant__pack
+                     (const Ragd__V1__Variant   *message,
+                      uint8_t             *out);
+size_t ragd__v1__variant__pack_to_buffer
+                     (const Ragd__V1__Variant   *message,
+                      ProtobufCBuffer     *buffer);
+Ragd__V1__Variant *
+       ragd__v1__variant__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   ragd__v1__variant__free_unpacked
+                     (Ragd__V1__Variant *message,
+                      ProtobufCAllocator *allocator);
+/* Ragd__V1__Experiment methods */
+void   ragd__v1__experiment__init
+                     (Ragd__V1__Experiment         *message);
+size_t ragd__v1__experiment__get_packed_size
+                     (const Ragd__V1__Experiment   *message);
+size_t ragd__v1__experiment__pack
+                     (const Ragd__V1__Experiment   *message,
+                      uint8_t             *out);
+size_t ragd__v1__experiment__pack_to_buffer
+                     (const Ragd__V1__Experiment   *message,
+                      ProtobufCBuffer     *buffer);
+Ragd__V1__Experiment *
+       ragd__v1__experiment__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   ragd__v1__experiment__free_unpacked
+                     (Ragd__V1__Experiment *message,
+                      ProtobufCAllocator *allocator);
+/* Ragd__V1__CreateExperimentRequest methods */
+void   ragd__v1__create_experiment_request__init
+                     (Ragd__V1__CreateExperimentRequest         *message);
+size_t ragd__v1__create_experiment_request__get_packed_size
+                     (const Ragd__V1__CreateExperimentRequest   *message);
+size_t ragd__v1__create_experiment_request__pack
+                     (const Ragd__V1__CreateExperimentRequest   *message,
+                      uint8_t             *out);
+size_t ragd__v1__create_experiment_request__pack_to_buffer
+                     (const Ragd__V1__CreateExperimentRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Ragd__V1__CreateExperimentRequest *
+       ragd__v1__create_experiment_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   ragd__v1__create_experiment_request__free_unpacked
+                     (Ragd__V1__CreateExperimentRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Ragd__V1__CreateExperimentResponse methods */
+void   ragd__v1__create_experiment_response__init
+                     (Ragd__V1__CreateExperimentResponse         *message);
+size_t ragd__v1__create_experiment_response__get_packed_size
+                     (const Ragd__V1__CreateExperimentResponse   *message);
+size_t ragd__v1__create_experiment_response__pack
+                     (const Ragd__V1__CreateExperimentResponse   *message,
+                      uint8_t             *out);
+size_t ragd__v1__create_experiment_response__pack_to_buffer
+                     (const Ragd__V1__CreateExperimentResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Ragd__V1__CreateExperimentResponse *
+       ragd__v1__create_experiment_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   ragd__v1__create_experiment_response__free_unpacked
+                     (Ragd__V1__CreateExperimentResponse *message,
+                      ProtobufCAllocator *allocator);
+/* Ragd__V1__ListExperimentsRequest methods */
+void   ragd__v1__list_experiments_request__init
+                     (Ragd__V1__ListExperimentsRequest         *message);
+size_t ragd__v1__list_experiments_request__get_packed_size
+                     (const Ragd__V1__ListExperimentsRequest   *message);
+size_t ragd__v1__list_experiments_request__pack
+                     (const Ragd__V1__ListExperimentsRequest   *message,
+                      uint8_t             *out);
+size_t ragd__v1__list_experiments_request__pack_to_buffer
+                     (const Ragd__V1__ListExperimentsRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Ragd__V1__ListExperimentsRequest *
+       ragd__v1__list_experiments_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   ragd__v1__list_experiments_request__free_unpacked
+                     (Ragd__V1__ListExperimentsRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Ragd__V1__ListExperimentsResponse methods */
+void   ragd__v1__list_experiments_response__init
+                     (Ragd__V1__ListExperimentsResponse         *message);
+size_t ragd__v1__list_experiments_response__get_packed_size
+                     (const Ragd__V1__ListExperimentsResponse   *message);
+size_t ragd__v1__list_experiments_response__pack
+                     (const Ragd__V1__ListExperimentsResponse   *message,
+                      uint8_t             *out);
+size_t ragd__v1__list_experiments_response__pack_to_buffer
+                     (const Ragd__V1__ListExperimentsResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Ragd__V1__ListExperimentsResponse *
+       ragd__v1__list_experiments_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   ragd__v1__list_experiments_response__free_unpacked
+                     (Ragd__V1__ListExperimentsResponse *message,
+                      ProtobufCAllocator *allocator);
+/* Ragd__V1__StopExperimentRequest methods */
+void   ragd__v1__stop_experiment_request__init
+                     (Ragd__V1__StopExperimentRequest         *message);
+size_t ragd__v1__stop_experiment_request__get_packed_size
+                     (const Ragd__V1__StopExperimentRequest   *message);
+size_t ragd__v1__stop_experiment_request__pack
+                     (const Ragd__V1__StopExperimentRequest   *message,
+                      uint8_t             *out);
+size_t ragd__v1__stop_experiment_request__pack_to_buffer
+                     (const Ragd__V1__StopExperimentRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Ragd__V1__StopExperimentRequest *
+       ragd__v1__stop_experiment_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   ragd__v1__stop_experiment_request__free_unpacked
+                     (Ragd__V1__StopExperimentRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Ragd__V1__StopExperimentResponse methods */
+void   ragd__v1__stop_experiment_response__init
+                     (Ragd__V1__StopExperimentResponse         *message);
+size_t ragd__v1__stop_experiment_response__get_packed_size
+                     (const Ragd__V1__StopExperimentResponse   *message);
+size_t ragd__v1__stop_experiment_response__pack
+                     (const Ragd__V1__StopExperimentResponse   *message,
+                      uint8_t             *out);
+size_t ragd__v1__stop_experiment_response__pack_to_buffer
+                     (const Ragd__V1__StopExperimentResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Ragd__V1__StopExperimentResponse *
+       ragd__v1__stop_experiment_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   ragd__v1__stop_experiment_response__free_unpacked
+                     (Ragd__V1__StopExperimentResponse *message,
+                      ProtobufCAllocator *allocator);
+/* Ragd__V1__FeedbackRequest methods */
+void   ragd__v1__feedback_request__init
+                     (Ragd__V1__FeedbackRequest         *message);
+size_t ragd__v1__feedback_request__get_packed_size
+                     (const Ragd__V1__FeedbackRequest   *message);
+size_t ragd__v1__feedback_request__pack
+                     (const Ragd__V1__FeedbackRequest   *message,
+                      uint8_t             *out);
+size_t ragd__v1__feedback_request__pack_to_buffer
+                     (const Ragd__V1__FeedbackRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Ragd__V1__FeedbackRequest *
+       ragd__v1__feedback_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   ragd__v1__feedback_request__free_unpacked
+                     (Ragd__V1__FeedbackRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Ragd__V1__FeedbackResponse methods */
+void   ragd__v1__feedback_response__init
+                     (Ragd__V1__FeedbackResponse         *message);
+size_t ragd__v1__feedback_response__get_packed_size
+                     (const Ragd__V1__FeedbackResponse   *message);
+size_t ragd__v1__feedback_response__pack
+                     (const Ragd__V1__FeedbackResponse   *message,
+                      uint8_t             *out);
+size_t ragd__v1__feedback_response__pack_to_buffer
+                     (const Ragd__V1__FeedbackResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Ragd__V1__FeedbackResponse *
+       ragd__v1__feedback_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   ragd__v1__feedback_response__free_unpacked
+                     (Ragd__V1__FeedbackResponse *message,
+                      ProtobufCAllocator *allocator);
+/* Ragd__V1__ExperimentReportRequest methods */
+void   ragd__v1__experiment_report_request__init
+                     (Ragd__V1__ExperimentReportRequest         *message);
+size_t ragd__v1__experiment_report_request__get_packed_size
+                     (const Ragd__V1__ExperimentReportRequest   *message);
+size_t ragd__v1__experiment_report_request__pack
+                     (const Ragd__V1__ExperimentReportRequest   *message,
+                      uint8_t             *out);
+size_t ragd__v1__experiment_report_request__pack_to_buffer
+                     (const Ragd__V1__ExperimentReportRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Ragd__V1__ExperimentReportRequest *
+       ragd__v1__experiment_report_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   ragd__v1__experiment_report_request__free_unpacked
+                     (Ragd__V1__ExperimentReportRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Ragd__V1__MetricSummary methods */
+void   ragd__v1__metric_summary__init
+                     (Ragd__V1__MetricSummary         *message);
+size_t ragd__v1__metric_summary__get_packed_size
+                     (const Ragd__V1__MetricSummary   *message);
+size_t ragd__v1__metric_summary__pack
+                     (const Ragd__V1__MetricSummary   *message,
+                      uint8_t             *out);
+size_t ragd__v1__metric_summary__pack_to_buffer
+                     (const Ragd__V1__MetricSummary   *message,
+                      ProtobufCBuffer     *buffer);
+Ragd__V1__MetricSummary *
+       ragd__v1__metric_summary__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   ragd__v1__metric_summary__free_unpacked
+                     (Ragd__V1__MetricSummary *message,
+                      ProtobufCAllocator *allocator);
+/* Ragd__V1__VariantComparison methods */
+void   ragd__v1__variant_comparison__init
+                     (Ragd__V1__VariantComparison         *message);
+size_t ragd__v1__variant_comparison__get_packed_size
+                     (const Ragd__V1__VariantComparison   *message);
+size_t ragd__v1__variant_comparison__pack
+                     (const Ragd__V1__VariantComparison   *message,
+                      uint8_t             *out);
+size_t ragd__v1__variant_comparison__pack_to_buffer
+                     (const Ragd__V1__VariantComparison   *message,
+                      ProtobufCBuffer     *buffer);
+Ragd__V1__VariantComparison *
+       ragd__v1__variant_comparison__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   ragd__v1__variant_comparison__free_unpacked
+                     (Ragd__V1__VariantComparison *message,
+                      ProtobufCAllocator *allocator);
+/* Ragd__V1__VariantReport methods */
+void   ragd__v1__variant_report__init
+                     (Ragd__V1__VariantReport         *message);
+size_t ragd__v1__variant_report__get_packed_size
+                     (const Ragd__V1__VariantReport   *message);
+size_t ragd__v1__variant_report__pack
+                     (const Ragd__V1__VariantReport   *message,
+                      uint8_t             *out);
+size_t ragd__v1__variant_report__pack_to_buffer
+                     (const Ragd__V1__VariantReport   *message,
+                      ProtobufCBuffer     *buffer);
+Ragd__V1__VariantReport *
+       ragd__v1__variant_report__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   ragd__v1__variant_report__free_unpacked
+                     (Ragd__V1__VariantReport *message,
+                      ProtobufCAllocator *allocator);
+/* Ragd__V1__ExperimentReportResponse methods */
+void   ragd__v1__experiment_report_response__init
+                     (Ragd__V1__ExperimentReportResponse         *message);
+size_t ragd__v1__experiment_report_response__get_packed_size
+                     (const Ragd__V1__ExperimentReportResponse   *message);
+size_t ragd__v1__experiment_report_response__pack
+                     (const Ragd__V1__ExperimentReportResponse   *message,
+                      uint8_t             *out);
+size_t ragd__v1__experiment_report_response__pack_to_buffer
+                     (const Ragd__V1__ExperimentReportResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Ragd__V1__ExperimentReportResponse *
+       ragd__v1__experiment_report_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   ragd__v1__experiment_report_response__free_unpacked
+                     (Ragd__V1__ExperimentReportResponse *message,
+                      ProtobufCAllocator *allocator);
 /* --- per-message closures --- */
 
 typedef void (*Ragd__V1__Metadata_Closure)
@@ -2132,6 +2759,57 @@ typedef void (*Ragd__V1__ShardFetchRequest_Closure)
 typedef void (*Ragd__V1__ShardFetchResponse_Closure)
                  (const Ragd__V1__ShardFetchResponse *message,
                   void *closure_data);
+typedef void (*Ragd__V1__ChunkingProfile_Closure)
+                 (const Ragd__V1__ChunkingProfile *message,
+                  void *closure_data);
+typedef void (*Ragd__V1__VariantConfig_Closure)
+                 (const Ragd__V1__VariantConfig *message,
+                  void *closure_data);
+typedef void (*Ragd__V1__Variant_Closure)
+                 (const Ragd__V1__Variant *message,
+                  void *closure_data);
+typedef void (*Ragd__V1__Experiment_Closure)
+                 (const Ragd__V1__Experiment *message,
+                  void *closure_data);
+typedef void (*Ragd__V1__CreateExperimentRequest_Closure)
+                 (const Ragd__V1__CreateExperimentRequest *message,
+                  void *closure_data);
+typedef void (*Ragd__V1__CreateExperimentResponse_Closure)
+                 (const Ragd__V1__CreateExperimentResponse *message,
+                  void *closure_data);
+typedef void (*Ragd__V1__ListExperimentsRequest_Closure)
+                 (const Ragd__V1__ListExperimentsRequest *message,
+                  void *closure_data);
+typedef void (*Ragd__V1__ListExperimentsResponse_Closure)
+                 (const Ragd__V1__ListExperimentsResponse *message,
+                  void *closure_data);
+typedef void (*Ragd__V1__StopExperimentRequest_Closure)
+                 (const Ragd__V1__StopExperimentRequest *message,
+                  void *closure_data);
+typedef void (*Ragd__V1__StopExperimentResponse_Closure)
+                 (const Ragd__V1__StopExperimentResponse *message,
+                  void *closure_data);
+typedef void (*Ragd__V1__FeedbackRequest_Closure)
+                 (const Ragd__V1__FeedbackRequest *message,
+                  void *closure_data);
+typedef void (*Ragd__V1__FeedbackResponse_Closure)
+                 (const Ragd__V1__FeedbackResponse *message,
+                  void *closure_data);
+typedef void (*Ragd__V1__ExperimentReportRequest_Closure)
+                 (const Ragd__V1__ExperimentReportRequest *message,
+                  void *closure_data);
+typedef void (*Ragd__V1__MetricSummary_Closure)
+                 (const Ragd__V1__MetricSummary *message,
+                  void *closure_data);
+typedef void (*Ragd__V1__VariantComparison_Closure)
+                 (const Ragd__V1__VariantComparison *message,
+                  void *closure_data);
+typedef void (*Ragd__V1__VariantReport_Closure)
+                 (const Ragd__V1__VariantReport *message,
+                  void *closure_data);
+typedef void (*Ragd__V1__ExperimentReportResponse_Closure)
+                 (const Ragd__V1__ExperimentReportResponse *message,
+                  void *closure_data);
 
 /* --- services --- */
 
@@ -2196,6 +2874,23 @@ extern const ProtobufCMessageDescriptor ragd__v1__shard_counts_request__descript
 extern const ProtobufCMessageDescriptor ragd__v1__shard_counts_response__descriptor;
 extern const ProtobufCMessageDescriptor ragd__v1__shard_fetch_request__descriptor;
 extern const ProtobufCMessageDescriptor ragd__v1__shard_fetch_response__descriptor;
+extern const ProtobufCMessageDescriptor ragd__v1__chunking_profile__descriptor;
+extern const ProtobufCMessageDescriptor ragd__v1__variant_config__descriptor;
+extern const ProtobufCMessageDescriptor ragd__v1__variant__descriptor;
+extern const ProtobufCMessageDescriptor ragd__v1__experiment__descriptor;
+extern const ProtobufCMessageDescriptor ragd__v1__create_experiment_request__descriptor;
+extern const ProtobufCMessageDescriptor ragd__v1__create_experiment_response__descriptor;
+extern const ProtobufCMessageDescriptor ragd__v1__list_experiments_request__descriptor;
+extern const ProtobufCMessageDescriptor ragd__v1__list_experiments_response__descriptor;
+extern const ProtobufCMessageDescriptor ragd__v1__stop_experiment_request__descriptor;
+extern const ProtobufCMessageDescriptor ragd__v1__stop_experiment_response__descriptor;
+extern const ProtobufCMessageDescriptor ragd__v1__feedback_request__descriptor;
+extern const ProtobufCMessageDescriptor ragd__v1__feedback_response__descriptor;
+extern const ProtobufCMessageDescriptor ragd__v1__experiment_report_request__descriptor;
+extern const ProtobufCMessageDescriptor ragd__v1__metric_summary__descriptor;
+extern const ProtobufCMessageDescriptor ragd__v1__variant_comparison__descriptor;
+extern const ProtobufCMessageDescriptor ragd__v1__variant_report__descriptor;
+extern const ProtobufCMessageDescriptor ragd__v1__experiment_report_response__descriptor;
 
 PROTOBUF_C__END_DECLS
 

@@ -1,0 +1,62 @@
+import Foundation
+import RagCore
+import RagWire
+
+extension RagService {
+    func manager() throws(RagError) -> ExperimentManager {
+        guard let experiments else { throw RagError(.unimplemented, "experiments are not available on this node") }
+        return experiments
+    }
+
+    /// A variant's overrides applied to a query. A chunking profile switches the
+    /// query to the collection's index built under that profile.
+    func apply(_ c: Ragd_V1_VariantConfig, to q: QueryOptions, experiment: String, variant: String) async throws -> QueryOptions {
+        var q = q
+        if c.topKValue != nil { q.topK = Int(c.topK) }
+        if c.mode != .unspecified { q.mode = SearchMode(wire: c.mode) }
+        if c.hasRerank { q.rerank = try Self.rerank(c.rerank) }
+        if c.answerMaxCharacters > 0 { q.answerMaxCharacters = Int(c.answerMaxCharacters) }
+        if c.hasChunking {
+            let name = ExperimentManager.variantCollection(q.collection, profile: c.chunking.name)
+            guard (try? await coordinator.registry.get(name)) != nil else {
+                throw RagError.failedPrecondition("variant \(variant) of experiment \(experiment) searches chunking profile \(c.chunking.name), "
+                    + "which has no index yet: run Index on \(q.collection) again to build it")
+            }
+            q.collection = name
+        }
+        return q
+    }
+
+    func createExperiment(_ payload: Data) throws -> Data {
+        let r = try FrameCodec.payload(Ragd_V1_CreateExperimentRequest.self, from: payload)
+        return try FrameCodec.bytes(Ragd_V1_CreateExperimentResponse.with { $0.experiment = try manager().create(r.experiment) })
+    }
+
+    func listExperiments(_ payload: Data) throws -> Data {
+        _ = try FrameCodec.payload(Ragd_V1_ListExperimentsRequest.self, from: payload)
+        return try FrameCodec.bytes(Ragd_V1_ListExperimentsResponse.with { $0.experiments = try manager().list() })
+    }
+
+    func stopExperiment(_ payload: Data) throws -> Data {
+        let r = try FrameCodec.payload(Ragd_V1_StopExperimentRequest.self, from: payload)
+        return try FrameCodec.bytes(Ragd_V1_StopExperimentResponse.with { $0.experiment = try manager().stop(r.name) })
+    }
+
+    func experimentReport(_ payload: Data) throws -> Data {
+        let r = try FrameCodec.payload(Ragd_V1_ExperimentReportRequest.self, from: payload)
+        return try FrameCodec.bytes(try manager().report(r.name))
+    }
+
+    func feedback(_ payload: Data) throws -> Data {
+        let r = try FrameCodec.payload(Ragd_V1_FeedbackRequest.self, from: payload)
+        let (experiment, variant): (String, String)
+        switch r.value {
+        case .thumbsUp(let up): (experiment, variant) = try manager().feedback(queryID: r.queryID, thumbsUp: up, relevance: nil)
+        case .relevance(let score):
+            guard score.isFinite else { throw RagError.invalidArgument("relevance must be a finite number") }
+            (experiment, variant) = try manager().feedback(queryID: r.queryID, thumbsUp: nil, relevance: score)
+        case nil: throw RagError.invalidArgument("feedback needs thumbs_up or relevance")
+        }
+        return try FrameCodec.bytes(Ragd_V1_FeedbackResponse.with { $0.experiment = experiment; $0.variant = variant })
+    }
+}
