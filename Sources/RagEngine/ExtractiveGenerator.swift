@@ -59,10 +59,10 @@ public struct ExtractiveGenerator: Generator {
         }.joined(separator: " ")
     }
 
-    public func generate(question: String, sources: [GenerationSource]) -> AsyncThrowingStream<String, any Error> {
+    public func events(question: String, sources: [GenerationSource]) -> AsyncThrowingStream<GenerationEvent, any Error> {
         let answer = compose(question: question, sources: sources)
         return AsyncThrowingStream { continuation in
-            for token in Self.tokens(answer) { continuation.yield(token) }
+            for token in Self.tokens(answer) { continuation.yield(.token(token)) }
             continuation.finish()
         }
     }

@@ -63,7 +63,15 @@ public final class RagServer: Service, Sendable {
                 return RemoteShard(collection: info.name, partition: p, dimension: info.dimension, cluster: c)
             }
         }
-        let embedder = embedder ?? HashingEmbedder(dimension: configuration.embeddingDimension)
+        var chosenEmbedder = embedder
+        if chosenEmbedder == nil, let p = configuration.embeddingProvider {
+            chosenEmbedder = try await HTTPEmbedder.connect(flavor: p.flavor == .openai ? .openai : .ollama, model: p.model, http: p.http)
+        }
+        let embedder = chosenEmbedder ?? HashingEmbedder(dimension: configuration.embeddingDimension)
+        var generator = generator
+        if generator == nil, let p = configuration.generationProvider {
+            generator = HTTPChatGenerator(flavor: p.flavor == .openai ? .openai : .ollama, model: p.model, http: p.http)
+        }
         metrics = RagMetrics()
         let l2: (any SharedCache)?
         switch configuration.sharedCache {

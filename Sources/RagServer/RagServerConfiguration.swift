@@ -36,6 +36,34 @@ public struct RagServerConfiguration: Sendable {
     /// The query cache (L1 in-process LRU + L2). `no_cache` on a request skips it.
     public var cache = QueryCache.Settings()
     public var sharedCache: SharedCacheBackend = .sqlite
+    /// A model provider reached over HTTP.
+    public struct Provider: Sendable, Hashable {
+        public enum Flavor: String, Sendable, Hashable { case openai, ollama }
+        public var flavor: Flavor
+        public var url: String
+        public var model: String
+        /// Name of the environment variable holding the API key (the key itself is never stored).
+        public var apiKeyEnvironment: String?
+        public var timeout: Duration = .seconds(30)
+        public var retries = 3
+
+        public init(flavor: Flavor, url: String, model: String, apiKeyEnvironment: String? = nil) {
+            self.flavor = flavor
+            self.url = url
+            self.model = model
+            self.apiKeyEnvironment = apiKeyEnvironment
+        }
+
+        public var http: ProviderHTTP { ProviderHTTP(baseURL: url, apiKeyEnvironment: apiKeyEnvironment, timeout: timeout, retries: retries) }
+    }
+
+    /// Embeddings from a provider instead of the built-in hashing embedder.
+    public var embeddingProvider: Provider?
+    /// Answers from a chat model instead of the extractive generator.
+    public var generationProvider: Provider?
+    /// When the chat model fails: error out (true) or answer extractively and say so (false).
+    public var strictGeneration = false
+
     /// What this process does: everything (`all`), only the public RPCs over remote
     /// shards (`coordinator`, needs `cluster`), or only host partitions (`shard`).
     public enum Role: String, Sendable, CaseIterable { case all, coordinator, shard }

@@ -33,6 +33,16 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("log-level"), help: "trace, debug, info (default), notice, warning, error.") var logLevel: String?
     @Option(help: "all (default: everything in one process), coordinator (public RPCs over shard nodes) or shard.") var role: String?
     @Option(help: "Cluster file (JSON) for --role coordinator.") var cluster: String?
+    @Option(help: "Embedder: hashing (built in, default), openai (OpenAI-compatible /v1/embeddings) or ollama (/api/embed).") var embedder: String?
+    @Option(name: .customLong("embedder-url"), help: "Embedding provider base URL.") var embedderURL: String?
+    @Option(name: .customLong("embedder-model"), help: "Embedding model name.") var embedderModel: String?
+    @Option(name: .customLong("embedder-api-key-env"), help: "Environment variable holding the embedding provider's API key.") var embedderKeyEnv: String?
+    @Option(help: "Generator: extractive (built in, default), openai (/v1/chat/completions, streamed) or ollama (/api/chat).") var generator: String?
+    @Option(name: .customLong("generator-url"), help: "Chat provider base URL.") var generatorURL: String?
+    @Option(name: .customLong("generator-model"), help: "Chat model name.") var generatorModel: String?
+    @Option(name: .customLong("generator-api-key-env"), help: "Environment variable holding the chat provider's API key.") var generatorKeyEnv: String?
+    @Option(name: .customLong("provider-timeout-ms"), help: "Timeout of one provider call (default 30000).") var providerTimeoutMS: Int?
+    @Flag(name: .customLong("strict-generation"), help: "Fail queries when the chat provider fails, instead of answering extractively.") var strictGeneration = false
     @Option(help: "Query cache: on (default) or off.") var cache: String?
     @Option(name: .customLong("cache-l1-bytes"), help: "In-process cache budget in bytes (default 64 MiB).") var cacheL1Bytes: Int?
     @Option(name: .customLong("cache-ttl"), help: "Seconds a cached answer lives (default 3600).") var cacheTTL: Int?
@@ -89,6 +99,23 @@ struct Serve: AsyncParsableCommand {
             do { c.cluster = try ClusterConfiguration.load(path) } catch { throw ValidationError(error.message) }
         }
         if c.role == .coordinator, c.cluster == nil { throw ValidationError("--role coordinator needs --cluster FILE") }
+        let timeoutMS = try integer(providerTimeoutMS, env: "RAGD_PROVIDER_TIMEOUT_MS", file: file, key: "provider-timeout-ms") ?? 30000
+        func provider(_ kind: String?, _ url: String?, _ model: String?, _ keyEnv: String?, prefix: String, builtIn: String) throws -> RagServerConfiguration.Provider? {
+            let k = setting(kind, env: "RAGD_\(prefix.uppercased())", file: file, key: prefix)?.lowercased() ?? builtIn
+            guard k != builtIn else { return nil }
+            guard let flavor = RagServerConfiguration.Provider.Flavor(rawValue: k) else { throw ValidationError("--\(prefix) must be \(builtIn), openai or ollama") }
+            guard let u = setting(url, env: "RAGD_\(prefix.uppercased())_URL", file: file, key: "\(prefix)-url"),
+                  let m = setting(model, env: "RAGD_\(prefix.uppercased())_MODEL", file: file, key: "\(prefix)-model") else {
+                throw ValidationError("--\(prefix) \(k) needs --\(prefix)-url and --\(prefix)-model")
+            }
+            var p = RagServerConfiguration.Provider(flavor: flavor, url: u, model: m,
+                                                    apiKeyEnvironment: setting(keyEnv, env: "RAGD_\(prefix.uppercased())_API_KEY_ENV", file: file, key: "\(prefix)-api-key-env"))
+            p.timeout = .milliseconds(timeoutMS)
+            return p
+        }
+        c.embeddingProvider = try provider(embedder, embedderURL, embedderModel, embedderKeyEnv, prefix: "embedder", builtIn: "hashing")
+        c.generationProvider = try provider(generator, generatorURL, generatorModel, generatorKeyEnv, prefix: "generator", builtIn: "extractive")
+        c.strictGeneration = strictGeneration || (ProcessInfo.processInfo.environment["RAGD_STRICT_GENERATION"] == "1")
         if let v = setting(cache, env: "RAGD_CACHE", file: file, key: "cache") {
             guard ["on", "off"].contains(v.lowercased()) else { throw ValidationError("cache must be on or off") }
             c.cache.enabled = v.lowercased() == "on"

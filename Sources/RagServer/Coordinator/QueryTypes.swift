@@ -16,6 +16,8 @@ public struct QueryOptions: Sendable {
     public var rerank: RerankOptions?
     /// Extractive answer budget in characters (experiments); nil: the generator's default.
     public var answerMaxCharacters: Int?
+    /// Error out instead of degrading when the model provider fails.
+    public var strict = false
 
     public init(collection: String, query: String, topK: Int? = nil, filter: MetadataFilter? = nil, mode: SearchMode = .hybrid, userID: String = "",
                 noCache: Bool = false, allowPartial: Bool = false) {

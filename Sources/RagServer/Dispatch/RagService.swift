@@ -60,6 +60,7 @@ public struct RagService: Sendable {
             filter: r.hasFilter ? try MetadataFilter(wire: r.filter) : nil,
             mode: SearchMode(wire: r.mode), userID: r.userID, noCache: r.noCache, allowPartial: r.allowPartial)
         q.rerank = try Self.rerank(r.rerank)
+        q.strict = r.strict
         return q
     }
 
@@ -104,12 +105,7 @@ public struct RagService: Sendable {
     func answer(_ q: QueryOptions, requestID: String, start: ContinuousClock.Instant) async throws -> Ragd_V1_QueryResponse {
         var result = try await coordinator.retrieve(q)
         let genStart = ContinuousClock.now
-        var generator = coordinator.generator
-        if let n = q.answerMaxCharacters, var extractive = generator as? ExtractiveGenerator {
-            extractive.maxCharacters = n
-            generator = extractive
-        }
-        let answer = try await generator.answer(question: q.query, sources: Coordinator.generationSources(result.hits))
+        let (answer, degraded) = try await generate(q, hits: result.hits) { _ in }
         result.timings.generate = genStart.elapsedSeconds
         result.timings.total = start.elapsedSeconds
         var r = Ragd_V1_QueryResponse()
@@ -120,7 +116,50 @@ public struct RagService: Sendable {
         r.queryID = requestID
         r.mode = q.mode.wire
         r.missingShards = result.missingShards.map(UInt32.init)
+        if let degraded {
+            r.degraded = true
+            r.degradedReason = degraded
+        }
         return r
+    }
+
+    /// Runs the generator, forwarding tokens and recording token usage. If a model
+    /// provider fails before its first token, the extractive generator answers
+    /// instead and the reason is returned (unless the query is strict: then the
+    /// call fails with UNAVAILABLE). A failure after tokens went out fails the call.
+    func generate(_ q: QueryOptions, hits: [Hit], onToken: @Sendable (String) async throws -> Void) async throws -> (String, String?) {
+        var generator = coordinator.generator
+        if let n = q.answerMaxCharacters, var extractive = generator as? ExtractiveGenerator {
+            extractive.maxCharacters = n
+            generator = extractive
+        }
+        let sources = Coordinator.generationSources(hits)
+        var text = ""
+        do {
+            for try await event in generator.events(question: q.query, sources: sources) {
+                switch event {
+                case .token(let t):
+                    text += t
+                    try await onToken(t)
+                case .usage(let prompt, let completion):
+                    metrics?.tokens(prompt: prompt, completion: completion)
+                    stats.recordTokens(prompt: prompt, completion: completion)
+                }
+            }
+            return (text, nil)
+        } catch {
+            if error is CancellationError || Task.isCancelled { throw error }
+            let reason = "generator \(generator.id) failed: \(RagError(from: error).message)"
+            guard text.isEmpty, !(generator is ExtractiveGenerator) else { throw error }
+            if q.strict || coordinator.configuration.strictGeneration { throw RagError(.unavailable, reason) }
+            var fallback = ExtractiveGenerator()
+            if let n = q.answerMaxCharacters { fallback.maxCharacters = n }
+            for try await t in fallback.generate(question: q.query, sources: sources) {
+                text += t
+                try await onToken(t)
+            }
+            return (text, reason)
+        }
     }
 
     func query(_ payload: Data, _ ctx: CallContext) async throws -> Data {
@@ -201,7 +240,7 @@ public struct RagService: Sendable {
             event.sources = Ragd_V1_SourcesEvent.with { $0.sources = result.hits.map(Self.source) }
             try await sink(try FrameCodec.bytes(event))
             let genStart = ContinuousClock.now
-            for try await token in coordinator.generator.generate(question: q.query, sources: Coordinator.generationSources(result.hits)) {
+            let (_, degraded) = try await generate(q, hits: result.hits) { token in
                 var t = Ragd_V1_StreamEvent()
                 t.token = token
                 try await sink(try FrameCodec.bytes(t))
@@ -213,6 +252,8 @@ public struct RagService: Sendable {
                 $0.processingTimeSeconds = result.timings.total
                 $0.timings = Self.wire(result.timings)
                 $0.queryID = ctx.requestID
+                $0.degraded = degraded != nil
+                $0.degradedReason = degraded ?? ""
             }
             try await sink(try FrameCodec.bytes(done))
             return ((), result.timings, result.hits.count)

@@ -25,6 +25,8 @@ public final class ServerStats: Sendable {
         var windows: [String: Window] = [:]
         var connections: UInt64 = 0
         var inFlight: UInt64 = 0
+        var promptTokens: UInt64 = 0
+        var completionTokens: UInt64 = 0
     }
 
     public static let components = ["total", "embed", "search", "rerank", "generate"]
@@ -55,6 +57,10 @@ public final class ServerStats: Sendable {
         }
     }
 
+    public func recordTokens(prompt: Int, completion: Int) {
+        state.withLock { $0.promptTokens += UInt64(prompt); $0.completionTokens += UInt64(completion) }
+    }
+
     public func connectionOpened() { metrics?.connections(Int(state.withLock { $0.connections += 1; return $0.connections })) }
     public func connectionClosed() { metrics?.connections(Int(state.withLock { $0.connections -= 1; return $0.connections })) }
     public func callStarted() { metrics?.inFlight(Int(state.withLock { $0.inFlight += 1; return $0.inFlight })) }
@@ -67,6 +73,8 @@ public final class ServerStats: Sendable {
         public var uptimeSeconds: Double
         public var connections: UInt64
         public var inFlight: UInt64
+        public var promptTokens: UInt64
+        public var completionTokens: UInt64
     }
 
     public func snapshot() -> Snapshot {
@@ -78,6 +86,6 @@ public final class ServerStats: Sendable {
             return Percentiles(component: name, count: w.count, p50: q(0.5), p95: q(0.95), p99: q(0.99), mean: w.sum / Double(w.count))
         }
         return Snapshot(queries: s.queries, queryErrors: s.queryErrors, latency: latency, uptimeSeconds: started.elapsedSeconds,
-                        connections: s.connections, inFlight: s.inFlight)
+                        connections: s.connections, inFlight: s.inFlight, promptTokens: s.promptTokens, completionTokens: s.completionTokens)
     }
 }

@@ -545,6 +545,10 @@ public nonisolated struct Ragd_V1_QueryRequest: Sendable {
   /// Clears the value of `rerank`. Subsequent reads from it will return its default value.
   public mutating func clearRerank() {self._rerank = nil}
 
+  /// Fail (UNAVAILABLE) instead of degrading to the extractive generator when the
+  /// model provider fails.
+  public var strict: Bool = false
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   /// unset: the default (5); otherwise 1..1000. A one-field oneof gives presence
@@ -622,48 +626,89 @@ public nonisolated struct Ragd_V1_Timings: Sendable {
   public init() {}
 }
 
-public nonisolated struct Ragd_V1_QueryResponse: Sendable {
+public nonisolated struct Ragd_V1_QueryResponse: @unchecked Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  public var answer: String = String()
+  public var answer: String {
+    get {_storage._answer}
+    set {_uniqueStorage()._answer = newValue}
+  }
 
-  public var sources: [Ragd_V1_Source] = []
+  public var sources: [Ragd_V1_Source] {
+    get {_storage._sources}
+    set {_uniqueStorage()._sources = newValue}
+  }
 
-  public var processingTimeSeconds: Double = 0
+  public var processingTimeSeconds: Double {
+    get {_storage._processingTimeSeconds}
+    set {_uniqueStorage()._processingTimeSeconds = newValue}
+  }
 
   public var timings: Ragd_V1_Timings {
-    get {_timings ?? Ragd_V1_Timings()}
-    set {_timings = newValue}
+    get {_storage._timings ?? Ragd_V1_Timings()}
+    set {_uniqueStorage()._timings = newValue}
   }
   /// Returns true if `timings` has been explicitly set.
-  public var hasTimings: Bool {self._timings != nil}
+  public var hasTimings: Bool {_storage._timings != nil}
   /// Clears the value of `timings`. Subsequent reads from it will return its default value.
-  public mutating func clearTimings() {self._timings = nil}
+  public mutating func clearTimings() {_uniqueStorage()._timings = nil}
 
-  public var queryID: String = String()
+  public var queryID: String {
+    get {_storage._queryID}
+    set {_uniqueStorage()._queryID = newValue}
+  }
 
-  public var mode: Ragd_V1_SearchMode = .unspecified
+  public var mode: Ragd_V1_SearchMode {
+    get {_storage._mode}
+    set {_uniqueStorage()._mode = newValue}
+  }
 
   /// True when the answer came from the cache ("l1" or "l2" in cache_level).
-  public var cached: Bool = false
+  public var cached: Bool {
+    get {_storage._cached}
+    set {_uniqueStorage()._cached = newValue}
+  }
 
-  public var cacheLevel: String = String()
+  public var cacheLevel: String {
+    get {_storage._cacheLevel}
+    set {_uniqueStorage()._cacheLevel = newValue}
+  }
 
   /// Shards that did not answer (only with allow_partial).
-  public var missingShards: [UInt32] = []
+  public var missingShards: [UInt32] {
+    get {_storage._missingShards}
+    set {_uniqueStorage()._missingShards = newValue}
+  }
 
   /// The running experiment on the collection and the variant this query got.
-  public var experiment: String = String()
+  public var experiment: String {
+    get {_storage._experiment}
+    set {_uniqueStorage()._experiment = newValue}
+  }
 
-  public var variant: String = String()
+  public var variant: String {
+    get {_storage._variant}
+    set {_uniqueStorage()._variant = newValue}
+  }
+
+  /// The model provider failed; the answer came from the extractive generator.
+  public var degraded: Bool {
+    get {_storage._degraded}
+    set {_uniqueStorage()._degraded = newValue}
+  }
+
+  public var degradedReason: String {
+    get {_storage._degradedReason}
+    set {_uniqueStorage()._degradedReason = newValue}
+  }
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
-  fileprivate var _timings: Ragd_V1_Timings? = nil
+  fileprivate var _storage = _StorageClass.defaultInstance
 }
 
 public nonisolated struct Ragd_V1_SourcesEvent: Sendable {
@@ -695,6 +740,10 @@ public nonisolated struct Ragd_V1_StreamDone: Sendable {
   public mutating func clearTimings() {self._timings = nil}
 
   public var queryID: String = String()
+
+  public var degraded: Bool = false
+
+  public var degradedReason: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -2251,7 +2300,7 @@ nonisolated extension Ragd_V1_Filter: SwiftProtobuf.Message, SwiftProtobuf._Mess
 
 nonisolated extension Ragd_V1_QueryRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".QueryRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}collection\0\u{1}query\0\u{3}top_k\0\u{1}filter\0\u{1}mode\0\u{3}user_id\0\u{3}no_cache\0\u{3}allow_partial\0\u{1}rerank\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}collection\0\u{1}query\0\u{3}top_k\0\u{1}filter\0\u{1}mode\0\u{3}user_id\0\u{3}no_cache\0\u{3}allow_partial\0\u{1}rerank\0\u{1}strict\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2275,6 +2324,7 @@ nonisolated extension Ragd_V1_QueryRequest: SwiftProtobuf.Message, SwiftProtobuf
       case 7: try { try decoder.decodeSingularBoolField(value: &self.noCache) }()
       case 8: try { try decoder.decodeSingularBoolField(value: &self.allowPartial) }()
       case 9: try { try decoder.decodeSingularMessageField(value: &self._rerank) }()
+      case 10: try { try decoder.decodeSingularBoolField(value: &self.strict) }()
       default: break
       }
     }
@@ -2312,6 +2362,9 @@ nonisolated extension Ragd_V1_QueryRequest: SwiftProtobuf.Message, SwiftProtobuf
     try { if let v = self._rerank {
       try visitor.visitSingularMessageField(value: v, fieldNumber: 9)
     } }()
+    if self.strict != false {
+      try visitor.visitSingularBoolField(value: self.strict, fieldNumber: 10)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2325,6 +2378,7 @@ nonisolated extension Ragd_V1_QueryRequest: SwiftProtobuf.Message, SwiftProtobuf
     if lhs.noCache != rhs.noCache {return false}
     if lhs.allowPartial != rhs.allowPartial {return false}
     if lhs._rerank != rhs._rerank {return false}
+    if lhs.strict != rhs.strict {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -2477,83 +2531,153 @@ nonisolated extension Ragd_V1_Timings: SwiftProtobuf.Message, SwiftProtobuf._Mes
 
 nonisolated extension Ragd_V1_QueryResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".QueryResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}answer\0\u{1}sources\0\u{3}processing_time_seconds\0\u{1}timings\0\u{3}query_id\0\u{1}mode\0\u{1}cached\0\u{3}cache_level\0\u{3}missing_shards\0\u{1}experiment\0\u{1}variant\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}answer\0\u{1}sources\0\u{3}processing_time_seconds\0\u{1}timings\0\u{3}query_id\0\u{1}mode\0\u{1}cached\0\u{3}cache_level\0\u{3}missing_shards\0\u{1}experiment\0\u{1}variant\0\u{1}degraded\0\u{3}degraded_reason\0")
+
+  fileprivate class _StorageClass {
+    var _answer: String = String()
+    var _sources: [Ragd_V1_Source] = []
+    var _processingTimeSeconds: Double = 0
+    var _timings: Ragd_V1_Timings? = nil
+    var _queryID: String = String()
+    var _mode: Ragd_V1_SearchMode = .unspecified
+    var _cached: Bool = false
+    var _cacheLevel: String = String()
+    var _missingShards: [UInt32] = []
+    var _experiment: String = String()
+    var _variant: String = String()
+    var _degraded: Bool = false
+    var _degradedReason: String = String()
+
+      // This property is used as the initial default value for new instances of the type.
+      // The type itself is protecting the reference to its storage via CoW semantics.
+      // This will force a copy to be made of this reference when the first mutation occurs;
+      // hence, it is safe to mark this as `nonisolated(unsafe)`.
+      static nonisolated(unsafe) let defaultInstance = _StorageClass()
+
+    private init() {}
+
+    init(copying source: _StorageClass) {
+      _answer = source._answer
+      _sources = source._sources
+      _processingTimeSeconds = source._processingTimeSeconds
+      _timings = source._timings
+      _queryID = source._queryID
+      _mode = source._mode
+      _cached = source._cached
+      _cacheLevel = source._cacheLevel
+      _missingShards = source._missingShards
+      _experiment = source._experiment
+      _variant = source._variant
+      _degraded = source._degraded
+      _degradedReason = source._degradedReason
+    }
+  }
+
+  fileprivate mutating func _uniqueStorage() -> _StorageClass {
+    if !isKnownUniquelyReferenced(&_storage) {
+      _storage = _StorageClass(copying: _storage)
+    }
+    return _storage
+  }
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    while let fieldNumber = try decoder.nextFieldNumber() {
-      // The use of inline closures is to circumvent an issue where the compiler
-      // allocates stack space for every case branch when no optimizations are
-      // enabled. https://github.com/apple/swift-protobuf/issues/1034
-      switch fieldNumber {
-      case 1: try { try decoder.decodeSingularStringField(value: &self.answer) }()
-      case 2: try { try decoder.decodeRepeatedMessageField(value: &self.sources) }()
-      case 3: try { try decoder.decodeSingularDoubleField(value: &self.processingTimeSeconds) }()
-      case 4: try { try decoder.decodeSingularMessageField(value: &self._timings) }()
-      case 5: try { try decoder.decodeSingularStringField(value: &self.queryID) }()
-      case 6: try { try decoder.decodeSingularEnumField(value: &self.mode) }()
-      case 7: try { try decoder.decodeSingularBoolField(value: &self.cached) }()
-      case 8: try { try decoder.decodeSingularStringField(value: &self.cacheLevel) }()
-      case 9: try { try decoder.decodeRepeatedUInt32Field(value: &self.missingShards) }()
-      case 10: try { try decoder.decodeSingularStringField(value: &self.experiment) }()
-      case 11: try { try decoder.decodeSingularStringField(value: &self.variant) }()
-      default: break
+    _ = _uniqueStorage()
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      while let fieldNumber = try decoder.nextFieldNumber() {
+        // The use of inline closures is to circumvent an issue where the compiler
+        // allocates stack space for every case branch when no optimizations are
+        // enabled. https://github.com/apple/swift-protobuf/issues/1034
+        switch fieldNumber {
+        case 1: try { try decoder.decodeSingularStringField(value: &_storage._answer) }()
+        case 2: try { try decoder.decodeRepeatedMessageField(value: &_storage._sources) }()
+        case 3: try { try decoder.decodeSingularDoubleField(value: &_storage._processingTimeSeconds) }()
+        case 4: try { try decoder.decodeSingularMessageField(value: &_storage._timings) }()
+        case 5: try { try decoder.decodeSingularStringField(value: &_storage._queryID) }()
+        case 6: try { try decoder.decodeSingularEnumField(value: &_storage._mode) }()
+        case 7: try { try decoder.decodeSingularBoolField(value: &_storage._cached) }()
+        case 8: try { try decoder.decodeSingularStringField(value: &_storage._cacheLevel) }()
+        case 9: try { try decoder.decodeRepeatedUInt32Field(value: &_storage._missingShards) }()
+        case 10: try { try decoder.decodeSingularStringField(value: &_storage._experiment) }()
+        case 11: try { try decoder.decodeSingularStringField(value: &_storage._variant) }()
+        case 12: try { try decoder.decodeSingularBoolField(value: &_storage._degraded) }()
+        case 13: try { try decoder.decodeSingularStringField(value: &_storage._degradedReason) }()
+        default: break
+        }
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    // The use of inline closures is to circumvent an issue where the compiler
-    // allocates stack space for every if/case branch local when no optimizations
-    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
-    // https://github.com/apple/swift-protobuf/issues/1182
-    if !self.answer.isEmpty {
-      try visitor.visitSingularStringField(value: self.answer, fieldNumber: 1)
-    }
-    if !self.sources.isEmpty {
-      try visitor.visitRepeatedMessageField(value: self.sources, fieldNumber: 2)
-    }
-    if self.processingTimeSeconds.bitPattern != 0 {
-      try visitor.visitSingularDoubleField(value: self.processingTimeSeconds, fieldNumber: 3)
-    }
-    try { if let v = self._timings {
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
-    } }()
-    if !self.queryID.isEmpty {
-      try visitor.visitSingularStringField(value: self.queryID, fieldNumber: 5)
-    }
-    if self.mode != .unspecified {
-      try visitor.visitSingularEnumField(value: self.mode, fieldNumber: 6)
-    }
-    if self.cached != false {
-      try visitor.visitSingularBoolField(value: self.cached, fieldNumber: 7)
-    }
-    if !self.cacheLevel.isEmpty {
-      try visitor.visitSingularStringField(value: self.cacheLevel, fieldNumber: 8)
-    }
-    if !self.missingShards.isEmpty {
-      try visitor.visitPackedUInt32Field(value: self.missingShards, fieldNumber: 9)
-    }
-    if !self.experiment.isEmpty {
-      try visitor.visitSingularStringField(value: self.experiment, fieldNumber: 10)
-    }
-    if !self.variant.isEmpty {
-      try visitor.visitSingularStringField(value: self.variant, fieldNumber: 11)
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every if/case branch local when no optimizations
+      // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+      // https://github.com/apple/swift-protobuf/issues/1182
+      if !_storage._answer.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._answer, fieldNumber: 1)
+      }
+      if !_storage._sources.isEmpty {
+        try visitor.visitRepeatedMessageField(value: _storage._sources, fieldNumber: 2)
+      }
+      if _storage._processingTimeSeconds.bitPattern != 0 {
+        try visitor.visitSingularDoubleField(value: _storage._processingTimeSeconds, fieldNumber: 3)
+      }
+      try { if let v = _storage._timings {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
+      } }()
+      if !_storage._queryID.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._queryID, fieldNumber: 5)
+      }
+      if _storage._mode != .unspecified {
+        try visitor.visitSingularEnumField(value: _storage._mode, fieldNumber: 6)
+      }
+      if _storage._cached != false {
+        try visitor.visitSingularBoolField(value: _storage._cached, fieldNumber: 7)
+      }
+      if !_storage._cacheLevel.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._cacheLevel, fieldNumber: 8)
+      }
+      if !_storage._missingShards.isEmpty {
+        try visitor.visitPackedUInt32Field(value: _storage._missingShards, fieldNumber: 9)
+      }
+      if !_storage._experiment.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._experiment, fieldNumber: 10)
+      }
+      if !_storage._variant.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._variant, fieldNumber: 11)
+      }
+      if _storage._degraded != false {
+        try visitor.visitSingularBoolField(value: _storage._degraded, fieldNumber: 12)
+      }
+      if !_storage._degradedReason.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._degradedReason, fieldNumber: 13)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Ragd_V1_QueryResponse, rhs: Ragd_V1_QueryResponse) -> Bool {
-    if lhs.answer != rhs.answer {return false}
-    if lhs.sources != rhs.sources {return false}
-    if lhs.processingTimeSeconds != rhs.processingTimeSeconds {return false}
-    if lhs._timings != rhs._timings {return false}
-    if lhs.queryID != rhs.queryID {return false}
-    if lhs.mode != rhs.mode {return false}
-    if lhs.cached != rhs.cached {return false}
-    if lhs.cacheLevel != rhs.cacheLevel {return false}
-    if lhs.missingShards != rhs.missingShards {return false}
-    if lhs.experiment != rhs.experiment {return false}
-    if lhs.variant != rhs.variant {return false}
+    if lhs._storage !== rhs._storage {
+      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
+        let _storage = _args.0
+        let rhs_storage = _args.1
+        if _storage._answer != rhs_storage._answer {return false}
+        if _storage._sources != rhs_storage._sources {return false}
+        if _storage._processingTimeSeconds != rhs_storage._processingTimeSeconds {return false}
+        if _storage._timings != rhs_storage._timings {return false}
+        if _storage._queryID != rhs_storage._queryID {return false}
+        if _storage._mode != rhs_storage._mode {return false}
+        if _storage._cached != rhs_storage._cached {return false}
+        if _storage._cacheLevel != rhs_storage._cacheLevel {return false}
+        if _storage._missingShards != rhs_storage._missingShards {return false}
+        if _storage._experiment != rhs_storage._experiment {return false}
+        if _storage._variant != rhs_storage._variant {return false}
+        if _storage._degraded != rhs_storage._degraded {return false}
+        if _storage._degradedReason != rhs_storage._degradedReason {return false}
+        return true
+      }
+      if !storagesAreEqual {return false}
+    }
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -2591,7 +2715,7 @@ nonisolated extension Ragd_V1_SourcesEvent: SwiftProtobuf.Message, SwiftProtobuf
 
 nonisolated extension Ragd_V1_StreamDone: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".StreamDone"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}processing_time_seconds\0\u{1}timings\0\u{3}query_id\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}processing_time_seconds\0\u{1}timings\0\u{3}query_id\0\u{1}degraded\0\u{3}degraded_reason\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2602,6 +2726,8 @@ nonisolated extension Ragd_V1_StreamDone: SwiftProtobuf.Message, SwiftProtobuf._
       case 1: try { try decoder.decodeSingularDoubleField(value: &self.processingTimeSeconds) }()
       case 2: try { try decoder.decodeSingularMessageField(value: &self._timings) }()
       case 3: try { try decoder.decodeSingularStringField(value: &self.queryID) }()
+      case 4: try { try decoder.decodeSingularBoolField(value: &self.degraded) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.degradedReason) }()
       default: break
       }
     }
@@ -2621,6 +2747,12 @@ nonisolated extension Ragd_V1_StreamDone: SwiftProtobuf.Message, SwiftProtobuf._
     if !self.queryID.isEmpty {
       try visitor.visitSingularStringField(value: self.queryID, fieldNumber: 3)
     }
+    if self.degraded != false {
+      try visitor.visitSingularBoolField(value: self.degraded, fieldNumber: 4)
+    }
+    if !self.degradedReason.isEmpty {
+      try visitor.visitSingularStringField(value: self.degradedReason, fieldNumber: 5)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2628,6 +2760,8 @@ nonisolated extension Ragd_V1_StreamDone: SwiftProtobuf.Message, SwiftProtobuf._
     if lhs.processingTimeSeconds != rhs.processingTimeSeconds {return false}
     if lhs._timings != rhs._timings {return false}
     if lhs.queryID != rhs.queryID {return false}
+    if lhs.degraded != rhs.degraded {return false}
+    if lhs.degradedReason != rhs.degradedReason {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

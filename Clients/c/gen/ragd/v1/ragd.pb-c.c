@@ -3404,7 +3404,7 @@ const ProtobufCMessageDescriptor ragd__v1__filter__descriptor =
   (ProtobufCMessageInit) ragd__v1__filter__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor ragd__v1__query_request__field_descriptors[9] =
+static const ProtobufCFieldDescriptor ragd__v1__query_request__field_descriptors[10] =
 {
   {
     "collection",
@@ -3514,6 +3514,18 @@ static const ProtobufCFieldDescriptor ragd__v1__query_request__field_descriptors
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "strict",
+    10,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__QueryRequest, strict),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned ragd__v1__query_request__field_indices_by_name[] = {
   7,   /* field[7] = allow_partial */
@@ -3523,13 +3535,14 @@ static const unsigned ragd__v1__query_request__field_indices_by_name[] = {
   6,   /* field[6] = no_cache */
   1,   /* field[1] = query */
   8,   /* field[8] = rerank */
+  9,   /* field[9] = strict */
   2,   /* field[2] = top_k */
   5,   /* field[5] = user_id */
 };
 static const ProtobufCIntRange ragd__v1__query_request__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 9 }
+  { 0, 10 }
 };
 const ProtobufCMessageDescriptor ragd__v1__query_request__descriptor =
 {
@@ -3539,7 +3552,7 @@ const ProtobufCMessageDescriptor ragd__v1__query_request__descriptor =
   "Ragd__V1__QueryRequest",
   "ragd.v1",
   sizeof(Ragd__V1__QueryRequest),
-  9,
+  10,
   ragd__v1__query_request__field_descriptors,
   ragd__v1__query_request__field_indices_by_name,
   1,  ragd__v1__query_request__number_ranges,
@@ -3854,7 +3867,7 @@ const ProtobufCMessageDescriptor ragd__v1__timings__descriptor =
   (ProtobufCMessageInit) ragd__v1__timings__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor ragd__v1__query_response__field_descriptors[11] =
+static const ProtobufCFieldDescriptor ragd__v1__query_response__field_descriptors[13] =
 {
   {
     "answer",
@@ -3988,11 +4001,37 @@ static const ProtobufCFieldDescriptor ragd__v1__query_response__field_descriptor
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "degraded",
+    12,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__QueryResponse, degraded),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "degraded_reason",
+    13,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__QueryResponse, degraded_reason),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned ragd__v1__query_response__field_indices_by_name[] = {
   0,   /* field[0] = answer */
   7,   /* field[7] = cache_level */
   6,   /* field[6] = cached */
+  11,   /* field[11] = degraded */
+  12,   /* field[12] = degraded_reason */
   9,   /* field[9] = experiment */
   8,   /* field[8] = missing_shards */
   5,   /* field[5] = mode */
@@ -4005,7 +4044,7 @@ static const unsigned ragd__v1__query_response__field_indices_by_name[] = {
 static const ProtobufCIntRange ragd__v1__query_response__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 11 }
+  { 0, 13 }
 };
 const ProtobufCMessageDescriptor ragd__v1__query_response__descriptor =
 {
@@ -4015,7 +4054,7 @@ const ProtobufCMessageDescriptor ragd__v1__query_response__descriptor =
   "Ragd__V1__QueryResponse",
   "ragd.v1",
   sizeof(Ragd__V1__QueryResponse),
-  11,
+  13,
   ragd__v1__query_response__field_descriptors,
   ragd__v1__query_response__field_indices_by_name,
   1,  ragd__v1__query_response__number_ranges,
@@ -4060,7 +4099,7 @@ const ProtobufCMessageDescriptor ragd__v1__sources_event__descriptor =
   (ProtobufCMessageInit) ragd__v1__sources_event__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor ragd__v1__stream_done__field_descriptors[3] =
+static const ProtobufCFieldDescriptor ragd__v1__stream_done__field_descriptors[5] =
 {
   {
     "processing_time_seconds",
@@ -4098,8 +4137,34 @@ static const ProtobufCFieldDescriptor ragd__v1__stream_done__field_descriptors[3
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "degraded",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__StreamDone, degraded),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "degraded_reason",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__StreamDone, degraded_reason),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned ragd__v1__stream_done__field_indices_by_name[] = {
+  3,   /* field[3] = degraded */
+  4,   /* field[4] = degraded_reason */
   0,   /* field[0] = processing_time_seconds */
   2,   /* field[2] = query_id */
   1,   /* field[1] = timings */
@@ -4107,7 +4172,7 @@ static const unsigned ragd__v1__stream_done__field_indices_by_name[] = {
 static const ProtobufCIntRange ragd__v1__stream_done__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 3 }
+  { 0, 5 }
 };
 const ProtobufCMessageDescriptor ragd__v1__stream_done__descriptor =
 {
@@ -4117,7 +4182,7 @@ const ProtobufCMessageDescriptor ragd__v1__stream_done__descriptor =
   "Ragd__V1__StreamDone",
   "ragd.v1",
   sizeof(Ragd__V1__StreamDone),
-  3,
+  5,
   ragd__v1__stream_done__field_descriptors,
   ragd__v1__stream_done__field_indices_by_name,
   1,  ragd__v1__stream_done__number_ranges,

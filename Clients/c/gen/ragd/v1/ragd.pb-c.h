@@ -309,6 +309,11 @@ struct  Ragd__V1__QueryRequest
    */
   protobuf_c_boolean allow_partial;
   Ragd__V1__Rerank *rerank;
+  /*
+   * Fail (UNAVAILABLE) instead of degrading to the extractive generator when the
+   * model provider fails.
+   */
+  protobuf_c_boolean strict;
   Ragd__V1__QueryRequest__TopKValueCase top_k_value_case;
   union {
     uint32_t top_k;
@@ -316,7 +321,7 @@ struct  Ragd__V1__QueryRequest
 };
 #define RAGD__V1__QUERY_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__query_request__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, NULL, RAGD__V1__SEARCH_MODE__SEARCH_MODE_UNSPECIFIED, (char *)protobuf_c_empty_string, 0, 0, NULL, RAGD__V1__QUERY_REQUEST__TOP_K_VALUE__NOT_SET, {0} }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, NULL, RAGD__V1__SEARCH_MODE__SEARCH_MODE_UNSPECIFIED, (char *)protobuf_c_empty_string, 0, 0, NULL, 0, RAGD__V1__QUERY_REQUEST__TOP_K_VALUE__NOT_SET, {0} }
 
 
 /*
@@ -409,10 +414,15 @@ struct  Ragd__V1__QueryResponse
    */
   char *experiment;
   char *variant;
+  /*
+   * The model provider failed; the answer came from the extractive generator.
+   */
+  protobuf_c_boolean degraded;
+  char *degraded_reason;
 };
 #define RAGD__V1__QUERY_RESPONSE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__query_response__descriptor) \
-    , (char *)protobuf_c_empty_string, 0,NULL, 0, NULL, (char *)protobuf_c_empty_string, RAGD__V1__SEARCH_MODE__SEARCH_MODE_UNSPECIFIED, 0, (char *)protobuf_c_empty_string, 0,NULL, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+    , (char *)protobuf_c_empty_string, 0,NULL, 0, NULL, (char *)protobuf_c_empty_string, RAGD__V1__SEARCH_MODE__SEARCH_MODE_UNSPECIFIED, 0, (char *)protobuf_c_empty_string, 0,NULL, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string }
 
 
 struct  Ragd__V1__SourcesEvent
@@ -432,10 +442,12 @@ struct  Ragd__V1__StreamDone
   double processing_time_seconds;
   Ragd__V1__Timings *timings;
   char *query_id;
+  protobuf_c_boolean degraded;
+  char *degraded_reason;
 };
 #define RAGD__V1__STREAM_DONE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__stream_done__descriptor) \
-    , 0, NULL, (char *)protobuf_c_empty_string }
+    , 0, NULL, (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string }
 
 
 typedef enum {

@@ -1,0 +1,196 @@
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+import RagCore
+
+/// JSON over HTTP for model providers, through Foundation's URLSession. Retries
+/// 429, 5xx and connection errors with exponential backoff (and jitter); other
+/// statuses fail at once. The API key is read from an environment variable at
+/// call time and never logged or echoed in errors.
+public struct ProviderHTTP: Sendable {
+    public var baseURL: String
+    public var apiKeyEnvironment: String?
+    public var timeout: Duration
+    public var retries: Int
+    public var backoffBase: Duration
+
+    public init(baseURL: String, apiKeyEnvironment: String? = nil, timeout: Duration = .seconds(30), retries: Int = 3,
+                backoffBase: Duration = .milliseconds(200)) {
+        self.baseURL = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
+        self.apiKeyEnvironment = apiKeyEnvironment
+        self.timeout = timeout
+        self.retries = retries
+        self.backoffBase = backoffBase
+    }
+
+    var seconds: Double { Double(timeout.components.seconds) + Double(timeout.components.attoseconds) * 1e-18 }
+
+    func request(_ path: String, body: Data) throws(RagError) -> URLRequest {
+        guard let url = URL(string: baseURL + path) else { throw .invalidArgument("bad provider URL \(baseURL + path)") }
+        var r = URLRequest(url: url, timeoutInterval: seconds)
+        r.httpMethod = "POST"
+        r.httpBody = body
+        r.setValue("application/json", forHTTPHeaderField: "Content-Type")
+        if let env = apiKeyEnvironment, let key = ProcessInfo.processInfo.environment[env], !key.isEmpty {
+            r.setValue("Bearer \(key)", forHTTPHeaderField: "Authorization")
+        }
+        return r
+    }
+
+    /// Runs `body` within the provider timeout (URLSession's own timeouts are
+    /// not reliably honoured by Linux Foundation for delegate-based sessions).
+    func bounded<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) async throws -> T {
+        let limit = timeout
+        return try await withThrowingTaskGroup(of: T?.self) { group in
+            group.addTask { try await body() }
+            group.addTask { try await Task.sleep(for: limit); return nil }
+            defer { group.cancelAll() }
+            guard let first = try await group.next(), let value = first else {
+                throw URLError(.timedOut)
+            }
+            return value
+        }
+    }
+
+    static func retryable(_ status: Int) -> Bool { status == 429 || (500...599).contains(status) }
+
+    func backoff(_ attempt: Int) async throws {
+        let base = Double(backoffBase.components.attoseconds) * 1e-18 + Double(backoffBase.components.seconds)
+        let delay = base * pow(2, Double(attempt)) * Double.random(in: 0.8...1.2)
+        try await Task.sleep(for: .milliseconds(Int(delay * 1000)))
+    }
+
+    /// POSTs `body`, returns the response body of a 2xx answer.
+    public func post(_ path: String, body: Data) async throws -> Data {
+        var last = ""
+        for attempt in 0...retries {
+            if attempt > 0 { try await backoff(attempt - 1) }
+            do {
+                let req = try request(path, body: body)
+                let (data, response) = try await bounded { try await URLSession.shared.data(for: req) }
+                let status = (response as? HTTPURLResponse)?.statusCode ?? 0
+                if (200...299).contains(status) { return data }
+                last = "HTTP \(status): \(String(decoding: data.prefix(200), as: UTF8.self))"
+                guard Self.retryable(status) else { throw RagError(.failedPrecondition, "provider \(baseURL)\(path) answered \(last)") }
+            } catch let e as RagError {
+                throw e
+            } catch is CancellationError {
+                throw CancellationError()
+            } catch {
+                last = "\(error.localizedDescription)"
+            }
+        }
+        throw RagError(.unavailable, "provider \(baseURL)\(path) failed after \(retries + 1) attempts: \(last)")
+    }
+
+    /// POSTs `body` and returns the response body line by line as it arrives
+    /// (server-sent events or NDJSON). Retries only before the first byte.
+    public func lines(_ path: String, body: Data) async throws -> AsyncThrowingStream<String, any Error> {
+        var last = ""
+        for attempt in 0...retries {
+            if attempt > 0 { try await backoff(attempt - 1) }
+            let stream = LineStream(request: try request(path, body: body))
+            do {
+                try await bounded { try await stream.start() }
+                return stream.lines
+            } catch let e as HTTPStatus {
+                stream.cancel()
+                last = "HTTP \(e.status): \(e.body)"
+                guard Self.retryable(e.status) else { throw RagError(.failedPrecondition, "provider \(baseURL)\(path) answered \(last)") }
+            } catch is CancellationError {
+                stream.cancel()
+                throw CancellationError()
+            } catch {
+                stream.cancel()
+                last = "\(error.localizedDescription)"
+            }
+        }
+        throw RagError(.unavailable, "provider \(baseURL)\(path) failed after \(retries + 1) attempts: \(last)")
+    }
+}
+
+struct HTTPStatus: Error {
+    var status: Int
+    var body: String
+}
+
+/// Bridges a URLSession data delegate (Linux Foundation has no `bytes(for:)`)
+/// to an AsyncThrowingStream of lines.
+final class LineStream: NSObject, URLSessionDataDelegate, @unchecked Sendable {
+    let request: URLRequest
+    let lines: AsyncThrowingStream<String, any Error>
+    private let continuation: AsyncThrowingStream<String, any Error>.Continuation
+    private let lock = NSLock()
+    private var buffer = Data()
+    private var status = 0
+    private var errorBody = Data()
+    private var started: CheckedContinuation<Void, any Error>?
+    private var session: URLSession?
+
+    init(request: URLRequest) {
+        self.request = request
+        (lines, continuation) = AsyncThrowingStream.makeStream(of: String.self)
+        super.init()
+    }
+
+    /// Resolves when response headers arrive with a 2xx status; throws HTTPStatus otherwise.
+    func start() async throws {
+        try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, any Error>) in
+                lock.withLock { started = c }
+                let s = URLSession(configuration: .default, delegate: self, delegateQueue: nil)
+                session = s
+                s.dataTask(with: request).resume()
+            }
+        } onCancel: {
+            self.cancel()
+        }
+        continuation.onTermination = { [weak self] _ in self?.session?.invalidateAndCancel() }
+    }
+
+    /// Abandons the request (timeout or retry).
+    func cancel() {
+        session?.invalidateAndCancel()
+        resumeStart(CancellationError())
+        continuation.finish()
+    }
+
+    func resumeStart(_ error: (any Error)?) {
+        let c = lock.withLock { () -> CheckedContinuation<Void, any Error>? in defer { started = nil }; return started }
+        if let error { c?.resume(throwing: error) } else { c?.resume() }
+    }
+
+    func urlSession(_ session: URLSession, dataTask: URLSessionDataTask, didReceive response: URLResponse,
+                    completionHandler: @escaping (URLSession.ResponseDisposition) -> Void) {
+        status = (response as? HTTPURLResponse)?.statusCode ?? 0
+        if (200...299).contains(status) { resumeStart(nil) }
+        completionHandler(.allow)
+    }
+
+    func urlSession(_ session: URLSession, dataTask: URLSessionDataTask, didReceive data: Data) {
+        guard (200...299).contains(status) else { errorBody.append(data); return }
+        buffer.append(data)
+        while let newline = buffer.firstIndex(of: UInt8(ascii: "\n")) {
+            let line = String(decoding: buffer[buffer.startIndex..<newline], as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            buffer.removeSubrange(buffer.startIndex...newline)
+            if !line.isEmpty { continuation.yield(line) }
+        }
+    }
+
+    func urlSession(_ session: URLSession, task: URLSessionTask, didCompleteWithError error: (any Error)?) {
+        if let error {
+            resumeStart(error)
+            continuation.finish(throwing: RagError(.unavailable, "provider stream broke: \(error.localizedDescription)"))
+        } else if !(200...299).contains(status) {
+            resumeStart(HTTPStatus(status: status, body: String(decoding: errorBody.prefix(200), as: UTF8.self)))
+            continuation.finish()
+        } else {
+            let rest = String(decoding: buffer, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            if !rest.isEmpty { continuation.yield(rest) }
+            resumeStart(nil)
+            continuation.finish()
+        }
+        session.finishTasksAndInvalidate()
+    }
+}

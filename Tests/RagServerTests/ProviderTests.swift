@@ -1,0 +1,119 @@
+import Foundation
+import RagClient
+import RagCore
+import RagServer
+import RagTesting
+import RagWire
+import Testing
+
+/// The fake provider process (Tests/Fixtures/fake_provider.py) on a free port.
+final class FakeProvider: @unchecked Sendable {
+    let process = Process()
+    let port: Int
+
+    init() throws {
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", Repo.path("Tests/Fixtures/fake_provider.py")]
+        let out = Pipe()
+        process.standardOutput = out
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let line = String(decoding: out.fileHandleForReading.availableData, as: UTF8.self)
+        guard let p = Int(line.split(separator: " ").last?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "") else {
+            throw RagError(.internal, "fake provider did not start: \(line)")
+        }
+        port = p
+    }
+
+    var url: String { "http://127.0.0.1:\(port)" }
+
+    func counts() throws -> [String: Int] {
+        let data = try Data(contentsOf: URL(string: url + "/_stats")!)
+        return try JSONDecoder().decode([String: Int].self, from: data)
+    }
+
+    deinit { kill(process.processIdentifier, SIGKILL) }
+}
+
+@Suite(.serialized) struct ProviderTests {
+    func provider(_ flavor: RagServerConfiguration.Provider.Flavor, _ fake: FakeProvider, _ model: String) -> RagServerConfiguration.Provider {
+        var p = RagServerConfiguration.Provider(flavor: flavor, url: fake.url, model: model, apiKeyEnvironment: "PATH")
+        p.timeout = .seconds(1)
+        p.retries = 3
+        return p
+    }
+
+    @Test(arguments: [RagServerConfiguration.Provider.Flavor.openai, .ollama])
+    func embeddingsAndStreamingChat(_ flavor: RagServerConfiguration.Provider.Flavor) async throws {
+        let fake = try FakeProvider()
+        try await withRagServer(configure: {
+            $0.embeddingProvider = provider(flavor, fake, "ok")
+            $0.generationProvider = provider(flavor, fake, "ok")
+        }) { client, server in
+            _ = try await client.index(Fixtures.documents, collection: "kb")
+            let list = try await client.listCollections()
+            #expect(list.first?.embedder == "\(flavor.rawValue):ok:16" && list.first?.dimension == 16)
+            let r = try await client.query("what does SQLITE_BUSY mean", collection: "kb", mode: .vector)
+            #expect(r.answer == "The answer is in the sources [1].")
+            #expect(!r.degraded)
+            var tokens: [String] = []
+            for try await e in try await client.stream("what does SQLITE_BUSY mean", collection: "kb") {
+                if case .token(let t) = e.event { tokens.append(t) }
+            }
+            #expect(tokens == ["The ", "answer ", "is ", "in ", "the ", "sources ", "[1]."])
+            // Token usage reached the metrics.
+            let text = server.metrics.exposition()
+            #expect(text.contains("rag_llm_tokens_total{type=\"completion\"} 14"))
+            #expect(!text.contains("rag_llm_tokens_total{type=\"prompt\"} 0"))
+        }
+        // The API key came from the named environment variable.
+        #expect(try fake.counts().keys.contains { $0.hasPrefix("auth Bearer ") })
+    }
+
+    @Test func retriesOn429ThenSucceeds() async throws {
+        let fake = try FakeProvider()
+        try await withRagServer(configure: { $0.embeddingProvider = provider(.openai, fake, "flaky") }) { client, _ in
+            let r = try await client.index(Fixtures.documents, collection: "kb")
+            #expect(r.documents == UInt32(Fixtures.documents.count))
+        }
+        #expect(try fake.counts()["/v1/embeddings flaky"]! >= 4)  // 2 x 429, then the probe and the batch
+    }
+
+    @Test func failingChatDegradesOrFailsWhenStrict() async throws {
+        let fake = try FakeProvider()
+        for model in ["fail", "broken", "slow"] {
+            var p = provider(.openai, fake, model)
+            p.retries = 1
+            p.timeout = .milliseconds(500)
+            try await withRagServer(configure: { $0.generationProvider = p }) { client, _ in
+                _ = try await client.index(Fixtures.documents, collection: "kb")
+                let r = try await client.query("what does SQLITE_BUSY mean", collection: "kb", noCache: true)
+                #expect(r.degraded, "\(model)")
+                #expect(r.degradedReason.contains("openai-chat:\(model)"))
+                #expect(r.answer.contains("[1]"))  // the extractive answer
+                var strict = Ragd_V1_QueryRequest()
+                strict.collection = "kb"
+                strict.query = "what does SQLITE_BUSY mean"
+                strict.strict = true
+                strict.noCache = true
+                do {
+                    _ = try await client.call(.query, strict, as: Ragd_V1_QueryResponse.self, timeout: .seconds(20))
+                    Issue.record("expected UNAVAILABLE for \(model)")
+                } catch {
+                    #expect(RagError(from: error).code == .unavailable, "\(model): \(error)")
+                }
+            }
+        }
+    }
+
+    @Test func brokenEmbeddingProviderIsAClearError() async throws {
+        let fake = try FakeProvider()
+        do {
+            try await withRagServer(configure: { $0.embeddingProvider = provider(.ollama, fake, "broken") }) { _, _ in }
+            Issue.record("expected the server to refuse to start")
+        } catch {
+            #expect(RagError(from: error).code == .internal)
+            #expect(RagError(from: error).message.contains("not the expected JSON"))
+        }
+    }
+}
