@@ -83,7 +83,10 @@ public final class RagServer: Service, Sendable {
         let experiments = try ExperimentManager(path: configuration.dataDirectory + "/experiments.sqlite")
         self.experiments = experiments
         coordinator = Coordinator(configuration: configuration, registry: registry, embedder: embedder,
-                                  generator: generator ?? ExtractiveGenerator(), metrics: metrics, queryCache: cache) { collection in
+                                  generator: generator ?? ExtractiveGenerator(), metrics: metrics, queryCache: cache,
+                                  reranker: configuration.rerankProvider.map {
+                                      HTTPReranker(flavor: configuration.rerankFlavor == "cohere" ? .cohere : .tei, model: $0.model, http: $0.http)
+                                  }) { collection in
             experiments.chunkingProfiles(for: collection).map { ($0.name, Int($0.chunkSize), Int($0.chunkOverlap)) }
         }
         stats = ServerStats(metrics: metrics)

@@ -61,6 +61,9 @@ public struct RagServerConfiguration: Sendable {
     public var embeddingProvider: Provider?
     /// Answers from a chat model instead of the extractive generator.
     public var generationProvider: Provider?
+    /// A cross-encoder for `rerank: cross-encoder` (flavor tei or cohere, see HTTPReranker).
+    public var rerankProvider: Provider?
+    public var rerankFlavor: String = "tei"
     /// When the chat model fails: error out (true) or answer extractively and say so (false).
     public var strictGeneration = false
 

@@ -41,6 +41,9 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("generator-url"), help: "Chat provider base URL.") var generatorURL: String?
     @Option(name: .customLong("generator-model"), help: "Chat model name.") var generatorModel: String?
     @Option(name: .customLong("generator-api-key-env"), help: "Environment variable holding the chat provider's API key.") var generatorKeyEnv: String?
+    @Option(help: "Cross-encoder for rerank method cross-encoder: tei (POST /rerank) or cohere (POST /v1/rerank, also Jina).") var reranker: String?
+    @Option(name: .customLong("reranker-url"), help: "Reranker base URL.") var rerankerURL: String?
+    @Option(name: .customLong("reranker-model"), help: "Reranker model name.") var rerankerModel: String?
     @Option(name: .customLong("provider-timeout-ms"), help: "Timeout of one provider call (default 30000).") var providerTimeoutMS: Int?
     @Flag(name: .customLong("strict-generation"), help: "Fail queries when the chat provider fails, instead of answering extractively.") var strictGeneration = false
     @Option(help: "Query cache: on (default) or off.") var cache: String?
@@ -115,6 +118,14 @@ struct Serve: AsyncParsableCommand {
         }
         c.embeddingProvider = try provider(embedder, embedderURL, embedderModel, embedderKeyEnv, prefix: "embedder", builtIn: "hashing")
         c.generationProvider = try provider(generator, generatorURL, generatorModel, generatorKeyEnv, prefix: "generator", builtIn: "extractive")
+        if let flavor = setting(reranker, env: "RAGD_RERANKER", file: file, key: "reranker")?.lowercased() {
+            guard ["tei", "cohere"].contains(flavor) else { throw ValidationError("--reranker must be tei or cohere") }
+            guard let u = setting(rerankerURL, env: "RAGD_RERANKER_URL", file: file, key: "reranker-url") else { throw ValidationError("--reranker needs --reranker-url") }
+            var p = RagServerConfiguration.Provider(flavor: .openai, url: u, model: setting(rerankerModel, env: "RAGD_RERANKER_MODEL", file: file, key: "reranker-model") ?? "")
+            p.timeout = .milliseconds(timeoutMS)
+            c.rerankProvider = p
+            c.rerankFlavor = flavor
+        }
         c.strictGeneration = strictGeneration || (ProcessInfo.processInfo.environment["RAGD_STRICT_GENERATION"] == "1")
         if let v = setting(cache, env: "RAGD_CACHE", file: file, key: "cache") {
             guard ["on", "off"].contains(v.lowercased()) else { throw ValidationError("cache must be on or off") }

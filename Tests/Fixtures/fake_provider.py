@@ -65,6 +65,15 @@ class Handler(BaseHTTPRequestHandler):
             if self.path == "/v1/embeddings":
                 return self.send(200, json.dumps({"data": [{"index": i, "embedding": vector(t)} for i, t in enumerate(inputs)]}))
             return self.send(200, json.dumps({"embeddings": [vector(t) for t in inputs]}))
+        if self.path in ("/rerank", "/v1/rerank"):
+            # Cross-encoder stand-in: score = query words found in the passage, minus a length penalty.
+            words = set(body["query"].lower().replace("?", "").split())
+            passages = body["texts"] if self.path == "/rerank" else body["documents"]
+            scores = [len(words & set(p.lower().replace(".", " ").split())) - len(p) / 10000 for p in passages]
+            order = sorted(range(len(scores)), key=lambda i: -scores[i])
+            if self.path == "/rerank":
+                return self.send(200, json.dumps([{"index": i, "score": scores[i]} for i in order]))
+            return self.send(200, json.dumps({"results": [{"index": i, "relevance_score": scores[i]} for i in order]}))
         if self.path in ("/v1/chat/completions", "/api/chat"):
             self.send_response(200)
             openai = self.path == "/v1/chat/completions"

@@ -117,3 +117,37 @@ final class FakeProvider: @unchecked Sendable {
         }
     }
 }
+
+@Suite(.serialized) struct RerankerTests {
+    @Test(arguments: ["tei", "cohere"])
+    func crossEncoderReordersAndDegrades(_ flavor: String) async throws {
+        let fake = try FakeProvider()
+        for model in ["ok", "unreachable"] {
+            // TEI requests carry no model name, so failure is an unreachable server for both shapes.
+            var p = RagServerConfiguration.Provider(flavor: .openai, url: model == "ok" ? fake.url : "http://127.0.0.1:1", model: model)
+            p.retries = 0
+            try await withRagServer(configure: { $0.rerankProvider = p; $0.rerankFlavor = flavor }) { client, _ in
+                _ = try await client.index(Fixtures.documents, collection: "kb")
+                let question = "sourdough starter flour water daily"
+                let r = try await client.query(question, collection: "kb", topK: 2, mode: .keyword, noCache: true,
+                                               rerank: Rerank.with { $0.method = "cross-encoder"; $0.candidates = 8 })
+                if model == "ok" {
+                    // The fake cross-encoder counts query words: "bread" has all five.
+                    #expect(r.sources.first?.documentID == "bread")
+                    #expect(r.sources.first?.score == 5 - Double(r.sources.first!.content.count) / 10000)
+                    #expect(!r.degraded && r.timings.rerankSeconds > 0)
+                } else {
+                    #expect(r.degraded && r.degradedReason.contains("reranker"))
+                    #expect(r.sources.first?.documentID == "bread")  // retrieval order kept
+                }
+            }
+        }
+        try await withRagServer { client, _ in
+            _ = try await client.index(Fixtures.documents, collection: "kb")
+            do {
+                _ = try await client.query("x", collection: "kb", rerank: Rerank.with { $0.method = "cross-encoder" })
+                Issue.record("expected FAILED_PRECONDITION")
+            } catch { #expect(RagError(from: error).code == .failedPrecondition) }
+        }
+    }
+}

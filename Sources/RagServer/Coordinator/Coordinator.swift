@@ -10,15 +10,18 @@ public final class Coordinator: Sendable {
     public let embedder: any Embedder
     public let generator: any Generator
     public let embeddingCache: EmbeddingCache
+    /// The cross-encoder for `rerank: cross-encoder`, if configured.
+    public let reranker: (any Reranker)?
     let metrics: RagMetrics?
     let queryCache: QueryCache?
     /// Extra chunking profiles of a collection (from experiments): each keeps its own index.
     let chunkingProfiles: @Sendable (String) -> [(name: String, size: Int, overlap: Int)]
 
     public init(configuration: RagServerConfiguration, registry: CollectionRegistry, embedder: any Embedder, generator: any Generator,
-                metrics: RagMetrics? = nil, queryCache: QueryCache? = nil,
+                metrics: RagMetrics? = nil, queryCache: QueryCache? = nil, reranker: (any Reranker)? = nil,
                 chunkingProfiles: @escaping @Sendable (String) -> [(name: String, size: Int, overlap: Int)] = { _ in [] }) {
         self.chunkingProfiles = chunkingProfiles
+        self.reranker = reranker
         self.configuration = configuration
         self.registry = registry
         self.embedder = embedder
@@ -97,7 +100,7 @@ public final class Coordinator: Sendable {
         let fetch = q.rerank.map { min(configuration.maxTopK, max(k, $0.candidates ?? max(4 * k, 20))) } ?? k
         let depth = q.mode == .hybrid ? Self.fusionDepth(k: fetch) : fetch
         let request = ShardSearchRequest(vector: vector, terms: terms, keywordStats: stats, k: depth, filter: q.filter,
-                                         includeVectors: q.rerank != nil)
+                                         includeVectors: q.rerank?.method == .mmr)
         let metrics = self.metrics
         let search: @Sendable (any Shard) async throws -> ShardSearchResult = { shard in
             let t = ContinuousClock.now
@@ -122,14 +125,26 @@ public final class Coordinator: Sendable {
         case .hybrid: hits = Fusion.reciprocalRank([vectorTop, keywordTop], limit: fetch)
         }
         timings.search = searchStart.elapsedSeconds
-        if let r = q.rerank, hits.allSatisfy({ $0.vector != nil }) {
+        var rerankDegraded: String?
+        if let r = q.rerank {
             let t = ContinuousClock.now
-            hits = MMR.rerank(hits, vectors: hits.map { $0.vector! }, lambda: r.lambda, k: k)
+            switch r.method {
+            case .mmr where hits.allSatisfy({ $0.vector != nil }):
+                hits = MMR.rerank(hits, vectors: hits.map { $0.vector! }, lambda: r.lambda, k: k)
+            case .crossEncoder:
+                guard let reranker else { throw RagError.failedPrecondition("no cross-encoder is configured on this server (--reranker-url)") }
+                do { hits = try await reranker.rerank(query: q.query, hits: hits, k: k) } catch {
+                    // Retrieval order is still a fine answer: degrade (unless strict).
+                    if q.strict || Task.isCancelled { throw error }
+                    rerankDegraded = "reranker \(reranker.id) failed: \(RagError(from: error).message)"
+                }
+            default: break
+            }
             timings.rerank = t.elapsedSeconds
         }
         hits = hits.prefix(k).map { h in var h = h; h.vector = nil; return h }
         timings.total = start.elapsedSeconds
-        return RetrievalResult(hits: hits, timings: timings, missingShards: missing)
+        return RetrievalResult(hits: hits, timings: timings, missingShards: missing, rerankDegraded: rerankDegraded)
     }
 
     /// Sums every shard's statistics for `terms` (DFS query-then-fetch).

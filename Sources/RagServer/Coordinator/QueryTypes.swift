@@ -34,7 +34,7 @@ public struct QueryOptions: Sendable {
 
 /// Reranking of a deeper candidate list.
 public struct RerankOptions: Sendable, Hashable {
-    public enum Method: String, Sendable, Hashable { case mmr }
+    public enum Method: String, Sendable, Hashable { case mmr, crossEncoder = "cross-encoder" }
     public var method: Method
     public var lambda: Double
     /// Candidates fetched before reranking; nil: max(4·top_k, 20).
@@ -71,6 +71,8 @@ public struct RetrievalResult: Sendable {
     public var timings: StageTimings
     /// Shards that did not answer (only with `allowPartial`).
     public var missingShards: [Int] = []
+    /// Set when the reranker failed and retrieval order was kept.
+    public var rerankDegraded: String?
 }
 
 public struct DocumentInput: Sendable {

@@ -50,7 +50,8 @@ public struct RagService: Sendable {
         case "", "none": return nil
         case "mmr": return RerankOptions(method: .mmr, lambda: w.lambda == 0 ? MMR.defaultLambda : w.lambda,
                                          candidates: w.candidates == 0 ? nil : Int(w.candidates))
-        default: throw .invalidArgument("unknown rerank method \(w.method.debugDescription); known: none, mmr")
+        case "cross-encoder": return RerankOptions(method: .crossEncoder, candidates: w.candidates == 0 ? nil : Int(w.candidates))
+        default: throw .invalidArgument("unknown rerank method \(w.method.debugDescription); known: none, mmr, cross-encoder")
         }
     }
 
@@ -116,9 +117,9 @@ public struct RagService: Sendable {
         r.queryID = requestID
         r.mode = q.mode.wire
         r.missingShards = result.missingShards.map(UInt32.init)
-        if let degraded {
+        if let reason = [result.rerankDegraded, degraded].compactMap({ $0 }).first {
             r.degraded = true
-            r.degradedReason = degraded
+            r.degradedReason = reason
         }
         return r
     }
