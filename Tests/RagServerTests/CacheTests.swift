@@ -117,7 +117,11 @@ import Testing
 
     @Test func redisL2SharedByTwoServersAndInvalidatedByWrites() async throws {
         let redis = try RedisProcess()
-        let shared: (inout RagServerConfiguration) -> Void = { $0.sharedCache = .redis(host: "127.0.0.1", port: redis.port) }
+        // A generous timeout: this test is about sharing, not about a slow Redis (that one is below).
+        let shared: (inout RagServerConfiguration) -> Void = {
+            $0.sharedCache = .redis(host: "127.0.0.1", port: redis.port)
+            $0.cache.l2Timeout = .seconds(2)
+        }
         try await withRagServer(configure: shared) { a, _ in
             try await withRagServer(configure: shared) { b, _ in
                 _ = try await a.index(Fixtures.documents, collection: "kb")

@@ -67,7 +67,8 @@ public final class QueryCache: Sendable {
 
     /// Runs `body` with a time limit; nil on timeout or error (counted).
     func bounded<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) async -> T? {
-        let timeout = settings.l2Timeout
+        // The timeout is a network budget (Redis); a local SQLite file gets at least a second.
+        let timeout = l2 is SQLiteSharedCache ? max(settings.l2Timeout, .seconds(1)) : settings.l2Timeout
         do {
             return try await withThrowingTaskGroup(of: T?.self) { group in
                 group.addTask { try await body() }
