@@ -36,7 +36,8 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
-        .target(name: "RagEngine", dependencies: ["RagCore"], swiftSettings: strict),
+        .systemLibrary(name: "COpenBLAS", providers: [.apt(["libopenblas-dev"])]),
+        .target(name: "RagEngine", dependencies: ["RagCore", "COpenBLAS"], swiftSettings: strict),
         .target(
             name: "RagStore",
             dependencies: ["RagCore", "RagEngine", .product(name: "GRDB", package: "GRDB.swift")],

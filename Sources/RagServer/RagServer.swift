@@ -64,6 +64,9 @@ public final class RagServer: Service, Sendable {
             }
         }
         var chosenEmbedder = embedder
+        if chosenEmbedder == nil, let dir = configuration.miniLMDirectory {
+            do { chosenEmbedder = try MiniLMEmbedder(directory: dir) } catch { throw RagError(from: error) }
+        }
         if chosenEmbedder == nil, let p = configuration.embeddingProvider {
             chosenEmbedder = try await HTTPEmbedder.connect(flavor: p.flavor == .openai ? .openai : .ollama, model: p.model, http: p.http)
         }

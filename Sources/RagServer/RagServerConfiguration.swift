@@ -57,6 +57,9 @@ public struct RagServerConfiguration: Sendable {
         public var http: ProviderHTTP { ProviderHTTP(baseURL: url, apiKeyEnvironment: apiKeyEnvironment, timeout: timeout, retries: retries) }
     }
 
+    /// Directory of the local all-MiniLM-L6-v2 model (vocab.txt, model.safetensors):
+    /// when set, the in-process neural embedder replaces the hashing one.
+    public var miniLMDirectory: String?
     /// Embeddings from a provider instead of the built-in hashing embedder.
     public var embeddingProvider: Provider?
     /// Answers from a chat model instead of the extractive generator.

@@ -33,7 +33,8 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("log-level"), help: "trace, debug, info (default), notice, warning, error.") var logLevel: String?
     @Option(help: "all (default: everything in one process), coordinator (public RPCs over shard nodes) or shard.") var role: String?
     @Option(help: "Cluster file (JSON) for --role coordinator.") var cluster: String?
-    @Option(help: "Embedder: hashing (built in, default), openai (OpenAI-compatible /v1/embeddings) or ollama (/api/embed).") var embedder: String?
+    @Option(help: "Embedder: hashing (built in, default), minilm (local all-MiniLM-L6-v2), openai (OpenAI-compatible /v1/embeddings) or ollama (/api/embed).") var embedder: String?
+    @Option(name: .customLong("minilm-dir"), help: "all-MiniLM-L6-v2 files for --embedder minilm (default models/all-minilm-l6-v2; Scripts/fetch-minilm.sh).") var miniLMDir: String?
     @Option(name: .customLong("embedder-url"), help: "Embedding provider base URL.") var embedderURL: String?
     @Option(name: .customLong("embedder-model"), help: "Embedding model name.") var embedderModel: String?
     @Option(name: .customLong("embedder-api-key-env"), help: "Environment variable holding the embedding provider's API key.") var embedderKeyEnv: String?
@@ -116,7 +117,11 @@ struct Serve: AsyncParsableCommand {
             p.timeout = .milliseconds(timeoutMS)
             return p
         }
-        c.embeddingProvider = try provider(embedder, embedderURL, embedderModel, embedderKeyEnv, prefix: "embedder", builtIn: "hashing")
+        if setting(embedder, env: "RAGD_EMBEDDER", file: file, key: "embedder")?.lowercased() == "minilm" {
+            c.miniLMDirectory = setting(miniLMDir, env: "RAGD_MINILM_DIR", file: file, key: "minilm-dir") ?? "models/all-minilm-l6-v2"
+        } else {
+            c.embeddingProvider = try provider(embedder, embedderURL, embedderModel, embedderKeyEnv, prefix: "embedder", builtIn: "hashing")
+        }
         c.generationProvider = try provider(generator, generatorURL, generatorModel, generatorKeyEnv, prefix: "generator", builtIn: "extractive")
         if let flavor = setting(reranker, env: "RAGD_RERANKER", file: file, key: "reranker")?.lowercased() {
             guard ["tei", "cohere"].contains(flavor) else { throw ValidationError("--reranker must be tei or cohere") }
