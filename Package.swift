@@ -77,7 +77,7 @@ let package = Package(
         .executableTarget(
             name: "ragctl",
             dependencies: [
-                "RagClient", "RagEngine", "RagWire",
+                "RagClient", "RagEngine", "RagWire", "RagServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict

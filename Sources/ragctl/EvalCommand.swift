@@ -3,6 +3,7 @@ import Foundation
 import RagClient
 import RagCore
 import RagEngine
+import RagServer
 
 struct EvalCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -21,6 +22,10 @@ struct EvalCommand: AsyncParsableCommand {
     @Option(help: "Configurations, e.g. vector,keyword,hybrid,hybrid+mmr:0.7") var compare = "hybrid"
     @Option(help: "Chunks fetched per query (documents are formed from them).") var depth = 50
     @Option(help: "Evaluate only the first N queries.") var limit: Int?
+    @Option(help: "LLM-as-judge for queries with reference answers: openai or ollama.") var judge: String?
+    @Option(name: .customLong("judge-url"), help: "Judge model server base URL.") var judgeURL: String?
+    @Option(name: .customLong("judge-model"), help: "Judge model name.") var judgeModel: String?
+    @Option(name: .customLong("judge-api-key-env"), help: "Environment variable with the judge's API key.") var judgeKeyEnv: String?
     @Argument(help: "JSONL file of queries.") var queries: String
 
     struct Line: Decodable {
@@ -66,12 +71,21 @@ struct EvalCommand: AsyncParsableCommand {
         }
         if let limit { items = Array(items.prefix(limit)) }
         let configs = try configurations()
+        var judgeModel: LLMJudge?
+        if let judge {
+            guard let flavor = HTTPChatGenerator.Flavor(rawValue: judge), let url = judgeURL, let model = self.judgeModel else {
+                throw ValidationError("--judge openai|ollama needs --judge-url and --judge-model")
+            }
+            judgeModel = LLMJudge(model: HTTPChatGenerator(flavor: flavor, model: model, http: ProviderHTTP(baseURL: url, apiKeyEnvironment: judgeKeyEnv)))
+        }
         let client = try connection.client()
         var report: [[String: Any]] = []
         try await runReporting {
             for config in configs {
                 var perK: [Int: [RetrievalMetrics]] = [:]
                 var grounding: [Double] = []
+                var grades: [JudgeScore] = []
+                var unparsed = 0
                 var latency = 0.0
                 var progress = Progress(total: items.count, label: config.label)
                 for (i, item) in items.enumerated() {
@@ -82,9 +96,21 @@ struct EvalCommand: AsyncParsableCommand {
                     let ranking = r.sources.map(\.documentID)
                     for c in cutoffs { perK[c, default: []].append(RetrievalMetrics.at(c, ranking: ranking, relevant: Set(item.relevant_ids))) }
                     grounding.append(Grounding.score(answer: r.answer, sources: r.sources.prefix(5).map(\.content)))
+                    if let judgeModel, let reference = item.reference_answer {
+                        if let g = try? await judgeModel.judge(question: item.text ?? item.query!, answer: r.answer, reference: reference) {
+                            grades.append(g)
+                        } else {
+                            unparsed += 1
+                        }
+                    }
                     if !connection.json { progress.update(i + 1) }
                 }
                 let g = grounding.reduce(0, +) / Double(max(1, grounding.count))
+                let meanGrade = { (f: (JudgeScore) -> Int) in grades.isEmpty ? 0 : Double(grades.map(f).reduce(0, +)) / Double(grades.count) }
+                if !grades.isEmpty || unparsed > 0, !connection.json {
+                    print(String(format: "\n%@ judge: accuracy %.2f, relevance %.2f, completeness %.2f (1-5) over %d answers, %d unreadable",
+                                 config.label, meanGrade(\.accuracy), meanGrade(\.relevance), meanGrade(\.completeness), grades.count, unparsed))
+                }
                 if !connection.json {
                     print("\n\(config.label): \(items.count) queries, mean latency \(milliseconds(latency / Double(max(1, items.count)))), grounding \(String(format: "%.3f", g))")
                     print("   k  precision  recall     F1   hit rate    MRR   nDCG")

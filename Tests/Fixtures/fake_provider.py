@@ -87,7 +87,10 @@ class Handler(BaseHTTPRequestHandler):
                 self.wfile.flush()
 
             prompt = json.dumps(body.get("messages", []))
-            for t in ANSWER:
+            tokens = ANSWER
+            if model == "judge":
+                tokens = ["Here is my grade:\n```json\n", '{"accuracy": "4", "relevance": 5, ', '"completeness": 3, "reason": "close {enough}"}', "\n```"]
+            for t in tokens:
                 if model == "broken":
                     chunk("data: {oops\n\n" if openai else "{oops\n")
                     break

@@ -62,3 +62,18 @@ import Testing
         #expect(MMR.rerank(candidates, vectors: vectors, lambda: 0.5, k: 10).count == 3)
     }
 }
+
+@Suite struct JudgeParserTests {
+    @Test func readsJSONWhereverTheModelPutsIt() {
+        let plain = #"{"accuracy": 4, "relevance": 5, "completeness": 3, "reason": "ok"}"#
+        #expect(LLMJudge.parse(plain) == JudgeScore(accuracy: 4, relevance: 5, completeness: 3, reason: "ok"))
+        let fenced = "Sure! Here is my grade:\n```json\n{\"accuracy\": \"4\", \"relevance\": 5.0, \"completeness\": 2, \"reason\": \"mentions {x} and \\\"y\\\"\"}\n```\nHope it helps."
+        #expect(LLMJudge.parse(fenced) == JudgeScore(accuracy: 4, relevance: 5, completeness: 2, reason: "mentions {x} and \"y\""))
+        // A first object that is not a grade is skipped; out-of-range scores are clamped.
+        let two = #"Context {"note": 1} then {"accuracy": 9, "relevance": 0, "completeness": 3}"#
+        #expect(LLMJudge.parse(two) == JudgeScore(accuracy: 5, relevance: 1, completeness: 3, reason: ""))
+        #expect(LLMJudge.parse("no json here") == nil)
+        #expect(LLMJudge.parse(#"{"accuracy": "high", "relevance": 3, "completeness": 3}"#) == nil)
+        #expect(LLMJudge.parse("{unclosed") == nil)
+    }
+}

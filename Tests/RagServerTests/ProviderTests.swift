@@ -1,6 +1,7 @@
 import Foundation
 import RagClient
 import RagCore
+import RagEngine
 import RagServer
 import RagTesting
 import RagWire
@@ -103,6 +104,15 @@ final class FakeProvider: @unchecked Sendable {
                     #expect(RagError(from: error).code == .unavailable, "\(model): \(error)")
                 }
             }
+        }
+    }
+
+    @Test func llmJudgeGradesThroughAChatProvider() async throws {
+        let fake = try FakeProvider()
+        for flavor in [HTTPChatGenerator.Flavor.openai, .ollama] {
+            let judge = LLMJudge(model: HTTPChatGenerator(flavor: flavor, model: "judge", http: ProviderHTTP(baseURL: fake.url)))
+            let g = try await judge.judge(question: "q", answer: "a", reference: "r")
+            #expect(g == JudgeScore(accuracy: 4, relevance: 5, completeness: 3, reason: "close {enough}"))
         }
     }
 
