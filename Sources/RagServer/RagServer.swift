@@ -20,6 +20,7 @@ public final class RagServer: Service, Sendable {
     public let cache: QueryCache
     public let cluster: Cluster?
     public let experiments: ExperimentManager
+    public let jobs: JobRunner
     let dispatcher: Dispatcher
     let logger: Logger
     let group: any EventLoopGroup
@@ -93,8 +94,17 @@ public final class RagServer: Service, Sendable {
             experiments.chunkingProfiles(for: collection).map { ($0.name, Int($0.chunkSize), Int($0.chunkOverlap)) }
         }
         stats = ServerStats(metrics: metrics)
+        let queries = Mutex<RagService?>(nil)
+        let jobs = JobRunner(store: try JobStore(path: configuration.dataDirectory + "/jobs.sqlite"), settings: configuration.jobs,
+                             coordinator: coordinator, logger: logger) { request in
+            guard let service = queries.withLock({ $0 }) else { throw RagError.unavailable("server is starting") }
+            let context = CallContext(callID: 0, method: "Query", requestID: Dispatcher.newRequestID(), deadline: nil, logger: logger)
+            return try await service.query(try FrameCodec.bytes(request), context)
+        }
+        self.jobs = jobs
         let service = RagService(coordinator: coordinator, stats: stats, cache: cache, metrics: metrics,
-                                 role: configuration.role.rawValue, cluster: cluster, experiments: experiments)
+                                 role: configuration.role.rawValue, cluster: cluster, experiments: experiments, jobs: jobs)
+        queries.withLock { $0 = service }
         var handlers = service.handlers
         if let shardHost {
             // A shard node answers the internal RPCs, plus Health and Stats for operators.
@@ -129,6 +139,9 @@ public final class RagServer: Service, Sendable {
             }
             if let cluster {
                 group.addTask { await cluster.replayHints() }
+            }
+            if configuration.role != .shard {
+                group.addTask { [jobs] in await jobs.run() }
             }
             if let sqlite = cache.l2 as? SQLiteSharedCache {
                 group.addTask { [logger] in

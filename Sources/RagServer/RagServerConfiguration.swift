@@ -70,6 +70,9 @@ public struct RagServerConfiguration: Sendable {
     /// When the chat model fails: error out (true) or answer extractively and say so (false).
     public var strictGeneration = false
 
+    /// Asynchronous jobs: worker counts, retries and backoff.
+    public var jobs = JobRunner.Settings()
+
     /// What this process does: everything (`all`), only the public RPCs over remote
     /// shards (`coordinator`, needs `cluster`), or only host partitions (`shard`).
     public enum Role: String, Sendable, CaseIterable { case all, coordinator, shard }

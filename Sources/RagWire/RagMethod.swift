@@ -13,6 +13,10 @@ public enum RagMethod: String, Sendable, CaseIterable {
     case stopExperiment = "StopExperiment"
     case experimentReport = "ExperimentReport"
     case feedback = "Feedback"
+    case submitJob = "SubmitJob"
+    case getJob = "GetJob"
+    case listJobs = "ListJobs"
+    case cancelJob = "CancelJob"
     // Internal: coordinator -> shard.
     case shardSearch = "ShardSearch"
     case shardStats = "ShardStats"

@@ -9,6 +9,8 @@ extension StatsResponse: SwiftProtobufMessageJSON {}
 extension HealthResponse: SwiftProtobufMessageJSON {}
 extension DeleteResponse: SwiftProtobufMessageJSON {}
 extension Ragd_V1_ListCollectionsResponse: SwiftProtobufMessageJSON {}
+extension Ragd_V1_Job: SwiftProtobufMessageJSON {}
+extension Ragd_V1_ListJobsResponse: SwiftProtobufMessageJSON {}
 
 extension SwiftProtobuf.Message {
     var jsonText: String {

@@ -15,9 +15,11 @@ public struct RagService: Sendable {
     let metrics: RagMetrics?
     let cluster: Cluster?
     let experiments: ExperimentManager?
+    let jobs: JobRunner?
 
     public init(coordinator: Coordinator, stats: ServerStats, cache: QueryCache? = nil, metrics: RagMetrics? = nil, role: String = "all",
-                cluster: Cluster? = nil, experiments: ExperimentManager? = nil) {
+                cluster: Cluster? = nil, experiments: ExperimentManager? = nil, jobs: JobRunner? = nil) {
+        self.jobs = jobs
         self.cluster = cluster
         self.experiments = experiments
         self.coordinator = coordinator
@@ -42,6 +44,10 @@ public struct RagService: Sendable {
             RagMethod.stopExperiment.rawValue: .unary { p, _ in try stopExperiment(p) },
             RagMethod.experimentReport.rawValue: .unary { p, _ in try experimentReport(p) },
             RagMethod.feedback.rawValue: .unary { p, _ in try feedback(p) },
+            RagMethod.submitJob.rawValue: .unary { p, _ in try submitJob(p) },
+            RagMethod.getJob.rawValue: .unary { p, _ in try getJob(p) },
+            RagMethod.listJobs.rawValue: .unary { p, _ in try listJobs(p) },
+            RagMethod.cancelJob.rawValue: .unary { p, _ in try cancelJob(p) },
         ]
     }
 

@@ -2968,6 +2968,456 @@ void   ragd__v1__experiment_report_response__free_unpacked
   assert(message->base.descriptor == &ragd__v1__experiment_report_response__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   ragd__v1__job_spec__init
+                     (Ragd__V1__JobSpec         *message)
+{
+  static const Ragd__V1__JobSpec init_value = RAGD__V1__JOB_SPEC__INIT;
+  *message = init_value;
+}
+size_t ragd__v1__job_spec__get_packed_size
+                     (const Ragd__V1__JobSpec *message)
+{
+  assert(message->base.descriptor == &ragd__v1__job_spec__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t ragd__v1__job_spec__pack
+                     (const Ragd__V1__JobSpec *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &ragd__v1__job_spec__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t ragd__v1__job_spec__pack_to_buffer
+                     (const Ragd__V1__JobSpec *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &ragd__v1__job_spec__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Ragd__V1__JobSpec *
+       ragd__v1__job_spec__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Ragd__V1__JobSpec *)
+     protobuf_c_message_unpack (&ragd__v1__job_spec__descriptor,
+                                allocator, len, data);
+}
+void   ragd__v1__job_spec__free_unpacked
+                     (Ragd__V1__JobSpec *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &ragd__v1__job_spec__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   ragd__v1__job__init
+                     (Ragd__V1__Job         *message)
+{
+  static const Ragd__V1__Job init_value = RAGD__V1__JOB__INIT;
+  *message = init_value;
+}
+size_t ragd__v1__job__get_packed_size
+                     (const Ragd__V1__Job *message)
+{
+  assert(message->base.descriptor == &ragd__v1__job__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t ragd__v1__job__pack
+                     (const Ragd__V1__Job *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &ragd__v1__job__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t ragd__v1__job__pack_to_buffer
+                     (const Ragd__V1__Job *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &ragd__v1__job__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Ragd__V1__Job *
+       ragd__v1__job__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Ragd__V1__Job *)
+     protobuf_c_message_unpack (&ragd__v1__job__descriptor,
+                                allocator, len, data);
+}
+void   ragd__v1__job__free_unpacked
+                     (Ragd__V1__Job *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &ragd__v1__job__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   ragd__v1__submit_job_request__init
+                     (Ragd__V1__SubmitJobRequest         *message)
+{
+  static const Ragd__V1__SubmitJobRequest init_value = RAGD__V1__SUBMIT_JOB_REQUEST__INIT;
+  *message = init_value;
+}
+size_t ragd__v1__submit_job_request__get_packed_size
+                     (const Ragd__V1__SubmitJobRequest *message)
+{
+  assert(message->base.descriptor == &ragd__v1__submit_job_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t ragd__v1__submit_job_request__pack
+                     (const Ragd__V1__SubmitJobRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &ragd__v1__submit_job_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t ragd__v1__submit_job_request__pack_to_buffer
+                     (const Ragd__V1__SubmitJobRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &ragd__v1__submit_job_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Ragd__V1__SubmitJobRequest *
+       ragd__v1__submit_job_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Ragd__V1__SubmitJobRequest *)
+     protobuf_c_message_unpack (&ragd__v1__submit_job_request__descriptor,
+                                allocator, len, data);
+}
+void   ragd__v1__submit_job_request__free_unpacked
+                     (Ragd__V1__SubmitJobRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &ragd__v1__submit_job_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   ragd__v1__submit_job_response__init
+                     (Ragd__V1__SubmitJobResponse         *message)
+{
+  static const Ragd__V1__SubmitJobResponse init_value = RAGD__V1__SUBMIT_JOB_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t ragd__v1__submit_job_response__get_packed_size
+                     (const Ragd__V1__SubmitJobResponse *message)
+{
+  assert(message->base.descriptor == &ragd__v1__submit_job_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t ragd__v1__submit_job_response__pack
+                     (const Ragd__V1__SubmitJobResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &ragd__v1__submit_job_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t ragd__v1__submit_job_response__pack_to_buffer
+                     (const Ragd__V1__SubmitJobResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &ragd__v1__submit_job_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Ragd__V1__SubmitJobResponse *
+       ragd__v1__submit_job_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Ragd__V1__SubmitJobResponse *)
+     protobuf_c_message_unpack (&ragd__v1__submit_job_response__descriptor,
+                                allocator, len, data);
+}
+void   ragd__v1__submit_job_response__free_unpacked
+                     (Ragd__V1__SubmitJobResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &ragd__v1__submit_job_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   ragd__v1__get_job_request__init
+                     (Ragd__V1__GetJobRequest         *message)
+{
+  static const Ragd__V1__GetJobRequest init_value = RAGD__V1__GET_JOB_REQUEST__INIT;
+  *message = init_value;
+}
+size_t ragd__v1__get_job_request__get_packed_size
+                     (const Ragd__V1__GetJobRequest *message)
+{
+  assert(message->base.descriptor == &ragd__v1__get_job_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t ragd__v1__get_job_request__pack
+                     (const Ragd__V1__GetJobRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &ragd__v1__get_job_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t ragd__v1__get_job_request__pack_to_buffer
+                     (const Ragd__V1__GetJobRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &ragd__v1__get_job_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Ragd__V1__GetJobRequest *
+       ragd__v1__get_job_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Ragd__V1__GetJobRequest *)
+     protobuf_c_message_unpack (&ragd__v1__get_job_request__descriptor,
+                                allocator, len, data);
+}
+void   ragd__v1__get_job_request__free_unpacked
+                     (Ragd__V1__GetJobRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &ragd__v1__get_job_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   ragd__v1__get_job_response__init
+                     (Ragd__V1__GetJobResponse         *message)
+{
+  static const Ragd__V1__GetJobResponse init_value = RAGD__V1__GET_JOB_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t ragd__v1__get_job_response__get_packed_size
+                     (const Ragd__V1__GetJobResponse *message)
+{
+  assert(message->base.descriptor == &ragd__v1__get_job_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t ragd__v1__get_job_response__pack
+                     (const Ragd__V1__GetJobResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &ragd__v1__get_job_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t ragd__v1__get_job_response__pack_to_buffer
+                     (const Ragd__V1__GetJobResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &ragd__v1__get_job_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Ragd__V1__GetJobResponse *
+       ragd__v1__get_job_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Ragd__V1__GetJobResponse *)
+     protobuf_c_message_unpack (&ragd__v1__get_job_response__descriptor,
+                                allocator, len, data);
+}
+void   ragd__v1__get_job_response__free_unpacked
+                     (Ragd__V1__GetJobResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &ragd__v1__get_job_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   ragd__v1__list_jobs_request__init
+                     (Ragd__V1__ListJobsRequest         *message)
+{
+  static const Ragd__V1__ListJobsRequest init_value = RAGD__V1__LIST_JOBS_REQUEST__INIT;
+  *message = init_value;
+}
+size_t ragd__v1__list_jobs_request__get_packed_size
+                     (const Ragd__V1__ListJobsRequest *message)
+{
+  assert(message->base.descriptor == &ragd__v1__list_jobs_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t ragd__v1__list_jobs_request__pack
+                     (const Ragd__V1__ListJobsRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &ragd__v1__list_jobs_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t ragd__v1__list_jobs_request__pack_to_buffer
+                     (const Ragd__V1__ListJobsRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &ragd__v1__list_jobs_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Ragd__V1__ListJobsRequest *
+       ragd__v1__list_jobs_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Ragd__V1__ListJobsRequest *)
+     protobuf_c_message_unpack (&ragd__v1__list_jobs_request__descriptor,
+                                allocator, len, data);
+}
+void   ragd__v1__list_jobs_request__free_unpacked
+                     (Ragd__V1__ListJobsRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &ragd__v1__list_jobs_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   ragd__v1__list_jobs_response__init
+                     (Ragd__V1__ListJobsResponse         *message)
+{
+  static const Ragd__V1__ListJobsResponse init_value = RAGD__V1__LIST_JOBS_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t ragd__v1__list_jobs_response__get_packed_size
+                     (const Ragd__V1__ListJobsResponse *message)
+{
+  assert(message->base.descriptor == &ragd__v1__list_jobs_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t ragd__v1__list_jobs_response__pack
+                     (const Ragd__V1__ListJobsResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &ragd__v1__list_jobs_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t ragd__v1__list_jobs_response__pack_to_buffer
+                     (const Ragd__V1__ListJobsResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &ragd__v1__list_jobs_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Ragd__V1__ListJobsResponse *
+       ragd__v1__list_jobs_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Ragd__V1__ListJobsResponse *)
+     protobuf_c_message_unpack (&ragd__v1__list_jobs_response__descriptor,
+                                allocator, len, data);
+}
+void   ragd__v1__list_jobs_response__free_unpacked
+                     (Ragd__V1__ListJobsResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &ragd__v1__list_jobs_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   ragd__v1__cancel_job_request__init
+                     (Ragd__V1__CancelJobRequest         *message)
+{
+  static const Ragd__V1__CancelJobRequest init_value = RAGD__V1__CANCEL_JOB_REQUEST__INIT;
+  *message = init_value;
+}
+size_t ragd__v1__cancel_job_request__get_packed_size
+                     (const Ragd__V1__CancelJobRequest *message)
+{
+  assert(message->base.descriptor == &ragd__v1__cancel_job_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t ragd__v1__cancel_job_request__pack
+                     (const Ragd__V1__CancelJobRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &ragd__v1__cancel_job_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t ragd__v1__cancel_job_request__pack_to_buffer
+                     (const Ragd__V1__CancelJobRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &ragd__v1__cancel_job_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Ragd__V1__CancelJobRequest *
+       ragd__v1__cancel_job_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Ragd__V1__CancelJobRequest *)
+     protobuf_c_message_unpack (&ragd__v1__cancel_job_request__descriptor,
+                                allocator, len, data);
+}
+void   ragd__v1__cancel_job_request__free_unpacked
+                     (Ragd__V1__CancelJobRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &ragd__v1__cancel_job_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   ragd__v1__cancel_job_response__init
+                     (Ragd__V1__CancelJobResponse         *message)
+{
+  static const Ragd__V1__CancelJobResponse init_value = RAGD__V1__CANCEL_JOB_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t ragd__v1__cancel_job_response__get_packed_size
+                     (const Ragd__V1__CancelJobResponse *message)
+{
+  assert(message->base.descriptor == &ragd__v1__cancel_job_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t ragd__v1__cancel_job_response__pack
+                     (const Ragd__V1__CancelJobResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &ragd__v1__cancel_job_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t ragd__v1__cancel_job_response__pack_to_buffer
+                     (const Ragd__V1__CancelJobResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &ragd__v1__cancel_job_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Ragd__V1__CancelJobResponse *
+       ragd__v1__cancel_job_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Ragd__V1__CancelJobResponse *)
+     protobuf_c_message_unpack (&ragd__v1__cancel_job_response__descriptor,
+                                allocator, len, data);
+}
+void   ragd__v1__cancel_job_response__free_unpacked
+                     (Ragd__V1__CancelJobResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &ragd__v1__cancel_job_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 static const ProtobufCFieldDescriptor ragd__v1__metadata__field_descriptors[3] =
 {
   {
@@ -7833,6 +8283,555 @@ const ProtobufCMessageDescriptor ragd__v1__experiment_report_response__descripto
   ragd__v1__experiment_report_response__field_indices_by_name,
   1,  ragd__v1__experiment_report_response__number_ranges,
   (ProtobufCMessageInit) ragd__v1__experiment_report_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor ragd__v1__job_spec__field_descriptors[3] =
+{
+  {
+    "index",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Ragd__V1__JobSpec, work_case),
+    offsetof(Ragd__V1__JobSpec, index),
+    &ragd__v1__index_request__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "query",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Ragd__V1__JobSpec, work_case),
+    offsetof(Ragd__V1__JobSpec, query),
+    &ragd__v1__query_request__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "max_retries",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__JobSpec, max_retries),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned ragd__v1__job_spec__field_indices_by_name[] = {
+  0,   /* field[0] = index */
+  2,   /* field[2] = max_retries */
+  1,   /* field[1] = query */
+};
+static const ProtobufCIntRange ragd__v1__job_spec__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor ragd__v1__job_spec__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "ragd.v1.JobSpec",
+  "JobSpec",
+  "Ragd__V1__JobSpec",
+  "ragd.v1",
+  sizeof(Ragd__V1__JobSpec),
+  3,
+  ragd__v1__job_spec__field_descriptors,
+  ragd__v1__job_spec__field_indices_by_name,
+  1,  ragd__v1__job_spec__number_ranges,
+  (ProtobufCMessageInit) ragd__v1__job_spec__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor ragd__v1__job__field_descriptors[12] =
+{
+  {
+    "id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__Job, id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "kind",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__Job, kind),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "state",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__Job, state),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "attempts",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__Job, attempts),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "errors",
+    5,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_STRING,
+    offsetof(Ragd__V1__Job, n_errors),
+    offsetof(Ragd__V1__Job, errors),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "backoff_seconds",
+    6,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_DOUBLE,
+    offsetof(Ragd__V1__Job, n_backoff_seconds),
+    offsetof(Ragd__V1__Job, backoff_seconds),
+    NULL,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "created_at",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_DOUBLE,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__Job, created_at),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "started_at",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_DOUBLE,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__Job, started_at),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "finished_at",
+    9,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_DOUBLE,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__Job, finished_at),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "progress_done",
+    10,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__Job, progress_done),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "progress_total",
+    11,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__Job, progress_total),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "result",
+    12,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BYTES,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__Job, result),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned ragd__v1__job__field_indices_by_name[] = {
+  3,   /* field[3] = attempts */
+  5,   /* field[5] = backoff_seconds */
+  6,   /* field[6] = created_at */
+  4,   /* field[4] = errors */
+  8,   /* field[8] = finished_at */
+  0,   /* field[0] = id */
+  1,   /* field[1] = kind */
+  9,   /* field[9] = progress_done */
+  10,   /* field[10] = progress_total */
+  11,   /* field[11] = result */
+  7,   /* field[7] = started_at */
+  2,   /* field[2] = state */
+};
+static const ProtobufCIntRange ragd__v1__job__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 12 }
+};
+const ProtobufCMessageDescriptor ragd__v1__job__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "ragd.v1.Job",
+  "Job",
+  "Ragd__V1__Job",
+  "ragd.v1",
+  sizeof(Ragd__V1__Job),
+  12,
+  ragd__v1__job__field_descriptors,
+  ragd__v1__job__field_indices_by_name,
+  1,  ragd__v1__job__number_ranges,
+  (ProtobufCMessageInit) ragd__v1__job__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor ragd__v1__submit_job_request__field_descriptors[1] =
+{
+  {
+    "spec",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__SubmitJobRequest, spec),
+    &ragd__v1__job_spec__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned ragd__v1__submit_job_request__field_indices_by_name[] = {
+  0,   /* field[0] = spec */
+};
+static const ProtobufCIntRange ragd__v1__submit_job_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor ragd__v1__submit_job_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "ragd.v1.SubmitJobRequest",
+  "SubmitJobRequest",
+  "Ragd__V1__SubmitJobRequest",
+  "ragd.v1",
+  sizeof(Ragd__V1__SubmitJobRequest),
+  1,
+  ragd__v1__submit_job_request__field_descriptors,
+  ragd__v1__submit_job_request__field_indices_by_name,
+  1,  ragd__v1__submit_job_request__number_ranges,
+  (ProtobufCMessageInit) ragd__v1__submit_job_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor ragd__v1__submit_job_response__field_descriptors[1] =
+{
+  {
+    "job",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__SubmitJobResponse, job),
+    &ragd__v1__job__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned ragd__v1__submit_job_response__field_indices_by_name[] = {
+  0,   /* field[0] = job */
+};
+static const ProtobufCIntRange ragd__v1__submit_job_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor ragd__v1__submit_job_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "ragd.v1.SubmitJobResponse",
+  "SubmitJobResponse",
+  "Ragd__V1__SubmitJobResponse",
+  "ragd.v1",
+  sizeof(Ragd__V1__SubmitJobResponse),
+  1,
+  ragd__v1__submit_job_response__field_descriptors,
+  ragd__v1__submit_job_response__field_indices_by_name,
+  1,  ragd__v1__submit_job_response__number_ranges,
+  (ProtobufCMessageInit) ragd__v1__submit_job_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor ragd__v1__get_job_request__field_descriptors[1] =
+{
+  {
+    "id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__GetJobRequest, id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned ragd__v1__get_job_request__field_indices_by_name[] = {
+  0,   /* field[0] = id */
+};
+static const ProtobufCIntRange ragd__v1__get_job_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor ragd__v1__get_job_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "ragd.v1.GetJobRequest",
+  "GetJobRequest",
+  "Ragd__V1__GetJobRequest",
+  "ragd.v1",
+  sizeof(Ragd__V1__GetJobRequest),
+  1,
+  ragd__v1__get_job_request__field_descriptors,
+  ragd__v1__get_job_request__field_indices_by_name,
+  1,  ragd__v1__get_job_request__number_ranges,
+  (ProtobufCMessageInit) ragd__v1__get_job_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor ragd__v1__get_job_response__field_descriptors[1] =
+{
+  {
+    "job",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__GetJobResponse, job),
+    &ragd__v1__job__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned ragd__v1__get_job_response__field_indices_by_name[] = {
+  0,   /* field[0] = job */
+};
+static const ProtobufCIntRange ragd__v1__get_job_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor ragd__v1__get_job_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "ragd.v1.GetJobResponse",
+  "GetJobResponse",
+  "Ragd__V1__GetJobResponse",
+  "ragd.v1",
+  sizeof(Ragd__V1__GetJobResponse),
+  1,
+  ragd__v1__get_job_response__field_descriptors,
+  ragd__v1__get_job_response__field_indices_by_name,
+  1,  ragd__v1__get_job_response__number_ranges,
+  (ProtobufCMessageInit) ragd__v1__get_job_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor ragd__v1__list_jobs_request__field_descriptors[1] =
+{
+  {
+    "state",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ListJobsRequest, state),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned ragd__v1__list_jobs_request__field_indices_by_name[] = {
+  0,   /* field[0] = state */
+};
+static const ProtobufCIntRange ragd__v1__list_jobs_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor ragd__v1__list_jobs_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "ragd.v1.ListJobsRequest",
+  "ListJobsRequest",
+  "Ragd__V1__ListJobsRequest",
+  "ragd.v1",
+  sizeof(Ragd__V1__ListJobsRequest),
+  1,
+  ragd__v1__list_jobs_request__field_descriptors,
+  ragd__v1__list_jobs_request__field_indices_by_name,
+  1,  ragd__v1__list_jobs_request__number_ranges,
+  (ProtobufCMessageInit) ragd__v1__list_jobs_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor ragd__v1__list_jobs_response__field_descriptors[1] =
+{
+  {
+    "jobs",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Ragd__V1__ListJobsResponse, n_jobs),
+    offsetof(Ragd__V1__ListJobsResponse, jobs),
+    &ragd__v1__job__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned ragd__v1__list_jobs_response__field_indices_by_name[] = {
+  0,   /* field[0] = jobs */
+};
+static const ProtobufCIntRange ragd__v1__list_jobs_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor ragd__v1__list_jobs_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "ragd.v1.ListJobsResponse",
+  "ListJobsResponse",
+  "Ragd__V1__ListJobsResponse",
+  "ragd.v1",
+  sizeof(Ragd__V1__ListJobsResponse),
+  1,
+  ragd__v1__list_jobs_response__field_descriptors,
+  ragd__v1__list_jobs_response__field_indices_by_name,
+  1,  ragd__v1__list_jobs_response__number_ranges,
+  (ProtobufCMessageInit) ragd__v1__list_jobs_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor ragd__v1__cancel_job_request__field_descriptors[1] =
+{
+  {
+    "id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__CancelJobRequest, id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned ragd__v1__cancel_job_request__field_indices_by_name[] = {
+  0,   /* field[0] = id */
+};
+static const ProtobufCIntRange ragd__v1__cancel_job_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor ragd__v1__cancel_job_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "ragd.v1.CancelJobRequest",
+  "CancelJobRequest",
+  "Ragd__V1__CancelJobRequest",
+  "ragd.v1",
+  sizeof(Ragd__V1__CancelJobRequest),
+  1,
+  ragd__v1__cancel_job_request__field_descriptors,
+  ragd__v1__cancel_job_request__field_indices_by_name,
+  1,  ragd__v1__cancel_job_request__number_ranges,
+  (ProtobufCMessageInit) ragd__v1__cancel_job_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor ragd__v1__cancel_job_response__field_descriptors[1] =
+{
+  {
+    "job",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__CancelJobResponse, job),
+    &ragd__v1__job__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned ragd__v1__cancel_job_response__field_indices_by_name[] = {
+  0,   /* field[0] = job */
+};
+static const ProtobufCIntRange ragd__v1__cancel_job_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor ragd__v1__cancel_job_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "ragd.v1.CancelJobResponse",
+  "CancelJobResponse",
+  "Ragd__V1__CancelJobResponse",
+  "ragd.v1",
+  sizeof(Ragd__V1__CancelJobResponse),
+  1,
+  ragd__v1__cancel_job_response__field_descriptors,
+  ragd__v1__cancel_job_response__field_indices_by_name,
+  1,  ragd__v1__cancel_job_response__number_ranges,
+  (ProtobufCMessageInit) ragd__v1__cancel_job_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCEnumValue ragd__v1__status_code__enum_values_by_number[17] =

@@ -86,6 +86,16 @@ typedef struct Ragd__V1__MetricSummary Ragd__V1__MetricSummary;
 typedef struct Ragd__V1__VariantComparison Ragd__V1__VariantComparison;
 typedef struct Ragd__V1__VariantReport Ragd__V1__VariantReport;
 typedef struct Ragd__V1__ExperimentReportResponse Ragd__V1__ExperimentReportResponse;
+typedef struct Ragd__V1__JobSpec Ragd__V1__JobSpec;
+typedef struct Ragd__V1__Job Ragd__V1__Job;
+typedef struct Ragd__V1__SubmitJobRequest Ragd__V1__SubmitJobRequest;
+typedef struct Ragd__V1__SubmitJobResponse Ragd__V1__SubmitJobResponse;
+typedef struct Ragd__V1__GetJobRequest Ragd__V1__GetJobRequest;
+typedef struct Ragd__V1__GetJobResponse Ragd__V1__GetJobResponse;
+typedef struct Ragd__V1__ListJobsRequest Ragd__V1__ListJobsRequest;
+typedef struct Ragd__V1__ListJobsResponse Ragd__V1__ListJobsResponse;
+typedef struct Ragd__V1__CancelJobRequest Ragd__V1__CancelJobRequest;
+typedef struct Ragd__V1__CancelJobResponse Ragd__V1__CancelJobResponse;
 
 
 /* --- enums --- */
@@ -1354,6 +1364,153 @@ struct  Ragd__V1__ExperimentReportResponse
     , NULL, 0,NULL }
 
 
+typedef enum {
+  RAGD__V1__JOB_SPEC__WORK__NOT_SET = 0,
+  RAGD__V1__JOB_SPEC__WORK_INDEX = 1,
+  RAGD__V1__JOB_SPEC__WORK_QUERY = 2
+    PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(RAGD__V1__JOB_SPEC__WORK__CASE)
+} Ragd__V1__JobSpec__WorkCase;
+
+struct  Ragd__V1__JobSpec
+{
+  ProtobufCMessage base;
+  /*
+   * retries after the first attempt (0: the server default, 3)
+   */
+  uint32_t max_retries;
+  Ragd__V1__JobSpec__WorkCase work_case;
+  union {
+    Ragd__V1__IndexRequest *index;
+    Ragd__V1__QueryRequest *query;
+  };
+};
+#define RAGD__V1__JOB_SPEC__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__job_spec__descriptor) \
+    , 0, RAGD__V1__JOB_SPEC__WORK__NOT_SET, {0} }
+
+
+struct  Ragd__V1__Job
+{
+  ProtobufCMessage base;
+  char *id;
+  /*
+   * "index" or "query"
+   */
+  char *kind;
+  /*
+   * queued, running, succeeded, failed, cancelled
+   */
+  char *state;
+  uint32_t attempts;
+  /*
+   * one per failed attempt, oldest first
+   */
+  size_t n_errors;
+  char **errors;
+  /*
+   * the delay before each retry
+   */
+  size_t n_backoff_seconds;
+  double *backoff_seconds;
+  double created_at;
+  double started_at;
+  double finished_at;
+  /*
+   * documents (index) done so far
+   */
+  uint64_t progress_done;
+  uint64_t progress_total;
+  /*
+   * IndexResponse or QueryResponse when succeeded
+   */
+  ProtobufCBinaryData result;
+};
+#define RAGD__V1__JOB__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__job__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0,NULL, 0,NULL, 0, 0, 0, 0, 0, {0,NULL} }
+
+
+struct  Ragd__V1__SubmitJobRequest
+{
+  ProtobufCMessage base;
+  Ragd__V1__JobSpec *spec;
+};
+#define RAGD__V1__SUBMIT_JOB_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__submit_job_request__descriptor) \
+    , NULL }
+
+
+struct  Ragd__V1__SubmitJobResponse
+{
+  ProtobufCMessage base;
+  Ragd__V1__Job *job;
+};
+#define RAGD__V1__SUBMIT_JOB_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__submit_job_response__descriptor) \
+    , NULL }
+
+
+struct  Ragd__V1__GetJobRequest
+{
+  ProtobufCMessage base;
+  char *id;
+};
+#define RAGD__V1__GET_JOB_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__get_job_request__descriptor) \
+    , (char *)protobuf_c_empty_string }
+
+
+struct  Ragd__V1__GetJobResponse
+{
+  ProtobufCMessage base;
+  Ragd__V1__Job *job;
+};
+#define RAGD__V1__GET_JOB_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__get_job_response__descriptor) \
+    , NULL }
+
+
+struct  Ragd__V1__ListJobsRequest
+{
+  ProtobufCMessage base;
+  char *state;
+};
+#define RAGD__V1__LIST_JOBS_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__list_jobs_request__descriptor) \
+    , (char *)protobuf_c_empty_string }
+
+
+struct  Ragd__V1__ListJobsResponse
+{
+  ProtobufCMessage base;
+  size_t n_jobs;
+  Ragd__V1__Job **jobs;
+};
+#define RAGD__V1__LIST_JOBS_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__list_jobs_response__descriptor) \
+    , 0,NULL }
+
+
+struct  Ragd__V1__CancelJobRequest
+{
+  ProtobufCMessage base;
+  char *id;
+};
+#define RAGD__V1__CANCEL_JOB_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__cancel_job_request__descriptor) \
+    , (char *)protobuf_c_empty_string }
+
+
+struct  Ragd__V1__CancelJobResponse
+{
+  ProtobufCMessage base;
+  Ragd__V1__Job *job;
+};
+#define RAGD__V1__CANCEL_JOB_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__cancel_job_response__descriptor) \
+    , NULL }
+
+
 /* Ragd__V1__Metadata methods */
 void   ragd__v1__metadata__init
                      (Ragd__V1__Metadata         *message);
@@ -2607,6 +2764,196 @@ Ragd__V1__ExperimentReportResponse *
 void   ragd__v1__experiment_report_response__free_unpacked
                      (Ragd__V1__ExperimentReportResponse *message,
                       ProtobufCAllocator *allocator);
+/* Ragd__V1__JobSpec methods */
+void   ragd__v1__job_spec__init
+                     (Ragd__V1__JobSpec         *message);
+size_t ragd__v1__job_spec__get_packed_size
+                     (const Ragd__V1__JobSpec   *message);
+size_t ragd__v1__job_spec__pack
+                     (const Ragd__V1__JobSpec   *message,
+                      uint8_t             *out);
+size_t ragd__v1__job_spec__pack_to_buffer
+                     (const Ragd__V1__JobSpec   *message,
+                      ProtobufCBuffer     *buffer);
+Ragd__V1__JobSpec *
+       ragd__v1__job_spec__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   ragd__v1__job_spec__free_unpacked
+                     (Ragd__V1__JobSpec *message,
+                      ProtobufCAllocator *allocator);
+/* Ragd__V1__Job methods */
+void   ragd__v1__job__init
+                     (Ragd__V1__Job         *message);
+size_t ragd__v1__job__get_packed_size
+                     (const Ragd__V1__Job   *message);
+size_t ragd__v1__job__pack
+                     (const Ragd__V1__Job   *message,
+                      uint8_t             *out);
+size_t ragd__v1__job__pack_to_buffer
+                     (const Ragd__V1__Job   *message,
+                      ProtobufCBuffer     *buffer);
+Ragd__V1__Job *
+       ragd__v1__job__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   ragd__v1__job__free_unpacked
+                     (Ragd__V1__Job *message,
+                      ProtobufCAllocator *allocator);
+/* Ragd__V1__SubmitJobRequest methods */
+void   ragd__v1__submit_job_request__init
+                     (Ragd__V1__SubmitJobRequest         *message);
+size_t ragd__v1__submit_job_request__get_packed_size
+                     (const Ragd__V1__SubmitJobRequest   *message);
+size_t ragd__v1__submit_job_request__pack
+                     (const Ragd__V1__SubmitJobRequest   *message,
+                      uint8_t             *out);
+size_t ragd__v1__submit_job_request__pack_to_buffer
+                     (const Ragd__V1__SubmitJobRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Ragd__V1__SubmitJobRequest *
+       ragd__v1__submit_job_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   ragd__v1__submit_job_request__free_unpacked
+                     (Ragd__V1__SubmitJobRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Ragd__V1__SubmitJobResponse methods */
+void   ragd__v1__submit_job_response__init
+                     (Ragd__V1__SubmitJobResponse         *message);
+size_t ragd__v1__submit_job_response__get_packed_size
+                     (const Ragd__V1__SubmitJobResponse   *message);
+size_t ragd__v1__submit_job_response__pack
+                     (const Ragd__V1__SubmitJobResponse   *message,
+                      uint8_t             *out);
+size_t ragd__v1__submit_job_response__pack_to_buffer
+                     (const Ragd__V1__SubmitJobResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Ragd__V1__SubmitJobResponse *
+       ragd__v1__submit_job_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   ragd__v1__submit_job_response__free_unpacked
+                     (Ragd__V1__SubmitJobResponse *message,
+                      ProtobufCAllocator *allocator);
+/* Ragd__V1__GetJobRequest methods */
+void   ragd__v1__get_job_request__init
+                     (Ragd__V1__GetJobRequest         *message);
+size_t ragd__v1__get_job_request__get_packed_size
+                     (const Ragd__V1__GetJobRequest   *message);
+size_t ragd__v1__get_job_request__pack
+                     (const Ragd__V1__GetJobRequest   *message,
+                      uint8_t             *out);
+size_t ragd__v1__get_job_request__pack_to_buffer
+                     (const Ragd__V1__GetJobRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Ragd__V1__GetJobRequest *
+       ragd__v1__get_job_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   ragd__v1__get_job_request__free_unpacked
+                     (Ragd__V1__GetJobRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Ragd__V1__GetJobResponse methods */
+void   ragd__v1__get_job_response__init
+                     (Ragd__V1__GetJobResponse         *message);
+size_t ragd__v1__get_job_response__get_packed_size
+                     (const Ragd__V1__GetJobResponse   *message);
+size_t ragd__v1__get_job_response__pack
+                     (const Ragd__V1__GetJobResponse   *message,
+                      uint8_t             *out);
+size_t ragd__v1__get_job_response__pack_to_buffer
+                     (const Ragd__V1__GetJobResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Ragd__V1__GetJobResponse *
+       ragd__v1__get_job_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   ragd__v1__get_job_response__free_unpacked
+                     (Ragd__V1__GetJobResponse *message,
+                      ProtobufCAllocator *allocator);
+/* Ragd__V1__ListJobsRequest methods */
+void   ragd__v1__list_jobs_request__init
+                     (Ragd__V1__ListJobsRequest         *message);
+size_t ragd__v1__list_jobs_request__get_packed_size
+                     (const Ragd__V1__ListJobsRequest   *message);
+size_t ragd__v1__list_jobs_request__pack
+                     (const Ragd__V1__ListJobsRequest   *message,
+                      uint8_t             *out);
+size_t ragd__v1__list_jobs_request__pack_to_buffer
+                     (const Ragd__V1__ListJobsRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Ragd__V1__ListJobsRequest *
+       ragd__v1__list_jobs_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   ragd__v1__list_jobs_request__free_unpacked
+                     (Ragd__V1__ListJobsRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Ragd__V1__ListJobsResponse methods */
+void   ragd__v1__list_jobs_response__init
+                     (Ragd__V1__ListJobsResponse         *message);
+size_t ragd__v1__list_jobs_response__get_packed_size
+                     (const Ragd__V1__ListJobsResponse   *message);
+size_t ragd__v1__list_jobs_response__pack
+                     (const Ragd__V1__ListJobsResponse   *message,
+                      uint8_t             *out);
+size_t ragd__v1__list_jobs_response__pack_to_buffer
+                     (const Ragd__V1__ListJobsResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Ragd__V1__ListJobsResponse *
+       ragd__v1__list_jobs_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   ragd__v1__list_jobs_response__free_unpacked
+                     (Ragd__V1__ListJobsResponse *message,
+                      ProtobufCAllocator *allocator);
+/* Ragd__V1__CancelJobRequest methods */
+void   ragd__v1__cancel_job_request__init
+                     (Ragd__V1__CancelJobRequest         *message);
+size_t ragd__v1__cancel_job_request__get_packed_size
+                     (const Ragd__V1__CancelJobRequest   *message);
+size_t ragd__v1__cancel_job_request__pack
+                     (const Ragd__V1__CancelJobRequest   *message,
+                      uint8_t             *out);
+size_t ragd__v1__cancel_job_request__pack_to_buffer
+                     (const Ragd__V1__CancelJobRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Ragd__V1__CancelJobRequest *
+       ragd__v1__cancel_job_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   ragd__v1__cancel_job_request__free_unpacked
+                     (Ragd__V1__CancelJobRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Ragd__V1__CancelJobResponse methods */
+void   ragd__v1__cancel_job_response__init
+                     (Ragd__V1__CancelJobResponse         *message);
+size_t ragd__v1__cancel_job_response__get_packed_size
+                     (const Ragd__V1__CancelJobResponse   *message);
+size_t ragd__v1__cancel_job_response__pack
+                     (const Ragd__V1__CancelJobResponse   *message,
+                      uint8_t             *out);
+size_t ragd__v1__cancel_job_response__pack_to_buffer
+                     (const Ragd__V1__CancelJobResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Ragd__V1__CancelJobResponse *
+       ragd__v1__cancel_job_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   ragd__v1__cancel_job_response__free_unpacked
+                     (Ragd__V1__CancelJobResponse *message,
+                      ProtobufCAllocator *allocator);
 /* --- per-message closures --- */
 
 typedef void (*Ragd__V1__Metadata_Closure)
@@ -2822,6 +3169,36 @@ typedef void (*Ragd__V1__VariantReport_Closure)
 typedef void (*Ragd__V1__ExperimentReportResponse_Closure)
                  (const Ragd__V1__ExperimentReportResponse *message,
                   void *closure_data);
+typedef void (*Ragd__V1__JobSpec_Closure)
+                 (const Ragd__V1__JobSpec *message,
+                  void *closure_data);
+typedef void (*Ragd__V1__Job_Closure)
+                 (const Ragd__V1__Job *message,
+                  void *closure_data);
+typedef void (*Ragd__V1__SubmitJobRequest_Closure)
+                 (const Ragd__V1__SubmitJobRequest *message,
+                  void *closure_data);
+typedef void (*Ragd__V1__SubmitJobResponse_Closure)
+                 (const Ragd__V1__SubmitJobResponse *message,
+                  void *closure_data);
+typedef void (*Ragd__V1__GetJobRequest_Closure)
+                 (const Ragd__V1__GetJobRequest *message,
+                  void *closure_data);
+typedef void (*Ragd__V1__GetJobResponse_Closure)
+                 (const Ragd__V1__GetJobResponse *message,
+                  void *closure_data);
+typedef void (*Ragd__V1__ListJobsRequest_Closure)
+                 (const Ragd__V1__ListJobsRequest *message,
+                  void *closure_data);
+typedef void (*Ragd__V1__ListJobsResponse_Closure)
+                 (const Ragd__V1__ListJobsResponse *message,
+                  void *closure_data);
+typedef void (*Ragd__V1__CancelJobRequest_Closure)
+                 (const Ragd__V1__CancelJobRequest *message,
+                  void *closure_data);
+typedef void (*Ragd__V1__CancelJobResponse_Closure)
+                 (const Ragd__V1__CancelJobResponse *message,
+                  void *closure_data);
 
 /* --- services --- */
 
@@ -2903,6 +3280,16 @@ extern const ProtobufCMessageDescriptor ragd__v1__metric_summary__descriptor;
 extern const ProtobufCMessageDescriptor ragd__v1__variant_comparison__descriptor;
 extern const ProtobufCMessageDescriptor ragd__v1__variant_report__descriptor;
 extern const ProtobufCMessageDescriptor ragd__v1__experiment_report_response__descriptor;
+extern const ProtobufCMessageDescriptor ragd__v1__job_spec__descriptor;
+extern const ProtobufCMessageDescriptor ragd__v1__job__descriptor;
+extern const ProtobufCMessageDescriptor ragd__v1__submit_job_request__descriptor;
+extern const ProtobufCMessageDescriptor ragd__v1__submit_job_response__descriptor;
+extern const ProtobufCMessageDescriptor ragd__v1__get_job_request__descriptor;
+extern const ProtobufCMessageDescriptor ragd__v1__get_job_response__descriptor;
+extern const ProtobufCMessageDescriptor ragd__v1__list_jobs_request__descriptor;
+extern const ProtobufCMessageDescriptor ragd__v1__list_jobs_response__descriptor;
+extern const ProtobufCMessageDescriptor ragd__v1__cancel_job_request__descriptor;
+extern const ProtobufCMessageDescriptor ragd__v1__cancel_job_response__descriptor;
 
 PROTOBUF_C__END_DECLS
 
