@@ -97,6 +97,29 @@ extension RagClient {
         return try await call(.index, r, as: IndexResponse.self, timeout: timeout)
     }
 
+    /// Indexes with progress: progress events after each committed batch, then the totals.
+    public func indexStream(
+        _ documents: [RagDocument], collection: String, chunkSize: Int = 0, chunkOverlap: Int = 0, timeout: Duration? = nil
+    ) async throws(RagError) -> AsyncThrowingStream<Ragd_V1_IndexEvent, any Error> {
+        var r = Ragd_V1_IndexRequest()
+        r.collection = collection
+        r.chunkSize = UInt32(clamping: chunkSize)
+        r.chunkOverlap = UInt32(clamping: chunkOverlap)
+        r.documents = documents.map { d in Ragd_V1_Document.with { $0.id = d.id; $0.text = d.text; $0.metadata = wireMetadata(d.metadata) } }
+        let raw = try await streaming(.indexStream, payload: try FrameCodec.bytes(r), timeout: timeout)
+        let (events, continuation) = AsyncThrowingStream.makeStream(of: Ragd_V1_IndexEvent.self)
+        let task = Task {
+            do {
+                for try await data in raw { continuation.yield(try Ragd_V1_IndexEvent(serializedBytes: data)) }
+                continuation.finish()
+            } catch {
+                continuation.finish(throwing: RagError(from: error))
+            }
+        }
+        continuation.onTermination = { _ in task.cancel() }
+        return events
+    }
+
     public func delete(_ documentIDs: [String], collection: String, timeout: Duration? = nil) async throws(RagError) -> DeleteResponse {
         var r = Ragd_V1_DeleteRequest()
         r.collection = collection

@@ -3,6 +3,7 @@ public enum RagMethod: String, Sendable, CaseIterable {
     case query = "Query"
     case index = "Index"
     case stream = "Stream"
+    case indexStream = "IndexStream"
     case stats = "Stats"
     case health = "Health"
     case delete = "Delete"
@@ -26,5 +27,5 @@ public enum RagMethod: String, Sendable, CaseIterable {
     case shardFetch = "ShardFetch"
 
     /// Methods that answer with stream messages and an end-of-stream frame.
-    public var isStreaming: Bool { self == .stream }
+    public var isStreaming: Bool { self == .stream || self == .indexStream }
 }

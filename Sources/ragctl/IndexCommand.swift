@@ -10,7 +10,7 @@ struct IndexCommand: AsyncParsableCommand {
         discussion: "A .txt/.md file is one document whose id is its path relative to the argument; a .jsonl file holds one {id, text, metadata} object per line (a title field is kept as metadata).")
     @OptionGroup var connection: ConnectionOptions
     @Option(name: .shortAndLong, help: "Collection to index into (created if missing).") var collection = "default"
-    @Option(help: "Documents per request.") var batch = 64
+    @Option(help: "Documents per request; 0 sends everything in one streamed request and shows the server's progress.") var batch = 64
     @Option(help: "Chunk size in characters (0: server default).") var chunkSize = 0
     @Option(help: "Chunk overlap in characters (0: server default).") var chunkOverlap = 0
     @Argument(help: "Files or folders.") var paths: [String]
@@ -22,6 +22,19 @@ struct IndexCommand: AsyncParsableCommand {
         try await runReporting {
             var progress = Progress(total: docs.count, label: "docs")
             var total = (documents: 0, chunks: 0, replaced: 0, unchanged: 0)
+            if batch == 0 {
+                do {
+                    for try await e in try await client.indexStream(docs, collection: collection, chunkSize: chunkSize, chunkOverlap: chunkOverlap, timeout: connection.deadline) {
+                        switch e.event {
+                        case .progress(let p): if !connection.json { progress.update(Int(p.documentsDone), extra: "\(p.chunksDone) chunks") }
+                        case .done(let r): total = (Int(r.documents), Int(r.chunks), Int(r.replaced), Int(r.unchanged))
+                        case nil: break
+                        }
+                    }
+                } catch { throw RagError(from: error) }
+                print("indexed \(total.documents) documents (\(total.chunks) chunks, \(total.replaced) replaced, \(total.unchanged) unchanged) into \(collection)")
+                return
+            }
             var done = 0
             for start in stride(from: 0, to: docs.count, by: max(1, batch)) {
                 let slice = Array(docs[start..<min(start + max(1, batch), docs.count)])

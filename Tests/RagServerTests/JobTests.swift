@@ -116,3 +116,57 @@ func indexSpec(_ docs: [RagDocument], collection: String = "kb") -> Ragd_V1_JobS
         await c2.close()
     }
 }
+
+@Suite struct IndexStreamTests {
+    @Test func progressEventsThenTotalsAndAFailureNamesItsDocuments() async throws {
+        // One partition so the flaky embedder fails exactly the third batch's call.
+        let flaky = FlakyEmbedder(failures: 0)
+        try await withRagServer(configure: { $0.partitions = 1 }, embedder: flaky) { client, _ in
+            let docs = (0..<200).map { RagDocument(id: "s\($0)", text: "Streamed document \($0) about subject\($0).") }
+            var progress: [UInt64] = []
+            var done: Ragd_V1_IndexResponse?
+            for try await e in try await client.indexStream(docs, collection: "kb") {
+                switch e.event {
+                case .progress(let p):
+                    progress.append(p.documentsDone)
+                    #expect(p.documentsTotal == 200)
+                case .done(let r): done = r
+                case nil: break
+                }
+            }
+            #expect(progress == [64, 128, 192, 200])
+            #expect(done?.documents == 200)
+        }
+        let failing = BatchFailingEmbedder(failOnCall: 3)
+        try await withRagServer(configure: { $0.partitions = 1 }, embedder: failing) { client, _ in
+            let docs = (0..<200).map { RagDocument(id: "f\($0)", text: "Document \($0).") }
+            var seen = 0
+            do {
+                for try await e in try await client.indexStream(docs, collection: "kb") { if case .progress = e.event { seen += 1 } }
+                Issue.record("expected a failure")
+            } catch {
+                let e = RagError(from: error)
+                #expect(e.code == .unavailable)
+                #expect(e.message.contains("f128") && e.message.contains("128 documents before them are committed"))
+            }
+            #expect(seen == 2)
+            let stats = try await client.stats(collection: "kb")
+            #expect(stats.collections.first?.documents == 128)  // the committed batches stay
+        }
+    }
+}
+
+/// Fails exactly its `failOnCall`-th call (1-based).
+final class BatchFailingEmbedder: Embedder {
+    let inner = HashingEmbedder()
+    let calls = Atomic<Int>(0)
+    let failOnCall: Int
+    var id: String { inner.id }
+    var dimension: Int { inner.dimension }
+    init(failOnCall: Int) { self.failOnCall = failOnCall }
+
+    func embed(_ texts: [String]) async throws -> [[Float]] {
+        if calls.wrappingAdd(1, ordering: .relaxed).oldValue + 1 == failOnCall { throw RagError(.unavailable, "provider answered 503") }
+        return try await inner.embed(texts)
+    }
+}

@@ -34,6 +34,7 @@ public struct RagService: Sendable {
             RagMethod.query.rawValue: .unary { try await query($0, $1) },
             RagMethod.stream.rawValue: .stream { try await stream($0, $1, $2) },
             RagMethod.index.rawValue: .unary { try await index($0, $1) },
+            RagMethod.indexStream.rawValue: .stream { try await indexStream($0, $1, $2) },
             RagMethod.delete.rawValue: .unary { try await delete($0, $1) },
             RagMethod.stats.rawValue: .unary { try await statsCall($0, $1) },
             RagMethod.health.rawValue: .unary { try await health($0, $1) },
@@ -279,6 +280,45 @@ public struct RagService: Sendable {
         r.replaced = UInt32(summary.replaced)
         r.unchanged = UInt32(summary.unchanged)
         return try FrameCodec.bytes(r)
+    }
+
+    /// Indexes batch by batch (64 documents), reporting progress after each commit.
+    func indexStream(_ payload: Data, _ ctx: CallContext, _ sink: StreamSink) async throws {
+        let request = try FrameCodec.payload(Ragd_V1_IndexRequest.self, from: payload)
+        let docs = try request.documents.map { (d) throws(RagError) in DocumentInput(id: d.id, text: d.text, metadata: try metadata(fromWire: d.metadata)) }
+        guard !docs.isEmpty else { throw RagError.invalidArgument("index request has no documents") }
+        let start = ContinuousClock.now
+        var total = Ragd_V1_IndexResponse()
+        var done = 0
+        let batch = 64
+        for first in stride(from: 0, to: docs.count, by: batch) {
+            let slice = Array(docs[first..<min(first + batch, docs.count)])
+            do {
+                let s = try await coordinator.index(collection: request.collection, documents: slice,
+                                                    chunkSize: Int(request.chunkSize), chunkOverlap: Int(request.chunkOverlap))
+                total.documents += UInt32(s.documents)
+                total.chunks += UInt32(s.chunks)
+                total.replaced += UInt32(s.replaced)
+                total.unchanged += UInt32(s.unchanged)
+            } catch {
+                let e = RagError(from: error)
+                let ids = slice.map(\.id)
+                throw RagError(e.code, "documents \(ids.prefix(8).joined(separator: ", "))\(ids.count > 8 ? " and \(ids.count - 8) more" : "") failed: \(e.message); "
+                    + "the \(done) documents before them are committed (re-running the same request skips them)")
+            }
+            done += slice.count
+            var event = Ragd_V1_IndexEvent()
+            event.progress = Ragd_V1_IndexProgress.with {
+                $0.documentsDone = UInt64(done)
+                $0.documentsTotal = UInt64(docs.count)
+                $0.chunksDone = UInt64(total.chunks)
+                $0.documentsPerSecond = Double(done) / max(start.elapsedSeconds, 1e-9)
+            }
+            try await sink(try FrameCodec.bytes(event))
+        }
+        var event = Ragd_V1_IndexEvent()
+        event.done = total
+        try await sink(try FrameCodec.bytes(event))
     }
 
     func delete(_ payload: Data, _ ctx: CallContext) async throws -> Data {

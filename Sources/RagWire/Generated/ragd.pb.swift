@@ -854,6 +854,61 @@ public nonisolated struct Ragd_V1_IndexResponse: Sendable {
   public init() {}
 }
 
+/// IndexStream: the same request as Index, answered by progress events after each
+/// committed batch, then the totals. A failing batch names its documents; the
+/// batches before it stay committed.
+public nonisolated struct Ragd_V1_IndexProgress: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var documentsDone: UInt64 = 0
+
+  public var documentsTotal: UInt64 = 0
+
+  public var chunksDone: UInt64 = 0
+
+  public var documentsPerSecond: Double = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Ragd_V1_IndexEvent: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var event: Ragd_V1_IndexEvent.OneOf_Event? = nil
+
+  public var progress: Ragd_V1_IndexProgress {
+    get {
+      if case .progress(let v)? = event {return v}
+      return Ragd_V1_IndexProgress()
+    }
+    set {event = .progress(newValue)}
+  }
+
+  public var done: Ragd_V1_IndexResponse {
+    get {
+      if case .done(let v)? = event {return v}
+      return Ragd_V1_IndexResponse()
+    }
+    set {event = .done(newValue)}
+  }
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public nonisolated enum OneOf_Event: Equatable, Sendable {
+    case progress(Ragd_V1_IndexProgress)
+    case done(Ragd_V1_IndexResponse)
+
+  }
+
+  public init() {}
+}
+
 public nonisolated struct Ragd_V1_DeleteRequest: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -3180,6 +3235,118 @@ nonisolated extension Ragd_V1_IndexResponse: SwiftProtobuf.Message, SwiftProtobu
     if lhs.chunks != rhs.chunks {return false}
     if lhs.replaced != rhs.replaced {return false}
     if lhs.unchanged != rhs.unchanged {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Ragd_V1_IndexProgress: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".IndexProgress"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}documents_done\0\u{3}documents_total\0\u{3}chunks_done\0\u{3}documents_per_second\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.documentsDone) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.documentsTotal) }()
+      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.chunksDone) }()
+      case 4: try { try decoder.decodeSingularDoubleField(value: &self.documentsPerSecond) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.documentsDone != 0 {
+      try visitor.visitSingularUInt64Field(value: self.documentsDone, fieldNumber: 1)
+    }
+    if self.documentsTotal != 0 {
+      try visitor.visitSingularUInt64Field(value: self.documentsTotal, fieldNumber: 2)
+    }
+    if self.chunksDone != 0 {
+      try visitor.visitSingularUInt64Field(value: self.chunksDone, fieldNumber: 3)
+    }
+    if self.documentsPerSecond.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.documentsPerSecond, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Ragd_V1_IndexProgress, rhs: Ragd_V1_IndexProgress) -> Bool {
+    if lhs.documentsDone != rhs.documentsDone {return false}
+    if lhs.documentsTotal != rhs.documentsTotal {return false}
+    if lhs.chunksDone != rhs.chunksDone {return false}
+    if lhs.documentsPerSecond != rhs.documentsPerSecond {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Ragd_V1_IndexEvent: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".IndexEvent"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}progress\0\u{1}done\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try {
+        var v: Ragd_V1_IndexProgress?
+        var hadOneofValue = false
+        if let current = self.event {
+          hadOneofValue = true
+          if case .progress(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.event = .progress(v)
+        }
+      }()
+      case 2: try {
+        var v: Ragd_V1_IndexResponse?
+        var hadOneofValue = false
+        if let current = self.event {
+          hadOneofValue = true
+          if case .done(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.event = .done(v)
+        }
+      }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    switch self.event {
+    case .progress?: try {
+      guard case .progress(let v)? = self.event else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+    }()
+    case .done?: try {
+      guard case .done(let v)? = self.event else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
+    }()
+    case nil: break
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Ragd_V1_IndexEvent, rhs: Ragd_V1_IndexEvent) -> Bool {
+    if lhs.event != rhs.event {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -784,6 +784,96 @@ void   ragd__v1__index_response__free_unpacked
   assert(message->base.descriptor == &ragd__v1__index_response__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   ragd__v1__index_progress__init
+                     (Ragd__V1__IndexProgress         *message)
+{
+  static const Ragd__V1__IndexProgress init_value = RAGD__V1__INDEX_PROGRESS__INIT;
+  *message = init_value;
+}
+size_t ragd__v1__index_progress__get_packed_size
+                     (const Ragd__V1__IndexProgress *message)
+{
+  assert(message->base.descriptor == &ragd__v1__index_progress__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t ragd__v1__index_progress__pack
+                     (const Ragd__V1__IndexProgress *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &ragd__v1__index_progress__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t ragd__v1__index_progress__pack_to_buffer
+                     (const Ragd__V1__IndexProgress *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &ragd__v1__index_progress__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Ragd__V1__IndexProgress *
+       ragd__v1__index_progress__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Ragd__V1__IndexProgress *)
+     protobuf_c_message_unpack (&ragd__v1__index_progress__descriptor,
+                                allocator, len, data);
+}
+void   ragd__v1__index_progress__free_unpacked
+                     (Ragd__V1__IndexProgress *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &ragd__v1__index_progress__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   ragd__v1__index_event__init
+                     (Ragd__V1__IndexEvent         *message)
+{
+  static const Ragd__V1__IndexEvent init_value = RAGD__V1__INDEX_EVENT__INIT;
+  *message = init_value;
+}
+size_t ragd__v1__index_event__get_packed_size
+                     (const Ragd__V1__IndexEvent *message)
+{
+  assert(message->base.descriptor == &ragd__v1__index_event__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t ragd__v1__index_event__pack
+                     (const Ragd__V1__IndexEvent *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &ragd__v1__index_event__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t ragd__v1__index_event__pack_to_buffer
+                     (const Ragd__V1__IndexEvent *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &ragd__v1__index_event__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Ragd__V1__IndexEvent *
+       ragd__v1__index_event__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Ragd__V1__IndexEvent *)
+     protobuf_c_message_unpack (&ragd__v1__index_event__descriptor,
+                                allocator, len, data);
+}
+void   ragd__v1__index_event__free_unpacked
+                     (Ragd__V1__IndexEvent *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &ragd__v1__index_event__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   ragd__v1__delete_request__init
                      (Ragd__V1__DeleteRequest         *message)
 {
@@ -4970,6 +5060,134 @@ const ProtobufCMessageDescriptor ragd__v1__index_response__descriptor =
   ragd__v1__index_response__field_indices_by_name,
   1,  ragd__v1__index_response__number_ranges,
   (ProtobufCMessageInit) ragd__v1__index_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor ragd__v1__index_progress__field_descriptors[4] =
+{
+  {
+    "documents_done",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__IndexProgress, documents_done),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "documents_total",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__IndexProgress, documents_total),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "chunks_done",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__IndexProgress, chunks_done),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "documents_per_second",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_DOUBLE,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__IndexProgress, documents_per_second),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned ragd__v1__index_progress__field_indices_by_name[] = {
+  2,   /* field[2] = chunks_done */
+  0,   /* field[0] = documents_done */
+  3,   /* field[3] = documents_per_second */
+  1,   /* field[1] = documents_total */
+};
+static const ProtobufCIntRange ragd__v1__index_progress__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 4 }
+};
+const ProtobufCMessageDescriptor ragd__v1__index_progress__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "ragd.v1.IndexProgress",
+  "IndexProgress",
+  "Ragd__V1__IndexProgress",
+  "ragd.v1",
+  sizeof(Ragd__V1__IndexProgress),
+  4,
+  ragd__v1__index_progress__field_descriptors,
+  ragd__v1__index_progress__field_indices_by_name,
+  1,  ragd__v1__index_progress__number_ranges,
+  (ProtobufCMessageInit) ragd__v1__index_progress__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor ragd__v1__index_event__field_descriptors[2] =
+{
+  {
+    "progress",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Ragd__V1__IndexEvent, event_case),
+    offsetof(Ragd__V1__IndexEvent, progress),
+    &ragd__v1__index_progress__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "done",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Ragd__V1__IndexEvent, event_case),
+    offsetof(Ragd__V1__IndexEvent, done),
+    &ragd__v1__index_response__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned ragd__v1__index_event__field_indices_by_name[] = {
+  1,   /* field[1] = done */
+  0,   /* field[0] = progress */
+};
+static const ProtobufCIntRange ragd__v1__index_event__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor ragd__v1__index_event__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "ragd.v1.IndexEvent",
+  "IndexEvent",
+  "Ragd__V1__IndexEvent",
+  "ragd.v1",
+  sizeof(Ragd__V1__IndexEvent),
+  2,
+  ragd__v1__index_event__field_descriptors,
+  ragd__v1__index_event__field_indices_by_name,
+  1,  ragd__v1__index_event__number_ranges,
+  (ProtobufCMessageInit) ragd__v1__index_event__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCFieldDescriptor ragd__v1__delete_request__field_descriptors[2] =

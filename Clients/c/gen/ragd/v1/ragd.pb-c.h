@@ -34,6 +34,8 @@ typedef struct Ragd__V1__Document Ragd__V1__Document;
 typedef struct Ragd__V1__Document__MetadataEntry Ragd__V1__Document__MetadataEntry;
 typedef struct Ragd__V1__IndexRequest Ragd__V1__IndexRequest;
 typedef struct Ragd__V1__IndexResponse Ragd__V1__IndexResponse;
+typedef struct Ragd__V1__IndexProgress Ragd__V1__IndexProgress;
+typedef struct Ragd__V1__IndexEvent Ragd__V1__IndexEvent;
 typedef struct Ragd__V1__DeleteRequest Ragd__V1__DeleteRequest;
 typedef struct Ragd__V1__DeleteResponse Ragd__V1__DeleteResponse;
 typedef struct Ragd__V1__StatsRequest Ragd__V1__StatsRequest;
@@ -553,6 +555,45 @@ struct  Ragd__V1__IndexResponse
 #define RAGD__V1__INDEX_RESPONSE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__index_response__descriptor) \
     , 0, 0, 0, 0 }
+
+
+/*
+ * IndexStream: the same request as Index, answered by progress events after each
+ * committed batch, then the totals. A failing batch names its documents; the
+ * batches before it stay committed.
+ */
+struct  Ragd__V1__IndexProgress
+{
+  ProtobufCMessage base;
+  uint64_t documents_done;
+  uint64_t documents_total;
+  uint64_t chunks_done;
+  double documents_per_second;
+};
+#define RAGD__V1__INDEX_PROGRESS__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__index_progress__descriptor) \
+    , 0, 0, 0, 0 }
+
+
+typedef enum {
+  RAGD__V1__INDEX_EVENT__EVENT__NOT_SET = 0,
+  RAGD__V1__INDEX_EVENT__EVENT_PROGRESS = 1,
+  RAGD__V1__INDEX_EVENT__EVENT_DONE = 2
+    PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(RAGD__V1__INDEX_EVENT__EVENT__CASE)
+} Ragd__V1__IndexEvent__EventCase;
+
+struct  Ragd__V1__IndexEvent
+{
+  ProtobufCMessage base;
+  Ragd__V1__IndexEvent__EventCase event_case;
+  union {
+    Ragd__V1__IndexProgress *progress;
+    Ragd__V1__IndexResponse *done;
+  };
+};
+#define RAGD__V1__INDEX_EVENT__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__index_event__descriptor) \
+    , RAGD__V1__INDEX_EVENT__EVENT__NOT_SET, {0} }
 
 
 struct  Ragd__V1__DeleteRequest
@@ -1840,6 +1881,44 @@ Ragd__V1__IndexResponse *
 void   ragd__v1__index_response__free_unpacked
                      (Ragd__V1__IndexResponse *message,
                       ProtobufCAllocator *allocator);
+/* Ragd__V1__IndexProgress methods */
+void   ragd__v1__index_progress__init
+                     (Ragd__V1__IndexProgress         *message);
+size_t ragd__v1__index_progress__get_packed_size
+                     (const Ragd__V1__IndexProgress   *message);
+size_t ragd__v1__index_progress__pack
+                     (const Ragd__V1__IndexProgress   *message,
+                      uint8_t             *out);
+size_t ragd__v1__index_progress__pack_to_buffer
+                     (const Ragd__V1__IndexProgress   *message,
+                      ProtobufCBuffer     *buffer);
+Ragd__V1__IndexProgress *
+       ragd__v1__index_progress__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   ragd__v1__index_progress__free_unpacked
+                     (Ragd__V1__IndexProgress *message,
+                      ProtobufCAllocator *allocator);
+/* Ragd__V1__IndexEvent methods */
+void   ragd__v1__index_event__init
+                     (Ragd__V1__IndexEvent         *message);
+size_t ragd__v1__index_event__get_packed_size
+                     (const Ragd__V1__IndexEvent   *message);
+size_t ragd__v1__index_event__pack
+                     (const Ragd__V1__IndexEvent   *message,
+                      uint8_t             *out);
+size_t ragd__v1__index_event__pack_to_buffer
+                     (const Ragd__V1__IndexEvent   *message,
+                      ProtobufCBuffer     *buffer);
+Ragd__V1__IndexEvent *
+       ragd__v1__index_event__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   ragd__v1__index_event__free_unpacked
+                     (Ragd__V1__IndexEvent *message,
+                      ProtobufCAllocator *allocator);
 /* Ragd__V1__DeleteRequest methods */
 void   ragd__v1__delete_request__init
                      (Ragd__V1__DeleteRequest         *message);
@@ -3013,6 +3092,12 @@ typedef void (*Ragd__V1__IndexRequest_Closure)
 typedef void (*Ragd__V1__IndexResponse_Closure)
                  (const Ragd__V1__IndexResponse *message,
                   void *closure_data);
+typedef void (*Ragd__V1__IndexProgress_Closure)
+                 (const Ragd__V1__IndexProgress *message,
+                  void *closure_data);
+typedef void (*Ragd__V1__IndexEvent_Closure)
+                 (const Ragd__V1__IndexEvent *message,
+                  void *closure_data);
 typedef void (*Ragd__V1__DeleteRequest_Closure)
                  (const Ragd__V1__DeleteRequest *message,
                   void *closure_data);
@@ -3228,6 +3313,8 @@ extern const ProtobufCMessageDescriptor ragd__v1__document__descriptor;
 extern const ProtobufCMessageDescriptor ragd__v1__document__metadata_entry__descriptor;
 extern const ProtobufCMessageDescriptor ragd__v1__index_request__descriptor;
 extern const ProtobufCMessageDescriptor ragd__v1__index_response__descriptor;
+extern const ProtobufCMessageDescriptor ragd__v1__index_progress__descriptor;
+extern const ProtobufCMessageDescriptor ragd__v1__index_event__descriptor;
 extern const ProtobufCMessageDescriptor ragd__v1__delete_request__descriptor;
 extern const ProtobufCMessageDescriptor ragd__v1__delete_response__descriptor;
 extern const ProtobufCMessageDescriptor ragd__v1__stats_request__descriptor;
