@@ -11,19 +11,6 @@ public typealias DeleteResponse = Ragd_V1_DeleteResponse
 public typealias StreamEvent = Ragd_V1_StreamEvent
 public typealias CollectionStats = Ragd_V1_CollectionStats
 
-/// A document to index.
-public struct RagDocument: Sendable {
-    public var id: String
-    public var text: String
-    public var metadata: Metadata
-
-    public init(id: String, text: String, metadata: Metadata = [:]) {
-        self.id = id
-        self.text = text
-        self.metadata = metadata
-    }
-}
-
 extension RagClient {
     /// One unary call with typed request and response messages.
     public func call<Req: SwiftProtobuf.Message, Resp: SwiftProtobuf.Message>(

@@ -1,7 +1,7 @@
 import Foundation
 import NIOCore
 import NIOPosix
-import RagCore
+@_exported import RagCore
 import RagWire
 import SwiftProtobuf
 import Synchronization

@@ -30,24 +30,18 @@ public final class Catalog: Sendable {
 
     public init(path: String) throws(RagError) {
         do {
-            try FileManager.default.createDirectory(
-                atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-            var config = Configuration()
-            config.prepareDatabase { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
-            queue = try DatabaseQueue(path: path, configuration: config)
-            try queue.writeWithoutTransaction { try $0.execute(sql: "PRAGMA journal_mode = WAL") }
-            var m = DatabaseMigrator()
-            m.registerMigration("v1") { db in
-                try db.create(table: "collection") { t in
-                    t.primaryKey("name", .text)
-                    t.column("embedder", .text).notNull()
-                    t.column("dimension", .integer).notNull()
-                    t.column("partitions", .integer).notNull()
-                    t.column("createdAt", .double).notNull()
-                    t.column("generation", .integer).notNull()
+            queue = try SQLiteFile.openQueue(path: path, synchronous: .full) { m in
+                m.registerMigration("v1") { db in
+                    try db.create(table: "collection") { t in
+                        t.primaryKey("name", .text)
+                        t.column("embedder", .text).notNull()
+                        t.column("dimension", .integer).notNull()
+                        t.column("partitions", .integer).notNull()
+                        t.column("createdAt", .double).notNull()
+                        t.column("generation", .integer).notNull()
+                    }
                 }
             }
-            try m.migrate(queue)
         } catch {
             throw RagError(.internal, "cannot open catalog \(path): \(error)")
         }

@@ -7,8 +7,9 @@ import Testing
 @Suite struct MiniLMTests {
     static let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
     static let modelDirectory = ProcessInfo.processInfo.environment["RAGD_MINILM_DIR"] ?? repo.appendingPathComponent("models/all-minilm-l6-v2").path
+    /// A copy of ../shared/embed/reference.jsonl, so the test needs nothing outside the repository.
     static let referenceFile = ProcessInfo.processInfo.environment["RAGD_EMBED_REFERENCE"]
-        ?? repo.deletingLastPathComponent().appendingPathComponent("shared/embed/reference.jsonl").path
+        ?? repo.appendingPathComponent("Tests/Fixtures/minilm-reference.jsonl").path
 
     struct Reference: Decodable {
         var text: String

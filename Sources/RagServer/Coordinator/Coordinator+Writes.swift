@@ -4,7 +4,7 @@ import RagEngine
 extension Coordinator {
     /// Chunks, embeds and stores documents. Each partition's share commits in
     /// one transaction; unchanged documents (same content hash) are skipped.
-    public func index(collection: String, documents: [DocumentInput], chunkSize: Int, chunkOverlap: Int) async throws -> IndexSummary {
+    public func index(collection: String, documents: [RagDocument], chunkSize: Int, chunkOverlap: Int) async throws -> IndexSummary {
         let summary = try await indexOne(collection: collection, documents: documents, chunkSize: chunkSize, chunkOverlap: chunkOverlap)
         // The same documents under each chunking profile an experiment defined.
         for profile in chunkingProfiles(collection) {
@@ -14,7 +14,7 @@ extension Coordinator {
         return summary
     }
 
-    func indexOne(collection: String, documents: [DocumentInput], chunkSize: Int, chunkOverlap: Int) async throws -> IndexSummary {
+    func indexOne(collection: String, documents: [RagDocument], chunkSize: Int, chunkOverlap: Int) async throws -> IndexSummary {
         try CollectionRegistry.validateName(collection)
         guard !documents.isEmpty else { throw RagError.invalidArgument("index request has no documents") }
         guard documents.count <= configuration.maxDocumentsPerCall else {
@@ -32,7 +32,7 @@ extension Coordinator {
         let handle = try await registry.getOrCreate(collection, embedder: embedder)
         try checkEmbedder(handle)
         let partitions = handle.info.partitions
-        var groups = [[DocumentInput]](repeating: [], count: partitions)
+        var groups = [[RagDocument]](repeating: [], count: partitions)
         for d in documents {
             groups[StableHash.partition(collection: collection, documentID: d.id, count: partitions)].append(d)
         }
@@ -130,7 +130,7 @@ extension Coordinator {
     }
 
     /// Identifies a document's indexed form: text, metadata, chunking and embedder.
-    static func contentHash(_ d: DocumentInput, chunker: Chunker, embedder: String) -> UInt64 {
+    static func contentHash(_ d: RagDocument, chunker: Chunker, embedder: String) -> UInt64 {
         var h = StableHash.fnv1a(d.text)
         let meta = d.metadata.keys.sorted().map { "\($0)=\(d.metadata[$0]!.canonicalForHash)" }.joined(separator: "\u{1F}")
         h = StableHash.fnv1a("\u{1E}\(meta)\u{1E}\(chunker.size)/\(chunker.overlap)\u{1E}\(embedder)", seed: h)

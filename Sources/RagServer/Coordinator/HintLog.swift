@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import RagCore
+import RagStore
 import Synchronization
 
 /// Hinted handoff: writes a replica missed (it was down, or behind), kept in
@@ -13,13 +14,11 @@ public final class HintLog: Sendable {
 
     public init(path: String) throws(RagError) {
         do {
-            try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-            var config = Configuration()
-            config.prepareDatabase { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
-            queue = try DatabaseQueue(path: path, configuration: config)
-            try queue.write { db in
-                try db.execute(sql: "CREATE TABLE IF NOT EXISTS hint (id INTEGER PRIMARY KEY AUTOINCREMENT, replica TEXT NOT NULL, payload BLOB NOT NULL)")
-                try db.execute(sql: "CREATE INDEX IF NOT EXISTS hint_replica ON hint(replica, id)")
+            queue = try SQLiteFile.openQueue(path: path, synchronous: .full) { m in
+                m.registerMigration("v1") { db in
+                    try db.execute(sql: "CREATE TABLE hint (id INTEGER PRIMARY KEY AUTOINCREMENT, replica TEXT NOT NULL, payload BLOB NOT NULL)")
+                    try db.execute(sql: "CREATE INDEX hint_replica ON hint(replica, id)")
+                }
             }
             let counts = try queue.read { db in
                 try Row.fetchAll(db, sql: "SELECT replica, COUNT(*) AS n FROM hint GROUP BY replica")

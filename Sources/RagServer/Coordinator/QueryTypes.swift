@@ -75,18 +75,6 @@ public struct RetrievalResult: Sendable {
     public var rerankDegraded: String?
 }
 
-public struct DocumentInput: Sendable {
-    public var id: String
-    public var text: String
-    public var metadata: Metadata
-
-    public init(id: String, text: String, metadata: Metadata = [:]) {
-        self.id = id
-        self.text = text
-        self.metadata = metadata
-    }
-}
-
 public struct IndexSummary: Sendable {
     public var documents = 0
     public var chunks = 0

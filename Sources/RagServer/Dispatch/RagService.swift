@@ -270,7 +270,7 @@ public struct RagService: Sendable {
 
     func index(_ payload: Data, _ ctx: CallContext) async throws -> Data {
         let request = try FrameCodec.payload(Ragd_V1_IndexRequest.self, from: payload)
-        let docs = try request.documents.map { (d) throws(RagError) in DocumentInput(id: d.id, text: d.text, metadata: try metadata(fromWire: d.metadata)) }
+        let docs = try request.documents.map { (d) throws(RagError) in RagDocument(id: d.id, text: d.text, metadata: try metadata(fromWire: d.metadata)) }
         let summary = try await coordinator.index(collection: request.collection, documents: docs,
                                                   chunkSize: Int(request.chunkSize), chunkOverlap: Int(request.chunkOverlap))
         ctx.logger.info("indexed \(summary.documents) documents, \(summary.chunks) chunks into \(request.collection)")
@@ -285,7 +285,7 @@ public struct RagService: Sendable {
     /// Indexes batch by batch (64 documents), reporting progress after each commit.
     func indexStream(_ payload: Data, _ ctx: CallContext, _ sink: StreamSink) async throws {
         let request = try FrameCodec.payload(Ragd_V1_IndexRequest.self, from: payload)
-        let docs = try request.documents.map { (d) throws(RagError) in DocumentInput(id: d.id, text: d.text, metadata: try metadata(fromWire: d.metadata)) }
+        let docs = try request.documents.map { (d) throws(RagError) in RagDocument(id: d.id, text: d.text, metadata: try metadata(fromWire: d.metadata)) }
         guard !docs.isEmpty else { throw RagError.invalidArgument("index request has no documents") }
         let start = ContinuousClock.now
         var total = Ragd_V1_IndexResponse()

@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import RagCore
+import RagStore
 
 /// Experiments and what they recorded: `experiments.sqlite` in the data directory.
 public final class ExperimentStore: Sendable {
@@ -19,23 +20,19 @@ public final class ExperimentStore: Sendable {
 
     public init(path: String) throws(RagError) {
         do {
-            var config = Configuration()
-            config.prepareDatabase { db in try db.execute(sql: "PRAGMA synchronous = NORMAL") }
-            queue = try DatabaseQueue(path: path, configuration: config)
-            try queue.writeWithoutTransaction { try $0.execute(sql: "PRAGMA journal_mode = WAL") }
-            var m = DatabaseMigrator()
-            m.registerMigration("v1") { db in
-                try db.execute(sql: """
-                    CREATE TABLE experiment (name TEXT PRIMARY KEY, collection TEXT NOT NULL, definition BLOB NOT NULL,
-                                             state TEXT NOT NULL, created_at REAL NOT NULL);
-                    CREATE TABLE record (query_id TEXT PRIMARY KEY, experiment TEXT NOT NULL, variant TEXT NOT NULL, user_id TEXT NOT NULL,
-                                         total_seconds REAL NOT NULL, search_seconds REAL NOT NULL, results INTEGER NOT NULL,
-                                         cache_hit INTEGER NOT NULL, created_at REAL NOT NULL);
-                    CREATE INDEX record_experiment ON record(experiment, variant);
-                    CREATE TABLE feedback (query_id TEXT PRIMARY KEY, thumbs_up INTEGER, relevance REAL, created_at REAL NOT NULL);
-                    """)
+            queue = try SQLiteFile.openQueue(path: path, synchronous: .normal) { m in
+                m.registerMigration("v1") { db in
+                    try db.execute(sql: """
+                        CREATE TABLE experiment (name TEXT PRIMARY KEY, collection TEXT NOT NULL, definition BLOB NOT NULL,
+                                                 state TEXT NOT NULL, created_at REAL NOT NULL);
+                        CREATE TABLE record (query_id TEXT PRIMARY KEY, experiment TEXT NOT NULL, variant TEXT NOT NULL, user_id TEXT NOT NULL,
+                                             total_seconds REAL NOT NULL, search_seconds REAL NOT NULL, results INTEGER NOT NULL,
+                                             cache_hit INTEGER NOT NULL, created_at REAL NOT NULL);
+                        CREATE INDEX record_experiment ON record(experiment, variant);
+                        CREATE TABLE feedback (query_id TEXT PRIMARY KEY, thumbs_up INTEGER, relevance REAL, created_at REAL NOT NULL);
+                        """)
+                }
             }
-            try m.migrate(queue)
         } catch {
             throw RagError(.internal, "cannot open experiment store \(path): \(error)")
         }

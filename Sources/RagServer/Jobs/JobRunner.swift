@@ -116,7 +116,7 @@ public final class JobRunner: Sendable {
         for start in stride(from: 0, to: r.documents.count, by: max(1, settings.batchSize)) {
             try Task.checkCancellation()
             let batch = r.documents[start..<min(start + settings.batchSize, r.documents.count)]
-            let docs = try batch.map { (d) throws(RagError) in DocumentInput(id: d.id, text: d.text, metadata: try metadata(fromWire: d.metadata)) }
+            let docs = try batch.map { (d) throws(RagError) in RagDocument(id: d.id, text: d.text, metadata: try metadata(fromWire: d.metadata)) }
             let s = try await coordinator.index(collection: r.collection, documents: docs, chunkSize: Int(r.chunkSize), chunkOverlap: Int(r.chunkOverlap))
             total.documents += UInt32(s.documents)
             total.chunks += UInt32(s.chunks)

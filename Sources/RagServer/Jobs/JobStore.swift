@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import RagCore
+import RagStore
 import RagWire
 
 /// The durable job queue: `jobs.sqlite` in the data directory. A job survives a
@@ -10,22 +11,18 @@ public final class JobStore: Sendable {
 
     public init(path: String) throws(RagError) {
         do {
-            var config = Configuration()
-            config.prepareDatabase { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
-            queue = try DatabaseQueue(path: path, configuration: config)
-            try queue.writeWithoutTransaction { try $0.execute(sql: "PRAGMA journal_mode = WAL") }
-            var m = DatabaseMigrator()
-            m.registerMigration("v1") { db in
-                try db.execute(sql: """
-                    CREATE TABLE job (id TEXT PRIMARY KEY, kind TEXT NOT NULL, spec BLOB NOT NULL, state TEXT NOT NULL,
-                                      attempts INTEGER NOT NULL DEFAULT 0, errors TEXT NOT NULL DEFAULT '[]',
-                                      backoffs TEXT NOT NULL DEFAULT '[]', created_at REAL NOT NULL, started_at REAL NOT NULL DEFAULT 0,
-                                      finished_at REAL NOT NULL DEFAULT 0, next_run_at REAL NOT NULL, progress_done INTEGER NOT NULL DEFAULT 0,
-                                      progress_total INTEGER NOT NULL DEFAULT 0, result BLOB);
-                    CREATE INDEX job_ready ON job(state, kind, next_run_at);
-                    """)
+            queue = try SQLiteFile.openQueue(path: path, synchronous: .full) { m in
+                m.registerMigration("v1") { db in
+                    try db.execute(sql: """
+                        CREATE TABLE job (id TEXT PRIMARY KEY, kind TEXT NOT NULL, spec BLOB NOT NULL, state TEXT NOT NULL,
+                                          attempts INTEGER NOT NULL DEFAULT 0, errors TEXT NOT NULL DEFAULT '[]',
+                                          backoffs TEXT NOT NULL DEFAULT '[]', created_at REAL NOT NULL, started_at REAL NOT NULL DEFAULT 0,
+                                          finished_at REAL NOT NULL DEFAULT 0, next_run_at REAL NOT NULL, progress_done INTEGER NOT NULL DEFAULT 0,
+                                          progress_total INTEGER NOT NULL DEFAULT 0, result BLOB);
+                        CREATE INDEX job_ready ON job(state, kind, next_run_at);
+                        """)
+                }
             }
-            try m.migrate(queue)
             // Interrupted by a stop or a crash: run again (index jobs are idempotent).
             try queue.write { try $0.execute(sql: "UPDATE job SET state = 'queued' WHERE state = 'running'") }
         } catch {
