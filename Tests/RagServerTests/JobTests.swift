@@ -170,3 +170,32 @@ final class BatchFailingEmbedder: Embedder {
         return try await inner.embed(texts)
     }
 }
+
+@Suite struct CLIIndexTests {
+    /// 20,000 generated documents through `ragctl index` (a child process) into a `ragd` child process.
+    @Test func twentyThousandDocumentsThroughTheCLI() async throws {
+        let dir = makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let file = dir + "/docs.jsonl"
+        var lines = ""
+        for i in 0..<20_000 { lines += "{\"id\": \"g\(i)\", \"text\": \"Generated page \(i) mentions token\(i) and group\(i % 50).\", \"metadata\": {\"group\": \(i % 50)}}\n" }
+        try lines.write(toFile: file, atomically: true, encoding: .utf8)
+        let server = try RagdProcess(dataDirectory: dir + "/data")
+        let ragctl = URL(fileURLWithPath: RagdProcess.binary).deletingLastPathComponent().appendingPathComponent("ragctl").path
+        let out = try run([ragctl, "index", file, "-c", "big", "--batch", "500", "--server", "127.0.0.1:\(server.port)", "--json"])
+        #expect(out.status == 0, "\(out.errors)")
+        #expect(out.output.contains("\"documents\": 20000"))
+        let c = server.client()
+        #expect(try await c.stats(collection: "big").collections.first?.documents == 20_000)
+        for i in [0, 7_777, 19_999] {
+            let r = try await c.query("token\(i)", collection: "big", topK: 1, mode: .keyword)
+            #expect(r.sources.first?.documentID == "g\(i)")
+        }
+        let filtered = try await c.query("generated page", collection: "big", topK: 50, filter: try FilterExpression.parse("group = 7"), mode: .keyword)
+        #expect(filtered.sources.count == 50 && filtered.sources.allSatisfy { $0.metadata["group"]?.numberValue == 7 })
+        // Running the same command again changes nothing.
+        let again = try run([ragctl, "index", file, "-c", "big", "--batch", "500", "--server", "127.0.0.1:\(server.port)", "--json"])
+        #expect(again.output.contains("\"unchanged\": 20000"))
+        await c.close()
+    }
+}
