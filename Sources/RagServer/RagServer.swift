@@ -43,84 +43,21 @@ public final class RagServer: Service, Sendable {
         self.group = eventLoopGroup
         self.onListening = onListening
         let started = ContinuousClock.now
-        let registry: CollectionRegistry
-        var shardHost: ShardHost?
-        switch configuration.role {
-        case .all:
-            cluster = nil
-            registry = try CollectionRegistry(configuration: configuration)
-        case .shard:
-            cluster = nil
-            registry = try CollectionRegistry(configuration: configuration)
-            shardHost = try ShardHost(configuration: configuration)
-        case .coordinator:
-            guard let clusterConfig = configuration.cluster else { throw RagError.invalidArgument("--role coordinator needs --cluster FILE") }
-            let c = try Cluster(configuration: clusterConfig, hintPath: configuration.dataDirectory + "/hints.sqlite", logger: logger)
-            cluster = c
-            registry = try CollectionRegistry(configuration: configuration, partitions: c.shardCount) { info, p in
-                guard info.partitions == c.shardCount else {
-                    throw RagError.failedPrecondition("collection \(info.name) has \(info.partitions) partitions but the cluster has \(c.shardCount) shards")
-                }
-                return RemoteShard(collection: info.name, partition: p, dimension: info.dimension, cluster: c)
-            }
-        }
-        var chosenEmbedder = embedder
-        if chosenEmbedder == nil, let dir = configuration.miniLMDirectory {
-            do { chosenEmbedder = try MiniLMEmbedder(directory: dir) } catch { throw RagError(from: error) }
-        }
-        if chosenEmbedder == nil, let p = configuration.embeddingProvider {
-            chosenEmbedder = try await HTTPEmbedder.connect(flavor: p.flavor == .openai ? .openai : .ollama, model: p.model, http: p.http)
-        }
-        let embedder = chosenEmbedder ?? HashingEmbedder(dimension: configuration.embeddingDimension)
-        var generator = generator
-        if generator == nil, let p = configuration.generationProvider {
-            generator = HTTPChatGenerator(flavor: p.flavor == .openai ? .openai : .ollama, model: p.model, http: p.http)
-        }
+        // Setup is split into helpers: one large async initializer crashed the
+        // optimizer (coroutine splitting) in release builds.
+        let (registry, cluster, shardHost) = try Self.storage(configuration, logger: logger)
+        self.cluster = cluster
+        let embedder = try await Self.resolveEmbedder(embedder, configuration)
         metrics = RagMetrics()
-        let l2: (any SharedCache)?
-        switch configuration.sharedCache {
-        case .none: l2 = nil
-        case .sqlite: l2 = try SQLiteSharedCache(path: configuration.dataDirectory + "/cache.sqlite")
-        case .redis(let host, let port): l2 = RedisSharedCache(host: host, port: port, timeout: configuration.cache.l2Timeout)
-        }
-        cache = QueryCache(settings: configuration.cache, l2: l2, metrics: metrics, logger: logger)
+        cache = try Self.makeCache(configuration, metrics: metrics, logger: logger)
         let experiments = try ExperimentManager(path: configuration.dataDirectory + "/experiments.sqlite")
         self.experiments = experiments
-        coordinator = Coordinator(configuration: configuration, registry: registry, embedder: embedder,
-                                  generator: generator ?? ExtractiveGenerator(), metrics: metrics, queryCache: cache,
-                                  reranker: configuration.rerankProvider.map {
-                                      HTTPReranker(flavor: configuration.rerankFlavor == "cohere" ? .cohere : .tei, model: $0.model, http: $0.http)
-                                  }) { collection in
-            experiments.chunkingProfiles(for: collection).map { ($0.name, Int($0.chunkSize), Int($0.chunkOverlap)) }
-        }
+        coordinator = Self.makeCoordinator(configuration, registry: registry, embedder: embedder, generator: generator,
+                                           metrics: metrics, cache: cache, experiments: experiments)
         stats = ServerStats(metrics: metrics)
-        let queries = Mutex<RagService?>(nil)
-        let jobs = JobRunner(store: try JobStore(path: configuration.dataDirectory + "/jobs.sqlite"), settings: configuration.jobs,
-                             coordinator: coordinator, logger: logger) { request in
-            guard let service = queries.withLock({ $0 }) else { throw RagError.unavailable("server is starting") }
-            let context = CallContext(callID: 0, method: "Query", requestID: Dispatcher.newRequestID(), deadline: nil, logger: logger)
-            return try await service.query(try FrameCodec.bytes(request), context)
-        }
-        self.jobs = jobs
-        let service = RagService(coordinator: coordinator, stats: stats, cache: cache, metrics: metrics,
-                                 role: configuration.role.rawValue, cluster: cluster, experiments: experiments, jobs: jobs)
-        queries.withLock { $0 = service }
-        var handlers = service.handlers
-        if let shardHost {
-            // A shard node answers the internal RPCs, plus Health and Stats for operators.
-            handlers = ShardService(host: shardHost).handlers
-            for m in [RagMethod.health, .stats] { handlers[m.rawValue] = service.handlers[m.rawValue] }
-        }
-        dispatcher = Dispatcher(handlers: handlers, logger: logger, metrics: metrics)
-        let collections = await registry.all()
-        var chunks = 0
-        for c in collections {
-            var n = 0
-            for s in c.shards { n += try await s.counts().chunks }
-            metrics.chunks(collection: c.info.name, count: n)
-            chunks += n
-        }
-        logger.info("opened \(collections.count) collections (\(chunks) chunks) in \(String(format: "%.2f", started.elapsedSeconds)) s from \(configuration.dataDirectory)")
+        (jobs, dispatcher) = try Self.makeDispatcher(configuration, coordinator: coordinator, stats: stats, cache: cache, metrics: metrics,
+                                                     cluster: cluster, experiments: experiments, shardHost: shardHost, logger: logger)
+        try await Self.reportCollections(registry, metrics: metrics, logger: logger, started: started, configuration: configuration)
     }
 
     /// The address the listener is bound to, once it is.

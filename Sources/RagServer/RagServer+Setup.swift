@@ -1,0 +1,102 @@
+import Logging
+import RagCore
+import RagEngine
+import RagWire
+import Synchronization
+
+extension RagServer {
+    /// The collection registry for the role, with the cluster (coordinator) or
+    /// the shard host (shard node).
+    static func storage(_ configuration: RagServerConfiguration, logger: Logger) throws -> (CollectionRegistry, Cluster?, ShardHost?) {
+        switch configuration.role {
+        case .all:
+            return (try CollectionRegistry(configuration: configuration), nil, nil)
+        case .shard:
+            return (try CollectionRegistry(configuration: configuration), nil, try ShardHost(configuration: configuration))
+        case .coordinator:
+            guard let clusterConfig = configuration.cluster else { throw RagError.invalidArgument("--role coordinator needs --cluster FILE") }
+            let c = try Cluster(configuration: clusterConfig, hintPath: configuration.dataDirectory + "/hints.sqlite", logger: logger)
+            let registry = try CollectionRegistry(configuration: configuration, partitions: c.shardCount) { info, p in
+                guard info.partitions == c.shardCount else {
+                    throw RagError.failedPrecondition("collection \(info.name) has \(info.partitions) partitions but the cluster has \(c.shardCount) shards")
+                }
+                return RemoteShard(collection: info.name, partition: p, dimension: info.dimension, cluster: c)
+            }
+            return (registry, c, nil)
+        }
+    }
+
+    /// The embedder: the one given, else the local MiniLM, a provider, or the built-in hashing one.
+    static func resolveEmbedder(_ given: (any Embedder)?, _ configuration: RagServerConfiguration) async throws -> any Embedder {
+        if let given { return given }
+        if let dir = configuration.miniLMDirectory {
+            do { return try MiniLMEmbedder(directory: dir) } catch { throw RagError(from: error) }
+        }
+        if let p = configuration.embeddingProvider {
+            return try await HTTPEmbedder.connect(flavor: p.flavor == .openai ? .openai : .ollama, model: p.model, http: p.http)
+        }
+        return HashingEmbedder(dimension: configuration.embeddingDimension)
+    }
+
+    static func makeCache(_ configuration: RagServerConfiguration, metrics: RagMetrics, logger: Logger) throws -> QueryCache {
+        let l2: (any SharedCache)?
+        switch configuration.sharedCache {
+        case .none: l2 = nil
+        case .sqlite: l2 = try SQLiteSharedCache(path: configuration.dataDirectory + "/cache.sqlite")
+        case .redis(let host, let port): l2 = RedisSharedCache(host: host, port: port, timeout: configuration.cache.l2Timeout)
+        }
+        return QueryCache(settings: configuration.cache, l2: l2, metrics: metrics, logger: logger)
+    }
+
+    static func makeCoordinator(_ configuration: RagServerConfiguration, registry: CollectionRegistry, embedder: any Embedder, generator: (any Generator)?,
+                                metrics: RagMetrics, cache: QueryCache, experiments: ExperimentManager) -> Coordinator {
+        var chosen = generator
+        if chosen == nil, let p = configuration.generationProvider {
+            chosen = HTTPChatGenerator(flavor: p.flavor == .openai ? .openai : .ollama, model: p.model, http: p.http)
+        }
+        let reranker = configuration.rerankProvider.map {
+            HTTPReranker(flavor: configuration.rerankFlavor == "cohere" ? .cohere : .tei, model: $0.model, http: $0.http)
+        }
+        return Coordinator(configuration: configuration, registry: registry, embedder: embedder, generator: chosen ?? ExtractiveGenerator(),
+                           metrics: metrics, queryCache: cache, reranker: reranker) { collection in
+            experiments.chunkingProfiles(for: collection).map { ($0.name, Int($0.chunkSize), Int($0.chunkOverlap)) }
+        }
+    }
+
+    /// The job runner and the dispatcher with the role's handlers.
+    static func makeDispatcher(_ configuration: RagServerConfiguration, coordinator: Coordinator, stats: ServerStats, cache: QueryCache,
+                               metrics: RagMetrics, cluster: Cluster?, experiments: ExperimentManager, shardHost: ShardHost?,
+                               logger: Logger) throws -> (JobRunner, Dispatcher) {
+        let queries = Mutex<RagService?>(nil)
+        let jobs = JobRunner(store: try JobStore(path: configuration.dataDirectory + "/jobs.sqlite"), settings: configuration.jobs,
+                             coordinator: coordinator, logger: logger) { request in
+            guard let service = queries.withLock({ $0 }) else { throw RagError.unavailable("server is starting") }
+            let context = CallContext(callID: 0, method: "Query", requestID: Dispatcher.newRequestID(), deadline: nil, logger: logger)
+            return try await service.query(try FrameCodec.bytes(request), context)
+        }
+        let service = RagService(coordinator: coordinator, stats: stats, cache: cache, metrics: metrics,
+                                 role: configuration.role.rawValue, cluster: cluster, experiments: experiments, jobs: jobs)
+        queries.withLock { $0 = service }
+        var handlers = service.handlers
+        if let shardHost {
+            // A shard node answers the internal RPCs, plus Health and Stats for operators.
+            handlers = ShardService(host: shardHost).handlers
+            for m in [RagMethod.health, .stats] { handlers[m.rawValue] = service.handlers[m.rawValue] }
+        }
+        return (jobs, Dispatcher(handlers: handlers, logger: logger, metrics: metrics))
+    }
+
+    /// Counts what was loaded, for the chunk gauges and the start-up log line.
+    static func reportCollections(_ registry: CollectionRegistry, metrics: RagMetrics, logger: Logger, started: ContinuousClock.Instant,
+                                  configuration: RagServerConfiguration) async throws {
+        let collections = await registry.all()
+        var chunks = 0
+        for c in collections {
+            var n = 0
+            for s in c.shards { n += try await s.counts().chunks }
+            metrics.chunks(collection: c.info.name, count: n)
+            chunks += n
+        }
+        logger.info("opened \(collections.count) collections (\(chunks) chunks) in \(String(format: "%.2f", started.elapsedSeconds)) s from \(configuration.dataDirectory)")
+    }
+}
