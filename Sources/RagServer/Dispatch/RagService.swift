@@ -226,18 +226,6 @@ public struct RagService: Sendable {
         StageTimings(embed: w.embedSeconds, search: w.searchSeconds, rerank: w.rerankSeconds, generate: w.generateSeconds, total: w.totalSeconds)
     }
 
-    func clearCache(_ payload: Data, _ ctx: CallContext) async throws -> Data {
-        let request = try FrameCodec.payload(Ragd_V1_ClearCacheRequest.self, from: payload)
-        if request.collection.isEmpty {
-            await cache?.clear()
-        } else {
-            _ = try await coordinator.registry.get(request.collection)
-            try await coordinator.recordWrite(request.collection)
-        }
-        ctx.logger.info("cache cleared for \(request.collection.isEmpty ? "all collections" : request.collection)")
-        return try FrameCodec.bytes(Ragd_V1_ClearCacheResponse())
-    }
-
     func stream(_ payload: Data, _ ctx: CallContext, _ sink: StreamSink) async throws {
         let request = try FrameCodec.payload(Ragd_V1_QueryRequest.self, from: payload)
         let start = ContinuousClock.now
@@ -328,96 +316,6 @@ public struct RagService: Sendable {
         var r = Ragd_V1_DeleteResponse()
         r.deleted = UInt32(deleted)
         r.notFound = notFound
-        return try FrameCodec.bytes(r)
-    }
-
-    func collectionStats(_ handles: [CollectionHandle]) async throws -> [Ragd_V1_CollectionStats] {
-        var out: [Ragd_V1_CollectionStats] = []
-        for h in handles {
-            var c = Ragd_V1_CollectionStats()
-            c.name = h.info.name
-            c.dimension = UInt32(h.info.dimension)
-            c.embedder = h.info.embedder
-            for s in h.shards {
-                let n = try await s.counts()
-                c.documents += UInt64(n.documents)
-                c.chunks += UInt64(n.chunks)
-                c.partitions.append(Ragd_V1_PartitionStats.with {
-                    $0.partition = UInt32(n.partition)
-                    $0.documents = UInt64(n.documents)
-                    $0.chunks = UInt64(n.chunks)
-                })
-            }
-            out.append(c)
-        }
-        return out
-    }
-
-    func statsCall(_ payload: Data, _ ctx: CallContext) async throws -> Data {
-        let request = try FrameCodec.payload(Ragd_V1_StatsRequest.self, from: payload)
-        let handles = request.collection.isEmpty ? await coordinator.registry.all() : [try await coordinator.registry.get(request.collection)]
-        let snap = stats.snapshot()
-        var r = Ragd_V1_StatsResponse()
-        r.collections = try await collectionStats(handles)
-        r.queriesTotal = snap.queries
-        r.queryErrors = snap.queryErrors
-        r.latency = snap.latency.map { p in
-            Ragd_V1_LatencyStats.with {
-                $0.component = p.component
-                $0.count = p.count
-                $0.p50Seconds = p.p50
-                $0.p95Seconds = p.p95
-                $0.p99Seconds = p.p99
-                $0.meanSeconds = p.mean
-            }
-        }
-        r.uptimeSeconds = snap.uptimeSeconds
-        r.version = Self.version
-        r.openConnections = snap.connections
-        r.inFlightCalls = snap.inFlight
-        r.cache = cacheStats()
-        if let experiments { r.experiments = try experiments.list().map { (e) throws(RagError) in try experiments.report(e.name) } }
-        return try FrameCodec.bytes(r)
-    }
-
-    func cacheStats() -> Ragd_V1_CacheStats {
-        var c = Ragd_V1_CacheStats()
-        let e = coordinator.embeddingCache.stats
-        c.embeddingHits = e.hits
-        c.embeddingMisses = e.misses
-        guard let cache else { c.l2Backend = "none"; return c }
-        let s = cache.snapshot()
-        c.enabled = cache.settings.enabled
-        c.l2Backend = cache.l2?.name ?? "none"
-        c.l1Hits = s.l1Hits
-        c.l2Hits = s.l2Hits
-        c.hits = s.l1Hits + s.l2Hits
-        c.misses = s.misses
-        c.hitRate = s.hitRate
-        c.evictions = s.evictions
-        c.bytesUsed = UInt64(s.bytes)
-        c.entries = UInt64(s.entries)
-        c.errors = s.errors
-        c.pipelineRuns = s.pipelineRuns
-        c.coalesced = s.coalesced
-        return c
-    }
-
-    func health(_ payload: Data, _ ctx: CallContext) async throws -> Data {
-        _ = try FrameCodec.payload(Ragd_V1_HealthRequest.self, from: payload)
-        var r = Ragd_V1_HealthResponse()
-        r.status = "SERVING"
-        r.version = Self.version
-        r.uptimeSeconds = stats.snapshot().uptimeSeconds
-        r.role = role
-        r.replicas = cluster?.health() ?? []
-        return try FrameCodec.bytes(r)
-    }
-
-    func listCollections(_ payload: Data, _ ctx: CallContext) async throws -> Data {
-        _ = try FrameCodec.payload(Ragd_V1_ListCollectionsRequest.self, from: payload)
-        var r = Ragd_V1_ListCollectionsResponse()
-        r.collections = try await collectionStats(await coordinator.registry.all())
         return try FrameCodec.bytes(r)
     }
 }
