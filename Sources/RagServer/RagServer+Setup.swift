@@ -33,7 +33,7 @@ extension RagServer {
             do { return try MiniLMEmbedder(directory: dir) } catch { throw RagError(from: error) }
         }
         if let p = configuration.embeddingProvider {
-            return try await HTTPEmbedder.connect(flavor: p.flavor == .openai ? .openai : .ollama, model: p.model, http: p.http)
+            return try await HTTPEmbedder.connect(flavor: p.flavor, model: p.model, http: p.http)
         }
         return HashingEmbedder(dimension: configuration.embeddingDimension)
     }
@@ -52,7 +52,7 @@ extension RagServer {
                                 metrics: RagMetrics, cache: QueryCache, experiments: ExperimentManager) -> Coordinator {
         var chosen = generator
         if chosen == nil, let p = configuration.generationProvider {
-            chosen = HTTPChatGenerator(flavor: p.flavor == .openai ? .openai : .ollama, model: p.model, http: p.http)
+            chosen = HTTPChatGenerator(flavor: p.flavor, model: p.model, http: p.http)
         }
         let reranker = configuration.rerankProvider.map {
             HTTPReranker(flavor: configuration.rerankFlavor == "cohere" ? .cohere : .tei, model: $0.model, http: $0.http)
@@ -86,17 +86,25 @@ extension RagServer {
         return (jobs, Dispatcher(handlers: handlers, logger: logger, metrics: metrics))
     }
 
-    /// Counts what was loaded, for the chunk gauges and the start-up log line.
-    static func reportCollections(_ registry: CollectionRegistry, metrics: RagMetrics, logger: Logger, started: ContinuousClock.Instant,
-                                  configuration: RagServerConfiguration) async throws {
+    /// Sets `rag_index_chunks` for every collection from its shards' counts;
+    /// returns the number of collections and of chunks.
+    @discardableResult
+    static func refreshChunkGauges(_ registry: CollectionRegistry, metrics: RagMetrics) async -> (Int, Int) {
         let collections = await registry.all()
-        var chunks = 0
+        var total = 0
         for c in collections {
             var n = 0
-            for s in c.shards { n += try await s.counts().chunks }
+            for s in c.shards { n += (try? await s.counts().chunks) ?? 0 }
             metrics.chunks(collection: c.info.name, count: n)
-            chunks += n
+            total += n
         }
-        logger.info("opened \(collections.count) collections (\(chunks) chunks) in \(String(format: "%.2f", started.elapsedSeconds)) s from \(configuration.dataDirectory)")
+        return (collections.count, total)
+    }
+
+    /// Counts what was loaded, for the chunk gauges and the start-up log line.
+    static func reportCollections(_ registry: CollectionRegistry, metrics: RagMetrics, logger: Logger, started: ContinuousClock.Instant,
+                                  configuration: RagServerConfiguration) async {
+        let (collections, chunks) = await refreshChunkGauges(registry, metrics: metrics)
+        logger.info("opened \(collections) collections (\(chunks) chunks) in \(String(format: "%.2f", started.elapsedSeconds)) s from \(configuration.dataDirectory)")
     }
 }

@@ -57,7 +57,7 @@ public final class RagServer: Service, Sendable {
         stats = ServerStats(metrics: metrics)
         (jobs, dispatcher) = try Self.makeDispatcher(configuration, coordinator: coordinator, stats: stats, cache: cache, metrics: metrics,
                                                      cluster: cluster, experiments: experiments, shardHost: shardHost, logger: logger)
-        try await Self.reportCollections(registry, metrics: metrics, logger: logger, started: started, configuration: configuration)
+        await Self.reportCollections(registry, metrics: metrics, logger: logger, started: started, configuration: configuration)
     }
 
     /// The address the listener is bound to, once it is.
@@ -69,7 +69,10 @@ public final class RagServer: Service, Sendable {
     public func run() async throws {
         try await withThrowingTaskGroup(of: Void.self) { group in
             if let port = configuration.metricsPort {
-                let endpoint = MetricsEndpoint(metrics: metrics, host: configuration.metricsHost, port: port, logger: logger) { [self] address in
+                let registry = coordinator.registry
+                let metrics = self.metrics
+                let endpoint = MetricsEndpoint(metrics: metrics, host: configuration.metricsHost, port: port, logger: logger,
+                                               refresh: { await Self.refreshChunkGauges(registry, metrics: metrics) }) { [self] address in
                     self.metricsAddress.withLock { $0 = address }
                 }
                 group.addTask { try await endpoint.run() }

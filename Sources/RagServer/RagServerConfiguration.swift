@@ -38,7 +38,7 @@ public struct RagServerConfiguration: Sendable {
     public var sharedCache: SharedCacheBackend = .sqlite
     /// A model provider reached over HTTP.
     public struct Provider: Sendable, Hashable {
-        public enum Flavor: String, Sendable, Hashable { case openai, ollama }
+        public typealias Flavor = ProviderFlavor
         public var flavor: Flavor
         public var url: String
         public var model: String
@@ -85,5 +85,7 @@ public struct RagServerConfiguration: Sendable {
 
     public init() {}
 }
-import RagStore
-public typealias RagServerConfigurationSync = PartitionStore.Synchronous
+extension RagServerConfiguration {
+    /// SQLite durability of partition writes (see README, "Storage and durability").
+    public typealias Synchronous = PartitionStore.Synchronous
+}

@@ -90,7 +90,7 @@ struct Serve: AsyncParsableCommand {
             c.maxFrameSize = v
         }
         if let v = setting(synchronous, env: "RAGD_SYNCHRONOUS", file: file, key: "synchronous") {
-            guard let s = ["full": RagServerConfigurationSync.full, "normal": .normal][v.lowercased()] else {
+            guard let s = ["full": RagServerConfiguration.Synchronous.full, "normal": .normal][v.lowercased()] else {
                 throw ValidationError("synchronous must be full or normal")
             }
             c.synchronous = s

@@ -118,15 +118,11 @@ extension Coordinator {
     }
 
     /// Bumps the collection's generation (catalog and shared cache) so no cached
-    /// answer computed before this write is served after it, and updates gauges.
+    /// answer computed before this write is served after it. (Chunk gauges are
+    /// refreshed when /metrics is scraped, not on every write.)
     func recordWrite(_ collection: String) async throws {
         try await registry.bumpGeneration(collection)
         await queryCache?.bumpGeneration(collection)
-        if let metrics, let handle = try? await registry.get(collection) {
-            var chunks = 0
-            for s in handle.shards { chunks += (try? await s.counts().chunks) ?? 0 }
-            metrics.chunks(collection: collection, count: chunks)
-        }
     }
 
     /// Identifies a document's indexed form: text, metadata, chunking and embedder.

@@ -11,8 +11,12 @@ public struct MetricsEndpoint: Service {
     let port: Int
     let logger: Logger
     let onListening: @Sendable (SocketAddress) -> Void
+    /// Brings state gauges (e.g. chunks per collection) up to date before each scrape.
+    let refresh: @Sendable () async -> Void
 
-    public init(metrics: RagMetrics, host: String, port: Int, logger: Logger, onListening: @escaping @Sendable (SocketAddress) -> Void = { _ in }) {
+    public init(metrics: RagMetrics, host: String, port: Int, logger: Logger, refresh: @escaping @Sendable () async -> Void = {},
+                onListening: @escaping @Sendable (SocketAddress) -> Void = { _ in }) {
+        self.refresh = refresh
         self.metrics = metrics
         self.host = host
         self.port = port
@@ -33,11 +37,12 @@ public struct MetricsEndpoint: Service {
         logger.info("metrics on http://\(address)/metrics")
         onListening(address)
         let metrics = self.metrics
+        let refresh = self.refresh
         try await withGracefulShutdownHandler {
             try await withThrowingDiscardingTaskGroup { group in
                 try await server.executeThenClose { connections in
                     for try await connection in connections {
-                        group.addTask { try? await Self.serve(connection, metrics: metrics) }
+                        group.addTask { try? await Self.serve(connection, metrics: metrics, refresh: refresh) }
                     }
                 }
             }
@@ -46,7 +51,8 @@ public struct MetricsEndpoint: Service {
         }
     }
 
-    static func serve(_ channel: NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>, metrics: RagMetrics) async throws {
+    static func serve(_ channel: NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>, metrics: RagMetrics,
+                      refresh: @Sendable () async -> Void) async throws {
         try await channel.executeThenClose { inbound, outbound in
             var head: HTTPRequestHead?
             for try await part in inbound {
@@ -56,6 +62,7 @@ public struct MetricsEndpoint: Service {
                 case .end:
                     guard let h = head else { continue }
                     let ok = h.method == .GET && (h.uri == "/metrics" || h.uri.hasPrefix("/metrics?"))
+                    if ok { await refresh() }
                     let body = ok ? metrics.exposition() : "not found: try GET /metrics\n"
                     var headers = HTTPHeaders()
                     headers.add(name: "Content-Type", value: ok ? "text/plain; version=0.0.4; charset=utf-8" : "text/plain")

@@ -6,7 +6,7 @@ import RagEngine
 /// with `stream: true` (server-sent events) or Ollama `POST /api/chat` (NDJSON).
 /// The prompt numbers the sources and asks for `[n]` citations.
 public struct HTTPChatGenerator: Generator {
-    public enum Flavor: String, Sendable { case openai, ollama }
+    public typealias Flavor = ProviderFlavor
 
     public let flavor: Flavor
     public let model: String

@@ -6,7 +6,7 @@ import RagEngine
 /// (OpenAI, vLLM, llama.cpp, LM Studio, TEI's OpenAI route) or Ollama
 /// `POST /api/embed`. Vectors are L2-normalised so inner product is cosine.
 public struct HTTPEmbedder: Embedder {
-    public enum Flavor: String, Sendable { case openai, ollama }
+    public typealias Flavor = ProviderFlavor
 
     public let flavor: Flavor
     public let model: String

@@ -4,6 +4,10 @@ import FoundationNetworking
 #endif
 import RagCore
 
+/// The two wire formats model servers speak: OpenAI-compatible (OpenAI, vLLM,
+/// llama.cpp, LM Studio, TEI's OpenAI route) and Ollama.
+public enum ProviderFlavor: String, Sendable, Hashable { case openai, ollama }
+
 /// JSON over HTTP for model providers, through Foundation's URLSession. Retries
 /// 429, 5xx and connection errors with exponential backoff (and jitter); other
 /// statuses fail at once. The API key is read from an environment variable at
