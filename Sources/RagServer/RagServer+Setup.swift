@@ -68,7 +68,12 @@ extension RagServer {
                                metrics: RagMetrics, cluster: Cluster?, experiments: ExperimentManager, shardHost: ShardHost?,
                                logger: Logger) throws -> (JobRunner, Dispatcher) {
         let queries = Mutex<RagService?>(nil)
-        let jobs = JobRunner(store: try JobStore(path: configuration.dataDirectory + "/jobs.sqlite"), settings: configuration.jobs,
+        let queue: any JobQueue
+        switch configuration.jobBackend {
+        case .sqlite: queue = try SQLiteJobQueue(path: configuration.dataDirectory + "/jobs.sqlite")
+        case .redis(let host, let port): queue = RedisJobQueue(host: host, port: port, visibilityTimeout: configuration.jobs.visibilityTimeout)
+        }
+        let jobs = JobRunner(queue: queue, settings: configuration.jobs,
                              coordinator: coordinator, logger: logger) { request in
             guard let service = queries.withLock({ $0 }) else { throw RagError.unavailable("server is starting") }
             let context = CallContext(callID: 0, method: "Query", requestID: Dispatcher.newRequestID(), deadline: nil, logger: logger)

@@ -1,3 +1,4 @@
+import Foundation
 import RagStore
 
 /// Everything a server needs to start, in one value. `ragd` fills it from
@@ -23,6 +24,12 @@ public struct RagServerConfiguration: Sendable {
     public var shutdownGracePeriod: Duration = .seconds(10)
     /// Chunks embedded per embedder call while indexing.
     public var embedBatchSize: Int = 64
+    /// Embedding batches that may run at once for indexing, across partitions
+    /// and calls (the "embed-index" lane); the default is the number of cores.
+    public var indexEmbedWorkers = ProcessInfo.processInfo.activeProcessorCount
+    /// Query embeddings that may run at once (the "embed-query" lane, separate,
+    /// so that indexing never delays a query's embedding).
+    public var queryEmbedWorkers = ProcessInfo.processInfo.activeProcessorCount
 
     /// Where the second cache level lives.
     public enum SharedCacheBackend: Sendable, Hashable {
@@ -72,6 +79,13 @@ public struct RagServerConfiguration: Sendable {
 
     /// Asynchronous jobs: worker counts, retries and backoff.
     public var jobs = JobRunner.Settings()
+    /// Where jobs wait: `jobs.sqlite` in the data directory (one server), or
+    /// Redis Streams shared by several coordinators acting as workers.
+    public enum JobBackend: Sendable, Hashable {
+        case sqlite
+        case redis(host: String, port: Int)
+    }
+    public var jobBackend: JobBackend = .sqlite
 
     /// What this process does: everything (`all`), only the public RPCs over remote
     /// shards (`coordinator`, needs `cluster`), or only host partitions (`shard`).

@@ -11,35 +11,56 @@ struct JobsCommand: AsyncParsableCommand {
 
     static func describe(_ j: Ragd_V1_Job) -> String {
         var s = "\(j.id)  \(j.kind)  \(j.state)  attempts \(j.attempts)  progress \(j.progressDone)/\(j.progressTotal)"
+        if !j.worker.isEmpty { s += "  worker \(j.worker) (\(j.backend))" }
         if !j.backoffSeconds.isEmpty { s += "  backoffs " + j.backoffSeconds.map { String(format: "%.2fs", $0) }.joined(separator: ",") }
         for e in j.errors { s += "\n    \(e)" }
         return s
     }
 
     struct Submit: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Submit an index job (files/folders) or a query job (--query).")
+        static let configuration = CommandConfiguration(
+            abstract: "Submit an index job (files/folders) or a query job (--query).",
+            discussion: "A large index job is uploaded in parts of about --part-bytes each (the job waits as \"staging\" until the last part).")
         @OptionGroup var connection: ConnectionOptions
         @Option(name: .shortAndLong) var collection = "default"
         @Option(help: "Submit a query job with this question instead of indexing.") var query: String?
         @Option(help: "Retries after the first attempt (0: the server default).") var retries = 0
+        @Option(name: .customLong("part-bytes"), help: "Approximate size of one uploaded part (default 4 MiB, below the server's frame limit).") var partBytes = 4 << 20
         @Argument(help: "Files or folders to index.") var paths: [String] = []
 
         func run() async throws {
             var spec = Ragd_V1_JobSpec()
             spec.maxRetries = UInt32(retries)
+            var parts: [[Ragd_V1_Document]] = []
             if let query {
                 spec.query = Ragd_V1_QueryRequest.with { $0.collection = collection; $0.query = query }
             } else {
                 let docs = try DocumentReader.read(paths)
                 guard !docs.isEmpty else { throw ValidationError("no documents to index") }
-                spec.index = Ragd_V1_IndexRequest.with { r in
-                    r.collection = collection
-                    r.documents = docs.map { d in Ragd_V1_Document.with { $0.id = d.id; $0.text = d.text; $0.metadata = wireMetadata(d.metadata) } }
+                var part: [Ragd_V1_Document] = []
+                var bytes = 0
+                for d in docs {
+                    let w = Ragd_V1_Document.with { $0.id = d.id; $0.text = d.text; $0.metadata = wireMetadata(d.metadata) }
+                    let size = (try? w.serializedBytes() as [UInt8])?.count ?? d.text.utf8.count
+                    if !part.isEmpty && bytes + size > partBytes { parts.append(part); part = []; bytes = 0 }
+                    part.append(w)
+                    bytes += size
                 }
+                parts.append(part)
+                spec.index = Ragd_V1_IndexRequest.with { $0.collection = collection; $0.documents = parts[0] }
             }
             let client = try connection.client()
             try await runReporting {
-                let r = try await client.call(.submitJob, Ragd_V1_SubmitJobRequest.with { $0.spec = spec }, as: Ragd_V1_SubmitJobResponse.self, timeout: connection.deadline)
+                var r = try await client.call(.submitJob, Ragd_V1_SubmitJobRequest.with { $0.spec = spec; $0.more = parts.count > 1 },
+                                              as: Ragd_V1_SubmitJobResponse.self, timeout: connection.deadline)
+                for (i, part) in parts.enumerated().dropFirst() {
+                    let request = Ragd_V1_SubmitJobRequest.with {
+                        $0.appendTo = r.job.id
+                        $0.more = i < parts.count - 1
+                        $0.spec.index = Ragd_V1_IndexRequest.with { $0.documents = part }
+                    }
+                    r = try await client.call(.submitJob, request, as: Ragd_V1_SubmitJobResponse.self, timeout: connection.deadline)
+                }
                 print(connection.json ? r.job.jsonText : r.job.id)
             }
         }

@@ -54,6 +54,7 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Redis address host:port for --cache-l2 redis (default 127.0.0.1:6379).") var redis: String?
     @Option(name: .customLong("redis-timeout-ms"), help: "Redis timeout; slower is a cache miss (default 50).") var redisTimeoutMS: Int?
     @Option(name: .customLong("metrics-port"), help: "Prometheus /metrics port (default 9464; 0 = any free port; off disables).") var metricsPort: String?
+    @OptionGroup(title: "Jobs and indexing work") var work: WorkOptions
 
     func setting(_ flag: String?, env: String, file: [String: Any], key: String) -> String? {
         if let flag { return flag }
@@ -159,6 +160,7 @@ struct Serve: AsyncParsableCommand {
                 c.metricsPort = p
             }
         }
+        try work.apply(to: &c, redisDefault: setting(redis, env: "RAGD_REDIS", file: file, key: "redis")) { setting($0, env: $1, file: file, key: $2) }
         let levelName = setting(logLevel, env: "RAGD_LOG_LEVEL", file: file, key: "log-level") ?? "info"
         guard let level = Logger.Level(rawValue: levelName.lowercased()) else { throw ValidationError("unknown log level \(levelName)") }
         LoggingSystem.bootstrap { label in

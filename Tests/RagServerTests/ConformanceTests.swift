@@ -13,7 +13,15 @@ enum Repo {
 
 /// Runs a command, returning its exit status and standard output.
 @discardableResult
-func run(_ args: [String], cwd: String? = nil) throws -> (status: Int32, output: String, errors: String) {
+/// Runs a child process to completion on a thread of its own, so waiting for it
+/// does not hold one of the few threads the concurrently running tests share.
+func run(_ args: [String], cwd: String? = nil) async throws -> (status: Int32, output: String, errors: String) {
+    try await withCheckedThrowingContinuation { c in
+        Thread { c.resume(with: Result { try runBlocking(args, cwd: cwd) }) }.start()
+    }
+}
+
+func runBlocking(_ args: [String], cwd: String? = nil) throws -> (status: Int32, output: String, errors: String) {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
     p.arguments = args
@@ -201,14 +209,14 @@ struct SwiftConformanceRunner {
 
         let args = ["127.0.0.1", "\(server.port)", "\(silent.port)", "\(hangup.port)"]
         for mode in ["sync", "async"] {
-            let py = try run(["python3", Repo.path("Tests/Conformance/run_python.py"), scenarios] + args + ["conf-py-\(mode)", mode])
+            let py = try await run(["python3", Repo.path("Tests/Conformance/run_python.py"), scenarios] + args + ["conf-py-\(mode)", mode])
             #expect(py.status == 0, "python: \(py.errors)")
             compare(swift, try parseLines(py.output), "python \(mode)")
         }
 
-        let make = try run(["make", "-s", "-C", Repo.path("Clients/c")])
+        let make = try await run(["make", "-s", "-C", Repo.path("Clients/c")])
         #expect(make.status == 0, "make: \(make.errors)")
-        let c = try run([Repo.path("Clients/c/ragd-c-conformance"), scenarios] + args + ["conf-c"])
+        let c = try await run([Repo.path("Clients/c/ragd-c-conformance"), scenarios] + args + ["conf-c"])
         #expect(c.status == 0, "c: \(c.errors)")
         compare(swift, try parseLines(c.output), "c")
     }

@@ -44,7 +44,7 @@ extension RagClient {
         #expect(ExperimentManager.assign(experiment: e, userID: "").name == "control")
     }
 
-    @Test func welchAndProportionsMatchScipy() throws {
+    @Test func welchAndProportionsMatchScipy() async throws {
         var g = Lcg(seed: 3)
         let a = (0..<40).map { _ in Double(g.next() % 1000) / 100 }
         let b = (0..<55).map { _ in Double(g.next() % 1000) / 100 + 0.8 }
@@ -64,7 +64,7 @@ extension RagClient {
             print(json.dumps([float(r.statistic), float(r.pvalue), float(ci.low), float(ci.high), zp,
                               float(np.percentile(a, 95)), float(np.std(a, ddof=1))]))
             """
-        let out = try run(["python3", "-c", script, "\(a)", "\(b)"])
+        let out = try await run(["python3", "-c", script, "\(a)", "\(b)"])
         #expect(out.status == 0, "\(out.errors)")
         let ref = try JSONDecoder().decode([Double].self, from: Data(out.output.utf8))
         #expect(abs(t.statistic - ref[0]) < 1e-9)
@@ -160,7 +160,7 @@ extension Ragd_V1_Experiment {
             #expect(!cmp.verdict.isEmpty)
             // The relevance comparison matches scipy's Welch test on the scores we sent.
             let rel = try #require(smallReport.versusControl.first { $0.metric == "relevance" })
-            let py = try run(["python3", "-c", """
+            let py = try await run(["python3", "-c", """
                 import json, sys
                 from scipy import stats
                 r = stats.ttest_ind(json.loads(sys.argv[2]), json.loads(sys.argv[1]), equal_var=False)

@@ -69,20 +69,20 @@ import Testing
         #expect(decodedZero.topKValue != nil && decodedZero.topK == 0)
     }
 
-    @Test func pythonAndCAgreeWithTheGoldenFrames() throws {
-        let py = try run(["python3", Repo.path("Tests/Conformance/golden.py"), "check"])
+    @Test func pythonAndCAgreeWithTheGoldenFrames() async throws {
+        let py = try await run(["python3", Repo.path("Tests/Conformance/golden.py"), "check"])
         #expect(py.status == 0, "\(py.output) \(py.errors)")
         #expect(py.output.contains("0 failed"))
-        let make = try run(["make", "-s", "-C", Repo.path("Clients/c")])
+        let make = try await run(["make", "-s", "-C", Repo.path("Clients/c")])
         #expect(make.status == 0, "\(make.errors)")
-        let c = try run([Repo.path("Clients/c/ragd-c-golden"), Repo.path("Tests/Conformance/golden")])
+        let c = try await run([Repo.path("Clients/c/ragd-c-golden"), Repo.path("Tests/Conformance/golden")])
         #expect(c.status == 0, "\(c.output)")
         #expect(c.output.contains("0 failed"))
     }
 
     /// A misbehaving server must not crash the C client or make it leak.
-    @Test func cClientSurvivesBadServerBytes() throws {
-        let make = try run(["make", "-s", "-C", Repo.path("Clients/c")])
+    @Test func cClientSurvivesBadServerBytes() async throws {
+        let make = try await run(["make", "-s", "-C", Repo.path("Clients/c")])
         #expect(make.status == 0, "\(make.errors)")
         let valgrind = FileManager.default.isExecutableFile(atPath: "/usr/bin/valgrind")
         let cases: [(String, [UInt8], String)] = [
@@ -96,7 +96,7 @@ import Testing
             defer { fake.stop() }
             let query = [Repo.path("Clients/c/ragd-c-query"), "127.0.0.1", "\(fake.port)", "kb", "question"]
             let args = valgrind ? ["valgrind", "-q", "--leak-check=full", "--errors-for-leak-kinds=definite,indirect", "--error-exitcode=99"] + query : query
-            let r = try run(args)
+            let r = try await run(args)
             #expect(r.status == 1, "\(name): exit \(r.status) \(r.errors)")
             #expect(r.errors.contains(expected), "\(name): \(r.errors)")
         }

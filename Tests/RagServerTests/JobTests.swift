@@ -51,12 +51,26 @@ func indexSpec(_ docs: [RagDocument], collection: String = "kb") -> Ragd_V1_JobS
     }
 }
 
+/// A server whose job queue is `backend`: SQLite, or a throwaway redis-server.
+func withJobServer(_ backend: String, configure: (inout RagServerConfiguration) -> Void = { _ in }, embedder: (any Embedder)? = nil,
+                   _ body: (RagClient, RagServer) async throws -> Void) async throws {
+    let redis = backend == "redis" ? try RedisProcess() : nil
+    defer { redis?.stop() }
+    try await withRagServer(configure: {
+        if let redis { $0.jobBackend = .redis(host: "127.0.0.1", port: redis.port) }
+        configure(&$0)
+    }, embedder: embedder) { client, server in
+        try await body(client, server)
+    }
+}
+
 @Suite(.serialized) struct JobTests {
-    @Test func retryableFailuresBackOffThenSucceed() async throws {
+    @Test(arguments: ["sqlite", "redis"]) func retryableFailuresBackOffThenSucceed(backend: String) async throws {
         // One partition: each attempt makes exactly one embedder call.
-        try await withRagServer(configure: { $0.jobs.backoffBase = .milliseconds(100); $0.partitions = 1 }, embedder: FlakyEmbedder(failures: 2)) { client, _ in
+        try await withJobServer(backend, configure: { $0.jobs.backoffBase = .milliseconds(100); $0.partitions = 1 }, embedder: FlakyEmbedder(failures: 2)) { client, _ in
             let submitted = try await client.submit(indexSpec(Fixtures.documents))
             #expect(submitted.state == "queued" && submitted.progressTotal == UInt64(Fixtures.documents.count))
+            #expect(submitted.backend == backend)
             let j = try await client.waitForJob(submitted.id)
             #expect(j.state == "succeeded")
             #expect(j.attempts == 3)
@@ -68,11 +82,13 @@ func indexSpec(_ docs: [RagDocument], collection: String = "kb") -> Ragd_V1_JobS
             let q = try await client.submit(Ragd_V1_JobSpec.with { $0.query = Ragd_V1_QueryRequest.with { $0.collection = "kb"; $0.query = "SQLITE_BUSY" } })
             let done = try await client.waitForJob(q.id)
             #expect(try Ragd_V1_QueryResponse(serializedBytes: done.result).sources.first?.documentID == "sqlite")
+            let listed = try await client.call(.listJobs, Ragd_V1_ListJobsRequest.with { $0.state = "succeeded" }, as: Ragd_V1_ListJobsResponse.self, timeout: .seconds(5))
+            #expect(listed.jobs.map(\.id) == [submitted.id, q.id])
         }
     }
 
-    @Test func nonRetryableFailsAtOnceAndCancelWorks() async throws {
-        try await withRagServer(configure: { $0.jobs.backoffBase = .seconds(30) }, embedder: FlakyEmbedder(failures: 1)) { client, _ in
+    @Test(arguments: ["sqlite", "redis"]) func nonRetryableFailsAtOnceAndCancelWorks(backend: String) async throws {
+        try await withJobServer(backend, configure: { $0.jobs.backoffBase = .seconds(30) }, embedder: FlakyEmbedder(failures: 1)) { client, _ in
             let bad = try await client.submit(indexSpec([RagDocument(id: "empty", text: "   ")]))
             let j = try await client.waitForJob(bad.id)
             #expect(j.state == "failed" && j.attempts == 1 && j.errors.first?.contains("INVALID_ARGUMENT") == true)
@@ -85,35 +101,117 @@ func indexSpec(_ docs: [RagDocument], collection: String = "kb") -> Ragd_V1_JobS
         }
     }
 
-    @Test func anInterruptedJobResumesAfterARestartWithoutDuplicates() async throws {
-        let dir = makeTemporaryDirectory()
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        let n = 4000
-        let docs = (0..<n).map { RagDocument(id: "d\($0)", text: "Generated document \($0) about topic\($0 % 97) and item\($0).") }
-        let first = try RagdProcess(dataDirectory: dir)
-        let c1 = first.client()
-        let job = try await c1.submit(indexSpec(docs, collection: "big"))
-        // Stop the server in the middle of the job.
-        for _ in 0..<400 {
-            let p = try await c1.job(job.id).progressDone
-            if p > 0 { break }
-            try await Task.sleep(for: .milliseconds(10))
+    /// A job bigger than one frame arrives in parts; it does not run before the last one.
+    @Test(arguments: ["sqlite", "redis"]) func aJobArrivesInPartsAndRunsAfterTheLast(backend: String) async throws {
+        try await withJobServer(backend, configure: { $0.partitions = 2 }) { client, _ in
+            let docs = (0..<300).map { RagDocument(id: "p\($0)", text: "Part document \($0) mentions word\($0).") }
+            func part(_ range: Range<Int>) -> Ragd_V1_JobSpec { indexSpec(Array(docs[range]), collection: "parts") }
+            func send(_ r: Ragd_V1_SubmitJobRequest) async throws(RagError) -> Ragd_V1_Job {
+                try await client.call(.submitJob, r, as: Ragd_V1_SubmitJobResponse.self, timeout: .seconds(10)).job
+            }
+            let first = try await send(.with { $0.spec = part(0..<100); $0.more = true })
+            #expect(first.state == "staging" && first.progressTotal == 100)
+            try await Task.sleep(for: .milliseconds(300))
+            let waiting = try await client.job(first.id)
+            #expect(waiting.state == "staging" && waiting.attempts == 0)
+            _ = try await send(.with { $0.appendTo = first.id; $0.spec = part(100..<200); $0.more = true })
+            let sealed = try await send(.with { $0.appendTo = first.id; $0.spec = part(200..<300); $0.more = false })
+            #expect(sealed.progressTotal == 300)
+            let done = try await client.waitForJob(first.id)
+            #expect(done.state == "succeeded" && done.progressDone == 300)
+            #expect(try Ragd_V1_IndexResponse(serializedBytes: done.result).documents == 300)
+            #expect(try await client.stats(collection: "parts").collections.first?.documents == 300)
+            let hit = try await client.query("word250", collection: "parts", topK: 1, mode: .keyword)
+            #expect(hit.sources.first?.documentID == "p250")
+            // Parts go only to staging jobs that exist.
+            for (target, code) in [(first.id, RagError.Code.failedPrecondition), ("no-such-job", .notFound)] {
+                do {
+                    _ = try await send(.with { $0.appendTo = target; $0.spec = part(0..<1) })
+                    Issue.record("expected \(code)")
+                } catch { #expect(RagError(from: error).code == code) }
+            }
         }
-        let before = try await c1.job(job.id)
-        first.kill9()
-        await c1.close()
-        #expect(before.progressDone < UInt64(n), "the job finished before the restart; make it bigger")
-        let second = try RagdProcess(dataDirectory: dir)
-        let c2 = second.client()
-        let done = try await c2.waitForJob(job.id, seconds: 120)
-        #expect(done.state == "succeeded")
-        #expect(done.attempts >= 2)
-        let stats = try await c2.stats(collection: "big")
-        #expect(stats.collections.first?.documents == UInt64(n))
-        #expect(stats.collections.first?.chunks == UInt64(n))  // one chunk each: nothing doubled
-        let hit = try await c2.query("item3999", collection: "big", topK: 1, mode: .keyword)
-        #expect(hit.sources.first?.documentID == "d3999")
-        await c2.close()
+    }
+}
+
+/// Embeds one text (a query) at once; a batch of several (indexing) takes `delay`.
+final class SlowBatchEmbedder: Embedder {
+    let inner = HashingEmbedder()
+    let delay: Duration
+    var id: String { inner.id }
+    var dimension: Int { inner.dimension }
+    init(delay: Duration) { self.delay = delay }
+
+    func embed(_ texts: [String]) async throws -> [[Float]] {
+        if texts.count > 1 { try await Task.sleep(for: delay) }
+        return try await inner.embed(texts)
+    }
+}
+
+@Suite struct WorkLaneTests {
+    @Test func aLaneRunsAtMostItsWorkersAndACancelledWaiterLeaves() async throws {
+        let lane = WorkLane(name: "test", workers: 2)
+        final class Gauge: Sendable { let current = Atomic<Int>(0), peak = Atomic<Int>(0) }
+        let g = Gauge()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for _ in 0..<6 {
+                group.addTask {
+                    try await lane.run {
+                        let now = g.current.wrappingAdd(1, ordering: .relaxed).newValue
+                        g.peak.max(now, ordering: .relaxed)
+                        try await Task.sleep(for: .milliseconds(30))
+                        g.current.wrappingSubtract(1, ordering: .relaxed)
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        #expect(g.peak.load(ordering: .relaxed) == 2)
+        #expect(lane.stats.completed == 6 && lane.stats.busy == 0)
+
+        let one = WorkLane(name: "one", workers: 1)
+        let (gate, open) = AsyncStream<Void>.makeStream()
+        let holder = Task { try await one.run { for await _ in gate { break } } }
+        while one.stats.busy == 0 { await Task.yield() }
+        let waiter = Task { try await one.run { 1 } }
+        while one.stats.waiting == 0 { await Task.yield() }
+        waiter.cancel()
+        await #expect(throws: CancellationError.self) { try await waiter.value }
+        #expect(one.stats.waiting == 0 && one.stats.busy == 1)
+        open.yield()
+        try await holder.value
+        #expect(try await one.run { 2 } == 2)
+    }
+
+    /// A large indexing job fills the indexing lane; a query embeds in its own lane
+    /// and does not wait for the indexing batches queued before it.
+    @Test func queriesDoNotWaitBehindIndexingEmbeddings() async throws {
+        try await withRagServer(configure: { $0.indexEmbedWorkers = 1; $0.partitions = 4; $0.jobs.batchSize = 400 },
+                                embedder: SlowBatchEmbedder(delay: .milliseconds(400))) { client, _ in
+            _ = try await client.index(Fixtures.documents, collection: "kb")  // one chunk per partition at most: fast
+            let docs = (0..<400).map { RagDocument(id: "q\($0)", text: "Queued document \($0) about lanes.") }
+            let job = try await client.submit(indexSpec(docs, collection: "lanes"))
+            func lane(_ name: String) async throws -> Ragd_V1_WorkQueueStats {
+                try await client.stats().queues.first { $0.name == name } ?? Ragd_V1_WorkQueueStats()
+            }
+            var before = try await lane("embed-index")
+            for _ in 0..<200 where before.waiting == 0 {
+                try await Task.sleep(for: .milliseconds(10))
+                before = try await lane("embed-index")
+            }
+            #expect(before.busy == 1 && before.waiting >= 1)
+            let queryLane = try await lane("embed-query")
+            let r = try await client.query("SQLITE_BUSY", collection: "kb", topK: 1, mode: .hybrid)
+            #expect(r.sources.first?.documentID == "sqlite")
+            let after = try await lane("embed-index")
+            // Sharing one line, the query would have waited for the running batch and every waiting one.
+            #expect(after.completed - before.completed < UInt64(before.waiting) + 1)
+            #expect(try await lane("embed-query").completed == queryLane.completed + 1)
+            let jobs = try await lane("index-jobs")
+            #expect(jobs.workers == 1 && jobs.busy == 1)
+            let done = try await client.waitForJob(job.id)
+            #expect(done.state == "succeeded")
+        }
     }
 }
 
@@ -182,7 +280,7 @@ final class BatchFailingEmbedder: Embedder {
         try lines.write(toFile: file, atomically: true, encoding: .utf8)
         let server = try RagdProcess(dataDirectory: dir + "/data")
         let ragctl = URL(fileURLWithPath: RagdProcess.binary).deletingLastPathComponent().appendingPathComponent("ragctl").path
-        let out = try run([ragctl, "index", file, "-c", "big", "--batch", "500", "--server", "127.0.0.1:\(server.port)", "--json"])
+        let out = try await run([ragctl, "index", file, "-c", "big", "--batch", "500", "--server", "127.0.0.1:\(server.port)", "--json"])
         #expect(out.status == 0, "\(out.errors)")
         #expect(out.output.contains("\"documents\": 20000"))
         let c = server.client()
@@ -194,8 +292,49 @@ final class BatchFailingEmbedder: Embedder {
         let filtered = try await c.query("generated page", collection: "big", topK: 50, filter: try FilterExpression.parse("group = 7"), mode: .keyword)
         #expect(filtered.sources.count == 50 && filtered.sources.allSatisfy { $0.metadata["group"]?.numberValue == 7 })
         // Running the same command again changes nothing.
-        let again = try run([ragctl, "index", file, "-c", "big", "--batch", "500", "--server", "127.0.0.1:\(server.port)", "--json"])
+        let again = try await run([ragctl, "index", file, "-c", "big", "--batch", "500", "--server", "127.0.0.1:\(server.port)", "--json"])
         #expect(again.output.contains("\"unchanged\": 20000"))
         await c.close()
+    }
+
+    /// `ragctl jobs submit` of 20,000 documents (uploaded in parts), the server
+    /// killed with -9 in the middle of the job and started again: the job resumes
+    /// and ends with exactly 20,000 documents, none twice.
+    @Test func anAsyncJobOfTwentyThousandSurvivesAKill() async throws {
+        let dir = makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let file = dir + "/docs.jsonl"
+        var lines = ""
+        for i in 0..<20_000 { lines += "{\"id\": \"g\(i)\", \"text\": \"Generated page \(i) mentions token\(i) and group\(i % 50).\"}\n" }
+        try lines.write(toFile: file, atomically: true, encoding: .utf8)
+        let ragctl = URL(fileURLWithPath: RagdProcess.binary).deletingLastPathComponent().appendingPathComponent("ragctl").path
+        let first = try RagdProcess(dataDirectory: dir + "/data")
+        let submitted = try await run([ragctl, "jobs", "submit", file, "-c", "big", "--part-bytes", "262144", "--server", "127.0.0.1:\(first.port)"])
+        #expect(submitted.status == 0, "\(submitted.errors)")
+        let id = submitted.output.trimmingCharacters(in: .whitespacesAndNewlines)
+        let c1 = first.client()
+        var before = try await c1.job(id)
+        #expect(before.progressTotal == 20_000)
+        for _ in 0..<1000 where before.progressDone == 0 {
+            try await Task.sleep(for: .milliseconds(5))
+            before = try await c1.job(id)
+        }
+        first.kill9()
+        await c1.close()
+        #expect(before.progressDone > 0 && before.progressDone < 20_000, "killed at \(before.progressDone): the job must be in flight")
+        let second = try RagdProcess(dataDirectory: dir + "/data")
+        let waited = try await run([ragctl, "jobs", "wait", id, "--server", "127.0.0.1:\(second.port)"])
+        #expect(waited.status == 0, "\(waited.output) \(waited.errors)")
+        let c2 = second.client()
+        let done = try await c2.job(id)
+        #expect(done.state == "succeeded" && done.progressDone == 20_000 && done.attempts >= 2)
+        #expect(done.errors.first?.contains("interrupted by a server stop") == true)
+        let stats = try await c2.stats(collection: "big").collections.first
+        #expect(stats?.documents == 20_000)
+        #expect(stats?.chunks == 20_000)  // one chunk each: nothing doubled
+        for i in [0, 19_999] {
+            #expect(try await c2.query("token\(i)", collection: "big", topK: 1, mode: .keyword).sources.first?.documentID == "g\(i)")
+        }
+        await c2.close()
     }
 }

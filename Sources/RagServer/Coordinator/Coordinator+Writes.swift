@@ -38,6 +38,7 @@ extension Coordinator {
         }
         let embedder = self.embedder
         let batch = configuration.embedBatchSize
+        let lane = indexEmbedding
         let parts = try await withThrowingTaskGroup(of: IndexSummary.self) { group in
             for (p, docs) in groups.enumerated() where !docs.isEmpty {
                 let shard = handle.shards[p]
@@ -60,7 +61,8 @@ extension Coordinator {
                     vectors.reserveCapacity(pendingTexts.count)
                     for start in stride(from: 0, to: pendingTexts.count, by: batch) {
                         try Task.checkCancellation()
-                        vectors += try await embedder.embed(Array(pendingTexts[start..<min(start + batch, pendingTexts.count)]))
+                        let texts = Array(pendingTexts[start..<min(start + batch, pendingTexts.count)])
+                        vectors += try await lane.run { try await embedder.embed(texts) }
                     }
                     var offset = 0
                     for i in prepared.indices {

@@ -13,6 +13,9 @@ public final class Coordinator: Sendable {
     /// The cross-encoder for `rerank: cross-encoder`, if configured.
     public let reranker: (any Reranker)?
     let metrics: RagMetrics?
+    /// Embedding work for indexing and for queries, bounded separately.
+    public let indexEmbedding: WorkLane
+    public let queryEmbedding: WorkLane
     let queryCache: QueryCache?
     /// Extra chunking profiles of a collection (from experiments): each keeps its own index.
     let chunkingProfiles: @Sendable (String) -> [(name: String, size: Int, overlap: Int)]
@@ -29,6 +32,8 @@ public final class Coordinator: Sendable {
         self.metrics = metrics
         self.queryCache = queryCache
         embeddingCache = EmbeddingCache()
+        indexEmbedding = WorkLane(name: "embed-index", workers: configuration.indexEmbedWorkers)
+        queryEmbedding = WorkLane(name: "embed-query", workers: configuration.queryEmbedWorkers)
     }
 
     /// Everything besides the request that decides an answer (part of cache keys).
@@ -77,7 +82,7 @@ public final class Coordinator: Sendable {
 
         var vector: [Float]?
         if q.mode != .keyword {
-            vector = try await embeddingCache.embed(q.query, with: embedder)
+            vector = try await queryEmbedding.run { try await embeddingCache.embed(q.query, with: embedder) }
         }
         timings.embed = start.elapsedSeconds
         let searchStart = ContinuousClock.now

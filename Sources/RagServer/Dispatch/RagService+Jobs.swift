@@ -8,27 +8,31 @@ extension RagService {
         return jobs
     }
 
-    func submitJob(_ payload: Data) throws -> Data {
+    func submitJob(_ payload: Data) async throws -> Data {
         let r = try FrameCodec.payload(Ragd_V1_SubmitJobRequest.self, from: payload)
-        return try FrameCodec.bytes(Ragd_V1_SubmitJobResponse.with { $0.job = try runner().submit(r.spec) })
+        let job = try await runner().submit(r)
+        return try FrameCodec.bytes(Ragd_V1_SubmitJobResponse.with { $0.job = job })
     }
 
-    func getJob(_ payload: Data) throws -> Data {
+    func getJob(_ payload: Data) async throws -> Data {
         let r = try FrameCodec.payload(Ragd_V1_GetJobRequest.self, from: payload)
-        guard let job = try runner().store.get(r.id) else { throw RagError.notFound("job \(r.id.debugDescription) does not exist") }
+        let job = try await runner().job(r.id)
         return try FrameCodec.bytes(Ragd_V1_GetJobResponse.with { $0.job = job })
     }
 
-    func listJobs(_ payload: Data) throws -> Data {
+    func listJobs(_ payload: Data) async throws -> Data {
         let r = try FrameCodec.payload(Ragd_V1_ListJobsRequest.self, from: payload)
-        guard ["", "queued", "running", "succeeded", "failed", "cancelled"].contains(r.state) else {
+        guard ["", "staging", "queued", "running", "succeeded", "failed", "cancelled"].contains(r.state) else {
             throw RagError.invalidArgument("unknown job state \(r.state.debugDescription)")
         }
-        return try FrameCodec.bytes(Ragd_V1_ListJobsResponse.with { $0.jobs = try runner().store.list(state: r.state) })
+        let runner = try runner()
+        let jobs = try await runner.queue.checked { try await runner.queue.list(state: r.state) }
+        return try FrameCodec.bytes(Ragd_V1_ListJobsResponse.with { $0.jobs = jobs })
     }
 
-    func cancelJob(_ payload: Data) throws -> Data {
+    func cancelJob(_ payload: Data) async throws -> Data {
         let r = try FrameCodec.payload(Ragd_V1_CancelJobRequest.self, from: payload)
-        return try FrameCodec.bytes(Ragd_V1_CancelJobResponse.with { $0.job = try runner().cancel(r.id) })
+        let job = try await runner().cancel(r.id)
+        return try FrameCodec.bytes(Ragd_V1_CancelJobResponse.with { $0.job = job })
     }
 }

@@ -45,10 +45,10 @@ public struct RagService: Sendable {
             RagMethod.stopExperiment.rawValue: .unary { p, _ in try stopExperiment(p) },
             RagMethod.experimentReport.rawValue: .unary { p, _ in try experimentReport(p) },
             RagMethod.feedback.rawValue: .unary { p, _ in try feedback(p) },
-            RagMethod.submitJob.rawValue: .unary { p, _ in try submitJob(p) },
-            RagMethod.getJob.rawValue: .unary { p, _ in try getJob(p) },
-            RagMethod.listJobs.rawValue: .unary { p, _ in try listJobs(p) },
-            RagMethod.cancelJob.rawValue: .unary { p, _ in try cancelJob(p) },
+            RagMethod.submitJob.rawValue: .unary { p, _ in try await submitJob(p) },
+            RagMethod.getJob.rawValue: .unary { p, _ in try await getJob(p) },
+            RagMethod.listJobs.rawValue: .unary { p, _ in try await listJobs(p) },
+            RagMethod.cancelJob.rawValue: .unary { p, _ in try await cancelJob(p) },
         ]
     }
 

@@ -9,6 +9,8 @@ import Synchronization
 /// retryable error (UNAVAILABLE, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED,
 /// ABORTED: including a model provider's 429/5xx) is retried after an
 /// exponentially growing, jittered delay; other errors fail the job at once.
+/// While a job runs, its worker renews the claim; if the queue says the job
+/// was cancelled or taken over by another worker, the attempt stops.
 public final class JobRunner: Sendable {
     public struct Settings: Sendable {
         public var indexWorkers = 1
@@ -17,45 +19,73 @@ public final class JobRunner: Sendable {
         public var backoffBase: Duration = .seconds(2)
         /// Documents per batch inside an index job (progress is saved after each).
         public var batchSize = 64
+        /// A running job whose worker has not renewed its claim for this long is
+        /// handed to another worker (Redis backend; a SQLite queue has one owner).
+        public var visibilityTimeout: Duration = .seconds(30)
+        /// How this worker names itself in the queue (default host/pid).
+        public var workerName = "\(ProcessInfo.processInfo.hostName)/\(ProcessInfo.processInfo.processIdentifier)"
         public init() {}
     }
 
-    let store: JobStore
+    public let queue: any JobQueue
     let settings: Settings
     let coordinator: Coordinator
     let runQuery: @Sendable (Ragd_V1_QueryRequest) async throws -> Data
     let logger: Logger
     private let running = Mutex<[String: Task<Void, Never>]>([:])
+    private let counts = Mutex<[String: (busy: Int, completed: UInt64)]>([:])
 
-    public init(store: JobStore, settings: Settings, coordinator: Coordinator, logger: Logger,
+    public init(queue: any JobQueue, settings: Settings, coordinator: Coordinator, logger: Logger,
                 runQuery: @escaping @Sendable (Ragd_V1_QueryRequest) async throws -> Data) {
-        self.store = store
+        self.queue = queue
         self.settings = settings
         self.coordinator = coordinator
         self.logger = logger
         self.runQuery = runQuery
     }
 
-    public func submit(_ spec: Ragd_V1_JobSpec) throws(RagError) -> Ragd_V1_Job {
+    /// Creates a job, or adds a part to a staging one (`append_to`).
+    public func submit(_ request: Ragd_V1_SubmitJobRequest) async throws(RagError) -> Ragd_V1_Job {
+        if !request.appendTo.isEmpty {
+            guard case .index(let r)? = request.spec.work else { throw .invalidArgument("append_to takes documents (an index spec)") }
+            try await queue.checked { try await queue.append(id: request.appendTo, part: try Self.part(r), count: r.documents.count, seal: !request.more) }
+            return try await job(request.appendTo)
+        }
         let id = UUID().uuidString.lowercased()
+        var spec = request.spec
         switch spec.work {
         case .index(let r):
             try CollectionRegistry.validateName(r.collection)
             guard !r.documents.isEmpty else { throw .invalidArgument("index job has no documents") }
-            try store.insert(id: id, kind: "index", spec: try FrameCodec.bytes(spec), total: r.documents.count)
+            spec.index.documents = []
+            let specData = try FrameCodec.bytes(spec)
+            try await queue.checked {
+                try await queue.create(id: id, kind: "index", spec: specData, part: try Self.part(r), total: r.documents.count, staging: request.more)
+            }
         case .query(let r):
             try CollectionRegistry.validateName(r.collection)
-            try store.insert(id: id, kind: "query", spec: try FrameCodec.bytes(spec), total: 1)
+            guard !request.more else { throw .invalidArgument("a query job has no parts") }
+            let specData = try FrameCodec.bytes(spec)
+            try await queue.checked { try await queue.create(id: id, kind: "query", spec: specData, part: nil, total: 1, staging: false) }
         case nil:
             throw .invalidArgument("a job needs an index or a query")
         }
-        return try store.get(id)!
+        return try await job(id)
     }
 
-    public func cancel(_ id: String) throws(RagError) -> Ragd_V1_Job {
-        guard try store.get(id) != nil else { throw .notFound("job \(id.debugDescription) does not exist") }
-        if try store.cancel(id) { running.withLock { $0[id] }?.cancel() }
-        return try store.get(id)!
+    static func part(_ r: Ragd_V1_IndexRequest) throws(RagError) -> Data {
+        try FrameCodec.bytes(Ragd_V1_IndexRequest.with { $0.documents = r.documents })
+    }
+
+    public func job(_ id: String) async throws(RagError) -> Ragd_V1_Job {
+        guard let j = try await queue.checked({ try await queue.get(id: id) }) else { throw .notFound("job \(id.debugDescription) does not exist") }
+        return j
+    }
+
+    public func cancel(_ id: String) async throws(RagError) -> Ragd_V1_Job {
+        _ = try await job(id)
+        if try await queue.checked({ try await queue.cancel(id: id) }) { running.withLock { $0[id] }?.cancel() }
+        return try await job(id)
     }
 
     /// Worker loops until cancelled.
@@ -67,15 +97,29 @@ public final class JobRunner: Sendable {
     }
 
     func worker(kind: String) async {
+        var failing = false
         while !Task.isCancelled {
-            guard let claimed = try? store.claim(kind: kind) else {
+            let claimed: ClaimedJob?
+            do {
+                claimed = try await queue.claim(kind: kind, worker: settings.workerName)
+                if failing { logger.info("job queue (\(queue.backend)) is reachable again") }
+                failing = false
+            } catch {
+                if !failing { logger.warning("job queue (\(queue.backend)): \(error)") }
+                failing = true
+                try? await Task.sleep(for: .seconds(1))
+                continue
+            }
+            guard let claimed else {
                 try? await Task.sleep(for: .milliseconds(100))
                 continue
             }
-            let task = Task { await self.attempt(claimed.id, spec: claimed.spec, attempt: claimed.attempts) }
+            counts.withLock { $0[kind, default: (0, 0)].busy += 1 }
+            let task = Task { await self.attempt(claimed) }
             running.withLock { $0[claimed.id] = task }
             await withTaskCancellationHandler { await task.value } onCancel: { task.cancel() }
             running.withLock { $0[claimed.id] = nil }
+            counts.withLock { $0[kind, default: (0, 0)].busy -= 1; $0[kind, default: (0, 0)].completed += 1 }
         }
     }
 
@@ -83,48 +127,108 @@ public final class JobRunner: Sendable {
         [.unavailable, .deadlineExceeded, .resourceExhausted, .aborted].contains(code)
     }
 
-    func attempt(_ id: String, spec data: Data, attempt: Int) async {
-        do {
-            let spec = try FrameCodec.payload(Ragd_V1_JobSpec.self, from: data)
-            let result: Data
+    func attempt(_ claimed: ClaimedJob) async {
+        let id = claimed.id
+        let lost = Atomic<Bool>(false)
+        let work = Task { () async throws -> Data in
+            let spec = try FrameCodec.payload(Ragd_V1_JobSpec.self, from: claimed.spec)
             switch spec.work {
-            case .index(let r): result = try await index(id, r)
-            case .query(let r): result = try await runQuery(r)
+            case .index(let r): return try await index(id, r)
+            case .query(let r): return try await runQuery(r)
             case nil: throw RagError.invalidArgument("empty job")
             }
-            try store.finish(id, state: "succeeded", result: result)
+        }
+        // Renews the claim; stops the work when the job is cancelled or taken over.
+        let renew = Task {
+            let every = settings.visibilityTimeout / 3
+            while !Task.isCancelled {
+                try? await Task.sleep(for: every)
+                if Task.isCancelled { return }
+                switch try? await queue.heartbeat(id: id, worker: settings.workerName) {
+                case .cancelled?: work.cancel(); return
+                case .lost?: lost.store(true, ordering: .relaxed); work.cancel(); return
+                default: continue  // a queue outage: keep working, the next renewal may succeed
+                }
+            }
+        }
+        defer { renew.cancel() }
+        do {
+            let result = try await withTaskCancellationHandler { try await work.value } onCancel: { work.cancel() }
+            try await queue.finish(id: id, result: result)
         } catch {
-            if Task.isCancelled || (try? store.get(id))??.state == "cancelled" { return }  // cancelled: already recorded
+            if lost.load(ordering: .relaxed) {
+                logger.warning("job \(id): another worker took it over; stopping this attempt")
+                return
+            }
+            if (try? await queue.get(id: id))??.state == "cancelled" {
+                await queue.release(id: id)
+                return
+            }
+            if Task.isCancelled {
+                // This worker is stopping: the job goes back to the queue for another (or for after the restart).
+                try? await queue.handBack(id: id, note: "attempt \(claimed.attempt): interrupted by a worker stop (\(settings.workerName))")
+                return
+            }
             let e = RagError(from: error)
-            let spec = try? FrameCodec.payload(Ragd_V1_JobSpec.self, from: data)
+            let spec = try? FrameCodec.payload(Ragd_V1_JobSpec.self, from: claimed.spec)
             let maxRetries = spec.map { $0.maxRetries > 0 ? Int($0.maxRetries) : settings.maxRetries } ?? settings.maxRetries
             var backoff: Double?
-            if Self.retryable(e.code), attempt <= maxRetries {
+            if Self.retryable(e.code), claimed.attempt <= maxRetries {
                 let base = Double(settings.backoffBase.components.seconds) + Double(settings.backoffBase.components.attoseconds) * 1e-18
-                backoff = base * pow(2, Double(attempt - 1)) * Double.random(in: 0.75...1.25)
+                backoff = base * pow(2, Double(claimed.attempt - 1)) * Double.random(in: 0.75...1.25)
             }
-            logger.warning("job \(id) attempt \(attempt) failed: \(e)\(backoff.map { String(format: "; retry in %.2f s", $0) } ?? "")")
-            try? store.failAttempt(id, error: "attempt \(attempt): \(e)", retryAfter: backoff)
+            logger.warning("job \(id) attempt \(claimed.attempt) failed: \(e)\(backoff.map { String(format: "; retry in %.2f s", $0) } ?? "")")
+            do {
+                try await queue.failAttempt(id: id, error: "attempt \(claimed.attempt): \(e)", retryAfter: backoff)
+            } catch {
+                // The delivery stays claimed; once the claim expires another worker retries it.
+                logger.error("job \(id): cannot record the failed attempt: \(error)")
+            }
         }
     }
 
-    /// Indexes in batches, saving progress after each; re-running after a restart
-    /// skips documents already stored unchanged (content hash), so nothing duplicates.
-    func index(_ id: String, _ r: Ragd_V1_IndexRequest) async throws -> Data {
+    /// Indexes part by part and batch by batch, saving progress after each
+    /// batch; memory holds one part (at most a frame) at a time. Re-running
+    /// after a restart or a re-delivery skips documents already stored
+    /// unchanged (content hash), so nothing is duplicated.
+    func index(_ id: String, _ spec: Ragd_V1_IndexRequest) async throws -> Data {
         var total = Ragd_V1_IndexResponse()
         var done = 0
-        for start in stride(from: 0, to: r.documents.count, by: max(1, settings.batchSize)) {
-            try Task.checkCancellation()
-            let batch = r.documents[start..<min(start + settings.batchSize, r.documents.count)]
-            let docs = try batch.map { (d) throws(RagError) in RagDocument(id: d.id, text: d.text, metadata: try metadata(fromWire: d.metadata)) }
-            let s = try await coordinator.index(collection: r.collection, documents: docs, chunkSize: Int(r.chunkSize), chunkOverlap: Int(r.chunkOverlap))
-            total.documents += UInt32(s.documents)
-            total.chunks += UInt32(s.chunks)
-            total.replaced += UInt32(s.replaced)
-            total.unchanged += UInt32(s.unchanged)
-            done += batch.count
-            try store.progress(id, done: done)
+        let parts = try await queue.partCount(id: id)
+        // Jobs stored before parts existed carry their documents in the spec.
+        for p in -1..<parts {
+            var documents = spec.documents
+            if p >= 0 { documents = try FrameCodec.payload(Ragd_V1_IndexRequest.self, from: try await queue.part(id: id, index: p)).documents }
+            for start in stride(from: 0, to: documents.count, by: max(1, settings.batchSize)) {
+                try Task.checkCancellation()
+                let batch = documents[start..<min(start + settings.batchSize, documents.count)]
+                let docs = try batch.map { (d) throws(RagError) in RagDocument(id: d.id, text: d.text, metadata: try metadata(fromWire: d.metadata)) }
+                let s = try await coordinator.index(collection: spec.collection, documents: docs, chunkSize: Int(spec.chunkSize), chunkOverlap: Int(spec.chunkOverlap))
+                total.documents += UInt32(s.documents)
+                total.chunks += UInt32(s.chunks)
+                total.replaced += UInt32(s.replaced)
+                total.unchanged += UInt32(s.unchanged)
+                done += batch.count
+                guard try await queue.progress(id: id, done: done) else { throw CancellationError() }
+            }
         }
         return try FrameCodec.bytes(total)
+    }
+
+    /// The index and query job pools, for Stats.
+    public func stats() async -> [Ragd_V1_WorkQueueStats] {
+        var out: [Ragd_V1_WorkQueueStats] = []
+        for (kind, workers) in [("index", settings.indexWorkers), ("query", settings.queryWorkers)] {
+            let c = counts.withLock { $0[kind] ?? (0, 0) }
+            let waiting = (try? await queue.waiting(kind: kind)) ?? 0
+            out.append(.with {
+                $0.name = "\(kind)-jobs"
+                $0.workers = UInt32(workers)
+                $0.busy = UInt32(c.busy)
+                $0.waiting = UInt32(waiting)
+                $0.completed = c.completed
+            })
+        }
+        return out
     }
 }

@@ -1071,11 +1071,42 @@ public nonisolated struct Ragd_V1_StatsResponse: @unchecked Sendable {
     set {_uniqueStorage()._experiments = newValue}
   }
 
+  /// indexing, embedding and query work lanes
+  public var queues: [Ragd_V1_WorkQueueStats] {
+    get {_storage._queues}
+    set {_uniqueStorage()._queues = newValue}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
   fileprivate var _storage = _StorageClass.defaultInstance
+}
+
+/// A bounded pool of workers for one kind of work.
+public nonisolated struct Ragd_V1_WorkQueueStats: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// "index-jobs", "query-jobs", "embed-index", "embed-query"
+  public var name: String = String()
+
+  /// concurrency limit
+  public var workers: UInt32 = 0
+
+  /// running now
+  public var busy: UInt32 = 0
+
+  /// queued for a worker
+  public var waiting: UInt32 = 0
+
+  public var completed: UInt64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
 }
 
 public nonisolated struct Ragd_V1_CacheStats: Sendable {
@@ -1991,7 +2022,7 @@ public nonisolated struct Ragd_V1_Job: Sendable {
   /// "index" or "query"
   public var kind: String = String()
 
-  /// queued, running, succeeded, failed, cancelled
+  /// staging (parts still arriving), queued, running, succeeded, failed, cancelled
   public var state: String = String()
 
   public var attempts: UInt32 = 0
@@ -2016,11 +2047,21 @@ public nonisolated struct Ragd_V1_Job: Sendable {
   /// IndexResponse or QueryResponse when succeeded
   public var result: Data = Data()
 
+  /// the worker (host/pid) running or last running the job
+  public var worker: String = String()
+
+  /// the queue holding it: "sqlite" or "redis"
+  public var backend: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 }
 
+/// An index job larger than one frame arrives in parts: the first request
+/// carries the spec with the first documents and more = true (the job is
+/// "staging" and not run yet); each next one names the job in append_to and
+/// carries only documents; the one with more = false queues the job.
 public nonisolated struct Ragd_V1_SubmitJobRequest: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -2034,6 +2075,10 @@ public nonisolated struct Ragd_V1_SubmitJobRequest: Sendable {
   public var hasSpec: Bool {self._spec != nil}
   /// Clears the value of `spec`. Subsequent reads from it will return its default value.
   public mutating func clearSpec() {self._spec = nil}
+
+  public var appendTo: String = String()
+
+  public var more: Bool = false
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -3604,7 +3649,7 @@ nonisolated extension Ragd_V1_LatencyStats: SwiftProtobuf.Message, SwiftProtobuf
 
 nonisolated extension Ragd_V1_StatsResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".StatsResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}collections\0\u{3}queries_total\0\u{3}query_errors\0\u{1}latency\0\u{3}uptime_seconds\0\u{1}version\0\u{3}open_connections\0\u{3}in_flight_calls\0\u{1}cache\0\u{1}experiments\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}collections\0\u{3}queries_total\0\u{3}query_errors\0\u{1}latency\0\u{3}uptime_seconds\0\u{1}version\0\u{3}open_connections\0\u{3}in_flight_calls\0\u{1}cache\0\u{1}experiments\0\u{1}queues\0")
 
   fileprivate class _StorageClass {
     var _collections: [Ragd_V1_CollectionStats] = []
@@ -3617,6 +3662,7 @@ nonisolated extension Ragd_V1_StatsResponse: SwiftProtobuf.Message, SwiftProtobu
     var _inFlightCalls: UInt64 = 0
     var _cache: Ragd_V1_CacheStats? = nil
     var _experiments: [Ragd_V1_ExperimentReportResponse] = []
+    var _queues: [Ragd_V1_WorkQueueStats] = []
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -3637,6 +3683,7 @@ nonisolated extension Ragd_V1_StatsResponse: SwiftProtobuf.Message, SwiftProtobu
       _inFlightCalls = source._inFlightCalls
       _cache = source._cache
       _experiments = source._experiments
+      _queues = source._queues
     }
   }
 
@@ -3665,6 +3712,7 @@ nonisolated extension Ragd_V1_StatsResponse: SwiftProtobuf.Message, SwiftProtobu
         case 8: try { try decoder.decodeSingularUInt64Field(value: &_storage._inFlightCalls) }()
         case 9: try { try decoder.decodeSingularMessageField(value: &_storage._cache) }()
         case 10: try { try decoder.decodeRepeatedMessageField(value: &_storage._experiments) }()
+        case 11: try { try decoder.decodeRepeatedMessageField(value: &_storage._queues) }()
         default: break
         }
       }
@@ -3707,6 +3755,9 @@ nonisolated extension Ragd_V1_StatsResponse: SwiftProtobuf.Message, SwiftProtobu
       if !_storage._experiments.isEmpty {
         try visitor.visitRepeatedMessageField(value: _storage._experiments, fieldNumber: 10)
       }
+      if !_storage._queues.isEmpty {
+        try visitor.visitRepeatedMessageField(value: _storage._queues, fieldNumber: 11)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -3726,10 +3777,61 @@ nonisolated extension Ragd_V1_StatsResponse: SwiftProtobuf.Message, SwiftProtobu
         if _storage._inFlightCalls != rhs_storage._inFlightCalls {return false}
         if _storage._cache != rhs_storage._cache {return false}
         if _storage._experiments != rhs_storage._experiments {return false}
+        if _storage._queues != rhs_storage._queues {return false}
         return true
       }
       if !storagesAreEqual {return false}
     }
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Ragd_V1_WorkQueueStats: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".WorkQueueStats"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}workers\0\u{1}busy\0\u{1}waiting\0\u{1}completed\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.name) }()
+      case 2: try { try decoder.decodeSingularUInt32Field(value: &self.workers) }()
+      case 3: try { try decoder.decodeSingularUInt32Field(value: &self.busy) }()
+      case 4: try { try decoder.decodeSingularUInt32Field(value: &self.waiting) }()
+      case 5: try { try decoder.decodeSingularUInt64Field(value: &self.completed) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.name.isEmpty {
+      try visitor.visitSingularStringField(value: self.name, fieldNumber: 1)
+    }
+    if self.workers != 0 {
+      try visitor.visitSingularUInt32Field(value: self.workers, fieldNumber: 2)
+    }
+    if self.busy != 0 {
+      try visitor.visitSingularUInt32Field(value: self.busy, fieldNumber: 3)
+    }
+    if self.waiting != 0 {
+      try visitor.visitSingularUInt32Field(value: self.waiting, fieldNumber: 4)
+    }
+    if self.completed != 0 {
+      try visitor.visitSingularUInt64Field(value: self.completed, fieldNumber: 5)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Ragd_V1_WorkQueueStats, rhs: Ragd_V1_WorkQueueStats) -> Bool {
+    if lhs.name != rhs.name {return false}
+    if lhs.workers != rhs.workers {return false}
+    if lhs.busy != rhs.busy {return false}
+    if lhs.waiting != rhs.waiting {return false}
+    if lhs.completed != rhs.completed {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -5486,7 +5588,7 @@ nonisolated extension Ragd_V1_JobSpec: SwiftProtobuf.Message, SwiftProtobuf._Mes
 
 nonisolated extension Ragd_V1_Job: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Job"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}kind\0\u{1}state\0\u{1}attempts\0\u{1}errors\0\u{3}backoff_seconds\0\u{3}created_at\0\u{3}started_at\0\u{3}finished_at\0\u{3}progress_done\0\u{3}progress_total\0\u{1}result\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}kind\0\u{1}state\0\u{1}attempts\0\u{1}errors\0\u{3}backoff_seconds\0\u{3}created_at\0\u{3}started_at\0\u{3}finished_at\0\u{3}progress_done\0\u{3}progress_total\0\u{1}result\0\u{1}worker\0\u{1}backend\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -5506,6 +5608,8 @@ nonisolated extension Ragd_V1_Job: SwiftProtobuf.Message, SwiftProtobuf._Message
       case 10: try { try decoder.decodeSingularUInt64Field(value: &self.progressDone) }()
       case 11: try { try decoder.decodeSingularUInt64Field(value: &self.progressTotal) }()
       case 12: try { try decoder.decodeSingularBytesField(value: &self.result) }()
+      case 13: try { try decoder.decodeSingularStringField(value: &self.worker) }()
+      case 14: try { try decoder.decodeSingularStringField(value: &self.backend) }()
       default: break
       }
     }
@@ -5548,6 +5652,12 @@ nonisolated extension Ragd_V1_Job: SwiftProtobuf.Message, SwiftProtobuf._Message
     if !self.result.isEmpty {
       try visitor.visitSingularBytesField(value: self.result, fieldNumber: 12)
     }
+    if !self.worker.isEmpty {
+      try visitor.visitSingularStringField(value: self.worker, fieldNumber: 13)
+    }
+    if !self.backend.isEmpty {
+      try visitor.visitSingularStringField(value: self.backend, fieldNumber: 14)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -5564,6 +5674,8 @@ nonisolated extension Ragd_V1_Job: SwiftProtobuf.Message, SwiftProtobuf._Message
     if lhs.progressDone != rhs.progressDone {return false}
     if lhs.progressTotal != rhs.progressTotal {return false}
     if lhs.result != rhs.result {return false}
+    if lhs.worker != rhs.worker {return false}
+    if lhs.backend != rhs.backend {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -5571,7 +5683,7 @@ nonisolated extension Ragd_V1_Job: SwiftProtobuf.Message, SwiftProtobuf._Message
 
 nonisolated extension Ragd_V1_SubmitJobRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".SubmitJobRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}spec\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}spec\0\u{3}append_to\0\u{1}more\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -5580,6 +5692,8 @@ nonisolated extension Ragd_V1_SubmitJobRequest: SwiftProtobuf.Message, SwiftProt
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularMessageField(value: &self._spec) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.appendTo) }()
+      case 3: try { try decoder.decodeSingularBoolField(value: &self.more) }()
       default: break
       }
     }
@@ -5593,11 +5707,19 @@ nonisolated extension Ragd_V1_SubmitJobRequest: SwiftProtobuf.Message, SwiftProt
     try { if let v = self._spec {
       try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
     } }()
+    if !self.appendTo.isEmpty {
+      try visitor.visitSingularStringField(value: self.appendTo, fieldNumber: 2)
+    }
+    if self.more != false {
+      try visitor.visitSingularBoolField(value: self.more, fieldNumber: 3)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Ragd_V1_SubmitJobRequest, rhs: Ragd_V1_SubmitJobRequest) -> Bool {
     if lhs._spec != rhs._spec {return false}
+    if lhs.appendTo != rhs.appendTo {return false}
+    if lhs.more != rhs.more {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

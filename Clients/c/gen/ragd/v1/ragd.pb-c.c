@@ -1189,6 +1189,51 @@ void   ragd__v1__stats_response__free_unpacked
   assert(message->base.descriptor == &ragd__v1__stats_response__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   ragd__v1__work_queue_stats__init
+                     (Ragd__V1__WorkQueueStats         *message)
+{
+  static const Ragd__V1__WorkQueueStats init_value = RAGD__V1__WORK_QUEUE_STATS__INIT;
+  *message = init_value;
+}
+size_t ragd__v1__work_queue_stats__get_packed_size
+                     (const Ragd__V1__WorkQueueStats *message)
+{
+  assert(message->base.descriptor == &ragd__v1__work_queue_stats__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t ragd__v1__work_queue_stats__pack
+                     (const Ragd__V1__WorkQueueStats *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &ragd__v1__work_queue_stats__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t ragd__v1__work_queue_stats__pack_to_buffer
+                     (const Ragd__V1__WorkQueueStats *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &ragd__v1__work_queue_stats__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Ragd__V1__WorkQueueStats *
+       ragd__v1__work_queue_stats__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Ragd__V1__WorkQueueStats *)
+     protobuf_c_message_unpack (&ragd__v1__work_queue_stats__descriptor,
+                                allocator, len, data);
+}
+void   ragd__v1__work_queue_stats__free_unpacked
+                     (Ragd__V1__WorkQueueStats *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &ragd__v1__work_queue_stats__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   ragd__v1__cache_stats__init
                      (Ragd__V1__CacheStats         *message)
 {
@@ -5600,7 +5645,7 @@ const ProtobufCMessageDescriptor ragd__v1__latency_stats__descriptor =
   (ProtobufCMessageInit) ragd__v1__latency_stats__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor ragd__v1__stats_response__field_descriptors[10] =
+static const ProtobufCFieldDescriptor ragd__v1__stats_response__field_descriptors[11] =
 {
   {
     "collections",
@@ -5722,6 +5767,18 @@ static const ProtobufCFieldDescriptor ragd__v1__stats_response__field_descriptor
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "queues",
+    11,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Ragd__V1__StatsResponse, n_queues),
+    offsetof(Ragd__V1__StatsResponse, queues),
+    &ragd__v1__work_queue_stats__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned ragd__v1__stats_response__field_indices_by_name[] = {
   8,   /* field[8] = cache */
@@ -5732,13 +5789,14 @@ static const unsigned ragd__v1__stats_response__field_indices_by_name[] = {
   6,   /* field[6] = open_connections */
   1,   /* field[1] = queries_total */
   2,   /* field[2] = query_errors */
+  10,   /* field[10] = queues */
   4,   /* field[4] = uptime_seconds */
   5,   /* field[5] = version */
 };
 static const ProtobufCIntRange ragd__v1__stats_response__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 10 }
+  { 0, 11 }
 };
 const ProtobufCMessageDescriptor ragd__v1__stats_response__descriptor =
 {
@@ -5748,11 +5806,101 @@ const ProtobufCMessageDescriptor ragd__v1__stats_response__descriptor =
   "Ragd__V1__StatsResponse",
   "ragd.v1",
   sizeof(Ragd__V1__StatsResponse),
-  10,
+  11,
   ragd__v1__stats_response__field_descriptors,
   ragd__v1__stats_response__field_indices_by_name,
   1,  ragd__v1__stats_response__number_ranges,
   (ProtobufCMessageInit) ragd__v1__stats_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor ragd__v1__work_queue_stats__field_descriptors[5] =
+{
+  {
+    "name",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__WorkQueueStats, name),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "workers",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__WorkQueueStats, workers),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "busy",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__WorkQueueStats, busy),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "waiting",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__WorkQueueStats, waiting),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "completed",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__WorkQueueStats, completed),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned ragd__v1__work_queue_stats__field_indices_by_name[] = {
+  2,   /* field[2] = busy */
+  4,   /* field[4] = completed */
+  0,   /* field[0] = name */
+  3,   /* field[3] = waiting */
+  1,   /* field[1] = workers */
+};
+static const ProtobufCIntRange ragd__v1__work_queue_stats__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 5 }
+};
+const ProtobufCMessageDescriptor ragd__v1__work_queue_stats__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "ragd.v1.WorkQueueStats",
+  "WorkQueueStats",
+  "Ragd__V1__WorkQueueStats",
+  "ragd.v1",
+  sizeof(Ragd__V1__WorkQueueStats),
+  5,
+  ragd__v1__work_queue_stats__field_descriptors,
+  ragd__v1__work_queue_stats__field_indices_by_name,
+  1,  ragd__v1__work_queue_stats__number_ranges,
+  (ProtobufCMessageInit) ragd__v1__work_queue_stats__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCFieldDescriptor ragd__v1__cache_stats__field_descriptors[15] =
@@ -8567,7 +8715,7 @@ const ProtobufCMessageDescriptor ragd__v1__job_spec__descriptor =
   (ProtobufCMessageInit) ragd__v1__job_spec__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor ragd__v1__job__field_descriptors[12] =
+static const ProtobufCFieldDescriptor ragd__v1__job__field_descriptors[14] =
 {
   {
     "id",
@@ -8713,9 +8861,34 @@ static const ProtobufCFieldDescriptor ragd__v1__job__field_descriptors[12] =
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "worker",
+    13,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__Job, worker),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "backend",
+    14,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__Job, backend),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned ragd__v1__job__field_indices_by_name[] = {
   3,   /* field[3] = attempts */
+  13,   /* field[13] = backend */
   5,   /* field[5] = backoff_seconds */
   6,   /* field[6] = created_at */
   4,   /* field[4] = errors */
@@ -8727,11 +8900,12 @@ static const unsigned ragd__v1__job__field_indices_by_name[] = {
   11,   /* field[11] = result */
   7,   /* field[7] = started_at */
   2,   /* field[2] = state */
+  12,   /* field[12] = worker */
 };
 static const ProtobufCIntRange ragd__v1__job__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 12 }
+  { 0, 14 }
 };
 const ProtobufCMessageDescriptor ragd__v1__job__descriptor =
 {
@@ -8741,14 +8915,14 @@ const ProtobufCMessageDescriptor ragd__v1__job__descriptor =
   "Ragd__V1__Job",
   "ragd.v1",
   sizeof(Ragd__V1__Job),
-  12,
+  14,
   ragd__v1__job__field_descriptors,
   ragd__v1__job__field_indices_by_name,
   1,  ragd__v1__job__number_ranges,
   (ProtobufCMessageInit) ragd__v1__job__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor ragd__v1__submit_job_request__field_descriptors[1] =
+static const ProtobufCFieldDescriptor ragd__v1__submit_job_request__field_descriptors[3] =
 {
   {
     "spec",
@@ -8762,14 +8936,40 @@ static const ProtobufCFieldDescriptor ragd__v1__submit_job_request__field_descri
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "append_to",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__SubmitJobRequest, append_to),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "more",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__SubmitJobRequest, more),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned ragd__v1__submit_job_request__field_indices_by_name[] = {
+  1,   /* field[1] = append_to */
+  2,   /* field[2] = more */
   0,   /* field[0] = spec */
 };
 static const ProtobufCIntRange ragd__v1__submit_job_request__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 1 }
+  { 0, 3 }
 };
 const ProtobufCMessageDescriptor ragd__v1__submit_job_request__descriptor =
 {
@@ -8779,7 +8979,7 @@ const ProtobufCMessageDescriptor ragd__v1__submit_job_request__descriptor =
   "Ragd__V1__SubmitJobRequest",
   "ragd.v1",
   sizeof(Ragd__V1__SubmitJobRequest),
-  1,
+  3,
   ragd__v1__submit_job_request__field_descriptors,
   ragd__v1__submit_job_request__field_indices_by_name,
   1,  ragd__v1__submit_job_request__number_ranges,

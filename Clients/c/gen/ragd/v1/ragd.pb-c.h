@@ -43,6 +43,7 @@ typedef struct Ragd__V1__PartitionStats Ragd__V1__PartitionStats;
 typedef struct Ragd__V1__CollectionStats Ragd__V1__CollectionStats;
 typedef struct Ragd__V1__LatencyStats Ragd__V1__LatencyStats;
 typedef struct Ragd__V1__StatsResponse Ragd__V1__StatsResponse;
+typedef struct Ragd__V1__WorkQueueStats Ragd__V1__WorkQueueStats;
 typedef struct Ragd__V1__CacheStats Ragd__V1__CacheStats;
 typedef struct Ragd__V1__ClearCacheRequest Ragd__V1__ClearCacheRequest;
 typedef struct Ragd__V1__ClearCacheResponse Ragd__V1__ClearCacheResponse;
@@ -698,10 +699,44 @@ struct  Ragd__V1__StatsResponse
    */
   size_t n_experiments;
   Ragd__V1__ExperimentReportResponse **experiments;
+  /*
+   * indexing, embedding and query work lanes
+   */
+  size_t n_queues;
+  Ragd__V1__WorkQueueStats **queues;
 };
 #define RAGD__V1__STATS_RESPONSE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__stats_response__descriptor) \
-    , 0,NULL, 0, 0, 0,NULL, 0, (char *)protobuf_c_empty_string, 0, 0, NULL, 0,NULL }
+    , 0,NULL, 0, 0, 0,NULL, 0, (char *)protobuf_c_empty_string, 0, 0, NULL, 0,NULL, 0,NULL }
+
+
+/*
+ * A bounded pool of workers for one kind of work.
+ */
+struct  Ragd__V1__WorkQueueStats
+{
+  ProtobufCMessage base;
+  /*
+   * "index-jobs", "query-jobs", "embed-index", "embed-query"
+   */
+  char *name;
+  /*
+   * concurrency limit
+   */
+  uint32_t workers;
+  /*
+   * running now
+   */
+  uint32_t busy;
+  /*
+   * queued for a worker
+   */
+  uint32_t waiting;
+  uint64_t completed;
+};
+#define RAGD__V1__WORK_QUEUE_STATS__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__work_queue_stats__descriptor) \
+    , (char *)protobuf_c_empty_string, 0, 0, 0, 0 }
 
 
 struct  Ragd__V1__CacheStats
@@ -1439,7 +1474,7 @@ struct  Ragd__V1__Job
    */
   char *kind;
   /*
-   * queued, running, succeeded, failed, cancelled
+   * staging (parts still arriving), queued, running, succeeded, failed, cancelled
    */
   char *state;
   uint32_t attempts;
@@ -1465,20 +1500,36 @@ struct  Ragd__V1__Job
    * IndexResponse or QueryResponse when succeeded
    */
   ProtobufCBinaryData result;
+  /*
+   * the worker (host/pid) running or last running the job
+   */
+  char *worker;
+  /*
+   * the queue holding it: "sqlite" or "redis"
+   */
+  char *backend;
 };
 #define RAGD__V1__JOB__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__job__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0,NULL, 0,NULL, 0, 0, 0, 0, 0, {0,NULL} }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0,NULL, 0,NULL, 0, 0, 0, 0, 0, {0,NULL}, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
 
 
+/*
+ * An index job larger than one frame arrives in parts: the first request
+ * carries the spec with the first documents and more = true (the job is
+ * "staging" and not run yet); each next one names the job in append_to and
+ * carries only documents; the one with more = false queues the job.
+ */
 struct  Ragd__V1__SubmitJobRequest
 {
   ProtobufCMessage base;
   Ragd__V1__JobSpec *spec;
+  char *append_to;
+  protobuf_c_boolean more;
 };
 #define RAGD__V1__SUBMIT_JOB_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__submit_job_request__descriptor) \
-    , NULL }
+    , NULL, (char *)protobuf_c_empty_string, 0 }
 
 
 struct  Ragd__V1__SubmitJobResponse
@@ -2051,6 +2102,25 @@ Ragd__V1__StatsResponse *
                       const uint8_t       *data);
 void   ragd__v1__stats_response__free_unpacked
                      (Ragd__V1__StatsResponse *message,
+                      ProtobufCAllocator *allocator);
+/* Ragd__V1__WorkQueueStats methods */
+void   ragd__v1__work_queue_stats__init
+                     (Ragd__V1__WorkQueueStats         *message);
+size_t ragd__v1__work_queue_stats__get_packed_size
+                     (const Ragd__V1__WorkQueueStats   *message);
+size_t ragd__v1__work_queue_stats__pack
+                     (const Ragd__V1__WorkQueueStats   *message,
+                      uint8_t             *out);
+size_t ragd__v1__work_queue_stats__pack_to_buffer
+                     (const Ragd__V1__WorkQueueStats   *message,
+                      ProtobufCBuffer     *buffer);
+Ragd__V1__WorkQueueStats *
+       ragd__v1__work_queue_stats__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   ragd__v1__work_queue_stats__free_unpacked
+                     (Ragd__V1__WorkQueueStats *message,
                       ProtobufCAllocator *allocator);
 /* Ragd__V1__CacheStats methods */
 void   ragd__v1__cache_stats__init
@@ -3119,6 +3189,9 @@ typedef void (*Ragd__V1__LatencyStats_Closure)
 typedef void (*Ragd__V1__StatsResponse_Closure)
                  (const Ragd__V1__StatsResponse *message,
                   void *closure_data);
+typedef void (*Ragd__V1__WorkQueueStats_Closure)
+                 (const Ragd__V1__WorkQueueStats *message,
+                  void *closure_data);
 typedef void (*Ragd__V1__CacheStats_Closure)
                  (const Ragd__V1__CacheStats *message,
                   void *closure_data);
@@ -3322,6 +3395,7 @@ extern const ProtobufCMessageDescriptor ragd__v1__partition_stats__descriptor;
 extern const ProtobufCMessageDescriptor ragd__v1__collection_stats__descriptor;
 extern const ProtobufCMessageDescriptor ragd__v1__latency_stats__descriptor;
 extern const ProtobufCMessageDescriptor ragd__v1__stats_response__descriptor;
+extern const ProtobufCMessageDescriptor ragd__v1__work_queue_stats__descriptor;
 extern const ProtobufCMessageDescriptor ragd__v1__cache_stats__descriptor;
 extern const ProtobufCMessageDescriptor ragd__v1__clear_cache_request__descriptor;
 extern const ProtobufCMessageDescriptor ragd__v1__clear_cache_response__descriptor;
