@@ -67,6 +67,10 @@ public final class RagServer: Service, Sendable {
     public var metricsLocalAddress: SocketAddress? { metricsAddress.withLock { $0 } }
 
     public func run() async throws {
+        // Job workers stop before storage closes, so a running job is handed back
+        // to the queue instead of failing on closed storage.
+        let workers: Task<Void, Never>? = configuration.role == .shard ? nil : Task { [jobs] in await jobs.run() }
+        defer { workers?.cancel() }
         try await withThrowingTaskGroup(of: Void.self) { group in
             if let port = configuration.metricsPort {
                 let registry = coordinator.registry
@@ -80,9 +84,6 @@ public final class RagServer: Service, Sendable {
             if let cluster {
                 group.addTask { await cluster.replayHints() }
             }
-            if configuration.role != .shard {
-                group.addTask { [jobs] in await jobs.run() }
-            }
             if let sqlite = cache.l2 as? SQLiteSharedCache {
                 group.addTask { [logger] in
                     // Janitor: expired L2 rows go away even if nobody asks for them again.
@@ -93,12 +94,12 @@ public final class RagServer: Service, Sendable {
                     }
                 }
             }
-            try await serve()
+            try await serve { workers?.cancel(); await workers?.value }
             group.cancelAll()
         }
     }
 
-    func serve() async throws {
+    func serve(beforeClosingStorage: () async -> Void) async throws {
         let maxFrame = configuration.maxFrameSize
         let server = try await ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -140,6 +141,7 @@ public final class RagServer: Service, Sendable {
             server.channel.close(promise: nil)
             shutdown.trigger()
         }
+        await beforeClosingStorage()
         await coordinator.registry.close()
         await cluster?.close()
         logger.info("stopped")

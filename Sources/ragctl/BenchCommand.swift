@@ -14,6 +14,7 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "Queries to run.") var queries = 500
     @Option(help: "Concurrent queries.") var concurrency = 8
     @Option(help: "Documents per Index call.") var batch = 64
+    @Option(name: .customLong("index-concurrency"), help: "Index calls in flight at once.") var indexConcurrency = 1
     @Option(help: "vector, keyword or hybrid.") var mode = "hybrid"
     @Flag(help: "Only the in-process exact-search benchmark (no server).") var searchOnly = false
     @Option(name: .customLong("embed-only"), help: "Only measure the local MiniLM embedder from this model directory (chunks/s, in process).") var embedOnly: String?
@@ -33,11 +34,23 @@ struct BenchCommand: AsyncParsableCommand {
                 RagDocument(id: "bench-\(i)", text: SyntheticText.document(&rng, words: 160), metadata: ["n": .number(Double(i % 10))])
             }
             let t0 = Date()
-            for start in stride(from: 0, to: corpus.count, by: batch) {
-                _ = try await client.index(Array(corpus[start..<min(start + batch, corpus.count)]), collection: collection, timeout: connection.deadline)
+            let batches = stride(from: 0, to: corpus.count, by: batch).map { Array(corpus[$0..<min($0 + batch, corpus.count)]) }
+            let chunks = try await withThrowingTaskGroup(of: Int.self) { group in
+                for worker in 0..<max(1, indexConcurrency) {
+                    group.addTask {
+                        var n = 0
+                        for i in stride(from: worker, to: batches.count, by: max(1, indexConcurrency)) {
+                            n += Int(try await client.index(batches[i], collection: collection, timeout: connection.deadline).chunks)
+                        }
+                        return n
+                    }
+                }
+                return try await group.reduce(0, +)
             }
             let indexSeconds = Date().timeIntervalSince(t0)
-            print(String(format: "index: %d docs in %.2f s = %.0f docs/s (batch %d)", docs, indexSeconds, Double(docs) / indexSeconds, batch))
+            print(String(format: "index: %d docs (%d chunks) in %.2f s = %.0f docs/s, %.0f chunks/s (batch %d, %d calls in flight)",
+                         docs, chunks, indexSeconds, Double(docs) / indexSeconds, Double(chunks) / indexSeconds, batch, indexConcurrency))
+            guard queries > 0 else { return }
             let questions = (0..<queries).map { _ in SyntheticText.document(&rng, words: 6) }
             if cache { return try await cacheBench(client, questions: questions, mode: m) }
             let latencies = LatencyRecorder()

@@ -47,8 +47,27 @@ import Testing
         #expect(stats?.documents == UInt64(n))
         #expect(stats?.chunks == UInt64(n))  // one chunk each: the re-run duplicated nothing
         #expect(try await client.query("marker4999", collection: "shared", topK: 1, mode: .keyword).sources.first?.documentID == "r4999")
+        await client.close()
+
+        // A worker stopped gracefully (SIGTERM) hands its job straight back to the queue.
+        workers[victim] = try RagdProcess(dataDirectory: cluster.root + "/" + victim, extraArguments: common + ["--worker-name", victim])
+        let clients = workers.mapValues { $0.client() }
+        let second = try await clients["worker-a"]!.submit(indexSpec(docs, collection: "shared2"))
+        var state = try await clients["worker-a"]!.job(second.id)
+        for _ in 0..<1000 where state.progressDone == 0 {
+            try await Task.sleep(for: .milliseconds(5))
+            state = try await clients["worker-a"]!.job(second.id)
+        }
+        let stopping = state.worker, other = stopping == "worker-a" ? "worker-b" : "worker-a"
+        await clients[stopping]?.close()
+        #expect(workers[stopping]?.terminate() == 0)
+        #expect(state.progressDone < UInt64(n), "stopped at \(state.progressDone): the job must be in flight")
+        let handedOver = try await clients[other]!.waitForJob(second.id, seconds: 120)
+        #expect(handedOver.state == "succeeded" && handedOver.worker == other && handedOver.attempts == 2)
+        #expect(handedOver.errors == ["attempt 1: interrupted by a worker stop (\(stopping))"])
+        #expect(try await clients[other]!.stats(collection: "shared2").collections.first?.documents == UInt64(n))
+        await clients[other]?.close()
         // Nothing is left pending in the consumer group.
         #expect(try redis.cli("XPENDING", "ragd:jobs:stream:index", "workers").hasPrefix("0"))
-        await client.close()
     }
 }

@@ -160,13 +160,20 @@ public final class JobRunner: Sendable {
                 logger.warning("job \(id): another worker took it over; stopping this attempt")
                 return
             }
-            if (try? await queue.get(id: id))??.state == "cancelled" {
-                await queue.release(id: id)
+            // Queue calls below run in tasks of their own: this task may be the one cancelled.
+            if (try? await Task { try await queue.get(id: id) }.value)??.state == "cancelled" {
+                await Task { await queue.release(id: id) }.value
                 return
             }
             if Task.isCancelled {
                 // This worker is stopping: the job goes back to the queue for another (or for after the restart).
-                try? await queue.handBack(id: id, note: "attempt \(claimed.attempt): interrupted by a worker stop (\(settings.workerName))")
+                do {
+                    let note = "attempt \(claimed.attempt): interrupted by a worker stop (\(settings.workerName))"
+                    try await Task { try await queue.handBack(id: id, note: note) }.value
+                    logger.info("job \(id): handed back to the queue (this worker is stopping)")
+                } catch {
+                    logger.warning("job \(id): cannot hand it back (\(error)); it is re-delivered after the visibility timeout")
+                }
                 return
             }
             let e = RagError(from: error)
