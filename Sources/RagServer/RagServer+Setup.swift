@@ -106,6 +106,14 @@ extension RagServer {
         return (collections.count, total)
     }
 
+    /// Everything /metrics reports from state rather than events: chunk counts and work queues.
+    static func refreshGauges(_ registry: CollectionRegistry, metrics: RagMetrics, jobs: JobRunner?, coordinator: Coordinator) async {
+        await refreshChunkGauges(registry, metrics: metrics)
+        for q in (await jobs?.stats() ?? []) + [coordinator.indexEmbedding.stats, coordinator.queryEmbedding.stats] {
+            metrics.workQueue(name: q.name, workers: Int(q.workers), busy: Int(q.busy), waiting: Int(q.waiting), completed: q.completed)
+        }
+    }
+
     /// Counts what was loaded, for the chunk gauges and the start-up log line.
     static func reportCollections(_ registry: CollectionRegistry, metrics: RagMetrics, logger: Logger, started: ContinuousClock.Instant,
                                   configuration: RagServerConfiguration) async {

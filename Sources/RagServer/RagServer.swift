@@ -76,7 +76,9 @@ public final class RagServer: Service, Sendable {
                 let registry = coordinator.registry
                 let metrics = self.metrics
                 let endpoint = MetricsEndpoint(metrics: metrics, host: configuration.metricsHost, port: port, logger: logger,
-                                               refresh: { await Self.refreshChunkGauges(registry, metrics: metrics) }) { [self] address in
+                                               refresh: { [jobs, coordinator, role = configuration.role] in
+                                                   await Self.refreshGauges(registry, metrics: metrics, jobs: role == .shard ? nil : jobs, coordinator: coordinator)
+                                               }) { [self] address in
                     self.metricsAddress.withLock { $0 = address }
                 }
                 group.addTask { try await endpoint.run() }

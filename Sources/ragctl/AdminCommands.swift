@@ -24,6 +24,9 @@ struct StatsCommand: AsyncParsableCommand {
                          k.enabled ? "on" : "off", k.l2Backend, k.hits, k.l1Hits, k.l2Hits, k.misses, k.hitRate * 100, k.entries,
                          Double(k.bytesUsed) / 1_048_576, k.evictions, k.errors))
             print("  pipeline runs \(k.pipelineRuns), coalesced \(k.coalesced); query embeddings: \(k.embeddingHits) hits, \(k.embeddingMisses) misses")
+            if !s.queues.isEmpty {
+                print("work queues: " + s.queues.map { "\($0.name) \($0.busy)/\($0.workers) busy, \($0.waiting) waiting, \($0.completed) done" }.joined(separator: "; "))
+            }
             for e in s.experiments {
                 print("experiment \(e.experiment.name) (\(e.experiment.state)) on \(e.experiment.collection): "
                     + e.variants.map { "\($0.variant) \($0.queries) queries" }.joined(separator: ", ") + "  (ragctl experiments report \(e.experiment.name))")

@@ -11,6 +11,7 @@ struct WorkOptions: ParsableArguments {
     @Option(name: .customLong("job-backoff-ms"), help: "First retry delay; doubles each retry, with ±25% jitter (default 2000).") var backoffMS: Int?
     @Option(name: .customLong("job-batch-size"), help: "Documents per batch in an index job; progress is saved after each (default 64).") var jobBatchSize: Int?
     @Option(name: .customLong("job-visibility-timeout"), help: "Seconds without a claim renewal before a running job goes to another worker (default 30).") var visibilityTimeout: Int?
+    @Option(name: .customLong("job-retention-hours"), help: "Finished jobs are deleted this many hours after they finish (default 168).") var retentionHours: Int?
     @Option(name: .customLong("worker-name"), help: "This worker's name in the job queue (default host/pid).") var workerName: String?
     @Option(name: .customLong("embed-batch-size"), help: "Chunks per embedder call while indexing (default 64).") var embedBatchSize: Int?
     @Option(name: .customLong("index-embed-workers"), help: "Embedding batches at once for indexing (default: cores).") var indexEmbedWorkers: Int?
@@ -29,6 +30,7 @@ struct WorkOptions: ParsableArguments {
         if let v = try int(backoffMS, "RAGD_JOB_BACKOFF_MS", "job-backoff-ms") { c.jobs.backoffBase = .milliseconds(v) }
         if let v = try int(jobBatchSize, "RAGD_JOB_BATCH_SIZE", "job-batch-size") { c.jobs.batchSize = v }
         if let v = try int(visibilityTimeout, "RAGD_JOB_VISIBILITY_TIMEOUT", "job-visibility-timeout") { c.jobs.visibilityTimeout = .seconds(v) }
+        if let v = try int(retentionHours, "RAGD_JOB_RETENTION_HOURS", "job-retention-hours") { c.jobs.retention = .seconds(v * 3600) }
         if let v = setting(workerName, "RAGD_WORKER_NAME", "worker-name") { c.jobs.workerName = v }
         if let v = try int(embedBatchSize, "RAGD_EMBED_BATCH_SIZE", "embed-batch-size") { c.embedBatchSize = v }
         if let v = try int(indexEmbedWorkers, "RAGD_INDEX_EMBED_WORKERS", "index-embed-workers") { c.indexEmbedWorkers = v }

@@ -67,7 +67,7 @@ func withJobServer(_ backend: String, configure: (inout RagServerConfiguration) 
 @Suite(.serialized) struct JobTests {
     @Test(arguments: ["sqlite", "redis"]) func retryableFailuresBackOffThenSucceed(backend: String) async throws {
         // One partition: each attempt makes exactly one embedder call.
-        try await withJobServer(backend, configure: { $0.jobs.backoffBase = .milliseconds(100); $0.partitions = 1 }, embedder: FlakyEmbedder(failures: 2)) { client, _ in
+        try await withJobServer(backend, configure: { $0.jobs.backoffBase = .milliseconds(100); $0.partitions = 1 }, embedder: FlakyEmbedder(failures: 2)) { client, server in
             let submitted = try await client.submit(indexSpec(Fixtures.documents))
             #expect(submitted.state == "queued" && submitted.progressTotal == UInt64(Fixtures.documents.count))
             #expect(submitted.backend == backend)
@@ -84,6 +84,10 @@ func withJobServer(_ backend: String, configure: (inout RagServerConfiguration) 
             #expect(try Ragd_V1_QueryResponse(serializedBytes: done.result).sources.first?.documentID == "sqlite")
             let listed = try await client.call(.listJobs, Ragd_V1_ListJobsRequest.with { $0.state = "succeeded" }, as: Ragd_V1_ListJobsResponse.self, timeout: .seconds(5))
             #expect(listed.jobs.map(\.id) == [submitted.id, q.id])
+            // Retention: nothing is old enough after an hour's age limit; with none, both finished jobs go.
+            #expect(try await server.jobs.queue.purge(olderThan: 3600) == 0)
+            #expect(try await server.jobs.queue.purge(olderThan: 0) == 2)
+            await #expect(throws: RagError.self) { try await client.job(q.id) }
         }
     }
 

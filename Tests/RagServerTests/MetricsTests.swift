@@ -64,6 +64,12 @@ func scrape(port: Int) throws -> [Sample] {
             // Two searched queries (the cache hit did not search) on each of 4 partitions.
             #expect(value(samples, "rag_partition_search_duration_seconds_count", ["partition": "0"]) == 2)
             #expect(value(samples, "rag_open_connections") == 1)
+            // Work queues: two query embeddings (the cache hit needed none), indexing batches in their own lane.
+            #expect(value(samples, "rag_work_queue_completed_total", ["queue": "embed-query"]) == 2)
+            #expect((value(samples, "rag_work_queue_completed_total", ["queue": "embed-index"]) ?? 0) >= 1)
+            #expect(value(samples, "rag_work_queue_workers", ["queue": "embed-index"]) == Double(ProcessInfo.processInfo.activeProcessorCount))
+            #expect(value(samples, "rag_work_queue_workers", ["queue": "index-jobs"]) == 1)
+            #expect(value(samples, "rag_work_queue_busy", ["queue": "embed-index"]) == 0)
         }
     }
 }

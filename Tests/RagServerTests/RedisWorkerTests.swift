@@ -1,5 +1,6 @@
 import Foundation
 import RagClient
+import RagServer
 import RagCore
 import RagTesting
 import RagWire
@@ -69,5 +70,42 @@ import Testing
         await clients[other]?.close()
         // Nothing is left pending in the consumer group.
         #expect(try redis.cli("XPENDING", "ragd:jobs:stream:index", "workers").hasPrefix("0"))
+    }
+}
+
+/// The Redis queue's claim protocol, driven directly: two queue objects stand
+/// for two worker processes.
+@Suite struct RedisJobQueueTests {
+    @Test func aTakenOverClaimIsLostToItsOldWorkerAndSilentWorkersLeaveTheGroup() async throws {
+        let redis = try RedisProcess()
+        defer { redis.stop() }
+        let q1 = RedisJobQueue(host: "127.0.0.1", port: redis.port, visibilityTimeout: .seconds(1))
+        let q2 = RedisJobQueue(host: "127.0.0.1", port: redis.port, visibilityTimeout: .seconds(1))
+        try await q1.create(id: "j1", kind: "query", spec: Data([1, 2, 3]), part: nil, total: 1, staging: false)
+        #expect(try await q2.waiting(kind: "query") == 1)
+        let first = try #require(try await q1.claim(kind: "query", worker: "w1"))
+        #expect(first.id == "j1" && first.attempt == 1 && first.spec == Data([1, 2, 3]))
+        #expect(try await q1.heartbeat(id: "j1", worker: "w1") == .owned)
+        #expect(try await q2.claim(kind: "query", worker: "w2") == nil)  // held, and renewed just now
+        try await Task.sleep(for: .milliseconds(1300))
+        let second = try #require(try await q2.claim(kind: "query", worker: "w2"))
+        #expect(second.attempt == 2)
+        #expect(try await q1.heartbeat(id: "j1", worker: "w1") == .lost)
+        #expect(try await q2.heartbeat(id: "j1", worker: "w2") == .owned)
+        #expect(try await q2.progress(id: "j1", done: 1))
+        try await q2.finish(id: "j1", result: Data([9]))
+        let j = try #require(try await q1.get(id: "j1"))
+        #expect(j.state == "succeeded" && j.worker == "w2" && j.result == Data([9]) && j.attempts == 2)
+        #expect(j.errors == ["attempt 1: worker w1 stopped renewing its claim; re-delivered to w2"])
+        #expect(try redis.cli("XPENDING", "ragd:jobs:stream:query", "workers").hasPrefix("0"))
+        // w1 is silent from now on; w2 keeps polling until the sweep drops w1.
+        var consumers = ""
+        for _ in 0..<60 {
+            _ = try await q2.claim(kind: "query", worker: "w2")
+            consumers = try redis.cli("XINFO", "CONSUMERS", "ragd:jobs:stream:query", "workers")
+            if !consumers.contains("w1") { break }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(!consumers.contains("w1") && consumers.contains("w2"))
     }
 }

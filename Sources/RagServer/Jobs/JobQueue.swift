@@ -58,6 +58,9 @@ public protocol JobQueue: Sendable {
     func list(state: String) async throws -> [Ragd_V1_Job]
     /// Jobs of `kind` waiting for a worker (including retries in backoff).
     func waiting(kind: String) async throws -> Int
+    /// Deletes jobs that finished (succeeded, failed, cancelled) more than
+    /// `age` seconds ago; returns how many.
+    func purge(olderThan age: Double) async throws -> Int
 }
 
 extension JobQueue {

@@ -22,6 +22,8 @@ public final class JobRunner: Sendable {
         /// A running job whose worker has not renewed its claim for this long is
         /// handed to another worker (Redis backend; a SQLite queue has one owner).
         public var visibilityTimeout: Duration = .seconds(30)
+        /// Finished jobs (and their results) are deleted this long after they finish.
+        public var retention: Duration = .seconds(7 * 86_400)
         /// How this worker names itself in the queue (default host/pid).
         public var workerName = "\(ProcessInfo.processInfo.hostName)/\(ProcessInfo.processInfo.processIdentifier)"
         public init() {}
@@ -88,9 +90,16 @@ public final class JobRunner: Sendable {
         return try await job(id)
     }
 
-    /// Worker loops until cancelled.
+    /// Worker loops (and an hourly purge of old finished jobs) until cancelled.
     public func run() async {
         await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                let age = Double(self.settings.retention.components.seconds)
+                while !Task.isCancelled {
+                    if let n = try? await self.queue.purge(olderThan: age), n > 0 { self.logger.info("purged \(n) finished jobs older than \(Int(age)) s") }
+                    try? await Task.sleep(for: .seconds(3600))
+                }
+            }
             for _ in 0..<settings.indexWorkers { group.addTask { await self.worker(kind: "index") } }
             for _ in 0..<settings.queryWorkers { group.addTask { await self.worker(kind: "query") } }
         }

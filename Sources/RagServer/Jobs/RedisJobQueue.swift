@@ -20,6 +20,7 @@ public final class RedisJobQueue: JobQueue {
     /// Job id → (stream, entry id) of the deliveries this process holds.
     private let deliveries = Mutex<[String: (stream: String, entry: String)]>([:])
     private let groupsReady = Mutex<Set<String>>([])
+    private let lastSweep = Mutex<ContinuousClock.Instant>(.now)
 
     public init(host: String, port: Int, prefix: String = "ragd:jobs:", visibilityTimeout: Duration, timeout: Duration = .seconds(5)) {
         redis = RedisConnection(host: host, port: port, timeout: timeout)
@@ -94,6 +95,7 @@ public final class RedisJobQueue: JobQueue {
 
     public func claim(kind: String, worker: String) async throws -> ClaimedJob? {
         try await ensureGroup(kind)
+        try await sweepConsumers(kind)
         // Retries whose backoff is over go back on the stream (once: ZREM decides).
         _ = try await eval("""
             local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, 10)
@@ -132,6 +134,26 @@ public final class RedisJobQueue: JobQueue {
             return ClaimedJob(id: id, kind: kind, spec: spec, attempt: Int(attempt))
         }
         return nil
+    }
+
+    /// Workers that stopped stay listed in the group; once one holds no deliveries
+    /// and has been silent for three visibility timeouts (a live worker polls
+    /// every 100 ms), remove it. Checked once per visibility timeout.
+    func sweepConsumers(_ kind: String) async throws {
+        let due = lastSweep.withLock { last in
+            guard last.duration(to: .now) > visibilityTimeout else { return false }
+            last = .now
+            return true
+        }
+        guard due else { return }
+        let silentMS = 3 * (visibilityTimeout.components.seconds * 1000 + visibilityTimeout.components.attoseconds / 1_000_000_000_000_000)
+        for c in try await redis.command("XINFO", "CONSUMERS", stream(kind), Self.group).array {
+            var info: [String: RedisConnection.Reply] = [:]
+            let kv = c.array
+            for i in stride(from: 0, to: kv.count - 1, by: 2) { if let k = kv[i].text { info[k] = kv[i + 1] } }
+            guard let name = info["name"]?.text, info["pending"]?.integer == 0, (info["idle"]?.integer ?? 0) > silentMS else { continue }
+            _ = try await redis.command("XGROUP", "DELCONSUMER", stream(kind), Self.group, name)
+        }
     }
 
     /// (entry id, job id) pairs from an XREADGROUP / XAUTOCLAIM entry list.
@@ -282,6 +304,25 @@ extension RedisJobQueue {
             for i in stride(from: 0, to: kv.count - 1, by: 2) where kv[i].text == "lag" { lag = Int(kv[i + 1].integer ?? 0) }
         }
         return lag + Int(try await redis.command("ZCARD", delayed(kind)).integer ?? 0)
+    }
+}
+
+extension RedisJobQueue {
+    public func purge(olderThan age: Double) async throws -> Int {
+        let cutoff = Date().timeIntervalSince1970 - age
+        var removed = 0
+        for id in try await redis.command("ZRANGE", allKey, "0", "9999").array.compactMap(\.text) {
+            let v = try await redis.command("HMGET", jobKey(id), "state", "finished_at").array
+            let state = v.first?.text
+            let finished = v.count > 1 ? v[1].text.flatMap(Double.init) ?? 0 : 0
+            // Gone already (expired), or finished long enough ago.
+            guard state == nil || (["succeeded", "failed", "cancelled"].contains(state!) && finished < cutoff) else { continue }
+            let k = jobKey(id)
+            _ = try await redis.command("DEL", k, k + ":parts", k + ":errors", k + ":backoffs")
+            _ = try await redis.command("ZREM", allKey, id)
+            if state != nil { removed += 1 }
+        }
+        return removed
     }
 }
 

@@ -171,6 +171,16 @@ public final class SQLiteJobQueue: JobQueue {
         try read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM job WHERE state = 'queued' AND kind = ?", arguments: [kind]) ?? 0 }
     }
 
+    public func purge(olderThan age: Double) throws(RagError) -> Int {
+        try write { db in
+            try db.execute(sql: """
+                DELETE FROM job_part WHERE job_id IN (SELECT id FROM job WHERE state IN ('succeeded', 'failed', 'cancelled') AND finished_at < ?)
+                """, arguments: [Self.now - age])
+            try db.execute(sql: "DELETE FROM job WHERE state IN ('succeeded', 'failed', 'cancelled') AND finished_at < ?", arguments: [Self.now - age])
+            return db.changesCount
+        }
+    }
+
     static func job(_ row: Row) -> Ragd_V1_Job {
         Ragd_V1_Job.with {
             $0.id = row["id"]

@@ -66,6 +66,16 @@ public final class RagMetrics: Sendable {
         Gauge(label: "rag_index_chunks", dimensions: [("collection", collection)], factory: factory).record(count)
     }
 
+    /// `rag_work_queue_{workers,busy,waiting}{queue}` and `rag_work_queue_completed_total{queue}`,
+    /// set from the lanes' own counters when /metrics is scraped.
+    public func workQueue(name: String, workers: Int, busy: Int, waiting: Int, completed: UInt64) {
+        let d = [("queue", name)]
+        Gauge(label: "rag_work_queue_workers", dimensions: d, factory: factory).record(workers)
+        Gauge(label: "rag_work_queue_busy", dimensions: d, factory: factory).record(busy)
+        Gauge(label: "rag_work_queue_waiting", dimensions: d, factory: factory).record(waiting)
+        Gauge(label: "rag_work_queue_completed_total", dimensions: d, factory: factory).record(Double(completed))
+    }
+
     public func partitionSearch(partition: Int, seconds: Double) {
         Timer(label: "rag_partition_search_duration_seconds", dimensions: [("partition", String(partition))], factory: factory)
             .recordNanoseconds(Int64(seconds * 1e9))
