@@ -25,10 +25,12 @@ public final class RagdProcess: @unchecked Sendable {
         return dir.appendingPathComponent("ragd").path
     }
 
-    /// Starts the server and waits for its "listening on" line.
-    public init(dataDirectory: String, port: Int = 0, extraArguments: [String] = []) throws {
+    /// Starts the server and waits for its "listening on" line. `environment`
+    /// adds variables (e.g. `RAGD_FAILPOINT`) to the inherited ones.
+    public init(dataDirectory: String, port: Int = 0, extraArguments: [String] = [], environment: [String: String] = [:]) throws {
         self.dataDirectory = dataDirectory
         process.executableURL = URL(fileURLWithPath: Self.binary)
+        if !environment.isEmpty { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
         process.arguments = ["serve", "--port", "\(port)", "--data-dir", dataDirectory, "--log-level", "warning", "--metrics-port", "0"] + extraArguments
         process.standardOutput = output
         process.standardError = errors

@@ -278,7 +278,7 @@ public struct RagService: Sendable {
         let start = ContinuousClock.now
         var total = Ragd_V1_IndexResponse()
         var done = 0
-        let batch = 64
+        let batch = max(1, coordinator.configuration.jobs.batchSize)  // --job-batch-size: one commit and one progress event each
         for first in stride(from: 0, to: docs.count, by: batch) {
             let slice = Array(docs[first..<min(first + batch, docs.count)])
             do {

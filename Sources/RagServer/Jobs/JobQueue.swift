@@ -43,8 +43,9 @@ public protocol JobQueue: Sendable {
     func claim(kind: String, worker: String) async throws -> ClaimedJob?
     /// Renews the claim of a running job (called every third of the visibility timeout).
     func heartbeat(id: String, worker: String) async throws -> ClaimStatus
-    /// Records documents done; false when the job was cancelled meanwhile.
-    func progress(id: String, done: Int) async throws -> Bool
+    /// Records documents done, if `worker` still holds the job; otherwise says
+    /// whether it was cancelled or taken over (then the worker stops).
+    func progress(id: String, worker: String, done: Int) async throws -> ClaimStatus
     func finish(id: String, result: Data) async throws
     /// Records a failed attempt: queued again after `retryAfter` seconds, or failed when nil.
     func failAttempt(id: String, error: String, retryAfter: Double?) async throws

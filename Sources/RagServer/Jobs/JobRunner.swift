@@ -36,6 +36,7 @@ public final class JobRunner: Sendable {
     let logger: Logger
     private let running = Mutex<[String: Task<Void, Never>]>([:])
     private let counts = Mutex<[String: (busy: Int, completed: UInt64)]>([:])
+    private let batchesCommitted = Atomic<Int>(0)
 
     public init(queue: any JobQueue, settings: Settings, coordinator: Coordinator, logger: Logger,
                 runQuery: @escaping @Sendable (Ragd_V1_QueryRequest) async throws -> Data) {
@@ -138,11 +139,12 @@ public final class JobRunner: Sendable {
 
     func attempt(_ claimed: ClaimedJob) async {
         let id = claimed.id
-        let lost = Atomic<Bool>(false)
+        final class Flag: Sendable { let value = Atomic<Bool>(false) }
+        let lost = Flag()
         let work = Task { () async throws -> Data in
             let spec = try FrameCodec.payload(Ragd_V1_JobSpec.self, from: claimed.spec)
             switch spec.work {
-            case .index(let r): return try await index(id, r)
+            case .index(let r): return try await index(id, r, lost: { lost.value.store(true, ordering: .relaxed) })
             case .query(let r): return try await runQuery(r)
             case nil: throw RagError.invalidArgument("empty job")
             }
@@ -155,7 +157,7 @@ public final class JobRunner: Sendable {
                 if Task.isCancelled { return }
                 switch try? await queue.heartbeat(id: id, worker: settings.workerName) {
                 case .cancelled?: work.cancel(); return
-                case .lost?: lost.store(true, ordering: .relaxed); work.cancel(); return
+                case .lost?: lost.value.store(true, ordering: .relaxed); work.cancel(); return
                 default: continue  // a queue outage: keep working, the next renewal may succeed
                 }
             }
@@ -165,7 +167,7 @@ public final class JobRunner: Sendable {
             let result = try await withTaskCancellationHandler { try await work.value } onCancel: { work.cancel() }
             try await queue.finish(id: id, result: result)
         } catch {
-            if lost.load(ordering: .relaxed) {
+            if lost.value.load(ordering: .relaxed) {
                 logger.warning("job \(id): another worker took it over; stopping this attempt")
                 return
             }
@@ -207,29 +209,41 @@ public final class JobRunner: Sendable {
     /// batch; memory holds one part (at most a frame) at a time. Re-running
     /// after a restart or a re-delivery skips documents already stored
     /// unchanged (content hash), so nothing is duplicated.
-    func index(_ id: String, _ spec: Ragd_V1_IndexRequest) async throws -> Data {
+    func index(_ id: String, _ spec: Ragd_V1_IndexRequest, lost: @Sendable () -> Void) async throws -> Data {
         var total = Ragd_V1_IndexResponse()
         var done = 0
-        let parts = try await queue.partCount(id: id)
-        // Jobs stored before parts existed carry their documents in the spec.
-        for p in -1..<parts {
-            var documents = spec.documents
-            if p >= 0 { documents = try FrameCodec.payload(Ragd_V1_IndexRequest.self, from: try await queue.part(id: id, index: p)).documents }
-            for start in stride(from: 0, to: documents.count, by: max(1, settings.batchSize)) {
-                try Task.checkCancellation()
-                let batch = documents[start..<min(start + settings.batchSize, documents.count)]
-                let docs = try batch.map { (d) throws(RagError) in RagDocument(id: d.id, text: d.text, metadata: try metadata(fromWire: d.metadata)) }
-                let s = try await coordinator.index(collection: spec.collection, documents: docs, chunkSize: Int(spec.chunkSize), chunkOverlap: Int(spec.chunkOverlap))
-                total.documents += UInt32(s.documents)
-                total.chunks += UInt32(s.chunks)
-                total.replaced += UInt32(s.replaced)
-                total.unchanged += UInt32(s.unchanged)
-                done += batch.count
-                guard try await queue.progress(id: id, done: done) else { throw CancellationError() }
+        let size = max(1, settings.batchSize)
+        var pending: [Ragd_V1_Document] = []
+        func commit(_ batch: ArraySlice<Ragd_V1_Document>) async throws {
+            try Task.checkCancellation()
+            let docs = try batch.map { (d) throws(RagError) in RagDocument(id: d.id, text: d.text, metadata: try metadata(fromWire: d.metadata)) }
+            let s = try await coordinator.index(collection: spec.collection, documents: docs, chunkSize: Int(spec.chunkSize), chunkOverlap: Int(spec.chunkOverlap))
+            total.documents += UInt32(s.documents)
+            total.chunks += UInt32(s.chunks)
+            total.replaced += UInt32(s.replaced)
+            total.unchanged += UInt32(s.unchanged)
+            done += batch.count
+            switch try await queue.progress(id: id, worker: settings.workerName, done: done) {
+            case .owned: try await Failpoint.jobBatchCommitted(batchesCommitted.wrappingAdd(1, ordering: .relaxed).newValue)
+            case .cancelled: throw CancellationError()
+            case .lost: lost(); throw CancellationError()
             }
         }
+        // Batches run across part boundaries; jobs stored before parts existed carry their documents in the spec.
+        let parts = try await queue.partCount(id: id)
+        for p in -1..<parts {
+            pending += p < 0 ? spec.documents : try FrameCodec.payload(Ragd_V1_IndexRequest.self, from: try await queue.part(id: id, index: p)).documents
+            var start = 0
+            while pending.count - start >= size {
+                try await commit(pending[start..<start + size])
+                start += size
+            }
+            pending.removeFirst(start)
+        }
+        if !pending.isEmpty { try await commit(pending[...]) }
         return try FrameCodec.bytes(total)
     }
+
 
     /// The index and query job pools, for Stats.
     public func stats() async -> [Ragd_V1_WorkQueueStats] {

@@ -185,13 +185,19 @@ public final class RedisJobQueue: JobQueue {
         }
     }
 
-    public func progress(id: String, done: Int) async throws -> Bool {
+    public func progress(id: String, worker: String, done: Int) async throws -> ClaimStatus {
         let r = try await eval("""
-            if redis.call('HGET', KEYS[1], 'state') ~= 'running' then return 0 end
+            local s = redis.call('HGET', KEYS[1], 'state')
+            if s == 'cancelled' then return 2 end
+            if s ~= 'running' or redis.call('HGET', KEYS[1], 'worker') ~= ARGV[2] then return 0 end
             redis.call('HSET', KEYS[1], 'progress_done', ARGV[1])
             return 1
-            """, keys: [jobKey(id)], [Data("\(done)".utf8)])
-        return r.integer == 1
+            """, keys: [jobKey(id)], [Data("\(done)".utf8), Data(worker.utf8)])
+        switch r.integer {
+        case 1: return .owned
+        case 2: return .cancelled
+        default: return .lost
+        }
     }
 
     /// Acks and deletes the delivery this process holds for `id`.

@@ -104,10 +104,11 @@ public final class SQLiteJobQueue: JobQueue {
         try read { try String.fetchOne($0, sql: "SELECT state FROM job WHERE id = ?", arguments: [id]) } == "cancelled" ? .cancelled : .owned
     }
 
-    public func progress(id: String, done: Int) throws(RagError) -> Bool {
+    public func progress(id: String, worker: String, done: Int) throws(RagError) -> ClaimStatus {
         try write { db in
-            try db.execute(sql: "UPDATE job SET progress_done = ? WHERE id = ? AND state = 'running'", arguments: [done, id])
-            return db.changesCount > 0
+            try db.execute(sql: "UPDATE job SET progress_done = ? WHERE id = ? AND state = 'running' AND worker = ?", arguments: [done, id, worker])
+            if db.changesCount > 0 { return .owned }
+            return try String.fetchOne(db, sql: "SELECT state FROM job WHERE id = ?", arguments: [id]) == "cancelled" ? .cancelled : .lost
         }
     }
 
