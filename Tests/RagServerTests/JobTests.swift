@@ -96,6 +96,7 @@ func withJobServer(_ backend: String, configure: (inout RagServerConfiguration) 
             let bad = try await client.submit(indexSpec([RagDocument(id: "empty", text: "   ")]))
             let j = try await client.waitForJob(bad.id)
             #expect(j.state == "failed" && j.attempts == 1 && j.errors.first?.contains("INVALID_ARGUMENT") == true)
+            #expect(j.errors.first?.contains("documents empty failed") == true, "\(j.errors)")
             // This one fails once (retryable) and waits 30 s for its retry: cancel it meanwhile.
             let slow = try await client.submit(indexSpec(Fixtures.documents))
             for _ in 0..<100 where try await client.job(slow.id).attempts == 0 { try await Task.sleep(for: .milliseconds(20)) }

@@ -217,7 +217,15 @@ public final class JobRunner: Sendable {
         func commit(_ batch: ArraySlice<Ragd_V1_Document>) async throws {
             try Task.checkCancellation()
             let docs = try batch.map { (d) throws(RagError) in RagDocument(id: d.id, text: d.text, metadata: try metadata(fromWire: d.metadata)) }
-            let s = try await coordinator.index(collection: spec.collection, documents: docs, chunkSize: Int(spec.chunkSize), chunkOverlap: Int(spec.chunkOverlap))
+            let s: IndexSummary
+            do {
+                s = try await coordinator.index(collection: spec.collection, documents: docs, chunkSize: Int(spec.chunkSize), chunkOverlap: Int(spec.chunkOverlap))
+            } catch where !(error is CancellationError) {
+                // Same code (it decides the retry); the message names the batch.
+                let e = RagError(from: error), ids = docs.map(\.id)
+                throw RagError(e.code, "documents \(ids.prefix(8).joined(separator: ", "))\(ids.count > 8 ? " and \(ids.count - 8) more" : "") failed: "
+                    + "\(e.message); the \(done) documents before them are committed")
+            }
             total.documents += UInt32(s.documents)
             total.chunks += UInt32(s.chunks)
             total.replaced += UInt32(s.replaced)
