@@ -1,0 +1,39 @@
+import Foundation
+import RagClient
+import RagCore
+import RagTesting
+import RagWire
+import Testing
+
+/// SIGTERM while a call is in flight: the listener closes at once, the call
+/// still completes, and the process exits 0.
+@Suite struct ShutdownTests {
+    @Test func aCallInFlightFinishesAfterSIGTERM() async throws {
+        let fake = try FakeProvider()
+        let dir = makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        // The "slow" chat model answers after 3 s.
+        let server = try RagdProcess(dataDirectory: dir, extraArguments: ["--generator", "openai", "--generator-url", fake.url, "--generator-model", "slow"])
+        let client = server.client()
+        let observer = server.client()
+        _ = try await client.index(Fixtures.documents, collection: "kb")
+        let inFlight = Task { try await client.query("SQLITE_BUSY", collection: "kb", topK: 2, noCache: true) }
+        for _ in 0..<200 where try await observer.stats().inFlightCalls < 2 { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(try await observer.stats().inFlightCalls == 2)  // the query and this Stats call
+        await observer.close()
+        kill(server.pid, SIGTERM)
+        // New connections are refused while the query is still running.
+        var refused = false
+        for _ in 0..<100 {
+            if (try? RawConnection(port: server.port, timeoutSeconds: 1)) == nil { refused = true; break }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        #expect(refused)
+        let r = try await inFlight.value
+        #expect(!r.degraded && r.answer.contains("The answer is in the sources [1]."))
+        #expect(r.sources.first?.documentID == "sqlite")
+        await client.close()
+        let status = await Task.detached { server.terminate() }.value  // already stopping: waits for the exit
+        #expect(status == 0)
+    }
+}
