@@ -54,6 +54,7 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Redis address host:port for --cache-l2 redis (default 127.0.0.1:6379).") var redis: String?
     @Option(name: .customLong("redis-timeout-ms"), help: "Redis timeout; slower is a cache miss (default 50).") var redisTimeoutMS: Int?
     @Option(name: .customLong("metrics-port"), help: "Prometheus /metrics port (default 9464; 0 = any free port; off disables).") var metricsPort: String?
+    @Option(name: .customLong("shutdown-grace"), help: "Seconds calls in flight get to finish after SIGTERM (default 10).") var shutdownGrace: Int?
     @OptionGroup(title: "Jobs and indexing work") var work: WorkOptions
 
     func setting(_ flag: String?, env: String, file: [String: Any], key: String) -> String? {
@@ -159,6 +160,10 @@ struct Serve: AsyncParsableCommand {
                 guard let p = Int(v), (0...65535).contains(p) else { throw ValidationError("metrics-port must be a port number or off") }
                 c.metricsPort = p
             }
+        }
+        if let v = try integer(shutdownGrace, env: "RAGD_SHUTDOWN_GRACE", file: file, key: "shutdown-grace") {
+            guard v >= 0 else { throw ValidationError("shutdown-grace must be ≥ 0") }
+            c.shutdownGracePeriod = .seconds(v)
         }
         try work.apply(to: &c, redisDefault: setting(redis, env: "RAGD_REDIS", file: file, key: "redis")) { setting($0, env: $1, file: file, key: $2) }
         let levelName = setting(logLevel, env: "RAGD_LOG_LEVEL", file: file, key: "log-level") ?? "info"

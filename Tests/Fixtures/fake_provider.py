@@ -6,6 +6,7 @@ wire formats. The model name picks the behaviour:
   broken     200 with a body that is not JSON (embeddings) or malformed SSE/NDJSON (chat)
   fail       500 on every request
   slow       waits 3 s before answering
+  gate       waits until GET /_release (or 60 s), then like ok
 GET /_stats returns request counts per path and model. Prints "port N" when ready."""
 import hashlib
 import json
@@ -17,6 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 ANSWER = ["The ", "answer ", "is ", "in ", "the ", "sources ", "[1]."]
 counts = {}
 lock = threading.Lock()
+gate = threading.Event()
 
 
 def vector(text):
@@ -42,6 +44,9 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def do_GET(self):
+        if self.path == "/_release":
+            gate.set()
+            return self.send(200, "{}")
         with lock:
             self.send(200, json.dumps(counts))
 
@@ -56,6 +61,8 @@ class Handler(BaseHTTPRequestHandler):
                 counts["auth " + self.headers["Authorization"]] = 1
         if model == "slow":
             time.sleep(3)
+        if model == "gate":
+            gate.wait(60)
         if model == "fail" or (model == "flaky" and n <= 2):
             return self.send(500 if model == "fail" else 429, json.dumps({"error": "try later"}))
         if self.path in ("/v1/embeddings", "/api/embed"):
