@@ -2047,7 +2047,7 @@ public nonisolated struct Ragd_V1_Job: Sendable {
   /// IndexResponse or QueryResponse when succeeded
   public var result: Data = Data()
 
-  /// the worker (host/pid) running or last running the job
+  /// the worker running or last running the job (ragd --worker-name, default host/pid)
   public var worker: String = String()
 
   /// the queue holding it: "sqlite" or "redis"

@@ -1501,7 +1501,7 @@ struct  Ragd__V1__Job
    */
   ProtobufCBinaryData result;
   /*
-   * the worker (host/pid) running or last running the job
+   * the worker running or last running the job (ragd --worker-name, default host/pid)
    */
   char *worker;
   /*
