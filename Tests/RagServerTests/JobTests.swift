@@ -275,16 +275,24 @@ final class BatchFailingEmbedder: Embedder {
 }
 
 @Suite struct CLIIndexTests {
+    static var ragctl: String { URL(fileURLWithPath: RagdProcess.binary).deletingLastPathComponent().appendingPathComponent("ragctl").path }
+
+    /// `count` JSONL documents with a `group` number (0–49) in their metadata; returns the file's path.
+    static func generatedCorpus(in dir: String, count: Int = 20_000) throws -> String {
+        let file = dir + "/docs.jsonl"
+        var lines = ""
+        for i in 0..<count { lines += "{\"id\": \"g\(i)\", \"text\": \"Generated page \(i) mentions token\(i) and group\(i % 50).\", \"metadata\": {\"group\": \(i % 50)}}\n" }
+        try lines.write(toFile: file, atomically: true, encoding: .utf8)
+        return file
+    }
+
     /// 20,000 generated documents through `ragctl index` (a child process) into a `ragd` child process.
     @Test func twentyThousandDocumentsThroughTheCLI() async throws {
         let dir = makeTemporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let file = dir + "/docs.jsonl"
-        var lines = ""
-        for i in 0..<20_000 { lines += "{\"id\": \"g\(i)\", \"text\": \"Generated page \(i) mentions token\(i) and group\(i % 50).\", \"metadata\": {\"group\": \(i % 50)}}\n" }
-        try lines.write(toFile: file, atomically: true, encoding: .utf8)
+        let file = try Self.generatedCorpus(in: dir)
         let server = try RagdProcess(dataDirectory: dir + "/data")
-        let ragctl = URL(fileURLWithPath: RagdProcess.binary).deletingLastPathComponent().appendingPathComponent("ragctl").path
+        let ragctl = Self.ragctl
         let out = try await run([ragctl, "index", file, "-c", "big", "--batch", "500", "--server", "127.0.0.1:\(server.port)", "--json"])
         #expect(out.status == 0, "\(out.errors)")
         #expect(out.output.contains("\"documents\": 20000"))
@@ -308,11 +316,8 @@ final class BatchFailingEmbedder: Embedder {
     @Test func anAsyncJobOfTwentyThousandSurvivesAKill() async throws {
         let dir = makeTemporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let file = dir + "/docs.jsonl"
-        var lines = ""
-        for i in 0..<20_000 { lines += "{\"id\": \"g\(i)\", \"text\": \"Generated page \(i) mentions token\(i) and group\(i % 50).\"}\n" }
-        try lines.write(toFile: file, atomically: true, encoding: .utf8)
-        let ragctl = URL(fileURLWithPath: RagdProcess.binary).deletingLastPathComponent().appendingPathComponent("ragctl").path
+        let file = try Self.generatedCorpus(in: dir)
+        let ragctl = Self.ragctl
         let first = try RagdProcess(dataDirectory: dir + "/data", environment: ["RAGD_FAILPOINT": "job-batch:100:kill"])
         let submitted = try await run([ragctl, "jobs", "submit", file, "-c", "big", "--part-bytes", "262144", "--server", "127.0.0.1:\(first.port)"])
         #expect(submitted.status == 0, "\(submitted.errors)")
