@@ -29,39 +29,17 @@ struct JobsCommand: AsyncParsableCommand {
         @Argument(help: "Files or folders to index.") var paths: [String] = []
 
         func run() async throws {
-            var spec = Ragd_V1_JobSpec()
-            spec.maxRetries = UInt32(retries)
-            var parts: [[Ragd_V1_Document]] = []
-            if let query {
-                spec.query = Ragd_V1_QueryRequest.with { $0.collection = collection; $0.query = query }
-            } else {
-                let docs = try DocumentReader.read(paths)
-                guard !docs.isEmpty else { throw ValidationError("no documents to index") }
-                var part: [Ragd_V1_Document] = []
-                var bytes = 0
-                for d in docs {
-                    let w = Ragd_V1_Document.with { $0.id = d.id; $0.text = d.text; $0.metadata = wireMetadata(d.metadata) }
-                    let size = (try? w.serializedBytes() as [UInt8])?.count ?? d.text.utf8.count
-                    if !part.isEmpty && bytes + size > partBytes { parts.append(part); part = []; bytes = 0 }
-                    part.append(w)
-                    bytes += size
-                }
-                parts.append(part)
-                spec.index = Ragd_V1_IndexRequest.with { $0.collection = collection; $0.documents = parts[0] }
-            }
             let client = try connection.client()
             try await runReporting {
-                var r = try await client.call(.submitJob, Ragd_V1_SubmitJobRequest.with { $0.spec = spec; $0.more = parts.count > 1 },
-                                              as: Ragd_V1_SubmitJobResponse.self, timeout: connection.deadline)
-                for (i, part) in parts.enumerated().dropFirst() {
-                    let request = Ragd_V1_SubmitJobRequest.with {
-                        $0.appendTo = r.job.id
-                        $0.more = i < parts.count - 1
-                        $0.spec.index = Ragd_V1_IndexRequest.with { $0.documents = part }
-                    }
-                    r = try await client.call(.submitJob, request, as: Ragd_V1_SubmitJobResponse.self, timeout: connection.deadline)
+                let job: Ragd_V1_Job
+                if let query {
+                    job = try await client.submitQueryJob(.with { $0.collection = collection; $0.query = query }, maxRetries: retries, timeout: connection.deadline)
+                } else {
+                    let docs = try DocumentReader.read(paths)
+                    guard !docs.isEmpty else { throw RagError.invalidArgument("no documents to index") }
+                    job = try await client.submitIndexJob(docs, collection: collection, maxRetries: retries, partBytes: partBytes, timeout: connection.deadline)
                 }
-                print(connection.json ? r.job.jsonText : r.job.id)
+                print(connection.json ? job.jsonText : job.id)
             }
         }
     }
@@ -112,17 +90,12 @@ struct JobsCommand: AsyncParsableCommand {
             var failed = false
             try await runReporting {
                 var progress: Progress?
-                while true {
-                    let j = try await client.call(.getJob, Ragd_V1_GetJobRequest.with { $0.id = id }, as: Ragd_V1_GetJobResponse.self, timeout: connection.deadline).job
+                let j = try await client.waitForJob(id, every: .milliseconds(300)) { j in
                     if progress == nil { progress = Progress(total: Int(j.progressTotal), label: j.kind) }
                     if !connection.json { progress?.update(Int(j.progressDone)) }
-                    if ["succeeded", "failed", "cancelled"].contains(j.state) {
-                        print(connection.json ? j.jsonText : JobsCommand.describe(j))
-                        failed = j.state != "succeeded"
-                        return
-                    }
-                    try await Task.sleep(for: .milliseconds(300))
                 }
+                print(connection.json ? j.jsonText : JobsCommand.describe(j))
+                failed = j.state != "succeeded"
             }
             if failed { throw ExitCode(1) }
         }

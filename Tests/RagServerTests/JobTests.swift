@@ -28,17 +28,9 @@ extension RagClient {
         try await call(.submitJob, Ragd_V1_SubmitJobRequest.with { $0.spec = spec }, as: Ragd_V1_SubmitJobResponse.self, timeout: .seconds(30)).job
     }
 
-    func job(_ id: String) async throws(RagError) -> Ragd_V1_Job {
-        try await call(.getJob, Ragd_V1_GetJobRequest.with { $0.id = id }, as: Ragd_V1_GetJobResponse.self, timeout: .seconds(10)).job
-    }
-
-    func waitForJob(_ id: String, seconds: Int = 60) async throws -> Ragd_V1_Job {
-        for _ in 0..<(seconds * 20) {
-            let j = try await job(id)
-            if ["succeeded", "failed", "cancelled"].contains(j.state) { return j }
-            try await Task.sleep(for: .milliseconds(50))
-        }
-        throw RagError(.deadlineExceeded, "job \(id) did not finish")
+    /// The finished job, polling every 50 ms for at most `seconds`.
+    func awaitJob(_ id: String, seconds: Int = 60) async throws(RagError) -> Ragd_V1_Job {
+        try await waitForJob(id, every: .milliseconds(50), limit: .seconds(seconds))
     }
 }
 
@@ -71,7 +63,7 @@ func withJobServer(_ backend: String, configure: (inout RagServerConfiguration) 
             let submitted = try await client.submit(indexSpec(Fixtures.documents))
             #expect(submitted.state == "queued" && submitted.progressTotal == UInt64(Fixtures.documents.count))
             #expect(submitted.backend == backend)
-            let j = try await client.waitForJob(submitted.id)
+            let j = try await client.awaitJob(submitted.id)
             #expect(j.state == "succeeded")
             #expect(j.attempts == 3)
             #expect(j.errors.count == 2 && j.errors.allSatisfy { $0.contains("UNAVAILABLE") })
@@ -80,7 +72,7 @@ func withJobServer(_ backend: String, configure: (inout RagServerConfiguration) 
             #expect(result.documents == UInt32(Fixtures.documents.count))
             // A query job.
             let q = try await client.submit(Ragd_V1_JobSpec.with { $0.query = Ragd_V1_QueryRequest.with { $0.collection = "kb"; $0.query = "SQLITE_BUSY" } })
-            let done = try await client.waitForJob(q.id)
+            let done = try await client.awaitJob(q.id)
             #expect(try Ragd_V1_QueryResponse(serializedBytes: done.result).sources.first?.documentID == "sqlite")
             let listed = try await client.call(.listJobs, Ragd_V1_ListJobsRequest.with { $0.state = "succeeded" }, as: Ragd_V1_ListJobsResponse.self, timeout: .seconds(5))
             #expect(listed.jobs.map(\.id) == [submitted.id, q.id])
@@ -94,7 +86,7 @@ func withJobServer(_ backend: String, configure: (inout RagServerConfiguration) 
     @Test(arguments: ["sqlite", "redis"]) func nonRetryableFailsAtOnceAndCancelWorks(backend: String) async throws {
         try await withJobServer(backend, configure: { $0.jobs.backoffBase = .seconds(30) }, embedder: FlakyEmbedder(failures: 1)) { client, _ in
             let bad = try await client.submit(indexSpec([RagDocument(id: "empty", text: "   ")]))
-            let j = try await client.waitForJob(bad.id)
+            let j = try await client.awaitJob(bad.id)
             #expect(j.state == "failed" && j.attempts == 1 && j.errors.first?.contains("INVALID_ARGUMENT") == true)
             #expect(j.errors.first?.contains("documents empty failed") == true, "\(j.errors)")
             // This one fails once (retryable) and waits 30 s for its retry: cancel it meanwhile.
@@ -122,7 +114,7 @@ func withJobServer(_ backend: String, configure: (inout RagServerConfiguration) 
             _ = try await send(.with { $0.appendTo = first.id; $0.spec = part(100..<200); $0.more = true })
             let sealed = try await send(.with { $0.appendTo = first.id; $0.spec = part(200..<300); $0.more = false })
             #expect(sealed.progressTotal == 300)
-            let done = try await client.waitForJob(first.id)
+            let done = try await client.awaitJob(first.id)
             #expect(done.state == "succeeded" && done.progressDone == 300)
             #expect(try Ragd_V1_IndexResponse(serializedBytes: done.result).documents == 300)
             #expect(try await client.stats(collection: "parts").collections.first?.documents == 300)
@@ -214,7 +206,7 @@ final class SlowBatchEmbedder: Embedder {
             #expect(try await lane("embed-query").completed == queryLane.completed + 1)
             let jobs = try await lane("index-jobs")
             #expect(jobs.workers == 1 && jobs.busy == 1)
-            let done = try await client.waitForJob(job.id)
+            let done = try await client.awaitJob(job.id)
             #expect(done.state == "succeeded")
         }
     }

@@ -27,13 +27,14 @@ import Testing
 
         // worker-a dies (SIGKILL) right after committing the job's third batch.
         let a = try worker("worker-a", failpoint: "job-batch:3:kill")
-        let job = try await a.client().submit(indexSpec(docs, collection: "shared"))
+        let job = try await a.client().submitIndexJob(docs, collection: "shared", partBytes: 16_384)  // several parts
+        #expect(job.state == "queued" && job.progressTotal == UInt64(n))
         #expect(job.backend == "redis")
         for _ in 0..<600 where a.isRunning { try await Task.sleep(for: .milliseconds(50)) }
         #expect(!a.isRunning)
         let b = try worker("worker-b")
         let client = b.client()
-        let done = try await client.waitForJob(job.id, seconds: 120)
+        let done = try await client.awaitJob(job.id, seconds: 120)
         #expect(done.state == "succeeded" && done.worker == "worker-b" && done.attempts == 2)
         #expect(done.errors == ["attempt 1: worker worker-a stopped renewing its claim; re-delivered to worker-b"])
         let result = try Ragd_V1_IndexResponse(serializedBytes: done.result)
@@ -59,7 +60,7 @@ import Testing
         #expect(a2.terminate() == 0)
         let b2 = try worker("worker-b")
         let c3 = b2.client()
-        let handedOver = try await c3.waitForJob(second.id, seconds: 120)
+        let handedOver = try await c3.awaitJob(second.id, seconds: 120)
         #expect(handedOver.state == "succeeded" && handedOver.worker == "worker-b" && handedOver.attempts == 2)
         #expect(handedOver.errors == ["attempt 1: interrupted by a worker stop (worker-a)"])
         #expect(try Ragd_V1_IndexResponse(serializedBytes: handedOver.result).unchanged == 16)
