@@ -221,3 +221,14 @@ struct SwiftConformanceRunner {
         compare(swift, try parseLines(c.output), "c")
     }
 }
+
+@Suite struct PythonJobTests {
+    /// The Python clients (sync and asyncio) submit jobs in parts, wait for them and read results.
+    @Test func pythonClientsRunJobs() async throws {
+        let dir = makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let server = try RagdProcess(dataDirectory: dir)
+        let py = try await run(["python3", Repo.path("Tests/Conformance/jobs_python.py"), "127.0.0.1", "\(server.port)"])
+        #expect(py.status == 0 && py.output.contains("ok"), "\(py.output) \(py.errors)")
+    }
+}

@@ -126,3 +126,28 @@ class AsyncRagdClient:
 
     async def health(self, timeout=None):
         return await self.call("Health", pb.HealthRequest(), timeout)
+
+    # Asynchronous jobs (see RagdClient for the semantics).
+    async def submit_index_job(self, documents, collection, chunk_size=0, chunk_overlap=0, max_retries=0, part_bytes=4 << 20, timeout=None):
+        job = None
+        for r in wire.index_job_requests(collection, documents, chunk_size, chunk_overlap, max_retries, part_bytes):
+            if job is not None:
+                r.append_to = job.id
+            job = (await self.call("SubmitJob", r, timeout)).job
+        return job
+
+    async def get_job(self, job_id, timeout=None):
+        return (await self.call("GetJob", pb.GetJobRequest(id=job_id), timeout)).job
+
+    async def cancel_job(self, job_id, timeout=None):
+        return (await self.call("CancelJob", pb.CancelJobRequest(id=job_id), timeout)).job
+
+    async def wait_job(self, job_id, interval=0.2, limit=None):
+        start = asyncio.get_running_loop().time()
+        while True:
+            job = await self.get_job(job_id)
+            if job.state in wire.FINISHED_JOB_STATES:
+                return job
+            if limit is not None and asyncio.get_running_loop().time() - start > limit:
+                raise DeadlineExceeded(f"job {job_id} did not finish within {limit} s")
+            await asyncio.sleep(interval)

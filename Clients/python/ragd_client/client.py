@@ -127,3 +127,39 @@ class RagdClient:
 
     def list_collections(self, timeout=None):
         return self.call("ListCollections", pb.ListCollectionsRequest(), timeout).collections
+
+    # Asynchronous jobs.
+    def submit_index_job(self, documents, collection, chunk_size=0, chunk_overlap=0, max_retries=0, part_bytes=4 << 20, timeout=None):
+        """Returns the queued Job at once; large jobs go up in parts."""
+        job = None
+        for r in wire.index_job_requests(collection, documents, chunk_size, chunk_overlap, max_retries, part_bytes):
+            if job is not None:
+                r.append_to = job.id
+            job = self.call("SubmitJob", r, timeout).job
+        return job
+
+    def submit_query_job(self, query, collection, top_k=None, mode=None, max_retries=0, timeout=None):
+        r = pb.SubmitJobRequest()
+        r.spec.query.CopyFrom(wire.query_request(collection, query, top_k, None, mode, "", False))
+        r.spec.max_retries = max_retries
+        return self.call("SubmitJob", r, timeout).job
+
+    def get_job(self, job_id, timeout=None):
+        return self.call("GetJob", pb.GetJobRequest(id=job_id), timeout).job
+
+    def list_jobs(self, state="", timeout=None):
+        return list(self.call("ListJobs", pb.ListJobsRequest(state=state), timeout).jobs)
+
+    def cancel_job(self, job_id, timeout=None):
+        return self.call("CancelJob", pb.CancelJobRequest(id=job_id), timeout).job
+
+    def wait_job(self, job_id, interval=0.2, limit=None):
+        """Polls until the job succeeded, failed or was cancelled; returns it."""
+        start = time.monotonic()
+        while True:
+            job = self.get_job(job_id)
+            if job.state in wire.FINISHED_JOB_STATES:
+                return job
+            if limit is not None and time.monotonic() - start > limit:
+                raise DeadlineExceeded(f"job {job_id} did not finish within {limit} s")
+            time.sleep(interval)

@@ -14,7 +14,37 @@ METHODS = {
     "Health": (pb.HealthRequest, pb.HealthResponse),
     "ListCollections": (pb.ListCollectionsRequest, pb.ListCollectionsResponse),
     "ClearCache": (pb.ClearCacheRequest, pb.ClearCacheResponse),
+    "SubmitJob": (pb.SubmitJobRequest, pb.SubmitJobResponse),
+    "GetJob": (pb.GetJobRequest, pb.GetJobResponse),
+    "ListJobs": (pb.ListJobsRequest, pb.ListJobsResponse),
+    "CancelJob": (pb.CancelJobRequest, pb.CancelJobResponse),
 }
+
+FINISHED_JOB_STATES = ("succeeded", "failed", "cancelled")
+
+
+def index_job_requests(collection, documents, chunk_size=0, chunk_overlap=0, max_retries=0, part_bytes=4 << 20):
+    """SubmitJobRequests for an index job: the first carries the spec, the next
+    ones `append_to` (filled in by the caller with the job id); parts of about
+    `part_bytes` keep each under the frame limit."""
+    parts, size = [[]], 0
+    for d in documents:
+        n = len(d["text"].encode()) + len(d["id"].encode()) + 16
+        if parts[-1] and size + n > part_bytes:
+            parts.append([])
+            size = 0
+        parts[-1].append(d)
+        size += n
+    requests = []
+    for i, part in enumerate(parts):
+        r = pb.SubmitJobRequest(more=i < len(parts) - 1)
+        if i == 0:
+            r.spec.max_retries = max_retries
+            r.spec.index.CopyFrom(index_request(collection, part, chunk_size, chunk_overlap))
+        else:
+            r.spec.index.CopyFrom(index_request("", part))
+        requests.append(r)
+    return requests
 
 
 def encode_frame(frame):
