@@ -38,7 +38,14 @@ struct IndexCommand: AsyncParsableCommand {
             var done = 0
             for start in stride(from: 0, to: docs.count, by: max(1, batch)) {
                 let slice = Array(docs[start..<min(start + max(1, batch), docs.count)])
-                let r = try await client.index(slice, collection: collection, chunkSize: chunkSize, chunkOverlap: chunkOverlap, timeout: connection.deadline)
+                let r: IndexResponse
+                do {
+                    r = try await client.index(slice, collection: collection, chunkSize: chunkSize, chunkOverlap: chunkOverlap, timeout: connection.deadline)
+                } catch {
+                    let ids = slice.map(\.id), e = RagError(from: error)
+                    throw RagError(e.code, "documents \(ids.prefix(5).joined(separator: ", "))\(ids.count > 5 ? " and \(ids.count - 5) more" : "") failed: "
+                        + "\(e.message); the \(done) documents before them are committed (running the same command again skips them)")
+                }
                 total.documents += Int(r.documents); total.chunks += Int(r.chunks)
                 total.replaced += Int(r.replaced); total.unchanged += Int(r.unchanged)
                 done += slice.count

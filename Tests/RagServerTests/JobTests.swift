@@ -299,6 +299,15 @@ final class BatchFailingEmbedder: Embedder {
         // Running the same command again changes nothing.
         let again = try await run([ragctl, "index", file, "-c", "big", "--batch", "500", "--server", "127.0.0.1:\(server.port)", "--json"])
         #expect(again.output.contains("\"unchanged\": 20000"))
+        // A bad document in the middle: the failing batch is named, the batch before it stays.
+        var bad = ""
+        for i in 0..<300 { bad += "{\"id\": \"b\(i)\", \"text\": \"\(i == 150 ? "   " : "Batch document \(i).")\"}\n" }
+        try bad.write(toFile: dir + "/bad.jsonl", atomically: true, encoding: .utf8)
+        let failed = try await run([ragctl, "index", dir + "/bad.jsonl", "-c", "bad", "--batch", "100", "--server", "127.0.0.1:\(server.port)"])
+        #expect(failed.status == 1)
+        #expect(failed.errors.contains("documents b100, b101") && failed.errors.contains("\"b150\" has no text")
+                && failed.errors.contains("the 100 documents before them are committed"), "\(failed.errors)")
+        #expect(try await c.stats(collection: "bad").collections.first?.documents == 100)
         await c.close()
     }
 
