@@ -120,6 +120,13 @@ func withJobServer(_ backend: String, configure: (inout RagServerConfiguration) 
             #expect(try await client.stats(collection: "parts").collections.first?.documents == 300)
             let hit = try await client.query("word250", collection: "parts", topK: 1, mode: .keyword)
             #expect(hit.sources.first?.documentID == "p250")
+            // A staging job can be cancelled; it then takes no more parts.
+            let abandoned = try await send(.with { $0.spec = part(0..<10); $0.more = true })
+            #expect(try await client.cancelJob(abandoned.id).state == "cancelled")
+            do {
+                _ = try await send(.with { $0.appendTo = abandoned.id; $0.spec = part(10..<20) })
+                Issue.record("expected FAILED_PRECONDITION")
+            } catch { #expect(RagError(from: error).code == .failedPrecondition) }
             // Parts go only to staging jobs that exist.
             for (target, code) in [(first.id, RagError.Code.failedPrecondition), ("no-such-job", .notFound)] {
                 do {

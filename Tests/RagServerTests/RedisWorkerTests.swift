@@ -108,5 +108,17 @@ import Testing
             try await Task.sleep(for: .milliseconds(100))
         }
         #expect(!consumers.contains("w1") && consumers.contains("w2"))
+
+        // Cancelled from another process while running: the worker learns it at its next renewal or progress.
+        try await q1.create(id: "j2", kind: "index", spec: Data([4]), part: Data([5]), total: 10, staging: false)
+        _ = try #require(try await q2.claim(kind: "index", worker: "w2"))
+        #expect(try await q1.cancel(id: "j2"))
+        #expect(try await q2.progress(id: "j2", worker: "w2", done: 5) == .cancelled)
+        #expect(try await q2.heartbeat(id: "j2", worker: "w2") == .cancelled)
+        await q2.release(id: "j2")
+        #expect(try await q1.get(id: "j2")?.state == "cancelled")
+        #expect(try await q1.cancel(id: "j2") == false)
+        #expect(try redis.cli("XPENDING", "ragd:jobs:stream:index", "workers").hasPrefix("0"))
+        #expect(try redis.cli("EXISTS", "ragd:jobs:job:j2:parts").hasPrefix("0"))
     }
 }
