@@ -9,7 +9,8 @@ import Synchronization
 /// A running worker renews its claim every third of the visibility timeout; a
 /// worker that dies stops renewing, and after the timeout another worker takes
 /// the delivery over with XAUTOCLAIM and runs the job again (index jobs are
-/// idempotent). Job records are hashes; retries wait in a sorted set until due.
+/// idempotent). Idle workers wait in XREADGROUP BLOCK (a connection each).
+/// Job records are hashes; retries wait in a sorted set until due.
 /// State changes that must not race (claim, finish, cancel) are Lua scripts.
 public final class RedisJobQueue: JobQueue {
     public var backend: String { "redis" }
@@ -22,10 +23,30 @@ public final class RedisJobQueue: JobQueue {
     private let groupsReady = Mutex<Set<String>>([])
     private let lastSweep = Mutex<ContinuousClock.Instant>(.now)
 
-    public init(host: String, port: Int, prefix: String = "ragd:jobs:", visibilityTimeout: Duration, timeout: Duration = .seconds(5)) {
+    /// Connections for blocking reads, one per waiting worker (a blocked
+    /// connection cannot carry other commands).
+    private let idleReaders = Mutex<[RedisConnection]>([])
+    let blockFor: Duration
+    let timeout: Duration
+
+    /// `blockFor`: how long a claim waits on the stream for a new job (XREADGROUP BLOCK).
+    public init(host: String, port: Int, prefix: String = "ragd:jobs:", visibilityTimeout: Duration, timeout: Duration = .seconds(5),
+                blockFor: Duration = .seconds(1)) {
         redis = RedisConnection(host: host, port: port, timeout: timeout)
         self.prefix = prefix
         self.visibilityTimeout = visibilityTimeout
+        self.blockFor = blockFor
+        self.timeout = timeout
+    }
+
+    /// XREADGROUP … BLOCK on a connection of its own: an idle worker waits in
+    /// Redis for the next job instead of polling.
+    func readNew(_ kind: String, worker: String) async throws -> [(String, String)] {
+        let reader = idleReaders.withLock { $0.popLast() } ?? RedisConnection(host: redis.host, port: redis.port, timeout: blockFor + timeout, threads: 1)
+        defer { idleReaders.withLock { $0.append(reader) } }
+        let ms = blockFor.components.seconds * 1000 + blockFor.components.attoseconds / 1_000_000_000_000_000
+        let r = try await reader.command("XREADGROUP", "GROUP", Self.group, worker, "COUNT", "1", "BLOCK", "\(max(1, ms))", "STREAMS", stream(kind), ">")
+        return Self.entries(r.array.first?.array.dropFirst().first)
     }
 
     func jobKey(_ id: String) -> String { prefix + "job:" + id }
@@ -107,10 +128,7 @@ public final class RedisJobQueue: JobQueue {
         // Deliveries of workers that stopped renewing their claim come first.
         let ms = visibilityTimeout.components.seconds * 1000 + visibilityTimeout.components.attoseconds / 1_000_000_000_000_000
         var entries = Self.entries(try await redis.command("XAUTOCLAIM", stream(kind), Self.group, worker, "\(ms)", "0-0", "COUNT", "1").array.dropFirst().first)
-        if entries.isEmpty {
-            let r = try await redis.command("XREADGROUP", "GROUP", Self.group, worker, "COUNT", "1", "STREAMS", stream(kind), ">")
-            entries = Self.entries(r.array.first?.array.dropFirst().first)
-        }
+        if entries.isEmpty { entries = try await readNew(kind, worker: worker) }
         for (entry, id) in entries {
             let r = try await eval("""
                 local s = redis.call('HGET', KEYS[1], 'state')

@@ -41,11 +41,11 @@ public final class RedisConnection: @unchecked Sendable {
         public var array: [Reply] { if case .array(let a) = self { return a }; return [] }
     }
 
-    public init(host: String, port: Int, timeout: Duration) {
+    public init(host: String, port: Int, timeout: Duration, threads: Int = 2) {
         self.host = host
         self.port = port
         self.timeout = timeout
-        pool = NIOThreadPool(numberOfThreads: 2)
+        pool = NIOThreadPool(numberOfThreads: threads)
         pool.start()
     }
 
