@@ -297,6 +297,28 @@ ragd_status ragd_health(ragd_client *c, uint32_t deadline_ms, Ragd__V1__HealthRe
                ragd__v1__health_response__unpack, deadline_ms, out, err);
 }
 
+ragd_status ragd_submit_job(ragd_client *c, const Ragd__V1__SubmitJobRequest *req, uint32_t deadline_ms,
+                            Ragd__V1__SubmitJobResponse **out, ragd_error *err) {
+    RAGD_UNARY(c, "SubmitJob", req, ragd__v1__submit_job_request__get_packed_size, ragd__v1__submit_job_request__pack,
+               ragd__v1__submit_job_response__unpack, deadline_ms, out, err);
+}
+
+ragd_status ragd_get_job(ragd_client *c, const char *job_id, uint32_t deadline_ms,
+                         Ragd__V1__GetJobResponse **out, ragd_error *err) {
+    Ragd__V1__GetJobRequest req = RAGD__V1__GET_JOB_REQUEST__INIT;
+    req.id = (char *)job_id;
+    RAGD_UNARY(c, "GetJob", &req, ragd__v1__get_job_request__get_packed_size, ragd__v1__get_job_request__pack,
+               ragd__v1__get_job_response__unpack, deadline_ms, out, err);
+}
+
+ragd_status ragd_cancel_job(ragd_client *c, const char *job_id, uint32_t deadline_ms,
+                            Ragd__V1__CancelJobResponse **out, ragd_error *err) {
+    Ragd__V1__CancelJobRequest req = RAGD__V1__CANCEL_JOB_REQUEST__INIT;
+    req.id = (char *)job_id;
+    RAGD_UNARY(c, "CancelJob", &req, ragd__v1__cancel_job_request__get_packed_size, ragd__v1__cancel_job_request__pack,
+               ragd__v1__cancel_job_response__unpack, deadline_ms, out, err);
+}
+
 ragd_status ragd_stream(ragd_client *c, const Ragd__V1__QueryRequest *req, uint32_t deadline_ms,
                         ragd_stream_callback callback, void *user, ragd_error *err) {
     size_t len = ragd__v1__query_request__get_packed_size(req);

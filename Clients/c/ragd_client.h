@@ -65,6 +65,15 @@ ragd_status ragd_stats(ragd_client *c, const Ragd__V1__StatsRequest *req, uint32
                        Ragd__V1__StatsResponse **out, ragd_error *err);
 ragd_status ragd_health(ragd_client *c, uint32_t deadline_ms, Ragd__V1__HealthResponse **out, ragd_error *err);
 
+/* Asynchronous jobs. A large index job goes up in parts: the first request has
+ * more = 1, the next ones set append_to to the job id (see Protos/README.md). */
+ragd_status ragd_submit_job(ragd_client *c, const Ragd__V1__SubmitJobRequest *req, uint32_t deadline_ms,
+                            Ragd__V1__SubmitJobResponse **out, ragd_error *err);
+ragd_status ragd_get_job(ragd_client *c, const char *job_id, uint32_t deadline_ms,
+                         Ragd__V1__GetJobResponse **out, ragd_error *err);
+ragd_status ragd_cancel_job(ragd_client *c, const char *job_id, uint32_t deadline_ms,
+                            Ragd__V1__CancelJobResponse **out, ragd_error *err);
+
 /* Called once per stream event (sources, tokens, done). Return non-zero to stop:
  * the client then cancels the call and ragd_stream returns RAGD_CANCELLED. The
  * event is freed after the callback returns. */

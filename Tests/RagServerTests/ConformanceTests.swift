@@ -222,13 +222,21 @@ struct SwiftConformanceRunner {
     }
 }
 
-@Suite struct PythonJobTests {
-    /// The Python clients (sync and asyncio) submit jobs in parts, wait for them and read results.
-    @Test func pythonClientsRunJobs() async throws {
+@Suite struct ClientJobTests {
+    /// The Python clients (sync and asyncio) and the C client (under valgrind when
+    /// installed) submit jobs in parts, wait for them and read the results.
+    @Test func pythonAndCClientsRunJobs() async throws {
         let dir = makeTemporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let server = try RagdProcess(dataDirectory: dir)
         let py = try await run(["python3", Repo.path("Tests/Conformance/jobs_python.py"), "127.0.0.1", "\(server.port)"])
         #expect(py.status == 0 && py.output.contains("ok"), "\(py.output) \(py.errors)")
+        let make = try await run(["make", "-s", "-C", Repo.path("Clients/c"), "ragd-c-jobs"])
+        #expect(make.status == 0, "make: \(make.errors)")
+        let jobs = [Repo.path("Clients/c/ragd-c-jobs"), "127.0.0.1", "\(server.port)"]
+        let valgrind = FileManager.default.isExecutableFile(atPath: "/usr/bin/valgrind")
+        let c = try await run(valgrind ? ["valgrind", "-q", "--leak-check=full", "--errors-for-leak-kinds=definite,indirect", "--error-exitcode=99"] + jobs : jobs)
+        #expect(c.status == 0 && c.output.contains("ok"), "c: \(c.output) \(c.errors)")
+        #expect(try await server.client().stats(collection: "cjobs").collections.first?.documents == 600)
     }
 }
