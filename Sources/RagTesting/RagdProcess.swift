@@ -8,7 +8,9 @@ public final class RagdProcess: @unchecked Sendable {
     public private(set) var port = 0
     let process = Process()
     let output = Pipe()
-    let errors = Pipe()
+    /// The server's stderr goes to a file: a pipe nobody reads would fill up and
+    /// block its logging, and the file is there to read when a test fails.
+    public let logPath = NSTemporaryDirectory() + "/ragd-\(UUID().uuidString).log"
 
     /// The ragd binary: $RAGD_BIN, else next to the running test bundle.
     public static var binary: String {
@@ -33,7 +35,8 @@ public final class RagdProcess: @unchecked Sendable {
         if !environment.isEmpty { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
         process.arguments = ["serve", "--port", "\(port)", "--data-dir", dataDirectory, "--log-level", "warning", "--metrics-port", "0"] + extraArguments
         process.standardOutput = output
-        process.standardError = errors
+        FileManager.default.createFile(atPath: logPath, contents: nil)
+        process.standardError = FileHandle(forWritingAtPath: logPath)
         try process.run()
         let deadline = Date().addingTimeInterval(60)
         var buffer = Data()
@@ -49,8 +52,15 @@ public final class RagdProcess: @unchecked Sendable {
             }
         }
         process.terminate()
-        let err = String(decoding: errors.fileHandleForReading.availableData, as: UTF8.self)
+        Thread.sleep(forTimeInterval: 0.2)
+        let err = log
         throw NSError(domain: "RagdProcess", code: 1, userInfo: [NSLocalizedDescriptionKey: "ragd did not start: \(err)"])
+    }
+
+    /// What the server wrote to stderr (its log), at most the last 256 KiB.
+    public var log: String {
+        let d = FileManager.default.contents(atPath: logPath) ?? Data()
+        return String(decoding: d.suffix(256 * 1024), as: UTF8.self)
     }
 
     public func client(timeout: Duration? = .seconds(30)) -> RagClient {
@@ -77,5 +87,6 @@ public final class RagdProcess: @unchecked Sendable {
 
     deinit {
         if process.isRunning { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() }
+        try? FileManager.default.removeItem(atPath: logPath)
     }
 }

@@ -5,7 +5,7 @@ import Glibc
 
 /// A plain blocking TCP socket, for sending bytes no well-behaved client would.
 public final class RawConnection: @unchecked Sendable {
-    let fd: Int32
+    private(set) var fd: Int32
 
     public init(port: Int, timeoutSeconds: Int = 10) throws {
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
@@ -18,7 +18,10 @@ public final class RawConnection: @unchecked Sendable {
         let rc = withUnsafePointer(to: &addr) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
-        guard rc == 0 else { close(fd); throw POSIXError(.ECONNREFUSED) }
+        // Closed here and marked, because deinit also runs for an instance whose
+        // init throws after initialising every property: closing the same number
+        // twice would close a descriptor another thread has opened meanwhile.
+        guard rc == 0 else { close(fd); fd = -1; throw POSIXError(.ECONNREFUSED) }
     }
 
     public func send(_ bytes: [UInt8]) {
@@ -55,5 +58,5 @@ public final class RawConnection: @unchecked Sendable {
         return recv(fd, &byte, 1, 0) == 0
     }
 
-    deinit { close(fd) }
+    deinit { if fd >= 0 { close(fd) } }
 }

@@ -28,7 +28,7 @@ import Testing
         // worker-a dies (SIGKILL) right after committing the job's third batch.
         let a = try worker("worker-a", failpoint: "job-batch:3:kill")
         let job = try await a.client().submitIndexJob(docs, collection: "shared", partBytes: 16_384)  // several parts
-        #expect(job.state == "queued" && job.progressTotal == UInt64(n))
+        #expect(["queued", "running"].contains(job.state) && job.progressTotal == UInt64(n))  // a waiting worker may take it at once
         #expect(job.backend == "redis")
         for _ in 0..<600 where a.isRunning { try await Task.sleep(for: .milliseconds(50)) }
         #expect(!a.isRunning)

@@ -14,7 +14,7 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: dir) }
         // The "gate" chat model answers once the test releases it.
         let server = try RagdProcess(dataDirectory: dir, extraArguments: ["--generator", "openai", "--generator-url", fake.url, "--generator-model", "gate",
-                                                                          "--shutdown-grace", "60"])
+                                                                          "--shutdown-grace", "60", "--log-level", "debug"])
         let client = server.client()
         let observer = server.client()
         _ = try await client.index(Fixtures.documents, collection: "kb")
@@ -31,7 +31,11 @@ import Testing
         }
         #expect(refused)
         _ = try Data(contentsOf: URL(string: fake.url + "/_release")!)
-        let r = try await inFlight.value
+        let r: QueryResponse
+        do { r = try await inFlight.value } catch {
+            Issue.record("the query failed: \(error)\nserver log:\n\(server.log.suffix(6000))")
+            throw error
+        }
         #expect(!r.degraded && r.answer.contains("The answer is in the sources [1]."))
         #expect(r.sources.first?.documentID == "sqlite")
         await client.close()
