@@ -10,7 +10,8 @@ public enum Tokenizer {
         var out: [String] = []
         out.reserveCapacity(text.utf8.count / 5)
         for word in words(text) {
-            if word.contains("_") {
+            // Bytes, not `contains("_")`: that one goes through Foundation's string search.
+            if word.utf8.contains(95) {
                 let parts = word.split(separator: "_")
                 if parts.count > 1 {
                     out.append(word)
@@ -79,7 +80,8 @@ public enum Tokenizer {
 
     /// Harman's S-stemmer: ies→y, es→e, s→"" with the usual exceptions.
     public static func stem(_ w: String) -> String {
-        guard w.count > 3, w.last == "s" else { return w }
+        // Cheap byte checks first; `count` and `last` walk grapheme clusters.
+        guard w.utf8.count > 3, w.utf8.last == 115, w.count > 3, w.last == "s" else { return w }
         if w.hasSuffix("ies"), !w.hasSuffix("eies"), !w.hasSuffix("aies") { return String(w.dropLast(3)) + "y" }
         if w.hasSuffix("es"), !w.hasSuffix("aes"), !w.hasSuffix("ees"), !w.hasSuffix("oes") { return String(w.dropLast(1)) }
         if !w.hasSuffix("us"), !w.hasSuffix("ss") { return String(w.dropLast(1)) }
