@@ -33,6 +33,7 @@ import Testing
         _ = try Data(contentsOf: URL(string: fake.url + "/_release")!)
         let r: QueryResponse
         do { r = try await inFlight.value } catch {
+            try? server.log.write(toFile: NSTemporaryDirectory() + "/ragd-shutdown-failure.log", atomically: true, encoding: .utf8)
             Issue.record("the query failed: \(error)\nserver log:\n\(server.log.suffix(6000))")
             throw error
         }
