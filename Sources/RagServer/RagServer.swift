@@ -110,10 +110,7 @@ public final class RagServer: Service, Sendable {
             // turn that EOF into a full close and drop the answers still to be sent.
             .childChannelOption(.allowRemoteHalfClosure, value: true)
             .bind(host: configuration.host, port: configuration.port) { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(FrameDecoder(maxFrameSize: maxFrame)))
-                    return try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
-                }
+                AcceptedChannel.prepare(channel)  // wrapped in its serving task
             }
         let address = server.channel.localAddress!
         boundAddress.withLock { $0 = address }
@@ -127,16 +124,24 @@ public final class RagServer: Service, Sendable {
                 race.addTask {
                     try? await withThrowingDiscardingTaskGroup { group in
                         try await server.executeThenClose { connections in
-                            for try await connection in connections {
-                                group.addTask { await handler.run(connection, shutdown: shutdown) }
+                            for try await channel in connections {
+                                group.addTask {
+                                    let wrapped = try? await AcceptedChannel.wrap(channel, as: NIOAsyncChannel<ByteBuffer, ByteBuffer>.self) {
+                                        try $0.addHandler(ByteToMessageHandler(FrameDecoder(maxFrameSize: maxFrame)))
+                                    }
+                                    guard let connection = wrapped else { channel.close(promise: nil); return }
+                                    await handler.run(connection, shutdown: shutdown)
+                                }
                             }
                         }
                     }
                 }
                 // Once shutdown begins, connections get `grace` to finish their calls.
-                race.addTask {
+                race.addTask { [stats, logger] in
                     guard (try? await gracefulShutdown()) != nil else { return await Task.yield() }
-                    try? await Task.sleep(for: grace)
+                    guard (try? await Task.sleep(for: grace)) != nil else { return }  // everyone finished in time
+                    let s = stats.snapshot()
+                    logger.warning("grace period over: closing \(s.connections) connections with \(s.inFlight) calls in flight")
                 }
                 await race.next()
                 race.cancelAll()

@@ -3,6 +3,7 @@ import RagClient
 import RagCore
 import RagTesting
 import RagWire
+import Synchronization
 import Testing
 
 /// SIGTERM while a call is in flight: the listener closes at once, the call
@@ -42,5 +43,38 @@ import Testing
         await client.close()
         let status = await Task.detached { server.terminate() }.value  // already stopping: waits for the exit
         #expect(status == 0)
+    }
+
+    /// Connections arriving and leaving across SIGTERM: the server exits 0 and
+    /// every connection is drained without waiting out the grace period (a
+    /// connection whose peer half-closed before it was served used to hang there).
+    /// Accepted connections are wrapped only when served (see AcceptedChannel):
+    /// NIO traps when an accepted connection's async wrapper is dropped unserved,
+    /// which a full test run once hit as a server crash during shutdown.
+    @Test func connectionsArrivingDuringShutdownDoNotCrashTheServer() async throws {
+        for round in 0..<3 {
+            let dir = makeTemporaryDirectory()
+            defer { try? FileManager.default.removeItem(atPath: dir) }
+            let server = try RagdProcess(dataDirectory: dir, extraArguments: ["--metrics-port", "off"])
+            let port = server.port
+            final class Flag: Sendable { let stop = Atomic<Bool>(false) }
+            let flag = Flag()
+            let storm = (0..<4).map { _ in
+                Thread {
+                    var held: [RawConnection] = []
+                    while !flag.stop.load(ordering: .relaxed) {
+                        if let c = try? RawConnection(port: port, timeoutSeconds: 1) { held.append(c) }
+                        if held.count > 64 { held.removeFirst(32) }
+                    }
+                }
+            }
+            storm.forEach { $0.start() }
+            try await Task.sleep(for: .milliseconds(150))
+            let status = await Task.detached { server.terminate() }.value
+            flag.stop.store(true, ordering: .relaxed)
+            #expect(status == 0, "round \(round): ragd exited with \(status)\n\(server.log.suffix(3000))")
+            #expect(!server.log.contains("grace period over"), "round \(round): \(server.log.suffix(2000))")
+            while storm.contains(where: \.isExecuting) { try await Task.sleep(for: .milliseconds(10)) }
+        }
     }
 }

@@ -28,10 +28,7 @@ public struct MetricsEndpoint: Service {
         let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .bind(host: host, port: port) { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline()
-                    return try NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>(wrappingChannelSynchronously: channel)
-                }
+                AcceptedChannel.prepare(channel)  // wrapped in its serving task
             }
         let address = server.channel.localAddress!
         logger.info("metrics on http://\(address)/metrics")
@@ -41,8 +38,14 @@ public struct MetricsEndpoint: Service {
         try await withGracefulShutdownHandler {
             try await withThrowingDiscardingTaskGroup { group in
                 try await server.executeThenClose { connections in
-                    for try await connection in connections {
-                        group.addTask { try? await Self.serve(connection, metrics: metrics, refresh: refresh) }
+                    for try await channel in connections {
+                        group.addTask {
+                            let wrapped = try? await AcceptedChannel.wrap(channel, as: NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>.self) {
+                                try $0.configureHTTPServerPipeline()
+                            }
+                            guard let connection = wrapped else { channel.close(promise: nil); return }
+                            try? await Self.serve(connection, metrics: metrics, refresh: refresh)
+                        }
                     }
                 }
             }
