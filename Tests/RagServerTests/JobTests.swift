@@ -127,6 +127,29 @@ func withJobServer(_ backend: String, configure: (inout RagServerConfiguration) 
                 _ = try await send(.with { $0.appendTo = abandoned.id; $0.spec = part(10..<20) })
                 Issue.record("expected FAILED_PRECONDITION")
             } catch { #expect(RagError(from: error).code == .failedPrecondition) }
+            // Malformed submissions are refused with a reason; nothing is queued.
+            let before = try await client.jobs().count
+            let bad: [(Ragd_V1_SubmitJobRequest, String)] = [
+                (.with { _ in }, "a job needs an index or a query"),
+                (.with { $0.spec.query = .with { $0.collection = "parts"; $0.query = "q" }; $0.more = true }, "a query job has no parts"),
+                (.with { $0.appendTo = first.id; $0.spec.query = .with { $0.collection = "parts"; $0.query = "q" } }, "append_to takes documents"),
+                (.with { $0.spec = indexSpec([], collection: "parts") }, "index job has no documents"),
+                (.with { $0.spec = indexSpec(Array(docs[0..<1]), collection: "bad name!") }, "collection"),
+            ]
+            for (request, reason) in bad {
+                do {
+                    _ = try await send(request)
+                    Issue.record("expected INVALID_ARGUMENT for \(reason)")
+                } catch {
+                    let e = RagError(from: error)
+                    #expect(e.code == .invalidArgument && e.message.contains(reason), "\(e)")
+                }
+            }
+            do {
+                _ = try await client.jobs(state: "exploded")
+                Issue.record("expected INVALID_ARGUMENT")
+            } catch { #expect(RagError(from: error).code == .invalidArgument) }
+            #expect(try await client.jobs().count == before)
             // Parts go only to staging jobs that exist.
             for (target, code) in [(first.id, RagError.Code.failedPrecondition), ("no-such-job", .notFound)] {
                 do {
