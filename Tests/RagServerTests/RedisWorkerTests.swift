@@ -120,5 +120,15 @@ import Testing
         #expect(try await q1.cancel(id: "j2") == false)
         #expect(try redis.cli("XPENDING", "ragd:jobs:stream:index", "workers").hasPrefix("0"))
         #expect(try redis.cli("EXISTS", "ragd:jobs:job:j2:parts").hasPrefix("0"))
+
+        // Redis loses everything (a restart without persistence): workers recover.
+        _ = try redis.cli("FLUSHALL")
+        var recovered = false
+        for _ in 0..<5 {
+            do { _ = try await q2.claim(kind: "index", worker: "w2"); recovered = true; break } catch { continue }
+        }
+        #expect(recovered)
+        try await q1.create(id: "j3", kind: "index", spec: Data([6]), part: Data([7]), total: 1, staging: false)
+        #expect(try await q2.claim(kind: "index", worker: "w2")?.id == "j3")
     }
 }

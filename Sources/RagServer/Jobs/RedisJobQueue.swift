@@ -115,6 +115,17 @@ public final class RedisJobQueue: JobQueue {
     }
 
     public func claim(kind: String, worker: String) async throws -> ClaimedJob? {
+        do {
+            return try await claimOnce(kind: kind, worker: worker)
+        } catch let e as RagError where e.message.contains("NOGROUP") {
+            // Redis lost the stream (a restart without persistence, a failover, a
+            // FLUSHALL): create the group again on the next claim.
+            groupsReady.withLock { _ = $0.remove(kind) }
+            throw e
+        }
+    }
+
+    func claimOnce(kind: String, worker: String) async throws -> ClaimedJob? {
         try await ensureGroup(kind)
         try await sweepConsumers(kind)
         // Retries whose backoff is over go back on the stream (once: ZREM decides).
