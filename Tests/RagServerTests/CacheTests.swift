@@ -143,6 +143,29 @@ import Testing
         #expect(try redis.cli("GET", "ragd:gen:kb").trimmingCharacters(in: .whitespacesAndNewlines) == "4")
     }
 
+    /// Redis losing its data resets the shared write counters; answers a server
+    /// cached before must not become current again when the counter climbs back.
+    @Test func redisLosingItsDataCannotMakeOldAnswersCurrentAgain() async throws {
+        let redis = try RedisProcess()
+        let shared: (inout RagServerConfiguration) -> Void = {
+            $0.sharedCache = .redis(host: "127.0.0.1", port: redis.port)
+            $0.cache.l2Timeout = .seconds(2)
+        }
+        try await withRagServer(configure: shared) { a, _ in
+            try await withRagServer(configure: shared) { b, _ in
+                _ = try await a.index(Fixtures.documents, collection: "kb")
+                _ = try await b.index(Fixtures.documents, collection: "kb")
+                #expect(try await !b.query("worker processes of nginx", collection: "kb").cached)
+                #expect(try await b.query("worker processes of nginx", collection: "kb").cacheLevel == "l1")
+                _ = try redis.cli("FLUSHALL")
+                // Writes through the other server bring the shared counter back to where it was.
+                _ = try await a.index([RagDocument(id: "x1", text: "One more page.")], collection: "kb")
+                _ = try await a.index([RagDocument(id: "x2", text: "Yet another page.")], collection: "kb")
+                #expect(try await !b.query("worker processes of nginx", collection: "kb").cached)
+            }
+        }
+    }
+
     @Test func redisDownOrSlowIsAMissNotAFailure() async throws {
         let redis = try RedisProcess()
         try await withRagServer(configure: { $0.sharedCache = .redis(host: "127.0.0.1", port: redis.port) }) { client, _ in

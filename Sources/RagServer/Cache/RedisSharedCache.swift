@@ -28,12 +28,23 @@ public final class RedisSharedCache: SharedCache, Sendable {
     /// Bumps a global epoch that is part of every key: all old entries become
     /// unreachable at once (and expire by their TTL) without scanning keys.
     public func clear() async throws {
+        _ = try await epoch()
         _ = try await redis.command("INCR", prefix + "epoch")
     }
 
+    /// The epoch starts at a random value, not 0: when Redis loses its data (a
+    /// restart without persistence, a FLUSHALL) the write counters start again
+    /// from 0, and without a fresh epoch a coordinator's in-process entries from
+    /// before could match again and serve answers that miss writes made since.
+    func epoch() async throws -> Int64 {
+        if let e = try await redis.command("GET", prefix + "epoch").integer { return e }
+        _ = try await redis.command("SET", prefix + "epoch", "\(Int64.random(in: 1..<(1 << 31)))", "NX")
+        return try await redis.command("GET", prefix + "epoch").integer ?? 0
+    }
+
     public func generation(_ collection: String) async throws -> Int64 {
-        // The epoch (bumped by clear) and the collection's write counter.
-        let epoch = try await redis.command("GET", prefix + "epoch").integer ?? 0
+        // The epoch (random at first, bumped by clear) and the collection's write counter.
+        let epoch = try await epoch()
         let gen = try await redis.command("GET", prefix + "gen:" + collection).integer ?? 0
         return epoch << 32 &+ gen
     }
