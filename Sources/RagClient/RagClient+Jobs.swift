@@ -21,7 +21,7 @@ extension RagClient {
         var parts: [[Ragd_V1_Document]] = [[]]
         var bytes = 0
         for d in documents {
-            let w = Ragd_V1_Document.with { $0.id = d.id; $0.text = d.text; $0.metadata = wireMetadata(d.metadata) }
+            let w = d.wire
             let size = ((try? w.serializedBytes() as [UInt8])?.count ?? d.text.utf8.count) + 8
             if !parts[parts.count - 1].isEmpty && bytes + size > partBytes { parts.append([]); bytes = 0 }
             parts[parts.count - 1].append(w)
@@ -29,12 +29,7 @@ extension RagClient {
         }
         var spec = Ragd_V1_JobSpec()
         spec.maxRetries = UInt32(clamping: maxRetries)
-        spec.index = Ragd_V1_IndexRequest.with {
-            $0.collection = collection
-            $0.chunkSize = UInt32(clamping: chunkSize)
-            $0.chunkOverlap = UInt32(clamping: chunkOverlap)
-            $0.documents = parts[0]
-        }
+        spec.index = Self.indexRequest(parts[0], collection: collection, chunkSize: chunkSize, chunkOverlap: chunkOverlap)
         var job = try await call(.submitJob, Ragd_V1_SubmitJobRequest.with { $0.spec = spec; $0.more = parts.count > 1 },
                                  as: Ragd_V1_SubmitJobResponse.self, timeout: timeout).job
         for (i, part) in parts.enumerated().dropFirst() {

@@ -70,29 +70,24 @@ extension RagClient {
     public func index(
         _ documents: [RagDocument], collection: String, chunkSize: Int = 0, chunkOverlap: Int = 0, timeout: Duration? = nil
     ) async throws(RagError) -> IndexResponse {
-        var r = Ragd_V1_IndexRequest()
-        r.collection = collection
-        r.chunkSize = UInt32(clamping: chunkSize)
-        r.chunkOverlap = UInt32(clamping: chunkOverlap)
-        r.documents = documents.map { d in
-            Ragd_V1_Document.with {
-                $0.id = d.id
-                $0.text = d.text
-                $0.metadata = wireMetadata(d.metadata)
-            }
+        try await call(.index, Self.indexRequest(documents.map(\.wire), collection: collection, chunkSize: chunkSize, chunkOverlap: chunkOverlap),
+                       as: IndexResponse.self, timeout: timeout)
+    }
+
+    static func indexRequest(_ documents: [Ragd_V1_Document], collection: String, chunkSize: Int, chunkOverlap: Int) -> Ragd_V1_IndexRequest {
+        .with {
+            $0.collection = collection
+            $0.chunkSize = UInt32(clamping: chunkSize)
+            $0.chunkOverlap = UInt32(clamping: chunkOverlap)
+            $0.documents = documents
         }
-        return try await call(.index, r, as: IndexResponse.self, timeout: timeout)
     }
 
     /// Indexes with progress: progress events after each committed batch, then the totals.
     public func indexStream(
         _ documents: [RagDocument], collection: String, chunkSize: Int = 0, chunkOverlap: Int = 0, timeout: Duration? = nil
     ) async throws(RagError) -> AsyncThrowingStream<Ragd_V1_IndexEvent, any Error> {
-        var r = Ragd_V1_IndexRequest()
-        r.collection = collection
-        r.chunkSize = UInt32(clamping: chunkSize)
-        r.chunkOverlap = UInt32(clamping: chunkOverlap)
-        r.documents = documents.map { d in Ragd_V1_Document.with { $0.id = d.id; $0.text = d.text; $0.metadata = wireMetadata(d.metadata) } }
+        let r = Self.indexRequest(documents.map(\.wire), collection: collection, chunkSize: chunkSize, chunkOverlap: chunkOverlap)
         let raw = try await streaming(.indexStream, payload: try FrameCodec.bytes(r), timeout: timeout)
         let (events, continuation) = AsyncThrowingStream.makeStream(of: Ragd_V1_IndexEvent.self)
         let task = Task {

@@ -76,8 +76,7 @@ public final class RagClient: Sendable {
         f.kind = .request
         f.payload = payload
         if let t = timeout ?? defaultTimeout {
-            let ms = t.components.seconds * 1000 + t.components.attoseconds / 1_000_000_000_000_000
-            f.metadata.deadlineMs = UInt64(max(1, ms))
+            f.metadata.deadlineMs = UInt64(max(1, t.inMilliseconds))
         }
         return f
     }
@@ -108,7 +107,7 @@ public final class RagClient: Sendable {
         let calls = self.calls
         // A client-side timer as well, in case the server never answers at all.
         let timer = (timeout ?? defaultTimeout).map { t in
-            ch.eventLoop.scheduleTask(in: .nanoseconds(Int64(t.components.seconds) * 1_000_000_000 + t.components.attoseconds / 1_000_000_000 + 250_000_000)) {
+            ch.eventLoop.scheduleTask(in: .microseconds(t.inMicroseconds) + .milliseconds(250)) {
                 calls.fail(id, RagError(.deadlineExceeded, "no answer from ragd within the deadline"))
             }
         }

@@ -109,7 +109,7 @@ extension RagServer {
     /// Everything /metrics reports from state rather than events: chunk counts and work queues.
     static func refreshGauges(_ registry: CollectionRegistry, metrics: RagMetrics, jobs: JobRunner?, coordinator: Coordinator) async {
         await refreshChunkGauges(registry, metrics: metrics)
-        for q in (await jobs?.stats() ?? []) + [coordinator.indexEmbedding.stats, coordinator.queryEmbedding.stats] {
+        for q in await coordinator.workQueues(jobs: jobs) {
             metrics.workQueue(name: q.name, workers: Int(q.workers), busy: Int(q.busy), waiting: Int(q.waiting), completed: q.completed)
         }
     }

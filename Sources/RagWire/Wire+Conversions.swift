@@ -137,3 +137,13 @@ extension SearchMode {
         }
     }
 }
+
+extension RagDocument {
+    public init(wire d: Ragd_V1_Document) throws(RagError) {
+        self.init(id: d.id, text: d.text, metadata: try RagWire.metadata(fromWire: d.metadata))
+    }
+
+    public var wire: Ragd_V1_Document {
+        .with { $0.id = id; $0.text = text; $0.metadata = wireMetadata(metadata) }
+    }
+}

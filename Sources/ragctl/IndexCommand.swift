@@ -42,9 +42,7 @@ struct IndexCommand: AsyncParsableCommand {
                 do {
                     r = try await client.index(slice, collection: collection, chunkSize: chunkSize, chunkOverlap: chunkOverlap, timeout: connection.deadline)
                 } catch {
-                    let ids = slice.map(\.id), e = RagError(from: error)
-                    throw RagError(e.code, "documents \(ids.prefix(5).joined(separator: ", "))\(ids.count > 5 ? " and \(ids.count - 5) more" : "") failed: "
-                        + "\(e.message); the \(done) documents before them are committed (running the same command again skips them)")
+                    throw RagError.batchFailed(error, documentIDs: slice.map(\.id), committedBefore: done, rerun: "running the same command again skips them")
                 }
                 total.documents += Int(r.documents); total.chunks += Int(r.chunks)
                 total.replaced += Int(r.replaced); total.unchanged += Int(r.unchanged)

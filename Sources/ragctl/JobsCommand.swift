@@ -50,8 +50,8 @@ struct JobsCommand: AsyncParsableCommand {
         func run() async throws {
             let client = try connection.client()
             try await runReporting {
-                let r = try await client.call(.getJob, Ragd_V1_GetJobRequest.with { $0.id = id }, as: Ragd_V1_GetJobResponse.self, timeout: connection.deadline)
-                print(connection.json ? r.job.jsonText : JobsCommand.describe(r.job))
+                let j = try await client.job(id, timeout: connection.deadline)
+                print(connection.json ? j.jsonText : JobsCommand.describe(j))
             }
         }
     }
@@ -62,9 +62,9 @@ struct JobsCommand: AsyncParsableCommand {
         func run() async throws {
             let client = try connection.client()
             try await runReporting {
-                let r = try await client.call(.listJobs, Ragd_V1_ListJobsRequest.with { $0.state = state }, as: Ragd_V1_ListJobsResponse.self, timeout: connection.deadline)
-                if connection.json { print(r.jsonText); return }
-                for j in r.jobs { print(JobsCommand.describe(j)) }
+                let jobs = try await client.jobs(state: state, timeout: connection.deadline)
+                if connection.json { print(Ragd_V1_ListJobsResponse.with { $0.jobs = jobs }.jsonText); return }
+                for j in jobs { print(JobsCommand.describe(j)) }
             }
         }
     }
@@ -75,8 +75,7 @@ struct JobsCommand: AsyncParsableCommand {
         func run() async throws {
             let client = try connection.client()
             try await runReporting {
-                let r = try await client.call(.cancelJob, Ragd_V1_CancelJobRequest.with { $0.id = id }, as: Ragd_V1_CancelJobResponse.self, timeout: connection.deadline)
-                print(JobsCommand.describe(r.job))
+                print(JobsCommand.describe(try await client.cancelJob(id, timeout: connection.deadline)))
             }
         }
     }

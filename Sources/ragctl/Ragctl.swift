@@ -25,10 +25,8 @@ struct ConnectionOptions: ParsableArguments {
 
     func client() throws -> RagClient {
         let address = server ?? ProcessInfo.processInfo.environment["RAGD_ADDRESS"] ?? "127.0.0.1:7878"
-        guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]) else {
-            throw ValidationError("--server must look like host:port, got \(address)")
-        }
-        return RagClient(host: String(address[..<colon]), port: port)
+        guard let (host, port) = splitHostPort(address) else { throw ValidationError("--server must look like host:port, got \(address)") }
+        return RagClient(host: host, port: port)
     }
 
     var deadline: Duration { .milliseconds(Int64(timeout * 1000)) }

@@ -148,11 +148,8 @@ struct Serve: AsyncParsableCommand {
         case nil, "sqlite": c.sharedCache = .sqlite
         case "none": c.sharedCache = .none
         case "redis":
-            let address = setting(redis, env: "RAGD_REDIS", file: file, key: "redis") ?? "127.0.0.1:6379"
-            guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]) else {
-                throw ValidationError("redis must be host:port")
-            }
-            c.sharedCache = .redis(host: String(address[..<colon]), port: port)
+            let (host, port) = try hostPort(setting(redis, env: "RAGD_REDIS", file: file, key: "redis") ?? "127.0.0.1:6379", key: "redis")
+            c.sharedCache = .redis(host: host, port: port)
         case let other?: throw ValidationError("cache-l2 must be sqlite, redis or none, not \(other)")
         }
         if let v = setting(metricsPort, env: "RAGD_METRICS_PORT", file: file, key: "metrics-port") {

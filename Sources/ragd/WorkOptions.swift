@@ -1,4 +1,5 @@
 import ArgumentParser
+import RagCore
 import RagServer
 
 /// Flags for jobs and indexing work: queue backend, worker counts, retries, lanes.
@@ -38,12 +39,15 @@ struct WorkOptions: ParsableArguments {
         switch setting(jobs, "RAGD_JOBS", "jobs")?.lowercased() {
         case nil, "sqlite": c.jobBackend = .sqlite
         case "redis":
-            let address = setting(jobsRedis, "RAGD_JOBS_REDIS", "jobs-redis") ?? redisDefault ?? "127.0.0.1:6379"
-            guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]) else {
-                throw ValidationError("jobs-redis must be host:port")
-            }
-            c.jobBackend = .redis(host: String(address[..<colon]), port: port)
+            let (host, port) = try hostPort(setting(jobsRedis, "RAGD_JOBS_REDIS", "jobs-redis") ?? redisDefault ?? "127.0.0.1:6379", key: "jobs-redis")
+            c.jobBackend = .redis(host: host, port: port)
         case let other?: throw ValidationError("jobs must be sqlite or redis, not \(other)")
         }
     }
+}
+
+/// "host:port" split at the last colon; a ValidationError naming `key` otherwise.
+func hostPort(_ address: String, key: String) throws -> (String, Int) {
+    guard let parsed = splitHostPort(address) else { throw ValidationError("\(key) must be host:port, got \(address)") }
+    return parsed
 }

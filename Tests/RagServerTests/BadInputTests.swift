@@ -86,29 +86,17 @@ final class SlowEmbedder: Embedder {
             let f = try Ragd_V1_Frame(serializedBytes: err)
             #expect(f.kind == .error)
             #expect(f.status == .invalidArgument)
+            func call(_ id: UInt64, _ method: String, payload: Data = Data()) throws -> Ragd_V1_Frame {
+                conn.send(Array(try FrameCodec.encode(.with { $0.callID = id; $0.kind = .request; $0.method = method; $0.payload = payload }).readableBytesView))
+                return try Ragd_V1_Frame(serializedBytes: try #require(conn.readFrame()))
+            }
             // An unknown method: UNIMPLEMENTED, connection still usable.
-            var unknown = Ragd_V1_Frame()
-            unknown.callID = 9
-            unknown.kind = .request
-            unknown.method = "Frobnicate"
-            conn.send(Array(try FrameCodec.encode(unknown).readableBytesView))
-            let u = try Ragd_V1_Frame(serializedBytes: try #require(conn.readFrame()))
+            let u = try call(9, "Frobnicate")
             #expect(u.callID == 9 && u.status == .unimplemented)
             // A request whose payload is not the method's message: INVALID_ARGUMENT.
-            var bad = Ragd_V1_Frame()
-            bad.callID = 10
-            bad.kind = .request
-            bad.method = "Query"
-            bad.payload = Data([0xFF, 0xFF, 0xFF])
-            conn.send(Array(try FrameCodec.encode(bad).readableBytesView))
-            let b = try Ragd_V1_Frame(serializedBytes: try #require(conn.readFrame()))
+            let b = try call(10, "Query", payload: Data([0xFF, 0xFF, 0xFF]))
             #expect(b.callID == 10 && b.status == .invalidArgument)
-            var health = Ragd_V1_Frame()
-            health.callID = 11
-            health.kind = .request
-            health.method = "Health"
-            conn.send(Array(try FrameCodec.encode(health).readableBytesView))
-            let h = try Ragd_V1_Frame(serializedBytes: try #require(conn.readFrame()))
+            let h = try call(11, "Health")
             #expect(h.callID == 11 && h.kind == .response)
             #expect(try Ragd_V1_HealthResponse(serializedBytes: h.payload).status == "SERVING")
 

@@ -115,13 +115,15 @@ import Testing
         }
     }
 
+    /// Servers configured with this share `redis` as their L2 (with a generous
+    /// timeout: these tests are about sharing, not about a slow Redis).
+    static func sharing(_ redis: RedisProcess) -> (inout RagServerConfiguration) -> Void {
+        { $0.sharedCache = .redis(host: "127.0.0.1", port: redis.port); $0.cache.l2Timeout = .seconds(2) }
+    }
+
     @Test func redisL2SharedByTwoServersAndInvalidatedByWrites() async throws {
         let redis = try RedisProcess()
-        // A generous timeout: this test is about sharing, not about a slow Redis (that one is below).
-        let shared: (inout RagServerConfiguration) -> Void = {
-            $0.sharedCache = .redis(host: "127.0.0.1", port: redis.port)
-            $0.cache.l2Timeout = .seconds(2)
-        }
+        let shared = Self.sharing(redis)
         try await withRagServer(configure: shared) { a, _ in
             try await withRagServer(configure: shared) { b, _ in
                 _ = try await a.index(Fixtures.documents, collection: "kb")
@@ -147,10 +149,7 @@ import Testing
     /// cached before must not become current again when the counter climbs back.
     @Test func redisLosingItsDataCannotMakeOldAnswersCurrentAgain() async throws {
         let redis = try RedisProcess()
-        let shared: (inout RagServerConfiguration) -> Void = {
-            $0.sharedCache = .redis(host: "127.0.0.1", port: redis.port)
-            $0.cache.l2Timeout = .seconds(2)
-        }
+        let shared = Self.sharing(redis)
         try await withRagServer(configure: shared) { a, _ in
             try await withRagServer(configure: shared) { b, _ in
                 _ = try await a.index(Fixtures.documents, collection: "kb")

@@ -8,17 +8,20 @@ import RagWire
 import Synchronization
 import Testing
 
-/// Fails its first `failures` calls with UNAVAILABLE (as a provider's 503 would), then works.
-final class FlakyEmbedder: Embedder {
+/// Fails the calls numbered in `failingCalls` (1-based) with UNAVAILABLE, as a
+/// provider's 503 would, and embeds the others.
+final class FailingEmbedder: Embedder {
     let inner = HashingEmbedder()
     let calls = Atomic<Int>(0)
-    let failures: Int
+    let failingCalls: Set<Int>
     var id: String { inner.id }
     var dimension: Int { inner.dimension }
-    init(failures: Int) { self.failures = failures }
+    init(failingCalls: Set<Int>) { self.failingCalls = failingCalls }
+    /// Fails its first `failures` calls, then works.
+    convenience init(failures: Int) { self.init(failingCalls: Set(1..<failures + 1)) }
 
     func embed(_ texts: [String]) async throws -> [[Float]] {
-        if calls.wrappingAdd(1, ordering: .relaxed).oldValue < failures { throw RagError(.unavailable, "provider answered 503") }
+        if failingCalls.contains(calls.wrappingAdd(1, ordering: .relaxed).newValue) { throw RagError(.unavailable, "provider answered 503") }
         return try await inner.embed(texts)
     }
 }
@@ -59,7 +62,7 @@ func withJobServer(_ backend: String, configure: (inout RagServerConfiguration) 
 @Suite(.serialized) struct JobTests {
     @Test(arguments: ["sqlite", "redis"]) func retryableFailuresBackOffThenSucceed(backend: String) async throws {
         // One partition: each attempt makes exactly one embedder call.
-        try await withJobServer(backend, configure: { $0.jobs.backoffBase = .milliseconds(100); $0.partitions = 1 }, embedder: FlakyEmbedder(failures: 2)) { client, server in
+        try await withJobServer(backend, configure: { $0.jobs.backoffBase = .milliseconds(100); $0.partitions = 1 }, embedder: FailingEmbedder(failures: 2)) { client, server in
             let submitted = try await client.submit(indexSpec(Fixtures.documents))
             #expect(["queued", "running"].contains(submitted.state) && submitted.progressTotal == UInt64(Fixtures.documents.count))
             #expect(submitted.backend == backend)
@@ -84,7 +87,7 @@ func withJobServer(_ backend: String, configure: (inout RagServerConfiguration) 
     }
 
     @Test(arguments: ["sqlite", "redis"]) func nonRetryableFailsAtOnceAndCancelWorks(backend: String) async throws {
-        try await withJobServer(backend, configure: { $0.jobs.backoffBase = .seconds(30) }, embedder: FlakyEmbedder(failures: 1)) { client, _ in
+        try await withJobServer(backend, configure: { $0.jobs.backoffBase = .seconds(30) }, embedder: FailingEmbedder(failures: 1)) { client, _ in
             let bad = try await client.submit(indexSpec([RagDocument(id: "empty", text: "   ")]))
             let j = try await client.awaitJob(bad.id)
             #expect(j.state == "failed" && j.attempts == 1 && j.errors.first?.contains("INVALID_ARGUMENT") == true)
@@ -245,7 +248,7 @@ final class SlowBatchEmbedder: Embedder {
 @Suite struct IndexStreamTests {
     @Test func progressEventsThenTotalsAndAFailureNamesItsDocuments() async throws {
         // One partition so the flaky embedder fails exactly the third batch's call.
-        let flaky = FlakyEmbedder(failures: 0)
+        let flaky = FailingEmbedder(failingCalls: [])
         try await withRagServer(configure: { $0.partitions = 1 }, embedder: flaky) { client, _ in
             let docs = (0..<200).map { RagDocument(id: "s\($0)", text: "Streamed document \($0) about subject\($0).") }
             var progress: [UInt64] = []
@@ -262,7 +265,7 @@ final class SlowBatchEmbedder: Embedder {
             #expect(progress == [64, 128, 192, 200])
             #expect(done?.documents == 200)
         }
-        let failing = BatchFailingEmbedder(failOnCall: 3)
+        let failing = FailingEmbedder(failingCalls: [3])
         try await withRagServer(configure: { $0.partitions = 1 }, embedder: failing) { client, _ in
             let docs = (0..<200).map { RagDocument(id: "f\($0)", text: "Document \($0).") }
             var seen = 0
@@ -278,21 +281,6 @@ final class SlowBatchEmbedder: Embedder {
             let stats = try await client.stats(collection: "kb")
             #expect(stats.collections.first?.documents == 128)  // the committed batches stay
         }
-    }
-}
-
-/// Fails exactly its `failOnCall`-th call (1-based).
-final class BatchFailingEmbedder: Embedder {
-    let inner = HashingEmbedder()
-    let calls = Atomic<Int>(0)
-    let failOnCall: Int
-    var id: String { inner.id }
-    var dimension: Int { inner.dimension }
-    init(failOnCall: Int) { self.failOnCall = failOnCall }
-
-    func embed(_ texts: [String]) async throws -> [[Float]] {
-        if calls.wrappingAdd(1, ordering: .relaxed).oldValue + 1 == failOnCall { throw RagError(.unavailable, "provider answered 503") }
-        return try await inner.embed(texts)
     }
 }
 

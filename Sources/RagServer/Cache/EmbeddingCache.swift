@@ -13,14 +13,17 @@ public final class EmbeddingCache: Sendable {
         self.ttl = ttl
     }
 
-    public func embed(_ text: String, with embedder: any Embedder) async throws -> [Float] {
+    /// The cached embedding of `text`, or `embedder`'s, computed in `lane` when
+    /// given (a hit never waits for a busy lane).
+    public func embed(_ text: String, with embedder: any Embedder, in lane: WorkLane? = nil) async throws -> [Float] {
         let key = embedder.id + "\u{1F}" + text
         if let v = lru.get(key) {
             counts.withLock { $0.hits += 1 }
             return v
         }
         counts.withLock { $0.misses += 1 }
-        guard let v = try await embedder.embed([text]).first else { return [] }
+        let computed = if let lane { try await lane.run { try await embedder.embed([text]) } } else { try await embedder.embed([text]) }
+        guard let v = computed.first else { return [] }
         lru.set(key, v, bytes: v.count * 4, ttl: ttl)
         return v
     }

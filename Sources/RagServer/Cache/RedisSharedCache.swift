@@ -21,8 +21,7 @@ public final class RedisSharedCache: SharedCache, Sendable {
     }
 
     public func set(_ key: String, _ value: Data, ttl: Duration) async throws {
-        let ms = max(1, ttl.components.seconds * 1000 + ttl.components.attoseconds / 1_000_000_000_000_000)
-        _ = try await redis.command([Data("SET".utf8), Data((prefix + "q:" + key).utf8), value, Data("PX".utf8), Data("\(ms)".utf8)])
+        _ = try await redis.command([Data("SET".utf8), Data((prefix + "q:" + key).utf8), value, Data("PX".utf8), Data("\(max(1, ttl.inMilliseconds))".utf8)])
     }
 
     /// Bumps a global epoch that is part of every key: all old entries become

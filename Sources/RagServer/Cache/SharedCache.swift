@@ -47,7 +47,7 @@ public final class SQLiteSharedCache: SharedCache {
     }
 
     public func set(_ key: String, _ value: Data, ttl: Duration) async throws {
-        let expires = Date().timeIntervalSince1970 + Double(ttl.components.seconds)
+        let expires = Date().timeIntervalSince1970 + ttl.inSeconds
         try await pool.write { db in
             try db.execute(sql: "INSERT OR REPLACE INTO entry (key, value, expires) VALUES (?, ?, ?)", arguments: [key, value, expires])
         }

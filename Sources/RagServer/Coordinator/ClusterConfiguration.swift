@@ -58,9 +58,7 @@ public struct ClusterConfiguration: Codable, Sendable, Hashable {
     }
 
     public static func address(_ text: String) throws(RagError) -> (host: String, port: Int) {
-        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (1...65535).contains(port) else {
-            throw .invalidArgument("cluster: \(text.debugDescription) is not host:port")
-        }
-        return (String(text[..<colon]), port)
+        guard let address = splitHostPort(text) else { throw .invalidArgument("cluster: \(text.debugDescription) is not host:port") }
+        return address
     }
 }

@@ -14,6 +14,16 @@ extension Coordinator {
         return summary
     }
 
+    /// One batch of a longer run (IndexStream, an index job): a failure names the
+    /// batch's documents and how many before them are committed.
+    func indexBatch(collection: String, documents: [RagDocument], chunkSize: Int, chunkOverlap: Int, committedBefore: Int) async throws -> IndexSummary {
+        do {
+            return try await index(collection: collection, documents: documents, chunkSize: chunkSize, chunkOverlap: chunkOverlap)
+        } catch where !(error is CancellationError) {
+            throw RagError.batchFailed(error, documentIDs: documents.map(\.id), committedBefore: committedBefore)
+        }
+    }
+
     func indexOne(collection: String, documents: [RagDocument], chunkSize: Int, chunkOverlap: Int) async throws -> IndexSummary {
         try CollectionRegistry.validateName(collection)
         guard !documents.isEmpty else { throw RagError.invalidArgument("index request has no documents") }
@@ -78,12 +88,7 @@ extension Coordinator {
                 }
             }
             var total = IndexSummary()
-            for try await s in group {
-                total.documents += s.documents
-                total.chunks += s.chunks
-                total.replaced += s.replaced
-                total.unchanged += s.unchanged
-            }
+            for try await s in group { total += s }
             return total
         }
         if parts.documents > 0 { try await recordWrite(collection) }

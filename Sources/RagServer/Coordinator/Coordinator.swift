@@ -82,7 +82,7 @@ public final class Coordinator: Sendable {
 
         var vector: [Float]?
         if q.mode != .keyword {
-            vector = try await queryEmbedding.run { try await embeddingCache.embed(q.query, with: embedder) }
+            vector = try await embeddingCache.embed(q.query, with: embedder, in: queryEmbedding)
         }
         timings.embed = start.elapsedSeconds
         let searchStart = ContinuousClock.now

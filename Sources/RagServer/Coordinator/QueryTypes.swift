@@ -1,5 +1,6 @@
 import RagCore
 import RagEngine
+import RagWire
 
 /// A validated query, free of wire types.
 public struct QueryOptions: Sendable {
@@ -80,12 +81,27 @@ public struct IndexSummary: Sendable {
     public var chunks = 0
     public var replaced = 0
     public var unchanged = 0
+
+    public static func += (total: inout IndexSummary, part: IndexSummary) {
+        total.documents += part.documents
+        total.chunks += part.chunks
+        total.replaced += part.replaced
+        total.unchanged += part.unchanged
+    }
+
+    var wire: Ragd_V1_IndexResponse {
+        .with {
+            $0.documents = UInt32(documents)
+            $0.chunks = UInt32(chunks)
+            $0.replaced = UInt32(replaced)
+            $0.unchanged = UInt32(unchanged)
+        }
+    }
 }
 
 extension ContinuousClock.Instant {
     /// Seconds from `self` until now.
     var elapsedSeconds: Double {
-        let d = ContinuousClock.now - self
-        return Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
+        (ContinuousClock.now - self).inSeconds
     }
 }

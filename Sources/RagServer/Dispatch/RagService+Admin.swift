@@ -61,7 +61,7 @@ extension RagService {
         r.openConnections = snap.connections
         r.inFlightCalls = snap.inFlight
         r.cache = cacheStats()
-        r.queues = (await jobs?.stats() ?? []) + [coordinator.indexEmbedding.stats, coordinator.queryEmbedding.stats]
+        r.queues = await coordinator.workQueues(jobs: jobs)
         if let experiments { r.experiments = try experiments.list().map { (e) throws(RagError) in try experiments.report(e.name) } }
         return try FrameCodec.bytes(r)
     }

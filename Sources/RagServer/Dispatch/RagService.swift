@@ -258,42 +258,26 @@ public struct RagService: Sendable {
 
     func index(_ payload: Data, _ ctx: CallContext) async throws -> Data {
         let request = try FrameCodec.payload(Ragd_V1_IndexRequest.self, from: payload)
-        let docs = try request.documents.map { (d) throws(RagError) in RagDocument(id: d.id, text: d.text, metadata: try metadata(fromWire: d.metadata)) }
+        let docs = try request.documents.map { (d) throws(RagError) in try RagDocument(wire: d) }
         let summary = try await coordinator.index(collection: request.collection, documents: docs,
                                                   chunkSize: Int(request.chunkSize), chunkOverlap: Int(request.chunkOverlap))
         ctx.logger.info("indexed \(summary.documents) documents, \(summary.chunks) chunks into \(request.collection)")
-        var r = Ragd_V1_IndexResponse()
-        r.documents = UInt32(summary.documents)
-        r.chunks = UInt32(summary.chunks)
-        r.replaced = UInt32(summary.replaced)
-        r.unchanged = UInt32(summary.unchanged)
-        return try FrameCodec.bytes(r)
+        return try FrameCodec.bytes(summary.wire)
     }
 
-    /// Indexes batch by batch (64 documents), reporting progress after each commit.
+    /// Indexes batch by batch (--job-batch-size documents), reporting progress after each commit.
     func indexStream(_ payload: Data, _ ctx: CallContext, _ sink: StreamSink) async throws {
         let request = try FrameCodec.payload(Ragd_V1_IndexRequest.self, from: payload)
-        let docs = try request.documents.map { (d) throws(RagError) in RagDocument(id: d.id, text: d.text, metadata: try metadata(fromWire: d.metadata)) }
+        let docs = try request.documents.map { (d) throws(RagError) in try RagDocument(wire: d) }
         guard !docs.isEmpty else { throw RagError.invalidArgument("index request has no documents") }
         let start = ContinuousClock.now
-        var total = Ragd_V1_IndexResponse()
+        var total = IndexSummary()
         var done = 0
         let batch = max(1, coordinator.configuration.jobs.batchSize)  // --job-batch-size: one commit and one progress event each
         for first in stride(from: 0, to: docs.count, by: batch) {
             let slice = Array(docs[first..<min(first + batch, docs.count)])
-            do {
-                let s = try await coordinator.index(collection: request.collection, documents: slice,
-                                                    chunkSize: Int(request.chunkSize), chunkOverlap: Int(request.chunkOverlap))
-                total.documents += UInt32(s.documents)
-                total.chunks += UInt32(s.chunks)
-                total.replaced += UInt32(s.replaced)
-                total.unchanged += UInt32(s.unchanged)
-            } catch {
-                let e = RagError(from: error)
-                let ids = slice.map(\.id)
-                throw RagError(e.code, "documents \(ids.prefix(8).joined(separator: ", "))\(ids.count > 8 ? " and \(ids.count - 8) more" : "") failed: \(e.message); "
-                    + "the \(done) documents before them are committed (re-running the same request skips them)")
-            }
+            total += try await coordinator.indexBatch(collection: request.collection, documents: slice, chunkSize: Int(request.chunkSize),
+                                                      chunkOverlap: Int(request.chunkOverlap), committedBefore: done)
             done += slice.count
             var event = Ragd_V1_IndexEvent()
             event.progress = Ragd_V1_IndexProgress.with {
@@ -305,7 +289,7 @@ public struct RagService: Sendable {
             try await sink(try FrameCodec.bytes(event))
         }
         var event = Ragd_V1_IndexEvent()
-        event.done = total
+        event.done = total.wire
         try await sink(try FrameCodec.bytes(event))
     }
 

@@ -5,7 +5,6 @@ import RagWire
 /// A job handed to one worker.
 public struct ClaimedJob: Sendable {
     public let id: String
-    public let kind: String
     /// The serialized `JobSpec` (for index jobs without documents: those are in parts).
     public let spec: Data
     /// 1 for the first attempt; a re-delivery after a lost worker counts as another.
@@ -69,10 +68,4 @@ extension JobQueue {
     func checked<T>(_ body: () async throws -> T) async throws(RagError) -> T {
         do { return try await body() } catch { throw RagError(from: error) }
     }
-}
-
-enum JobJSON {
-    static func strings(_ s: String) -> [String] { (try? JSONDecoder().decode([String].self, from: Data(s.utf8))) ?? [] }
-    static func doubles(_ s: String) -> [Double] { (try? JSONDecoder().decode([Double].self, from: Data(s.utf8))) ?? [] }
-    static func text<T: Encodable>(_ v: T) -> String { String(decoding: (try? JSONEncoder().encode(v)) ?? Data("[]".utf8), as: UTF8.self) }
 }

@@ -95,7 +95,7 @@ public final class JobRunner: Sendable {
     public func run() async {
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
-                let age = Double(self.settings.retention.components.seconds)
+                let age = self.settings.retention.inSeconds
                 while !Task.isCancelled {
                     if let n = try? await self.queue.purge(olderThan: age), n > 0 { self.logger.info("purged \(n) finished jobs older than \(Int(age)) s") }
                     try? await Task.sleep(for: .seconds(3600))
@@ -141,8 +141,10 @@ public final class JobRunner: Sendable {
         let id = claimed.id
         final class Flag: Sendable { let value = Atomic<Bool>(false) }
         let lost = Flag()
+        // Decoded once: the work needs it, and so does the retry decision.
+        let spec = try? FrameCodec.payload(Ragd_V1_JobSpec.self, from: claimed.spec)
         let work = Task { () async throws -> Data in
-            let spec = try FrameCodec.payload(Ragd_V1_JobSpec.self, from: claimed.spec)
+            guard let spec else { throw RagError(.dataLoss, "job \(id) has an unreadable spec") }
             switch spec.work {
             case .index(let r): return try await index(id, r, lost: { lost.value.store(true, ordering: .relaxed) })
             case .query(let r): return try await runQuery(r)
@@ -188,12 +190,10 @@ public final class JobRunner: Sendable {
                 return
             }
             let e = RagError(from: error)
-            let spec = try? FrameCodec.payload(Ragd_V1_JobSpec.self, from: claimed.spec)
             let maxRetries = spec.map { $0.maxRetries > 0 ? Int($0.maxRetries) : settings.maxRetries } ?? settings.maxRetries
             var backoff: Double?
             if Self.retryable(e.code), claimed.attempt <= maxRetries {
-                let base = Double(settings.backoffBase.components.seconds) + Double(settings.backoffBase.components.attoseconds) * 1e-18
-                backoff = base * pow(2, Double(claimed.attempt - 1)) * Double.random(in: 0.75...1.25)
+                backoff = Duration.backoff(base: settings.backoffBase, retry: claimed.attempt - 1, jitter: 0.75...1.25).inSeconds
             }
             logger.warning("job \(id) attempt \(claimed.attempt) failed: \(e)\(backoff.map { String(format: "; retry in %.2f s", $0) } ?? "")")
             do {
@@ -210,26 +210,15 @@ public final class JobRunner: Sendable {
     /// after a restart or a re-delivery skips documents already stored
     /// unchanged (content hash), so nothing is duplicated.
     func index(_ id: String, _ spec: Ragd_V1_IndexRequest, lost: @Sendable () -> Void) async throws -> Data {
-        var total = Ragd_V1_IndexResponse()
+        var total = IndexSummary()
         var done = 0
         let size = max(1, settings.batchSize)
         var pending: [Ragd_V1_Document] = []
         func commit(_ batch: ArraySlice<Ragd_V1_Document>) async throws {
             try Task.checkCancellation()
-            let docs = try batch.map { (d) throws(RagError) in RagDocument(id: d.id, text: d.text, metadata: try metadata(fromWire: d.metadata)) }
-            let s: IndexSummary
-            do {
-                s = try await coordinator.index(collection: spec.collection, documents: docs, chunkSize: Int(spec.chunkSize), chunkOverlap: Int(spec.chunkOverlap))
-            } catch where !(error is CancellationError) {
-                // Same code (it decides the retry); the message names the batch.
-                let e = RagError(from: error), ids = docs.map(\.id)
-                throw RagError(e.code, "documents \(ids.prefix(8).joined(separator: ", "))\(ids.count > 8 ? " and \(ids.count - 8) more" : "") failed: "
-                    + "\(e.message); the \(done) documents before them are committed")
-            }
-            total.documents += UInt32(s.documents)
-            total.chunks += UInt32(s.chunks)
-            total.replaced += UInt32(s.replaced)
-            total.unchanged += UInt32(s.unchanged)
+            let docs = try batch.map { (d) throws(RagError) in try RagDocument(wire: d) }
+            total += try await coordinator.indexBatch(collection: spec.collection, documents: docs, chunkSize: Int(spec.chunkSize),
+                                                      chunkOverlap: Int(spec.chunkOverlap), committedBefore: done)
             done += batch.count
             switch try await queue.progress(id: id, worker: settings.workerName, done: done) {
             case .owned: try await Failpoint.jobBatchCommitted(batchesCommitted.wrappingAdd(1, ordering: .relaxed).newValue)
@@ -249,7 +238,7 @@ public final class JobRunner: Sendable {
             pending.removeFirst(start)
         }
         if !pending.isEmpty { try await commit(pending[...]) }
-        return try FrameCodec.bytes(total)
+        return try FrameCodec.bytes(total.wire)
     }
 
 

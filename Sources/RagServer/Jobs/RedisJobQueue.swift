@@ -44,8 +44,7 @@ public final class RedisJobQueue: JobQueue {
     func readNew(_ kind: String, worker: String) async throws -> [(String, String)] {
         let reader = idleReaders.withLock { $0.popLast() } ?? RedisConnection(host: redis.host, port: redis.port, timeout: blockFor + timeout, threads: 1)
         defer { idleReaders.withLock { $0.append(reader) } }
-        let ms = blockFor.components.seconds * 1000 + blockFor.components.attoseconds / 1_000_000_000_000_000
-        let r = try await reader.command("XREADGROUP", "GROUP", Self.group, worker, "COUNT", "1", "BLOCK", "\(max(1, ms))", "STREAMS", stream(kind), ">")
+        let r = try await reader.command("XREADGROUP", "GROUP", Self.group, worker, "COUNT", "1", "BLOCK", "\(max(1, blockFor.inMilliseconds))", "STREAMS", stream(kind), ">")
         return Self.entries(r.array.first?.array.dropFirst().first)
     }
 
@@ -137,8 +136,8 @@ public final class RedisJobQueue: JobQueue {
             return #ids
             """, keys: [delayed(kind), stream(kind)], [Data(Self.now.utf8)])
         // Deliveries of workers that stopped renewing their claim come first.
-        let ms = visibilityTimeout.components.seconds * 1000 + visibilityTimeout.components.attoseconds / 1_000_000_000_000_000
-        var entries = Self.entries(try await redis.command("XAUTOCLAIM", stream(kind), Self.group, worker, "\(ms)", "0-0", "COUNT", "1").array.dropFirst().first)
+        var entries = Self.entries(try await redis.command("XAUTOCLAIM", stream(kind), Self.group, worker, "\(visibilityTimeout.inMilliseconds)", "0-0", "COUNT", "1")
+            .array.dropFirst().first)
         if entries.isEmpty { entries = try await readNew(kind, worker: worker) }
         for (entry, id) in entries {
             let r = try await eval("""
@@ -160,7 +159,7 @@ public final class RedisJobQueue: JobQueue {
                 continue
             }
             deliveries.withLock { $0[id] = (stream(kind), entry) }
-            return ClaimedJob(id: id, kind: kind, spec: spec, attempt: Int(attempt))
+            return ClaimedJob(id: id, spec: spec, attempt: Int(attempt))
         }
         return nil
     }
@@ -175,7 +174,7 @@ public final class RedisJobQueue: JobQueue {
             return true
         }
         guard due else { return }
-        let silentMS = 3 * (visibilityTimeout.components.seconds * 1000 + visibilityTimeout.components.attoseconds / 1_000_000_000_000_000)
+        let silentMS = 3 * visibilityTimeout.inMilliseconds
         for c in try await redis.command("XINFO", "CONSUMERS", stream(kind), Self.group).array {
             var info: [String: RedisConnection.Reply] = [:]
             let kv = c.array
@@ -295,11 +294,17 @@ public final class RedisJobQueue: JobQueue {
 
     static let fields = ["kind", "state", "attempts", "created_at", "started_at", "finished_at", "progress_done", "progress_total", "result", "worker"]
 
+    /// One round trip (GetJob is what waiting clients poll).
     public func get(id: String) async throws -> Ragd_V1_Job? {
-        let values = try await redis.command(["HMGET", jobKey(id)] + Self.fields).array
+        let reply = try await eval("""
+            return {redis.call('HMGET', KEYS[1], unpack(ARGV)), redis.call('LRANGE', KEYS[1] .. ':errors', 0, -1),
+                    redis.call('LRANGE', KEYS[1] .. ':backoffs', 0, -1)}
+            """, keys: [jobKey(id)], Self.fields.map { Data($0.utf8) }).array
+        guard reply.count == 3 else { return nil }
+        let values = reply[0].array
         guard values.count == Self.fields.count, let kind = values[0].text else { return nil }
-        let errors = try await redis.command("LRANGE", jobKey(id) + ":errors", "0", "-1").array.compactMap(\.text)
-        let backoffs = try await redis.command("LRANGE", jobKey(id) + ":backoffs", "0", "-1").array.compactMap { $0.text.flatMap(Double.init) }
+        let errors = reply[1].array.compactMap(\.text)
+        let backoffs = reply[2].array.compactMap { $0.text.flatMap(Double.init) }
         func number(_ i: Int) -> Double { values[i].text.flatMap(Double.init) ?? 0 }
         return Ragd_V1_Job.with {
             $0.id = id
@@ -361,6 +366,3 @@ extension RedisJobQueue {
     }
 }
 
-extension RedisConnection {
-    func command(_ args: [String]) async throws -> Reply { try await command(args.map { Data($0.utf8) }) }
-}

@@ -95,7 +95,7 @@ public final class SQLiteJobQueue: JobQueue {
             let id: String = row["id"]
             try db.execute(sql: "UPDATE job SET state = 'running', started_at = ?, attempts = attempts + 1, worker = ? WHERE id = ?",
                            arguments: [now, worker, id])
-            return ClaimedJob(id: id, kind: kind, spec: row["spec"], attempt: (row["attempts"] as Int) + 1)
+            return ClaimedJob(id: id, spec: row["spec"], attempt: (row["attempts"] as Int) + 1)
         }
     }
 
@@ -122,15 +122,15 @@ public final class SQLiteJobQueue: JobQueue {
 
     public func failAttempt(id: String, error: String, retryAfter backoff: Double?) throws(RagError) {
         try write { db in
-            guard let row = try Row.fetchOne(db, sql: "SELECT errors, backoffs FROM job WHERE id = ?", arguments: [id]) else { return }
-            let errors = JobJSON.text(JobJSON.strings(row["errors"]) + [error])
-            let backoffs = JobJSON.text(JobJSON.doubles(row["backoffs"]) + (backoff.map { [$0] } ?? []))
             if let backoff {
-                try db.execute(sql: "UPDATE job SET state = 'queued', errors = ?, backoffs = ?, next_run_at = ? WHERE id = ? AND state != 'cancelled'",
-                               arguments: [errors, backoffs, Self.now + backoff, id])
+                try db.execute(sql: """
+                    UPDATE job SET state = 'queued', errors = json_insert(errors, '$[#]', ?), backoffs = json_insert(backoffs, '$[#]', ?),
+                                   next_run_at = ? WHERE id = ? AND state != 'cancelled'
+                    """, arguments: [error, backoff, Self.now + backoff, id])
             } else {
-                try db.execute(sql: "UPDATE job SET state = 'failed', errors = ?, backoffs = ?, finished_at = ? WHERE id = ? AND state != 'cancelled'",
-                               arguments: [errors, backoffs, Self.now, id])
+                try db.execute(sql: """
+                    UPDATE job SET state = 'failed', errors = json_insert(errors, '$[#]', ?), finished_at = ? WHERE id = ? AND state != 'cancelled'
+                    """, arguments: [error, Self.now, id])
                 try db.execute(sql: "DELETE FROM job_part WHERE job_id = ?", arguments: [id])
             }
         }
@@ -200,4 +200,10 @@ public final class SQLiteJobQueue: JobQueue {
             $0.backend = "sqlite"
         }
     }
+}
+
+/// The JSON arrays of errors and backoffs a job row keeps.
+private enum JobJSON {
+    static func strings(_ s: String) -> [String] { (try? JSONDecoder().decode([String].self, from: Data(s.utf8))) ?? [] }
+    static func doubles(_ s: String) -> [Double] { (try? JSONDecoder().decode([Double].self, from: Data(s.utf8))) ?? [] }
 }

@@ -84,3 +84,11 @@ public final class WorkLane: Sendable {
         }
     }
 }
+
+extension Coordinator {
+    /// Every bounded pool of this node, for Stats and /metrics: the job pools
+    /// (when this node runs jobs) and the two embedding lanes.
+    func workQueues(jobs: JobRunner?) async -> [Ragd_V1_WorkQueueStats] {
+        (await jobs?.stats() ?? []) + [indexEmbedding.stats, queryEmbedding.stats]
+    }
+}

@@ -28,7 +28,7 @@ public struct ProviderHTTP: Sendable {
         self.backoffBase = backoffBase
     }
 
-    var seconds: Double { Double(timeout.components.seconds) + Double(timeout.components.attoseconds) * 1e-18 }
+    var seconds: Double { timeout.inSeconds }
 
     func request(_ path: String, body: Data) throws(RagError) -> URLRequest {
         guard let url = URL(string: baseURL + path) else { throw .invalidArgument("bad provider URL \(baseURL + path)") }
@@ -60,9 +60,7 @@ public struct ProviderHTTP: Sendable {
     static func retryable(_ status: Int) -> Bool { status == 429 || (500...599).contains(status) }
 
     func backoff(_ attempt: Int) async throws {
-        let base = Double(backoffBase.components.attoseconds) * 1e-18 + Double(backoffBase.components.seconds)
-        let delay = base * pow(2, Double(attempt)) * Double.random(in: 0.8...1.2)
-        try await Task.sleep(for: .milliseconds(Int(delay * 1000)))
+        try await Task.sleep(for: .backoff(base: backoffBase, retry: attempt, jitter: 0.8...1.2))
     }
 
     /// POSTs `body`, returns the response body of a 2xx answer.

@@ -55,7 +55,7 @@ public final class RedisConnection: @unchecked Sendable {
     }
 
     var tv: timeval {
-        let us = timeout.components.seconds * 1_000_000 + timeout.components.attoseconds / 1_000_000_000_000
+        let us = timeout.inMicroseconds
         return timeval(tv_sec: Int(us / 1_000_000), tv_usec: Int(us % 1_000_000))
     }
 
