@@ -15,7 +15,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
-        .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
+        .package(url: "https://github.com/apple/swift-collections.git", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-protobuf.git", from: "1.39.0"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
@@ -37,7 +37,11 @@ let package = Package(
             swiftSettings: strict
         ),
         .systemLibrary(name: "COpenBLAS", providers: [.apt(["libopenblas-dev"])]),
-        .target(name: "RagEngine", dependencies: ["RagCore", "COpenBLAS"], swiftSettings: strict),
+        .target(
+            name: "RagEngine",
+            dependencies: ["RagCore", "COpenBLAS", .product(name: "HeapModule", package: "swift-collections")],
+            swiftSettings: strict
+        ),
         .target(
             name: "RagStore",
             dependencies: ["RagCore", "RagEngine", .product(name: "GRDB", package: "GRDB.swift")],
@@ -49,7 +53,6 @@ let package = Package(
                 "RagCore", "RagWire",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "NIOExtras", package: "swift-nio-extras"),
             ],
             swiftSettings: strict
         ),
@@ -62,16 +65,16 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
-                .product(name: "NIOExtras", package: "swift-nio-extras"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "DequeModule", package: "swift-collections"),
             ],
             swiftSettings: strict
         ),
         .target(name: "RagTesting", dependencies: ["RagServer", "RagClient", "RagEngine"], swiftSettings: strict),
         .executableTarget(
             name: "ragd",
-            dependencies: ["RagServer", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["RagServer", "RagEngine", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: strict
         ),
         .executableTarget(

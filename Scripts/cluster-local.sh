@@ -1,28 +1,114 @@
 #!/usr/bin/env bash
-# Starts a 3-shard, 2-replica Ragd cluster on this machine (loopback ports
-# 7101-7106 for shards, 7878 for the coordinator), data under ./ragd-cluster.
-# Stop it with: kill $(cat ragd-cluster/*.pid)
+# A Ragd cluster on this machine, on loopback: S shards x R replicas and one coordinator.
+#
+#   Scripts/cluster-local.sh start [--shards S] [--replicas R] [--port P] [--shard-port Q] [--dir DIR]
+#   Scripts/cluster-local.sh status [--dir DIR]
+#   Scripts/cluster-local.sh stop [--dir DIR]
+#
+# Defaults: 3 shards x 2 replicas, coordinator on 127.0.0.1:7878, shards from 7101 up,
+# data in ${XDG_STATE_HOME:-~/.local/state}/ragd-cluster (never inside the checkout).
+# The binary is $RAGD_BIN, else ragd on PATH, else this checkout's release build
+# (built only when none of these exists).
 set -euo pipefail
-cd "$(dirname "$0")/.."
-bin=${RAGD_BIN:-.build/release/ragd}
-[ -x "$bin" ] || swift build -c release
-root=${1:-ragd-cluster}
-mkdir -p "$root"
-port=7101
-shards=()
-for s in 0 1 2; do
-  replicas=()
-  for r in 0 1; do
-    "$bin" serve --role shard --port $port --data-dir "$root/shard$s-$r" --metrics-port off >"$root/shard$s-$r.log" 2>&1 &
-    echo $! >"$root/shard$s-$r.pid"
-    replicas+=("\"127.0.0.1:$port\"")
-    port=$((port + 1))
-  done
-  shards+=("{\"id\": $s, \"replicas\": [$(IFS=,; echo "${replicas[*]}")]}")
+here=$(cd "$(dirname "$0")/.." && pwd)
+cmd=${1:-start}
+[ $# -gt 0 ] && shift
+shards=3 replicas=2 port=7878 shard_port=7101
+dir=${RAGD_CLUSTER_DIR:-${XDG_STATE_HOME:-$HOME/.local/state}/ragd-cluster}
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --shards) shards=$2; shift 2 ;;
+    --replicas) replicas=$2; shift 2 ;;
+    --port) port=$2; shift 2 ;;
+    --shard-port) shard_port=$2; shift 2 ;;
+    --dir) dir=$2; shift 2 ;;
+    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+    *) echo "cluster-local.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
+  esac
 done
-echo "{\"replication_factor\": 2, \"shards\": [$(IFS=,; echo "${shards[*]}")]}" >"$root/cluster.json"
-sleep 1
-"$bin" serve --role coordinator --cluster "$root/cluster.json" --data-dir "$root/coordinator" >"$root/coordinator.log" 2>&1 &
-echo $! >"$root/coordinator.pid"
-sleep 1
-echo "cluster up: coordinator on 127.0.0.1:7878 (try: ragctl health), cluster file $root/cluster.json"
+for n in "$shards" "$replicas" "$port" "$shard_port"; do
+  [[ "$n" =~ ^[0-9]+$ ]] && [ "$n" -gt 0 ] || { echo "cluster-local.sh: expected positive integers, got $n" >&2; exit 2; }
+done
+
+alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+
+status() {
+  local any=0 up=0
+  for pid in "$dir"/*.pid; do
+    [ -e "$pid" ] || continue
+    any=1
+    name=$(basename "$pid" .pid)
+    if alive "$pid"; then echo "$name: running (pid $(cat "$pid"))"; up=$((up + 1)); else echo "$name: stopped"; fi
+  done
+  [ $any = 1 ] || { echo "no cluster in $dir"; return 1; }
+  [ $up -gt 0 ]
+}
+
+stop() {
+  local pids=()
+  for pid in "$dir"/*.pid; do
+    [ -e "$pid" ] || continue
+    alive "$pid" && pids+=("$(cat "$pid")")
+  done
+  [ ${#pids[@]} -gt 0 ] && kill -TERM "${pids[@]}" 2>/dev/null || true
+  for _ in $(seq 1 100); do
+    local left=0
+    for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && left=1; done
+    [ $left = 0 ] && break
+    sleep 0.1
+  done
+  for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
+  rm -f "$dir"/*.pid
+  echo "stopped (${#pids[@]} processes); data kept in $dir"
+}
+
+binary() {
+  if [ -n "${RAGD_BIN:-}" ]; then echo "$RAGD_BIN"; return; fi
+  if command -v ragd >/dev/null 2>&1; then command -v ragd; return; fi
+  if [ ! -x "$here/.build/release/ragd" ]; then (cd "$here" && swift build -c release >&2); fi
+  echo "$here/.build/release/ragd"
+}
+
+# Waits until a process prints its listening line (or dies).
+wait_listening() {
+  for _ in $(seq 1 200); do
+    grep -q "listening on" "$2" 2>/dev/null && return 0
+    kill -0 "$1" 2>/dev/null || { echo "cluster-local.sh: process failed to start, see $2" >&2; tail -5 "$2" >&2; return 1; }
+    sleep 0.05
+  done
+  echo "cluster-local.sh: no listening line in $2 after 10 s" >&2
+  return 1
+}
+
+start() {
+  if status >/dev/null 2>&1; then echo "a cluster is already running in $dir (stop it first)" >&2; exit 1; fi
+  local bin
+  bin=$(binary)
+  mkdir -p "$dir"
+  local p=$shard_port entries=()
+  for ((s = 0; s < shards; s++)); do
+    local list=()
+    for ((r = 0; r < replicas; r++)); do
+      "$bin" serve --role shard --port $p --data-dir "$dir/shard$s-$r" --metrics-port off >"$dir/shard$s-$r.log" 2>&1 &
+      echo $! >"$dir/shard$s-$r.pid"
+      wait_listening $! "$dir/shard$s-$r.log" || { stop >/dev/null; exit 1; }
+      list+=("\"127.0.0.1:$p\"")
+      p=$((p + 1))
+    done
+    entries+=("{\"id\": $s, \"replicas\": [$(IFS=,; echo "${list[*]}")]}")
+  done
+  echo "{\"replication_factor\": $replicas, \"shards\": [$(IFS=,; echo "${entries[*]}")]}" >"$dir/cluster.json"
+  "$bin" serve --role coordinator --port "$port" --cluster "$dir/cluster.json" --data-dir "$dir/coordinator" --metrics-port off \
+    >"$dir/coordinator.log" 2>&1 &
+  echo $! >"$dir/coordinator.pid"
+  wait_listening $! "$dir/coordinator.log" || { stop >/dev/null; exit 1; }
+  echo "cluster up: $shards shards x $replicas replicas, coordinator on 127.0.0.1:$port (ragctl --server 127.0.0.1:$port health); data and logs in $dir"
+}
+
+case "$cmd" in
+  start) start ;;
+  stop) stop ;;
+  status) status ;;
+  -h|--help|help) sed -n '2,11p' "$0" ;;
+  *) echo "usage: cluster-local.sh start|stop|status [options] (see --help)" >&2; exit 2 ;;
+esac

@@ -26,8 +26,8 @@ final class CallTable: Sendable {
         entries.withLock { $0[id] = Entry(waiter: waiter, connection: connection) }
     }
 
-    /// Routes one frame from the server to its call.
-    func deliver(_ frame: Ragd_V1_Frame) {
+    /// Routes one frame that arrived on `connection` to its call.
+    func deliver(_ frame: Ragd_V1_Frame, from connection: ObjectIdentifier) {
         switch frame.kind {
         case .response:
             if case .unary(let c) = remove(frame.callID) { c.resume(returning: frame.payload) }
@@ -39,8 +39,9 @@ final class CallTable: Sendable {
         case .error:
             let error = RagError(RagError.Code(frame.status), frame.statusMessage)
             if frame.callID == 0 {
-                // A connection-level error: every call on it fails with it.
-                failAll(error)
+                // A connection-level error: every call on that connection (and
+                // only on it: a client may have replaced it since) fails with it.
+                failAll(error, connection: connection)
             } else {
                 fail(frame.callID, error)
             }
@@ -94,7 +95,7 @@ final class ClientFrameHandler: ChannelInboundHandler, Sendable {
             context.close(promise: nil)
             return
         }
-        calls.deliver(frame)
+        calls.deliver(frame, from: ObjectIdentifier(context.channel))
         if frame.kind == .error, frame.callID == 0, frame.status == .resourceExhausted {
             // The server rejected a frame and is closing this connection.
             context.close(promise: nil)

@@ -69,6 +69,10 @@ public final class RagClient: Sendable {
         }
     }
 
+    /// The client's own deadline error: the server did not answer at all (it may
+    /// still complete the call), unlike a DEADLINE_EXCEEDED the server sends.
+    public static let noAnswerMessage = "no answer from ragd within the deadline (the server may still complete the call)"
+
     func frame(_ method: RagMethod, _ id: UInt64, payload: Data, timeout: Duration?) -> Ragd_V1_Frame {
         var f = Ragd_V1_Frame()
         f.callID = id
@@ -108,7 +112,7 @@ public final class RagClient: Sendable {
         // A client-side timer as well, in case the server never answers at all.
         let timer = (timeout ?? defaultTimeout).map { t in
             ch.eventLoop.scheduleTask(in: .microseconds(t.inMicroseconds) + .milliseconds(250)) {
-                calls.fail(id, RagError(.deadlineExceeded, "no answer from ragd within the deadline"))
+                calls.fail(id, RagError(.deadlineExceeded, Self.noAnswerMessage))
             }
         }
         defer { timer?.cancel() }

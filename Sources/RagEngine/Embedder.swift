@@ -8,6 +8,13 @@ public protocol Embedder: Sendable {
     var dimension: Int { get }
     /// Embeds a batch; the result has one L2-normalised vector per text.
     func embed(_ texts: [String]) async throws -> [[Float]]
+    /// False when the vectors ignore letter case (the text is lower-cased first).
+    var isCaseSensitive: Bool { get }
+}
+
+extension Embedder {
+    /// A model behind an API may see case: assume it does.
+    public var isCaseSensitive: Bool { true }
 }
 
 /// The built-in offline embedder: signed feature hashing of word unigrams and
@@ -21,6 +28,7 @@ public protocol Embedder: Sendable {
 public struct HashingEmbedder: Embedder {
     public let dimension: Int
     public var id: String { "hashing-v2-\(dimension)" }
+    public var isCaseSensitive: Bool { false }
 
     public init(dimension: Int = 384) {
         precondition(dimension > 0)

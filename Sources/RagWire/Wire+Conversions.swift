@@ -14,14 +14,22 @@ extension RagError.Code {
 }
 
 extension Ragd_V1_Frame {
-    /// An ERROR frame for `callID` carrying `error`'s code and message.
+    /// Longest method name an ERROR frame echoes back: every real method is far
+    /// shorter, and a hostile 8 MB name must not come back (twice) in the answer.
+    public static let maxEchoedMethodBytes = 128
+    /// Longest status message sent to a client.
+    public static let maxStatusMessageBytes = 4096
+
+    /// An ERROR frame for `callID` carrying `error`'s code and message. The method
+    /// is echoed only when it is short enough to be a real one, and the message is
+    /// bounded, so an error is always a small frame whatever the request held.
     public static func error(callID: UInt64, method: String = "", _ error: RagError) -> Ragd_V1_Frame {
         var f = Ragd_V1_Frame()
         f.callID = callID
-        f.method = method
+        f.method = method.utf8.count <= maxEchoedMethodBytes ? method : ""
         f.kind = .error
         f.status = error.code.wire
-        f.statusMessage = error.message
+        f.statusMessage = error.message.truncatedUTF8(maxBytes: maxStatusMessageBytes)
         return f
     }
 }

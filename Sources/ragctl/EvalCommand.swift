@@ -61,11 +61,11 @@ struct EvalCommand: AsyncParsableCommand {
     func run() async throws {
         let cutoffs = k.split(separator: ",").compactMap { Int($0) }.filter { $0 > 0 }
         guard !cutoffs.isEmpty else { throw ValidationError("--k needs positive numbers") }
-        guard let data = FileManager.default.contents(atPath: queries) else { throw ValidationError("cannot read \(queries)") }
+        guard let data = FileManager.default.contents(atPath: queries) else { throw failure("cannot read \(queries)") }
         var items: [Line] = []
         for (n, line) in String(decoding: data, as: UTF8.self).split(separator: "\n").enumerated() where !line.allSatisfy(\.isWhitespace) {
             guard let item = try? JSONDecoder().decode(Line.self, from: Data(line.utf8)), item.text ?? item.query != nil else {
-                throw ValidationError("\(queries):\(n + 1): expected {text, relevant_ids}")
+                throw failure("\(queries):\(n + 1): expected {text, relevant_ids}")
             }
             items.append(item)
         }

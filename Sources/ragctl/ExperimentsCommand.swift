@@ -22,9 +22,9 @@ struct ExperimentsCommand: AsyncParsableCommand {
         @Argument(help: "JSON file.") var file: String
 
         func run() async throws {
-            guard let data = FileManager.default.contents(atPath: file) else { throw ValidationError("cannot read \(file)") }
+            guard let data = FileManager.default.contents(atPath: file) else { throw failure("cannot read \(file)") }
             let e: Ragd_V1_Experiment
-            do { e = try Ragd_V1_Experiment(jsonUTF8Data: data) } catch { throw ValidationError("\(file): not a valid experiment: \(error)") }
+            do { e = try ExperimentsCommand.experiment(fromJSON: data) } catch { throw failure("\(file): not a valid experiment: \(error)") }
             let client = try connection.client()
             try await runReporting {
                 let r = try await client.call(.createExperiment, Ragd_V1_CreateExperimentRequest.with { $0.experiment = e },
@@ -32,6 +32,30 @@ struct ExperimentsCommand: AsyncParsableCommand {
                 print(connection.json ? r.experiment.jsonText : "experiment \(r.experiment.name) running on \(r.experiment.collection)")
             }
         }
+    }
+
+    /// The wire form is protobuf JSON; people write `"mode": "keyword"`, so the
+    /// short (any case) spellings of SearchMode are accepted as well.
+    static func experiment(fromJSON data: Data) throws -> Ragd_V1_Experiment {
+        var object = try JSONSerialization.jsonObject(with: data)
+        func rewrite(_ value: inout Any) {
+            if var dict = value as? [String: Any] {
+                for (k, var v) in dict {
+                    if k == "mode", let s = v as? String, !s.uppercased().hasPrefix("SEARCH_MODE_") {
+                        v = "SEARCH_MODE_" + s.uppercased()
+                    } else {
+                        rewrite(&v)
+                    }
+                    dict[k] = v
+                }
+                value = dict
+            } else if var list = value as? [Any] {
+                for i in list.indices { rewrite(&list[i]) }
+                value = list
+            }
+        }
+        rewrite(&object)
+        return try Ragd_V1_Experiment(jsonUTF8Data: try JSONSerialization.data(withJSONObject: object))
     }
 
     struct List: AsyncParsableCommand {
@@ -74,7 +98,9 @@ struct ExperimentsCommand: AsyncParsableCommand {
                     print("\n\(v.variant): \(v.queries) queries")
                     print("  metric                    count       mean     stddev        min        max        p50        p95")
                     for m in v.metrics where m.count > 0 {
-                        print(String(format: "  %-24@ %6llu %10.4g %10.4g %10.4g %10.4g %10.4g %10.4g", m.metric as NSString, m.count, m.mean, m.stddev, m.min, m.max, m.p50, m.p95))
+                        // Padded in Swift: Foundation on Linux ignores the width of %@.
+                        let name = m.metric.count >= 24 ? m.metric : m.metric + String(repeating: " ", count: 24 - m.metric.count)
+                        print("  " + name + String(format: " %6llu %10.4g %10.4g %10.4g %10.4g %10.4g %10.4g", m.count, m.mean, m.stddev, m.min, m.max, m.p50, m.p95))
                     }
                     for c in v.versusControl { print("  vs control, \(c.metric) (\(c.test)): \(c.verdict)") }
                 }

@@ -17,14 +17,14 @@ struct IndexCommand: AsyncParsableCommand {
 
     func run() async throws {
         let docs = try DocumentReader.read(paths)
-        guard !docs.isEmpty else { throw ValidationError("no .txt, .md or .jsonl documents found in \(paths.joined(separator: " "))") }
+        guard !docs.isEmpty else { throw failure("no .txt, .md or .jsonl documents found in \(paths.joined(separator: " "))") }
         let client = try connection.client()
         try await runReporting {
             var progress = Progress(total: docs.count, label: "docs")
             var total = (documents: 0, chunks: 0, replaced: 0, unchanged: 0)
             if batch == 0 {
                 do {
-                    for try await e in try await client.indexStream(docs, collection: collection, chunkSize: chunkSize, chunkOverlap: chunkOverlap, timeout: connection.deadline) {
+                    for try await e in try await client.indexStream(docs, collection: collection, chunkSize: chunkSize, chunkOverlap: chunkOverlap, timeout: connection.indexDeadline) {
                         switch e.event {
                         case .progress(let p): if !connection.json { progress.update(Int(p.documentsDone), extra: "\(p.chunksDone) chunks") }
                         case .done(let r): total = (Int(r.documents), Int(r.chunks), Int(r.replaced), Int(r.unchanged))
@@ -40,9 +40,14 @@ struct IndexCommand: AsyncParsableCommand {
                 let slice = Array(docs[start..<min(start + max(1, batch), docs.count)])
                 let r: IndexResponse
                 do {
-                    r = try await client.index(slice, collection: collection, chunkSize: chunkSize, chunkOverlap: chunkOverlap, timeout: connection.deadline)
+                    r = try await client.index(slice, collection: collection, chunkSize: chunkSize, chunkOverlap: chunkOverlap, timeout: connection.indexDeadline)
+                } catch let e as RagError where e.code == .deadlineExceeded && e.message.hasPrefix(RagClient.noAnswerMessage) {
+                    // The server never answered: unlike its own errors (after which
+                    // nothing of the batch is visible), this batch may have committed.
+                    throw RagError.batchFailed(e, documentIDs: slice.map(\.id), committedBefore: done,
+                                               rerun: "whether this batch committed is unknown; running the same command again completes it and skips what is stored")
                 } catch {
-                    throw RagError.batchFailed(error, documentIDs: slice.map(\.id), committedBefore: done, rerun: "running the same command again skips them")
+                    throw RagError.batchFailed(error, documentIDs: slice.map(\.id), committedBefore: done, rerun: "nothing of the failed batch is stored; running the same command again skips the committed ones")
                 }
                 total.documents += Int(r.documents); total.chunks += Int(r.chunks)
                 total.replaced += Int(r.replaced); total.unchanged += Int(r.unchanged)
@@ -64,7 +69,7 @@ enum DocumentReader {
         let fm = FileManager.default
         for root in paths {
             var isDir: ObjCBool = false
-            guard fm.fileExists(atPath: root, isDirectory: &isDir) else { throw ValidationError("no such file or folder: \(root)") }
+            guard fm.fileExists(atPath: root, isDirectory: &isDir) else { throw failure("no such file or folder: \(root)") }
             if isDir.boolValue {
                 let base = URL(fileURLWithPath: root).standardizedFileURL.path
                 let files = (fm.enumerator(atPath: root)?.compactMap { $0 as? String } ?? []).sorted()
@@ -83,7 +88,7 @@ enum DocumentReader {
     static func readFile(_ path: String, id: String) throws -> [RagDocument] {
         let ext = (path as NSString).pathExtension.lowercased()
         guard ["txt", "md", "jsonl"].contains(ext) else { return [] }
-        guard let data = FileManager.default.contents(atPath: path) else { throw ValidationError("cannot read \(path)") }
+        guard let data = FileManager.default.contents(atPath: path) else { throw failure("cannot read \(path)") }
         let text = String(decoding: data, as: UTF8.self)
         if ext != "jsonl" {
             guard !text.allSatisfy(\.isWhitespace) else { return [] }
@@ -93,7 +98,7 @@ enum DocumentReader {
         let decoder = JSONDecoder()
         for (n, line) in text.split(separator: "\n", omittingEmptySubsequences: true).enumerated() {
             guard let row = try? decoder.decode(JSONLine.self, from: Data(line.utf8)) else {
-                throw ValidationError("\(path):\(n + 1): expected a JSON object with a text field")
+                throw failure("\(path):\(n + 1): expected a JSON object with a text field")
             }
             var meta: Metadata = [:]
             for (k, v) in row.metadata ?? [:] { if let value = v.value { meta[k] = value } }

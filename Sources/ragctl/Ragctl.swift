@@ -17,8 +17,8 @@ struct ConnectionOptions: ParsableArguments {
     @Option(help: "Server address as host:port (env RAGD_ADDRESS; default 127.0.0.1:7878).")
     var server: String?
 
-    @Option(help: "Deadline for each call, in seconds.")
-    var timeout: Double = 60
+    @Option(help: "Deadline for each call, in seconds (default 60; 600 for each batch of `index`, which may embed for minutes).")
+    var timeout: Double?
 
     @Flag(help: "Print machine-readable JSON.")
     var json = false
@@ -29,7 +29,18 @@ struct ConnectionOptions: ParsableArguments {
         return RagClient(host: host, port: port)
     }
 
-    var deadline: Duration { .milliseconds(Int64(timeout * 1000)) }
+    var deadline: Duration { .milliseconds(Int64((timeout ?? 60) * 1000)) }
+    /// Index batches embed before they commit: with a local model on a loaded
+    /// machine one batch can take minutes, so they get a longer default.
+    var indexDeadline: Duration { .milliseconds(Int64((timeout ?? 600) * 1000)) }
+}
+
+/// A problem with what the user gave (a file, its contents): one line on stderr
+/// and exit 1, as for a server error (ArgumentParser's ValidationError would
+/// print the usage text and exit 64, which is for wrong flags only).
+func failure(_ message: String) -> ExitCode {
+    FileHandle.standardError.write(Data("ragctl: \(message)\n".utf8))
+    return ExitCode(1)
 }
 
 /// Runs a command body, turning a RagError into one line on stderr and exit 1.

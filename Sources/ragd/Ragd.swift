@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
+import RagEngine
 import RagServer
 import ServiceLifecycle
 
@@ -34,7 +35,7 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "all (default: everything in one process), coordinator (public RPCs over shard nodes) or shard.") var role: String?
     @Option(help: "Cluster file (JSON) for --role coordinator.") var cluster: String?
     @Option(help: "Embedder: hashing (built in, default), minilm (local all-MiniLM-L6-v2), openai (OpenAI-compatible /v1/embeddings) or ollama (/api/embed).") var embedder: String?
-    @Option(name: .customLong("minilm-dir"), help: "all-MiniLM-L6-v2 files for --embedder minilm (default models/all-minilm-l6-v2; Scripts/fetch-minilm.sh).") var miniLMDir: String?
+    @Option(name: .customLong("minilm-dir"), help: "all-MiniLM-L6-v2 files for --embedder minilm (default: where Scripts/fetch-minilm.sh installed them, see README).") var miniLMDir: String?
     @Option(name: .customLong("embedder-url"), help: "Embedding provider base URL.") var embedderURL: String?
     @Option(name: .customLong("embedder-model"), help: "Embedding model name.") var embedderModel: String?
     @Option(name: .customLong("embedder-api-key-env"), help: "Environment variable holding the embedding provider's API key.") var embedderKeyEnv: String?
@@ -120,7 +121,7 @@ struct Serve: AsyncParsableCommand {
             return p
         }
         if setting(embedder, env: "RAGD_EMBEDDER", file: file, key: "embedder")?.lowercased() == "minilm" {
-            c.miniLMDirectory = setting(miniLMDir, env: "RAGD_MINILM_DIR", file: file, key: "minilm-dir") ?? "models/all-minilm-l6-v2"
+            c.miniLMDirectory = try setting(miniLMDir, env: "RAGD_MINILM_DIR", file: file, key: "minilm-dir") ?? MiniLMLocation.find()
         } else {
             c.embeddingProvider = try provider(embedder, embedderURL, embedderModel, embedderKeyEnv, prefix: "embedder", builtIn: "hashing")
         }

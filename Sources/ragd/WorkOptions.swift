@@ -13,6 +13,7 @@ struct WorkOptions: ParsableArguments {
     @Option(name: .customLong("job-batch-size"), help: "Documents per batch in an index job; progress is saved after each (default 64).") var jobBatchSize: Int?
     @Option(name: .customLong("job-visibility-timeout"), help: "Seconds without a claim renewal before a running job goes to another worker (default 30).") var visibilityTimeout: Int?
     @Option(name: .customLong("job-retention-hours"), help: "Finished jobs are deleted this many hours after they finish (default 168).") var retentionHours: Int?
+    @Option(name: .customLong("job-staging-timeout"), help: "Seconds an upload in parts may wait for its next part before the job is failed and its parts dropped (default 3600).") var stagingTimeout: Int?
     @Option(name: .customLong("worker-name"), help: "This worker's name in the job queue (default host/pid).") var workerName: String?
     @Option(name: .customLong("embed-batch-size"), help: "Chunks per embedder call while indexing (default 64).") var embedBatchSize: Int?
     @Option(name: .customLong("index-embed-workers"), help: "Embedding batches at once for indexing (default: cores).") var indexEmbedWorkers: Int?
@@ -32,6 +33,7 @@ struct WorkOptions: ParsableArguments {
         if let v = try int(jobBatchSize, "RAGD_JOB_BATCH_SIZE", "job-batch-size") { c.jobs.batchSize = v }
         if let v = try int(visibilityTimeout, "RAGD_JOB_VISIBILITY_TIMEOUT", "job-visibility-timeout") { c.jobs.visibilityTimeout = .seconds(v) }
         if let v = try int(retentionHours, "RAGD_JOB_RETENTION_HOURS", "job-retention-hours") { c.jobs.retention = .seconds(v * 3600) }
+        if let v = try int(stagingTimeout, "RAGD_JOB_STAGING_TIMEOUT", "job-staging-timeout") { c.jobs.stagingTimeout = .seconds(v) }
         if let v = setting(workerName, "RAGD_WORKER_NAME", "worker-name") { c.jobs.workerName = v }
         if let v = try int(embedBatchSize, "RAGD_EMBED_BATCH_SIZE", "embed-batch-size") { c.embedBatchSize = v }
         if let v = try int(indexEmbedWorkers, "RAGD_INDEX_EMBED_WORKERS", "index-embed-workers") { c.indexEmbedWorkers = v }

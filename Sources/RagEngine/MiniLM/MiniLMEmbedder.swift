@@ -4,14 +4,17 @@ import Synchronization
 
 /// all-MiniLM-L6-v2 inside the server, no network: WordPiece + a 6-layer BERT
 /// forward pass. The model directory holds `vocab.txt` and `model.safetensors`
-/// (Scripts/fetch-minilm.sh puts them in models/all-minilm-l6-v2).
+/// (Scripts/fetch-minilm.sh installs them; `MiniLMLocation` finds them).
 public struct MiniLMEmbedder: Embedder {
+    /// The uncased model lower-cases every text first.
+    public var isCaseSensitive: Bool { false }
     public let tokenizer: WordPieceTokenizer
     public let model: MiniLMModel
     public var id: String { "minilm-l6-v2-384" }
     public var dimension: Int { 384 }
 
     public init(directory: String) throws {
+        try MiniLMLocation.check(directory)
         tokenizer = try WordPieceTokenizer(vocabularyFile: directory + "/vocab.txt", maxLength: 256)
         model = try MiniLMModel(safetensors: directory + "/model.safetensors")
         // Texts run in parallel, one per core: BLAS threads on top would only contend.

@@ -30,6 +30,7 @@ public final class QueryCache: Sendable {
     let l1: LRUCache<Data>
     let flights = SingleFlight()
     let counters = Mutex(Counters())
+    let pendingBumps = Mutex(Set<String>())
     let metrics: RagMetrics?
     let logger: Logger
 
@@ -43,15 +44,28 @@ public final class QueryCache: Sendable {
 
     /// A stable key: FNV-1a (two seeds, 128 bits) over the canonical description
     /// of everything that decides the answer.
-    public static func key(_ q: QueryOptions, generation: String, configuration: String, variant: String = "") -> String {
-        let normalized = q.query.lowercased().split(whereSeparator: \.isWhitespace).joined(separator: " ")
+    ///
+    /// Case is folded only when `foldCase` says the pipeline ignores it (a local
+    /// uncased embedder and the extractive generator): a model provider sees the
+    /// question as typed, so there case can change the answer.
+    public static func key(_ q: QueryOptions, generation: String, configuration: String, variant: String = "", foldCase: Bool = true) -> String {
+        // Per scalar, as the tokenizers fold it (String.lowercased() has context rules).
+        let text = foldCase ? String(String.UnicodeScalarView(q.query.unicodeScalars.flatMap { $0.properties.lowercaseMapping.unicodeScalars })) : q.query
+        let normalized = text.split(whereSeparator: \.isWhitespace).joined(separator: " ")
         let material = [
-            "v1", q.collection, generation, normalized, "\(q.topK ?? 0)", q.mode.rawValue,
-            q.filter?.canonical ?? "-", q.rerank?.canonical ?? "-", "\(q.answerMaxCharacters ?? 0)", configuration, variant,
+            "v2", q.collection, generation, normalized, "\(q.topK ?? 0)", q.mode.rawValue,
+            q.filter?.canonical ?? "-", q.rerank?.canonical ?? "-", "\(q.answerMaxCharacters ?? 0)", q.strict ? "strict" : "lenient",
+            configuration, variant,
         ].joined(separator: "\u{1F}")
         let a = StableHash.fnv1a(material)
         let b = StableHash.fnv1a(material, seed: 0x9E37_79B9_7F4A_7C15)
-        return String(a, radix: 16) + String(b, radix: 16)
+        // Fixed width: two unpadded hex numbers side by side would be ambiguous.
+        return hex16(a) + hex16(b)
+    }
+
+    static func hex16(_ v: UInt64) -> String {
+        let s = String(v, radix: 16)
+        return String(repeating: "0", count: 16 - s.count) + s
     }
 
     func l2Failed(_ error: any Error) {
@@ -85,16 +99,20 @@ public final class QueryCache: Sendable {
         }
     }
 
-    /// The shared generation of a collection, or nil when the L2 cannot say
-    /// (then the cache is skipped: better a miss than a stale answer).
+    /// The shared generation of a collection, or nil when the L2 cannot say, or
+    /// when a write's bump has not reached the L2 yet (then the cache is skipped
+    /// for that collection, reads and stores: better a miss than a stale answer).
     func sharedGeneration(_ collection: String) async -> Int64? {
         guard let l2 else { return 0 }
+        if pendingBumps.withLock({ $0.contains(collection) }) { return nil }
         return await bounded { try await l2.generation(collection) }
     }
 
-    /// The cached answer for `key`, or the result of `compute` (stored in both levels).
+    /// The cached answer for `key`, or the result of `compute`, stored in both
+    /// levels only when `compute` says it may be (a degraded answer — a provider
+    /// outage's fallback — is served once, never cached).
     /// Returns the bytes and where they came from ("l1", "l2" or "" when computed).
-    public func value(for key: String, compute: @escaping @Sendable () async throws -> Data) async throws -> (Data, String) {
+    public func value(for key: String, compute: @escaping @Sendable () async throws -> (Data, cacheable: Bool)) async throws -> (Data, String) {
         if let hit = l1.get(key) {
             counters.withLock { $0.l1Hits += 1 }
             metrics?.cacheRequest(level: "l1", result: "hit")
@@ -114,7 +132,8 @@ public final class QueryCache: Sendable {
         let ttl = settings.ttl
         let (data, joined) = try await flights.run(key) { [self] in
             counters.withLock { $0.pipelineRuns += 1 }
-            let data = try await compute()
+            let (data, cacheable) = try await compute()
+            guard cacheable else { return data }
             l1.set(key, data, bytes: data.count, ttl: ttl)
             if let l2 { _ = await bounded { try await l2.set(key, data, ttl: ttl) } }
             return data
@@ -133,9 +152,48 @@ public final class QueryCache: Sendable {
         if let l2 { _ = await bounded { try await l2.clear() } }
     }
 
-    public func bumpGeneration(_ collection: String) async {
-        if let l2 { _ = await bounded { try await l2.bumpGeneration(collection) } }
+    /// Moves the collection's shared generation on before a write commits, so
+    /// that every server sharing the L2 stops serving answers computed before it.
+    /// If the L2 does not take it, the write must not happen: UNAVAILABLE, and
+    /// nothing is committed. (A write is never acknowledged while servers that
+    /// share the cache could go on serving answers from before it.)
+    public func prepareWrite(_ collection: String) async throws {
+        guard let l2, !(l2 is SQLiteSharedCache) else { return }  // one server: the catalog generation suffices
+        guard await bounded({ try await l2.bumpGeneration(collection) }) != nil else {
+            throw RagError(.unavailable, "the shared cache (\(l2.name)) did not take this write's generation bump, so other servers "
+                               + "could serve answers from before it; nothing was written: retry")
+        }
     }
+
+    /// Moves the collection's shared generation on after a write (answers computed
+    /// while the write committed may have cached its old state). If the L2 does
+    /// not take the bump (down, slow, cancelled), this server bypasses the cache
+    /// for the collection until a retry succeeds; it never goes on as if the
+    /// bump had happened. (Other servers sharing the L2 cannot reach it either
+    /// while it is down, so they bypass too; see README "Cache".)
+    public func bumpGeneration(_ collection: String) async {
+        guard let l2 else { return }
+        if await bounded({ try await l2.bumpGeneration(collection) }) != nil { return }
+        let start = pendingBumps.withLock { $0.insert(collection).inserted }
+        logger.warning("cache generation of \(collection) could not be bumped; bypassing the cache for it until a retry succeeds")
+        guard start else { return }
+        Task.detached { [self] in await retryBump(collection) }
+    }
+
+    /// Retries a bump with backoff (100 ms doubling to 2 s) until it succeeds.
+    func retryBump(_ collection: String) async {
+        var attempt = 1
+        while true {
+            try? await Task.sleep(for: min(.seconds(2), Duration.backoff(base: .milliseconds(100), retry: min(attempt, 10), jitter: 0.75...1.25)))
+            if let l2, await bounded({ try await l2.bumpGeneration(collection) }) != nil { break }
+            attempt += 1
+        }
+        pendingBumps.withLock { _ = $0.remove(collection) }
+        logger.info("cache generation of \(collection) bumped; caching it again")
+    }
+
+    /// Collections whose last write has not bumped the shared generation yet.
+    public var collectionsBypassed: [String] { pendingBumps.withLock { $0.sorted() } }
 
     public struct Snapshot: Sendable {
         public var l1Hits, l2Hits, misses, errors, pipelineRuns, coalesced, evictions: UInt64

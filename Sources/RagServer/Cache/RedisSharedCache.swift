@@ -13,7 +13,7 @@ public final class RedisSharedCache: SharedCache, Sendable {
 
     public init(host: String, port: Int, timeout: Duration = .milliseconds(50), prefix: String = "ragd:") {
         self.prefix = prefix
-        redis = RedisConnection(host: host, port: port, timeout: timeout)
+        redis = RedisConnection(host: host, port: port, timeout: timeout, connections: 4)
     }
 
     public func get(_ key: String) async throws -> Data? {
@@ -41,11 +41,14 @@ public final class RedisSharedCache: SharedCache, Sendable {
         return try await redis.command("GET", prefix + "epoch").integer ?? 0
     }
 
+    /// One round trip (MGET of the epoch and the collection's write counter);
+    /// a second only the first time, to seed the epoch.
     public func generation(_ collection: String) async throws -> Int64 {
-        // The epoch (random at first, bumped by clear) and the collection's write counter.
-        let epoch = try await epoch()
-        let gen = try await redis.command("GET", prefix + "gen:" + collection).integer ?? 0
-        return epoch << 32 &+ gen
+        let r = try await redis.command("MGET", prefix + "epoch", prefix + "gen:" + collection).array
+        guard r.count == 2 else { throw RagError.unavailable("redis: unexpected MGET reply") }
+        var epoch = r[0].integer
+        if epoch == nil { epoch = try await self.epoch() }
+        return epoch! << 32 &+ (r[1].integer ?? 0)
     }
 
     public func bumpGeneration(_ collection: String) async throws {

@@ -1,17 +1,45 @@
 import RagCore
 import RagEngine
 
+/// One target of a write (the collection, or one chunking profile's index of it)
+/// with everything chunked and embedded, ready to commit.
+struct WritePlan: Sendable {
+    var collection: String
+    /// Prepared documents by partition (empty: nothing to write there).
+    var groups: [[PreparedDocument]]
+    var summary: IndexSummary
+}
+
 extension Coordinator {
-    /// Chunks, embeds and stores documents. Each partition's share commits in
-    /// one transaction; unchanged documents (same content hash) are skipped.
+    /// Longest a commit phase may run past the call's deadline: commits are short
+    /// transactions, and stopping one half way would leave part of a write visible.
+    static let commitGrace: Duration = .seconds(10)
+
+    /// Chunks, embeds and stores documents, all or nothing as far as the caller can
+    /// tell: every target (the collection and each chunking profile an experiment
+    /// defined) is validated, chunked and embedded first, and only then committed.
+    /// A failure or a deadline before the commit phase leaves nothing visible; the
+    /// commit phase is not cancelled. If a partition's commit itself fails (a disk
+    /// error), the error names exactly the documents that were committed.
+    /// Unchanged documents (same content hash) are skipped.
     public func index(collection: String, documents: [RagDocument], chunkSize: Int, chunkOverlap: Int) async throws -> IndexSummary {
-        let summary = try await indexOne(collection: collection, documents: documents, chunkSize: chunkSize, chunkOverlap: chunkOverlap)
-        // The same documents under each chunking profile an experiment defined.
+        let documents = try Self.validate(collection: collection, documents: documents, limit: configuration.maxDocumentsPerCall)
+        var plans = [try await prepare(collection: collection, documents: documents, chunkSize: chunkSize, chunkOverlap: chunkOverlap)]
         for profile in chunkingProfiles(collection) {
-            _ = try await indexOne(collection: ExperimentManager.variantCollection(collection, profile: profile.name), documents: documents,
-                                   chunkSize: profile.size, chunkOverlap: profile.overlap)
+            plans.append(try await prepare(collection: ExperimentManager.variantCollection(collection, profile: profile.name), documents: documents,
+                                           chunkSize: profile.size, chunkOverlap: profile.overlap))
         }
-        return summary
+        guard !Task.isCancelled else {
+            throw RagError(.cancelled, "stopped before committing: nothing of this write was committed")
+        }
+        // Shielded from the caller's cancellation, with a budget of its own.
+        let ready = plans
+        let budget = max(CallDeadline.remaining ?? Self.commitGrace, Self.commitGrace)
+        try await CallDeadline.$current.withValue(.now + budget) {
+            try await Task { try await self.commit(ready) }.value
+        }
+        metrics?.indexed(documents: plans[0].summary.documents)
+        return plans[0].summary
     }
 
     /// One batch of a longer run (IndexStream, an index job): a failure names the
@@ -24,24 +52,38 @@ extension Coordinator {
         }
     }
 
-    func indexOne(collection: String, documents: [RagDocument], chunkSize: Int, chunkOverlap: Int) async throws -> IndexSummary {
+    /// Checks a request before any work: ids, texts, count. Ids are normalised to
+    /// NFC here (see `RagDocument.normalizedID`).
+    static func validate(collection: String, documents: [RagDocument], limit: Int) throws -> [RagDocument] {
         try CollectionRegistry.validateName(collection)
         guard !documents.isEmpty else { throw RagError.invalidArgument("index request has no documents") }
-        guard documents.count <= configuration.maxDocumentsPerCall else {
-            throw RagError(.resourceExhausted, "\(documents.count) documents in one call; the limit is \(configuration.maxDocumentsPerCall): send batches")
+        guard documents.count <= limit else {
+            throw RagError(.resourceExhausted, "\(documents.count) documents in one call; the limit is \(limit): send batches")
         }
-        let chunker = try Chunker(size: chunkSize == 0 ? Chunker.defaultSize : chunkSize,
-                                  overlap: chunkSize == 0 && chunkOverlap == 0 ? Chunker.defaultOverlap : chunkOverlap)
         var seen = Set<String>()
-        for d in documents {
+        var out = documents
+        for i in out.indices {
+            out[i].id = RagDocument.normalizedID(out[i].id)
+            let d = out[i]
             guard !d.id.isEmpty else { throw RagError.invalidArgument("a document has an empty id") }
             guard d.id.utf8.count <= 512 else { throw RagError.invalidArgument("document id \(d.id.prefix(40).debugDescription)… is longer than 512 bytes") }
             guard seen.insert(d.id).inserted else { throw RagError.invalidArgument("document id \(d.id.debugDescription) appears twice in one request") }
             guard !d.text.allSatisfy(\.isWhitespace) else { throw RagError.invalidArgument("document \(d.id.debugDescription) has no text") }
         }
-        let handle = try await registry.getOrCreate(collection, embedder: embedder)
-        try checkEmbedder(handle)
-        let partitions = handle.info.partitions
+        return out
+    }
+
+    /// Chunks and embeds what must be written to one target; writes no document.
+    /// (A new collection is registered here, so that its shards can be asked
+    /// what they already hold: on a coordinator they may hold it already. A first
+    /// write that fails can leave it existing and empty.)
+    func prepare(collection: String, documents: [RagDocument], chunkSize: Int, chunkOverlap: Int) async throws -> WritePlan {
+        try CollectionRegistry.validateName(collection)
+        let chunker = try Chunker(size: chunkSize == 0 ? Chunker.defaultSize : chunkSize,
+                                  overlap: chunkSize == 0 && chunkOverlap == 0 ? Chunker.defaultOverlap : chunkOverlap)
+        let handle: CollectionHandle? = try await registry.getOrCreate(collection, embedder: embedder)
+        if let handle { try checkEmbedder(handle) }
+        let partitions = handle?.info.partitions ?? registry.newCollectionPartitions
         var groups = [[RagDocument]](repeating: [], count: partitions)
         for d in documents {
             groups[StableHash.partition(collection: collection, documentID: d.id, count: partitions)].append(d)
@@ -49,12 +91,12 @@ extension Coordinator {
         let embedder = self.embedder
         let batch = configuration.embedBatchSize
         let lane = indexEmbedding
-        let parts = try await withThrowingTaskGroup(of: IndexSummary.self) { group in
+        let prepared = try await withThrowingTaskGroup(of: (Int, [PreparedDocument], IndexSummary).self) { group in
             for (p, docs) in groups.enumerated() where !docs.isEmpty {
-                let shard = handle.shards[p]
+                let shard = handle?.shards[p]
                 group.addTask {
                     var summary = IndexSummary()
-                    let existing = try await shard.contentHashes(docs.map(\.id))
+                    let existing = try await shard?.contentHashes(docs.map(\.id)) ?? [:]
                     var prepared: [PreparedDocument] = []
                     var pendingTexts: [String] = []
                     for d in docs {
@@ -80,20 +122,67 @@ extension Coordinator {
                         prepared[i].embeddings = Array(vectors[offset..<offset + n])
                         offset += n
                     }
-                    try Task.checkCancellation()
-                    if !prepared.isEmpty { _ = try await shard.write(upserts: prepared, deletes: []) }
                     summary.documents = prepared.count
                     summary.chunks = offset
-                    return summary
+                    return (p, prepared, summary)
                 }
             }
+            var out = [[PreparedDocument]](repeating: [], count: partitions)
             var total = IndexSummary()
-            for try await s in group { total += s }
-            return total
+            for try await (p, docs, s) in group {
+                out[p] = docs
+                total += s
+            }
+            return (out, total)
         }
-        if parts.documents > 0 { try await recordWrite(collection) }
-        metrics?.indexed(documents: parts.documents)
-        return parts
+        return WritePlan(collection: collection, groups: prepared.0, summary: prepared.1)
+    }
+
+    /// Commits every plan, partitions in parallel. Whatever happens, a collection
+    /// that may have changed gets its generation bumped (a failed commit can still
+    /// have committed on other partitions, and those documents are served).
+    func commit(_ plans: [WritePlan]) async throws {
+        var failures: [(plan: Int, error: RagError)] = []
+        var committed: [String] = []
+        var pending: [String] = []
+        let targets = plans.filter { $0.groups.contains(where: { !$0.isEmpty }) }.map(\.collection)
+        for collection in targets { try await queryCache?.prepareWrite(collection) }
+        for (i, plan) in plans.enumerated() where plan.groups.contains(where: { !$0.isEmpty }) {
+            let handle = try await registry.getOrCreate(plan.collection, embedder: embedder)
+            try checkEmbedder(handle)
+            guard handle.info.partitions == plan.groups.count else {
+                throw RagError(.aborted, "collection \(plan.collection) changed while this write was prepared; nothing was committed, retry")
+            }
+            let outcomes = await withTaskGroup(of: (Int, RagError?).self) { group in
+                for (p, docs) in plan.groups.enumerated() where !docs.isEmpty {
+                    let shard = handle.shards[p]
+                    group.addTask {
+                        do { _ = try await shard.write(upserts: docs, deletes: []); return (p, nil) } catch { return (p, RagError(from: error)) }
+                    }
+                }
+                return await group.reduce(into: [(Int, RagError?)]()) { $0.append($1) }
+            }
+            for (p, error) in outcomes {
+                let ids = plan.groups[p].map(\.id)
+                if let error {
+                    failures.append((i, error))
+                    if i == 0 { pending += ids }
+                } else if i == 0 {
+                    committed += ids
+                }
+            }
+            try await recordWrite(plan.collection)
+            // The next target is not touched once one has failed.
+            if !failures.isEmpty { break }
+        }
+        guard let first = failures.first else { return }
+        if committed.isEmpty && first.plan == 0 {
+            throw RagError(first.error.code, "\(first.error.message); nothing of this write was committed")
+        }
+        let named = { (ids: [String]) in ids.sorted().prefix(8).joined(separator: ", ") + (ids.count > 8 ? " and \(ids.count - 8) more" : "") }
+        let where_ = first.plan == 0 ? "" : " (in the index of chunking profile \(plans[first.plan].collection))"
+        throw RagError(first.error.code, "\(first.error.message)\(where_); committed: \(committed.count) documents (\(named(committed))); "
+                           + "not committed: \(pending.count) (\(named(pending))); re-running the same request completes it")
     }
 
     /// Deletes documents by id; returns the ids that did not exist.
@@ -108,6 +197,7 @@ extension Coordinator {
 
     func deleteOne(collection: String, documentIDs: [String]) async throws -> (deleted: Int, notFound: [String]) {
         guard !documentIDs.isEmpty else { throw RagError.invalidArgument("delete request has no document ids") }
+        let documentIDs = documentIDs.map(RagDocument.normalizedID)
         let handle = try await registry.get(collection)
         let partitions = handle.info.partitions
         var groups = [[String]](repeating: [], count: partitions)
@@ -115,10 +205,18 @@ extension Coordinator {
             groups[StableHash.partition(collection: collection, documentID: id, count: partitions)].append(id)
         }
         let byPartition = groups
-        let deleted = try await fanOut(handle.shards) { shard in
-            let ids = byPartition[shard.partition]
-            return ids.isEmpty ? [] : try await shard.write(upserts: [], deletes: ids)
-        }.reduce(into: Set<String>()) { $0.formUnion($1) }
+        try await queryCache?.prepareWrite(collection)
+        let deleted: Set<String>
+        do {
+            deleted = try await fanOut(handle.shards) { shard in
+                let ids = byPartition[shard.partition]
+                return ids.isEmpty ? [] : try await shard.write(upserts: [], deletes: ids)
+            }.reduce(into: Set<String>()) { $0.formUnion($1) }
+        } catch {
+            // Some partitions may have deleted already: their answers must not be cached ones.
+            try? await recordWrite(collection)
+            throw error
+        }
         if !deleted.isEmpty { try await recordWrite(collection) }
         let notFound = documentIDs.filter { !deleted.contains($0) }
         return (deleted.count, Array(Set(notFound)).sorted())

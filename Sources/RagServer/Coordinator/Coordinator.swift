@@ -41,6 +41,13 @@ public final class Coordinator: Sendable {
         "\(embedder.id)|\(generator.id)|rrf\(Int(Fusion.defaultK))|depth3k50"
     }
 
+    /// True when letter case in a question cannot change its answer: the embedder
+    /// folds case and the extractive generator matches lower-cased terms. (A chat
+    /// model sees the question as typed.) Decides whether cache keys fold case.
+    public var ignoresQueryCase: Bool {
+        !embedder.isCaseSensitive && generator is ExtractiveGenerator
+    }
+
     /// Candidates fetched from each list before hybrid fusion: deep enough that
     /// fusion sees what either list ranks well, bounded so cost stays flat.
     static func fusionDepth(k: Int) -> Int { min(1000, max(50, 3 * k)) }

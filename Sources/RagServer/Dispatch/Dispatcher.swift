@@ -51,7 +51,7 @@ public final class Dispatcher: Sendable {
             logger.debug("unknown method")
             metrics?.rpcError(method: "unknown", code: RagError.Code.unimplemented.description)
             await send(.error(callID: frame.callID, method: frame.method,
-                              RagError(.unimplemented, "method \(frame.method.debugDescription) is not implemented; known: \(handlers.keys.sorted().joined(separator: ", "))")))
+                              RagError(.unimplemented, "method \(frame.method.truncatedUTF8(maxBytes: 64).debugDescription) is not implemented; known: \(handlers.keys.sorted().joined(separator: ", "))")))
             return
         }
         let payload = frame.payload
@@ -102,10 +102,17 @@ public final class Dispatcher: Sendable {
                 return nil
             }
             defer { group.cancelAll() }
-            guard let first = try await group.next(), let value = first else {
-                throw RagError(.deadlineExceeded, "deadline of \(ms) ms exceeded")
-            }
-            return value
+            if let first = try await group.next(), let value = first { return value }
+            // The deadline passed: stop the body and hear how it ended. A body that
+            // still completes (a write's commit phase is not cancelled) reports its
+            // real outcome: a call that took effect is never reported as failed.
+            group.cancelAll()
+            do {
+                if let last = try await group.next(), let value = last { return value }
+            } catch let e as RagError where e.code == .cancelled || e.code == .deadlineExceeded {
+                throw RagError(.deadlineExceeded, "deadline of \(ms) ms exceeded; \(e.message)")
+            } catch {}
+            throw RagError(.deadlineExceeded, "deadline of \(ms) ms exceeded")
         }
     }
 

@@ -188,9 +188,10 @@ public struct RagService: Sendable {
                 let handle = try await coordinator.registry.get(q.collection)
                 if let shared = await cache.sharedGeneration(q.collection) {
                     let key = QueryCache.key(q, generation: "\(handle.info.generation).\(shared)", configuration: coordinator.configurationID,
-                                             variant: variantKey)
+                                             variant: variantKey, foldCase: coordinator.ignoresQueryCase)
                     let (bytes, level) = try await cache.value(for: key) { [self] in
-                        try FrameCodec.bytes(try await answer(validated, requestID: ctx.requestID, start: start))
+                        let r = try await answer(validated, requestID: ctx.requestID, start: start)
+                        return (try FrameCodec.bytes(r), cacheable: !r.degraded)
                     }
                     var r = try FrameCodec.payload(Ragd_V1_QueryResponse.self, from: bytes)
                     if !level.isEmpty {

@@ -67,6 +67,13 @@ public final class ExperimentManager: Sendable {
                 throw .invalidArgument("chunking profile names are lower-case letters, digits, _ and -")
             }
             _ = try Chunker(size: Int(c.chunkSize), overlap: Int(c.chunkOverlap))
+            // The profile's own index is a collection too: its name must be valid
+            // now, not fail every later Index into the collection.
+            let index = Self.variantCollection(e.collection, profile: c.name)
+            do { try CollectionRegistry.validateName(index) } catch {
+                throw .invalidArgument("chunking profile \(c.name.debugDescription) of collection \(e.collection) needs an index named \(index.debugDescription), "
+                                       + "longer than the 64-character limit for collection names: use a shorter profile name")
+            }
         }
         e.state = "running"
         e.createdAt = Date().timeIntervalSince1970

@@ -61,6 +61,16 @@ public protocol JobQueue: Sendable {
     /// Deletes jobs that finished (succeeded, failed, cancelled) more than
     /// `age` seconds ago; returns how many.
     func purge(olderThan age: Double) async throws -> Int
+    /// Fails staging jobs that received no part for `idle` seconds (a client that
+    /// uploaded some parts and went away) and drops their parts; returns their ids.
+    func expireStaging(idleFor idle: Double) async throws -> [String]
+}
+
+extension JobQueue {
+    /// What an expired upload's job says, in GetJob and ListJobs.
+    static func stagingExpiredMessage(_ idle: Double) -> String {
+        "upload abandoned: no part arrived for \(Int(idle)) s (--job-staging-timeout); its documents were discarded and nothing was indexed"
+    }
 }
 
 extension JobQueue {

@@ -24,6 +24,9 @@ public final class JobRunner: Sendable {
         public var visibilityTimeout: Duration = .seconds(30)
         /// Finished jobs (and their results) are deleted this long after they finish.
         public var retention: Duration = .seconds(7 * 86_400)
+        /// A staging job (an upload in parts) that gets no part for this long is
+        /// failed and its parts dropped: its client went away.
+        public var stagingTimeout: Duration = .seconds(3600)
         /// How this worker names itself in the queue (default host/pid).
         public var workerName = "\(ProcessInfo.processInfo.hostName)/\(ProcessInfo.processInfo.processIdentifier)"
         public init() {}
@@ -37,6 +40,7 @@ public final class JobRunner: Sendable {
     private let running = Mutex<[String: Task<Void, Never>]>([:])
     private let counts = Mutex<[String: (busy: Int, completed: UInt64)]>([:])
     private let batchesCommitted = Atomic<Int>(0)
+    private let stagingExpired = Atomic<Int>(0)
 
     public init(queue: any JobQueue, settings: Settings, coordinator: Coordinator, logger: Logger,
                 runQuery: @escaping @Sendable (Ragd_V1_QueryRequest) async throws -> Data) {
@@ -94,17 +98,39 @@ public final class JobRunner: Sendable {
     /// Worker loops (and an hourly purge of old finished jobs) until cancelled.
     public func run() async {
         await withTaskGroup(of: Void.self) { group in
-            group.addTask {
-                let age = self.settings.retention.inSeconds
-                while !Task.isCancelled {
-                    if let n = try? await self.queue.purge(olderThan: age), n > 0 { self.logger.info("purged \(n) finished jobs older than \(Int(age)) s") }
-                    try? await Task.sleep(for: .seconds(3600))
-                }
-            }
+            group.addTask { await self.janitor() }
             for _ in 0..<settings.indexWorkers { group.addTask { await self.worker(kind: "index") } }
             for _ in 0..<settings.queryWorkers { group.addTask { await self.worker(kind: "query") } }
         }
     }
+
+    /// Purges old finished jobs and expires abandoned uploads, at least hourly
+    /// and often enough that an upload expires within a quarter of its timeout.
+    func janitor() async {
+        let age = settings.retention.inSeconds
+        let idle = settings.stagingTimeout.inSeconds
+        let every = Duration.seconds(min(3600, max(0.5, idle / 4)))
+        var lastPurge: ContinuousClock.Instant?
+        while !Task.isCancelled {
+            if lastPurge.map({ ContinuousClock.now - $0 >= .seconds(3600) }) ?? true {
+                if let n = try? await queue.purge(olderThan: age), n > 0 { logger.info("purged \(n) finished jobs older than \(Int(age)) s") }
+                lastPurge = .now
+            }
+            do {
+                let expired = try await queue.expireStaging(idleFor: idle)
+                if !expired.isEmpty {
+                    stagingExpired.add(expired.count, ordering: .relaxed)
+                    logger.warning("expired \(expired.count) abandoned uploads (no part for \(Int(idle)) s): \(expired.prefix(10).joined(separator: ", "))")
+                }
+            } catch {
+                logger.debug("staging expiry failed: \(error)")
+            }
+            try? await Task.sleep(for: every)
+        }
+    }
+
+    /// Abandoned uploads expired since start.
+    public var expiredUploads: Int { stagingExpired.load(ordering: .relaxed) }
 
     func worker(kind: String) async {
         var failing = false

@@ -42,7 +42,7 @@ public final class RedisJobQueue: JobQueue {
     /// XREADGROUP … BLOCK on a connection of its own: an idle worker waits in
     /// Redis for the next job instead of polling.
     func readNew(_ kind: String, worker: String) async throws -> [(String, String)] {
-        let reader = idleReaders.withLock { $0.popLast() } ?? RedisConnection(host: redis.host, port: redis.port, timeout: blockFor + timeout, threads: 1)
+        let reader = idleReaders.withLock { $0.popLast() } ?? RedisConnection(host: redis.host, port: redis.port, timeout: blockFor + timeout, connections: 1)
         defer { idleReaders.withLock { $0.append(reader) } }
         let r = try await reader.command("XREADGROUP", "GROUP", Self.group, worker, "COUNT", "1", "BLOCK", "\(max(1, blockFor.inMilliseconds))", "STREAMS", stream(kind), ">")
         return Self.entries(r.array.first?.array.dropFirst().first)
@@ -61,7 +61,7 @@ public final class RedisJobQueue: JobQueue {
     public func create(id: String, kind: String, spec: Data, part: Data?, total: Int, staging: Bool) async throws {
         let script = """
             redis.call('HSET', KEYS[1], 'kind', ARGV[1], 'spec', ARGV[2], 'state', ARGV[3], 'attempts', 0, 'created_at', ARGV[4],
-                       'started_at', 0, 'finished_at', 0, 'progress_done', 0, 'progress_total', ARGV[5], 'worker', '')
+                       'updated_at', ARGV[4], 'started_at', 0, 'finished_at', 0, 'progress_done', 0, 'progress_total', ARGV[5], 'worker', '')
             if ARGV[7] == '1' then redis.call('RPUSH', KEYS[1] .. ':parts', ARGV[8]) end
             redis.call('ZADD', KEYS[2], ARGV[4], ARGV[6])
             if ARGV[3] == 'queued' then redis.call('XADD', KEYS[3], '*', 'id', ARGV[6]) end
@@ -79,6 +79,7 @@ public final class RedisJobQueue: JobQueue {
             if s ~= 'staging' then return redis.error_reply('STATE ' .. s) end
             redis.call('RPUSH', KEYS[1] .. ':parts', ARGV[1])
             redis.call('HINCRBY', KEYS[1], 'progress_total', ARGV[2])
+            redis.call('HSET', KEYS[1], 'updated_at', ARGV[5])
             if ARGV[3] == '1' then
                 redis.call('HSET', KEYS[1], 'state', 'queued')
                 redis.call('XADD', KEYS[2], '*', 'id', ARGV[4])
@@ -86,7 +87,7 @@ public final class RedisJobQueue: JobQueue {
             return 1
             """
         do {
-            _ = try await eval(script, keys: [jobKey(id), stream("index")], [part, Data("\(count)".utf8), Data((seal ? "1" : "0").utf8), Data(id.utf8)])
+            _ = try await eval(script, keys: [jobKey(id), stream("index")], [part, Data("\(count)".utf8), Data((seal ? "1" : "0").utf8), Data(id.utf8), Data(Self.now.utf8)])
         } catch let e as RagError where e.message.contains("NOTFOUND") {
             throw RagError.notFound("job \(id.debugDescription) does not exist")
         } catch let e as RagError where e.message.contains("STATE ") {
@@ -348,6 +349,28 @@ extension RedisJobQueue {
 }
 
 extension RedisJobQueue {
+    public func expireStaging(idleFor idle: Double) async throws -> [String] {
+        // One script per job: it fails the job only if it is still staging and idle,
+        // so a part that arrives meanwhile wins.
+        let script = """
+            local v = redis.call('HMGET', KEYS[1], 'state', 'updated_at', 'created_at')
+            if v[1] ~= 'staging' then return 0 end
+            local last = tonumber(v[2] or v[3] or '0')
+            if last >= tonumber(ARGV[1]) then return 0 end
+            redis.call('HSET', KEYS[1], 'state', 'failed', 'finished_at', ARGV[2])
+            redis.call('RPUSH', KEYS[1] .. ':errors', ARGV[3])
+            redis.call('DEL', KEYS[1] .. ':parts')
+            return 1
+            """
+        let cutoff = Date().timeIntervalSince1970 - idle
+        var expired: [String] = []
+        for id in try await redis.command("ZRANGE", allKey, "0", "-1").array.compactMap(\.text) {
+            let r = try await eval(script, keys: [jobKey(id)], [Data(String(cutoff).utf8), Data(Self.now.utf8), Data(Self.stagingExpiredMessage(idle).utf8)])
+            if r.integer == 1 { expired.append(id) }
+        }
+        return expired
+    }
+
     public func purge(olderThan age: Double) async throws -> Int {
         let cutoff = Date().timeIntervalSince1970 - age
         var removed = 0

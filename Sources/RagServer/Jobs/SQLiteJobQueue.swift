@@ -182,6 +182,20 @@ public final class SQLiteJobQueue: JobQueue {
         }
     }
 
+    public func expireStaging(idleFor idle: Double) throws(RagError) -> [String] {
+        try write { db in
+            // next_run_at is the time of the last part while a job is staging.
+            let ids = try String.fetchAll(db, sql: "SELECT id FROM job WHERE state = 'staging' AND next_run_at < ?", arguments: [Self.now - idle])
+            for id in ids {
+                try db.execute(sql: "DELETE FROM job_part WHERE job_id = ?", arguments: [id])
+                try db.execute(sql: """
+                    UPDATE job SET state = 'failed', finished_at = ?, errors = json_insert(errors, '$[#]', ?) WHERE id = ?
+                    """, arguments: [Self.now, Self.stagingExpiredMessage(idle), id])
+            }
+            return ids
+        }
+    }
+
     static func job(_ row: Row) -> Ragd_V1_Job {
         Ragd_V1_Job.with {
             $0.id = row["id"]

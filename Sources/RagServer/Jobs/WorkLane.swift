@@ -1,8 +1,9 @@
+import DequeModule
 import RagWire
 import Synchronization
 
 /// A bounded pool for one kind of work: at most `workers` bodies run at once,
-/// the rest wait in arrival order. Indexing and queries embed in separate
+/// each on a thread of the lane's own, the rest wait in arrival order. Indexing and queries embed in separate
 /// lanes, so a large indexing job fills its own lane and never delays a
 /// query's embedding. A waiter that is cancelled leaves the line at once.
 public final class WorkLane: Sendable {
@@ -13,20 +14,27 @@ public final class WorkLane: Sendable {
         var busy = 0
         var completed: UInt64 = 0
         var nextTicket: UInt64 = 0
-        var waiters: [(ticket: UInt64, continuation: CheckedContinuation<Void, any Error>)] = []
+        /// First come, first served: a Deque, so taking the head is O(1).
+        var waiters = Deque<(ticket: UInt64, continuation: CheckedContinuation<Void, any Error>)>()
     }
     private let state = Mutex(State())
+
+    /// One thread per worker: the lane's bodies run there, off the cooperative pool.
+    let executor: ThreadPoolExecutor
 
     public init(name: String, workers: Int) {
         self.name = name
         self.workers = max(1, workers)
+        executor = ThreadPoolExecutor(name: name, threads: self.workers)
     }
 
-    /// Runs `body` once a worker is free.
+    deinit { executor.shutdown() }
+
+    /// Runs `body` on one of the lane's own threads once a worker is free.
     public func run<T>(_ body: () async throws -> T) async throws -> T {
         try await acquire()
         defer { release() }
-        return try await body()
+        return try await withTaskExecutorPreference(executor) { try await body() }
     }
 
     func acquire() async throws {

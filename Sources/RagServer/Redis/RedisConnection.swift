@@ -4,21 +4,25 @@ import NIOPosix
 import RagCore
 import Synchronization
 
-/// One hiredis connection (Debian's libhiredis) used from async code: blocking
-/// calls run on a small thread pool, each bounded by the socket timeout. After
-/// a failure the connection is re-established at most once a second, so a
-/// Redis outage costs each caller at most `timeout` and then fails fast.
+/// A few hiredis connections (Debian's libhiredis) used from async code:
+/// blocking calls run on a thread pool with one thread per connection, so up to
+/// `connections` commands are in flight at once instead of queueing behind one
+/// lock. Each call is bounded by the socket timeout. After a failure, new
+/// connections are attempted at most once a second, so a Redis outage costs a
+/// caller at most `timeout` and then fails fast.
 public final class RedisConnection: @unchecked Sendable {
     public let host: String
     public let port: Int
     public let timeout: Duration
     let pool: NIOThreadPool
-    // The hiredis context is not thread-safe: only touched under `lock`.
-    private let lock = Mutex<State>(State())
+    /// One hiredis context per pool thread. A context is not thread-safe: a job
+    /// takes a slot from `idle` and gives it back, so no two threads share one.
+    private let slots: [Slot]
+    private let idle: Mutex<[Int]>
+    private let retryAfter = Mutex<ContinuousClock.Instant>(.now - .seconds(1))
 
-    struct State {
+    final class Slot: @unchecked Sendable {
         var context: UnsafeMutablePointer<redisContext>?
-        var retryAfter: ContinuousClock.Instant = .now - .seconds(1)
     }
 
     /// A reply in RESP2 form.
@@ -41,16 +45,19 @@ public final class RedisConnection: @unchecked Sendable {
         public var array: [Reply] { if case .array(let a) = self { return a }; return [] }
     }
 
-    public init(host: String, port: Int, timeout: Duration, threads: Int = 2) {
+    public init(host: String, port: Int, timeout: Duration, connections: Int = 4) {
         self.host = host
         self.port = port
         self.timeout = timeout
-        pool = NIOThreadPool(numberOfThreads: threads)
+        let n = max(1, connections)
+        slots = (0..<n).map { _ in Slot() }
+        idle = Mutex(Array(0..<n))
+        pool = NIOThreadPool(numberOfThreads: n)
         pool.start()
     }
 
     deinit {
-        lock.withLock { c in if let ctx = c.context { redisFree(ctx) } }
+        for slot in slots { if let ctx = slot.context { redisFree(ctx) } }
         try? pool.syncShutdownGracefully()
     }
 
@@ -61,32 +68,62 @@ public final class RedisConnection: @unchecked Sendable {
 
     /// Runs one command; UNAVAILABLE on a connection problem, a timeout or an error reply.
     public func command(_ args: [Data]) async throws -> Reply {
+        let replies = try await pipeline([args])
+        if case .failure(let e) = replies[0] { throw e }
+        return try replies[0].get()
+    }
+
+    /// Sends several commands in one round trip and reads their replies in order.
+    /// A connection failure fails the whole call; an error reply fails only its entry.
+    public func pipeline(_ commands: [[Data]]) async throws -> [Result<Reply, RagError>] {
         try await pool.runIfActive { [self] in
-            try lock.withLock { conn -> Reply in
-                if conn.context == nil {
-                    guard ContinuousClock.now >= conn.retryAfter else { throw RagError.unavailable("redis at \(host):\(port) is down (retrying shortly)") }
-                    guard let ctx = redisConnectWithTimeout(host, Int32(port), tv), ctx.pointee.err == 0 else {
-                        conn.retryAfter = .now + .seconds(1)
-                        throw RagError.unavailable("cannot connect to redis at \(host):\(port)")
-                    }
-                    redisSetTimeout(ctx, tv)
-                    conn.context = ctx
-                }
-                let ctx = conn.context!
-                let reply: UnsafeMutableRawPointer? = args.withCStrings { argv, lens in
-                    redisCommandArgv(ctx, Int32(args.count), argv, lens)
-                }
-                guard let raw = reply else {
-                    let message = String(cString: withUnsafePointer(to: ctx.pointee.errstr) { $0.withMemoryRebound(to: CChar.self, capacity: 128) { $0 } })
-                    redisFree(ctx)
-                    conn.context = nil
-                    conn.retryAfter = .now + .seconds(1)
-                    throw RagError.unavailable("redis error: \(message)")
-                }
-                defer { freeReplyObject(raw) }
-                return try Self.convert(raw.assumingMemoryBound(to: redisReply.self).pointee)
+            // As many jobs run as there are threads and slots, so one is always idle here.
+            let index = idle.withLock { $0.popLast()! }
+            defer { idle.withLock { $0.append(index) } }
+            let slot = slots[index]
+            let ctx = try connected(slot)
+            for args in commands {
+                let rc = args.withCStrings { argv, lens in redisAppendCommandArgv(ctx, Int32(args.count), argv, lens) }
+                if rc != REDIS_OK { throw broken(slot) }
             }
+            var out: [Result<Reply, RagError>] = []
+            out.reserveCapacity(commands.count)
+            for _ in commands {
+                var raw: UnsafeMutableRawPointer?
+                guard redisGetReply(ctx, &raw) == REDIS_OK, let raw else { throw broken(slot) }
+                defer { freeReplyObject(raw) }
+                out.append(Result { try Self.convert(raw.assumingMemoryBound(to: redisReply.self).pointee) }.mapError { RagError(from: $0) })
+            }
+            return out
         }
+    }
+
+    private func connected(_ slot: Slot) throws -> UnsafeMutablePointer<redisContext> {
+        if let ctx = slot.context { return ctx }
+        guard retryAfter.withLock({ ContinuousClock.now >= $0 }) else {
+            throw RagError.unavailable("redis at \(host):\(port) is down (retrying shortly)")
+        }
+        guard let ctx = redisConnectWithTimeout(host, Int32(port), tv), ctx.pointee.err == 0 else {
+            retryAfter.withLock { $0 = .now + .seconds(1) }
+            throw RagError.unavailable("cannot connect to redis at \(host):\(port)")
+        }
+        redisSetTimeout(ctx, tv)
+        slot.context = ctx
+        return ctx
+    }
+
+    /// Drops a failed connection and describes why it failed.
+    private func broken(_ slot: Slot) -> RagError {
+        guard let ctx = slot.context else { return RagError.unavailable("redis connection lost") }
+        // Copied while the context is alive: hiredis owns `errstr`, and a pointer
+        // to it must not outlive this expression (it used to, and logged garbage).
+        let message = withUnsafeBytes(of: ctx.pointee.errstr) { raw in
+            String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
+        }
+        redisFree(ctx)
+        slot.context = nil
+        retryAfter.withLock { $0 = .now + .seconds(1) }
+        return RagError.unavailable("redis error: \(message.isEmpty ? "connection lost" : message)")
     }
 
     /// `command` with string arguments.
