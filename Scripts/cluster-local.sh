@@ -85,6 +85,11 @@ start() {
   local bin
   bin=$(binary)
   mkdir -p "$dir"
+  # The nodes outlive this script: they must not hold descriptors it inherited
+  # (a caller's pipe would stay open until the cluster stops).
+  for fd in $(ls /proc/$$/fd 2>/dev/null); do
+    [ "$fd" -gt 2 ] 2>/dev/null && eval "exec $fd>&-" 2>/dev/null || true
+  done
   local p=$shard_port entries=()
   for ((s = 0; s < shards; s++)); do
     local list=()

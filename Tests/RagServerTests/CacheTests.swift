@@ -103,15 +103,17 @@ import Testing
         let slow = SlowEmbedder(delay: .milliseconds(500))
         try await withRagServer(embedder: slow) { client, _ in
             _ = try await client.index(Fixtures.documents, collection: "kb")
-            let before = try await cacheStats(client).pipelineRuns
+            let before = try await cacheStats(client)
             let answers = try await withThrowingTaskGroup(of: String.self) { group in
                 for _ in 0..<50 { group.addTask { try await client.query("slow: how is a raft leader elected", collection: "kb").answer } }
                 return try await group.reduce(into: [String]()) { $0.append($1) }
             }
             #expect(answers.count == 50 && Set(answers).count == 1)
             let k = try await cacheStats(client)
-            #expect(k.pipelineRuns - before == 1)
-            #expect(k.coalesced == 49)
+            #expect(k.pipelineRuns - before.pipelineRuns == 1)
+            // Under a loaded machine some of the 50 may arrive after the one run
+            // finished: those are cache hits, not coalesced. Either way, one run.
+            #expect((k.coalesced - before.coalesced) + (k.l1Hits - before.l1Hits) + (k.l2Hits - before.l2Hits) == 49)
         }
     }
 
@@ -174,10 +176,9 @@ import Testing
             let sleeper = Thread { _ = try? redis.cli("DEBUG", "SLEEP", "2") }
             sleeper.start()
             try await Task.sleep(for: .milliseconds(100))
-            let start = ContinuousClock.now
             let r = try await client.query("tcp handshake", collection: "kb")
             #expect(!r.sources.isEmpty)
-            #expect(ContinuousClock.now - start < .milliseconds(1500))
+            #expect(sleeper.isExecuting, "the query waited for the sleeping Redis")
             // Down: the query still answers.
             redis.stop()
             let down = try await client.query("git rebase conflict", collection: "kb")

@@ -36,6 +36,11 @@ func runBlocking(_ args: [String], cwd: String? = nil) throws -> (status: Int32,
     errThread.start()
     let outData = out.fileHandleForReading.readDataToEndOfFile()
     for _ in 0..<6000 where p.isRunning { usleep(10_000) }
+    if p.isRunning {
+        // terminationStatus traps on a running process: stop it first.
+        p.terminate()
+        for _ in 0..<500 where p.isRunning { usleep(10_000) }
+    }
     for _ in 0..<100 where errThread.isExecuting { usleep(10_000) }
     return (p.terminationStatus, String(decoding: outData, as: UTF8.self), String(decoding: errData, as: UTF8.self))
 }

@@ -24,13 +24,20 @@ extension Coordinator {
     /// Unchanged documents (same content hash) are skipped.
     public func index(collection: String, documents: [RagDocument], chunkSize: Int, chunkOverlap: Int) async throws -> IndexSummary {
         let documents = try Self.validate(collection: collection, documents: documents, limit: configuration.maxDocumentsPerCall)
-        var plans = [try await prepare(collection: collection, documents: documents, chunkSize: chunkSize, chunkOverlap: chunkOverlap)]
-        for profile in chunkingProfiles(collection) {
-            plans.append(try await prepare(collection: ExperimentManager.variantCollection(collection, profile: profile.name), documents: documents,
-                                           chunkSize: profile.size, chunkOverlap: profile.overlap))
-        }
-        guard !Task.isCancelled else {
-            throw RagError(.cancelled, "stopped before committing: nothing of this write was committed")
+        var plans: [WritePlan] = []
+        do {
+            plans.append(try await prepare(collection: collection, documents: documents, chunkSize: chunkSize, chunkOverlap: chunkOverlap))
+            for profile in chunkingProfiles(collection) {
+                plans.append(try await prepare(collection: ExperimentManager.variantCollection(collection, profile: profile.name), documents: documents,
+                                               chunkSize: profile.size, chunkOverlap: profile.overlap))
+            }
+            try Task.checkCancellation()
+        } catch {
+            if error is CancellationError || Task.isCancelled {
+                throw RagError(.cancelled, "stopped before committing: nothing of this write was committed")
+            }
+            let e = RagError(from: error)
+            throw RagError(e.code, "\(e.message); nothing of this write was committed")
         }
         // Shielded from the caller's cancellation, with a budget of its own.
         let ready = plans

@@ -1,0 +1,134 @@
+import Foundation
+import RagClient
+import RagCore
+import RagEngine
+import RagServer
+import RagTesting
+import RagWire
+import Synchronization
+import Testing
+
+@Suite(.serialized) struct OperationsTests {
+    /// #19.7: an upload in parts whose client went away expires: the job fails
+    /// with a reason, its parts are dropped, and it takes no more parts.
+    @Test(arguments: ["sqlite", "redis"]) func abandonedUploadsExpire(backend: String) async throws {
+        try await withJobServer(backend, configure: { $0.jobs.stagingTimeout = .seconds(1) }) { client, _ in
+            let docs = (0..<10).map { RagDocument(id: "part-\($0)", text: "uploaded in parts \($0)") }
+            var first = Ragd_V1_SubmitJobRequest()
+            first.spec = indexSpec(docs)
+            first.more = true
+            let staged = try await client.call(.submitJob, first, as: Ragd_V1_SubmitJobResponse.self, timeout: .seconds(30)).job
+            #expect(staged.state == "staging")
+            var job = try await client.job(staged.id)
+            for _ in 0..<200 where job.state == "staging" {
+                try await Task.sleep(for: .milliseconds(50))
+                job = try await client.job(staged.id)
+            }
+            #expect(job.state == "failed")
+            #expect(job.errors.last?.contains("upload abandoned") == true)
+            var more = Ragd_V1_SubmitJobRequest()
+            more.appendTo = staged.id
+            more.spec = indexSpec(docs)
+            do {
+                _ = try await client.call(.submitJob, more, as: Ragd_V1_SubmitJobResponse.self, timeout: .seconds(30))
+                Issue.record("an expired upload took another part")
+            } catch {
+                #expect(RagError(from: error).code == .failedPrecondition)
+            }
+            #expect(try await client.listCollections().isEmpty)  // nothing of it was indexed
+        }
+    }
+
+    /// #19.14: blocking embedding work runs on the lanes' own threads: while an
+    /// index keeps every lane busy, /metrics and Stats still answer at once.
+    @Test func monitoringAnswersWhileEmbeddingBlocks() async throws {
+        let embedder = BlockingEmbedder(block: .milliseconds(250))
+        try await withRagServer(configure: { $0.partitions = 4; $0.embedBatchSize = 2 }, embedder: embedder) { client, server in
+            let metricsPort = server.metricsLocalAddress!.port!
+            let docs = (0..<64).map { RagDocument(id: "busy-\($0)", text: "a document for a slow model, number \($0)") }
+            let indexing = Task { try await client.index(docs, collection: "kb", timeout: .seconds(300)) }
+            let stats = RagClient(host: "127.0.0.1", port: server.localAddress!.port!)
+            var scrapes = 0
+            while scrapes < 12 {
+                // curl's own limit: a scrape that takes longer than a second fails.
+                let r = try await run(["curl", "-sf", "--max-time", "1", "http://127.0.0.1:\(metricsPort)/metrics"])
+                #expect(r.status == 0 && r.output.contains("rag_open_connections"), "scrape \(scrapes) failed: status \(r.status)")
+                _ = try await stats.stats(timeout: .seconds(1))
+                scrapes += 1
+            }
+            let lanes = try await stats.stats().queues.first { $0.name == "embed-index" }
+            #expect((lanes?.busy ?? 0) > 0, "the index was not embedding while we scraped")
+            await stats.close()
+            _ = try await indexing.value
+        }
+    }
+
+    /// #19.12: a bad experiment file is one line and exit 1; `"mode": "keyword"` is accepted.
+    @Test func experimentFilesAreCheckedLikeOtherInput() async throws {
+        let dir = makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try await withRagServer { client, server in
+            _ = try await client.index(Fixtures.documents, collection: "kb")
+            let ragctl = CLIIndexTests.ragctl
+            let address = ["--server", "127.0.0.1:\(server.localAddress!.port!)"]
+            try "{\"name\": \"x\", \"variants\": [".write(toFile: dir + "/bad.json", atomically: true, encoding: .utf8)
+            let bad = try await run([ragctl, "experiments", "create", dir + "/bad.json"] + address)
+            #expect(bad.status == 1)
+            #expect(bad.errors.split(whereSeparator: \.isNewline).count == 1 && bad.errors.hasPrefix("ragctl: "), "\(bad.errors)")
+            let good = """
+                {"name": "modes", "collection": "kb", "variants": [{"name": "control", "ratio": 0.5},
+                 {"name": "kw", "ratio": 0.5, "config": {"mode": "keyword"}}]}
+                """
+            try good.write(toFile: dir + "/good.json", atomically: true, encoding: .utf8)
+            let created = try await run([ragctl, "experiments", "create", dir + "/good.json"] + address)
+            #expect(created.status == 0, "\(created.errors)")
+            let list = try await client.call(.listExperiments, Ragd_V1_ListExperimentsRequest(), as: Ragd_V1_ListExperimentsResponse.self, timeout: .seconds(10))
+            #expect(list.experiments.first?.variants.last?.config.mode == .keyword)
+            for u in 0..<40 { _ = try await client.query("raft leader", collection: "kb", userID: "user\(u)") }
+            let report = try await run([ragctl, "experiments", "report", "modes"] + address)
+            #expect(report.status == 0)
+            // Every metric row puts its count in the same column.
+            let rows = report.output.split(whereSeparator: \.isNewline).filter { $0.hasPrefix("  ") && !$0.contains("metric") && !$0.contains("vs control") }
+            #expect(!rows.isEmpty)
+            #expect(Set(rows.map { $0.dropFirst(2).prefix(25).last }).count == 1, "\(rows)")
+        }
+    }
+
+    /// #19.12: a missing model directory says which file is missing and how to get it.
+    @Test func missingMiniLMWeightsAreExplained() async throws {
+        let dir = makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let r = try await run([RagdProcess.binary, "serve", "--port", "0", "--data-dir", dir + "/data", "--embedder", "minilm", "--minilm-dir", dir + "/nothing-here",
+                               "--metrics-port", "off"])
+        #expect(r.status != 0)
+        #expect(r.errors.contains("vocab.txt") && r.errors.contains("fetch-minilm.sh"), "\(r.errors)")
+        #expect(!r.errors.contains("NSCocoaErrorDomain"))
+        // Without --minilm-dir, the weights are found from any working directory.
+        let candidates = MiniLMLocation.candidates(environment: [:], executable: RagdProcess.binary)
+        #expect(candidates.contains(Repo.path("models/all-minilm-l6-v2")))
+    }
+
+    /// #19.13: the local cluster script starts S x R nodes outside the checkout, reports and stops them.
+    @Test func clusterScriptStartsReportsAndStops() async throws {
+        let dir = makeTemporaryDirectory("ragd-cluster-script")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let port = try RedisProcess.freePort()
+        let shardPort = try RedisProcess.freePort()
+        let script = Repo.path("Scripts/cluster-local.sh")
+        let env = ["env", "RAGD_BIN=\(RagdProcess.binary)"]
+        let start = try await run(env + [script, "start", "--shards", "2", "--replicas", "1", "--port", "\(port)", "--shard-port", "\(shardPort)", "--dir", dir])
+        #expect(start.status == 0, "\(start.output) \(start.errors)")
+        let status = try await run(env + [script, "status", "--dir", dir])
+        #expect(status.status == 0 && status.output.split(whereSeparator: \.isNewline).filter { $0.hasSuffix(")") && $0.contains("running") }.count == 3)
+        let client = RagClient(host: "127.0.0.1", port: port, defaultTimeout: .seconds(30))
+        _ = try await client.index(Fixtures.documents, collection: "kb")
+        let r = try await client.query("how is a leader elected in Raft consensus", collection: "kb", topK: 1)
+        #expect(r.sources.first?.documentID == "raft")
+        await client.close()
+        let stop = try await run(env + [script, "stop", "--dir", dir])
+        #expect(stop.status == 0)
+        let after = try await run(env + [script, "status", "--dir", dir])
+        #expect(after.status != 0)
+        #expect(FileManager.default.fileExists(atPath: dir + "/cluster.json"))
+    }
+}
