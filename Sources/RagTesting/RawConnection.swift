@@ -7,7 +7,7 @@ import Glibc
 public final class RawConnection: @unchecked Sendable {
     private(set) var fd: Int32
 
-    public init(port: Int, timeoutSeconds: Int = 10) throws {
+    public init(port: Int, timeoutSeconds: Int = 30) throws {
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         var addr = sockaddr_in()
         addr.sin_family = sa_family_t(AF_INET)
@@ -59,4 +59,29 @@ public final class RawConnection: @unchecked Sendable {
     }
 
     deinit { if fd >= 0 { close(fd) } }
+}
+
+extension RawConnection {
+    // The blocking calls on a thread of their own: a test blocked in recv on one of
+    // the cooperative threads can starve the in-process server it is waiting for.
+
+    /// `send` off the cooperative pool.
+    public func write(_ bytes: [UInt8]) async {
+        _ = try? await onThread { self.send(bytes) }
+    }
+
+    /// `readFrame` off the cooperative pool.
+    public func nextFrame() async -> [UInt8]? {
+        (try? await onThread { self.readFrame() }) ?? nil
+    }
+
+    /// `read` off the cooperative pool.
+    public func next(_ count: Int) async -> [UInt8]? {
+        (try? await onThread { self.read(count) }) ?? nil
+    }
+
+    /// `isClosedByPeer` off the cooperative pool.
+    public func closedByPeer() async -> Bool {
+        (try? await onThread { self.isClosedByPeer() }) ?? false
+    }
 }

@@ -81,33 +81,33 @@ final class SlowEmbedder: Embedder {
             let port = server.localAddress!.port!
             // Random bytes in a well-formed frame: INVALID_ARGUMENT, connection stays usable.
             let conn = try RawConnection(port: port)
-            conn.send([0, 0, 0, 5, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF])
-            let err = try #require(conn.readFrame())
+            await conn.write([0, 0, 0, 5, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF])
+            let err = try #require(await conn.nextFrame())
             let f = try Ragd_V1_Frame(serializedBytes: err)
             #expect(f.kind == .error)
             #expect(f.status == .invalidArgument)
-            func call(_ id: UInt64, _ method: String, payload: Data = Data()) throws -> Ragd_V1_Frame {
-                conn.send(Array(try FrameCodec.encode(.with { $0.callID = id; $0.kind = .request; $0.method = method; $0.payload = payload }).readableBytesView))
-                return try Ragd_V1_Frame(serializedBytes: try #require(conn.readFrame()))
+            func call(_ id: UInt64, _ method: String, payload: Data = Data()) async throws -> Ragd_V1_Frame {
+                await conn.write(Array(try FrameCodec.encode(.with { $0.callID = id; $0.kind = .request; $0.method = method; $0.payload = payload }).readableBytesView))
+                return try Ragd_V1_Frame(serializedBytes: try #require(await conn.nextFrame()))
             }
             // An unknown method: UNIMPLEMENTED, connection still usable.
-            let u = try call(9, "Frobnicate")
+            let u = try await call(9, "Frobnicate")
             #expect(u.callID == 9 && u.status == .unimplemented)
             // A request whose payload is not the method's message: INVALID_ARGUMENT.
-            let b = try call(10, "Query", payload: Data([0xFF, 0xFF, 0xFF]))
+            let b = try await call(10, "Query", payload: Data([0xFF, 0xFF, 0xFF]))
             #expect(b.callID == 10 && b.status == .invalidArgument)
-            let h = try call(11, "Health")
+            let h = try await call(11, "Health")
             #expect(h.callID == 11 && h.kind == .response)
             #expect(try Ragd_V1_HealthResponse(serializedBytes: h.payload).status == "SERVING")
 
             // An oversize length prefix: RESOURCE_EXHAUSTED, then the server closes
             // without waiting for (or reading) the body.
             let big = try RawConnection(port: port)
-            big.send([0x7F, 0xFF, 0xFF, 0xFF, 1, 2, 3])
-            let o = try Ragd_V1_Frame(serializedBytes: try #require(big.readFrame()))
+            await big.write([0x7F, 0xFF, 0xFF, 0xFF, 1, 2, 3])
+            let o = try Ragd_V1_Frame(serializedBytes: try #require(await big.nextFrame()))
             #expect(o.status == .resourceExhausted)
             #expect(o.statusMessage.contains("exceeds"))
-            #expect(big.isClosedByPeer())
+            #expect(await big.closedByPeer())
 
             // The server is fine for everyone else.
             let status = try await client.health().status

@@ -46,11 +46,11 @@ struct Lcg {
 
 @Suite(.serialized) struct ClusterTests {
     @Test func clusterResultsEqualSingleNodeResults() async throws {
-        let cluster = try LocalCluster(shards: 3, replicas: 2)
+        let cluster = try await LocalCluster.launch(shards: 3, replicas: 2)
         defer { cluster.stop() }
         let dir = makeTemporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let single = try RagdProcess(dataDirectory: dir, extraArguments: ["--partitions", "3"])
+        let single = try await RagdProcess.launch(dataDirectory: dir, extraArguments: ["--partitions", "3"])
         let c = cluster.client()
         let s = single.client()
         let docs = ClusterCorpus.documents
@@ -90,7 +90,7 @@ struct Lcg {
     }
 
     @Test func failoverPartialResultsAndCatchUp() async throws {
-        let cluster = try LocalCluster(shards: 3, replicas: 2, writeQuorum: 1)
+        let cluster = try await LocalCluster.launch(shards: 3, replicas: 2, writeQuorum: 1)
         defer { cluster.stop() }
         let c = cluster.client(timeout: .seconds(10))
         _ = try await c.index(ClusterCorpus.documents, collection: "kb")
@@ -130,7 +130,7 @@ struct Lcg {
         #expect(try await c.health().status == "SERVING")
 
         // The dead replica of shard 0 returns, catches up, and serves what it missed.
-        try cluster.restart(shard: 0, replica: 0)
+        try await cluster.relaunch(shard: 0, replica: 0)
         var caughtUp = false
         for _ in 0..<100 {
             if try await c.health().replicas.contains(where: { $0.shard == 0 && $0.address.hasSuffix(":\(cluster.nodes[0][0].port)") && $0.state == "up" && $0.pendingWrites == 0 }) {

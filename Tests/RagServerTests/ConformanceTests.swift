@@ -187,7 +187,7 @@ struct SwiftConformanceRunner {
     @Test func swiftCAndPythonClientsAgree() async throws {
         let dir = makeTemporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let server = try RagdProcess(dataDirectory: dir)
+        let server = try await RagdProcess.launch(dataDirectory: dir)
         let silent = try FakeServer(.silent)
         let hangup = try FakeServer(.hangUp)
         defer { silent.stop(); hangup.stop() }
@@ -233,7 +233,7 @@ struct SwiftConformanceRunner {
     @Test func pythonAndCClientsRunJobs() async throws {
         let dir = makeTemporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let server = try RagdProcess(dataDirectory: dir)
+        let server = try await RagdProcess.launch(dataDirectory: dir)
         let py = try await run(["python3", Repo.path("Tests/Conformance/jobs_python.py"), "127.0.0.1", "\(server.port)"])
         #expect(py.status == 0 && py.output.contains("ok"), "\(py.output) \(py.errors)")
         let make = try await run(["make", "-s", "-C", Repo.path("Clients/c"), "ragd-c-jobs"])

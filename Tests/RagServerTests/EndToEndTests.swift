@@ -11,7 +11,7 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: dir) }
         var before: [String: [String]] = [:]
         do {
-            let server = try RagdProcess(dataDirectory: dir)
+            let server = try await RagdProcess.launch(dataDirectory: dir)
             let client = server.client()
             let r = try await client.index(Fixtures.documents, collection: "kb")
             #expect(r.documents == UInt32(Fixtures.documents.count))
@@ -31,9 +31,9 @@ import Testing
             #expect(top.timings.totalSeconds > 0)
             // A graceful stop exits 0.
             await client.close()
-            #expect(server.terminate() == 0)
+            #expect(await server.stop() == 0)
         }
-        let again = try RagdProcess(dataDirectory: dir)
+        let again = try await RagdProcess.launch(dataDirectory: dir)
         let client = again.client()
         for (question, chunks) in before {
             let answer = try await client.query(question, collection: "kb", topK: 3, mode: .hybrid)
@@ -48,17 +48,17 @@ import Testing
     @Test func acknowledgedIndexSurvivesKill9() async throws {
         let dir = makeTemporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let server = try RagdProcess(dataDirectory: dir)
+        let server = try await RagdProcess.launch(dataDirectory: dir)
         let client = server.client()
         let docs = (0..<200).map { RagDocument(id: "doc-\($0)", text: "Document number \($0) about item\($0) and shared words.") }
         for start in stride(from: 0, to: docs.count, by: 50) {
             _ = try await client.index(Array(docs[start..<start + 50]), collection: "durable")
         }
         _ = try await client.delete(["doc-7"], collection: "durable")
-        server.kill9()  // straight after the acknowledgements: no shutdown, no flush
+        await server.crash()  // straight after the acknowledgements: no shutdown, no flush
         await client.close()
 
-        let again = try RagdProcess(dataDirectory: dir)
+        let again = try await RagdProcess.launch(dataDirectory: dir)
         let c2 = again.client()
         let stats = try await c2.stats(collection: "durable")
         #expect(stats.collections.first?.documents == 199)
@@ -161,13 +161,13 @@ import Testing
     @Test func clientReconnectsAfterServerRestart() async throws {
         let dir = makeTemporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let first = try RagdProcess(dataDirectory: dir)
+        let first = try await RagdProcess.launch(dataDirectory: dir)
         let port = first.port
         let client = first.client()
         _ = try await client.health()
-        first.kill9()
+        await first.crash()
         await #expect(throws: RagError.self) { _ = try await client.health() }
-        let second = try RagdProcess(dataDirectory: dir, port: port)
+        let second = try await RagdProcess.launch(dataDirectory: dir, port: port)
         #expect(second.port == port)
         let h = try await client.health()
         #expect(h.status == "SERVING")

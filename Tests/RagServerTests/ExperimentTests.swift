@@ -98,7 +98,8 @@ extension Ragd_V1_Experiment {
     @Test func assignmentIsStableAcrossProcessesAndStopServesControl() async throws {
         let dirs = [makeTemporaryDirectory(), makeTemporaryDirectory()]
         defer { dirs.forEach { try? FileManager.default.removeItem(atPath: $0) } }
-        let servers = try dirs.map { try RagdProcess(dataDirectory: $0) }
+        var servers: [RagdProcess] = []
+        for d in dirs { servers.append(try await RagdProcess.launch(dataDirectory: d)) }
         let clients = servers.map { $0.client() }
         var k3 = Ragd_V1_VariantConfig()
         k3.topK = 3
@@ -122,8 +123,8 @@ extension Ragd_V1_Experiment {
             #expect(r.variant == "control" && r.sources.count == 5)
         }
         // Restart: the experiment and its state persist.
-        servers[0].terminate()
-        let again = try RagdProcess(dataDirectory: dirs[0])
+        await servers[0].stop()
+        let again = try await RagdProcess.launch(dataDirectory: dirs[0])
         let c = again.client()
         #expect(try await c.query("sqlite busy", collection: "kb", userID: "u1").variant == "control")
         let report = try await c.report("topk")

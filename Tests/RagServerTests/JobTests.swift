@@ -49,7 +49,7 @@ func indexSpec(_ docs: [RagDocument], collection: String = "kb") -> Ragd_V1_JobS
 /// A server whose job queue is `backend`: SQLite, or a throwaway redis-server.
 func withJobServer(_ backend: String, configure: (inout RagServerConfiguration) -> Void = { _ in }, embedder: (any Embedder)? = nil,
                    _ body: (RagClient, RagServer) async throws -> Void) async throws {
-    let redis = backend == "redis" ? try RedisProcess() : nil
+    let redis = backend == "redis" ? try await RedisProcess.launch() : nil
     defer { redis?.stop() }
     try await withRagServer(configure: {
         if let redis { $0.jobBackend = .redis(host: "127.0.0.1", port: redis.port) }
@@ -301,7 +301,7 @@ final class SlowBatchEmbedder: Embedder {
         let dir = makeTemporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let file = try Self.generatedCorpus(in: dir)
-        let server = try RagdProcess(dataDirectory: dir + "/data")
+        let server = try await RagdProcess.launch(dataDirectory: dir + "/data")
         let ragctl = Self.ragctl
         let out = try await run([ragctl, "index", file, "-c", "big", "--batch", "500", "--server", "127.0.0.1:\(server.port)", "--json"])
         #expect(out.status == 0, "\(out.errors)")
@@ -337,13 +337,13 @@ final class SlowBatchEmbedder: Embedder {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let file = try Self.generatedCorpus(in: dir)
         let ragctl = Self.ragctl
-        let first = try RagdProcess(dataDirectory: dir + "/data", environment: ["RAGD_FAILPOINT": "job-batch:100:kill"])
+        let first = try await RagdProcess.launch(dataDirectory: dir + "/data", environment: ["RAGD_FAILPOINT": "job-batch:100:kill"])
         let submitted = try await run([ragctl, "jobs", "submit", file, "-c", "big", "--part-bytes", "262144", "--server", "127.0.0.1:\(first.port)"])
         #expect(submitted.status == 0, "\(submitted.errors)")
         let id = submitted.output.trimmingCharacters(in: .whitespacesAndNewlines)
         for _ in 0..<1200 where first.isRunning { try await Task.sleep(for: .milliseconds(50)) }
         #expect(!first.isRunning)
-        let second = try RagdProcess(dataDirectory: dir + "/data")
+        let second = try await RagdProcess.launch(dataDirectory: dir + "/data")
         let waited = try await run([ragctl, "jobs", "wait", id, "--server", "127.0.0.1:\(second.port)"])
         #expect(waited.status == 0, "\(waited.output) \(waited.errors)")
         let c2 = second.client()

@@ -46,7 +46,8 @@ func scrape(port: Int) throws -> [Sample] {
             _ = try? await client.query("x", collection: "missing")
             _ = try? await client.query("", collection: "kb")
 
-            let samples = try scrape(port: server.metricsLocalAddress!.port!)
+            let port = try #require(server.metricsLocalAddress?.port)
+            let samples = try await onThread { try scrape(port: port) }
             #expect(value(samples, "rag_queries_total", ["status": "ok"]) == 3)
             #expect(value(samples, "rag_queries_total", ["status": "error"]) == 2)
             #expect(value(samples, "rag_query_duration_seconds_count", ["component": "total"]) == 3)

@@ -44,7 +44,9 @@ import Testing
     @Test func monitoringAnswersWhileEmbeddingBlocks() async throws {
         let embedder = BlockingEmbedder(block: .milliseconds(250))
         try await withRagServer(configure: { $0.partitions = 4; $0.embedBatchSize = 2 }, embedder: embedder) { client, server in
-            let metricsPort = server.metricsLocalAddress!.port!
+            // The metrics listener binds beside the RPC one: wait until it has.
+            for _ in 0..<500 where server.metricsLocalAddress == nil { try await Task.sleep(for: .milliseconds(10)) }
+            let metricsPort = try #require(server.metricsLocalAddress?.port)
             let docs = (0..<64).map { RagDocument(id: "busy-\($0)", text: "a document for a slow model, number \($0)") }
             let indexing = Task { try await client.index(docs, collection: "kb", timeout: .seconds(300)) }
             let stats = RagClient(host: "127.0.0.1", port: server.localAddress!.port!)
@@ -52,7 +54,7 @@ import Testing
             while scrapes < 12 {
                 // curl's own limit: a scrape that takes longer than a second fails.
                 let r = try await run(["curl", "-sf", "--max-time", "1", "http://127.0.0.1:\(metricsPort)/metrics"])
-                #expect(r.status == 0 && r.output.contains("rag_open_connections"), "scrape \(scrapes) failed: status \(r.status)")
+                #expect(r.status == 0 && r.output.contains("# TYPE rag_"), "scrape \(scrapes) failed: status \(r.status), \(r.output.prefix(200))")
                 _ = try await stats.stats(timeout: .seconds(1))
                 scrapes += 1
             }

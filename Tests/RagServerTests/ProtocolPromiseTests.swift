@@ -22,15 +22,15 @@ import Testing
             var q = Ragd_V1_QueryRequest()
             q.collection = "kb"
             q.query = "slow: a query that waits in the embedder"
-            conn.send(try Self.request(7, "Query", try FrameCodec.bytes(q)))
+            await conn.write(try Self.request(7, "Query", try FrameCodec.bytes(q)))
             for _ in 0..<200 where slow.started.load(ordering: .relaxed) == 0 { try await Task.sleep(for: .milliseconds(10)) }
-            conn.send(Array(try FrameCodec.encode(.with { $0.callID = 7; $0.kind = .cancel }).readableBytesView))
-            let cancelled = try Ragd_V1_Frame(serializedBytes: try #require(conn.readFrame()))
+            await conn.write(Array(try FrameCodec.encode(.with { $0.callID = 7; $0.kind = .cancel }).readableBytesView))
+            let cancelled = try Ragd_V1_Frame(serializedBytes: try #require(await conn.nextFrame()))
             #expect(cancelled.callID == 7 && cancelled.kind == .error && cancelled.status == .cancelled)
             // An unknown id: silence. The next frame on the connection is Health's answer.
-            conn.send(Array(try FrameCodec.encode(.with { $0.callID = 999; $0.kind = .cancel }).readableBytesView))
-            conn.send(try Self.request(8, "Health"))
-            let next = try Ragd_V1_Frame(serializedBytes: try #require(conn.readFrame()))
+            await conn.write(Array(try FrameCodec.encode(.with { $0.callID = 999; $0.kind = .cancel }).readableBytesView))
+            await conn.write(try Self.request(8, "Health"))
+            let next = try Ragd_V1_Frame(serializedBytes: try #require(await conn.nextFrame()))
             #expect(next.callID == 8 && next.kind == .response)
         }
     }
@@ -65,14 +65,14 @@ import Testing
         try await withRagServer { _, server in
             let conn = try RawConnection(port: server.localAddress!.port!)
             let huge = String(repeating: "M", count: 1_000_000)
-            conn.send(try Self.request(3, huge))
-            let bytes = try #require(conn.readFrame())
+            await conn.write(try Self.request(3, huge))
+            let bytes = try #require(await conn.nextFrame())
             #expect(bytes.count < 8 * 1024, "an error frame of \(bytes.count) bytes")
             let f = try Ragd_V1_Frame(serializedBytes: bytes)
             #expect(f.callID == 3 && f.status == .unimplemented && f.method.isEmpty)
             #expect(f.statusMessage.hasPrefix("method \"MMMM"))
-            conn.send(try Self.request(4, "Health"))
-            #expect(try Ragd_V1_Frame(serializedBytes: try #require(conn.readFrame())).kind == .response)
+            await conn.write(try Self.request(4, "Health"))
+            #expect(try Ragd_V1_Frame(serializedBytes: try #require(await conn.nextFrame())).kind == .response)
         }
     }
 
@@ -103,7 +103,7 @@ import Testing
     /// #19.8: commands run on several connections at once: four BLPOPs block
     /// together (one connection behind a lock would hold three of them back).
     @Test func commandsRunInParallelOnAPool() async throws {
-        let redis = try RedisProcess()
+        let redis = try await RedisProcess.launch()
         defer { redis.stop() }
         let conn = RedisConnection(host: "127.0.0.1", port: redis.port, timeout: .seconds(10), connections: 4)
         try await withThrowingTaskGroup(of: Void.self) { group in
@@ -124,7 +124,7 @@ import Testing
 
     /// #19.8: a query served from L1 costs one Redis round trip (one MGET for the generation), no GET.
     @Test func anL1HitCostsOneRoundTrip() async throws {
-        let redis = try RedisProcess()
+        let redis = try await RedisProcess.launch()
         defer { redis.stop() }
         try await withRagServer(configure: QueryCacheTests.sharing(redis)) { client, _ in
             _ = try await client.index(Fixtures.documents, collection: "kb")
@@ -143,7 +143,7 @@ import Testing
 
     /// #19.11: the error after Redis dies is hiredis's message, copied while it was valid.
     @Test func aDeadRedisGivesAReadableError() async throws {
-        let redis = try RedisProcess()
+        let redis = try await RedisProcess.launch()
         let conn = RedisConnection(host: "127.0.0.1", port: redis.port, timeout: .seconds(2), connections: 1)
         #expect(try await conn.command("PING") == .status("PONG"))
         redis.stop()

@@ -46,7 +46,7 @@ final class FakeProvider: @unchecked Sendable {
 
     @Test(arguments: [RagServerConfiguration.Provider.Flavor.openai, .ollama])
     func embeddingsAndStreamingChat(_ flavor: RagServerConfiguration.Provider.Flavor) async throws {
-        let fake = try FakeProvider()
+        let fake = try await onThread { try FakeProvider() }
         try await withRagServer(configure: {
             $0.embeddingProvider = provider(flavor, fake, "ok")
             $0.generationProvider = provider(flavor, fake, "ok")
@@ -68,20 +68,20 @@ final class FakeProvider: @unchecked Sendable {
             #expect(!text.contains("rag_llm_tokens_total{type=\"prompt\"} 0"))
         }
         // The API key came from the named environment variable.
-        #expect(try fake.counts().keys.contains { $0.hasPrefix("auth Bearer ") })
+        #expect(try await onThread { try fake.counts() }.keys.contains { $0.hasPrefix("auth Bearer ") })
     }
 
     @Test func retriesOn429ThenSucceeds() async throws {
-        let fake = try FakeProvider()
+        let fake = try await onThread { try FakeProvider() }
         try await withRagServer(configure: { $0.embeddingProvider = provider(.openai, fake, "flaky") }) { client, _ in
             let r = try await client.index(Fixtures.documents, collection: "kb")
             #expect(r.documents == UInt32(Fixtures.documents.count))
         }
-        #expect(try fake.counts()["/v1/embeddings flaky"]! >= 4)  // 2 x 429, then the probe and the batch
+        #expect(try await onThread { try fake.counts() }["/v1/embeddings flaky"]! >= 4)  // 2 x 429, then the probe and the batch
     }
 
     @Test func failingChatDegradesOrFailsWhenStrict() async throws {
-        let fake = try FakeProvider()
+        let fake = try await onThread { try FakeProvider() }
         for model in ["fail", "broken", "slow"] {
             var p = provider(.openai, fake, model)
             p.retries = 1
@@ -108,7 +108,7 @@ final class FakeProvider: @unchecked Sendable {
     }
 
     @Test func llmJudgeGradesThroughAChatProvider() async throws {
-        let fake = try FakeProvider()
+        let fake = try await onThread { try FakeProvider() }
         for flavor in [HTTPChatGenerator.Flavor.openai, .ollama] {
             let judge = LLMJudge(model: HTTPChatGenerator(flavor: flavor, model: "judge", http: ProviderHTTP(baseURL: fake.url)))
             let g = try await judge.judge(question: "q", answer: "a", reference: "r")
@@ -117,7 +117,7 @@ final class FakeProvider: @unchecked Sendable {
     }
 
     @Test func brokenEmbeddingProviderIsAClearError() async throws {
-        let fake = try FakeProvider()
+        let fake = try await onThread { try FakeProvider() }
         do {
             try await withRagServer(configure: { $0.embeddingProvider = provider(.ollama, fake, "broken") }) { _, _ in }
             Issue.record("expected the server to refuse to start")
@@ -131,7 +131,7 @@ final class FakeProvider: @unchecked Sendable {
 @Suite(.serialized) struct RerankerTests {
     @Test(arguments: ["tei", "cohere"])
     func crossEncoderReordersAndDegrades(_ flavor: String) async throws {
-        let fake = try FakeProvider()
+        let fake = try await onThread { try FakeProvider() }
         for model in ["ok", "unreachable"] {
             // TEI requests carry no model name, so failure is an unreachable server for both shapes.
             var p = RagServerConfiguration.Provider(flavor: .openai, url: model == "ok" ? fake.url : "http://127.0.0.1:1", model: model)

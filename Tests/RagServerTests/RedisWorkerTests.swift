@@ -12,27 +12,27 @@ import Testing
 /// pause followed by SIGTERM (the worker hands the job back at once).
 @Suite struct RedisWorkerTests {
     @Test func aKilledWorkersJobIsRedeliveredToTheOtherWorker() async throws {
-        let redis = try RedisProcess()
+        let redis = try await RedisProcess.launch()
         defer { redis.stop() }
-        let cluster = try LocalCluster(shards: 1, replicas: 1)
+        let cluster = try await LocalCluster.launch(shards: 1, replicas: 1)
         defer { cluster.stop() }
         let common = ["--role", "coordinator", "--cluster", cluster.clusterFile, "--jobs", "redis", "--jobs-redis", "127.0.0.1:\(redis.port)",
                       "--job-visibility-timeout", "2", "--job-batch-size", "8"]
-        func worker(_ name: String, failpoint: String? = nil) throws -> RagdProcess {
-            try RagdProcess(dataDirectory: cluster.root + "/" + name, extraArguments: common + ["--worker-name", name],
+        func worker(_ name: String, failpoint: String? = nil) async throws -> RagdProcess {
+            try await RagdProcess.launch(dataDirectory: cluster.root + "/" + name, extraArguments: common + ["--worker-name", name],
                             environment: failpoint.map { ["RAGD_FAILPOINT": $0] } ?? [:])
         }
         let n = 2000
         let docs = (0..<n).map { RagDocument(id: "r\($0)", text: "Redelivered document \($0) names marker\($0).") }
 
         // worker-a dies (SIGKILL) right after committing the job's third batch.
-        let a = try worker("worker-a", failpoint: "job-batch:3:kill")
+        let a = try await worker("worker-a", failpoint: "job-batch:3:kill")
         let job = try await a.client().submitIndexJob(docs, collection: "shared", partBytes: 16_384)  // several parts
         #expect(["queued", "running"].contains(job.state) && job.progressTotal == UInt64(n))  // a waiting worker may take it at once
         #expect(job.backend == "redis")
         for _ in 0..<600 where a.isRunning { try await Task.sleep(for: .milliseconds(50)) }
         #expect(!a.isRunning)
-        let b = try worker("worker-b")
+        let b = try await worker("worker-b")
         let client = b.client()
         let done = try await client.awaitJob(job.id, seconds: 120)
         #expect(done.state == "succeeded" && done.worker == "worker-b" && done.attempts == 2)
@@ -44,10 +44,10 @@ import Testing
         #expect(stats?.chunks == UInt64(n))  // one chunk each: the re-run duplicated nothing
         #expect(try await client.query("marker1999", collection: "shared", topK: 1, mode: .keyword).sources.first?.documentID == "r1999")
         await client.close()
-        #expect(b.terminate() == 0)
+        #expect(await b.stop() == 0)
 
         // worker-a again, pausing after the second batch; SIGTERM makes it hand the job back.
-        let a2 = try worker("worker-a", failpoint: "job-batch:2:pause")
+        let a2 = try await worker("worker-a", failpoint: "job-batch:2:pause")
         let c2 = a2.client()
         let second = try await c2.submit(indexSpec(docs, collection: "shared2"))
         var state = try await c2.job(second.id)
@@ -57,8 +57,8 @@ import Testing
         }
         #expect(state.state == "running" && state.worker == "worker-a" && state.progressDone == 16)
         await c2.close()
-        #expect(a2.terminate() == 0)
-        let b2 = try worker("worker-b")
+        #expect(await a2.stop() == 0)
+        let b2 = try await worker("worker-b")
         let c3 = b2.client()
         let handedOver = try await c3.awaitJob(second.id, seconds: 120)
         #expect(handedOver.state == "succeeded" && handedOver.worker == "worker-b" && handedOver.attempts == 2)
@@ -75,7 +75,7 @@ import Testing
 /// for two worker processes.
 @Suite struct RedisJobQueueTests {
     @Test func aTakenOverClaimIsLostToItsOldWorkerAndSilentWorkersLeaveTheGroup() async throws {
-        let redis = try RedisProcess()
+        let redis = try await RedisProcess.launch()
         defer { redis.stop() }
         // Three objects stand for worker processes; only the visibility timeout differs.
         let q1 = RedisJobQueue(host: "127.0.0.1", port: redis.port, visibilityTimeout: .seconds(1))

@@ -10,11 +10,11 @@ import Testing
 /// still completes, and the process exits 0.
 @Suite struct ShutdownTests {
     @Test func aCallInFlightFinishesAfterSIGTERM() async throws {
-        let fake = try FakeProvider()
+        let fake = try await onThread { try FakeProvider() }
         let dir = makeTemporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         // The "gate" chat model answers once the test releases it.
-        let server = try RagdProcess(dataDirectory: dir, extraArguments: ["--generator", "openai", "--generator-url", fake.url, "--generator-model", "gate",
+        let server = try await RagdProcess.launch(dataDirectory: dir, extraArguments: ["--generator", "openai", "--generator-url", fake.url, "--generator-model", "gate",
                                                                           "--shutdown-grace", "60", "--log-level", "debug"])
         let client = server.client()
         let observer = server.client()
@@ -31,7 +31,7 @@ import Testing
             try await Task.sleep(for: .milliseconds(20))
         }
         #expect(refused)
-        _ = try Data(contentsOf: URL(string: fake.url + "/_release")!)
+        _ = try await onThread { try Data(contentsOf: URL(string: fake.url + "/_release")!) }
         let r: QueryResponse
         do { r = try await inFlight.value } catch {
             try? server.log.write(toFile: NSTemporaryDirectory() + "/ragd-shutdown-failure.log", atomically: true, encoding: .utf8)
@@ -55,7 +55,7 @@ import Testing
         for round in 0..<3 {
             let dir = makeTemporaryDirectory()
             defer { try? FileManager.default.removeItem(atPath: dir) }
-            let server = try RagdProcess(dataDirectory: dir, extraArguments: ["--metrics-port", "off"])
+            let server = try await RagdProcess.launch(dataDirectory: dir, extraArguments: ["--metrics-port", "off"])
             let port = server.port
             final class Flag: Sendable { let stop = Atomic<Bool>(false) }
             let flag = Flag()
