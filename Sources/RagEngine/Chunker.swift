@@ -23,8 +23,13 @@ public struct Chunker: Sendable, Hashable {
     /// A span of the document; `paragraphStart` marks a unit that begins a paragraph.
     struct Unit { var start: Int; var end: Int; var paragraphStart: Bool }
 
+    /// Most Unicode scalars one `Character` may bring into a chunk. Real grapheme
+    /// clusters have a handful; a hostile one can have millions (a base letter and
+    /// endless combining marks) and would otherwise become one giant "character".
+    public static let maxScalarsPerCharacter = 16
+
     public func chunks(_ text: String) -> [String] {
-        let chars = Array(text)
+        let chars = Self.characters(text)
         let units = Self.units(chars, maxLength: size)
         guard !units.isEmpty else { return [] }
         if chars.count <= size { return [Self.trimmed(chars, 0, chars.count)].filter { !$0.isEmpty } }
@@ -60,6 +65,29 @@ public struct Chunker: Sendable, Hashable {
             start = nextStart
         }
         return out.filter { !$0.isEmpty }
+    }
+
+    /// The text's characters, with any cluster longer than `maxScalarsPerCharacter`
+    /// scalars cut into pieces of at most that many: so a chunk of `size`
+    /// characters is at most `size × maxScalarsPerCharacter` scalars, whatever
+    /// the grapheme structure.
+    static func characters(_ text: String) -> [Character] {
+        var out: [Character] = []
+        out.reserveCapacity(text.utf8.count / 2)
+        for c in text {
+            if c.unicodeScalars.count <= maxScalarsPerCharacter { out.append(c); continue }
+            var piece = String.UnicodeScalarView()
+            for s in c.unicodeScalars {
+                piece.append(s)
+                if piece.count == maxScalarsPerCharacter {
+                    // Re-segmented: a slice of one cluster can be several (never trap on `Character(_:)`).
+                    out.append(contentsOf: String(piece))
+                    piece = String.UnicodeScalarView()
+                }
+            }
+            if !piece.isEmpty { out.append(contentsOf: String(piece)) }
+        }
+        return out
     }
 
     static func trimmed(_ chars: [Character], _ a: Int, _ b: Int) -> String {

@@ -88,7 +88,8 @@ extension RagServer {
             handlers = ShardService(host: shardHost).handlers
             for m in [RagMethod.health, .stats] { handlers[m.rawValue] = service.handlers[m.rawValue] }
         }
-        return (jobs, Dispatcher(handlers: handlers, logger: logger, metrics: metrics))
+        return (jobs, Dispatcher(handlers: handlers, logger: logger, metrics: metrics, maxFrameSize: configuration.maxFrameSize,
+                                 dataDirectory: configuration.dataDirectory))
     }
 
     /// Sets `rag_index_chunks` for every collection from its shards' counts;

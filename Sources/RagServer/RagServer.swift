@@ -116,7 +116,8 @@ public final class RagServer: Service, Sendable {
         boundAddress.withLock { $0 = address }
         logger.info("listening on \(address)")
         onListening(address)
-        let handler = ConnectionHandler(dispatcher: dispatcher, stats: stats, logger: logger)
+        let budget = ConnectionBudget(limits: configuration.limits)
+        let handler = ConnectionHandler(dispatcher: dispatcher, stats: stats, budget: budget, logger: logger)
         let shutdown = self.shutdown
         let grace = configuration.shutdownGracePeriod
         try await withGracefulShutdownHandler {
@@ -126,11 +127,19 @@ public final class RagServer: Service, Sendable {
                         try await server.executeThenClose { connections in
                             for try await channel in connections {
                                 group.addTask {
+                                    guard budget.admitConnection() else {
+                                        await AcceptedChannel.refuse(channel, RagError(
+                                            .resourceExhausted, "the server has \(budget.limits.maxConnections) connections open; try again later"))
+                                        return
+                                    }
+                                    defer { budget.connectionClosed() }
+                                    let state = ConnectionState(limits: budget.limits)
                                     let wrapped = try? await AcceptedChannel.wrap(channel, as: NIOAsyncChannel<ByteBuffer, ByteBuffer>.self) {
+                                        try $0.addHandler(ConnectionGuard(budget: budget, connection: state, maxFrameSize: maxFrame))
                                         try $0.addHandler(ByteToMessageHandler(FrameDecoder(maxFrameSize: maxFrame)))
                                     }
                                     guard let connection = wrapped else { channel.close(promise: nil); return }
-                                    await handler.run(connection, shutdown: shutdown)
+                                    await handler.run(connection, state: state, shutdown: shutdown)
                                 }
                             }
                         }

@@ -1,4 +1,5 @@
 import Foundation
+import RagCore
 import RagStore
 
 /// Everything a server needs to start, in one value. `ragd` fills it from
@@ -13,10 +14,17 @@ public struct RagServerConfiguration: Sendable {
     public var partitions: Int = 4
     /// Largest frame accepted, in bytes; a longer length prefix closes the connection.
     public var maxFrameSize: Int = 16 * 1024 * 1024
+    /// Connections, timeouts, calls in flight and buffered bytes (see `ConnectionLimits`).
+    public var limits = ConnectionLimits()
     public var defaultTopK: Int = 5
     public var maxTopK: Int = 1000
+    /// Sizes of documents, metadata and filters a request may carry.
+    public var requests = RequestLimits()
     /// Documents per `Index` call (larger batches: RESOURCE_EXHAUSTED).
-    public var maxDocumentsPerCall: Int = 10_000
+    public var maxDocumentsPerCall: Int {
+        get { requests.maxDocumentsPerCall }
+        set { requests.maxDocumentsPerCall = newValue }
+    }
     /// Vector dimension of the built-in hashing embedder.
     public var embeddingDimension: Int = 384
     public var synchronous: PartitionStore.Synchronous = .full

@@ -57,6 +57,7 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("metrics-port"), help: "Prometheus /metrics port (default 9464; 0 = any free port; off disables).") var metricsPort: String?
     @Option(name: .customLong("shutdown-grace"), help: "Seconds calls in flight get to finish after SIGTERM (default 10).") var shutdownGrace: Int?
     @OptionGroup(title: "Jobs and indexing work") var work: WorkOptions
+    @OptionGroup(title: "Limits") var limits: LimitOptions
 
     func setting(_ flag: String?, env: String, file: [String: Any], key: String) -> String? {
         if let flag { return flag }
@@ -164,6 +165,7 @@ struct Serve: AsyncParsableCommand {
             c.shutdownGracePeriod = .seconds(v)
         }
         try work.apply(to: &c, redisDefault: setting(redis, env: "RAGD_REDIS", file: file, key: "redis")) { setting($0, env: $1, file: file, key: $2) }
+        try limits.apply(to: &c) { setting($0, env: $1, file: file, key: $2) }
         let levelName = setting(logLevel, env: "RAGD_LOG_LEVEL", file: file, key: "log-level") ?? "info"
         guard let level = Logger.Level(rawValue: levelName.lowercased()) else { throw ValidationError("unknown log level \(levelName)") }
         LoggingSystem.bootstrap { label in
@@ -172,6 +174,9 @@ struct Serve: AsyncParsableCommand {
             return h
         }
         let logger = Logger(label: "ragd")
+        // Connections and collections each take descriptors: use all the system allows.
+        let descriptors = FileDescriptors.raiseSoftLimit()
+        logger.info("file descriptor limit \(descriptors)")
         let configured = c
         let server = try await RagServer(configuration: configured, logger: logger) { address in
             // One line on stdout that scripts and tests read to learn the port.

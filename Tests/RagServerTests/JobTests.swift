@@ -21,6 +21,8 @@ final class FailingEmbedder: Embedder {
     convenience init(failures: Int) { self.init(failingCalls: Set(1..<failures + 1)) }
 
     func embed(_ texts: [String]) async throws -> [[Float]] {
+        // A text the "provider" refuses for good: not worth a retry.
+        if texts.contains(where: { $0.hasPrefix("refused") }) { throw RagError(.invalidArgument, "provider refused the input") }
         if failingCalls.contains(calls.wrappingAdd(1, ordering: .relaxed).newValue) { throw RagError(.unavailable, "provider answered 503") }
         return try await inner.embed(texts)
     }
@@ -88,10 +90,19 @@ func withJobServer(_ backend: String, configure: (inout RagServerConfiguration) 
 
     @Test(arguments: ["sqlite", "redis"]) func nonRetryableFailsAtOnceAndCancelWorks(backend: String) async throws {
         try await withJobServer(backend, configure: { $0.jobs.backoffBase = .seconds(30) }, embedder: FailingEmbedder(failures: 1)) { client, _ in
-            let bad = try await client.submit(indexSpec([RagDocument(id: "empty", text: "   ")]))
+            // What Index would refuse is refused at submission: nothing is queued.
+            do {
+                _ = try await client.submit(indexSpec([RagDocument(id: "empty", text: "   ")]))
+                Issue.record("a job with a blank document was queued")
+            } catch {
+                #expect(RagError(from: error).code == .invalidArgument && RagError(from: error).message.contains("has no text"))
+            }
+            #expect(try await client.jobs().isEmpty)
+            // A failure that no retry can fix ends the job at once.
+            let bad = try await client.submit(indexSpec([RagDocument(id: "refusedDoc", text: "refused by the provider")]))
             let j = try await client.awaitJob(bad.id)
             #expect(j.state == "failed" && j.attempts == 1 && j.errors.first?.contains("INVALID_ARGUMENT") == true)
-            #expect(j.errors.first?.contains("documents empty failed") == true, "\(j.errors)")
+            #expect(j.errors.first?.contains("documents refusedDoc failed") == true, "\(j.errors)")
             // This one fails once (retryable) and waits 30 s for its retry: cancel it meanwhile.
             let slow = try await client.submit(indexSpec(Fixtures.documents))
             for _ in 0..<100 where try await client.job(slow.id).attempts == 0 { try await Task.sleep(for: .milliseconds(20)) }

@@ -77,6 +77,8 @@ public actor CollectionRegistry {
     public func getOrCreate(_ name: String, embedder: any Embedder) throws(RagError) -> CollectionHandle {
         if let c = collections[name] { return c }
         try Self.validateName(name)
+        // Each partition holds a SQLite database with its WAL and shared memory.
+        try FileDescriptors.require(partitionsForNew * 4 + 8, for: "collection \(name)")
         let info = CollectionInfo(name: name, embedder: embedder.id, dimension: embedder.dimension, partitions: partitionsForNew)
         let handle = try Self.open(info, makeShard: makeShard)
         try catalog.insert(info)

@@ -23,7 +23,7 @@ extension Coordinator {
     /// error), the error names exactly the documents that were committed.
     /// Unchanged documents (same content hash) are skipped.
     public func index(collection: String, documents: [RagDocument], chunkSize: Int, chunkOverlap: Int) async throws -> IndexSummary {
-        let documents = try Self.validate(collection: collection, documents: documents, limit: configuration.maxDocumentsPerCall)
+        let documents = try Self.validate(collection: collection, documents: documents, limits: configuration.requests)
         var plans: [WritePlan] = []
         do {
             plans.append(try await prepare(collection: collection, documents: documents, chunkSize: chunkSize, chunkOverlap: chunkOverlap))
@@ -61,11 +61,11 @@ extension Coordinator {
 
     /// Checks a request before any work: ids, texts, count. Ids are normalised to
     /// NFC here (see `RagDocument.normalizedID`).
-    static func validate(collection: String, documents: [RagDocument], limit: Int) throws -> [RagDocument] {
+    static func validate(collection: String, documents: [RagDocument], limits: RequestLimits) throws -> [RagDocument] {
         try CollectionRegistry.validateName(collection)
         guard !documents.isEmpty else { throw RagError.invalidArgument("index request has no documents") }
-        guard documents.count <= limit else {
-            throw RagError(.resourceExhausted, "\(documents.count) documents in one call; the limit is \(limit): send batches")
+        guard documents.count <= limits.maxDocumentsPerCall else {
+            throw RagError(.resourceExhausted, "\(documents.count) documents in one call; the limit is \(limits.maxDocumentsPerCall): send batches")
         }
         var seen = Set<String>()
         var out = documents
@@ -76,6 +76,7 @@ extension Coordinator {
             guard d.id.utf8.count <= 512 else { throw RagError.invalidArgument("document id \(d.id.prefix(40).debugDescription)… is longer than 512 bytes") }
             guard seen.insert(d.id).inserted else { throw RagError.invalidArgument("document id \(d.id.debugDescription) appears twice in one request") }
             guard !d.text.allSatisfy(\.isWhitespace) else { throw RagError.invalidArgument("document \(d.id.debugDescription) has no text") }
+            try limits.check(d)
         }
         return out
     }

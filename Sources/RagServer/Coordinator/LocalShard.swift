@@ -49,6 +49,19 @@ public actor LocalShard: Shard {
     }
 
     public func write(upserts: [PreparedDocument], deletes: [String]) throws -> Set<String> {
+        // Checked before anything is stored: a write that does not fit this
+        // partition is an error for its sender, never a crash after the commit.
+        for d in upserts {
+            guard d.chunks.count == d.embeddings.count else {
+                throw RagError.invalidArgument("document \(d.id.truncatedUTF8(maxBytes: 64).debugDescription) has \(d.chunks.count) chunks but \(d.embeddings.count) embeddings")
+            }
+            for v in d.embeddings {
+                guard v.count == dimension else {
+                    throw RagError.failedPrecondition("an embedding has \(v.count) dimensions; this partition stores \(dimension)")
+                }
+                guard v.allSatisfy(\.isFinite) else { throw RagError.invalidArgument("an embedding holds a value that is not finite") }
+            }
+        }
         let deleted = try store.write(upserts: upserts, deletes: deletes)
         for id in deletes { index.remove(id) }
         for doc in upserts { index.upsert(doc) }

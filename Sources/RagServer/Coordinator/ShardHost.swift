@@ -37,12 +37,28 @@ public actor ShardHost {
         return shards[Self.key(collection, partition)]
     }
 
+    /// Partition numbers a shard accepts: placement is `hash mod P` with P far below this.
+    public static let maxPartition = 4095
+
     public func openOrCreate(_ collection: String, _ partition: Int, dimension: Int) throws(RagError) -> LocalShard {
-        if let s = try existing(collection, partition) { return s }
+        if let s = try existing(collection, partition) {
+            guard s.dimension == dimension else {
+                throw .failedPrecondition("collection \(collection) stores \(s.dimension)-dimensional vectors, not \(dimension)")
+            }
+            return s
+        }
+        guard (0...Self.maxPartition).contains(partition) else { throw .invalidArgument("partition \(partition) is outside 0...\(Self.maxPartition)") }
         guard (1...8192).contains(dimension) else { throw .invalidArgument("dimension \(dimension) out of range") }
         let dir = configuration.dataDirectory + "/collections/" + collection
-        try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        try? "\(dimension)\n".write(toFile: dir + "/dimension", atomically: true, encoding: .utf8)
+        let dimensionFile = dir + "/dimension"
+        if FileManager.default.fileExists(atPath: dimensionFile) {
+            // The collection exists here: its dimension is fixed, never rewritten.
+            let stored = Self.dimension(dir)
+            guard stored == dimension else { throw .failedPrecondition("collection \(collection) stores \(stored)-dimensional vectors, not \(dimension)") }
+        } else {
+            try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            try? "\(dimension)\n".write(toFile: dimensionFile, atomically: true, encoding: .utf8)
+        }
         let shard = try LocalShard(path: String(format: "%@/p%03d.sqlite", dir, partition), partition: partition,
                                    dimension: dimension, synchronous: configuration.synchronous)
         shards[Self.key(collection, partition)] = shard

@@ -27,7 +27,17 @@ public final class Dispatcher: Sendable {
     let logger: Logger
     let metrics: RagMetrics?
 
-    public init(handlers: [String: RPCHandler], logger: Logger, metrics: RagMetrics? = nil) {
+    /// Largest payload an answer may carry: a frame is at most `maxFrameSize`
+    /// bytes and its header needs some room (no client accepts a larger frame).
+    let maxPayloadBytes: Int
+
+    /// Server paths (the data directory, absolute and as given) never sent to clients.
+    let redactedPaths: [String]
+
+    public init(handlers: [String: RPCHandler], logger: Logger, metrics: RagMetrics? = nil, maxFrameSize: Int = FrameCodec.defaultMaxFrameSize,
+                dataDirectory: String = "") {
+        redactedPaths = dataDirectory.isEmpty ? [] : [URL(fileURLWithPath: dataDirectory).standardizedFileURL.path, dataDirectory].sorted { $0.count > $1.count }
+        self.maxPayloadBytes = maxFrameSize - 1024
         self.handlers = handlers
         self.logger = logger
         self.metrics = metrics
@@ -59,6 +69,7 @@ public final class Dispatcher: Sendable {
             switch handler {
             case .unary(let body):
                 let response = try await Self.withDeadline(deadline, ms: deadlineMS) { try await body(payload, context) }
+                try checkSize(response)
                 reply.kind = .response
                 reply.payload = response
                 await send(reply)
@@ -67,6 +78,7 @@ public final class Dispatcher: Sendable {
                 try await Self.withDeadline(deadline, ms: deadlineMS) {
                     try await body(payload, context) { message in
                         try Task.checkCancellation()
+                        try self.checkSize(message)
                         var m = template
                         m.kind = .streamMessage
                         m.payload = message
@@ -80,9 +92,30 @@ public final class Dispatcher: Sendable {
             let e = RagError(from: error)
             metrics?.rpcError(method: frame.method, code: e.code.description)
             if e.code == .internal { logger.error("call failed: \(e.message)") } else { logger.debug("call failed: \(e)") }
-            var f = Ragd_V1_Frame.error(callID: frame.callID, method: frame.method, e)
+            var f = Ragd_V1_Frame.error(callID: frame.callID, method: frame.method, redacted(e, requestID: requestID))
             f.metadata.requestID = requestID
             await send(f)
+        }
+    }
+
+    /// What a client may read of an error. Internal failures (INTERNAL, DATA_LOSS,
+    /// UNKNOWN) carry file paths and library text: the client gets the code and
+    /// the request id, the log has the rest. Other messages lose any server path.
+    func redacted(_ e: RagError, requestID: String) -> RagError {
+        if [.internal, .dataLoss, .unknown].contains(e.code) {
+            if e.code != .internal { logger.error("call failed: \(e)") }
+            return RagError(e.code, "\(e.code == .dataLoss ? "stored data failed a check" : "internal error") (request id \(requestID)); the server log has the details")
+        }
+        var message = e.message
+        for path in redactedPaths where !path.isEmpty { message = message.replacingOccurrences(of: path, with: "<data-dir>") }
+        return RagError(e.code, message)
+    }
+
+    /// An answer must fit in a frame: say so instead of sending what no client takes.
+    func checkSize(_ payload: Data) throws(RagError) {
+        guard payload.count <= maxPayloadBytes else {
+            throw RagError(.resourceExhausted, "the answer is \(payload.count) bytes, more than a frame can carry (\(maxPayloadBytes)); "
+                               + "ask for fewer results (top_k) or smaller chunks")
         }
     }
 

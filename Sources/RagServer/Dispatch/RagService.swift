@@ -69,6 +69,7 @@ public struct RagService: Sendable {
             mode: SearchMode(wire: r.mode), userID: r.userID, noCache: r.noCache, allowPartial: r.allowPartial)
         q.rerank = try Self.rerank(r.rerank)
         q.strict = r.strict
+        if let f = q.filter { try coordinator.configuration.requests.check(f) }
         return q
     }
 
@@ -271,6 +272,8 @@ public struct RagService: Sendable {
         let request = try FrameCodec.payload(Ragd_V1_IndexRequest.self, from: payload)
         let docs = try request.documents.map { (d) throws(RagError) in try RagDocument(wire: d) }
         guard !docs.isEmpty else { throw RagError.invalidArgument("index request has no documents") }
+        // The same limits as Index, for the whole call, before the first batch commits.
+        _ = try Coordinator.validate(collection: request.collection, documents: docs, limits: coordinator.configuration.requests)
         let start = ContinuousClock.now
         var total = IndexSummary()
         var done = 0

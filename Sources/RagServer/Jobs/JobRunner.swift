@@ -55,6 +55,11 @@ public final class JobRunner: Sendable {
     public func submit(_ request: Ragd_V1_SubmitJobRequest) async throws(RagError) -> Ragd_V1_Job {
         if !request.appendTo.isEmpty {
             guard case .index(let r)? = request.spec.work else { throw .invalidArgument("append_to takes documents (an index spec)") }
+            try checkPart(r, collection: nil)
+            let existing = try await job(request.appendTo)
+            guard Int(existing.progressTotal) + r.documents.count <= limits.maxDocumentsPerJob else {
+                throw RagError(.resourceExhausted, "a job holds at most \(limits.maxDocumentsPerJob) documents; submit another job")
+            }
             try await queue.checked { try await queue.append(id: request.appendTo, part: try Self.part(r), count: r.documents.count, seal: !request.more) }
             return try await job(request.appendTo)
         }
@@ -64,6 +69,7 @@ public final class JobRunner: Sendable {
         case .index(let r):
             try CollectionRegistry.validateName(r.collection)
             guard !r.documents.isEmpty else { throw .invalidArgument("index job has no documents") }
+            try checkPart(r, collection: r.collection)
             spec.index.documents = []
             let specData = try FrameCodec.bytes(spec)
             try await queue.checked {
@@ -79,6 +85,19 @@ public final class JobRunner: Sendable {
         }
         return try await job(id)
     }
+
+    /// A part is checked like an Index call (count, ids, sizes) before it is queued:
+    /// a job must not hold what Index would refuse.
+    func checkPart(_ r: Ragd_V1_IndexRequest, collection: String?) throws(RagError) {
+        let docs = try r.documents.map { (d) throws(RagError) in try RagDocument(wire: d) }
+        do {
+            _ = try Coordinator.validate(collection: collection ?? "job-part", documents: docs, limits: limits)
+        } catch {
+            throw RagError(from: error)
+        }
+    }
+
+    var limits: RequestLimits { coordinator.configuration.requests }
 
     static func part(_ r: Ragd_V1_IndexRequest) throws(RagError) -> Data {
         try FrameCodec.bytes(Ragd_V1_IndexRequest.with { $0.documents = r.documents })

@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
@@ -57,6 +58,12 @@ public struct ProviderHTTP: Sendable {
         }
     }
 
+    /// A provider's error body can hold anything (an echo of the key, internal
+    /// hosts): it goes to the server log, never into an answer.
+    static func logBody(_ path: String, _ status: Int, _ body: String) {
+        providerLog.warning("provider \(path) answered HTTP \(status): \(body.truncatedUTF8(maxBytes: 500))")
+    }
+
     static func retryable(_ status: Int) -> Bool { status == 429 || (500...599).contains(status) }
 
     func backoff(_ attempt: Int) async throws {
@@ -73,8 +80,9 @@ public struct ProviderHTTP: Sendable {
                 let (data, response) = try await bounded { try await URLSession.shared.data(for: req) }
                 let status = (response as? HTTPURLResponse)?.statusCode ?? 0
                 if (200...299).contains(status) { return data }
-                last = "HTTP \(status): \(String(decoding: data.prefix(200), as: UTF8.self))"
-                guard Self.retryable(status) else { throw RagError(.failedPrecondition, "provider \(baseURL)\(path) answered \(last)") }
+                last = "HTTP \(status)"
+                Self.logBody(path, status, String(decoding: data.prefix(500), as: UTF8.self))
+                guard Self.retryable(status) else { throw RagError(.failedPrecondition, "provider \(path) answered \(last)") }
             } catch let e as RagError {
                 throw e
             } catch is CancellationError {
@@ -83,7 +91,7 @@ public struct ProviderHTTP: Sendable {
                 last = "\(error.localizedDescription)"
             }
         }
-        throw RagError(.unavailable, "provider \(baseURL)\(path) failed after \(retries + 1) attempts: \(last)")
+        throw RagError(.unavailable, "provider \(path) failed after \(retries + 1) attempts: \(last)")
     }
 
     /// POSTs `body` and returns the response body line by line as it arrives
@@ -98,8 +106,9 @@ public struct ProviderHTTP: Sendable {
                 return stream.lines
             } catch let e as HTTPStatus {
                 stream.cancel()
-                last = "HTTP \(e.status): \(e.body)"
-                guard Self.retryable(e.status) else { throw RagError(.failedPrecondition, "provider \(baseURL)\(path) answered \(last)") }
+                last = "HTTP \(e.status)"
+                Self.logBody(path, e.status, e.body)
+                guard Self.retryable(e.status) else { throw RagError(.failedPrecondition, "provider \(path) answered \(last)") }
             } catch is CancellationError {
                 stream.cancel()
                 throw CancellationError()
@@ -108,7 +117,7 @@ public struct ProviderHTTP: Sendable {
                 last = "\(error.localizedDescription)"
             }
         }
-        throw RagError(.unavailable, "provider \(baseURL)\(path) failed after \(retries + 1) attempts: \(last)")
+        throw RagError(.unavailable, "provider \(path) failed after \(retries + 1) attempts: \(last)")
     }
 }
 
@@ -116,3 +125,5 @@ struct HTTPStatus: Error {
     var status: Int
     var body: String
 }
+
+let providerLog = Logger(label: "ragd.provider")

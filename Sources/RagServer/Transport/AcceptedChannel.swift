@@ -1,4 +1,6 @@
 import NIOCore
+import RagCore
+import RagWire
 
 /// Accepted connections travel from a listener to its serving loop as plain
 /// channels with reading off, and become `NIOAsyncChannel`s only inside the
@@ -33,6 +35,18 @@ enum AcceptedChannel {
             try channel.syncOptions?.setOption(ChannelOptions.autoRead, value: true)
             return wrapped
         }.get()
+    }
+}
+
+extension AcceptedChannel {
+    /// Answers a connection the server cannot take with one ERROR frame, then
+    /// closes it: a refused client learns why instead of hanging.
+    static func refuse(_ channel: any Channel, _ error: RagError) async {
+        if let frame = try? FrameCodec.encode(.error(callID: 0, error), allocator: channel.allocator) {
+            try? await channel.writeAndFlush(frame)
+        }
+        try? await channel.close(mode: .output)
+        try? await channel.close()
     }
 }
 

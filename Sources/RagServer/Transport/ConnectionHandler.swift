@@ -8,16 +8,22 @@ import RagWire
 struct ConnectionHandler: Sendable {
     let dispatcher: Dispatcher
     let stats: ServerStats
+    let budget: ConnectionBudget
     let logger: Logger
 
-    func run(_ channel: NIOAsyncChannel<ByteBuffer, ByteBuffer>, shutdown: ShutdownSignal) async {
+    func run(_ channel: NIOAsyncChannel<ByteBuffer, ByteBuffer>, state: ConnectionState, shutdown: ShutdownSignal) async {
         stats.connectionOpened()
         defer { stats.connectionClosed() }
-        let calls = CallRegistry()
-        let (outgoing, output) = AsyncStream.makeStream(of: ByteBuffer.self)
+        let calls = state.calls
+        let output = state.output
+        let (outgoing, queue) = AsyncStream.makeStream(of: ByteBuffer.self)
         let allocator = channel.channel.allocator
+        // Every answer takes its bytes from the connection's output budget first:
+        // a client that does not read makes its calls wait here, not the heap grow.
         let send: @Sendable (Ragd_V1_Frame) async -> Void = { frame in
-            if let buffer = try? FrameCodec.encode(frame, allocator: allocator) { output.yield(buffer) }
+            guard let buffer = try? FrameCodec.encode(frame, allocator: allocator) else { return }
+            guard (try? await output.reserve(buffer.readableBytes)) != nil else { return }
+            queue.yield(buffer)
         }
         let token = shutdown.register { channel.channel.close(mode: .input, promise: nil) }
         defer { shutdown.unregister(token) }
@@ -26,14 +32,25 @@ struct ConnectionHandler: Sendable {
             try await channel.executeThenClose { inbound, outbound in
                 let rejected = try await withThrowingTaskGroup(of: Void.self) { group -> Bool in
                     group.addTask {
-                        for await buffer in outgoing { try await outbound.write(buffer) }
+                        for await buffer in outgoing {
+                            let n = buffer.readableBytes
+                            try await outbound.write(buffer)
+                            output.release(n)
+                        }
                     }
                     var rejected = false
                     do {
                         for try await body in inbound {
+                            // Backpressure: no new request while this client's answers pile up.
+                            try await output.waitUntilBelowLimit()
                             await handle(body, calls: calls, send: send)
                         }
-                        // Peer closed (or we are draining): let calls in flight finish.
+                        if !shutdown.isTriggered {
+                            // The client hung up (we are not draining): nobody will read
+                            // these answers, so their work stops now.
+                            calls.cancelAll()
+                        }
+                        // Draining: let calls in flight finish.
                         await calls.drain()
                     } catch let e as RagError {
                         // Oversize length prefix: say why, then close without reading the body.
@@ -45,7 +62,7 @@ struct ConnectionHandler: Sendable {
                         calls.cancelAll()
                         await calls.drain()
                     }
-                    output.finish()
+                    queue.finish()
                     try await group.waitForAll()
                     return rejected
                 }
@@ -70,6 +87,8 @@ struct ConnectionHandler: Sendable {
             logger.debug("connection ended: \(error)")
         }
         calls.cancelAll()
+        output.close()
+        queue.finish()
     }
 
     func handle(_ body: ByteBuffer, calls: CallRegistry, send: @escaping @Sendable (Ragd_V1_Frame) async -> Void) async {
@@ -83,14 +102,27 @@ struct ConnectionHandler: Sendable {
         }
         switch frame.kind {
         case .request:
+            let limits = budget.limits
+            guard calls.count < limits.maxCallsPerConnection else {
+                await send(.error(callID: frame.callID, method: frame.method, RagError(
+                    .resourceExhausted, "\(limits.maxCallsPerConnection) calls are already in flight on this connection; wait for some to finish")))
+                return
+            }
+            guard budget.admitCall() else {
+                await send(.error(callID: frame.callID, method: frame.method, RagError(
+                    .resourceExhausted, "the server has \(limits.maxCallsPerServer) calls in flight; try again shortly")))
+                return
+            }
             let dispatcher = self.dispatcher
             let stats = self.stats
+            let budget = self.budget
             let started = calls.start(frame.callID) {
                 stats.callStarted()
-                defer { stats.callEnded() }
+                defer { stats.callEnded(); budget.callEnded() }
                 await dispatcher.handle(frame, receivedAt: receivedAt, send: send)
             }
             if !started {
+                budget.callEnded()
                 await send(.error(callID: frame.callID, method: frame.method,
                                   RagError(.alreadyExists, "call id \(frame.callID) is already in flight on this connection")))
             }

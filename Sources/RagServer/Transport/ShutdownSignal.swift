@@ -22,6 +22,9 @@ final class ShutdownSignal: Sendable {
         return token
     }
 
+    /// True once the server began draining.
+    var isTriggered: Bool { state.withLock { $0.triggered } }
+
     func unregister(_ token: Int) {
         _ = state.withLock { $0.actions.removeValue(forKey: token) }
     }
