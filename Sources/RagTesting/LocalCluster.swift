@@ -38,8 +38,10 @@ public final class LocalCluster: @unchecked Sendable {
         nodes[shard][replica] = try RagdProcess(dataDirectory: old.dataDirectory, port: old.port, extraArguments: ["--role", "shard"])
     }
 
+    /// Tears the cluster down at once (SIGKILL: this runs in `defer`s on the
+    /// cooperative pool, where a graceful shutdown's wait would stall other tests).
     public func stop() {
-        coordinator.terminate()
+        if coordinator.isRunning { coordinator.kill9() }
         for row in nodes { for n in row where n.isRunning { n.kill9() } }
         try? FileManager.default.removeItem(atPath: root)
     }

@@ -5,6 +5,7 @@ wire formats. The model name picks the behaviour:
   flaky      the first 2 requests get 429, then like ok
   broken     200 with a body that is not JSON (embeddings) or malformed SSE/NDJSON (chat)
   fail       500 on every request
+  cut        chat: the stream ends at once, without [DONE] / done
   slow       waits 3 s before answering
   gate       waits until GET /_release (or 60 s), then like ok
 GET /_stats returns request counts per path and model. Prints "port N" when ready."""
@@ -93,6 +94,10 @@ class Handler(BaseHTTPRequestHandler):
                 self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
                 self.wfile.flush()
 
+            if model == "cut":  # the stream ends without a word and without its final marker
+                self.wfile.write(b"0\r\n\r\n")
+                self.wfile.flush()
+                return
             prompt = json.dumps(body.get("messages", []))
             tokens = ANSWER
             if model == "judge":

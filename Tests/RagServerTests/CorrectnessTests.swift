@@ -71,6 +71,18 @@ final class BlockingEmbedder: Embedder {
         }
     }
 
+    /// A chat stream that ends without its final marker is a failed generation
+    /// (degraded, never cached), not an empty answer.
+    @Test func aTruncatedChatStreamIsAFailure() async throws {
+        let fake = try await onThread { try FakeProvider() }
+        try await withRagServer(configure: { $0.generationProvider = provider(fake, "cut") }) { client, _ in
+            _ = try await client.index(Fixtures.documents, collection: "kb")
+            let r = try await client.query("what does SQLITE_BUSY mean", collection: "kb")
+            #expect(r.degraded && r.degradedReason.contains("ended before") && r.answer.contains("[1]"))
+            #expect(!(try await client.query("what does SQLITE_BUSY mean", collection: "kb").cached))
+        }
+    }
+
     /// Letter case is in the key when the answer can depend on it (a chat model sees the question as typed).
     @Test func caseIsPartOfTheKeyOnlyWhenItCanChangeTheAnswer() async throws {
         var q = QueryOptions(collection: "kb", query: "Leader Election")

@@ -20,8 +20,19 @@ import Testing
         let observer = server.client()
         _ = try await client.index(Fixtures.documents, collection: "kb")
         let inFlight = Task { try await client.query("SQLITE_BUSY", collection: "kb", topK: 2, noCache: true) }
-        for _ in 0..<2000 where try await observer.stats().inFlightCalls < 2 { try await Task.sleep(for: .milliseconds(10)) }
-        #expect(try await observer.stats().inFlightCalls >= 2)  // the query and this Stats call
+        let t0 = ContinuousClock.now
+        var trace: [String] = []
+        var polls = 0
+        var seen = try await observer.stats().inFlightCalls
+        while seen < 2 && polls < 2000 {
+            polls += 1
+            try await Task.sleep(for: .milliseconds(10))
+            seen = try await observer.stats().inFlightCalls
+            if polls % 100 == 0 { trace.append("poll \(polls) at \(ContinuousClock.now - t0): \(seen)") }
+        }
+        trace.append("loop ended at \(ContinuousClock.now - t0) after \(polls) polls: \(seen)")
+        let final = try await observer.stats().inFlightCalls
+        #expect(final >= 2, "\(trace) final \(final) at \(ContinuousClock.now - t0)")  // the query and this Stats call
         await observer.close()
         kill(server.pid, SIGTERM)
         // New connections are refused while the query is still running.
@@ -39,6 +50,10 @@ import Testing
             throw error
         }
         #expect(!r.degraded && r.answer.contains("The answer is in the sources [1]."), "\(r.answer) / \(r.degradedReason)")
+        if !r.answer.contains("The answer is in the sources") {
+            let counts = (try? await onThread { try fake.counts() }) ?? [:]
+            Issue.record("provider requests: \(counts)\nserver log:\n\(server.log.suffix(8000))")
+        }
         #expect(r.sources.first?.documentID == "sqlite")
         await client.close()
         let status = await Task.detached { server.terminate() }.value  // already stopping: waits for the exit

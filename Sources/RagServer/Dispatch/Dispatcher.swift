@@ -68,7 +68,8 @@ public final class Dispatcher: Sendable {
         do {
             switch handler {
             case .unary(let body):
-                let response = try await Self.withDeadline(deadline, ms: deadlineMS) { try await body(payload, context) }
+                let late = Self.completesDespiteDeadline.contains(frame.method)
+                let response = try await Self.withDeadline(deadline, ms: deadlineMS, acceptLate: late) { try await body(payload, context) }
                 try checkSize(response)
                 reply.kind = .response
                 reply.payload = response
@@ -121,12 +122,18 @@ public final class Dispatcher: Sendable {
 
     /// Races `body` against the deadline; on expiry the body is cancelled (the
     /// engine checks for cancellation, so the work stops) and the call fails.
-    static func withDeadline<T: Sendable>(_ deadline: ContinuousClock.Instant?, ms: UInt64, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+    /// Writes whose commit phase is not interrupted (see Coordinator.index): when
+    /// one completes after its deadline, the client hears that it took effect.
+    static let completesDespiteDeadline: Set<String> = [RagMethod.index.rawValue, RagMethod.delete.rawValue]
+
+    static func withDeadline<T: Sendable>(_ deadline: ContinuousClock.Instant?, ms: UInt64, acceptLate: Bool = false,
+                                          _ body: @escaping @Sendable () async throws -> T) async throws -> T {
         guard let deadline else { return try await body() }
-        return try await CallDeadline.$current.withValue(deadline) { try await race(deadline, ms: ms, body) }
+        return try await CallDeadline.$current.withValue(deadline) { try await race(deadline, ms: ms, acceptLate: acceptLate, body) }
     }
 
-    static func race<T: Sendable>(_ deadline: ContinuousClock.Instant, ms: UInt64, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+    static func race<T: Sendable>(_ deadline: ContinuousClock.Instant, ms: UInt64, acceptLate: Bool = false,
+                                  _ body: @escaping @Sendable () async throws -> T) async throws -> T {
         guard deadline > .now else { throw RagError(.deadlineExceeded, "deadline of \(ms) ms passed before the call started") }
         return try await withThrowingTaskGroup(of: T?.self) { group in
             group.addTask { try await body() }
@@ -141,7 +148,7 @@ public final class Dispatcher: Sendable {
             // real outcome: a call that took effect is never reported as failed.
             group.cancelAll()
             do {
-                if let last = try await group.next(), let value = last { return value }
+                if let last = try await group.next(), let value = last, acceptLate { return value }
             } catch let e as RagError where e.code == .cancelled || e.code == .deadlineExceeded {
                 throw RagError(.deadlineExceeded, "deadline of \(ms) ms exceeded; \(e.message)")
             } catch {}

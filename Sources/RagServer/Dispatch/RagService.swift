@@ -155,6 +155,9 @@ public struct RagService: Sendable {
                     stats.recordTokens(prompt: prompt, completion: completion)
                 }
             }
+            // A stream's iteration simply ends when the task is cancelled: that is
+            // an interrupted answer, not a complete (possibly empty) one.
+            try Task.checkCancellation()
             return (text, nil)
         } catch {
             if error is CancellationError || Task.isCancelled { throw error }

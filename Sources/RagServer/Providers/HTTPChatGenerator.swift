@@ -36,9 +36,13 @@ public struct HTTPChatGenerator: Generator {
                 if flavor == .openai { body["stream_options"] = ["include_usage": true] }
                 let lines = try await http.lines(flavor == .openai ? "/v1/chat/completions" : "/api/chat",
                                                  body: try JSONSerialization.data(withJSONObject: body))
+                var finished = false
                 for try await line in lines {
-                    for event in try parse(line) { continuation.yield(event) }
+                    for event in try parse(line, finished: &finished) { continuation.yield(event) }
                 }
+                // A stream cut short (a dropped connection, a proxy timeout) is a
+                // failure, not a complete answer: it ends with [DONE] / done: true.
+                guard finished else { throw RagError(.unavailable, "chat provider stream ended before the answer was complete") }
                 continuation.finish()
             } catch {
                 continuation.finish(throwing: error)
@@ -49,12 +53,12 @@ public struct HTTPChatGenerator: Generator {
     }
 
     /// One SSE or NDJSON line to events; malformed JSON is an error, not a crash.
-    func parse(_ line: String) throws -> [GenerationEvent] {
+    func parse(_ line: String, finished: inout Bool) throws -> [GenerationEvent] {
         var json = line
         if flavor == .openai {
             guard line.hasPrefix("data:") else { return [] }  // comments, event names
             json = String(line.dropFirst(5)).trimmingCharacters(in: .whitespaces)
-            if json == "[DONE]" { return [] }
+            if json == "[DONE]" { finished = true; return [] }
         }
         guard let object = try? JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any] else {
             throw RagError(.internal, "chat provider sent malformed JSON: \(json.prefix(80))")
@@ -75,6 +79,7 @@ public struct HTTPChatGenerator: Generator {
                 out.append(.token(content))
             }
             if (object["done"] as? Bool) == true {
+                finished = true
                 out.append(.usage(prompt: (object["prompt_eval_count"] as? NSNumber)?.intValue ?? 0,
                                   completion: (object["eval_count"] as? NSNumber)?.intValue ?? 0))
             }
