@@ -26,6 +26,7 @@ struct Serve: AsyncParsableCommand {
 
     @Option(help: "A JSON configuration file.") var config: String?
     @Option(help: "Address to listen on (default 127.0.0.1).") var host: String?
+    @Flag(help: "Allow listening on a non-loopback address without authentication or TLS (this build has neither yet).") var insecure = false
     @Option(help: "Port to listen on; 0 picks a free one (default 7878).") var port: Int?
     @Option(name: .customLong("data-dir"), help: "Data directory (default ./ragd-data).") var dataDir: String?
     @Option(help: "Partitions per new collection (default 4).") var partitions: Int?
@@ -72,6 +73,11 @@ struct Serve: AsyncParsableCommand {
         return n
     }
 
+    /// 127.0.0.0/8, ::1 and localhost: only this machine can connect.
+    static func isLoopback(_ host: String) -> Bool {
+        host == "localhost" || host == "::1" || host == "[::1]" || host.hasPrefix("127.")
+    }
+
     func run() async throws {
         var file: [String: Any] = [:]
         if let path = config {
@@ -83,6 +89,13 @@ struct Serve: AsyncParsableCommand {
         }
         var c = RagServerConfiguration()
         if let v = setting(host, env: "RAGD_HOST", file: file, key: "host") { c.host = v }
+        let insecureAllowed = insecure || ["1", "true", "yes"].contains(setting(nil, env: "RAGD_INSECURE", file: file, key: "insecure")?.lowercased() ?? "")
+        if !Self.isLoopback(c.host) && !insecureAllowed {
+            throw ValidationError("""
+                refusing to listen on \(c.host): anyone who reaches that address could read, write and delete every collection \
+                (no API keys or TLS in this build). Listen on 127.0.0.1 behind a proxy, or pass --insecure to accept the risk.
+                """)
+        }
         if let v = try integer(port, env: "RAGD_PORT", file: file, key: "port") { c.port = v }
         if let v = setting(dataDir, env: "RAGD_DATA_DIR", file: file, key: "data-dir") { c.dataDirectory = v }
         if let v = try integer(partitions, env: "RAGD_PARTITIONS", file: file, key: "partitions") {

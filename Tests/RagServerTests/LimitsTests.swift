@@ -67,8 +67,10 @@ import Testing
         #expect(f.kind == .error && f.status == .deadlineExceeded && f.statusMessage.contains("not completed"))
         #expect(await loris.closedByPeer())
         #expect(await idle.closedByPeer())  // no call, no bytes: closed after the idle timeout
-        #expect(try await client.query("raft leader", collection: "kb").sources.first?.documentID == "raft")
-        await client.close()
+        await client.close()  // idle as long, so closed as well: a client connects again for its next call
+        let again = server.client()
+        #expect(try await again.query("raft leader", collection: "kb").sources.first?.documentID == "raft")
+        await again.close()
         await server.stop()
     }
 
@@ -263,6 +265,15 @@ import Testing
         await shard.stop()
         let again = try await RagdProcess.launch(dataDirectory: dir, extraArguments: ["--role", "shard"])  // still starts
         await again.stop()
+    }
+
+    /// Without keys and TLS, a non-loopback address needs an explicit --insecure, and ragd says why.
+    @Test func anExposedAddressNeedsInsecure() async throws {
+        let dir = makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let r = try await run([RagdProcess.binary, "serve", "--host", "0.0.0.0", "--port", "0", "--data-dir", dir, "--metrics-port", "off"])
+        #expect(r.status != 0)
+        #expect(r.errors.contains("refusing to listen on 0.0.0.0") && r.errors.contains("--insecure"), "\(r.errors)")
     }
 
     /// Under `ulimit -n 256` a flood of connections and collections is refused, and the server lives on.

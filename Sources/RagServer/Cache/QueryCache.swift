@@ -128,17 +128,22 @@ public final class QueryCache: Sendable {
             }
             metrics?.cacheRequest(level: "l2", result: "miss")
         }
-        counters.withLock { $0.misses += 1 }
         let ttl = settings.ttl
         let (data, joined) = try await flights.run(key) { [self] in
-            counters.withLock { $0.pipelineRuns += 1 }
+            // A flight for this key may have finished between our L1 look-up and
+            // now: its answer is in L1, so this is a hit, not a second run.
+            if let hit = l1.get(key) {
+                counters.withLock { $0.l1Hits += 1 }
+                return hit
+            }
+            counters.withLock { $0.misses += 1; $0.pipelineRuns += 1 }
             let (data, cacheable) = try await compute()
             guard cacheable else { return data }
             l1.set(key, data, bytes: data.count, ttl: ttl)
             if let l2 { _ = await bounded { try await l2.set(key, data, ttl: ttl) } }
             return data
         }
-        if joined { counters.withLock { $0.coalesced += 1 } }
+        if joined { counters.withLock { $0.coalesced += 1; $0.misses += 1 } }
         return (data, "")
     }
 
