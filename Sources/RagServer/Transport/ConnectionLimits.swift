@@ -40,9 +40,13 @@ final class ConnectionBudget: Sendable {
     /// one would eat into the descriptors kept for storage and libraries.
     func admitConnection() -> Bool {
         guard FileDescriptors.headroom > 0 else { return false }
-        let now = open.wrappingAdd(1, ordering: .relaxed).newValue
-        if now > limits.maxConnections {
-            open.wrappingSubtract(1, ordering: .relaxed)
+        return Self.take(1, from: open, limit: limits.maxConnections)
+    }
+
+    /// Adds `amount` to `counter` unless that would pass `limit`.
+    private static func take(_ amount: Int, from counter: borrowing Atomic<Int>, limit: Int) -> Bool {
+        if counter.wrappingAdd(amount, ordering: .relaxed).newValue > limit {
+            counter.wrappingSubtract(amount, ordering: .relaxed)
             return false
         }
         return true
@@ -52,12 +56,7 @@ final class ConnectionBudget: Sendable {
 
     /// Accounts `bytes` more of incomplete frames; false (and nothing taken) when over budget.
     func holdFrameBytes(_ bytes: Int) -> Bool {
-        let now = bufferedFrameBytes.wrappingAdd(bytes, ordering: .relaxed).newValue
-        if now > limits.maxBufferedFrameBytes {
-            bufferedFrameBytes.wrappingSubtract(bytes, ordering: .relaxed)
-            return false
-        }
-        return true
+        Self.take(bytes, from: bufferedFrameBytes, limit: limits.maxBufferedFrameBytes)
     }
 
     func releaseFrameBytes(_ bytes: Int) {
@@ -66,12 +65,7 @@ final class ConnectionBudget: Sendable {
 
     /// Takes a server-wide call slot; false when the server is at its limit.
     func admitCall() -> Bool {
-        let now = callsInFlight.wrappingAdd(1, ordering: .relaxed).newValue
-        if now > limits.maxCallsPerServer {
-            callsInFlight.wrappingSubtract(1, ordering: .relaxed)
-            return false
-        }
-        return true
+        Self.take(1, from: callsInFlight, limit: limits.maxCallsPerServer)
     }
 
     func callEnded() { callsInFlight.wrappingSubtract(1, ordering: .relaxed) }
