@@ -85,6 +85,12 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // Fuzz targets: a corpus replayer in normal builds; libFuzzer with
+        // `-sanitize=fuzzer,address -DFUZZING` (Scripts/fuzz.sh).
+        .executableTarget(
+            name: "RagFuzz",
+            dependencies: ["RagCore", "RagWire", "RagEngine", .product(name: "NIOCore", package: "swift-nio")]
+        ),
         .testTarget(
             name: "RagWireTests",
             dependencies: ["RagWire", .product(name: "NIOTestUtils", package: "swift-nio"),

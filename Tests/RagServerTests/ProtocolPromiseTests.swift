@@ -76,6 +76,16 @@ import Testing
         }
     }
 
+    /// The fuzz harness (Scripts/fuzz.sh) replays its seed corpus cleanly in a
+    /// normal build: the seeds stay valid and the harness itself does not rot.
+    @Test func fuzzSeedsReplayCleanly() async throws {
+        let replayer = URL(fileURLWithPath: RagdProcess.binary).deletingLastPathComponent().appendingPathComponent("RagFuzz").path
+        let seeds = Repo.path("Tests/Fuzz/seeds")
+        let count = try FileManager.default.contentsOfDirectory(atPath: seeds).count
+        let r = try await run([replayer, seeds])
+        #expect(r.status == 0 && r.output.contains("replayed \(count) inputs"), "\(r.output) \(r.errors)")
+    }
+
     @Test func truncationKeepsWholeCharacters() {
         #expect("hello".truncatedUTF8(maxBytes: 10) == "hello")
         let cut = String(repeating: "é", count: 100).truncatedUTF8(maxBytes: 11)
