@@ -38,6 +38,9 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     private var lastActivity = NIODeadline.now()
     private var timer: RepeatedTask?
     private var closing = false
+    /// An oversize length prefix was seen: the decoder refuses the connection, and
+    /// what follows is not frames, so it is no longer parsed (or timed).
+    private var poisoned = false
 
     init(budget: ConnectionBudget, connection: ConnectionState, maxFrameSize: Int) {
         self.budget = budget
@@ -72,6 +75,7 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let buffer = unwrapInboundIn(data)
         lastActivity = .now()
+        guard !poisoned else { return context.fireChannelRead(data) }
         var inFrame = held  // bytes of the frame in progress before this read
         buffer.withUnsafeReadableBytes { bytes in
             var i = 0
@@ -84,11 +88,13 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
                     i += 1
                     if headerBytes == 4 {
                         bodyRemaining = Int(header)
-                        if bodyRemaining == 0 || bodyRemaining > maxFrameSize {
-                            // Empty (complete already) or oversize (the decoder refuses it).
+                        if bodyRemaining > maxFrameSize {
+                            poisoned = true  // the decoder refuses it and the connection closes
                             bodyRemaining = 0
                             completeFrame(&inFrame)
+                            return
                         }
+                        if bodyRemaining == 0 { completeFrame(&inFrame) }  // an empty frame is complete already
                     }
                     continue
                 }
