@@ -65,7 +65,17 @@ public enum FilterExpression {
     struct Parser {
         var tokens: [Token]
         var pos = 0
+        /// Nesting of `not` and parentheses: bounded like the wire form's, so a long
+        /// run of `!` or `(` is an error, not a stack overflow (found by fuzzing).
+        var depth = 0
         var peek: Token? { pos < tokens.count ? tokens[pos] : nil }
+
+        mutating func nested<T>(_ body: (inout Parser) throws(RagError) -> T) throws(RagError) -> T {
+            depth += 1
+            defer { depth -= 1 }
+            guard depth < 32 else { throw .invalidArgument("filter is nested deeper than 32 levels") }
+            return try body(&self)
+        }
 
         mutating func next() throws(RagError) -> Token {
             guard let t = peek else { throw .invalidArgument("filter: expression ends too early") }
@@ -89,10 +99,10 @@ public enum FilterExpression {
         }
 
         mutating func unary() throws(RagError) -> MetadataFilter {
-            if isWord(peek, "not") || isSymbol(peek, "!") { pos += 1; return .not(try unary()) }
+            if isWord(peek, "not") || isSymbol(peek, "!") { pos += 1; return .not(try nested { (p) throws(RagError) in try p.unary() }) }
             if isSymbol(peek, "(") {
                 pos += 1
-                let e = try expr()
+                let e = try nested { (p) throws(RagError) in try p.expr() }
                 guard isSymbol(peek, ")") else { throw .invalidArgument("filter: missing ')'") }
                 pos += 1
                 return e

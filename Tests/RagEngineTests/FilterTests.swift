@@ -53,4 +53,12 @@ import Testing
         let b = try FilterExpression.parse("tag in [y, x] and year > 2000 and lang = en")
         #expect(a.canonical == b.canonical)
     }
+
+    /// Found by fuzzing: a long run of `!` (or `(`) overflowed the stack.
+    @Test func deepNestingIsAnErrorNotAStackOverflow() {
+        for text in [String(repeating: "!", count: 50_000) + "a = 1", String(repeating: "(", count: 50_000) + "a = 1"] {
+            #expect(throws: RagError.self) { try FilterExpression.parse(text) }
+        }
+        #expect((try? FilterExpression.parse(String(repeating: "not ", count: 20) + "a = 1")) != nil)
+    }
 }
