@@ -11,6 +11,21 @@ enum Repo {
     static func path(_ relative: String) -> String { root.appendingPathComponent(relative).path }
 }
 
+/// Builds the C client (Clients/c) once per test run, whatever target is asked
+/// for: tests run in parallel, and two `make`s in one folder overwrite each
+/// other's outputs while a third test executes them.
+actor CClientBuild {
+    static let shared = CClientBuild()
+    private var build: Task<(status: Int32, output: String, errors: String), any Error>?
+
+    func make() async throws -> (status: Int32, output: String, errors: String) {
+        if let build { return try await build.value }
+        let task = Task { try await run(["make", "-s", "-C", Repo.path("Clients/c")]) }
+        build = task
+        return try await task.value
+    }
+}
+
 /// Runs a command, returning its exit status and standard output.
 @discardableResult
 /// Runs a child process to completion on a thread of its own, so waiting for it
@@ -219,7 +234,7 @@ struct SwiftConformanceRunner {
             compare(swift, try parseLines(py.output), "python \(mode)")
         }
 
-        let make = try await run(["make", "-s", "-C", Repo.path("Clients/c")])
+        let make = try await CClientBuild.shared.make()
         #expect(make.status == 0, "make: \(make.errors)")
         let c = try await run([Repo.path("Clients/c/ragd-c-conformance"), scenarios] + args + ["conf-c"])
         #expect(c.status == 0, "c: \(c.errors)")
@@ -236,7 +251,7 @@ struct SwiftConformanceRunner {
         let server = try await RagdProcess.launch(dataDirectory: dir)
         let py = try await run(["python3", Repo.path("Tests/Conformance/jobs_python.py"), "127.0.0.1", "\(server.port)"])
         #expect(py.status == 0 && py.output.contains("ok"), "\(py.output) \(py.errors)")
-        let make = try await run(["make", "-s", "-C", Repo.path("Clients/c"), "ragd-c-jobs"])
+        let make = try await CClientBuild.shared.make()
         #expect(make.status == 0, "make: \(make.errors)")
         let jobs = [Repo.path("Clients/c/ragd-c-jobs"), "127.0.0.1", "\(server.port)"]
         let valgrind = FileManager.default.isExecutableFile(atPath: "/usr/bin/valgrind")

@@ -73,7 +73,7 @@ import Testing
         let py = try await run(["python3", Repo.path("Tests/Conformance/golden.py"), "check"])
         #expect(py.status == 0, "\(py.output) \(py.errors)")
         #expect(py.output.contains("0 failed"))
-        let make = try await run(["make", "-s", "-C", Repo.path("Clients/c")])
+        let make = try await CClientBuild.shared.make()
         #expect(make.status == 0, "\(make.errors)")
         let c = try await run([Repo.path("Clients/c/ragd-c-golden"), Repo.path("Tests/Conformance/golden")])
         #expect(c.status == 0, "\(c.output)")
@@ -82,7 +82,7 @@ import Testing
 
     /// A misbehaving server must not crash the C client or make it leak.
     @Test func cClientSurvivesBadServerBytes() async throws {
-        let make = try await run(["make", "-s", "-C", Repo.path("Clients/c")])
+        let make = try await CClientBuild.shared.make()
         #expect(make.status == 0, "\(make.errors)")
         let valgrind = FileManager.default.isExecutableFile(atPath: "/usr/bin/valgrind")
         let cases: [(String, [UInt8], String)] = [
