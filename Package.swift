@@ -71,7 +71,7 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
-        .target(name: "RagTesting", dependencies: ["RagServer", "RagClient", "RagEngine"], swiftSettings: strict),
+        .target(name: "RagTesting", dependencies: ["RagServer", "RagClient", "RagEngine", "RagWire"], swiftSettings: strict),
         .executableTarget(
             name: "ragd",
             dependencies: ["RagServer", "RagEngine", .product(name: "ArgumentParser", package: "swift-argument-parser")],

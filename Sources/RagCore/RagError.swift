@@ -82,10 +82,14 @@ extension RagError {
     /// `error` from one batch of documents, reworded to name them and to say how
     /// many documents before them are committed. The code stays, so callers'
     /// retry decisions are unchanged.
+    /// Up to eight ids, then how many more: document lists in messages stay short.
+    public static func named(_ ids: [String]) -> String {
+        ids.prefix(8).joined(separator: ", ") + (ids.count > 8 ? " and \(ids.count - 8) more" : "")
+    }
+
     public static func batchFailed(_ error: any Error, documentIDs ids: [String], committedBefore done: Int,
                                    rerun: String = "re-running the same request skips them") -> RagError {
         let e = RagError(from: error)
-        let named = ids.prefix(8).joined(separator: ", ") + (ids.count > 8 ? " and \(ids.count - 8) more" : "")
-        return RagError(e.code, "documents \(named) failed: \(e.message); the \(done) documents before them are committed (\(rerun))")
+        return RagError(e.code, "documents \(named(ids)) failed: \(e.message); the \(done) documents before them are committed (\(rerun))")
     }
 }

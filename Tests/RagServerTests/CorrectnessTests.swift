@@ -179,14 +179,8 @@ final class BlockingEmbedder: Embedder {
             var request = Ragd_V1_IndexRequest()
             request.collection = "kb"
             request.documents = docs.map { d in Ragd_V1_Document.with { $0.id = d.id; $0.text = d.text } }
-            var frame = Ragd_V1_Frame()
-            frame.callID = 1
-            frame.kind = .request
-            frame.method = "Index"
-            frame.metadata.deadlineMs = 400
-            frame.payload = try FrameCodec.bytes(request)
             let conn = try RawConnection(port: server.localAddress!.port!)
-            await conn.write(Array(try FrameCodec.encode(frame).readableBytesView))
+            await conn.write(try RawConnection.request(1, "Index", try FrameCodec.bytes(request), deadlineMs: 400))
             let reply = try Ragd_V1_Frame(serializedBytes: try #require(await conn.nextFrame()))
             #expect(reply.kind == .error && reply.status == .deadlineExceeded)
             #expect(reply.statusMessage.contains("nothing of this write was committed"), "\(reply.statusMessage)")

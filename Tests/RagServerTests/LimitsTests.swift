@@ -10,16 +10,6 @@ import Testing
 /// Hostile clients against real servers: each limit answers with its status
 /// code, and a well-behaved client is served meanwhile.
 @Suite(.serialized) struct LimitsTests {
-    static func frame(_ id: UInt64, _ method: String, _ payload: Data = Data(), deadlineMs: UInt64 = 0) throws -> [UInt8] {
-        var f = Ragd_V1_Frame()
-        f.callID = id
-        f.kind = .request
-        f.method = method
-        f.payload = payload
-        f.metadata.deadlineMs = deadlineMs
-        return Array(try FrameCodec.encode(f).readableBytesView)
-    }
-
     static func decode(_ bytes: [UInt8]?) throws -> Ragd_V1_Frame {
         try Ragd_V1_Frame(serializedBytes: try #require(bytes))
     }
@@ -38,7 +28,7 @@ import Testing
         var held: [RawConnection] = []
         for _ in 0..<4 {
             let c = try RawConnection(port: server.port)
-            await c.write(try Self.frame(1, "Health"))
+            await c.write(try RawConnection.request(1, "Health"))
             #expect(try Self.decode(await c.nextFrame()).kind == .response)  // admitted and served
             held.append(c)
         }
@@ -83,7 +73,7 @@ import Testing
             q.collection = "kb"
             q.query = "slow: pipelined"
             q.noCache = true
-            for id in 1...3 { await conn.write(try Self.frame(UInt64(id), "Query", try FrameCodec.bytes(q))) }
+            for id in 1...3 { await conn.write(try RawConnection.request(UInt64(id), "Query", try FrameCodec.bytes(q))) }
             let f = try Self.decode(await conn.nextFrame())
             #expect(f.callID == 3 && f.status == .resourceExhausted && f.statusMessage.contains("in flight on this connection"))
             #expect(try await client.health().status == "SERVING")  // another connection is not affected
@@ -96,11 +86,7 @@ import Testing
             _ = try await client.index(Fixtures.documents, collection: "kb")
             do {
                 let conn = try RawConnection(port: server.localAddress!.port!)
-                var q = Ragd_V1_QueryRequest()
-                q.collection = "kb"
-                q.query = "slow: then the client leaves"
-                await conn.write(try Self.frame(1, "Query", try FrameCodec.bytes(q)))
-                for _ in 0..<500 where slow.started.load(ordering: .relaxed) == 0 { try await Task.sleep(for: .milliseconds(10)) }
+                try await conn.sendQueryWaitingIn(slow, id: 1, "slow: then the client leaves")
             }  // closed here
             for _ in 0..<500 where slow.cancelled.load(ordering: .relaxed) == 0 { try await Task.sleep(for: .milliseconds(10)) }
             #expect(slow.cancelled.load(ordering: .relaxed) == 1)
@@ -124,11 +110,11 @@ import Testing
         q.collection = "kb"
         q.query = "raft leader majority"
         q.topK = 100
-        let request = try Self.frame(1, "Stream", try FrameCodec.bytes(q))
+        let request = try RawConnection.request(1, "Stream", try FrameCodec.bytes(q))
         var batch: [UInt8] = []
         for id in 1...2000 {
             var r = request
-            r = try Self.frame(UInt64(id), "Stream", try FrameCodec.bytes(q))
+            r = try RawConnection.request(UInt64(id), "Stream", try FrameCodec.bytes(q))
             batch += r
             if id % 100 == 0 { await hog.write(batch); batch = [] }  // ~100 KB per answer, 200 MB if all were buffered
         }

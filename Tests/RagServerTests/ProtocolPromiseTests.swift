@@ -7,11 +7,19 @@ import RagTesting
 import RagWire
 import Testing
 
-@Suite struct ProtocolPromiseTests {
-    static func request(_ id: UInt64, _ method: String, _ payload: Data = Data()) throws -> [UInt8] {
-        Array(try FrameCodec.encode(.with { $0.callID = id; $0.kind = .request; $0.method = method; $0.payload = payload }).readableBytesView)
+extension RawConnection {
+    /// Sends a Query on collection "kb" whose embedding waits in `slow`, and
+    /// returns once it does (the call is then surely running on the server).
+    func sendQueryWaitingIn(_ slow: SlowEmbedder, id: UInt64, _ text: String) async throws {
+        var q = Ragd_V1_QueryRequest()
+        q.collection = "kb"
+        q.query = text
+        await write(try RawConnection.request(id, "Query", try FrameCodec.bytes(q)))
+        for _ in 0..<500 where slow.started.load(ordering: .relaxed) == 0 { try await Task.sleep(for: .milliseconds(10)) }
     }
+}
 
+@Suite struct ProtocolPromiseTests {
     /// #19.4: a CANCEL of a running call is answered with ERROR CANCELLED for that
     /// call; a CANCEL of an id the server does not know gets no answer at all.
     @Test func cancelIsAnsweredOnlyForARunningCall() async throws {
@@ -19,17 +27,13 @@ import Testing
         try await withRagServer(embedder: slow) { client, server in
             _ = try await client.index(Fixtures.documents, collection: "kb")
             let conn = try RawConnection(port: server.localAddress!.port!)
-            var q = Ragd_V1_QueryRequest()
-            q.collection = "kb"
-            q.query = "slow: a query that waits in the embedder"
-            await conn.write(try Self.request(7, "Query", try FrameCodec.bytes(q)))
-            for _ in 0..<200 where slow.started.load(ordering: .relaxed) == 0 { try await Task.sleep(for: .milliseconds(10)) }
+            try await conn.sendQueryWaitingIn(slow, id: 7, "slow: a query that waits in the embedder")
             await conn.write(Array(try FrameCodec.encode(.with { $0.callID = 7; $0.kind = .cancel }).readableBytesView))
             let cancelled = try Ragd_V1_Frame(serializedBytes: try #require(await conn.nextFrame()))
             #expect(cancelled.callID == 7 && cancelled.kind == .error && cancelled.status == .cancelled)
             // An unknown id: silence. The next frame on the connection is Health's answer.
             await conn.write(Array(try FrameCodec.encode(.with { $0.callID = 999; $0.kind = .cancel }).readableBytesView))
-            await conn.write(try Self.request(8, "Health"))
+            await conn.write(try RawConnection.request(8, "Health"))
             let next = try Ragd_V1_Frame(serializedBytes: try #require(await conn.nextFrame()))
             #expect(next.callID == 8 && next.kind == .response)
         }
@@ -65,13 +69,13 @@ import Testing
         try await withRagServer { _, server in
             let conn = try RawConnection(port: server.localAddress!.port!)
             let huge = String(repeating: "M", count: 1_000_000)
-            await conn.write(try Self.request(3, huge))
+            await conn.write(try RawConnection.request(3, huge))
             let bytes = try #require(await conn.nextFrame())
             #expect(bytes.count < 8 * 1024, "an error frame of \(bytes.count) bytes")
             let f = try Ragd_V1_Frame(serializedBytes: bytes)
             #expect(f.callID == 3 && f.status == .unimplemented && f.method.isEmpty)
             #expect(f.statusMessage.hasPrefix("method \"MMMM"))
-            await conn.write(try Self.request(4, "Health"))
+            await conn.write(try RawConnection.request(4, "Health"))
             #expect(try Ragd_V1_Frame(serializedBytes: try #require(await conn.nextFrame())).kind == .response)
         }
     }

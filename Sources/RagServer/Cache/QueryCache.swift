@@ -197,9 +197,6 @@ public final class QueryCache: Sendable {
         logger.info("cache generation of \(collection) bumped; caching it again")
     }
 
-    /// Collections whose last write has not bumped the shared generation yet.
-    public var collectionsBypassed: [String] { pendingBumps.withLock { $0.sorted() } }
-
     public struct Snapshot: Sendable {
         public var l1Hits, l2Hits, misses, errors, pipelineRuns, coalesced, evictions: UInt64
         public var entries, bytes: Int

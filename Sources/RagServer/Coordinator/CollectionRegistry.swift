@@ -68,12 +68,6 @@ public actor CollectionRegistry {
         return c
     }
 
-    /// The collection if it exists (no error, nothing created).
-    public func find(_ name: String) -> CollectionHandle? { collections[name] }
-
-    /// Partitions a collection created now would have.
-    public nonisolated var newCollectionPartitions: Int { partitionsForNew }
-
     public func getOrCreate(_ name: String, embedder: any Embedder) throws(RagError) -> CollectionHandle {
         if let c = collections[name] { return c }
         try Self.validateName(name)

@@ -5,6 +5,8 @@ import RagEngine
 /// with everything chunked and embedded, ready to commit.
 struct WritePlan: Sendable {
     var collection: String
+    /// The target's shards, as found (or created) when the plan was made.
+    var handle: CollectionHandle
     /// Prepared documents by partition (empty: nothing to write there).
     var groups: [[PreparedDocument]]
     var summary: IndexSummary
@@ -23,7 +25,8 @@ extension Coordinator {
     /// error), the error names exactly the documents that were committed.
     /// Unchanged documents (same content hash) are skipped.
     public func index(collection: String, documents: [RagDocument], chunkSize: Int, chunkOverlap: Int) async throws -> IndexSummary {
-        let documents = try Self.validate(collection: collection, documents: documents, limits: configuration.requests)
+        try CollectionRegistry.validateName(collection)
+        let documents = try Self.validate(documents, limits: configuration.requests)
         var plans: [WritePlan] = []
         do {
             plans.append(try await prepare(collection: collection, documents: documents, chunkSize: chunkSize, chunkOverlap: chunkOverlap))
@@ -59,11 +62,11 @@ extension Coordinator {
         }
     }
 
-    /// Checks a request before any work: ids, texts, count. Ids are normalised to
+    /// Checks a request's documents before any work: ids, texts, count, sizes
+    /// (the same for Index, IndexStream and a job's parts). Ids are normalised to
     /// NFC here (see `RagDocument.normalizedID`).
-    static func validate(collection: String, documents: [RagDocument], limits: RequestLimits) throws -> [RagDocument] {
-        try CollectionRegistry.validateName(collection)
-        guard !documents.isEmpty else { throw RagError.invalidArgument("index request has no documents") }
+    static func validate(_ documents: [RagDocument], limits: RequestLimits) throws(RagError) -> [RagDocument] {
+        guard !documents.isEmpty else { throw .invalidArgument("index request has no documents") }
         guard documents.count <= limits.maxDocumentsPerCall else {
             throw RagError(.resourceExhausted, "\(documents.count) documents in one call; the limit is \(limits.maxDocumentsPerCall): send batches")
         }
@@ -72,10 +75,10 @@ extension Coordinator {
         for i in out.indices {
             out[i].id = RagDocument.normalizedID(out[i].id)
             let d = out[i]
-            guard !d.id.isEmpty else { throw RagError.invalidArgument("a document has an empty id") }
-            guard d.id.utf8.count <= 512 else { throw RagError.invalidArgument("document id \(d.id.prefix(40).debugDescription)… is longer than 512 bytes") }
-            guard seen.insert(d.id).inserted else { throw RagError.invalidArgument("document id \(d.id.debugDescription) appears twice in one request") }
-            guard !d.text.allSatisfy(\.isWhitespace) else { throw RagError.invalidArgument("document \(d.id.debugDescription) has no text") }
+            guard !d.id.isEmpty else { throw .invalidArgument("a document has an empty id") }
+            guard d.id.utf8.count <= 512 else { throw .invalidArgument("document id \(d.id.prefix(40).debugDescription)… is longer than 512 bytes") }
+            guard seen.insert(d.id).inserted else { throw .invalidArgument("document id \(d.id.debugDescription) appears twice in one request") }
+            guard !d.text.allSatisfy(\.isWhitespace) else { throw .invalidArgument("document \(d.id.debugDescription) has no text") }
             try limits.check(d)
         }
         return out
@@ -89,9 +92,9 @@ extension Coordinator {
         try CollectionRegistry.validateName(collection)
         let chunker = try Chunker(size: chunkSize == 0 ? Chunker.defaultSize : chunkSize,
                                   overlap: chunkSize == 0 && chunkOverlap == 0 ? Chunker.defaultOverlap : chunkOverlap)
-        let handle: CollectionHandle? = try await registry.getOrCreate(collection, embedder: embedder)
-        if let handle { try checkEmbedder(handle) }
-        let partitions = handle?.info.partitions ?? registry.newCollectionPartitions
+        let handle = try await registry.getOrCreate(collection, embedder: embedder)
+        try checkEmbedder(handle)
+        let partitions = handle.info.partitions
         var groups = [[RagDocument]](repeating: [], count: partitions)
         for d in documents {
             groups[StableHash.partition(collection: collection, documentID: d.id, count: partitions)].append(d)
@@ -101,10 +104,10 @@ extension Coordinator {
         let lane = indexEmbedding
         let prepared = try await withThrowingTaskGroup(of: (Int, [PreparedDocument], IndexSummary).self) { group in
             for (p, docs) in groups.enumerated() where !docs.isEmpty {
-                let shard = handle?.shards[p]
+                let shard = handle.shards[p]
                 group.addTask {
                     var summary = IndexSummary()
-                    let existing = try await shard?.contentHashes(docs.map(\.id)) ?? [:]
+                    let existing = try await shard.contentHashes(docs.map(\.id))
                     var prepared: [PreparedDocument] = []
                     var pendingTexts: [String] = []
                     for d in docs {
@@ -143,7 +146,7 @@ extension Coordinator {
             }
             return (out, total)
         }
-        return WritePlan(collection: collection, groups: prepared.0, summary: prepared.1)
+        return WritePlan(collection: collection, handle: handle, groups: prepared.0, summary: prepared.1)
     }
 
     /// Commits every plan, partitions in parallel. Whatever happens, a collection
@@ -156,11 +159,7 @@ extension Coordinator {
         let targets = plans.filter { $0.groups.contains(where: { !$0.isEmpty }) }.map(\.collection)
         for collection in targets { try await queryCache?.prepareWrite(collection) }
         for (i, plan) in plans.enumerated() where plan.groups.contains(where: { !$0.isEmpty }) {
-            let handle = try await registry.getOrCreate(plan.collection, embedder: embedder)
-            try checkEmbedder(handle)
-            guard handle.info.partitions == plan.groups.count else {
-                throw RagError(.aborted, "collection \(plan.collection) changed while this write was prepared; nothing was committed, retry")
-            }
+            let handle = plan.handle
             let outcomes = await withTaskGroup(of: (Int, RagError?).self) { group in
                 for (p, docs) in plan.groups.enumerated() where !docs.isEmpty {
                     let shard = handle.shards[p]
@@ -187,10 +186,9 @@ extension Coordinator {
         if committed.isEmpty && first.plan == 0 {
             throw RagError(first.error.code, "\(first.error.message); nothing of this write was committed")
         }
-        let named = { (ids: [String]) in ids.sorted().prefix(8).joined(separator: ", ") + (ids.count > 8 ? " and \(ids.count - 8) more" : "") }
         let where_ = first.plan == 0 ? "" : " (in the index of chunking profile \(plans[first.plan].collection))"
-        throw RagError(first.error.code, "\(first.error.message)\(where_); committed: \(committed.count) documents (\(named(committed))); "
-                           + "not committed: \(pending.count) (\(named(pending))); re-running the same request completes it")
+        throw RagError(first.error.code, "\(first.error.message)\(where_); committed: \(committed.count) documents (\(RagError.named(committed.sorted()))); "
+                           + "not committed: \(pending.count) (\(RagError.named(pending.sorted()))); re-running the same request completes it")
     }
 
     /// Deletes documents by id; returns the ids that did not exist.

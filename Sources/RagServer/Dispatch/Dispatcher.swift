@@ -92,7 +92,7 @@ public final class Dispatcher: Sendable {
         } catch {
             let e = RagError(from: error)
             metrics?.rpcError(method: frame.method, code: e.code.description)
-            if e.code == .internal { logger.error("call failed: \(e.message)") } else { logger.debug("call failed: \(e)") }
+            if Self.serverSide.contains(e.code) { logger.error("call failed: \(e)") } else { logger.debug("call failed: \(e)") }
             var f = Ragd_V1_Frame.error(callID: frame.callID, method: frame.method, redacted(e, requestID: requestID))
             f.metadata.requestID = requestID
             await send(f)
@@ -102,9 +102,10 @@ public final class Dispatcher: Sendable {
     /// What a client may read of an error. Internal failures (INTERNAL, DATA_LOSS,
     /// UNKNOWN) carry file paths and library text: the client gets the code and
     /// the request id, the log has the rest. Other messages lose any server path.
+    static let serverSide: Set<RagError.Code> = [.internal, .dataLoss, .unknown]
+
     func redacted(_ e: RagError, requestID: String) -> RagError {
-        if [.internal, .dataLoss, .unknown].contains(e.code) {
-            if e.code != .internal { logger.error("call failed: \(e)") }
+        if Self.serverSide.contains(e.code) {
             return RagError(e.code, "\(e.code == .dataLoss ? "stored data failed a check" : "internal error") (request id \(requestID)); the server log has the details")
         }
         var message = e.message

@@ -273,10 +273,10 @@ public struct RagService: Sendable {
     /// Indexes batch by batch (--job-batch-size documents), reporting progress after each commit.
     func indexStream(_ payload: Data, _ ctx: CallContext, _ sink: StreamSink) async throws {
         let request = try FrameCodec.payload(Ragd_V1_IndexRequest.self, from: payload)
-        let docs = try request.documents.map { (d) throws(RagError) in try RagDocument(wire: d) }
-        guard !docs.isEmpty else { throw RagError.invalidArgument("index request has no documents") }
-        // The same limits as Index, for the whole call, before the first batch commits.
-        _ = try Coordinator.validate(collection: request.collection, documents: docs, limits: coordinator.configuration.requests)
+        // The same checks as Index, for the whole call, before the first batch commits.
+        try CollectionRegistry.validateName(request.collection)
+        let docs = try Coordinator.validate(request.documents.map { (d) throws(RagError) in try RagDocument(wire: d) },
+                                            limits: coordinator.configuration.requests)
         let start = ContinuousClock.now
         var total = IndexSummary()
         var done = 0

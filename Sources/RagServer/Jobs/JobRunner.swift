@@ -40,7 +40,6 @@ public final class JobRunner: Sendable {
     private let running = Mutex<[String: Task<Void, Never>]>([:])
     private let counts = Mutex<[String: (busy: Int, completed: UInt64)]>([:])
     private let batchesCommitted = Atomic<Int>(0)
-    private let stagingExpired = Atomic<Int>(0)
 
     public init(queue: any JobQueue, settings: Settings, coordinator: Coordinator, logger: Logger,
                 runQuery: @escaping @Sendable (Ragd_V1_QueryRequest) async throws -> Data) {
@@ -55,7 +54,7 @@ public final class JobRunner: Sendable {
     public func submit(_ request: Ragd_V1_SubmitJobRequest) async throws(RagError) -> Ragd_V1_Job {
         if !request.appendTo.isEmpty {
             guard case .index(let r)? = request.spec.work else { throw .invalidArgument("append_to takes documents (an index spec)") }
-            try checkPart(r, collection: nil)
+            try checkPart(r)
             let existing = try await job(request.appendTo)
             guard Int(existing.progressTotal) + r.documents.count <= limits.maxDocumentsPerJob else {
                 throw RagError(.resourceExhausted, "a job holds at most \(limits.maxDocumentsPerJob) documents; submit another job")
@@ -69,7 +68,7 @@ public final class JobRunner: Sendable {
         case .index(let r):
             try CollectionRegistry.validateName(r.collection)
             guard !r.documents.isEmpty else { throw .invalidArgument("index job has no documents") }
-            try checkPart(r, collection: r.collection)
+            try checkPart(r)
             spec.index.documents = []
             let specData = try FrameCodec.bytes(spec)
             try await queue.checked {
@@ -88,13 +87,8 @@ public final class JobRunner: Sendable {
 
     /// A part is checked like an Index call (count, ids, sizes) before it is queued:
     /// a job must not hold what Index would refuse.
-    func checkPart(_ r: Ragd_V1_IndexRequest, collection: String?) throws(RagError) {
-        let docs = try r.documents.map { (d) throws(RagError) in try RagDocument(wire: d) }
-        do {
-            _ = try Coordinator.validate(collection: collection ?? "job-part", documents: docs, limits: limits)
-        } catch {
-            throw RagError(from: error)
-        }
+    func checkPart(_ r: Ragd_V1_IndexRequest) throws(RagError) {
+        _ = try Coordinator.validate(try r.documents.map { (d) throws(RagError) in try RagDocument(wire: d) }, limits: limits)
     }
 
     var limits: RequestLimits { coordinator.configuration.requests }
@@ -138,7 +132,6 @@ public final class JobRunner: Sendable {
             do {
                 let expired = try await queue.expireStaging(idleFor: idle)
                 if !expired.isEmpty {
-                    stagingExpired.add(expired.count, ordering: .relaxed)
                     logger.warning("expired \(expired.count) abandoned uploads (no part for \(Int(idle)) s): \(expired.prefix(10).joined(separator: ", "))")
                 }
             } catch {
@@ -147,9 +140,6 @@ public final class JobRunner: Sendable {
             try? await Task.sleep(for: every)
         }
     }
-
-    /// Abandoned uploads expired since start.
-    public var expiredUploads: Int { stagingExpired.load(ordering: .relaxed) }
 
     func worker(kind: String) async {
         var failing = false

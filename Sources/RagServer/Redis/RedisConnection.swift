@@ -68,9 +68,7 @@ public final class RedisConnection: @unchecked Sendable {
 
     /// Runs one command; UNAVAILABLE on a connection problem, a timeout or an error reply.
     public func command(_ args: [Data]) async throws -> Reply {
-        let replies = try await pipeline([args])
-        if case .failure(let e) = replies[0] { throw e }
-        return try replies[0].get()
+        try await pipeline([args])[0].get()
     }
 
     /// Sends several commands in one round trip and reads their replies in order.

@@ -57,19 +57,21 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
-        timer?.cancel()
-        timer = nil
-        budget.releaseFrameBytes(held)
-        held = 0
+        stop()
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        stop()
+        connection.output.close()
+        context.fireChannelInactive()
+    }
+
+    /// Stops the timer and gives back what this connection held of the budget.
+    private func stop() {
         timer?.cancel()
         timer = nil
         budget.releaseFrameBytes(held)
         held = 0
-        connection.output.close()
-        context.fireChannelInactive()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
