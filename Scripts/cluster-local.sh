@@ -5,8 +5,11 @@
 #   Scripts/cluster-local.sh status [--dir DIR]
 #   Scripts/cluster-local.sh stop [--dir DIR]
 #
-# Defaults: 3 shards x 2 replicas, coordinator on 127.0.0.1:7878, shards from 7101 up,
+# Defaults: 3 shards x 2 replicas, coordinator on 127.0.0.1:7878, shards from 7101 up
+# (each shard's internal listener, for shard RPCs, 100 above its public port),
 # data in ${XDG_STATE_HOME:-~/.local/state}/ragd-cluster (never inside the checkout).
+# Nodes talk mutual TLS: a throwaway CA and one certificate per node are made with
+# openssl (Scripts/make-certs.sh) in DIR/certs on first start.
 # The binary is $RAGD_BIN, else ragd on PATH, else this checkout's release build
 # (built only when none of these exists).
 set -euo pipefail
@@ -22,7 +25,7 @@ while [ $# -gt 0 ]; do
     --port) port=$2; shift 2 ;;
     --shard-port) shard_port=$2; shift 2 ;;
     --dir) dir=$2; shift 2 ;;
-    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
     *) echo "cluster-local.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -72,7 +75,7 @@ binary() {
 # Waits until a process prints its listening line (or dies).
 wait_listening() {
   for _ in $(seq 1 200); do
-    grep -q "listening on" "$2" 2>/dev/null && return 0
+    grep -q "ragd listening on" "$2" 2>/dev/null && return 0
     kill -0 "$1" 2>/dev/null || { echo "cluster-local.sh: process failed to start, see $2" >&2; tail -5 "$2" >&2; return 1; }
     sleep 0.05
   done
@@ -90,30 +93,37 @@ start() {
   for fd in $(ls /proc/$$/fd 2>/dev/null); do
     [ "$fd" -gt 2 ] 2>/dev/null && eval "exec $fd>&-" 2>/dev/null || true
   done
+  local names=()
+  for ((s = 0; s < shards; s++)); do for ((r = 0; r < replicas; r++)); do names+=("shard$s-$r"); done; done
+  [ -f "$dir/certs/coordinator.pem" ] || "$here/Scripts/make-certs.sh" "$dir/certs" coordinator "${names[@]}"
   local p=$shard_port entries=()
   for ((s = 0; s < shards; s++)); do
     local list=()
     for ((r = 0; r < replicas; r++)); do
-      "$bin" serve --role shard --port $p --data-dir "$dir/shard$s-$r" --metrics-port off >"$dir/shard$s-$r.log" 2>&1 &
+      [ -f "$dir/certs/shard$s-$r.pem" ] || "$here/Scripts/make-certs.sh" "$dir/certs" "shard$s-$r"
+      "$bin" serve --role shard --port $p --internal-port $((p + 100)) --data-dir "$dir/shard$s-$r" --metrics-port off \
+        --cluster-ca "$dir/certs/ca.pem" --cluster-cert "$dir/certs/shard$s-$r.pem" --cluster-key "$dir/certs/shard$s-$r.key" \
+        >"$dir/shard$s-$r.log" 2>&1 &
       echo $! >"$dir/shard$s-$r.pid"
       wait_listening $! "$dir/shard$s-$r.log" || { stop >/dev/null; exit 1; }
-      list+=("\"127.0.0.1:$p\"")
+      list+=("\"127.0.0.1:$((p + 100))\"")
       p=$((p + 1))
     done
     entries+=("{\"id\": $s, \"replicas\": [$(IFS=,; echo "${list[*]}")]}")
   done
   echo "{\"replication_factor\": $replicas, \"shards\": [$(IFS=,; echo "${entries[*]}")]}" >"$dir/cluster.json"
   "$bin" serve --role coordinator --port "$port" --cluster "$dir/cluster.json" --data-dir "$dir/coordinator" --metrics-port off \
+    --cluster-ca "$dir/certs/ca.pem" --cluster-cert "$dir/certs/coordinator.pem" --cluster-key "$dir/certs/coordinator.key" \
     >"$dir/coordinator.log" 2>&1 &
   echo $! >"$dir/coordinator.pid"
   wait_listening $! "$dir/coordinator.log" || { stop >/dev/null; exit 1; }
-  echo "cluster up: $shards shards x $replicas replicas, coordinator on 127.0.0.1:$port (ragctl --server 127.0.0.1:$port health); data and logs in $dir"
+  echo "cluster up: $shards shards x $replicas replicas (mutual TLS between nodes), coordinator on 127.0.0.1:$port (ragctl --server 127.0.0.1:$port health); data and logs in $dir"
 }
 
 case "$cmd" in
   start) start ;;
   stop) stop ;;
   status) status ;;
-  -h|--help|help) sed -n '2,11p' "$0" ;;
+  -h|--help|help) sed -n '2,15p' "$0" ;;
   *) echo "usage: cluster-local.sh start|stop|status [options] (see --help)" >&2; exit 2 ;;
 esac

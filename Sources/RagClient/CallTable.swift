@@ -37,7 +37,8 @@ final class CallTable: Sendable {
         case .endOfStream:
             if case .stream(let c) = remove(frame.callID) { c.finish() }
         case .error:
-            let error = RagError(RagError.Code(frame.status), frame.statusMessage)
+            let error = RagError(RagError.Code(frame.status), frame.statusMessage,
+                                 retryAfter: frame.metadata.retryAfterMs > 0 ? .milliseconds(Int64(clamping: frame.metadata.retryAfterMs)) : nil)
             if frame.callID == 0 {
                 // A connection-level error: every call on that connection (and
                 // only on it: a client may have replaced it since) fails with it.
@@ -108,7 +109,7 @@ final class ClientFrameHandler: ChannelInboundHandler, Sendable {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        let e = (error as? RagError).map { RagError(.internal, "server sent a bad frame: \($0.message)") }
+        let e = (error as? RagError).map { $0.code == .unavailable ? $0 : RagError(.internal, "server sent a bad frame: \($0.message)") }
             ?? RagError(.unavailable, "connection error: \(error)")
         calls.failAll(e, connection: ObjectIdentifier(context.channel))
         context.close(promise: nil)

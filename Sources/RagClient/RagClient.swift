@@ -1,6 +1,7 @@
 import Foundation
 import NIOCore
 import NIOPosix
+import NIOSSL
 @_exported import RagCore
 import RagWire
 import SwiftProtobuf
@@ -11,6 +12,8 @@ import Synchronization
 /// Connects lazily and reconnects on the next call after the connection drops
 /// (a server restart fails only the calls in flight, with UNAVAILABLE). Every
 /// failure is a `RagError` with the status code the server (or the client) chose.
+/// With `tls` the connection is TLS (verified against `tls.caFile`); `apiKey`
+/// travels in every request's metadata.
 public final class RagClient: Sendable {
     public let host: String
     public let port: Int
@@ -20,10 +23,16 @@ public final class RagClient: Sendable {
     let maxFrameSize: Int
     let calls = CallTable()
     private let channel = Mutex<(any Channel)?>(nil)
+    let apiKey: String?
+    let tls: ClientTLS?
+    /// Loaded on first connect; a bad file fails each call with INVALID_ARGUMENT.
+    private let tlsContext = Mutex<NIOSSLContext?>(nil)
 
     public init(host: String = "127.0.0.1", port: Int = 7878, defaultTimeout: Duration? = nil,
-                maxFrameSize: Int = FrameCodec.defaultMaxFrameSize,
+                maxFrameSize: Int = FrameCodec.defaultMaxFrameSize, apiKey: String? = nil, tls: ClientTLS? = nil,
                 eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) {
+        self.apiKey = apiKey
+        self.tls = tls
         self.host = host
         self.port = port
         self.defaultTimeout = defaultTimeout
@@ -45,12 +54,15 @@ public final class RagClient: Sendable {
         if let ch = channel.withLock({ $0 }), ch.isActive { return ch }
         let calls = self.calls
         let maxFrame = maxFrameSize
+        let ssl = try sslContext()
+        let sni = tls?.hostname(for: host)
         do {
             let ch = try await ClientBootstrap(group: group)
                 .channelOption(.socketOption(.tcp_nodelay), value: 1)
                 .connectTimeout(.seconds(5))
                 .channelInitializer { ch in
                     ch.eventLoop.makeCompletedFuture {
+                        if let ssl { try ch.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: ssl, serverHostname: sni)) }
                         try ch.pipeline.syncOperations.addHandler(ByteToMessageHandler(FrameDecoder(maxFrameSize: maxFrame)))
                         try ch.pipeline.syncOperations.addHandler(ClientFrameHandler(calls: calls))
                     }
@@ -69,6 +81,14 @@ public final class RagClient: Sendable {
         }
     }
 
+    func sslContext() throws(RagError) -> NIOSSLContext? {
+        guard let tls else { return nil }
+        if let c = tlsContext.withLock({ $0 }) { return c }
+        let c = try tls.makeContext()
+        tlsContext.withLock { $0 = c }
+        return c
+    }
+
     /// The client's own deadline error: the server did not answer at all (it may
     /// still complete the call), unlike a DEADLINE_EXCEEDED the server sends.
     public static let noAnswerMessage = "no answer from ragd within the deadline (the server may still complete the call)"
@@ -79,6 +99,7 @@ public final class RagClient: Sendable {
         f.method = method.rawValue
         f.kind = .request
         f.payload = payload
+        if let apiKey { f.metadata.apiKey = apiKey }
         if let t = timeout ?? defaultTimeout {
             f.metadata.deadlineMs = UInt64(max(1, t.inMilliseconds))
         }

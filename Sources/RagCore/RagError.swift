@@ -45,10 +45,14 @@ public struct RagError: Error, Sendable, Hashable, CustomStringConvertible {
 
     public var code: Code
     public var message: String
+    /// For RESOURCE_EXHAUSTED from a rate limit: when a retry would be admitted.
+    /// Travels in the frame metadata (`retry_after_ms`), not in the message.
+    public var retryAfter: Duration?
 
-    public init(_ code: Code, _ message: String) {
+    public init(_ code: Code, _ message: String, retryAfter: Duration? = nil) {
         self.code = code
         self.message = message
+        self.retryAfter = retryAfter
     }
 
     public var description: String { "\(code): \(message)" }
@@ -58,6 +62,8 @@ public struct RagError: Error, Sendable, Hashable, CustomStringConvertible {
     public static func failedPrecondition(_ message: String) -> RagError { RagError(.failedPrecondition, message) }
     public static func `internal`(_ message: String) -> RagError { RagError(.internal, message) }
     public static func unavailable(_ message: String) -> RagError { RagError(.unavailable, message) }
+    public static func unauthenticated(_ message: String) -> RagError { RagError(.unauthenticated, message) }
+    public static func permissionDenied(_ message: String) -> RagError { RagError(.permissionDenied, message) }
 }
 
 /// Lets lower layers (storage, engine) describe their failures in Ragd terms.

@@ -15,7 +15,8 @@ extension RagServer {
             return (try CollectionRegistry(configuration: configuration), nil, try ShardHost(configuration: configuration))
         case .coordinator:
             guard let clusterConfig = configuration.cluster else { throw RagError.invalidArgument("--role coordinator needs --cluster FILE") }
-            let c = try Cluster(configuration: clusterConfig, hintPath: configuration.dataDirectory + "/hints.sqlite", logger: logger)
+            let c = try Cluster(configuration: clusterConfig, hintPath: configuration.dataDirectory + "/hints.sqlite",
+                                tls: configuration.clusterTLS, logger: logger)
             let registry = try CollectionRegistry(configuration: configuration, partitions: c.shardCount) { info, p in
                 guard info.partitions == c.shardCount else {
                     throw RagError.failedPrecondition("collection \(info.name) has \(info.partitions) partitions but the cluster has \(c.shardCount) shards")
@@ -63,10 +64,12 @@ extension RagServer {
         }
     }
 
-    /// The job runner and the dispatcher with the role's handlers.
-    static func makeDispatcher(_ configuration: RagServerConfiguration, coordinator: Coordinator, stats: ServerStats, cache: QueryCache,
-                               metrics: RagMetrics, cluster: Cluster?, experiments: ExperimentManager, shardHost: ShardHost?,
-                               logger: Logger) throws -> (JobRunner, Dispatcher) {
+    /// The job runner and the dispatchers: the public one (API keys checked on
+    /// every call) and, on a shard node, the internal one (shard RPCs, trusted
+    /// because the internal listener requires a cluster certificate).
+    static func makeDispatchers(_ configuration: RagServerConfiguration, coordinator: Coordinator, stats: ServerStats, cache: QueryCache,
+                                metrics: RagMetrics, cluster: Cluster?, experiments: ExperimentManager, shardHost: ShardHost?,
+                                logger: Logger) throws -> (JobRunner, Dispatcher, Dispatcher?) {
         let queries = Mutex<RagService?>(nil)
         let queue: any JobQueue
         switch configuration.jobBackend {
@@ -79,17 +82,28 @@ extension RagServer {
             let context = CallContext(callID: 0, method: "Query", requestID: Dispatcher.newRequestID(), deadline: nil, logger: logger)
             return try await service.query(try FrameCodec.bytes(request), context)
         }
-        let service = RagService(coordinator: coordinator, stats: stats, cache: cache, metrics: metrics,
-                                 role: configuration.role.rawValue, cluster: cluster, experiments: experiments, jobs: jobs)
+        let authorizer = try Authorizer(store: KeyStore(path: configuration.dataDirectory + "/keys.sqlite"), required: configuration.requireKeys)
+        let service = RagService(coordinator: coordinator, stats: stats, cache: cache, metrics: metrics, role: configuration.role.rawValue,
+                                 cluster: cluster, experiments: experiments, jobs: jobs, authorizer: authorizer)
         queries.withLock { $0 = service }
-        var handlers = service.handlers
-        if let shardHost {
-            // A shard node answers the internal RPCs, plus Health and Stats for operators.
-            handlers = ShardService(host: shardHost).handlers
-            for m in [RagMethod.health, .stats] { handlers[m.rawValue] = service.handlers[m.rawValue] }
+        func dispatcher(_ handlers: [String: RPCHandler], _ authorizer: Authorizer?) -> Dispatcher {
+            Dispatcher(handlers: handlers, logger: logger, metrics: metrics, maxFrameSize: configuration.maxFrameSize,
+                       dataDirectory: configuration.dataDirectory, authorizer: authorizer)
         }
-        return (jobs, Dispatcher(handlers: handlers, logger: logger, metrics: metrics, maxFrameSize: configuration.maxFrameSize,
-                                 dataDirectory: configuration.dataDirectory))
+        guard let shardHost else { return (jobs, dispatcher(service.handlers, authorizer), nil) }
+        // A shard node: shard RPCs only on the internal listener; the public one
+        // answers Health, Stats and key management for operators.
+        let operatorMethods = [RagMethod.health, .stats, .createKey, .listKeys, .revokeKey]
+        var internalHandlers = ShardService(host: shardHost).handlers
+        var publicHandlers: [String: RPCHandler] = [:]
+        for m in operatorMethods { publicHandlers[m.rawValue] = service.handlers[m.rawValue] }
+        for m in [RagMethod.health, .stats] { internalHandlers[m.rawValue] = service.handlers[m.rawValue] }
+        for m in RagMethod.allCases where m.rawValue.hasPrefix("Shard") {
+            publicHandlers[m.rawValue] = .unary { _, _ in
+                throw RagError.permissionDenied("\(m.rawValue) is served only on the shard's internal listener (--internal-port, mutual TLS)")
+            }
+        }
+        return (jobs, dispatcher(publicHandlers, authorizer), dispatcher(internalHandlers, nil))
     }
 
     /// Sets `rag_index_chunks` for every collection from its shards' counts;

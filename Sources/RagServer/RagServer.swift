@@ -1,6 +1,7 @@
 import Logging
 import NIOCore
 import NIOPosix
+import NIOSSL
 import RagCore
 import RagEngine
 import RagWire
@@ -22,11 +23,14 @@ public final class RagServer: Service, Sendable {
     public let experiments: ExperimentManager
     public let jobs: JobRunner
     let dispatcher: Dispatcher
+    /// Shard RPCs, on a shard node's internal listener.
+    let internalDispatcher: Dispatcher?
     let logger: Logger
     let group: any EventLoopGroup
-    let onListening: @Sendable (SocketAddress) -> Void
+    let onListening: @Sendable (ListenerAddress) -> Void
     let shutdown = ShutdownSignal()
     private let boundAddress = Mutex<SocketAddress?>(nil)
+    private let internalAddress = Mutex<SocketAddress?>(nil)
     private let metricsAddress = Mutex<SocketAddress?>(nil)
 
     /// Opens storage (loading every collection's vectors) and prepares the listener.
@@ -36,7 +40,7 @@ public final class RagServer: Service, Sendable {
         generator: (any Generator)? = nil,
         logger: Logger = Logger(label: "ragd"),
         eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
-        onListening: @escaping @Sendable (SocketAddress) -> Void = { _ in }
+        onListening: @escaping @Sendable (ListenerAddress) -> Void = { _ in }
     ) async throws {
         self.configuration = configuration
         self.logger = logger
@@ -55,13 +59,16 @@ public final class RagServer: Service, Sendable {
         coordinator = Self.makeCoordinator(configuration, registry: registry, embedder: embedder, generator: generator,
                                            metrics: metrics, cache: cache, experiments: experiments)
         stats = ServerStats(metrics: metrics)
-        (jobs, dispatcher) = try Self.makeDispatcher(configuration, coordinator: coordinator, stats: stats, cache: cache, metrics: metrics,
+        (jobs, dispatcher, internalDispatcher) = try Self.makeDispatchers(configuration, coordinator: coordinator, stats: stats, cache: cache, metrics: metrics,
                                                      cluster: cluster, experiments: experiments, shardHost: shardHost, logger: logger)
         await Self.reportCollections(registry, metrics: metrics, logger: logger, started: started, configuration: configuration)
     }
 
     /// The address the listener is bound to, once it is.
     public var localAddress: SocketAddress? { boundAddress.withLock { $0 } }
+
+    /// The address of a shard node's internal listener, once it is bound.
+    public var internalLocalAddress: SocketAddress? { internalAddress.withLock { $0 } }
 
     /// The address of the `/metrics` endpoint, once it is bound (nil when disabled).
     public var metricsLocalAddress: SocketAddress? { metricsAddress.withLock { $0 } }
@@ -101,46 +108,60 @@ public final class RagServer: Service, Sendable {
         }
     }
 
+    /// The listeners of this role: the public one, and a shard's internal one.
+    func listeners() throws(RagError) -> [Listener] {
+        var out = [Listener(name: "public", host: configuration.host, port: configuration.port,
+                            tls: try configuration.tls?.makeContext(), dispatcher: dispatcher)]
+        if let internalDispatcher {
+            guard let l = configuration.internalListener else {
+                throw .invalidArgument("a shard node serves shard RPCs only on its internal listener: give --internal-port (and --cluster-ca, --cluster-cert, --cluster-key)")
+            }
+            out.append(Listener(name: "internal", host: l.host, port: l.port, tls: try l.tls?.makeContext(), dispatcher: internalDispatcher))
+        }
+        return out
+    }
+
     func serve(beforeClosingStorage: () async -> Void) async throws {
         let maxFrame = configuration.maxFrameSize
-        let server = try await ServerBootstrap(group: group)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
-            // Draining shuts the input side of each connection; without this NIO would
-            // turn that EOF into a full close and drop the answers still to be sent.
-            .childChannelOption(.allowRemoteHalfClosure, value: true)
-            .bind(host: configuration.host, port: configuration.port) { channel in
-                AcceptedChannel.prepare(channel)  // wrapped in its serving task
+        var bound: [(Listener, NIOAsyncChannel<any Channel, Never>)] = []
+        for listener in try listeners() {
+            let server = try await ServerBootstrap(group: group)
+                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+                // Draining shuts the input side of each connection; without this NIO would
+                // turn that EOF into a full close and drop the answers still to be sent.
+                .childChannelOption(.allowRemoteHalfClosure, value: true)
+                .bind(host: listener.host, port: listener.port) { channel in
+                    AcceptedChannel.prepare(channel)  // wrapped in its serving task
+                }
+            let address = server.channel.localAddress!
+            if listener.name == "internal" {
+                internalAddress.withLock { $0 = address }
+                logger.info("internal listener on \(address)\(listener.tls == nil ? " without TLS (--insecure)" : " (mutual TLS)")")
+            } else {
+                boundAddress.withLock { $0 = address }
+                logger.info("listening on \(address)\(listener.tls == nil ? "" : " (TLS)")")
             }
-        let address = server.channel.localAddress!
-        boundAddress.withLock { $0 = address }
-        logger.info("listening on \(address)")
-        onListening(address)
+            bound.append((listener, server))
+        }
+        // The public address last: scripts read it as "ready", internal listener included.
+        if let address = internalLocalAddress { onListening(.internal(address)) }
+        let servers = bound.map(\.1.channel)
+        let listening = bound
+        onListening(.public(localAddress!))
         let budget = ConnectionBudget(limits: configuration.limits)
-        let handler = ConnectionHandler(dispatcher: dispatcher, stats: stats, budget: budget, logger: logger)
         let shutdown = self.shutdown
+        let stats = self.stats
+        let logger = self.logger
         let grace = configuration.shutdownGracePeriod
         try await withGracefulShutdownHandler {
             await withTaskGroup(of: Void.self) { race in
                 race.addTask {
-                    try? await withThrowingDiscardingTaskGroup { group in
-                        try await server.executeThenClose { connections in
-                            for try await channel in connections {
-                                group.addTask {
-                                    guard budget.admitConnection() else {
-                                        await AcceptedChannel.refuse(channel, RagError(
-                                            .resourceExhausted, "the server has \(budget.limits.maxConnections) connections open; try again later"))
-                                        return
-                                    }
-                                    defer { budget.connectionClosed() }
-                                    let state = ConnectionState(limits: budget.limits)
-                                    let wrapped = try? await AcceptedChannel.wrap(channel, as: NIOAsyncChannel<ByteBuffer, ByteBuffer>.self) {
-                                        try $0.addHandler(ConnectionGuard(budget: budget, connection: state, maxFrameSize: maxFrame))
-                                        try $0.addHandler(ByteToMessageHandler(FrameDecoder(maxFrameSize: maxFrame)))
-                                    }
-                                    guard let connection = wrapped else { channel.close(promise: nil); return }
-                                    await handler.run(connection, state: state, shutdown: shutdown)
-                                }
+                    await withTaskGroup(of: Void.self) { loops in
+                        for (listener, server) in listening {
+                            let handler = ConnectionHandler(dispatcher: listener.dispatcher, stats: stats, budget: budget, logger: logger)
+                            loops.addTask {
+                                await Self.accept(server, tls: listener.tls, budget: budget, maxFrame: maxFrame, handler: handler, shutdown: shutdown)
                             }
                         }
                     }
@@ -157,12 +178,41 @@ public final class RagServer: Service, Sendable {
             }
         } onGracefulShutdown: { [logger] in
             logger.info("shutting down: no new connections, finishing calls in flight")
-            server.channel.close(promise: nil)
+            for channel in servers { channel.close(promise: nil) }
             shutdown.trigger()
         }
         await beforeClosingStorage()
         await coordinator.registry.close()
         await cluster?.close()
         logger.info("stopped")
+    }
+
+    /// One listener's accept loop: each connection is served in its own task.
+    static func accept(_ server: NIOAsyncChannel<any Channel, Never>, tls: NIOSSLContext?, budget: ConnectionBudget, maxFrame: Int,
+                       handler: ConnectionHandler, shutdown: ShutdownSignal) async {
+        try? await withThrowingDiscardingTaskGroup { group in
+            try await server.executeThenClose { connections in
+                for try await channel in connections {
+                    group.addTask {
+                        guard budget.admitConnection() else {
+                            await AcceptedChannel.refuse(channel, tls: tls, RagError(
+                                .resourceExhausted, "the server has \(budget.limits.maxConnections) connections open; try again later"))
+                            return
+                        }
+                        defer { budget.connectionClosed() }
+                        let state = ConnectionState(limits: budget.limits)
+                        let wrapped = try? await AcceptedChannel.wrap(channel, as: NIOAsyncChannel<ByteBuffer, ByteBuffer>.self) {
+                            // TLS first: the guard and the decoder see plaintext frames, and the
+                            // guard's idle timeout also closes a client stalling its handshake.
+                            if let tls { try $0.addHandler(NIOSSLServerHandler(context: tls)) }
+                            try $0.addHandler(ConnectionGuard(budget: budget, connection: state, maxFrameSize: maxFrame))
+                            try $0.addHandler(ByteToMessageHandler(FrameDecoder(maxFrameSize: maxFrame)))
+                        }
+                        guard let connection = wrapped else { channel.close(promise: nil); return }
+                        await handler.run(connection, state: state, shutdown: shutdown)
+                    }
+                }
+            }
+        }
     }
 }

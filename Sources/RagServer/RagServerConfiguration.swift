@@ -1,4 +1,5 @@
 import Foundation
+import RagClient
 import RagCore
 import RagStore
 
@@ -8,6 +9,28 @@ public struct RagServerConfiguration: Sendable {
     /// Address to listen on. Port 0 picks a free port (see `RagServer.onListening`).
     public var host: String = "127.0.0.1"
     public var port: Int = 7878
+    /// TLS on the public listener (`--tls-cert`, `--tls-key`; `--tls-client-ca` makes it mutual).
+    public var tls: ServerTLS?
+    /// Require an API key on every call even while no key exists (ragd sets
+    /// this when it listens beyond loopback). Once a key exists, keys are
+    /// required anyway.
+    public var requireKeys = false
+    /// The internal listener of a shard node: the only place shard RPCs are
+    /// served, with mutual TLS against the cluster's CA (`tls` nil only with --insecure).
+    public struct InternalListener: Sendable, Hashable {
+        public var host: String
+        public var port: Int
+        public var tls: ServerTLS?
+        public init(host: String, port: Int, tls: ServerTLS?) {
+            self.host = host
+            self.port = port
+            self.tls = tls
+        }
+    }
+    public var internalListener: InternalListener?
+    /// The certificate a coordinator presents to its shards' internal listeners,
+    /// and the cluster CA it verifies them with.
+    public var clusterTLS: ClientTLS?
     /// Where the catalog and partition databases live.
     public var dataDirectory: String = "./ragd-data"
     /// Partitions per new collection (fixed for a collection's lifetime).

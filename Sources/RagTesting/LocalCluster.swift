@@ -14,18 +14,23 @@ public final class LocalCluster: @unchecked Sendable {
         for s in 0..<shards {
             var row: [RagdProcess] = []
             for r in 0..<replicas {
-                row.append(try RagdProcess(dataDirectory: "\(root)/shard\(s)-\(r)", extraArguments: ["--role", "shard"]))
+                row.append(try RagdProcess(dataDirectory: "\(root)/shard\(s)-\(r)", extraArguments: Self.shardArguments()))
             }
             nodes.append(row)
         }
         let entries = nodes.enumerated().map { s, row in
-            "{\"id\": \(s), \"replicas\": [" + row.map { "\"127.0.0.1:\($0.port)\"" }.joined(separator: ", ") + "]}"
+            "{\"id\": \(s), \"replicas\": [" + row.map { "\"127.0.0.1:\($0.internalPort)\"" }.joined(separator: ", ") + "]}"
         }
         let quorum = writeQuorum.map { ", \"write_quorum\": \($0)" } ?? ""
         clusterFile = root + "/cluster.json"
         try "{\"replication_factor\": \(replicas)\(quorum), \"shards\": [\(entries.joined(separator: ", "))]}"
             .write(toFile: clusterFile, atomically: true, encoding: .utf8)
-        coordinator = try RagdProcess(dataDirectory: root + "/coordinator", extraArguments: ["--role", "coordinator", "--cluster", clusterFile])
+        coordinator = try RagdProcess(dataDirectory: root + "/coordinator", extraArguments: ["--role", "coordinator", "--cluster", clusterFile] + TestCertificates.shared.clusterFlags)
+    }
+
+    /// A shard node with an internal listener under mutual TLS (the cluster's certificates).
+    public static func shardArguments(internalPort: Int = 0) -> [String] {
+        ["--role", "shard", "--internal-port", "\(internalPort)"] + TestCertificates.shared.clusterFlags
     }
 
     public func client(timeout: Duration? = .seconds(30)) -> RagClient { coordinator.client(timeout: timeout) }
@@ -35,7 +40,8 @@ public final class LocalCluster: @unchecked Sendable {
     /// Restarts a replica on its old port and data directory.
     public func restart(shard: Int, replica: Int) throws {
         let old = nodes[shard][replica]
-        nodes[shard][replica] = try RagdProcess(dataDirectory: old.dataDirectory, port: old.port, extraArguments: ["--role", "shard"])
+        nodes[shard][replica] = try RagdProcess(dataDirectory: old.dataDirectory, port: old.port,
+                                                extraArguments: Self.shardArguments(internalPort: old.internalPort))
     }
 
     /// Tears the cluster down at once (SIGKILL: this runs in `defer`s on the

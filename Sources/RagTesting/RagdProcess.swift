@@ -6,6 +6,8 @@ import RagClient
 public final class RagdProcess: @unchecked Sendable {
     public let dataDirectory: String
     public private(set) var port = 0
+    /// A shard node's internal listener (shard RPCs, mutual TLS); 0 when none.
+    public private(set) var internalPort = 0
     let process = Process()
     let output = Pipe()
     /// The server's stderr goes to a file: a pipe nobody reads would fill up and
@@ -45,8 +47,11 @@ public final class RagdProcess: @unchecked Sendable {
             let chunk = handle.availableData
             if chunk.isEmpty { break }
             buffer.append(chunk)
-            if let line = String(data: buffer, encoding: .utf8)?.split(separator: "\n").first(where: { $0.hasPrefix("ragd listening on ") }),
-               let p = Int(line.split(separator: ":").last ?? "") {
+            let lines = String(decoding: buffer, as: UTF8.self).split(separator: "\n")
+            if let line = lines.first(where: { $0.hasPrefix("ragd internal listener on ") }), let p = Int(line.split(separator: ":").last ?? "") {
+                internalPort = p
+            }
+            if let line = lines.first(where: { $0.hasPrefix("ragd listening on ") }), let p = Int(line.split(separator: ":").last ?? "") {
                 self.port = p
                 return
             }
@@ -63,8 +68,14 @@ public final class RagdProcess: @unchecked Sendable {
         return String(decoding: d.suffix(256 * 1024), as: UTF8.self)
     }
 
-    public func client(timeout: Duration? = .seconds(30)) -> RagClient {
-        RagClient(host: "127.0.0.1", port: port, defaultTimeout: timeout)
+    public func client(timeout: Duration? = .seconds(30), apiKey: String? = nil, tls: ClientTLS? = nil) -> RagClient {
+        RagClient(host: "127.0.0.1", port: port, defaultTimeout: timeout, apiKey: apiKey, tls: tls)
+    }
+
+    /// A client of a shard node's internal listener, presenting the test cluster's
+    /// client certificate unless `tls` says otherwise.
+    public func internalClient(timeout: Duration? = .seconds(30), tls: ClientTLS? = TestCertificates.shared.client("client")) -> RagClient {
+        RagClient(host: "127.0.0.1", port: internalPort, defaultTimeout: timeout, tls: tls)
     }
 
     public var isRunning: Bool { process.isRunning }

@@ -34,7 +34,9 @@ public func withRagServer<T: Sendable>(
     var logger = Logger(label: "ragd-test")
     logger.logLevel = .warning
     let (addresses, addressContinuation) = AsyncStream.makeStream(of: SocketAddress.self)
-    let server = try await RagServer(configuration: configuration, embedder: embedder, logger: logger) { addressContinuation.yield($0) }
+    let server = try await RagServer(configuration: configuration, embedder: embedder, logger: logger) {
+        if case .public(let a) = $0 { addressContinuation.yield(a) }
+    }
     let group = ServiceGroup(configuration: .init(services: [server], logger: logger))
     return try await withThrowingTaskGroup(of: Void.self) { tasks in
         tasks.addTask { try await group.run() }

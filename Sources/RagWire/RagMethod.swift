@@ -18,6 +18,9 @@ public enum RagMethod: String, Sendable, CaseIterable {
     case getJob = "GetJob"
     case listJobs = "ListJobs"
     case cancelJob = "CancelJob"
+    case createKey = "CreateKey"
+    case listKeys = "ListKeys"
+    case revokeKey = "RevokeKey"
     // Internal: coordinator -> shard.
     case shardSearch = "ShardSearch"
     case shardStats = "ShardStats"

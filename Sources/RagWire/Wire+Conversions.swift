@@ -30,6 +30,10 @@ extension Ragd_V1_Frame {
         f.kind = .error
         f.status = error.code.wire
         f.statusMessage = error.message.truncatedUTF8(maxBytes: maxStatusMessageBytes)
+        if let after = error.retryAfter {
+            let c = after.components
+            f.metadata.retryAfterMs = UInt64(max(1, c.seconds * 1000 + c.attoseconds / 1_000_000_000_000_000))
+        }
         return f
     }
 }

@@ -9,7 +9,7 @@ struct Ragctl: AsyncParsableCommand {
         commandName: "ragctl",
         abstract: "Command-line client for a Ragd server.",
         subcommands: [IndexCommand.self, QueryCommand.self, StreamCommand.self, StatsCommand.self,
-                      HealthCommand.self, DeleteCommand.self, CollectionsCommand.self, CacheCommand.self, ExperimentsCommand.self, JobsCommand.self, EvalCommand.self, BenchCommand.self])
+                      HealthCommand.self, DeleteCommand.self, CollectionsCommand.self, CacheCommand.self, ExperimentsCommand.self, JobsCommand.self, EvalCommand.self, BenchCommand.self, KeysCommand.self])
 }
 
 /// Where the server is and how long to wait: shared by every subcommand.
@@ -23,10 +23,33 @@ struct ConnectionOptions: ParsableArguments {
     @Flag(help: "Print machine-readable JSON.")
     var json = false
 
+    @Option(name: .customLong("api-key"), help: "API key (env RAGD_API_KEY; prefer the variable: flags show up in `ps`).")
+    var apiKey: String?
+
+    @Flag(help: "Connect with TLS, trusting the system's CAs (implied by --tls-ca; env RAGD_TLS=1).")
+    var tls = false
+
+    @Option(name: .customLong("tls-ca"), help: "PEM CA that signed the server's certificate (env RAGD_TLS_CA); turns TLS on.")
+    var tlsCA: String?
+
+    @Option(name: .customLong("tls-cert"), help: "PEM client certificate, for servers that require one (env RAGD_TLS_CERT).")
+    var tlsCert: String?
+
+    @Option(name: .customLong("tls-key"), help: "PEM key of --tls-cert (env RAGD_TLS_KEY).")
+    var tlsKey: String?
+
+    @Option(name: .customLong("tls-server-name"), help: "Name to verify in the server's certificate (default: the host of --server).")
+    var tlsServerName: String?
+
     func client() throws -> RagClient {
-        let address = server ?? ProcessInfo.processInfo.environment["RAGD_ADDRESS"] ?? "127.0.0.1:7878"
+        let env = ProcessInfo.processInfo.environment
+        let address = server ?? env["RAGD_ADDRESS"] ?? "127.0.0.1:7878"
         guard let (host, port) = splitHostPort(address) else { throw ValidationError("--server must look like host:port, got \(address)") }
-        return RagClient(host: host, port: port)
+        let ca = tlsCA ?? env["RAGD_TLS_CA"], cert = tlsCert ?? env["RAGD_TLS_CERT"], key = tlsKey ?? env["RAGD_TLS_KEY"]
+        let useTLS = tls || env["RAGD_TLS"] == "1" || ca != nil || cert != nil
+        let options = useTLS ? ClientTLS(caFile: ca, certificateFile: cert, keyFile: key, serverName: tlsServerName) : nil
+        let token = apiKey ?? env["RAGD_API_KEY"]
+        return RagClient(host: host, port: port, apiKey: token?.isEmpty == false ? token : nil, tls: options)
     }
 
     var deadline: Duration { .milliseconds(Int64((timeout ?? 60) * 1000)) }

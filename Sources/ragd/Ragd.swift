@@ -10,7 +10,7 @@ struct Ragd: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ragd",
         abstract: "The Ragd retrieval-augmented-generation server.",
-        subcommands: [Serve.self],
+        subcommands: [Serve.self, Keys.self],
         defaultSubcommand: Serve.self)
 }
 
@@ -26,7 +26,6 @@ struct Serve: AsyncParsableCommand {
 
     @Option(help: "A JSON configuration file.") var config: String?
     @Option(help: "Address to listen on (default 127.0.0.1).") var host: String?
-    @Flag(help: "Allow listening on a non-loopback address without authentication or TLS (this build has neither yet).") var insecure = false
     @Option(help: "Port to listen on; 0 picks a free one (default 7878).") var port: Int?
     @Option(name: .customLong("data-dir"), help: "Data directory (default ./ragd-data).") var dataDir: String?
     @Option(help: "Partitions per new collection (default 4).") var partitions: Int?
@@ -59,6 +58,7 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("shutdown-grace"), help: "Seconds calls in flight get to finish after SIGTERM (default 10).") var shutdownGrace: Int?
     @OptionGroup(title: "Jobs and indexing work") var work: WorkOptions
     @OptionGroup(title: "Limits") var limits: LimitOptions
+    @OptionGroup(title: "Security") var security: SecurityOptions
 
     func setting(_ flag: String?, env: String, file: [String: Any], key: String) -> String? {
         if let flag { return flag }
@@ -73,11 +73,6 @@ struct Serve: AsyncParsableCommand {
         return n
     }
 
-    /// 127.0.0.0/8, ::1 and localhost: only this machine can connect.
-    static func isLoopback(_ host: String) -> Bool {
-        host == "localhost" || host == "::1" || host == "[::1]" || host.hasPrefix("127.")
-    }
-
     func run() async throws {
         var file: [String: Any] = [:]
         if let path = config {
@@ -89,13 +84,6 @@ struct Serve: AsyncParsableCommand {
         }
         var c = RagServerConfiguration()
         if let v = setting(host, env: "RAGD_HOST", file: file, key: "host") { c.host = v }
-        let insecureAllowed = insecure || ["1", "true", "yes"].contains(setting(nil, env: "RAGD_INSECURE", file: file, key: "insecure")?.lowercased() ?? "")
-        if !Self.isLoopback(c.host) && !insecureAllowed {
-            throw ValidationError("""
-                refusing to listen on \(c.host): anyone who reaches that address could read, write and delete every collection \
-                (no API keys or TLS in this build). Listen on 127.0.0.1 behind a proxy, or pass --insecure to accept the risk.
-                """)
-        }
         if let v = try integer(port, env: "RAGD_PORT", file: file, key: "port") { c.port = v }
         if let v = setting(dataDir, env: "RAGD_DATA_DIR", file: file, key: "data-dir") { c.dataDirectory = v }
         if let v = try integer(partitions, env: "RAGD_PARTITIONS", file: file, key: "partitions") {
@@ -179,6 +167,7 @@ struct Serve: AsyncParsableCommand {
         }
         try work.apply(to: &c, redisDefault: setting(redis, env: "RAGD_REDIS", file: file, key: "redis")) { setting($0, env: $1, file: file, key: $2) }
         try limits.apply(to: &c) { setting($0, env: $1, file: file, key: $2) }
+        try security.apply(to: &c) { setting($0, env: $1, file: file, key: $2) }
         let levelName = setting(logLevel, env: "RAGD_LOG_LEVEL", file: file, key: "log-level") ?? "info"
         guard let level = Logger.Level(rawValue: levelName.lowercased()) else { throw ValidationError("unknown log level \(levelName)") }
         LoggingSystem.bootstrap { label in
@@ -191,9 +180,14 @@ struct Serve: AsyncParsableCommand {
         let descriptors = FileDescriptors.raiseSoftLimit()
         logger.info("file descriptor limit \(descriptors)")
         let configured = c
-        let server = try await RagServer(configuration: configured, logger: logger) { address in
-            // One line on stdout that scripts and tests read to learn the port.
-            let line = "ragd listening on \(address.ipAddress ?? configured.host):\(address.port ?? configured.port)\n"
+        let server = try await RagServer(configuration: configured, logger: logger) { listener in
+            // Lines on stdout that scripts and tests read to learn the ports; the
+            // public one comes last and means "ready".
+            let line: String
+            switch listener {
+            case .internal(let a): line = "ragd internal listener on \(a.ipAddress ?? configured.host):\(a.port ?? 0)\n"
+            case .public(let a): line = "ragd listening on \(a.ipAddress ?? configured.host):\(a.port ?? configured.port)\n"
+            }
             FileHandle.standardOutput.write(Data(line.utf8))
         }
         let group = ServiceGroup(configuration: .init(

@@ -133,7 +133,7 @@ struct Lcg {
         try await cluster.relaunch(shard: 0, replica: 0)
         var caughtUp = false
         for _ in 0..<100 {
-            if try await c.health().replicas.contains(where: { $0.shard == 0 && $0.address.hasSuffix(":\(cluster.nodes[0][0].port)") && $0.state == "up" && $0.pendingWrites == 0 }) {
+            if try await c.health().replicas.contains(where: { $0.shard == 0 && $0.address.hasSuffix(":\(cluster.nodes[0][0].internalPort)") && $0.state == "up" && $0.pendingWrites == 0 }) {
                 caughtUp = true
                 break
             }
@@ -141,8 +141,8 @@ struct Lcg {
         }
         #expect(caughtUp)
         let key = Ragd_V1_ShardKey.with { $0.collection = "kb"; $0.partition = 0 }
-        let a = try await cluster.nodes[0][0].client().call(.shardHashes, Ragd_V1_ShardHashesRequest.with { $0.shard = key }, as: Ragd_V1_ShardHashesResponse.self, timeout: .seconds(5))
-        let b = try await cluster.nodes[0][1].client().call(.shardHashes, Ragd_V1_ShardHashesRequest.with { $0.shard = key }, as: Ragd_V1_ShardHashesResponse.self, timeout: .seconds(5))
+        let a = try await cluster.nodes[0][0].internalClient().call(.shardHashes, Ragd_V1_ShardHashesRequest.with { $0.shard = key }, as: Ragd_V1_ShardHashesResponse.self, timeout: .seconds(5))
+        let b = try await cluster.nodes[0][1].internalClient().call(.shardHashes, Ragd_V1_ShardHashesRequest.with { $0.shard = key }, as: Ragd_V1_ShardHashesResponse.self, timeout: .seconds(5))
         #expect(a.hashes == b.hashes)
         #expect(a.hashes["while-down"] != nil && missed.allSatisfy { a.hashes[$0.id] == nil })
         // With the other replica gone, the returned one answers alone.

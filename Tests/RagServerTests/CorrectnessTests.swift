@@ -115,7 +115,7 @@ final class BlockingEmbedder: Embedder {
         defer { redis.stop() }
         let cluster = try await LocalCluster.launch(shards: 1, replicas: 1)
         defer { cluster.stop() }
-        let shared = ["--role", "coordinator", "--cluster", cluster.clusterFile, "--cache-l2", "redis", "--redis", "127.0.0.1:\(redis.port)",
+        let shared = ["--role", "coordinator", "--cluster", cluster.clusterFile] + TestCertificates.shared.clusterFlags + ["--cache-l2", "redis", "--redis", "127.0.0.1:\(redis.port)",
                       "--redis-timeout-ms", "2000"]
         let a = try await RagdProcess.launch(dataDirectory: cluster.root + "/coord-a", extraArguments: shared)
         let b = try await RagdProcess.launch(dataDirectory: cluster.root + "/coord-b", extraArguments: shared)

@@ -225,8 +225,8 @@ import Testing
     @Test func shardWritesThatDoNotFitAreRefused() async throws {
         let dir = makeTemporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let shard = try await RagdProcess.launch(dataDirectory: dir, extraArguments: ["--role", "shard"])
-        let client = shard.client()
+        let shard = try await RagdProcess.launch(dataDirectory: dir, extraArguments: LocalCluster.shardArguments())
+        let client = shard.internalClient()
         func write(partition: UInt32, dimension: Int) async throws {
             var r = Ragd_V1_ShardWriteRequest()
             r.shard.collection = "kb"
@@ -249,7 +249,7 @@ import Testing
         #expect(files == ["p000.sqlite"])
         await client.close()
         await shard.stop()
-        let again = try await RagdProcess.launch(dataDirectory: dir, extraArguments: ["--role", "shard"])  // still starts
+        let again = try await RagdProcess.launch(dataDirectory: dir, extraArguments: LocalCluster.shardArguments())  // still starts
         await again.stop()
     }
 

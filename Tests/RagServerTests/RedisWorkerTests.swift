@@ -16,7 +16,7 @@ import Testing
         defer { redis.stop() }
         let cluster = try await LocalCluster.launch(shards: 1, replicas: 1)
         defer { cluster.stop() }
-        let common = ["--role", "coordinator", "--cluster", cluster.clusterFile, "--jobs", "redis", "--jobs-redis", "127.0.0.1:\(redis.port)",
+        let common = ["--role", "coordinator", "--cluster", cluster.clusterFile] + TestCertificates.shared.clusterFlags + ["--jobs", "redis", "--jobs-redis", "127.0.0.1:\(redis.port)",
                       "--job-visibility-timeout", "2", "--job-batch-size", "8"]
         func worker(_ name: String, failpoint: String? = nil) async throws -> RagdProcess {
             try await RagdProcess.launch(dataDirectory: cluster.root + "/" + name, extraArguments: common + ["--worker-name", name],

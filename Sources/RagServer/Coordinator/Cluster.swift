@@ -20,11 +20,11 @@ public final class Replica: Sendable {
 
     let health = Mutex(Health())
 
-    init(shard: Int, address: String) throws(RagError) {
+    init(shard: Int, address: String, tls: ClientTLS?) throws(RagError) {
         self.shard = shard
         self.address = address
         let (host, port) = try ClusterConfiguration.address(address)
-        client = RagClient(host: host, port: port)
+        client = RagClient(host: host, port: port, tls: tls)
     }
 
     func succeeded(latency: Double) { health.withLock { $0.latency = latency; $0.downSince = nil } }
@@ -47,12 +47,14 @@ public final class Cluster: Sendable {
     public let hints: HintLog
     let logger: Logger
 
-    public init(configuration: ClusterConfiguration, hintPath: String, logger: Logger) throws(RagError) {
+    /// `tls`: the coordinator's client certificate and the cluster CA, for the
+    /// shards' internal listeners (nil: plain TCP, only with --insecure).
+    public init(configuration: ClusterConfiguration, hintPath: String, tls: ClientTLS? = nil, logger: Logger) throws(RagError) {
         self.configuration = configuration
         var all: [[Replica]] = []
         for s in configuration.shards.sorted(by: { $0.id < $1.id }) {
             var rs: [Replica] = []
-            for a in s.replicas { rs.append(try Replica(shard: s.id, address: a)) }
+            for a in s.replicas { rs.append(try Replica(shard: s.id, address: a, tls: tls)) }
             all.append(rs)
         }
         replicas = all

@@ -10,6 +10,9 @@ public struct CallContext: Sendable {
     public var requestID: String
     public var deadline: ContinuousClock.Instant?
     public var logger: Logger
+    /// The caller, as its API key says (anonymous on a server without keys,
+    /// and on the internal listener, where the client certificate is the identity).
+    public var principal: Principal = .anonymous
 }
 
 /// Sends one stream message (a serialized method message) of the current call.
@@ -34,8 +37,13 @@ public final class Dispatcher: Sendable {
     /// Server paths (the data directory, absolute and as given) never sent to clients.
     let redactedPaths: [String]
 
+    /// Checks every call's key; nil: calls are trusted (the internal listener,
+    /// whose clients proved themselves with a certificate).
+    let authorizer: Authorizer?
+
     public init(handlers: [String: RPCHandler], logger: Logger, metrics: RagMetrics? = nil, maxFrameSize: Int = FrameCodec.defaultMaxFrameSize,
-                dataDirectory: String = "") {
+                dataDirectory: String = "", authorizer: Authorizer? = nil) {
+        self.authorizer = authorizer
         redactedPaths = dataDirectory.isEmpty ? [] : [URL(fileURLWithPath: dataDirectory).standardizedFileURL.path, dataDirectory].sorted { $0.count > $1.count }
         self.maxPayloadBytes = maxFrameSize - 1024
         self.handlers = handlers
@@ -52,7 +60,7 @@ public final class Dispatcher: Sendable {
         logger[metadataKey: "method"] = "\(frame.method)"
         let deadlineMS = frame.metadata.deadlineMs
         let deadline = deadlineMS > 0 ? receivedAt.advanced(by: .milliseconds(Int64(min(deadlineMS, UInt64(Int64.max / 1_000_000))))) : nil
-        let context = CallContext(callID: frame.callID, method: frame.method, requestID: requestID, deadline: deadline, logger: logger)
+        var context = CallContext(callID: frame.callID, method: frame.method, requestID: requestID, deadline: deadline, logger: logger)
         var reply = Ragd_V1_Frame()
         reply.callID = frame.callID
         reply.method = frame.method
@@ -66,6 +74,13 @@ public final class Dispatcher: Sendable {
         }
         let payload = frame.payload
         do {
+            if let authorizer {
+                // The key is checked before the request is even decoded; only its
+                // public id is ever logged.
+                context.principal = try authorizer.authenticate(frame.metadata.apiKey, method: frame.method)
+                if !context.principal.isAnonymous { context.logger[metadataKey: "key.id"] = "\(context.principal.keyID)" }
+            }
+            let context = context
             switch handler {
             case .unary(let body):
                 let late = Self.completesDespiteDeadline.contains(frame.method)
@@ -110,7 +125,7 @@ public final class Dispatcher: Sendable {
         }
         var message = e.message
         for path in redactedPaths where !path.isEmpty { message = message.replacingOccurrences(of: path, with: "<data-dir>") }
-        return RagError(e.code, message)
+        return RagError(e.code, message, retryAfter: e.retryAfter)
     }
 
     /// An answer must fit in a frame: say so instead of sending what no client takes.

@@ -7,8 +7,10 @@ extension RagService {
     func clearCache(_ payload: Data, _ ctx: CallContext) async throws -> Data {
         let request = try FrameCodec.payload(Ragd_V1_ClearCacheRequest.self, from: payload)
         if request.collection.isEmpty {
+            try ctx.principal.requireAllCollections(for: "clearing every collection's cache")
             await cache?.clear()
         } else {
+            try ctx.principal.require(collection: request.collection)
             _ = try await coordinator.registry.get(request.collection)
             try await coordinator.recordWrite(request.collection)
         }
@@ -40,7 +42,10 @@ extension RagService {
 
     func statsCall(_ payload: Data, _ ctx: CallContext) async throws -> Data {
         let request = try FrameCodec.payload(Ragd_V1_StatsRequest.self, from: payload)
-        let handles = request.collection.isEmpty ? await coordinator.registry.all() : [try await coordinator.registry.get(request.collection)]
+        if !request.collection.isEmpty { try ctx.principal.require(collection: request.collection) }
+        let handles = request.collection.isEmpty
+            ? await coordinator.registry.all().filter { ctx.principal.allows(collection: $0.info.name) }
+            : [try await coordinator.registry.get(request.collection)]
         let snap = stats.snapshot()
         var r = Ragd_V1_StatsResponse()
         r.collections = try await collectionStats(handles)
@@ -62,7 +67,8 @@ extension RagService {
         r.inFlightCalls = snap.inFlight
         r.cache = cacheStats()
         r.queues = await coordinator.workQueues(jobs: jobs)
-        if let experiments { r.experiments = try experiments.list().map { (e) throws(RagError) in try experiments.report(e.name) } }
+        // Experiments change every user's answers: only admins see their configuration.
+        if let experiments, ctx.principal.role == .admin { r.experiments = try experiments.list().map { (e) throws(RagError) in try experiments.report(e.name) } }
         return try FrameCodec.bytes(r)
     }
 
@@ -103,7 +109,7 @@ extension RagService {
     func listCollections(_ payload: Data, _ ctx: CallContext) async throws -> Data {
         _ = try FrameCodec.payload(Ragd_V1_ListCollectionsRequest.self, from: payload)
         var r = Ragd_V1_ListCollectionsResponse()
-        r.collections = try await collectionStats(await coordinator.registry.all())
+        r.collections = try await collectionStats(await coordinator.registry.all().filter { ctx.principal.allows(collection: $0.info.name) })
         return try FrameCodec.bytes(r)
     }
 }

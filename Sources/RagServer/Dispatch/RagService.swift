@@ -16,9 +16,11 @@ public struct RagService: Sendable {
     let cluster: Cluster?
     let experiments: ExperimentManager?
     let jobs: JobRunner?
+    let authorizer: Authorizer?
 
     public init(coordinator: Coordinator, stats: ServerStats, cache: QueryCache? = nil, metrics: RagMetrics? = nil, role: String = "all",
-                cluster: Cluster? = nil, experiments: ExperimentManager? = nil, jobs: JobRunner? = nil) {
+                cluster: Cluster? = nil, experiments: ExperimentManager? = nil, jobs: JobRunner? = nil, authorizer: Authorizer? = nil) {
+        self.authorizer = authorizer
         self.jobs = jobs
         self.cluster = cluster
         self.experiments = experiments
@@ -45,11 +47,11 @@ public struct RagService: Sendable {
             RagMethod.stopExperiment.rawValue: .unary { p, _ in try stopExperiment(p) },
             RagMethod.experimentReport.rawValue: .unary { p, _ in try experimentReport(p) },
             RagMethod.feedback.rawValue: .unary { p, _ in try feedback(p) },
-            RagMethod.submitJob.rawValue: .unary { p, _ in try await submitJob(p) },
-            RagMethod.getJob.rawValue: .unary { p, _ in try await getJob(p) },
-            RagMethod.listJobs.rawValue: .unary { p, _ in try await listJobs(p) },
-            RagMethod.cancelJob.rawValue: .unary { p, _ in try await cancelJob(p) },
-        ]
+            RagMethod.submitJob.rawValue: .unary { try await submitJob($0, $1) },
+            RagMethod.getJob.rawValue: .unary { try await getJob($0, $1) },
+            RagMethod.listJobs.rawValue: .unary { try await listJobs($0, $1) },
+            RagMethod.cancelJob.rawValue: .unary { try await cancelJob($0, $1) },
+        ].merging(keyHandlers) { a, _ in a }
     }
 
     static func rerank(_ w: Ragd_V1_Rerank) throws(RagError) -> RerankOptions? {
@@ -176,6 +178,8 @@ public struct RagService: Sendable {
 
     func query(_ payload: Data, _ ctx: CallContext) async throws -> Data {
         let request = try FrameCodec.payload(Ragd_V1_QueryRequest.self, from: payload)
+        try ctx.principal.require(collection: request.collection)
+        try ctx.principal.spendQueries()
         let start = ContinuousClock.now
         var assignment: (experiment: String, variant: String, record: Bool)?
         let response: Ragd_V1_QueryResponse = try await recorded {
@@ -233,6 +237,8 @@ public struct RagService: Sendable {
 
     func stream(_ payload: Data, _ ctx: CallContext, _ sink: StreamSink) async throws {
         let request = try FrameCodec.payload(Ragd_V1_QueryRequest.self, from: payload)
+        try ctx.principal.require(collection: request.collection)
+        try ctx.principal.spendQueries()
         let start = ContinuousClock.now
         let _: Void = try await recorded {
             let q = try options(request)
@@ -263,7 +269,9 @@ public struct RagService: Sendable {
 
     func index(_ payload: Data, _ ctx: CallContext) async throws -> Data {
         let request = try FrameCodec.payload(Ragd_V1_IndexRequest.self, from: payload)
+        try ctx.principal.require(collection: request.collection)
         let docs = try request.documents.map { (d) throws(RagError) in try RagDocument(wire: d) }
+        try ctx.principal.spendDocuments(docs.count)
         let summary = try await coordinator.index(collection: request.collection, documents: docs,
                                                   chunkSize: Int(request.chunkSize), chunkOverlap: Int(request.chunkOverlap))
         ctx.logger.info("indexed \(summary.documents) documents, \(summary.chunks) chunks into \(request.collection)")
@@ -275,8 +283,10 @@ public struct RagService: Sendable {
         let request = try FrameCodec.payload(Ragd_V1_IndexRequest.self, from: payload)
         // The same checks as Index, for the whole call, before the first batch commits.
         try CollectionRegistry.validateName(request.collection)
+        try ctx.principal.require(collection: request.collection)
         let docs = try Coordinator.validate(request.documents.map { (d) throws(RagError) in try RagDocument(wire: d) },
                                             limits: coordinator.configuration.requests)
+        try ctx.principal.spendDocuments(docs.count)
         let start = ContinuousClock.now
         var total = IndexSummary()
         var done = 0
@@ -302,6 +312,7 @@ public struct RagService: Sendable {
 
     func delete(_ payload: Data, _ ctx: CallContext) async throws -> Data {
         let request = try FrameCodec.payload(Ragd_V1_DeleteRequest.self, from: payload)
+        try ctx.principal.require(collection: request.collection)
         let (deleted, notFound) = try await coordinator.delete(collection: request.collection, documentIDs: request.documentIds)
         ctx.logger.info("deleted \(deleted) documents from \(request.collection)")
         var r = Ragd_V1_DeleteResponse()

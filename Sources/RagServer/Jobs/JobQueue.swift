@@ -79,3 +79,11 @@ extension JobQueue {
         do { return try await body() } catch { throw RagError(from: error) }
     }
 }
+
+/// The submitting key, as the stored spec records it (the spec of an index job
+/// holds no documents, so decoding it is cheap).
+enum JobSpecOwner {
+    static func of(_ spec: Data) -> String {
+        (try? Ragd_V1_JobSpec(serializedBytes: spec))?.owner ?? ""
+    }
+}

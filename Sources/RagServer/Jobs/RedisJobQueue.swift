@@ -293,7 +293,8 @@ public final class RedisJobQueue: JobQueue {
         return r.integer == 1
     }
 
-    static let fields = ["kind", "state", "attempts", "created_at", "started_at", "finished_at", "progress_done", "progress_total", "result", "worker"]
+    static let fields = ["kind", "state", "attempts", "created_at", "started_at", "finished_at", "progress_done", "progress_total", "result", "worker",
+                         "spec"]
 
     /// One round trip (GetJob is what waiting clients poll).
     public func get(id: String) async throws -> Ragd_V1_Job? {
@@ -322,6 +323,7 @@ public final class RedisJobQueue: JobQueue {
             $0.errors = errors
             $0.backoffSeconds = backoffs
             $0.backend = "redis"
+            $0.owner = JobSpecOwner.of(values[10].data ?? Data())
         }
     }
 

@@ -212,6 +212,7 @@ public final class SQLiteJobQueue: JobQueue {
             $0.result = (row["result"] as Data?) ?? Data()
             $0.worker = row["worker"]
             $0.backend = "sqlite"
+            $0.owner = JobSpecOwner.of(row["spec"])
         }
     }
 }

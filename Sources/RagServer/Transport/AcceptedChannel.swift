@@ -1,4 +1,5 @@
 import NIOCore
+import NIOSSL
 import RagCore
 import RagWire
 
@@ -40,8 +41,17 @@ enum AcceptedChannel {
 
 extension AcceptedChannel {
     /// Answers a connection the server cannot take with one ERROR frame, then
-    /// closes it: a refused client learns why instead of hanging.
-    static func refuse(_ channel: any Channel, _ error: RagError) async {
+    /// closes it: a refused client learns why instead of hanging. Over TLS the
+    /// frame goes after the handshake, which gets two seconds.
+    static func refuse(_ channel: any Channel, tls: NIOSSLContext? = nil, _ error: RagError) async {
+        if let tls {
+            let ready: Void? = try? await channel.eventLoop.submit {
+                try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls))
+                try channel.syncOptions?.setOption(ChannelOptions.autoRead, value: true)
+            }.get()
+            if ready == nil { try? await channel.close(); return }
+            channel.eventLoop.scheduleTask(in: .seconds(2)) { channel.close(promise: nil) }
+        }
         if let frame = try? FrameCodec.encode(.error(callID: 0, error), allocator: channel.allocator) {
             try? await channel.writeAndFlush(frame)
         }

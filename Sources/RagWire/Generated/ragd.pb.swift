@@ -313,8 +313,13 @@ public nonisolated struct Ragd_V1_Metadata: Sendable {
   /// 0 means no deadline.
   public var deadlineMs: UInt64 = 0
 
-  /// Reserved for authentication.
+  /// Client -> server: the caller's API key ("ragd_<id>_<secret>", see
+  /// CreateKey). Required once the server has keys; never logged.
   public var apiKey: String = String()
+
+  /// Server -> client, on RESOURCE_EXHAUSTED from a rate limit: when the call
+  /// would be admitted, in milliseconds from now.
+  public var retryAfterMs: UInt64 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -2001,6 +2006,9 @@ public nonisolated struct Ragd_V1_JobSpec: Sendable {
   /// retries after the first attempt (0: the server default, 3)
   public var maxRetries: UInt32 = 0
 
+  /// set by the server: the submitting key's id (a client's value is ignored)
+  public var owner: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Work: Equatable, Sendable {
@@ -2052,6 +2060,9 @@ public nonisolated struct Ragd_V1_Job: Sendable {
 
   /// the queue holding it: "sqlite" or "redis"
   public var backend: String = String()
+
+  /// id of the API key that submitted it ("" on a server without keys)
+  public var owner: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -2198,6 +2209,136 @@ public nonisolated struct Ragd_V1_CancelJobResponse: Sendable {
   fileprivate var _job: Ragd_V1_Job? = nil
 }
 
+public nonisolated struct Ragd_V1_ApiKey: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// public part of the token, e.g. "k3f9a1c20"
+  public var id: String = String()
+
+  /// what the key is for, chosen by its creator
+  public var name: String = String()
+
+  /// "read", "write" or "admin"
+  public var role: String = String()
+
+  /// the collections it may touch; empty: all
+  public var collections: [String] = []
+
+  public var createdAt: Double = 0
+
+  public var revoked: Bool = false
+
+  /// token-bucket rate limits; 0: unlimited
+  public var queriesPerSecond: Double = 0
+
+  public var documentsPerSecond: Double = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Ragd_V1_CreateKeyRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var name: String = String()
+
+  public var role: String = String()
+
+  public var collections: [String] = []
+
+  public var queriesPerSecond: Double = 0
+
+  public var documentsPerSecond: Double = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// `token` is shown once: the server keeps only its SHA-256.
+public nonisolated struct Ragd_V1_CreateKeyResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var key: Ragd_V1_ApiKey {
+    get {_key ?? Ragd_V1_ApiKey()}
+    set {_key = newValue}
+  }
+  /// Returns true if `key` has been explicitly set.
+  public var hasKey: Bool {self._key != nil}
+  /// Clears the value of `key`. Subsequent reads from it will return its default value.
+  public mutating func clearKey() {self._key = nil}
+
+  public var token: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _key: Ragd_V1_ApiKey? = nil
+}
+
+public nonisolated struct Ragd_V1_ListKeysRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Ragd_V1_ListKeysResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var keys: [Ragd_V1_ApiKey] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Ragd_V1_RevokeKeyRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var id: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Ragd_V1_RevokeKeyResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var key: Ragd_V1_ApiKey {
+    get {_key ?? Ragd_V1_ApiKey()}
+    set {_key = newValue}
+  }
+  /// Returns true if `key` has been explicitly set.
+  public var hasKey: Bool {self._key != nil}
+  /// Clears the value of `key`. Subsequent reads from it will return its default value.
+  public mutating func clearKey() {self._key = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _key: Ragd_V1_ApiKey? = nil
+}
+
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "ragd.v1"
@@ -2220,7 +2361,7 @@ nonisolated extension Ragd_V1_SearchMode: SwiftProtobuf._ProtoNameProviding {
 
 nonisolated extension Ragd_V1_Metadata: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Metadata"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}deadline_ms\0\u{3}api_key\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}deadline_ms\0\u{3}api_key\0\u{3}retry_after_ms\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2231,6 +2372,7 @@ nonisolated extension Ragd_V1_Metadata: SwiftProtobuf.Message, SwiftProtobuf._Me
       case 1: try { try decoder.decodeSingularStringField(value: &self.requestID) }()
       case 2: try { try decoder.decodeSingularUInt64Field(value: &self.deadlineMs) }()
       case 3: try { try decoder.decodeSingularStringField(value: &self.apiKey) }()
+      case 4: try { try decoder.decodeSingularUInt64Field(value: &self.retryAfterMs) }()
       default: break
       }
     }
@@ -2246,6 +2388,9 @@ nonisolated extension Ragd_V1_Metadata: SwiftProtobuf.Message, SwiftProtobuf._Me
     if !self.apiKey.isEmpty {
       try visitor.visitSingularStringField(value: self.apiKey, fieldNumber: 3)
     }
+    if self.retryAfterMs != 0 {
+      try visitor.visitSingularUInt64Field(value: self.retryAfterMs, fieldNumber: 4)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2253,6 +2398,7 @@ nonisolated extension Ragd_V1_Metadata: SwiftProtobuf.Message, SwiftProtobuf._Me
     if lhs.requestID != rhs.requestID {return false}
     if lhs.deadlineMs != rhs.deadlineMs {return false}
     if lhs.apiKey != rhs.apiKey {return false}
+    if lhs.retryAfterMs != rhs.retryAfterMs {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -5516,7 +5662,7 @@ nonisolated extension Ragd_V1_ExperimentReportResponse: SwiftProtobuf.Message, S
 
 nonisolated extension Ragd_V1_JobSpec: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".JobSpec"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}index\0\u{1}query\0\u{3}max_retries\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}index\0\u{1}query\0\u{3}max_retries\0\u{1}owner\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -5551,6 +5697,7 @@ nonisolated extension Ragd_V1_JobSpec: SwiftProtobuf.Message, SwiftProtobuf._Mes
         }
       }()
       case 3: try { try decoder.decodeSingularUInt32Field(value: &self.maxRetries) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.owner) }()
       default: break
       }
     }
@@ -5575,12 +5722,16 @@ nonisolated extension Ragd_V1_JobSpec: SwiftProtobuf.Message, SwiftProtobuf._Mes
     if self.maxRetries != 0 {
       try visitor.visitSingularUInt32Field(value: self.maxRetries, fieldNumber: 3)
     }
+    if !self.owner.isEmpty {
+      try visitor.visitSingularStringField(value: self.owner, fieldNumber: 4)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Ragd_V1_JobSpec, rhs: Ragd_V1_JobSpec) -> Bool {
     if lhs.work != rhs.work {return false}
     if lhs.maxRetries != rhs.maxRetries {return false}
+    if lhs.owner != rhs.owner {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -5588,7 +5739,7 @@ nonisolated extension Ragd_V1_JobSpec: SwiftProtobuf.Message, SwiftProtobuf._Mes
 
 nonisolated extension Ragd_V1_Job: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Job"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}kind\0\u{1}state\0\u{1}attempts\0\u{1}errors\0\u{3}backoff_seconds\0\u{3}created_at\0\u{3}started_at\0\u{3}finished_at\0\u{3}progress_done\0\u{3}progress_total\0\u{1}result\0\u{1}worker\0\u{1}backend\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}kind\0\u{1}state\0\u{1}attempts\0\u{1}errors\0\u{3}backoff_seconds\0\u{3}created_at\0\u{3}started_at\0\u{3}finished_at\0\u{3}progress_done\0\u{3}progress_total\0\u{1}result\0\u{1}worker\0\u{1}backend\0\u{1}owner\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -5610,6 +5761,7 @@ nonisolated extension Ragd_V1_Job: SwiftProtobuf.Message, SwiftProtobuf._Message
       case 12: try { try decoder.decodeSingularBytesField(value: &self.result) }()
       case 13: try { try decoder.decodeSingularStringField(value: &self.worker) }()
       case 14: try { try decoder.decodeSingularStringField(value: &self.backend) }()
+      case 15: try { try decoder.decodeSingularStringField(value: &self.owner) }()
       default: break
       }
     }
@@ -5658,6 +5810,9 @@ nonisolated extension Ragd_V1_Job: SwiftProtobuf.Message, SwiftProtobuf._Message
     if !self.backend.isEmpty {
       try visitor.visitSingularStringField(value: self.backend, fieldNumber: 14)
     }
+    if !self.owner.isEmpty {
+      try visitor.visitSingularStringField(value: self.owner, fieldNumber: 15)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -5676,6 +5831,7 @@ nonisolated extension Ragd_V1_Job: SwiftProtobuf.Message, SwiftProtobuf._Message
     if lhs.result != rhs.result {return false}
     if lhs.worker != rhs.worker {return false}
     if lhs.backend != rhs.backend {return false}
+    if lhs.owner != rhs.owner {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -5942,6 +6098,273 @@ nonisolated extension Ragd_V1_CancelJobResponse: SwiftProtobuf.Message, SwiftPro
 
   public static func ==(lhs: Ragd_V1_CancelJobResponse, rhs: Ragd_V1_CancelJobResponse) -> Bool {
     if lhs._job != rhs._job {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Ragd_V1_ApiKey: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ApiKey"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}name\0\u{1}role\0\u{1}collections\0\u{3}created_at\0\u{1}revoked\0\u{3}queries_per_second\0\u{3}documents_per_second\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.id) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.name) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.role) }()
+      case 4: try { try decoder.decodeRepeatedStringField(value: &self.collections) }()
+      case 5: try { try decoder.decodeSingularDoubleField(value: &self.createdAt) }()
+      case 6: try { try decoder.decodeSingularBoolField(value: &self.revoked) }()
+      case 7: try { try decoder.decodeSingularDoubleField(value: &self.queriesPerSecond) }()
+      case 8: try { try decoder.decodeSingularDoubleField(value: &self.documentsPerSecond) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.id.isEmpty {
+      try visitor.visitSingularStringField(value: self.id, fieldNumber: 1)
+    }
+    if !self.name.isEmpty {
+      try visitor.visitSingularStringField(value: self.name, fieldNumber: 2)
+    }
+    if !self.role.isEmpty {
+      try visitor.visitSingularStringField(value: self.role, fieldNumber: 3)
+    }
+    if !self.collections.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.collections, fieldNumber: 4)
+    }
+    if self.createdAt.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.createdAt, fieldNumber: 5)
+    }
+    if self.revoked != false {
+      try visitor.visitSingularBoolField(value: self.revoked, fieldNumber: 6)
+    }
+    if self.queriesPerSecond.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.queriesPerSecond, fieldNumber: 7)
+    }
+    if self.documentsPerSecond.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.documentsPerSecond, fieldNumber: 8)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Ragd_V1_ApiKey, rhs: Ragd_V1_ApiKey) -> Bool {
+    if lhs.id != rhs.id {return false}
+    if lhs.name != rhs.name {return false}
+    if lhs.role != rhs.role {return false}
+    if lhs.collections != rhs.collections {return false}
+    if lhs.createdAt != rhs.createdAt {return false}
+    if lhs.revoked != rhs.revoked {return false}
+    if lhs.queriesPerSecond != rhs.queriesPerSecond {return false}
+    if lhs.documentsPerSecond != rhs.documentsPerSecond {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Ragd_V1_CreateKeyRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".CreateKeyRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}role\0\u{1}collections\0\u{3}queries_per_second\0\u{3}documents_per_second\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.name) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.role) }()
+      case 3: try { try decoder.decodeRepeatedStringField(value: &self.collections) }()
+      case 4: try { try decoder.decodeSingularDoubleField(value: &self.queriesPerSecond) }()
+      case 5: try { try decoder.decodeSingularDoubleField(value: &self.documentsPerSecond) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.name.isEmpty {
+      try visitor.visitSingularStringField(value: self.name, fieldNumber: 1)
+    }
+    if !self.role.isEmpty {
+      try visitor.visitSingularStringField(value: self.role, fieldNumber: 2)
+    }
+    if !self.collections.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.collections, fieldNumber: 3)
+    }
+    if self.queriesPerSecond.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.queriesPerSecond, fieldNumber: 4)
+    }
+    if self.documentsPerSecond.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.documentsPerSecond, fieldNumber: 5)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Ragd_V1_CreateKeyRequest, rhs: Ragd_V1_CreateKeyRequest) -> Bool {
+    if lhs.name != rhs.name {return false}
+    if lhs.role != rhs.role {return false}
+    if lhs.collections != rhs.collections {return false}
+    if lhs.queriesPerSecond != rhs.queriesPerSecond {return false}
+    if lhs.documentsPerSecond != rhs.documentsPerSecond {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Ragd_V1_CreateKeyResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".CreateKeyResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}key\0\u{1}token\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularMessageField(value: &self._key) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.token) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    try { if let v = self._key {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+    } }()
+    if !self.token.isEmpty {
+      try visitor.visitSingularStringField(value: self.token, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Ragd_V1_CreateKeyResponse, rhs: Ragd_V1_CreateKeyResponse) -> Bool {
+    if lhs._key != rhs._key {return false}
+    if lhs.token != rhs.token {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Ragd_V1_ListKeysRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ListKeysRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap()
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    // Load everything into unknown fields
+    while try decoder.nextFieldNumber() != nil {}
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Ragd_V1_ListKeysRequest, rhs: Ragd_V1_ListKeysRequest) -> Bool {
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Ragd_V1_ListKeysResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ListKeysResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}keys\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.keys) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.keys.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.keys, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Ragd_V1_ListKeysResponse, rhs: Ragd_V1_ListKeysResponse) -> Bool {
+    if lhs.keys != rhs.keys {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Ragd_V1_RevokeKeyRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".RevokeKeyRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.id) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.id.isEmpty {
+      try visitor.visitSingularStringField(value: self.id, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Ragd_V1_RevokeKeyRequest, rhs: Ragd_V1_RevokeKeyRequest) -> Bool {
+    if lhs.id != rhs.id {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Ragd_V1_RevokeKeyResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".RevokeKeyResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}key\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularMessageField(value: &self._key) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    try { if let v = self._key {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Ragd_V1_RevokeKeyResponse, rhs: Ragd_V1_RevokeKeyResponse) -> Bool {
+    if lhs._key != rhs._key {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -3553,7 +3553,322 @@ void   ragd__v1__cancel_job_response__free_unpacked
   assert(message->base.descriptor == &ragd__v1__cancel_job_response__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
-static const ProtobufCFieldDescriptor ragd__v1__metadata__field_descriptors[3] =
+void   ragd__v1__api_key__init
+                     (Ragd__V1__ApiKey         *message)
+{
+  static const Ragd__V1__ApiKey init_value = RAGD__V1__API_KEY__INIT;
+  *message = init_value;
+}
+size_t ragd__v1__api_key__get_packed_size
+                     (const Ragd__V1__ApiKey *message)
+{
+  assert(message->base.descriptor == &ragd__v1__api_key__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t ragd__v1__api_key__pack
+                     (const Ragd__V1__ApiKey *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &ragd__v1__api_key__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t ragd__v1__api_key__pack_to_buffer
+                     (const Ragd__V1__ApiKey *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &ragd__v1__api_key__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Ragd__V1__ApiKey *
+       ragd__v1__api_key__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Ragd__V1__ApiKey *)
+     protobuf_c_message_unpack (&ragd__v1__api_key__descriptor,
+                                allocator, len, data);
+}
+void   ragd__v1__api_key__free_unpacked
+                     (Ragd__V1__ApiKey *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &ragd__v1__api_key__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   ragd__v1__create_key_request__init
+                     (Ragd__V1__CreateKeyRequest         *message)
+{
+  static const Ragd__V1__CreateKeyRequest init_value = RAGD__V1__CREATE_KEY_REQUEST__INIT;
+  *message = init_value;
+}
+size_t ragd__v1__create_key_request__get_packed_size
+                     (const Ragd__V1__CreateKeyRequest *message)
+{
+  assert(message->base.descriptor == &ragd__v1__create_key_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t ragd__v1__create_key_request__pack
+                     (const Ragd__V1__CreateKeyRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &ragd__v1__create_key_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t ragd__v1__create_key_request__pack_to_buffer
+                     (const Ragd__V1__CreateKeyRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &ragd__v1__create_key_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Ragd__V1__CreateKeyRequest *
+       ragd__v1__create_key_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Ragd__V1__CreateKeyRequest *)
+     protobuf_c_message_unpack (&ragd__v1__create_key_request__descriptor,
+                                allocator, len, data);
+}
+void   ragd__v1__create_key_request__free_unpacked
+                     (Ragd__V1__CreateKeyRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &ragd__v1__create_key_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   ragd__v1__create_key_response__init
+                     (Ragd__V1__CreateKeyResponse         *message)
+{
+  static const Ragd__V1__CreateKeyResponse init_value = RAGD__V1__CREATE_KEY_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t ragd__v1__create_key_response__get_packed_size
+                     (const Ragd__V1__CreateKeyResponse *message)
+{
+  assert(message->base.descriptor == &ragd__v1__create_key_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t ragd__v1__create_key_response__pack
+                     (const Ragd__V1__CreateKeyResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &ragd__v1__create_key_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t ragd__v1__create_key_response__pack_to_buffer
+                     (const Ragd__V1__CreateKeyResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &ragd__v1__create_key_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Ragd__V1__CreateKeyResponse *
+       ragd__v1__create_key_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Ragd__V1__CreateKeyResponse *)
+     protobuf_c_message_unpack (&ragd__v1__create_key_response__descriptor,
+                                allocator, len, data);
+}
+void   ragd__v1__create_key_response__free_unpacked
+                     (Ragd__V1__CreateKeyResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &ragd__v1__create_key_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   ragd__v1__list_keys_request__init
+                     (Ragd__V1__ListKeysRequest         *message)
+{
+  static const Ragd__V1__ListKeysRequest init_value = RAGD__V1__LIST_KEYS_REQUEST__INIT;
+  *message = init_value;
+}
+size_t ragd__v1__list_keys_request__get_packed_size
+                     (const Ragd__V1__ListKeysRequest *message)
+{
+  assert(message->base.descriptor == &ragd__v1__list_keys_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t ragd__v1__list_keys_request__pack
+                     (const Ragd__V1__ListKeysRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &ragd__v1__list_keys_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t ragd__v1__list_keys_request__pack_to_buffer
+                     (const Ragd__V1__ListKeysRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &ragd__v1__list_keys_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Ragd__V1__ListKeysRequest *
+       ragd__v1__list_keys_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Ragd__V1__ListKeysRequest *)
+     protobuf_c_message_unpack (&ragd__v1__list_keys_request__descriptor,
+                                allocator, len, data);
+}
+void   ragd__v1__list_keys_request__free_unpacked
+                     (Ragd__V1__ListKeysRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &ragd__v1__list_keys_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   ragd__v1__list_keys_response__init
+                     (Ragd__V1__ListKeysResponse         *message)
+{
+  static const Ragd__V1__ListKeysResponse init_value = RAGD__V1__LIST_KEYS_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t ragd__v1__list_keys_response__get_packed_size
+                     (const Ragd__V1__ListKeysResponse *message)
+{
+  assert(message->base.descriptor == &ragd__v1__list_keys_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t ragd__v1__list_keys_response__pack
+                     (const Ragd__V1__ListKeysResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &ragd__v1__list_keys_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t ragd__v1__list_keys_response__pack_to_buffer
+                     (const Ragd__V1__ListKeysResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &ragd__v1__list_keys_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Ragd__V1__ListKeysResponse *
+       ragd__v1__list_keys_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Ragd__V1__ListKeysResponse *)
+     protobuf_c_message_unpack (&ragd__v1__list_keys_response__descriptor,
+                                allocator, len, data);
+}
+void   ragd__v1__list_keys_response__free_unpacked
+                     (Ragd__V1__ListKeysResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &ragd__v1__list_keys_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   ragd__v1__revoke_key_request__init
+                     (Ragd__V1__RevokeKeyRequest         *message)
+{
+  static const Ragd__V1__RevokeKeyRequest init_value = RAGD__V1__REVOKE_KEY_REQUEST__INIT;
+  *message = init_value;
+}
+size_t ragd__v1__revoke_key_request__get_packed_size
+                     (const Ragd__V1__RevokeKeyRequest *message)
+{
+  assert(message->base.descriptor == &ragd__v1__revoke_key_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t ragd__v1__revoke_key_request__pack
+                     (const Ragd__V1__RevokeKeyRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &ragd__v1__revoke_key_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t ragd__v1__revoke_key_request__pack_to_buffer
+                     (const Ragd__V1__RevokeKeyRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &ragd__v1__revoke_key_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Ragd__V1__RevokeKeyRequest *
+       ragd__v1__revoke_key_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Ragd__V1__RevokeKeyRequest *)
+     protobuf_c_message_unpack (&ragd__v1__revoke_key_request__descriptor,
+                                allocator, len, data);
+}
+void   ragd__v1__revoke_key_request__free_unpacked
+                     (Ragd__V1__RevokeKeyRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &ragd__v1__revoke_key_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   ragd__v1__revoke_key_response__init
+                     (Ragd__V1__RevokeKeyResponse         *message)
+{
+  static const Ragd__V1__RevokeKeyResponse init_value = RAGD__V1__REVOKE_KEY_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t ragd__v1__revoke_key_response__get_packed_size
+                     (const Ragd__V1__RevokeKeyResponse *message)
+{
+  assert(message->base.descriptor == &ragd__v1__revoke_key_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t ragd__v1__revoke_key_response__pack
+                     (const Ragd__V1__RevokeKeyResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &ragd__v1__revoke_key_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t ragd__v1__revoke_key_response__pack_to_buffer
+                     (const Ragd__V1__RevokeKeyResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &ragd__v1__revoke_key_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Ragd__V1__RevokeKeyResponse *
+       ragd__v1__revoke_key_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Ragd__V1__RevokeKeyResponse *)
+     protobuf_c_message_unpack (&ragd__v1__revoke_key_response__descriptor,
+                                allocator, len, data);
+}
+void   ragd__v1__revoke_key_response__free_unpacked
+                     (Ragd__V1__RevokeKeyResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &ragd__v1__revoke_key_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+static const ProtobufCFieldDescriptor ragd__v1__metadata__field_descriptors[4] =
 {
   {
     "request_id",
@@ -3591,16 +3906,29 @@ static const ProtobufCFieldDescriptor ragd__v1__metadata__field_descriptors[3] =
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "retry_after_ms",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__Metadata, retry_after_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned ragd__v1__metadata__field_indices_by_name[] = {
   2,   /* field[2] = api_key */
   1,   /* field[1] = deadline_ms */
   0,   /* field[0] = request_id */
+  3,   /* field[3] = retry_after_ms */
 };
 static const ProtobufCIntRange ragd__v1__metadata__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 3 }
+  { 0, 4 }
 };
 const ProtobufCMessageDescriptor ragd__v1__metadata__descriptor =
 {
@@ -3610,7 +3938,7 @@ const ProtobufCMessageDescriptor ragd__v1__metadata__descriptor =
   "Ragd__V1__Metadata",
   "ragd.v1",
   sizeof(Ragd__V1__Metadata),
-  3,
+  4,
   ragd__v1__metadata__field_descriptors,
   ragd__v1__metadata__field_indices_by_name,
   1,  ragd__v1__metadata__number_ranges,
@@ -8651,7 +8979,7 @@ const ProtobufCMessageDescriptor ragd__v1__experiment_report_response__descripto
   (ProtobufCMessageInit) ragd__v1__experiment_report_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor ragd__v1__job_spec__field_descriptors[3] =
+static const ProtobufCFieldDescriptor ragd__v1__job_spec__field_descriptors[4] =
 {
   {
     "index",
@@ -8689,16 +9017,29 @@ static const ProtobufCFieldDescriptor ragd__v1__job_spec__field_descriptors[3] =
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "owner",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__JobSpec, owner),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned ragd__v1__job_spec__field_indices_by_name[] = {
   0,   /* field[0] = index */
   2,   /* field[2] = max_retries */
+  3,   /* field[3] = owner */
   1,   /* field[1] = query */
 };
 static const ProtobufCIntRange ragd__v1__job_spec__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 3 }
+  { 0, 4 }
 };
 const ProtobufCMessageDescriptor ragd__v1__job_spec__descriptor =
 {
@@ -8708,14 +9049,14 @@ const ProtobufCMessageDescriptor ragd__v1__job_spec__descriptor =
   "Ragd__V1__JobSpec",
   "ragd.v1",
   sizeof(Ragd__V1__JobSpec),
-  3,
+  4,
   ragd__v1__job_spec__field_descriptors,
   ragd__v1__job_spec__field_indices_by_name,
   1,  ragd__v1__job_spec__number_ranges,
   (ProtobufCMessageInit) ragd__v1__job_spec__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor ragd__v1__job__field_descriptors[14] =
+static const ProtobufCFieldDescriptor ragd__v1__job__field_descriptors[15] =
 {
   {
     "id",
@@ -8885,6 +9226,18 @@ static const ProtobufCFieldDescriptor ragd__v1__job__field_descriptors[14] =
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "owner",
+    15,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__Job, owner),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned ragd__v1__job__field_indices_by_name[] = {
   3,   /* field[3] = attempts */
@@ -8895,6 +9248,7 @@ static const unsigned ragd__v1__job__field_indices_by_name[] = {
   8,   /* field[8] = finished_at */
   0,   /* field[0] = id */
   1,   /* field[1] = kind */
+  14,   /* field[14] = owner */
   9,   /* field[9] = progress_done */
   10,   /* field[10] = progress_total */
   11,   /* field[11] = result */
@@ -8905,7 +9259,7 @@ static const unsigned ragd__v1__job__field_indices_by_name[] = {
 static const ProtobufCIntRange ragd__v1__job__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 14 }
+  { 0, 15 }
 };
 const ProtobufCMessageDescriptor ragd__v1__job__descriptor =
 {
@@ -8915,7 +9269,7 @@ const ProtobufCMessageDescriptor ragd__v1__job__descriptor =
   "Ragd__V1__Job",
   "ragd.v1",
   sizeof(Ragd__V1__Job),
-  14,
+  15,
   ragd__v1__job__field_descriptors,
   ragd__v1__job__field_indices_by_name,
   1,  ragd__v1__job__number_ranges,
@@ -9250,6 +9604,408 @@ const ProtobufCMessageDescriptor ragd__v1__cancel_job_response__descriptor =
   ragd__v1__cancel_job_response__field_indices_by_name,
   1,  ragd__v1__cancel_job_response__number_ranges,
   (ProtobufCMessageInit) ragd__v1__cancel_job_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor ragd__v1__api_key__field_descriptors[8] =
+{
+  {
+    "id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ApiKey, id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "name",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ApiKey, name),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "role",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ApiKey, role),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "collections",
+    4,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_STRING,
+    offsetof(Ragd__V1__ApiKey, n_collections),
+    offsetof(Ragd__V1__ApiKey, collections),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "created_at",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_DOUBLE,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ApiKey, created_at),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "revoked",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ApiKey, revoked),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "queries_per_second",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_DOUBLE,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ApiKey, queries_per_second),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "documents_per_second",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_DOUBLE,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ApiKey, documents_per_second),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned ragd__v1__api_key__field_indices_by_name[] = {
+  3,   /* field[3] = collections */
+  4,   /* field[4] = created_at */
+  7,   /* field[7] = documents_per_second */
+  0,   /* field[0] = id */
+  1,   /* field[1] = name */
+  6,   /* field[6] = queries_per_second */
+  5,   /* field[5] = revoked */
+  2,   /* field[2] = role */
+};
+static const ProtobufCIntRange ragd__v1__api_key__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 8 }
+};
+const ProtobufCMessageDescriptor ragd__v1__api_key__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "ragd.v1.ApiKey",
+  "ApiKey",
+  "Ragd__V1__ApiKey",
+  "ragd.v1",
+  sizeof(Ragd__V1__ApiKey),
+  8,
+  ragd__v1__api_key__field_descriptors,
+  ragd__v1__api_key__field_indices_by_name,
+  1,  ragd__v1__api_key__number_ranges,
+  (ProtobufCMessageInit) ragd__v1__api_key__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor ragd__v1__create_key_request__field_descriptors[5] =
+{
+  {
+    "name",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__CreateKeyRequest, name),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "role",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__CreateKeyRequest, role),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "collections",
+    3,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_STRING,
+    offsetof(Ragd__V1__CreateKeyRequest, n_collections),
+    offsetof(Ragd__V1__CreateKeyRequest, collections),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "queries_per_second",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_DOUBLE,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__CreateKeyRequest, queries_per_second),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "documents_per_second",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_DOUBLE,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__CreateKeyRequest, documents_per_second),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned ragd__v1__create_key_request__field_indices_by_name[] = {
+  2,   /* field[2] = collections */
+  4,   /* field[4] = documents_per_second */
+  0,   /* field[0] = name */
+  3,   /* field[3] = queries_per_second */
+  1,   /* field[1] = role */
+};
+static const ProtobufCIntRange ragd__v1__create_key_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 5 }
+};
+const ProtobufCMessageDescriptor ragd__v1__create_key_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "ragd.v1.CreateKeyRequest",
+  "CreateKeyRequest",
+  "Ragd__V1__CreateKeyRequest",
+  "ragd.v1",
+  sizeof(Ragd__V1__CreateKeyRequest),
+  5,
+  ragd__v1__create_key_request__field_descriptors,
+  ragd__v1__create_key_request__field_indices_by_name,
+  1,  ragd__v1__create_key_request__number_ranges,
+  (ProtobufCMessageInit) ragd__v1__create_key_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor ragd__v1__create_key_response__field_descriptors[2] =
+{
+  {
+    "key",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__CreateKeyResponse, key),
+    &ragd__v1__api_key__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "token",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__CreateKeyResponse, token),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned ragd__v1__create_key_response__field_indices_by_name[] = {
+  0,   /* field[0] = key */
+  1,   /* field[1] = token */
+};
+static const ProtobufCIntRange ragd__v1__create_key_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor ragd__v1__create_key_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "ragd.v1.CreateKeyResponse",
+  "CreateKeyResponse",
+  "Ragd__V1__CreateKeyResponse",
+  "ragd.v1",
+  sizeof(Ragd__V1__CreateKeyResponse),
+  2,
+  ragd__v1__create_key_response__field_descriptors,
+  ragd__v1__create_key_response__field_indices_by_name,
+  1,  ragd__v1__create_key_response__number_ranges,
+  (ProtobufCMessageInit) ragd__v1__create_key_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+#define ragd__v1__list_keys_request__field_descriptors NULL
+#define ragd__v1__list_keys_request__field_indices_by_name NULL
+#define ragd__v1__list_keys_request__number_ranges NULL
+const ProtobufCMessageDescriptor ragd__v1__list_keys_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "ragd.v1.ListKeysRequest",
+  "ListKeysRequest",
+  "Ragd__V1__ListKeysRequest",
+  "ragd.v1",
+  sizeof(Ragd__V1__ListKeysRequest),
+  0,
+  ragd__v1__list_keys_request__field_descriptors,
+  ragd__v1__list_keys_request__field_indices_by_name,
+  0,  ragd__v1__list_keys_request__number_ranges,
+  (ProtobufCMessageInit) ragd__v1__list_keys_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor ragd__v1__list_keys_response__field_descriptors[1] =
+{
+  {
+    "keys",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Ragd__V1__ListKeysResponse, n_keys),
+    offsetof(Ragd__V1__ListKeysResponse, keys),
+    &ragd__v1__api_key__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned ragd__v1__list_keys_response__field_indices_by_name[] = {
+  0,   /* field[0] = keys */
+};
+static const ProtobufCIntRange ragd__v1__list_keys_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor ragd__v1__list_keys_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "ragd.v1.ListKeysResponse",
+  "ListKeysResponse",
+  "Ragd__V1__ListKeysResponse",
+  "ragd.v1",
+  sizeof(Ragd__V1__ListKeysResponse),
+  1,
+  ragd__v1__list_keys_response__field_descriptors,
+  ragd__v1__list_keys_response__field_indices_by_name,
+  1,  ragd__v1__list_keys_response__number_ranges,
+  (ProtobufCMessageInit) ragd__v1__list_keys_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor ragd__v1__revoke_key_request__field_descriptors[1] =
+{
+  {
+    "id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__RevokeKeyRequest, id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned ragd__v1__revoke_key_request__field_indices_by_name[] = {
+  0,   /* field[0] = id */
+};
+static const ProtobufCIntRange ragd__v1__revoke_key_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor ragd__v1__revoke_key_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "ragd.v1.RevokeKeyRequest",
+  "RevokeKeyRequest",
+  "Ragd__V1__RevokeKeyRequest",
+  "ragd.v1",
+  sizeof(Ragd__V1__RevokeKeyRequest),
+  1,
+  ragd__v1__revoke_key_request__field_descriptors,
+  ragd__v1__revoke_key_request__field_indices_by_name,
+  1,  ragd__v1__revoke_key_request__number_ranges,
+  (ProtobufCMessageInit) ragd__v1__revoke_key_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor ragd__v1__revoke_key_response__field_descriptors[1] =
+{
+  {
+    "key",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__RevokeKeyResponse, key),
+    &ragd__v1__api_key__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned ragd__v1__revoke_key_response__field_indices_by_name[] = {
+  0,   /* field[0] = key */
+};
+static const ProtobufCIntRange ragd__v1__revoke_key_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor ragd__v1__revoke_key_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "ragd.v1.RevokeKeyResponse",
+  "RevokeKeyResponse",
+  "Ragd__V1__RevokeKeyResponse",
+  "ragd.v1",
+  sizeof(Ragd__V1__RevokeKeyResponse),
+  1,
+  ragd__v1__revoke_key_response__field_descriptors,
+  ragd__v1__revoke_key_response__field_indices_by_name,
+  1,  ragd__v1__revoke_key_response__number_ranges,
+  (ProtobufCMessageInit) ragd__v1__revoke_key_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCEnumValue ragd__v1__status_code__enum_values_by_number[17] =

@@ -99,6 +99,13 @@ typedef struct Ragd__V1__ListJobsRequest Ragd__V1__ListJobsRequest;
 typedef struct Ragd__V1__ListJobsResponse Ragd__V1__ListJobsResponse;
 typedef struct Ragd__V1__CancelJobRequest Ragd__V1__CancelJobRequest;
 typedef struct Ragd__V1__CancelJobResponse Ragd__V1__CancelJobResponse;
+typedef struct Ragd__V1__ApiKey Ragd__V1__ApiKey;
+typedef struct Ragd__V1__CreateKeyRequest Ragd__V1__CreateKeyRequest;
+typedef struct Ragd__V1__CreateKeyResponse Ragd__V1__CreateKeyResponse;
+typedef struct Ragd__V1__ListKeysRequest Ragd__V1__ListKeysRequest;
+typedef struct Ragd__V1__ListKeysResponse Ragd__V1__ListKeysResponse;
+typedef struct Ragd__V1__RevokeKeyRequest Ragd__V1__RevokeKeyRequest;
+typedef struct Ragd__V1__RevokeKeyResponse Ragd__V1__RevokeKeyResponse;
 
 
 /* --- enums --- */
@@ -194,13 +201,19 @@ struct  Ragd__V1__Metadata
    */
   uint64_t deadline_ms;
   /*
-   * Reserved for authentication.
+   * Client -> server: the caller's API key ("ragd_<id>_<secret>", see
+   * CreateKey). Required once the server has keys; never logged.
    */
   char *api_key;
+  /*
+   * Server -> client, on RESOURCE_EXHAUSTED from a rate limit: when the call
+   * would be admitted, in milliseconds from now.
+   */
+  uint64_t retry_after_ms;
 };
 #define RAGD__V1__METADATA__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__metadata__descriptor) \
-    , (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string }
+    , (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, 0 }
 
 
 struct  Ragd__V1__Frame
@@ -1454,6 +1467,10 @@ struct  Ragd__V1__JobSpec
    * retries after the first attempt (0: the server default, 3)
    */
   uint32_t max_retries;
+  /*
+   * set by the server: the submitting key's id (a client's value is ignored)
+   */
+  char *owner;
   Ragd__V1__JobSpec__WorkCase work_case;
   union {
     Ragd__V1__IndexRequest *index;
@@ -1462,7 +1479,7 @@ struct  Ragd__V1__JobSpec
 };
 #define RAGD__V1__JOB_SPEC__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__job_spec__descriptor) \
-    , 0, RAGD__V1__JOB_SPEC__WORK__NOT_SET, {0} }
+    , 0, (char *)protobuf_c_empty_string, RAGD__V1__JOB_SPEC__WORK__NOT_SET, {0} }
 
 
 struct  Ragd__V1__Job
@@ -1508,10 +1525,14 @@ struct  Ragd__V1__Job
    * the queue holding it: "sqlite" or "redis"
    */
   char *backend;
+  /*
+   * id of the API key that submitted it ("" on a server without keys)
+   */
+  char *owner;
 };
 #define RAGD__V1__JOB__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__job__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0,NULL, 0,NULL, 0, 0, 0, 0, 0, {0,NULL}, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0,NULL, 0,NULL, 0, 0, 0, 0, 0, {0,NULL}, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
 
 
 /*
@@ -1600,6 +1621,108 @@ struct  Ragd__V1__CancelJobResponse
 };
 #define RAGD__V1__CANCEL_JOB_RESPONSE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__cancel_job_response__descriptor) \
+    , NULL }
+
+
+struct  Ragd__V1__ApiKey
+{
+  ProtobufCMessage base;
+  /*
+   * public part of the token, e.g. "k3f9a1c20"
+   */
+  char *id;
+  /*
+   * what the key is for, chosen by its creator
+   */
+  char *name;
+  /*
+   * "read", "write" or "admin"
+   */
+  char *role;
+  /*
+   * the collections it may touch; empty: all
+   */
+  size_t n_collections;
+  char **collections;
+  double created_at;
+  protobuf_c_boolean revoked;
+  /*
+   * token-bucket rate limits; 0: unlimited
+   */
+  double queries_per_second;
+  double documents_per_second;
+};
+#define RAGD__V1__API_KEY__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__api_key__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0,NULL, 0, 0, 0, 0 }
+
+
+struct  Ragd__V1__CreateKeyRequest
+{
+  ProtobufCMessage base;
+  char *name;
+  char *role;
+  size_t n_collections;
+  char **collections;
+  double queries_per_second;
+  double documents_per_second;
+};
+#define RAGD__V1__CREATE_KEY_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__create_key_request__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0,NULL, 0, 0 }
+
+
+/*
+ * `token` is shown once: the server keeps only its SHA-256.
+ */
+struct  Ragd__V1__CreateKeyResponse
+{
+  ProtobufCMessage base;
+  Ragd__V1__ApiKey *key;
+  char *token;
+};
+#define RAGD__V1__CREATE_KEY_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__create_key_response__descriptor) \
+    , NULL, (char *)protobuf_c_empty_string }
+
+
+struct  Ragd__V1__ListKeysRequest
+{
+  ProtobufCMessage base;
+};
+#define RAGD__V1__LIST_KEYS_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__list_keys_request__descriptor) \
+     }
+
+
+struct  Ragd__V1__ListKeysResponse
+{
+  ProtobufCMessage base;
+  size_t n_keys;
+  Ragd__V1__ApiKey **keys;
+};
+#define RAGD__V1__LIST_KEYS_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__list_keys_response__descriptor) \
+    , 0,NULL }
+
+
+struct  Ragd__V1__RevokeKeyRequest
+{
+  ProtobufCMessage base;
+  char *id;
+};
+#define RAGD__V1__REVOKE_KEY_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__revoke_key_request__descriptor) \
+    , (char *)protobuf_c_empty_string }
+
+
+struct  Ragd__V1__RevokeKeyResponse
+{
+  ProtobufCMessage base;
+  Ragd__V1__ApiKey *key;
+};
+#define RAGD__V1__REVOKE_KEY_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__revoke_key_response__descriptor) \
     , NULL }
 
 
@@ -3103,6 +3226,139 @@ Ragd__V1__CancelJobResponse *
 void   ragd__v1__cancel_job_response__free_unpacked
                      (Ragd__V1__CancelJobResponse *message,
                       ProtobufCAllocator *allocator);
+/* Ragd__V1__ApiKey methods */
+void   ragd__v1__api_key__init
+                     (Ragd__V1__ApiKey         *message);
+size_t ragd__v1__api_key__get_packed_size
+                     (const Ragd__V1__ApiKey   *message);
+size_t ragd__v1__api_key__pack
+                     (const Ragd__V1__ApiKey   *message,
+                      uint8_t             *out);
+size_t ragd__v1__api_key__pack_to_buffer
+                     (const Ragd__V1__ApiKey   *message,
+                      ProtobufCBuffer     *buffer);
+Ragd__V1__ApiKey *
+       ragd__v1__api_key__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   ragd__v1__api_key__free_unpacked
+                     (Ragd__V1__ApiKey *message,
+                      ProtobufCAllocator *allocator);
+/* Ragd__V1__CreateKeyRequest methods */
+void   ragd__v1__create_key_request__init
+                     (Ragd__V1__CreateKeyRequest         *message);
+size_t ragd__v1__create_key_request__get_packed_size
+                     (const Ragd__V1__CreateKeyRequest   *message);
+size_t ragd__v1__create_key_request__pack
+                     (const Ragd__V1__CreateKeyRequest   *message,
+                      uint8_t             *out);
+size_t ragd__v1__create_key_request__pack_to_buffer
+                     (const Ragd__V1__CreateKeyRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Ragd__V1__CreateKeyRequest *
+       ragd__v1__create_key_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   ragd__v1__create_key_request__free_unpacked
+                     (Ragd__V1__CreateKeyRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Ragd__V1__CreateKeyResponse methods */
+void   ragd__v1__create_key_response__init
+                     (Ragd__V1__CreateKeyResponse         *message);
+size_t ragd__v1__create_key_response__get_packed_size
+                     (const Ragd__V1__CreateKeyResponse   *message);
+size_t ragd__v1__create_key_response__pack
+                     (const Ragd__V1__CreateKeyResponse   *message,
+                      uint8_t             *out);
+size_t ragd__v1__create_key_response__pack_to_buffer
+                     (const Ragd__V1__CreateKeyResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Ragd__V1__CreateKeyResponse *
+       ragd__v1__create_key_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   ragd__v1__create_key_response__free_unpacked
+                     (Ragd__V1__CreateKeyResponse *message,
+                      ProtobufCAllocator *allocator);
+/* Ragd__V1__ListKeysRequest methods */
+void   ragd__v1__list_keys_request__init
+                     (Ragd__V1__ListKeysRequest         *message);
+size_t ragd__v1__list_keys_request__get_packed_size
+                     (const Ragd__V1__ListKeysRequest   *message);
+size_t ragd__v1__list_keys_request__pack
+                     (const Ragd__V1__ListKeysRequest   *message,
+                      uint8_t             *out);
+size_t ragd__v1__list_keys_request__pack_to_buffer
+                     (const Ragd__V1__ListKeysRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Ragd__V1__ListKeysRequest *
+       ragd__v1__list_keys_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   ragd__v1__list_keys_request__free_unpacked
+                     (Ragd__V1__ListKeysRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Ragd__V1__ListKeysResponse methods */
+void   ragd__v1__list_keys_response__init
+                     (Ragd__V1__ListKeysResponse         *message);
+size_t ragd__v1__list_keys_response__get_packed_size
+                     (const Ragd__V1__ListKeysResponse   *message);
+size_t ragd__v1__list_keys_response__pack
+                     (const Ragd__V1__ListKeysResponse   *message,
+                      uint8_t             *out);
+size_t ragd__v1__list_keys_response__pack_to_buffer
+                     (const Ragd__V1__ListKeysResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Ragd__V1__ListKeysResponse *
+       ragd__v1__list_keys_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   ragd__v1__list_keys_response__free_unpacked
+                     (Ragd__V1__ListKeysResponse *message,
+                      ProtobufCAllocator *allocator);
+/* Ragd__V1__RevokeKeyRequest methods */
+void   ragd__v1__revoke_key_request__init
+                     (Ragd__V1__RevokeKeyRequest         *message);
+size_t ragd__v1__revoke_key_request__get_packed_size
+                     (const Ragd__V1__RevokeKeyRequest   *message);
+size_t ragd__v1__revoke_key_request__pack
+                     (const Ragd__V1__RevokeKeyRequest   *message,
+                      uint8_t             *out);
+size_t ragd__v1__revoke_key_request__pack_to_buffer
+                     (const Ragd__V1__RevokeKeyRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Ragd__V1__RevokeKeyRequest *
+       ragd__v1__revoke_key_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   ragd__v1__revoke_key_request__free_unpacked
+                     (Ragd__V1__RevokeKeyRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Ragd__V1__RevokeKeyResponse methods */
+void   ragd__v1__revoke_key_response__init
+                     (Ragd__V1__RevokeKeyResponse         *message);
+size_t ragd__v1__revoke_key_response__get_packed_size
+                     (const Ragd__V1__RevokeKeyResponse   *message);
+size_t ragd__v1__revoke_key_response__pack
+                     (const Ragd__V1__RevokeKeyResponse   *message,
+                      uint8_t             *out);
+size_t ragd__v1__revoke_key_response__pack_to_buffer
+                     (const Ragd__V1__RevokeKeyResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Ragd__V1__RevokeKeyResponse *
+       ragd__v1__revoke_key_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   ragd__v1__revoke_key_response__free_unpacked
+                     (Ragd__V1__RevokeKeyResponse *message,
+                      ProtobufCAllocator *allocator);
 /* --- per-message closures --- */
 
 typedef void (*Ragd__V1__Metadata_Closure)
@@ -3357,6 +3613,27 @@ typedef void (*Ragd__V1__CancelJobRequest_Closure)
 typedef void (*Ragd__V1__CancelJobResponse_Closure)
                  (const Ragd__V1__CancelJobResponse *message,
                   void *closure_data);
+typedef void (*Ragd__V1__ApiKey_Closure)
+                 (const Ragd__V1__ApiKey *message,
+                  void *closure_data);
+typedef void (*Ragd__V1__CreateKeyRequest_Closure)
+                 (const Ragd__V1__CreateKeyRequest *message,
+                  void *closure_data);
+typedef void (*Ragd__V1__CreateKeyResponse_Closure)
+                 (const Ragd__V1__CreateKeyResponse *message,
+                  void *closure_data);
+typedef void (*Ragd__V1__ListKeysRequest_Closure)
+                 (const Ragd__V1__ListKeysRequest *message,
+                  void *closure_data);
+typedef void (*Ragd__V1__ListKeysResponse_Closure)
+                 (const Ragd__V1__ListKeysResponse *message,
+                  void *closure_data);
+typedef void (*Ragd__V1__RevokeKeyRequest_Closure)
+                 (const Ragd__V1__RevokeKeyRequest *message,
+                  void *closure_data);
+typedef void (*Ragd__V1__RevokeKeyResponse_Closure)
+                 (const Ragd__V1__RevokeKeyResponse *message,
+                  void *closure_data);
 
 /* --- services --- */
 
@@ -3451,6 +3728,13 @@ extern const ProtobufCMessageDescriptor ragd__v1__list_jobs_request__descriptor;
 extern const ProtobufCMessageDescriptor ragd__v1__list_jobs_response__descriptor;
 extern const ProtobufCMessageDescriptor ragd__v1__cancel_job_request__descriptor;
 extern const ProtobufCMessageDescriptor ragd__v1__cancel_job_response__descriptor;
+extern const ProtobufCMessageDescriptor ragd__v1__api_key__descriptor;
+extern const ProtobufCMessageDescriptor ragd__v1__create_key_request__descriptor;
+extern const ProtobufCMessageDescriptor ragd__v1__create_key_response__descriptor;
+extern const ProtobufCMessageDescriptor ragd__v1__list_keys_request__descriptor;
+extern const ProtobufCMessageDescriptor ragd__v1__list_keys_response__descriptor;
+extern const ProtobufCMessageDescriptor ragd__v1__revoke_key_request__descriptor;
+extern const ProtobufCMessageDescriptor ragd__v1__revoke_key_response__descriptor;
 
 PROTOBUF_C__END_DECLS
 

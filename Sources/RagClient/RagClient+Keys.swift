@@ -1,0 +1,30 @@
+import Foundation
+import RagCore
+import RagWire
+
+public typealias APIKeyInfo = Ragd_V1_ApiKey
+
+extension RagClient {
+    /// Creates an API key (admin keys only); the token in the answer is shown
+    /// this once: the server keeps only its hash.
+    public func createKey(name: String, role: String, collections: [String] = [], queriesPerSecond: Double = 0,
+                          documentsPerSecond: Double = 0, timeout: Duration? = nil) async throws(RagError) -> (key: APIKeyInfo, token: String) {
+        let r = try await call(.createKey, Ragd_V1_CreateKeyRequest.with {
+            $0.name = name
+            $0.role = role
+            $0.collections = collections
+            $0.queriesPerSecond = queriesPerSecond
+            $0.documentsPerSecond = documentsPerSecond
+        }, as: Ragd_V1_CreateKeyResponse.self, timeout: timeout)
+        return (r.key, r.token)
+    }
+
+    public func listKeys(timeout: Duration? = nil) async throws(RagError) -> [APIKeyInfo] {
+        try await call(.listKeys, Ragd_V1_ListKeysRequest(), as: Ragd_V1_ListKeysResponse.self, timeout: timeout).keys
+    }
+
+    @discardableResult
+    public func revokeKey(id: String, timeout: Duration? = nil) async throws(RagError) -> APIKeyInfo {
+        try await call(.revokeKey, Ragd_V1_RevokeKeyRequest.with { $0.id = id }, as: Ragd_V1_RevokeKeyResponse.self, timeout: timeout).key
+    }
+}

@@ -1,0 +1,169 @@
+import Foundation
+import RagClient
+import RagCore
+import RagServer
+import RagTesting
+import RagWire
+import Testing
+
+/// #13: identities (API keys, roles, collection scopes, job ownership, rate
+/// limits), TLS and mutual TLS, and the internal listener of shard nodes.
+@Suite struct SecurityTests {
+    static let publicMethods = RagMethod.allCases.filter { !$0.rawValue.hasPrefix("Shard") }
+
+    /// A client of the same server with another key.
+    func client(_ server: RagServer, key: String?) -> RagClient {
+        RagClient(host: "127.0.0.1", port: server.localAddress!.port!, defaultTimeout: .seconds(20), apiKey: key)
+    }
+
+    func code(_ body: () async throws -> Void) async -> RagError.Code {
+        do { try await body(); return .ok } catch { return RagError(from: error).code }
+    }
+
+    /// Once a key exists, every public RPC (Health included) refuses a call without
+    /// a valid key, and every RPC above a key's role; both are counted in /metrics.
+    @Test func everyRPCRefusesAnonymousAndWrongRoleCalls() async throws {
+        try await withRagServer { open, server in
+            // A server without keys is open (loopback development); the first key closes it.
+            let admin = try await open.createKey(name: "ops", role: "admin").token
+            #expect(await code { _ = try await open.health() } == .unauthenticated)
+            let root = client(server, key: admin)
+            let reader = client(server, key: try await root.createKey(name: "r", role: "read").token)
+            let writer = client(server, key: try await root.createKey(name: "w", role: "write").token)
+            let forged = client(server, key: "ragd_" + String(admin.dropFirst(5).prefix(9)) + "_" + String(repeating: "A", count: 43))
+            let garbage = client(server, key: "not a key at all")
+            let needs: [RagMethod: KeyRole] = [.index: .write, .indexStream: .write, .delete: .write, .clearCache: .admin,
+                                               .createExperiment: .admin, .listExperiments: .admin, .stopExperiment: .admin,
+                                               .experimentReport: .admin, .createKey: .admin, .listKeys: .admin, .revokeKey: .admin]
+            var expectedDenied = 0
+            for m in Self.publicMethods {
+                let payload = Data()
+                func call(_ c: RagClient) async -> RagError.Code {
+                    await code {
+                        if m.isStreaming { for try await _ in try await c.streaming(m, payload: payload, timeout: .seconds(10)) {} }
+                        else { _ = try await c.unary(m, payload: payload, timeout: .seconds(10)) }
+                    }
+                }
+                #expect(await call(open) == .unauthenticated, "\(m) without a key")
+                #expect(await call(forged) == .unauthenticated, "\(m) with a forged secret")
+                #expect(await call(garbage) == .unauthenticated, "\(m) with garbage")
+                let role = needs[m] ?? .read
+                for (c, has) in [(reader, KeyRole.read), (writer, .write), (root, .admin)] {
+                    let got = await call(c)
+                    if has < role {
+                        #expect(got == .permissionDenied, "\(m) with a \(has) key")
+                        expectedDenied += 1
+                    } else {
+                        #expect(got != .permissionDenied && got != .unauthenticated, "\(m) with a \(has) key: \(got)")
+                    }
+                }
+            }
+            let samples = try await onThread { try scrape(port: server.metricsLocalAddress!.port!) }
+            let counted = samples.filter { $0.name == "rag_rpc_errors_total" }
+            let unauth = counted.filter { $0.labels["code"] == "UNAUTHENTICATED" }.map(\.value).reduce(0, +)
+            let denied = counted.filter { $0.labels["code"] == "PERMISSION_DENIED" }.map(\.value).reduce(0, +)
+            #expect(unauth == Double(3 * Self.publicMethods.count + 1))
+            #expect(denied == Double(expectedDenied))
+            for c in [root, reader, writer, forged, garbage] { await c.close() }
+        }
+    }
+
+    /// The token is shown once and stored only as a hash; a revoked key stops at once.
+    @Test func keysAreHashedAndRevocationIsImmediate() async throws {
+        try await withRagServer { open, server in
+            let (key, token) = try await open.createKey(name: "ci", role: "admin")
+            #expect(token.hasPrefix("ragd_\(key.id)_"))
+            let secret = String(token.split(separator: "_").last!)
+            let file = try Data(contentsOf: URL(fileURLWithPath: server.configuration.dataDirectory + "/keys.sqlite"))
+            #expect(file.range(of: Data(secret.utf8)) == nil)
+            let admin = client(server, key: token)
+            let other = try await admin.createKey(name: "tmp", role: "read")
+            let temp = client(server, key: other.token)
+            _ = try await temp.health()
+            let listed = try await admin.listKeys()
+            #expect(Set(listed.map(\.id)) == [key.id, other.key.id])
+            try await admin.revokeKey(id: other.key.id)
+            #expect(await code { _ = try await temp.health() } == .unauthenticated)
+            #expect(try await admin.listKeys().first { $0.id == other.key.id }?.revoked == true)
+            // Revoking every key does not reopen the server.
+            try await admin.revokeKey(id: key.id)
+            #expect(await code { _ = try await open.health() } == .unauthenticated)
+            #expect(await code { _ = try await admin.health() } == .unauthenticated)
+            await admin.close()
+            await temp.close()
+        }
+    }
+
+    /// A key limited to collections sees and touches only those.
+    @Test func collectionScopedKeysStayInTheirCollections() async throws {
+        try await withRagServer { open, server in
+            let admin = client(server, key: try await open.createKey(name: "a", role: "admin").token)
+            _ = try await admin.index([RagDocument(id: "s", text: "secret plans of team b")], collection: "team-b")
+            let a = client(server, key: try await admin.createKey(name: "team a", role: "write", collections: ["team-a"]).token)
+            _ = try await a.index([RagDocument(id: "x", text: "notes of team a")], collection: "team-a")
+            #expect(try await a.query("notes", collection: "team-a").sources.count == 1)
+            #expect(await code { _ = try await a.query("plans", collection: "team-b") } == .permissionDenied)
+            #expect(await code { _ = try await a.index([RagDocument(id: "p", text: "planted")], collection: "team-b") } == .permissionDenied)
+            #expect(await code { _ = try await a.delete(["s"], collection: "team-b") } == .permissionDenied)
+            #expect(await code { _ = try await a.stats(collection: "team-b") } == .permissionDenied)
+            #expect(try await a.stats().collections.map(\.name) == ["team-a"])
+            #expect(try await a.listCollections().map(\.name) == ["team-a"])
+            #expect(await code { _ = try await a.submitQueryJob(Ragd_V1_QueryRequest.with { $0.collection = "team-b"; $0.query = "plans" }) } == .permissionDenied)
+            #expect(try await admin.query("plans", collection: "team-b", noCache: true).sources.count == 1)  // untouched
+            await admin.close()
+            await a.close()
+        }
+    }
+
+    /// Jobs and their results are visible only to the key that submitted them (and admins).
+    @Test func jobsBelongToTheirSubmitter() async throws {
+        try await withRagServer { open, server in
+            let admin = client(server, key: try await open.createKey(name: "a", role: "admin").token)
+            _ = try await admin.index(Fixtures.documents, collection: "kb")
+            let alice = client(server, key: try await admin.createKey(name: "alice", role: "read").token)
+            let bob = client(server, key: try await admin.createKey(name: "bob", role: "write").token)
+            let job = try await alice.submitQueryJob(Ragd_V1_QueryRequest.with { $0.collection = "kb"; $0.query = "raft leader election" })
+            #expect(!job.owner.isEmpty)
+            #expect(await code { _ = try await bob.job(job.id) } == .notFound)
+            #expect(await code { _ = try await bob.cancelJob(job.id) } == .notFound)
+            #expect(try await bob.jobs().isEmpty)
+            #expect(try await alice.jobs().map(\.id) == [job.id])
+            #expect(try await admin.jobs().map(\.id).contains(job.id))
+            let done = try await alice.waitForJob(job.id, limit: .seconds(30))
+            #expect(done.state == "succeeded" && !done.result.isEmpty)
+            // A read key runs query jobs, not index jobs.
+            #expect(await code { _ = try await alice.submitIndexJob([RagDocument(id: "n", text: "new")], collection: "kb") } == .permissionDenied)
+            for c in [admin, alice, bob] { await c.close() }
+        }
+    }
+
+    /// Token buckets per key: RESOURCE_EXHAUSTED with a retry-after in the frame
+    /// metadata; other keys are not slowed; waiting that long is enough.
+    @Test func rateLimitsAnswerWithRetryAfter() async throws {
+        try await withRagServer { open, server in
+            let admin = client(server, key: try await open.createKey(name: "a", role: "admin").token)
+            _ = try await admin.index(Fixtures.documents, collection: "kb")
+            let slow = client(server, key: try await admin.createKey(name: "slow", role: "write", queriesPerSecond: 1, documentsPerSecond: 5).token)
+            var limited: RagError?
+            for _ in 0..<10 {  // the same question: served from cache, quickly, so two land within a second
+                do { _ = try await slow.query("raft", collection: "kb") } catch {
+                    limited = RagError(from: error)
+                    break
+                }
+            }
+            let e = try #require(limited)
+            #expect(e.code == .resourceExhausted && e.message.contains("rate limit"))
+            let wait = try #require(e.retryAfter)
+            #expect(wait > .zero && wait <= .milliseconds(1001))
+            for i in 0..<5 { _ = try await admin.query("raft \(i)", collection: "kb") }  // another key: not limited
+            try await Task.sleep(for: wait + .milliseconds(50))
+            _ = try await slow.query("raft again", collection: "kb")
+            // A batch larger than the burst goes through once, then the key waits for it.
+            _ = try await slow.index((0..<20).map { RagDocument(id: "d\($0)", text: "doc \($0)") }, collection: "kb")
+            let next = await code { _ = try await slow.index([RagDocument(id: "e", text: "one more")], collection: "kb") }
+            #expect(next == .resourceExhausted)
+            await admin.close()
+            await slow.close()
+        }
+    }
+}
