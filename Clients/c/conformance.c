@@ -156,6 +156,15 @@ static int on_event(const Ragd__V1__StreamEvent *e, void *user) {
     return 0;
 }
 
+/* The server under test may ask for a key and TLS: $RAGD_API_KEY for every
+ * target, $RAGD_CONFORMANCE_TLS_CA for the main one (the fake servers are plain TCP). */
+static ragd_client *open_target(const char *host, int port, int main_target, ragd_error *err) {
+    ragd_options o = {0};
+    o.api_key = getenv("RAGD_API_KEY");
+    if (main_target) o.tls_ca = getenv("RAGD_CONFORMANCE_TLS_CA");
+    return ragd_connect_with(host, port, &o, err);
+}
+
 int main(int argc, char **argv) {
     if (argc < 7) { fprintf(stderr, "usage: %s SCENARIOS HOST PORT SILENT_PORT HANGUP_PORT COLLECTION\n", argv[0]); return 2; }
     FILE *in = fopen(argv[1], "r");
@@ -196,7 +205,7 @@ int main(int argc, char **argv) {
         }
         printf("{\"step\":");
         json_string(f[1]);
-        if (!clients[0]) clients[0] = ragd_connect(host, ports[0], &err);
+        if (!clients[0]) clients[0] = open_target(host, ports[0], 1, &err);
         if (strcmp(f[0], "index") == 0) {
             Ragd__V1__IndexRequest req = RAGD__V1__INDEX_REQUEST__INIT;
             req.collection = (char *)collection;
@@ -233,7 +242,7 @@ int main(int argc, char **argv) {
             }
         } else if ((strcmp(f[0], "query") == 0 || strcmp(f[0], "stream") == 0) && nf >= 9) {
             int t = strcmp(f[2], "silent") == 0 ? 1 : strcmp(f[2], "hangup") == 0 ? 2 : 0;
-            if (!clients[t]) clients[t] = ragd_connect(host, ports[t], &err);
+            if (!clients[t]) clients[t] = open_target(host, ports[t], t == 0, &err);
             Ragd__V1__QueryRequest req = RAGD__V1__QUERY_REQUEST__INIT;
             req.collection = strcmp(f[3], "-") == 0 ? (char *)collection : f[3];
             req.query = f[8];

@@ -1,4 +1,5 @@
-/* ragd-c-query HOST PORT COLLECTION QUESTION [TOP_K]: asks a question, prints the answer and sources. */
+/* ragd-c-query HOST PORT COLLECTION QUESTION [TOP_K]: asks a question, prints the answer and sources.
+ * $RAGD_API_KEY is sent as the API key; $RAGD_TLS_CA (a PEM CA file) turns TLS on. */
 #include <stdio.h>
 #include <stdlib.h>
 #include "ragd_client.h"
@@ -9,7 +10,10 @@ int main(int argc, char **argv) {
         return 2;
     }
     ragd_error err;
-    ragd_client *c = ragd_connect(argv[1], atoi(argv[2]), &err);
+    ragd_options o = {0};
+    o.api_key = getenv("RAGD_API_KEY");
+    o.tls_ca = getenv("RAGD_TLS_CA");
+    ragd_client *c = ragd_connect_with(argv[1], atoi(argv[2]), &o, &err);
     if (!c) { fprintf(stderr, "ragd-c-query: %s: %s\n", ragd_status_name(err.code), err.message); return 1; }
     Ragd__V1__QueryRequest req = RAGD__V1__QUERY_REQUEST__INIT;
     req.collection = argv[3];
@@ -18,6 +22,7 @@ int main(int argc, char **argv) {
     Ragd__V1__QueryResponse *r = NULL;
     if (ragd_query(c, &req, 10000, &r, &err) != RAGD_OK) {
         fprintf(stderr, "ragd-c-query: %s: %s\n", ragd_status_name(err.code), err.message);
+        if (err.retry_after_ms) fprintf(stderr, "ragd-c-query: retry after %u ms\n", err.retry_after_ms);
         ragd_close(c);
         return 1;
     }

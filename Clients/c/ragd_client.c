@@ -1,6 +1,10 @@
 #include "ragd_client.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -10,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -17,6 +22,9 @@ struct ragd_client {
     int fd;
     uint64_t next_call_id;
     uint32_t max_frame;
+    char *api_key;
+    SSL_CTX *ssl_ctx;
+    SSL *ssl;
 };
 
 static const char *names[] = {
@@ -35,6 +43,7 @@ static ragd_status fail(ragd_error *err, ragd_status code, const char *fmt, ...)
         va_list ap;
         va_start(ap, fmt);
         err->code = code;
+        err->retry_after_ms = 0;
         vsnprintf(err->message, sizeof err->message, fmt, ap);
         va_end(ap);
     }
@@ -48,6 +57,59 @@ static int64_t now_ms(void) {
 }
 
 ragd_client *ragd_connect(const char *host, int port, ragd_error *err) {
+    return ragd_connect_with(host, port, NULL, err);
+}
+
+/* OpenSSL's most recent error as text (or a fallback). */
+static const char *ssl_reason(char *buf, size_t n, const char *fallback) {
+    unsigned long e = ERR_get_error();
+    if (!e) return fallback;
+    ERR_error_string_n(e, buf, n);
+    return buf;
+}
+
+/* TLS over the connected socket: verify the server's chain and name (or IP). */
+static ragd_status start_tls(ragd_client *c, const char *host, const ragd_options *o, ragd_error *err) {
+    char why[256];
+    c->ssl_ctx = SSL_CTX_new(TLS_client_method());
+    if (!c->ssl_ctx) return fail(err, RAGD_INTERNAL, "cannot create a TLS context");
+    SSL_CTX_set_min_proto_version(c->ssl_ctx, TLS1_2_VERSION);
+    SSL_CTX_set_verify(c->ssl_ctx, SSL_VERIFY_PEER, NULL);
+    int loaded = o->tls_ca ? SSL_CTX_load_verify_locations(c->ssl_ctx, o->tls_ca, NULL) : SSL_CTX_set_default_verify_paths(c->ssl_ctx);
+    if (loaded != 1) return fail(err, RAGD_INVALID_ARGUMENT, "cannot load CA %s: %s", o->tls_ca ? o->tls_ca : "(system)", ssl_reason(why, sizeof why, "?"));
+    if (o->tls_cert || o->tls_key) {
+        if (!o->tls_cert || !o->tls_key) return fail(err, RAGD_INVALID_ARGUMENT, "a client certificate needs both tls_cert and tls_key");
+        if (SSL_CTX_use_certificate_chain_file(c->ssl_ctx, o->tls_cert) != 1 ||
+            SSL_CTX_use_PrivateKey_file(c->ssl_ctx, o->tls_key, SSL_FILETYPE_PEM) != 1)
+            return fail(err, RAGD_INVALID_ARGUMENT, "cannot load client certificate: %s", ssl_reason(why, sizeof why, "?"));
+    }
+    c->ssl = SSL_new(c->ssl_ctx);
+    if (!c->ssl || SSL_set_fd(c->ssl, c->fd) != 1) return fail(err, RAGD_INTERNAL, "cannot set up TLS");
+    const char *name = o->server_name ? o->server_name : host;
+    unsigned char ip[16];
+    if (inet_pton(AF_INET, name, ip) == 1 || inet_pton(AF_INET6, name, ip) == 1) {
+        X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(c->ssl), name);
+    } else {
+        SSL_set_tlsext_host_name(c->ssl, name);
+        SSL_set1_host(c->ssl, name);
+    }
+    /* A server that never answers the handshake must not block forever. */
+    struct timeval tv = {.tv_sec = 5};
+    setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    int rc = SSL_connect(c->ssl);
+    struct timeval none = {0};
+    setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &none, sizeof none);
+    setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &none, sizeof none);
+    if (rc != 1) {
+        long v = SSL_get_verify_result(c->ssl);
+        if (v != X509_V_OK) return fail(err, RAGD_UNAVAILABLE, "TLS: the server's certificate failed verification: %s", X509_verify_cert_error_string(v));
+        return fail(err, RAGD_UNAVAILABLE, "TLS handshake failed: %s", ssl_reason(why, sizeof why, "the server closed the connection"));
+    }
+    return RAGD_OK;
+}
+
+ragd_client *ragd_connect_with(const char *host, int port, const ragd_options *opts, ragd_error *err) {
     char service[16];
     snprintf(service, sizeof service, "%d", port);
     struct addrinfo hints = {0}, *res = NULL;
@@ -82,23 +144,57 @@ ragd_client *ragd_connect(const char *host, int port, ragd_error *err) {
     c->fd = fd;
     c->next_call_id = 1;
     c->max_frame = RAGD_DEFAULT_MAX_FRAME;
+    if (opts && opts->api_key && *opts->api_key) c->api_key = strdup(opts->api_key);
+    if (opts && (opts->tls || opts->tls_ca || opts->tls_cert) && start_tls(c, host, opts, err) != RAGD_OK) {
+        ragd_close(c);
+        return NULL;
+    }
     return c;
 }
 
-void ragd_close(ragd_client *c) {
-    if (!c) return;
-    if (c->fd >= 0) close(c->fd);
-    free(c);
-}
-
 static void drop_connection(ragd_client *c) {
+    if (c->ssl) {
+        SSL_free(c->ssl);
+        c->ssl = NULL;
+    }
     if (c->fd >= 0) close(c->fd);
     c->fd = -1;
 }
 
+void ragd_close(ragd_client *c) {
+    if (!c) return;
+    if (c->ssl && c->fd >= 0) SSL_shutdown(c->ssl);
+    drop_connection(c);
+    if (c->ssl_ctx) SSL_CTX_free(c->ssl_ctx);
+    free(c->api_key);
+    free(c);
+}
+
+/* One send or receive, through TLS when it is on; < 0 with errno set on failure. */
+static ssize_t io_send(ragd_client *c, const uint8_t *buf, size_t len) {
+    if (!c->ssl) return send(c->fd, buf, len, MSG_NOSIGNAL);
+    int n = SSL_write(c->ssl, buf, len > INT32_MAX ? INT32_MAX : (int)len);
+    if (n <= 0 && errno == 0) errno = EPIPE;
+    return n;
+}
+
+static ssize_t io_recv(ragd_client *c, uint8_t *buf, size_t len) {
+    if (!c->ssl) return recv(c->fd, buf, len, 0);
+    int n = SSL_read(c->ssl, buf, len > INT32_MAX ? INT32_MAX : (int)len);
+    if (n <= 0) {
+        int e = SSL_get_error(c->ssl, n);
+        if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+            errno = EAGAIN;
+            return -1;
+        }
+        return 0;  /* closed or broken: the connection is lost */
+    }
+    return n;
+}
+
 static ragd_status send_all(ragd_client *c, const uint8_t *buf, size_t len, ragd_error *err) {
     while (len > 0) {
-        ssize_t n = send(c->fd, buf, len, MSG_NOSIGNAL);
+        ssize_t n = io_send(c, buf, len);
         if (n < 0 && errno == EINTR) continue;
         if (n <= 0) {
             drop_connection(c);
@@ -119,12 +215,15 @@ static ragd_status recv_all(ragd_client *c, uint8_t *buf, size_t len, int64_t de
             if (left <= 0) return fail(err, RAGD_DEADLINE_EXCEEDED, "no answer from ragd within the deadline");
             timeout = (int)left;
         }
-        struct pollfd p = {.fd = c->fd, .events = POLLIN};
-        int r = poll(&p, 1, timeout);
-        if (r < 0 && errno == EINTR) continue;
-        if (r == 0) return fail(err, RAGD_DEADLINE_EXCEEDED, "no answer from ragd within the deadline");
-        ssize_t n = recv(c->fd, buf, len, 0);
-        if (n < 0 && errno == EINTR) continue;
+        /* Bytes OpenSSL already decrypted do not show on the socket. */
+        if (!c->ssl || SSL_pending(c->ssl) == 0) {
+            struct pollfd p = {.fd = c->fd, .events = POLLIN};
+            int r = poll(&p, 1, timeout);
+            if (r < 0 && errno == EINTR) continue;
+            if (r == 0) return fail(err, RAGD_DEADLINE_EXCEEDED, "no answer from ragd within the deadline");
+        }
+        ssize_t n = io_recv(c, buf, len);
+        if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
         if (n <= 0) {
             drop_connection(c);
             return fail(err, RAGD_UNAVAILABLE, "connection to the server was lost");
@@ -189,6 +288,7 @@ static ragd_status start_call(ragd_client *c, const char *method, const uint8_t 
     f.payload.data = (uint8_t *)payload;
     f.payload.len = payload_len;
     md.deadline_ms = deadline_ms;
+    if (c->api_key) md.api_key = c->api_key;
     f.metadata = &md;
     return send_frame(c, &f, err);
 }
@@ -215,6 +315,7 @@ static ragd_status next_frame_for(ragd_client *c, uint64_t id, int64_t deadline,
             if (f->kind == RAGD__V1__FRAME_KIND__FRAME_KIND_ERROR) {
                 ragd_status code = (f->status >= 0 && f->status <= 16) ? (ragd_status)f->status : RAGD_UNKNOWN;
                 fail(err, code, "%s", f->status_message ? f->status_message : "");
+                if (err && f->metadata) err->retry_after_ms = (uint32_t)(f->metadata->retry_after_ms > UINT32_MAX ? UINT32_MAX : f->metadata->retry_after_ms);
                 if (f->call_id == 0 && code == RAGD_RESOURCE_EXHAUSTED) drop_connection(c);
                 ragd__v1__frame__free_unpacked(f, NULL);
                 return code;

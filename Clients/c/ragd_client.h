@@ -40,7 +40,21 @@ typedef enum {
 typedef struct {
     ragd_status code;
     char message[512];
+    /* On RESOURCE_EXHAUSTED from a key's rate limit: milliseconds until a retry
+     * would be admitted (0 otherwise). */
+    uint32_t retry_after_ms;
 } ragd_error;
+
+/* Connection options; zero-initialize and set what you need. Strings are
+ * copied by ragd_connect_with. */
+typedef struct {
+    const char *api_key;     /* sent with every call (frame metadata api_key) */
+    int tls;                 /* non-zero: TLS (OpenSSL), verifying the server */
+    const char *tls_ca;      /* PEM CA file to trust; NULL: the system's; implies tls */
+    const char *tls_cert;    /* PEM client certificate and key, for mutual TLS */
+    const char *tls_key;
+    const char *server_name; /* name to verify; NULL: host (an IP is checked as an IP) */
+} ragd_options;
 
 typedef struct ragd_client ragd_client;
 
@@ -52,6 +66,9 @@ const char *ragd_status_name(ragd_status code);
 
 /* Connects; NULL on failure (err says why, code UNAVAILABLE). */
 ragd_client *ragd_connect(const char *host, int port, ragd_error *err);
+/* Connects with an API key and/or TLS; opts may be NULL. A failed TLS
+ * handshake or certificate check is UNAVAILABLE with OpenSSL's reason. */
+ragd_client *ragd_connect_with(const char *host, int port, const ragd_options *opts, ragd_error *err);
 void ragd_close(ragd_client *client);
 
 /* deadline_ms: 0 = no deadline; otherwise sent to the server and enforced locally. */

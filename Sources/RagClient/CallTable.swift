@@ -18,6 +18,13 @@ final class CallTable: Sendable {
     }
 
     private let entries = Mutex<[UInt64: Entry]>([:])
+    /// Why the server last refused a whole connection (an ERROR frame with call
+    /// id 0), so a call that loses the race with that refusal hears the reason.
+    private let refusal = Mutex<(connection: ObjectIdentifier, error: RagError)?>(nil)
+
+    func refusal(of connection: ObjectIdentifier) -> RagError? {
+        refusal.withLock { $0?.connection == connection ? $0?.error : nil }
+    }
     private let nextID = Atomic<UInt64>(1)
 
     func makeID() -> UInt64 { nextID.wrappingAdd(1, ordering: .relaxed).oldValue }
@@ -42,6 +49,7 @@ final class CallTable: Sendable {
             if frame.callID == 0 {
                 // A connection-level error: every call on that connection (and
                 // only on it: a client may have replaced it since) fails with it.
+                refusal.withLock { $0 = (connection, error) }
                 failAll(error, connection: connection)
             } else {
                 fail(frame.callID, error)
@@ -104,7 +112,8 @@ final class ClientFrameHandler: ChannelInboundHandler, Sendable {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        calls.failAll(RagError(.unavailable, "connection to the server was lost"), connection: ObjectIdentifier(context.channel))
+        let id = ObjectIdentifier(context.channel)
+        calls.failAll(calls.refusal(of: id) ?? RagError(.unavailable, "connection to the server was lost"), connection: id)
         context.fireChannelInactive()
     }
 

@@ -113,7 +113,7 @@ public final class RagClient: Sendable {
             throw RagError(.resourceExhausted, "request of \(buffer.readableBytes - 4) bytes exceeds the frame limit of \(maxFrameSize) bytes; send smaller batches")
         }
         ch.writeAndFlush(buffer).whenFailure { [calls] error in
-            calls.fail(f.callID, RagError(.unavailable, "cannot send to ragd: \(error)"))
+            calls.fail(f.callID, calls.refusal(of: ObjectIdentifier(ch)) ?? RagError(.unavailable, "cannot send to ragd: \(error)"))
         }
     }
 

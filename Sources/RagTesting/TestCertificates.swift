@@ -27,6 +27,9 @@ public struct TestCertificates: Sendable {
         ["--cluster-ca", ca, "--cluster-cert", certificate("node"), "--cluster-key", key("node")]
     }
 
+    /// `shared`, made on a thread of its own (openssl runs as a child process).
+    public static func prepare() async throws -> TestCertificates { try await onThread { shared } }
+
     public static let shared: TestCertificates = {
         let root = makeTemporaryDirectory("ragd-certs")
         let certs = TestCertificates(directory: root + "/cluster", rogueDirectory: root + "/rogue")

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Runs scenarios.tsv with the Python client; prints one JSON object per step.
-usage: run_python.py SCENARIOS HOST PORT SILENT_PORT HANGUP_PORT COLLECTION [sync|async]"""
+usage: run_python.py SCENARIOS HOST PORT SILENT_PORT HANGUP_PORT COLLECTION [sync|async]
+$RAGD_API_KEY is sent with every call; $RAGD_CONFORMANCE_TLS_CA turns TLS on for the main server."""
 import asyncio
 import json
 import os
@@ -66,7 +67,10 @@ def main():
 
     def client(target):
         if target not in clients:
-            clients[target] = rc.RagdClient(host, ports[target]) if mode_name == "sync" else rc.AsyncRagdClient(host, ports[target])
+            # TLS (and the key, from $RAGD_API_KEY) for the server under test; the fakes are plain TCP.
+            ca = os.environ.get("RAGD_CONFORMANCE_TLS_CA") if target == "main" else None
+            make = rc.RagdClient if mode_name == "sync" else rc.AsyncRagdClient
+            clients[target] = make(host, ports[target], tls_ca=ca)
         return clients[target]
 
     async def call(fn, *args, **kw):

@@ -30,9 +30,11 @@ actor CClientBuild {
 @discardableResult
 /// Runs a child process to completion on a thread of its own, so waiting for it
 /// does not hold one of the few threads the concurrently running tests share.
-func run(_ args: [String], cwd: String? = nil) async throws -> (status: Int32, output: String, errors: String) {
-    try await withCheckedThrowingContinuation { c in
-        Thread { c.resume(with: Result { try runBlocking(args, cwd: cwd) }) }.start()
+/// `environment` adds variables for the child (through /usr/bin/env).
+func run(_ args: [String], cwd: String? = nil, environment: [String: String] = [:]) async throws -> (status: Int32, output: String, errors: String) {
+    let full = environment.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" } + args
+    return try await withCheckedThrowingContinuation { c in
+        Thread { c.resume(with: Result { try runBlocking(full, cwd: cwd) }) }.start()
     }
 }
 
@@ -64,6 +66,9 @@ func runBlocking(_ args: [String], cwd: String? = nil) throws -> (status: Int32,
 struct SwiftConformanceRunner {
     let ports: [String: Int]
     let collection: String
+    /// TLS for the server under test ("main"); the fake servers speak plain TCP.
+    var tls: ClientTLS? = nil
+    var apiKey: String? = nil
 
     static func typed(_ v: Substring) -> MetadataValue {
         let raw = String(v.dropFirst(2))
@@ -102,7 +107,7 @@ struct SwiftConformanceRunner {
         var clients: [String: RagClient] = [:]
         func client(_ target: String) -> RagClient {
             if let c = clients[target] { return c }
-            let c = RagClient(host: "127.0.0.1", port: ports[target]!)
+            let c = RagClient(host: "127.0.0.1", port: ports[target]!, apiKey: apiKey, tls: target == "main" ? tls : nil)
             clients[target] = c
             return c
         }
@@ -203,13 +208,34 @@ struct SwiftConformanceRunner {
         let dir = makeTemporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let server = try await RagdProcess.launch(dataDirectory: dir)
+        try await agree(server, tls: nil, apiKey: nil)
+    }
+
+    /// The same scenarios over TLS with an API key: every client speaks both.
+    @Test func swiftCAndPythonClientsAgreeOverTLSWithAKey() async throws {
+        let certs = try await TestCertificates.prepare()
+        let dir = makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let created = try await run([RagdProcess.binary, "keys", "create", "--data-dir", dir, "--role", "write", "--name", "conformance"])
+        let key = created.output.trimmingCharacters(in: .whitespacesAndNewlines)
+        let server = try await RagdProcess.launch(dataDirectory: dir, extraArguments: ["--tls-cert", certs.certificate("node"), "--tls-key", certs.key("node")])
+        try await agree(server, tls: certs.client(), apiKey: key)
+        // The scenarios ran under the key: without it, the same server refuses.
+        let anonymous = try await run([Repo.path("Clients/c/ragd-c-query"), "127.0.0.1", "\(server.port)", "conf-c", "sqlite"], environment: ["RAGD_TLS_CA": certs.ca])
+        #expect(anonymous.status != 0 && anonymous.errors.contains("UNAUTHENTICATED"), "\(anonymous.errors)")
+        let keyed = try await run([Repo.path("Clients/c/ragd-c-query"), "127.0.0.1", "\(server.port)", "conf-c", "sqlite"],
+                                  environment: ["RAGD_TLS_CA": certs.ca, "RAGD_API_KEY": key])
+        #expect(keyed.status == 0 && keyed.output.contains("#0  score"), "\(keyed.output) \(keyed.errors)")
+    }
+
+    func agree(_ server: RagdProcess, tls: ClientTLS?, apiKey: String?) async throws {
         let silent = try FakeServer(.silent)
         let hangup = try FakeServer(.hangUp)
         defer { silent.stop(); hangup.stop() }
         let scenarios = Repo.path("Tests/Conformance/scenarios.tsv")
         let ports = ["main": server.port, "silent": silent.port, "hangup": hangup.port]
 
-        let swift = try await SwiftConformanceRunner(ports: ports, collection: "conf-swift").run(scenarios)
+        let swift = try await SwiftConformanceRunner(ports: ports, collection: "conf-swift", tls: tls, apiKey: apiKey).run(scenarios)
         // Sanity of the reference run itself, so agreement cannot hide a shared mistake.
         let byStep = Dictionary(uniqueKeysWithValues: swift.map { ($0["step"] as! String, $0) })
         #expect(byStep["query-hybrid"]?["status"] as? String == "OK")
@@ -228,15 +254,18 @@ struct SwiftConformanceRunner {
         #expect(byStep["stream-hybrid"]?["done"] as? Bool == true)
 
         let args = ["127.0.0.1", "\(server.port)", "\(silent.port)", "\(hangup.port)"]
+        var env: [String: String] = [:]
+        env["RAGD_API_KEY"] = apiKey
+        env["RAGD_CONFORMANCE_TLS_CA"] = tls?.caFile
         for mode in ["sync", "async"] {
-            let py = try await run(["python3", Repo.path("Tests/Conformance/run_python.py"), scenarios] + args + ["conf-py-\(mode)", mode])
+            let py = try await run(["python3", Repo.path("Tests/Conformance/run_python.py"), scenarios] + args + ["conf-py-\(mode)", mode], environment: env)
             #expect(py.status == 0, "python: \(py.errors)")
             compare(swift, try parseLines(py.output), "python \(mode)")
         }
 
         let make = try await CClientBuild.shared.make()
         #expect(make.status == 0, "make: \(make.errors)")
-        let c = try await run([Repo.path("Clients/c/ragd-c-conformance"), scenarios] + args + ["conf-c"])
+        let c = try await run([Repo.path("Clients/c/ragd-c-conformance"), scenarios] + args + ["conf-c"], environment: env)
         #expect(c.status == 0, "c: \(c.errors)")
         compare(swift, try parseLines(c.output), "c")
     }

@@ -253,15 +253,6 @@ import Testing
         await again.stop()
     }
 
-    /// Without keys and TLS, a non-loopback address needs an explicit --insecure, and ragd says why.
-    @Test func anExposedAddressNeedsInsecure() async throws {
-        let dir = makeTemporaryDirectory()
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        let r = try await run([RagdProcess.binary, "serve", "--host", "0.0.0.0", "--port", "0", "--data-dir", dir, "--metrics-port", "off"])
-        #expect(r.status != 0)
-        #expect(r.errors.contains("refusing to listen on 0.0.0.0") && r.errors.contains("--insecure"), "\(r.errors)")
-    }
-
     /// Under `ulimit -n 256` a flood of connections and collections is refused, and the server lives on.
     @Test func aDescriptorStarvedServerRefusesAndKeepsRunning() async throws {
         let dir = makeTemporaryDirectory()

@@ -166,4 +166,49 @@ import Testing
             await slow.close()
         }
     }
+
+    /// The Python and C clients send keys and read the retry-after of a rate limit.
+    @Test func pythonAndCClientsCarryKeysAndRetryAfter() async throws {
+        let dir = makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let created = try await run([RagdProcess.binary, "keys", "create", "--data-dir", dir, "--role", "admin", "--name", "boot"])
+        let admin = created.output.trimmingCharacters(in: .whitespacesAndNewlines)
+        let server = try await RagdProcess.launch(dataDirectory: dir)
+        defer { server.kill9() }
+        let root = server.client(apiKey: admin)
+        _ = try await root.index(Fixtures.documents, collection: "kb")
+        let slow = try await root.createKey(name: "slow", role: "read", queriesPerSecond: 0.01).token
+        await root.close()
+        let script = """
+            import os, sys
+            sys.path.insert(0, sys.argv[1])
+            import ragd_client as rc
+            c = rc.RagdClient("127.0.0.1", int(sys.argv[2]), timeout=10)
+            print(c.health().status)
+            c.query("raft", "kb")
+            try:
+                c.query("raft", "kb")
+                print("not limited")
+            except rc.ResourceExhausted as e:
+                print("limited", e.retry_after)
+            try:
+                rc.RagdClient("127.0.0.1", int(sys.argv[2]), timeout=10, api_key="ragd_k0_nope").health()
+            except rc.RagdError as e:
+                print(e.code_name)
+            """
+        let py = try await run(["python3", "-c", script, Repo.path("Clients/python"), "\(server.port)"], environment: ["RAGD_API_KEY": slow])
+        let lines = py.output.split(whereSeparator: \.isNewline).map(String.init)
+        #expect(lines.first == "SERVING", "\(py.output) \(py.errors)")
+        let after = lines.count > 1 && lines[1].hasPrefix("limited ") ? Double(lines[1].dropFirst(8)) : nil
+        #expect(after.map { $0 > 50 && $0 <= 100 } == true, "\(py.output)")
+        #expect(lines.last == "UNAUTHENTICATED")
+        let make = try await CClientBuild.shared.make()
+        #expect(make.status == 0, "make: \(make.errors)")
+        let cKey = try await server.client(apiKey: admin).createKey(name: "c", role: "read", queriesPerSecond: 0.01).token
+        let query = [Repo.path("Clients/c/ragd-c-query"), "127.0.0.1", "\(server.port)", "kb", "raft"]
+        let first = try await run(query, environment: ["RAGD_API_KEY": cKey])
+        #expect(first.status == 0, "\(first.errors)")
+        let second = try await run(query, environment: ["RAGD_API_KEY": cKey])
+        #expect(second.status != 0 && second.errors.contains("RESOURCE_EXHAUSTED") && second.errors.contains("retry after"), "\(second.errors)")
+    }
 }

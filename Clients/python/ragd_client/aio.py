@@ -8,8 +8,13 @@ from . import wire
 
 
 class AsyncRagdClient:
-    def __init__(self, host="127.0.0.1", port=7878, timeout=None):
+    def __init__(self, host="127.0.0.1", port=7878, timeout=None, api_key=None, tls=None, tls_ca=None, tls_cert=None,
+                 tls_key=None, server_name=None):
+        """Options as for RagdClient (api_key, tls, tls_ca, tls_cert, tls_key)."""
         self.host, self.port, self.default_timeout = host, port, timeout
+        self.api_key = wire.api_key_or_env(api_key)
+        self._ssl = wire.tls_context(tls, tls_ca, tls_cert, tls_key)
+        self._server_name = server_name or host
         self._reader = self._writer = self._task = None
         self._calls = {}  # call id -> asyncio.Queue of frames
         self._next_id = 1
@@ -31,7 +36,8 @@ class AsyncRagdClient:
     async def _connect(self):
         if self._writer is None or self._writer.is_closing():
             try:
-                self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
+                self._reader, self._writer = await asyncio.open_connection(
+                    self.host, self.port, ssl=self._ssl, server_hostname=self._server_name if self._ssl else None)
             except OSError as e:
                 raise Unavailable(f"cannot connect to ragd at {self.host}:{self.port}: {e}") from None
             self._task = asyncio.ensure_future(self._read_loop(self._reader))
@@ -47,7 +53,7 @@ class AsyncRagdClient:
                 f = pb.Frame()
                 f.ParseFromString(await reader.readexactly(length))
                 if f.call_id == 0 and f.kind == pb.FRAME_KIND_ERROR:
-                    error = error_for(f.status, f.status_message)
+                    error = wire.error_from(f)
                     break
                 q = self._calls.get(f.call_id)
                 if q is not None:
@@ -73,7 +79,7 @@ class AsyncRagdClient:
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout + 0.25
         try:
-            self._writer.write(wire.encode_frame(wire.request_frame(call_id, method, request, timeout)))
+            self._writer.write(wire.encode_frame(wire.request_frame(call_id, method, request, timeout, self.api_key)))
             await self._writer.drain()
             while True:
                 left = None if deadline is None else deadline - loop.time()

@@ -1,5 +1,6 @@
 """Blocking client: one socket, one call at a time (use one client per thread)."""
 import socket
+import ssl
 import struct
 import threading
 import time
@@ -10,8 +11,16 @@ from . import wire
 
 
 class RagdClient:
-    def __init__(self, host="127.0.0.1", port=7878, timeout=None):
+    """`api_key` (default $RAGD_API_KEY) goes with every call. TLS: `tls=True`
+    (system CAs), `tls_ca` (a CA file; implies TLS), `tls_cert`/`tls_key` (a
+    client certificate for mutual TLS), or `tls` an ssl.SSLContext."""
+
+    def __init__(self, host="127.0.0.1", port=7878, timeout=None, api_key=None, tls=None, tls_ca=None, tls_cert=None,
+                 tls_key=None, server_name=None):
         self.host, self.port, self.default_timeout = host, port, timeout
+        self.api_key = wire.api_key_or_env(api_key)
+        self._ssl = wire.tls_context(tls, tls_ca, tls_cert, tls_key)
+        self._server_name = server_name or host
         self._sock = None
         self._next_id = 1
         self._lock = threading.Lock()
@@ -30,8 +39,15 @@ class RagdClient:
     def _connect(self):
         if self._sock is None:
             try:
-                self._sock = socket.create_connection((self.host, self.port), timeout=5)
-                self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                sock = socket.create_connection((self.host, self.port), timeout=5)
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                if self._ssl is not None:
+                    try:
+                        sock = self._ssl.wrap_socket(sock, server_hostname=self._server_name)
+                    except (ssl.SSLError, OSError) as e:
+                        sock.close()
+                        raise Unavailable(f"TLS handshake with ragd at {self.host}:{self.port} failed: {e}") from None
+                self._sock = sock
             except OSError as e:
                 raise Unavailable(f"cannot connect to ragd at {self.host}:{self.port}: {e}") from None
         return self._sock
@@ -78,7 +94,7 @@ class RagdClient:
             call_id = self._next_id
             self._next_id += 1
             try:
-                sock.sendall(wire.encode_frame(wire.request_frame(call_id, method, request, timeout)))
+                sock.sendall(wire.encode_frame(wire.request_frame(call_id, method, request, timeout, self.api_key)))
                 while True:
                     f = self._read_frame(deadline)
                     if f.call_id not in (call_id, 0):

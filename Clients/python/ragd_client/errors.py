@@ -12,6 +12,8 @@ class RagdError(Exception):
     """A failed call: `code` is the wire status number, `code_name` its gRPC name."""
 
     code = 2
+    #: Seconds until a rate-limited call would be admitted (RESOURCE_EXHAUSTED from a key's limit), else None.
+    retry_after = None
 
     def __init__(self, message, code=None):
         super().__init__(message)

@@ -1,4 +1,6 @@
 """Framing and request building shared by the sync and asyncio clients."""
+import os
+import ssl
 import struct
 
 from .errors import error_for, ResourceExhausted
@@ -18,6 +20,9 @@ METHODS = {
     "GetJob": (pb.GetJobRequest, pb.GetJobResponse),
     "ListJobs": (pb.ListJobsRequest, pb.ListJobsResponse),
     "CancelJob": (pb.CancelJobRequest, pb.CancelJobResponse),
+    "CreateKey": (pb.CreateKeyRequest, pb.CreateKeyResponse),
+    "ListKeys": (pb.ListKeysRequest, pb.ListKeysResponse),
+    "RevokeKey": (pb.RevokeKeyRequest, pb.RevokeKeyResponse),
 }
 
 FINISHED_JOB_STATES = ("succeeded", "failed", "cancelled")
@@ -54,8 +59,10 @@ def encode_frame(frame):
     return struct.pack(">I", len(body)) + body
 
 
-def request_frame(call_id, method, request, timeout):
+def request_frame(call_id, method, request, timeout, api_key=None):
     f = pb.Frame(call_id=call_id, method=method, kind=pb.FRAME_KIND_REQUEST, payload=request.SerializeToString())
+    if api_key:
+        f.metadata.api_key = api_key
     if timeout is not None:
         f.metadata.deadline_ms = max(1, int(timeout * 1000))
     return f
@@ -118,6 +125,34 @@ def any_of(*fs): return pb.Filter(any_of=pb.FilterList(filters=list(fs)))
 def negate(f): return pb.Filter(negation=f)
 
 
+def error_from(frame):
+    """The exception an ERROR frame stands for; `retry_after` (seconds) when a rate limit said when."""
+    e = error_for(frame.status, frame.status_message)
+    if frame.metadata.retry_after_ms:
+        e.retry_after = frame.metadata.retry_after_ms / 1000
+    return e
+
+
 def check_error(frame):
     if frame.kind == pb.FRAME_KIND_ERROR:
-        raise error_for(frame.status, frame.status_message)
+        raise error_from(frame)
+
+
+def api_key_or_env(api_key):
+    """The key given, else $RAGD_API_KEY, else None."""
+    return api_key if api_key is not None else (os.environ.get("RAGD_API_KEY") or None)
+
+
+def tls_context(tls, tls_ca=None, tls_cert=None, tls_key=None):
+    """An ssl.SSLContext for `tls`: an SSLContext as is, True (system CAs), or
+    None/False with no files (plain TCP). Files: a CA to trust, a client
+    certificate and key for servers that require one (mutual TLS)."""
+    if isinstance(tls, ssl.SSLContext):
+        return tls
+    if not tls and not tls_ca and not tls_cert:
+        return None
+    ctx = ssl.create_default_context(cafile=tls_ca)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    if tls_cert:
+        ctx.load_cert_chain(tls_cert, tls_key)
+    return ctx
