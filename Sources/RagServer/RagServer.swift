@@ -202,10 +202,10 @@ public final class RagServer: Service, Sendable {
                         defer { budget.connectionClosed() }
                         let state = ConnectionState(limits: budget.limits)
                         let wrapped = try? await AcceptedChannel.wrap(channel, as: NIOAsyncChannel<ByteBuffer, ByteBuffer>.self) {
-                            // TLS first: the guard and the decoder see plaintext frames, and the
-                            // guard's idle timeout also closes a client stalling its handshake.
+                            // TLS first: the guard and the decoder see plaintext frames; the guard
+                            // also times the handshake (--frame-timeout).
                             if let tls { try $0.addHandler(NIOSSLServerHandler(context: tls)) }
-                            try $0.addHandler(ConnectionGuard(budget: budget, connection: state, maxFrameSize: maxFrame))
+                            try $0.addHandler(ConnectionGuard(budget: budget, connection: state, maxFrameSize: maxFrame, tls: tls != nil))
                             try $0.addHandler(ByteToMessageHandler(FrameDecoder(maxFrameSize: maxFrame)))
                         }
                         guard let connection = wrapped else { channel.close(promise: nil); return }

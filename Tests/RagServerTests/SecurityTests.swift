@@ -116,8 +116,12 @@ import Testing
     }
 
     /// Jobs and their results are visible only to the key that submitted them (and admins).
-    @Test func jobsBelongToTheirSubmitter() async throws {
-        try await withRagServer { open, server in
+    @Test(arguments: ["sqlite", "redis"]) func jobsBelongToTheirSubmitter(backend: String) async throws {
+        let redis = backend == "redis" ? try await RedisProcess.launch() : nil
+        defer { redis?.stop() }
+        try await withRagServer(configure: { c in
+            if let redis { c.jobBackend = .redis(host: "127.0.0.1", port: redis.port) }
+        }) { open, server in
             let admin = client(server, key: try await open.createKey(name: "a", role: "admin").token)
             _ = try await admin.index(Fixtures.documents, collection: "kb")
             let alice = client(server, key: try await admin.createKey(name: "alice", role: "read").token)

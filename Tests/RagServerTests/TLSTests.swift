@@ -113,4 +113,21 @@ import Testing
         #expect(await code { _ = try await server.client(apiKey: token, tls: certs.client()).index([RagDocument(id: "x", text: "y")], collection: "kb") }
                 == .permissionDenied)
     }
+
+    /// A client that starts a TLS handshake and stalls is closed after --frame-timeout
+    /// (long before the idle timeout), while a well-behaved client is served.
+    @Test func aStalledHandshakeIsClosed() async throws {
+        let certs = try await TestCertificates.prepare()
+        let dir = makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let server = try await RagdProcess.launch(dataDirectory: dir, extraArguments: [
+            "--tls-cert", certs.certificate("node"), "--tls-key", certs.key("node"), "--frame-timeout", "1", "--idle-timeout", "600"])
+        defer { server.kill9() }
+        let loris = try RawConnection(port: server.port, timeoutSeconds: 20)
+        await loris.write([0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00])  // a ClientHello's first bytes, then nothing
+        let good = server.client(tls: certs.client())
+        #expect(try await good.health().status == "SERVING")
+        #expect(await loris.closedByPeer())
+        await good.close()
+    }
 }

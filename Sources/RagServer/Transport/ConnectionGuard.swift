@@ -1,4 +1,6 @@
 import NIOCore
+import NIOSSL
+import NIOTLS
 import RagCore
 import RagWire
 
@@ -18,7 +20,9 @@ final class ConnectionState: Sendable {
 ///   `frameTimeout` (slow-loris),
 /// - count the bytes of incomplete frames against the server-wide budget,
 /// - close a connection idle for `idleTimeout` (no call in flight, no bytes),
-/// - close a client whose answers have not drained for `slowReaderGrace`.
+/// - close a client whose answers have not drained for `slowReaderGrace`,
+/// - on a TLS listener, close a client that does not finish its handshake
+///   within `frameTimeout` (a slow-loris one level down).
 final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
@@ -41,11 +45,19 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     /// An oversize length prefix was seen: the decoder refuses the connection, and
     /// what follows is not frames, so it is no longer parsed (or timed).
     private var poisoned = false
+    /// When a TLS handshake began that has not completed yet.
+    private var handshakeStarted: NIODeadline?
 
-    init(budget: ConnectionBudget, connection: ConnectionState, maxFrameSize: Int) {
+    init(budget: ConnectionBudget, connection: ConnectionState, maxFrameSize: Int, tls: Bool = false) {
         self.budget = budget
         self.connection = connection
         self.maxFrameSize = maxFrameSize
+        if tls { handshakeStarted = .now() }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case .handshakeCompleted? = event as? TLSUserEvent { handshakeStarted = nil }
+        context.fireUserInboundEventTriggered(event)
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -135,7 +147,11 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
         guard !closing else { return }
         let now = NIODeadline.now()
         let limits = budget.limits
-        if let started = frameStarted, now - started > .nanoseconds(limits.frameTimeout.inNanoseconds) {
+        if let started = handshakeStarted, now - started > .nanoseconds(limits.frameTimeout.inNanoseconds) {
+            // No frame can be sent before the handshake: just close.
+            closing = true
+            context.close(promise: nil)
+        } else if let started = frameStarted, now - started > .nanoseconds(limits.frameTimeout.inNanoseconds) {
             reject(context, RagError(.deadlineExceeded, "a request frame was not completed within \(Int(limits.frameTimeout.inSeconds)) s"))
         } else if let stalled = connection.output.stalled(), stalled > limits.slowReaderGrace {
             // Its answers are not being read: nothing more can be sent, so just close.
