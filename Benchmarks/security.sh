@@ -7,24 +7,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 queries=${1:-3000}
-swift build -c release --product ragd >/dev/null
-swift build -c release --product ragctl >/dev/null
-bin=$(swift build -c release --show-bin-path)
+. Benchmarks/lib.sh
 work=$(mktemp -d)
-trap 'kill $pid 2>/dev/null || true; rm -rf "$work"' EXIT
+trap 'kill ${pid:-} 2>/dev/null || true; rm -rf "$work"' EXIT
 Scripts/make-certs.sh "$work/certs" node client
-
-start_server() {  # dir, extra flags… → sets pid, port
-  local dir=$1; shift
-  "$bin/ragd" serve --port 0 --data-dir "$dir" --metrics-port off --log-level warning "$@" >"$dir.out" 2>"$dir.err" &
-  pid=$!
-  for _ in $(seq 200); do
-    port=$(sed -n 's/^ragd listening on .*:\([0-9]*\)$/\1/p' "$dir.out")
-    [ -n "$port" ] && return 0
-    sleep 0.05
-  done
-  echo "ragd did not start: $(cat "$dir.err")" >&2; exit 1
-}
 
 run() {  # name, key?, tls flags for ragd, tls flags for ragctl
   local name=$1 key=$2 sflags=$3 cflags=$4 dir="$work/$1-$RANDOM" token=""
@@ -39,7 +25,7 @@ run() {  # name, key?, tls flags for ragd, tls flags for ragctl
   # shellcheck disable=SC2086
   cached=$(RAGD_API_KEY=$token "$bin/ragctl" bench --server "127.0.0.1:$port" $cflags --collection warm --docs 200 --queries "$queries" \
     --concurrency 1 --mode keyword --cache | sed -n 's/^second pass (cached): p50 \([0-9.]*\) ms, p99 \([0-9.]*\) ms.*/\1 \2/p')
-  kill "$pid"; wait "$pid" 2>/dev/null || true
+  stop_server
   printf "%-16s query p50/p99 %-16s cached-answer p50/p99 %s\n" "$name" "$(echo "$misses" | tr ' ' /) ms" "$(echo "$cached" | tr ' ' /) ms"
 }
 

@@ -21,7 +21,8 @@ extension RagServer {
                 guard info.partitions == c.shardCount else {
                     throw RagError.failedPrecondition("collection \(info.name) has \(info.partitions) partitions but the cluster has \(c.shardCount) shards")
                 }
-                return RemoteShard(collection: info.name, partition: p, dimension: info.dimension, cluster: c)
+                return RemoteShard(collection: info.name, partition: p, dimension: info.dimension, embedder: info.embedder,
+                                   partitions: info.partitions, cluster: c)
             }
             return (registry, c, nil)
         }

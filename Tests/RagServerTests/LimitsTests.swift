@@ -227,19 +227,28 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let shard = try await RagdProcess.launch(dataDirectory: dir, extraArguments: LocalCluster.shardArguments())
         let client = shard.internalClient()
-        func write(partition: UInt32, dimension: Int) async throws {
+        func write(partition: UInt32, dimension: Int, embedder: String = "hashing-384", partitions: UInt32 = 4) async throws {
             var r = Ragd_V1_ShardWriteRequest()
             r.shard.collection = "kb"
             r.shard.partition = partition
             r.shard.dimension = UInt32(dimension)
+            r.shard.embedder = embedder
+            r.shard.partitions = partitions
             r.upserts = [PreparedDocument(id: "d", metadata: [:], contentHash: 1, chunks: ["text"], embeddings: [[Float](repeating: 0.1, count: dimension)]).wire]
             _ = try await client.call(.shardWrite, r, as: Ragd_V1_ShardWriteResponse.self, timeout: .seconds(10))
         }
         try await write(partition: 0, dimension: 8)
-        for (partition, dimension, expected) in [(UInt32(0), 16, RagError.Code.failedPrecondition), (1, 16, .failedPrecondition), (4_000_000_000, 8, .invalidArgument)] {
+        let refused: [(UInt32, Int, String, UInt32, RagError.Code)] = [
+            (0, 16, "hashing-384", 4, .failedPrecondition), (1, 16, "hashing-384", 4, .failedPrecondition),  // another dimension
+            (4_000_000_000, 8, "hashing-384", 4, .invalidArgument),                                          // absurd partition
+            (4, 8, "hashing-384", 4, .invalidArgument),                                                      // outside the placement
+            (1, 8, "minilm-l6-v2", 4, .failedPrecondition),                                                  // another embedder
+            (1, 8, "hashing-384", 8, .failedPrecondition),                                                   // another partition count
+        ]
+        for (partition, dimension, embedder, partitions, expected) in refused {
             do {
-                try await write(partition: partition, dimension: dimension)
-                Issue.record("shard accepted partition \(partition) with dimension \(dimension)")
+                try await write(partition: partition, dimension: dimension, embedder: embedder, partitions: partitions)
+                Issue.record("shard accepted partition \(partition), dimension \(dimension), \(embedder), \(partitions) partitions")
             } catch {
                 #expect(RagError(from: error).code == expected, "\(error)")
             }

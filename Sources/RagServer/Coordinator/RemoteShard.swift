@@ -14,13 +14,19 @@ public final class RemoteShard: Shard {
     public let partition: Int
     let collection: String
     let dimension: Int
+    let embedder: String
+    let partitions: Int
     let cluster: Cluster
     private let turn = Atomic<Int>(0)
 
-    public init(collection: String, partition: Int, dimension: Int, cluster: Cluster) {
+    /// `embedder` and `partitions` travel with every request, so a shard can refuse
+    /// writes that do not belong to the collection it stores.
+    public init(collection: String, partition: Int, dimension: Int, embedder: String = "", partitions: Int = 0, cluster: Cluster) {
         self.collection = collection
         self.partition = partition
         self.dimension = dimension
+        self.embedder = embedder
+        self.partitions = partitions
         self.cluster = cluster
     }
 
@@ -31,6 +37,8 @@ public final class RemoteShard: Shard {
             $0.collection = collection
             $0.partition = UInt32(partition)
             $0.dimension = UInt32(dimension)
+            $0.embedder = embedder
+            $0.partitions = UInt32(partitions)
         }
     }
 

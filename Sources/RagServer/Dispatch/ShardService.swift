@@ -58,7 +58,8 @@ public struct ShardService: Sendable {
         if upserts.isEmpty, try await host.existing(r.shard.collection, Int(r.shard.partition)) == nil {
             return try FrameCodec.bytes(out)  // deletes on a partition that was never written: nothing to do
         }
-        let shard = try await host.openOrCreate(r.shard.collection, Int(r.shard.partition), dimension: dimension)
+        let shard = try await host.openOrCreate(r.shard.collection, Int(r.shard.partition), dimension: dimension,
+                                                placement: ShardPlacement(embedder: r.shard.embedder, partitions: Int(r.shard.partitions)))
         out.deleted = Array(try await shard.write(upserts: upserts, deletes: r.deletes)).sorted()
         return try FrameCodec.bytes(out)
     }

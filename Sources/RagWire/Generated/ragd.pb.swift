@@ -1278,6 +1278,12 @@ public nonisolated struct Ragd_V1_ShardKey: Sendable {
   /// vector dimension (a shard creates the partition on first write)
   public var dimension: UInt32 = 0
 
+  /// the collection's embedder id: a shard refuses writes from another
+  public var embedder: String = String()
+
+  /// the collection's partition count: a shard refuses a partition outside it
+  public var partitions: UInt32 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -4302,7 +4308,7 @@ nonisolated extension Ragd_V1_ListCollectionsResponse: SwiftProtobuf.Message, Sw
 
 nonisolated extension Ragd_V1_ShardKey: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ShardKey"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}collection\0\u{1}partition\0\u{1}dimension\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}collection\0\u{1}partition\0\u{1}dimension\0\u{1}embedder\0\u{1}partitions\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -4313,6 +4319,8 @@ nonisolated extension Ragd_V1_ShardKey: SwiftProtobuf.Message, SwiftProtobuf._Me
       case 1: try { try decoder.decodeSingularStringField(value: &self.collection) }()
       case 2: try { try decoder.decodeSingularUInt32Field(value: &self.partition) }()
       case 3: try { try decoder.decodeSingularUInt32Field(value: &self.dimension) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.embedder) }()
+      case 5: try { try decoder.decodeSingularUInt32Field(value: &self.partitions) }()
       default: break
       }
     }
@@ -4328,6 +4336,12 @@ nonisolated extension Ragd_V1_ShardKey: SwiftProtobuf.Message, SwiftProtobuf._Me
     if self.dimension != 0 {
       try visitor.visitSingularUInt32Field(value: self.dimension, fieldNumber: 3)
     }
+    if !self.embedder.isEmpty {
+      try visitor.visitSingularStringField(value: self.embedder, fieldNumber: 4)
+    }
+    if self.partitions != 0 {
+      try visitor.visitSingularUInt32Field(value: self.partitions, fieldNumber: 5)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -4335,6 +4349,8 @@ nonisolated extension Ragd_V1_ShardKey: SwiftProtobuf.Message, SwiftProtobuf._Me
     if lhs.collection != rhs.collection {return false}
     if lhs.partition != rhs.partition {return false}
     if lhs.dimension != rhs.dimension {return false}
+    if lhs.embedder != rhs.embedder {return false}
+    if lhs.partitions != rhs.partitions {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -6761,7 +6761,7 @@ const ProtobufCMessageDescriptor ragd__v1__list_collections_response__descriptor
   (ProtobufCMessageInit) ragd__v1__list_collections_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor ragd__v1__shard_key__field_descriptors[3] =
+static const ProtobufCFieldDescriptor ragd__v1__shard_key__field_descriptors[5] =
 {
   {
     "collection",
@@ -6799,16 +6799,42 @@ static const ProtobufCFieldDescriptor ragd__v1__shard_key__field_descriptors[3] 
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "embedder",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ShardKey, embedder),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "partitions",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ShardKey, partitions),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned ragd__v1__shard_key__field_indices_by_name[] = {
   0,   /* field[0] = collection */
   2,   /* field[2] = dimension */
+  3,   /* field[3] = embedder */
   1,   /* field[1] = partition */
+  4,   /* field[4] = partitions */
 };
 static const ProtobufCIntRange ragd__v1__shard_key__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 3 }
+  { 0, 5 }
 };
 const ProtobufCMessageDescriptor ragd__v1__shard_key__descriptor =
 {
@@ -6818,7 +6844,7 @@ const ProtobufCMessageDescriptor ragd__v1__shard_key__descriptor =
   "Ragd__V1__ShardKey",
   "ragd.v1",
   sizeof(Ragd__V1__ShardKey),
-  3,
+  5,
   ragd__v1__shard_key__field_descriptors,
   ragd__v1__shard_key__field_indices_by_name,
   1,  ragd__v1__shard_key__number_ranges,

@@ -916,10 +916,18 @@ struct  Ragd__V1__ShardKey
    * vector dimension (a shard creates the partition on first write)
    */
   uint32_t dimension;
+  /*
+   * the collection's embedder id: a shard refuses writes from another
+   */
+  char *embedder;
+  /*
+   * the collection's partition count: a shard refuses a partition outside it
+   */
+  uint32_t partitions;
 };
 #define RAGD__V1__SHARD_KEY__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__shard_key__descriptor) \
-    , (char *)protobuf_c_empty_string, 0, 0 }
+    , (char *)protobuf_c_empty_string, 0, 0, (char *)protobuf_c_empty_string, 0 }
 
 
 struct  Ragd__V1__KeywordStats__DocumentFrequencyEntry
