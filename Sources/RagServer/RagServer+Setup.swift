@@ -7,17 +7,19 @@ import Synchronization
 extension RagServer {
     /// The collection registry for the role, with the cluster (coordinator) or
     /// the shard host (shard node).
-    static func storage(_ configuration: RagServerConfiguration, logger: Logger) throws -> (CollectionRegistry, Cluster?, ShardHost?) {
+    static func storage(_ configuration: RagServerConfiguration, etcd: EtcdClient?,
+                        logger: Logger) async throws -> (CollectionRegistry, Cluster?, ShardHost?) {
         switch configuration.role {
         case .all:
-            return (try CollectionRegistry(configuration: configuration), nil, nil)
+            return (try await CollectionRegistry(configuration: configuration), nil, nil)
         case .shard:
-            return (try CollectionRegistry(configuration: configuration), nil, try ShardHost(configuration: configuration))
+            return (try await CollectionRegistry(configuration: configuration), nil, try ShardHost(configuration: configuration))
         case .coordinator:
-            guard let clusterConfig = configuration.cluster else { throw RagError.invalidArgument("--role coordinator needs --cluster FILE") }
+            let clusterConfig = try await ClusterLayout.resolve(file: configuration.cluster, etcd: etcd, logger: logger)
             let c = try Cluster(configuration: clusterConfig, hintPath: configuration.dataDirectory + "/hints.sqlite",
                                 tls: configuration.clusterTLS, logger: logger)
-            let registry = try CollectionRegistry(configuration: configuration, partitions: c.shardCount) { info, p in
+            let catalog = etcd.map { EtcdCatalog(etcd: $0) }
+            let registry = try await CollectionRegistry(configuration: configuration, partitions: c.shardCount, catalog: catalog) { info, p in
                 guard info.partitions == c.shardCount else {
                     throw RagError.failedPrecondition("collection \(info.name) has \(info.partitions) partitions but the cluster has \(c.shardCount) shards")
                 }
@@ -40,13 +42,16 @@ extension RagServer {
         return HashingEmbedder(dimension: configuration.embeddingDimension)
     }
 
-    static func makeCache(_ configuration: RagServerConfiguration, metrics: RagMetrics, logger: Logger) throws -> QueryCache {
-        let l2: (any SharedCache)?
+    static func makeCache(_ configuration: RagServerConfiguration, etcd: EtcdClient?, metrics: RagMetrics, logger: Logger) throws -> QueryCache {
+        var l2: (any SharedCache)?
         switch configuration.sharedCache {
         case .none: l2 = nil
         case .sqlite: l2 = try SQLiteSharedCache(path: configuration.dataDirectory + "/cache.sqlite")
         case .redis(let host, let port): l2 = RedisSharedCache(host: host, port: port, timeout: configuration.cache.l2Timeout)
         }
+        // Coordinators sharing etcd share the write generations through it,
+        // whatever their second level is.
+        if let etcd { l2 = EtcdGenerations(etcd: etcd, base: l2) }
         return QueryCache(settings: configuration.cache, l2: l2, metrics: metrics, logger: logger)
     }
 
@@ -70,7 +75,7 @@ extension RagServer {
     /// because the internal listener requires a cluster certificate).
     static func makeDispatchers(_ configuration: RagServerConfiguration, coordinator: Coordinator, stats: ServerStats, cache: QueryCache,
                                 metrics: RagMetrics, cluster: Cluster?, experiments: ExperimentManager, shardHost: ShardHost?,
-                                logger: Logger) throws -> (JobRunner, Dispatcher, Dispatcher?) {
+                                etcd: EtcdClient?, logger: Logger) throws -> (JobRunner, Dispatcher, Dispatcher?) {
         let queries = Mutex<RagService?>(nil)
         let queue: any JobQueue
         switch configuration.jobBackend {
@@ -85,7 +90,7 @@ extension RagServer {
         }
         let authorizer = try Authorizer(store: KeyStore(path: configuration.dataDirectory + "/keys.sqlite"), required: configuration.requireKeys)
         let service = RagService(coordinator: coordinator, stats: stats, cache: cache, metrics: metrics, role: configuration.role.rawValue,
-                                 cluster: cluster, experiments: experiments, jobs: jobs, authorizer: authorizer)
+                                 cluster: cluster, experiments: experiments, jobs: jobs, authorizer: authorizer, controlPlane: etcd)
         queries.withLock { $0 = service }
         func dispatcher(_ handlers: [String: RPCHandler], _ authorizer: Authorizer?) -> Dispatcher {
             Dispatcher(handlers: handlers, logger: logger, metrics: metrics, maxFrameSize: configuration.maxFrameSize,

@@ -49,18 +49,19 @@ public final class RagServer: Service, Sendable {
         let started = ContinuousClock.now
         // Setup is split into helpers: one large async initializer crashed the
         // optimizer (coroutine splitting) in release builds.
-        let (registry, cluster, shardHost) = try Self.storage(configuration, logger: logger)
+        let etcd = configuration.etcdEndpoints.isEmpty ? nil : EtcdClient(endpoints: configuration.etcdEndpoints)
+        let (registry, cluster, shardHost) = try await Self.storage(configuration, etcd: etcd, logger: logger)
         self.cluster = cluster
         let embedder = try await Self.resolveEmbedder(embedder, configuration)
         metrics = RagMetrics()
-        cache = try Self.makeCache(configuration, metrics: metrics, logger: logger)
+        cache = try Self.makeCache(configuration, etcd: etcd, metrics: metrics, logger: logger)
         let experiments = try ExperimentManager(path: configuration.dataDirectory + "/experiments.sqlite")
         self.experiments = experiments
         coordinator = Self.makeCoordinator(configuration, registry: registry, embedder: embedder, generator: generator,
                                            metrics: metrics, cache: cache, experiments: experiments)
         stats = ServerStats(metrics: metrics)
         (jobs, dispatcher, internalDispatcher) = try Self.makeDispatchers(configuration, coordinator: coordinator, stats: stats, cache: cache, metrics: metrics,
-                                                     cluster: cluster, experiments: experiments, shardHost: shardHost, logger: logger)
+                                                     cluster: cluster, experiments: experiments, shardHost: shardHost, etcd: etcd, logger: logger)
         await Self.reportCollections(registry, metrics: metrics, logger: logger, started: started, configuration: configuration)
     }
 

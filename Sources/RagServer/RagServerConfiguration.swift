@@ -123,6 +123,10 @@ public struct RagServerConfiguration: Sendable {
     public enum Role: String, Sendable, CaseIterable { case all, coordinator, shard }
     public var role: Role = .all
     public var cluster: ClusterConfiguration?
+    /// etcd endpoints (host:port, its client port): coordinators keep the cluster
+    /// layout, the collection catalog and the write generations there, so any
+    /// number of them serve the same cluster.
+    public var etcdEndpoints: [String] = []
 
     /// Prometheus `/metrics` port; nil disables the endpoint, 0 picks a free port.
     public var metricsPort: Int? = 9464

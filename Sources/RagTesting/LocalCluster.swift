@@ -9,7 +9,13 @@ public final class LocalCluster: @unchecked Sendable {
     public let root: String
     public let clusterFile: String
 
-    public init(shards: Int, replicas: Int, writeQuorum: Int? = nil) throws {
+    /// etcd endpoint the coordinators share (nil: the cluster file alone).
+    public let etcd: String?
+
+    /// With `etcd`, the first coordinator publishes the layout there and more
+    /// coordinators can join with `addCoordinator()`.
+    public init(shards: Int, replicas: Int, writeQuorum: Int? = nil, etcd: String? = nil) throws {
+        self.etcd = etcd
         root = makeTemporaryDirectory("ragd-cluster")
         for s in 0..<shards {
             var row: [RagdProcess] = []
@@ -25,12 +31,20 @@ public final class LocalCluster: @unchecked Sendable {
         clusterFile = root + "/cluster.json"
         try "{\"replication_factor\": \(replicas)\(quorum), \"shards\": [\(entries.joined(separator: ", "))]}"
             .write(toFile: clusterFile, atomically: true, encoding: .utf8)
-        coordinator = try RagdProcess(dataDirectory: root + "/coordinator", extraArguments: ["--role", "coordinator", "--cluster", clusterFile] + TestCertificates.shared.clusterFlags)
+        coordinator = try RagdProcess(dataDirectory: root + "/coordinator", extraArguments: ["--role", "coordinator", "--cluster", clusterFile]
+                                  + (etcd.map { ["--etcd", $0] } ?? []) + TestCertificates.shared.clusterFlags)
     }
 
     /// A shard node with an internal listener under mutual TLS (the cluster's certificates).
     public static func shardArguments(internalPort: Int = 0) -> [String] {
         ["--role", "shard", "--internal-port", "\(internalPort)"] + TestCertificates.shared.clusterFlags
+    }
+
+    /// Another coordinator of the same cluster that knows only etcd (no cluster file).
+    public func addCoordinator(_ name: String, extraArguments: [String] = []) throws -> RagdProcess {
+        guard let etcd else { throw NSError(domain: "LocalCluster", code: 1, userInfo: [NSLocalizedDescriptionKey: "no etcd"]) }
+        return try RagdProcess(dataDirectory: "\(root)/\(name)",
+                               extraArguments: ["--role", "coordinator", "--etcd", etcd] + TestCertificates.shared.clusterFlags + extraArguments)
     }
 
     public func client(timeout: Duration? = .seconds(30)) -> RagClient { coordinator.client(timeout: timeout) }

@@ -20,8 +20,13 @@ extension RagdProcess {
 
 extension LocalCluster {
     /// `init` on a thread of its own.
-    public static func launch(shards: Int, replicas: Int, writeQuorum: Int? = nil) async throws -> LocalCluster {
-        try await onThread { try LocalCluster(shards: shards, replicas: replicas, writeQuorum: writeQuorum) }
+    public static func launch(shards: Int, replicas: Int, writeQuorum: Int? = nil, etcd: String? = nil) async throws -> LocalCluster {
+        try await onThread { try LocalCluster(shards: shards, replicas: replicas, writeQuorum: writeQuorum, etcd: etcd) }
+    }
+
+    /// `addCoordinator` on a thread of its own.
+    public func launchCoordinator(_ name: String, extraArguments: [String] = []) async throws -> RagdProcess {
+        try await onThread { try self.addCoordinator(name, extraArguments: extraArguments) }
     }
 
     /// `restart` on a thread of its own.

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
+import RagCore
 import RagEngine
 import RagServer
 import ServiceLifecycle
@@ -33,7 +34,8 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "SQLite synchronous mode: full (default, survives power loss) or normal.") var synchronous: String?
     @Option(name: .customLong("log-level"), help: "trace, debug, info (default), notice, warning, error.") var logLevel: String?
     @Option(help: "all (default: everything in one process), coordinator (public RPCs over shard nodes) or shard.") var role: String?
-    @Option(help: "Cluster file (JSON) for --role coordinator.") var cluster: String?
+    @Option(help: "Cluster file (JSON) for --role coordinator (with --etcd: published there by the first coordinator).") var cluster: String?
+    @Option(help: "etcd endpoints host:port[,host:port…] (its client port): coordinators share the cluster layout, catalog and write generations there.") var etcd: String?
     @Option(help: "Embedder: hashing (built in, default), minilm (local all-MiniLM-L6-v2), openai (OpenAI-compatible /v1/embeddings) or ollama (/api/embed).") var embedder: String?
     @Option(name: .customLong("minilm-dir"), help: "all-MiniLM-L6-v2 files for --embedder minilm (default: where Scripts/fetch-minilm.sh installed them, see README).") var miniLMDir: String?
     @Option(name: .customLong("embedder-url"), help: "Embedding provider base URL.") var embedderURL: String?
@@ -107,7 +109,14 @@ struct Serve: AsyncParsableCommand {
         if let path = setting(cluster, env: "RAGD_CLUSTER", file: file, key: "cluster") {
             do { c.cluster = try ClusterConfiguration.load(path) } catch { throw ValidationError(error.message) }
         }
-        if c.role == .coordinator, c.cluster == nil { throw ValidationError("--role coordinator needs --cluster FILE") }
+        if let v = setting(etcd, env: "RAGD_ETCD", file: file, key: "etcd") {
+            let endpoints = v.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            for e in endpoints where splitHostPort(e) == nil { throw ValidationError("--etcd takes host:port[,host:port…], got \(e)") }
+            guard !endpoints.isEmpty else { throw ValidationError("--etcd takes host:port[,host:port…]") }
+            c.etcdEndpoints = endpoints
+        }
+        if !c.etcdEndpoints.isEmpty, c.role != .coordinator { throw ValidationError("--etcd is for --role coordinator") }
+        if c.role == .coordinator, c.cluster == nil, c.etcdEndpoints.isEmpty { throw ValidationError("--role coordinator needs --cluster FILE or --etcd") }
         let timeoutMS = try integer(providerTimeoutMS, env: "RAGD_PROVIDER_TIMEOUT_MS", file: file, key: "provider-timeout-ms") ?? 30000
         func provider(_ kind: String?, _ url: String?, _ model: String?, _ keyEnv: String?, prefix: String, builtIn: String) throws -> RagServerConfiguration.Provider? {
             let k = setting(kind, env: "RAGD_\(prefix.uppercased())", file: file, key: prefix)?.lowercased() ?? builtIn

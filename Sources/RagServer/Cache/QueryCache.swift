@@ -80,16 +80,19 @@ public final class QueryCache: Sendable {
     }
 
     /// Runs `body` with a time limit; nil on timeout or error (counted).
-    func bounded<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) async -> T? {
-        // The timeout is a network budget (Redis); a local SQLite file gets at least a second.
-        let timeout = l2 is SQLiteSharedCache ? max(settings.l2Timeout, .seconds(1)) : settings.l2Timeout
+    func bounded<T: Sendable>(generation: Bool = false, _ body: @escaping @Sendable () async throws -> T) async -> T? {
+        // The timeout is a network budget (Redis); a local SQLite file gets at least a
+        // second, and a consensus store's generation calls their own budget.
+        var timeout = l2 is SQLiteSharedCache ? max(settings.l2Timeout, .seconds(1)) : settings.l2Timeout
+        if generation, let authority = l2 as? any GenerationAuthority { timeout = max(timeout, authority.generationTimeout) }
+        let limit = timeout
         do {
             return try await withThrowingTaskGroup(of: T?.self) { group in
                 group.addTask { try await body() }
-                group.addTask { try await Task.sleep(for: timeout); return nil }
+                group.addTask { try await Task.sleep(for: limit); return nil }
                 defer { group.cancelAll() }
                 guard let first = try await group.next(), let value = first else {
-                    throw RagError(.deadlineExceeded, "L2 cache did not answer within \(timeout)")
+                    throw RagError(.deadlineExceeded, "L2 cache did not answer within \(limit)")
                 }
                 return value
             }
@@ -105,7 +108,7 @@ public final class QueryCache: Sendable {
     func sharedGeneration(_ collection: String) async -> Int64? {
         guard let l2 else { return 0 }
         if pendingBumps.withLock({ $0.contains(collection) }) { return nil }
-        return await bounded { try await l2.generation(collection) }
+        return await bounded(generation: true) { try await l2.generation(collection) }
     }
 
     /// The cached answer for `key`, or the result of `compute`, stored in both
@@ -164,7 +167,7 @@ public final class QueryCache: Sendable {
     /// share the cache could go on serving answers from before it.)
     public func prepareWrite(_ collection: String) async throws {
         guard let l2, !(l2 is SQLiteSharedCache) else { return }  // one server: the catalog generation suffices
-        guard await bounded({ try await l2.bumpGeneration(collection) }) != nil else {
+        guard await bounded(generation: true, { try await l2.bumpGeneration(collection) }) != nil else {
             throw RagError(.unavailable, "the shared cache (\(l2.name)) did not take this write's generation bump, so other servers "
                                + "could serve answers from before it; nothing was written: retry")
         }
@@ -178,7 +181,7 @@ public final class QueryCache: Sendable {
     /// while it is down, so they bypass too; see README "Cache".)
     public func bumpGeneration(_ collection: String) async {
         guard let l2 else { return }
-        if await bounded({ try await l2.bumpGeneration(collection) }) != nil { return }
+        if await bounded(generation: true, { try await l2.bumpGeneration(collection) }) != nil { return }
         let start = pendingBumps.withLock { $0.insert(collection).inserted }
         logger.warning("cache generation of \(collection) could not be bumped; bypassing the cache for it until a retry succeeds")
         guard start else { return }
@@ -190,7 +193,7 @@ public final class QueryCache: Sendable {
         var attempt = 1
         while true {
             try? await Task.sleep(for: min(.seconds(2), Duration.backoff(base: .milliseconds(100), retry: min(attempt, 10), jitter: 0.75...1.25)))
-            if let l2, await bounded({ try await l2.bumpGeneration(collection) }) != nil { break }
+            if let l2, await bounded(generation: true, { try await l2.bumpGeneration(collection) }) != nil { break }
             attempt += 1
         }
         pendingBumps.withLock { _ = $0.remove(collection) }

@@ -18,24 +18,31 @@ public actor CollectionRegistry {
     public typealias ShardFactory = @Sendable (CollectionInfo, Int) throws -> any Shard
 
     let configuration: RagServerConfiguration
-    let catalog: Catalog
+    let catalog: any CollectionCatalog
     let makeShard: ShardFactory
     /// Partitions of a new collection (a coordinator: the cluster's shard count).
     let partitionsForNew: Int
     private var collections: [String: CollectionHandle] = [:]
 
-    /// Opens the catalog and every collection in it (loading their vectors).
-    public init(configuration: RagServerConfiguration, partitions: Int? = nil, makeShard: ShardFactory? = nil) throws(RagError) {
+    /// Opens the catalog (`catalog.sqlite` unless another is given) and every
+    /// collection in it (loading their vectors).
+    public init(configuration: RagServerConfiguration, partitions: Int? = nil, catalog shared: (any CollectionCatalog)? = nil,
+                makeShard: ShardFactory? = nil) async throws(RagError) {
         self.configuration = configuration
         self.partitionsForNew = partitions ?? configuration.partitions
-        self.makeShard = makeShard ?? { info, p in
+        let makeShard = makeShard ?? { info, p in
             let path = String(format: "%@/collections/%@/p%03d.sqlite", configuration.dataDirectory, info.name, p)
             return try LocalShard(path: path, partition: p, dimension: info.dimension, synchronous: configuration.synchronous)
         }
-        catalog = try Catalog(path: configuration.dataDirectory + "/catalog.sqlite")
-        for info in try catalog.all() {
-            collections[info.name] = try Self.open(info, makeShard: self.makeShard)
+        self.makeShard = makeShard
+        let catalog: any CollectionCatalog
+        if let shared { catalog = shared } else { catalog = try Catalog(path: configuration.dataDirectory + "/catalog.sqlite") }
+        self.catalog = catalog
+        var opened: [String: CollectionHandle] = [:]
+        for info in try await catalog.all() {
+            opened[info.name] = try Self.open(info, makeShard: makeShard)
         }
+        collections = opened
     }
 
     /// Opens every partition, loading them in parallel (start-up is dominated by
@@ -62,31 +69,52 @@ public actor CollectionRegistry {
         }
     }
 
-    /// The collection, or NOT_FOUND.
-    public func get(_ name: String) throws(RagError) -> CollectionHandle {
-        guard let c = collections[name] else { throw .notFound("collection \(name.debugDescription) does not exist") }
-        return c
+    /// The collection, or NOT_FOUND. With a shared catalog, a collection another
+    /// coordinator created is found there and opened here.
+    public func get(_ name: String) async throws(RagError) -> CollectionHandle {
+        if let c = collections[name] { return c }
+        if catalog.isShared, (try? Self.validateName(name)) != nil, let info = try await catalog.find(name) {
+            return try adopt(info)
+        }
+        throw .notFound("collection \(name.debugDescription) does not exist")
     }
 
-    public func getOrCreate(_ name: String, embedder: any Embedder) throws(RagError) -> CollectionHandle {
+    public func getOrCreate(_ name: String, embedder: any Embedder) async throws(RagError) -> CollectionHandle {
         if let c = collections[name] { return c }
         try Self.validateName(name)
         // Each partition holds a SQLite database with its WAL and shared memory.
         try FileDescriptors.require(partitionsForNew * 4 + 8, for: "collection \(name)")
         let info = CollectionInfo(name: name, embedder: embedder.id, dimension: embedder.dimension, partitions: partitionsForNew)
+        guard catalog.isShared else {
+            let handle = try Self.open(info, makeShard: makeShard)
+            _ = try await catalog.create(info)
+            collections[name] = handle
+            return handle
+        }
+        // Shared: whoever creates it first decides its embedder and partitions.
+        return try adopt(try await catalog.create(info))
+    }
+
+    /// Opens a collection known to the shared catalog (once, however many calls race here).
+    func adopt(_ info: CollectionInfo) throws(RagError) -> CollectionHandle {
+        if let c = collections[info.name] { return c }
         let handle = try Self.open(info, makeShard: makeShard)
-        try catalog.insert(info)
-        collections[name] = handle
+        collections[info.name] = handle
         return handle
     }
 
-    public func all() -> [CollectionHandle] {
-        collections.values.sorted { $0.info.name < $1.info.name }
+    /// Every collection: with a shared catalog, also those created elsewhere
+    /// (a catalog that cannot be read leaves the ones known here).
+    public func all() async -> [CollectionHandle] {
+        if catalog.isShared, let infos = try? await catalog.all() {
+            for info in infos where collections[info.name] == nil { _ = try? adopt(info) }
+        }
+        return collections.values.sorted { $0.info.name < $1.info.name }
     }
 
     /// Records a write, so caches keyed on the generation never serve an older answer.
-    public func bumpGeneration(_ name: String) throws(RagError) {
-        try catalog.bumpGeneration(name)
+    public func bumpGeneration(_ name: String) async throws(RagError) {
+        try await catalog.bumpGeneration(name)
         collections[name]?.info.generation += 1
     }
 

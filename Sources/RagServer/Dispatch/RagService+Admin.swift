@@ -103,6 +103,9 @@ extension RagService {
         r.uptimeSeconds = stats.snapshot().uptimeSeconds
         r.role = role
         r.replicas = cluster?.health() ?? []
+        if let etcd = controlPlane, let reason = await etcd.probe() {
+            r.degraded = "etcd unreachable (\(reason)): queries use the catalog and layout seen last; writes are refused"
+        }
         return try FrameCodec.bytes(r)
     }
 

@@ -17,10 +17,13 @@ public struct RagService: Sendable {
     let experiments: ExperimentManager?
     let jobs: JobRunner?
     let authorizer: Authorizer?
+    let controlPlane: EtcdClient?
 
     public init(coordinator: Coordinator, stats: ServerStats, cache: QueryCache? = nil, metrics: RagMetrics? = nil, role: String = "all",
-                cluster: Cluster? = nil, experiments: ExperimentManager? = nil, jobs: JobRunner? = nil, authorizer: Authorizer? = nil) {
+                cluster: Cluster? = nil, experiments: ExperimentManager? = nil, jobs: JobRunner? = nil, authorizer: Authorizer? = nil,
+                controlPlane: EtcdClient? = nil) {
         self.authorizer = authorizer
+        self.controlPlane = controlPlane
         self.jobs = jobs
         self.cluster = cluster
         self.experiments = experiments

@@ -1215,6 +1215,10 @@ public nonisolated struct Ragd_V1_HealthResponse: Sendable {
   /// coordinator: every shard replica
   public var replicas: [Ragd_V1_ReplicaHealth] = []
 
+  /// Non-empty: serving, with a dependency down (e.g. "etcd unreachable: …": queries
+  /// are answered from the catalog and layout seen last, writes are refused).
+  public var degraded: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -4159,7 +4163,7 @@ nonisolated extension Ragd_V1_HealthRequest: SwiftProtobuf.Message, SwiftProtobu
 
 nonisolated extension Ragd_V1_HealthResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".HealthResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}status\0\u{1}version\0\u{3}uptime_seconds\0\u{1}role\0\u{1}replicas\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}status\0\u{1}version\0\u{3}uptime_seconds\0\u{1}role\0\u{1}replicas\0\u{1}degraded\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -4172,6 +4176,7 @@ nonisolated extension Ragd_V1_HealthResponse: SwiftProtobuf.Message, SwiftProtob
       case 3: try { try decoder.decodeSingularDoubleField(value: &self.uptimeSeconds) }()
       case 4: try { try decoder.decodeSingularStringField(value: &self.role) }()
       case 5: try { try decoder.decodeRepeatedMessageField(value: &self.replicas) }()
+      case 6: try { try decoder.decodeSingularStringField(value: &self.degraded) }()
       default: break
       }
     }
@@ -4193,6 +4198,9 @@ nonisolated extension Ragd_V1_HealthResponse: SwiftProtobuf.Message, SwiftProtob
     if !self.replicas.isEmpty {
       try visitor.visitRepeatedMessageField(value: self.replicas, fieldNumber: 5)
     }
+    if !self.degraded.isEmpty {
+      try visitor.visitSingularStringField(value: self.degraded, fieldNumber: 6)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -4202,6 +4210,7 @@ nonisolated extension Ragd_V1_HealthResponse: SwiftProtobuf.Message, SwiftProtob
     if lhs.uptimeSeconds != rhs.uptimeSeconds {return false}
     if lhs.role != rhs.role {return false}
     if lhs.replicas != rhs.replicas {return false}
+    if lhs.degraded != rhs.degraded {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -6525,7 +6525,7 @@ const ProtobufCMessageDescriptor ragd__v1__health_request__descriptor =
   (ProtobufCMessageInit) ragd__v1__health_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor ragd__v1__health_response__field_descriptors[5] =
+static const ProtobufCFieldDescriptor ragd__v1__health_response__field_descriptors[6] =
 {
   {
     "status",
@@ -6587,8 +6587,21 @@ static const ProtobufCFieldDescriptor ragd__v1__health_response__field_descripto
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "degraded",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__HealthResponse, degraded),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned ragd__v1__health_response__field_indices_by_name[] = {
+  5,   /* field[5] = degraded */
   4,   /* field[4] = replicas */
   3,   /* field[3] = role */
   0,   /* field[0] = status */
@@ -6598,7 +6611,7 @@ static const unsigned ragd__v1__health_response__field_indices_by_name[] = {
 static const ProtobufCIntRange ragd__v1__health_response__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 5 }
+  { 0, 6 }
 };
 const ProtobufCMessageDescriptor ragd__v1__health_response__descriptor =
 {
@@ -6608,7 +6621,7 @@ const ProtobufCMessageDescriptor ragd__v1__health_response__descriptor =
   "Ragd__V1__HealthResponse",
   "ragd.v1",
   sizeof(Ragd__V1__HealthResponse),
-  5,
+  6,
   ragd__v1__health_response__field_descriptors,
   ragd__v1__health_response__field_indices_by_name,
   1,  ragd__v1__health_response__number_ranges,

@@ -855,10 +855,15 @@ struct  Ragd__V1__HealthResponse
    */
   size_t n_replicas;
   Ragd__V1__ReplicaHealth **replicas;
+  /*
+   * Non-empty: serving, with a dependency down (e.g. "etcd unreachable: …": queries
+   * are answered from the catalog and layout seen last, writes are refused).
+   */
+  char *degraded;
 };
 #define RAGD__V1__HEALTH_RESPONSE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__health_response__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, 0,NULL }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, 0,NULL, (char *)protobuf_c_empty_string }
 
 
 struct  Ragd__V1__ReplicaHealth

@@ -1,0 +1,179 @@
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+import RagCore
+import Synchronization
+
+/// etcd's v3 API through its JSON gateway (HTTP POST to /v3/…), which every
+/// etcd ≥ 3.4 serves on its client port. JSON over HTTP rather than gRPC: the
+/// calls Ragd makes are few and small, and URLSession is already in the
+/// process (model providers); a gRPC stack would add minutes of build time
+/// for no measurable gain at this call rate.
+///
+/// Each call tries the endpoints in turn (the first that answers wins); an
+/// unreachable etcd is UNAVAILABLE, a refused request FAILED_PRECONDITION.
+public final class EtcdClient: Sendable {
+    public let endpoints: [String]
+    let timeout: Duration
+    /// When the last call failed (nil after a success), and why.
+    private let failure = Mutex<(at: ContinuousClock.Instant, reason: String)?>(nil)
+
+    /// Why etcd is unreachable, if the last call failed.
+    public var unreachable: String? { failure.withLock { $0?.reason } }
+
+    /// Whether a call failed less than `window` ago: callers on a hot path
+    /// (a cached query's generation) skip etcd then instead of waiting on it.
+    public func failedRecently(within window: Duration = .seconds(1)) -> Bool {
+        failure.withLock { f in f.map { ContinuousClock.now - $0.at < window } ?? false }
+    }
+
+    /// A cheap read, to tell Health whether etcd answers now.
+    public func probe() async -> String? {
+        _ = try? await get("/ragd/cluster/layout")
+        return unreachable
+    }
+
+    public init(endpoints: [String], timeout: Duration = .seconds(3)) {
+        self.endpoints = endpoints
+        self.timeout = timeout
+    }
+
+    /// One stored key.
+    public struct KeyValue: Sendable, Hashable {
+        public var key: String
+        public var value: Data
+        public var createRevision: Int64
+        public var modRevision: Int64
+        public var version: Int64
+    }
+
+    // MARK: calls
+
+    /// The value at `key`, or nil.
+    public func get(_ key: String) async throws(RagError) -> KeyValue? {
+        try await range(["key": Self.b64(key)]).kvs.first
+    }
+
+    /// Every key under `prefix`, in key order, and the store's revision.
+    public func list(prefix: String) async throws(RagError) -> (kvs: [KeyValue], revision: Int64) {
+        try await range(["key": Self.b64(prefix), "range_end": Self.b64(Self.prefixEnd(prefix))])
+    }
+
+    /// Stores `value`; returns the new revision.
+    @discardableResult
+    public func put(_ key: String, _ value: Data) async throws(RagError) -> Int64 {
+        let r = try await call("/v3/kv/put", ["key": Self.b64(key), "value": value.base64EncodedString()])
+        return Self.int((r["header"] as? [String: Any])?["revision"])
+    }
+
+    /// Stores `value` at `key` only if no value is there; returns what is there
+    /// afterwards (ours, or the one that was first) and whether it is ours.
+    public func create(_ key: String, _ value: Data) async throws(RagError) -> (KeyValue, created: Bool) {
+        let k = Self.b64(key)
+        let r = try await call("/v3/kv/txn", [
+            "compare": [["key": k, "result": "EQUAL", "target": "CREATE", "create_revision": "0"]],
+            "success": [["request_put": ["key": k, "value": value.base64EncodedString()]], ["request_range": ["key": k]]],
+            "failure": [["request_range": ["key": k]]],
+        ])
+        let created = (r["succeeded"] as? Bool) ?? false
+        let responses = (r["responses"] as? [[String: Any]]) ?? []
+        guard let range = responses.compactMap({ $0["response_range"] as? [String: Any] }).first,
+              let kv = Self.kvs(range).first else {
+            throw RagError(.unavailable, "etcd answered a transaction without the key it just compared")
+        }
+        return (kv, created)
+    }
+
+    // MARK: transport
+
+    func range(_ body: [String: Any]) async throws(RagError) -> (kvs: [KeyValue], revision: Int64) {
+        let r = try await call("/v3/kv/range", body)
+        return (Self.kvs(r), Self.int((r["header"] as? [String: Any])?["revision"]))
+    }
+
+    func call(_ path: String, _ body: [String: Any]) async throws(RagError) -> [String: Any] {
+        do {
+            let r = try await attempt(path, body)
+            failure.withLock { $0 = nil }
+            return r
+        } catch {
+            if error.code == .unavailable { failure.withLock { $0 = (.now, error.message) } }
+            throw error
+        }
+    }
+
+    func attempt(_ path: String, _ body: [String: Any]) async throws(RagError) -> [String: Any] {
+        let payload: Data
+        do { payload = try JSONSerialization.data(withJSONObject: body) } catch { throw RagError(.internal, "etcd request: \(error)") }
+        var failures: [String] = []
+        for endpoint in endpoints {
+            guard let url = URL(string: "http://\(endpoint)\(path)") else { continue }
+            var r = URLRequest(url: url, timeoutInterval: timeout.inSeconds)
+            r.httpMethod = "POST"
+            r.httpBody = payload
+            r.setValue("application/json", forHTTPHeaderField: "Content-Type")
+            let request = r
+            do {
+                let (data, response) = try await bounded { try await URLSession.shared.data(for: request) }
+                let status = (response as? HTTPURLResponse)?.statusCode ?? 0
+                let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] ?? [:]
+                guard (200...299).contains(status) else {
+                    let message = (object["message"] as? String) ?? (object["error"] as? String) ?? "HTTP \(status)"
+                    // 5xx: this member cannot serve (no leader, stopping); another may.
+                    if status >= 500 { failures.append("\(endpoint): \(message)"); continue }
+                    throw RagError(.failedPrecondition, "etcd refused \(path): \(message)")
+                }
+                return object
+            } catch let e as RagError {
+                throw e
+            } catch is CancellationError {
+                throw RagError(.cancelled, "etcd call cancelled")
+            } catch {
+                failures.append("\(endpoint): \(error.localizedDescription)")
+            }
+        }
+        throw RagError(.unavailable, "etcd is unreachable (\(failures.joined(separator: "; ")))")
+    }
+
+    /// URLSession's own timeouts are not reliable on Linux: race the call.
+    func bounded<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) async throws -> T {
+        let limit = timeout
+        return try await withThrowingTaskGroup(of: T?.self) { group in
+            group.addTask { try await body() }
+            group.addTask { try await Task.sleep(for: limit); return nil }
+            defer { group.cancelAll() }
+            guard let first = try await group.next(), let value = first else { throw URLError(.timedOut) }
+            return value
+        }
+    }
+
+    // MARK: encoding
+
+    static func b64(_ s: String) -> String { Data(s.utf8).base64EncodedString() }
+
+    /// The smallest key greater than every key starting with `prefix`.
+    static func prefixEnd(_ prefix: String) -> String {
+        var bytes = Array(prefix.utf8)
+        while let last = bytes.last {
+            if last < 0xFF { bytes[bytes.count - 1] = last + 1; return String(decoding: bytes, as: UTF8.self) }
+            bytes.removeLast()
+        }
+        return "\0"
+    }
+
+    /// int64 fields arrive as JSON strings.
+    static func int(_ v: Any?) -> Int64 {
+        if let s = v as? String { return Int64(s) ?? 0 }
+        if let n = v as? NSNumber { return n.int64Value }
+        return 0
+    }
+
+    static func kvs(_ r: [String: Any]) -> [KeyValue] {
+        ((r["kvs"] as? [[String: Any]]) ?? []).compactMap { kv in
+            guard let k = (kv["key"] as? String).flatMap({ Data(base64Encoded: $0) }) else { return nil }
+            return KeyValue(key: String(decoding: k, as: UTF8.self), value: (kv["value"] as? String).flatMap { Data(base64Encoded: $0) } ?? Data(),
+                            createRevision: int(kv["create_revision"]), modRevision: int(kv["mod_revision"]), version: int(kv["version"]))
+        }
+    }
+}

@@ -1,0 +1,62 @@
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// A throwaway single-member etcd (Debian's etcd-server) on free loopback ports,
+/// with its data in a temporary directory.
+public final class EtcdProcess: @unchecked Sendable {
+    public let port: Int
+    public let peerPort: Int
+    public let dataDirectory: String
+    let process = Process()
+
+    public var endpoint: String { "127.0.0.1:\(port)" }
+
+    public init() throws {
+        port = try RedisProcess.freePort()
+        peerPort = try RedisProcess.freePort()
+        dataDirectory = makeTemporaryDirectory("ragd-etcd")
+        let client = "http://127.0.0.1:\(port)", peer = "http://127.0.0.1:\(peerPort)"
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/etcd")
+        process.arguments = ["--name", "test", "--data-dir", dataDirectory, "--listen-client-urls", client, "--advertise-client-urls", client,
+                             "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer, "--initial-cluster", "test=\(peer)",
+                             "--log-level", "error", "--logger", "zap"]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        // Serving once a key read answers (the port opens before the member is ready).
+        for _ in 0..<500 {
+            if ready() { return }
+            Thread.sleep(forTimeInterval: 0.02)
+        }
+        stop()
+        throw NSError(domain: "EtcdProcess", code: 1, userInfo: [NSLocalizedDescriptionKey: "etcd did not start on \(port)"])
+    }
+
+    func ready() -> Bool {
+        guard process.isRunning, let url = URL(string: "http://127.0.0.1:\(port)/health") else { return false }
+        guard let data = try? Data(contentsOf: url) else { return false }
+        return String(decoding: data, as: UTF8.self).contains("\"health\":\"true\"")
+    }
+
+    /// SIGKILL (a dead dependency for fault tests) or teardown.
+    public func stop() {
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            for _ in 0..<500 where process.isRunning { usleep(10_000) }
+        }
+    }
+
+    deinit {
+        stop()
+        try? FileManager.default.removeItem(atPath: dataDirectory)
+    }
+}
+
+extension EtcdProcess {
+    /// `init` on a thread of its own.
+    public static func launch() async throws -> EtcdProcess {
+        try await onThread { try EtcdProcess() }
+    }
+}

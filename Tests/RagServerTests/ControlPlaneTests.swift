@@ -1,0 +1,80 @@
+import Foundation
+import RagClient
+import RagCore
+import RagTesting
+import Testing
+
+/// #14 (first part): coordinators that share etcd share the cluster layout, the
+/// collection catalog and the write generations.
+@Suite struct ControlPlaneTests {
+    /// Three coordinators, one etcd: a collection created through one is served by
+    /// the others with the same answers, and a write through one is never answered
+    /// stale through another (cache on, each coordinator with its own L2).
+    @Test func coordinatorsShareCatalogAndGenerations() async throws {
+        let etcd = try await EtcdProcess.launch()
+        let cluster = try await LocalCluster.launch(shards: 2, replicas: 1, etcd: etcd.endpoint)
+        defer { cluster.stop() }
+        let b = try await cluster.launchCoordinator("coord-b")
+        let c = try await cluster.launchCoordinator("coord-c")
+        defer { b.kill9(); c.kill9() }
+        let ca = cluster.client(), cb = b.client(), cc = c.client()
+        _ = try await ca.index(Fixtures.documents, collection: "kb")
+        let expected = try await ca.query("how is a leader elected in Raft consensus", collection: "kb", topK: 3, noCache: true)
+        for other in [cb, cc] {
+            let r = try await other.query("how is a leader elected in Raft consensus", collection: "kb", topK: 3)
+            #expect(r.sources.map(\.chunkID) == expected.sources.map(\.chunkID))
+            #expect(zip(r.sources, expected.sources).allSatisfy { $0.score == $1.score })
+            #expect(try await other.listCollections().map(\.name) == ["kb"])
+        }
+        // Cached on B, then written through A: B's next answer includes the write.
+        for round in 0..<3 {
+            let word = ["quokka", "axolotl", "pangolin"][round]
+            let before = try await cb.query("\(word) facts", collection: "kb", topK: 10, mode: .keyword)
+            let again = try await cb.query("\(word) facts", collection: "kb", topK: 10, mode: .keyword)
+            #expect(again.cached, "round \(round): the repeat should be served from B's cache")
+            #expect(!before.sources.contains { $0.documentID == word })
+            _ = try await ca.index([RagDocument(id: word, text: "The \(word) facts: a \(word) is an animal.")], collection: "kb")
+            let after = try await cb.query("\(word) facts", collection: "kb", topK: 10, mode: .keyword)
+            #expect(after.sources.first?.documentID == word, "round \(round): B answered from before A's write")
+        }
+        // Two coordinators creating the same collection at once agree on one.
+        async let x = ca.index([RagDocument(id: "x", text: "from a")], collection: "race")
+        async let y = cc.index([RagDocument(id: "y", text: "from c")], collection: "race")
+        _ = try await (x, y)
+        #expect(try await cb.stats(collection: "race").collections.first?.documents == 2)
+        for client in [ca, cb, cc] { await client.close() }
+    }
+
+    /// etcd down: queries go on (without the cache, whose generation cannot be
+    /// read), writes are refused with UNAVAILABLE and nothing is written.
+    @Test func etcdDownRefusesWritesAndKeepsServingQueries() async throws {
+        let etcd = try await EtcdProcess.launch()
+        let cluster = try await LocalCluster.launch(shards: 1, replicas: 1, etcd: etcd.endpoint)
+        defer { cluster.stop() }
+        let b = try await cluster.launchCoordinator("coord-b")
+        defer { b.kill9() }
+        let ca = cluster.client(), cb = b.client()
+        _ = try await ca.index(Fixtures.documents, collection: "kb")
+        _ = try await cb.query("raft leader election", collection: "kb", topK: 3)  // B opens kb
+        etcd.stop()
+        let r = try await cb.query("raft leader election", collection: "kb", topK: 3)
+        #expect(r.sources.first?.documentID == "raft" && !r.cached)
+        let health = try await cb.health()
+        #expect(health.status == "SERVING" && health.degraded.contains("etcd unreachable"), "\(health)")
+        do {
+            _ = try await ca.index([RagDocument(id: "late", text: "written while etcd is down")], collection: "kb")
+            Issue.record("a write was acknowledged without etcd")
+        } catch {
+            #expect(error.code == .unavailable, "\(error)")
+        }
+        do {
+            _ = try await ca.index([RagDocument(id: "n", text: "new collection")], collection: "new")
+            Issue.record("a collection was created without etcd")
+        } catch {
+            #expect(error.code == .unavailable, "\(error)")
+        }
+        #expect(try await cb.query("written while etcd is down", collection: "kb", topK: 3, mode: .keyword).sources.allSatisfy { $0.documentID != "late" })
+        await ca.close()
+        await cb.close()
+    }
+}
