@@ -75,7 +75,7 @@ extension RagServer {
     /// because the internal listener requires a cluster certificate).
     static func makeDispatchers(_ configuration: RagServerConfiguration, coordinator: Coordinator, stats: ServerStats, cache: QueryCache,
                                 metrics: RagMetrics, cluster: Cluster?, experiments: ExperimentManager, shardHost: ShardHost?,
-                                etcd: EtcdClient?, logger: Logger) throws -> (JobRunner, Dispatcher, Dispatcher?) {
+                                etcd: EtcdClient?, logger: Logger) async throws -> (JobRunner, Dispatcher, Dispatcher?, Authorizer) {
         let queries = Mutex<RagService?>(nil)
         let queue: any JobQueue
         switch configuration.jobBackend {
@@ -88,7 +88,9 @@ extension RagServer {
             let context = CallContext(callID: 0, method: "Query", requestID: Dispatcher.newRequestID(), deadline: nil, logger: logger)
             return try await service.query(try FrameCodec.bytes(request), context)
         }
-        let authorizer = try Authorizer(store: KeyStore(path: configuration.dataDirectory + "/keys.sqlite"), required: configuration.requireKeys)
+        // Coordinators sharing etcd share their keys there too.
+        let keyStore: any APIKeyStore = try etcd.map { EtcdKeyStore(etcd: $0) } ?? KeyStore(path: configuration.dataDirectory + "/keys.sqlite")
+        let authorizer = try await Authorizer(store: keyStore, required: configuration.requireKeys)
         let service = RagService(coordinator: coordinator, stats: stats, cache: cache, metrics: metrics, role: configuration.role.rawValue,
                                  cluster: cluster, experiments: experiments, jobs: jobs, authorizer: authorizer, controlPlane: etcd)
         queries.withLock { $0 = service }
@@ -96,7 +98,7 @@ extension RagServer {
             Dispatcher(handlers: handlers, logger: logger, metrics: metrics, maxFrameSize: configuration.maxFrameSize,
                        dataDirectory: configuration.dataDirectory, authorizer: authorizer)
         }
-        guard let shardHost else { return (jobs, dispatcher(service.handlers, authorizer), nil) }
+        guard let shardHost else { return (jobs, dispatcher(service.handlers, authorizer), nil, authorizer) }
         // A shard node: shard RPCs only on the internal listener; the public one
         // answers Health, Stats and key management for operators.
         let operatorMethods = [RagMethod.health, .stats, .createKey, .listKeys, .revokeKey]
@@ -109,7 +111,7 @@ extension RagServer {
                 throw RagError.permissionDenied("\(m.rawValue) is served only on the shard's internal listener (--internal-port, mutual TLS)")
             }
         }
-        return (jobs, dispatcher(publicHandlers, authorizer), dispatcher(internalHandlers, nil))
+        return (jobs, dispatcher(publicHandlers, authorizer), dispatcher(internalHandlers, nil), authorizer)
     }
 
     /// Sets `rag_index_chunks` for every collection from its shards' counts;

@@ -25,6 +25,7 @@ public final class RagServer: Service, Sendable {
     let dispatcher: Dispatcher
     /// Shard RPCs, on a shard node's internal listener.
     let internalDispatcher: Dispatcher?
+    let authorizer: Authorizer
     let logger: Logger
     let group: any EventLoopGroup
     let onListening: @Sendable (ListenerAddress) -> Void
@@ -60,7 +61,7 @@ public final class RagServer: Service, Sendable {
         coordinator = Self.makeCoordinator(configuration, registry: registry, embedder: embedder, generator: generator,
                                            metrics: metrics, cache: cache, experiments: experiments)
         stats = ServerStats(metrics: metrics)
-        (jobs, dispatcher, internalDispatcher) = try Self.makeDispatchers(configuration, coordinator: coordinator, stats: stats, cache: cache, metrics: metrics,
+        (jobs, dispatcher, internalDispatcher, authorizer) = try await Self.makeDispatchers(configuration, coordinator: coordinator, stats: stats, cache: cache, metrics: metrics,
                                                      cluster: cluster, experiments: experiments, shardHost: shardHost, etcd: etcd, logger: logger)
         await Self.reportCollections(registry, metrics: metrics, logger: logger, started: started, configuration: configuration)
     }
@@ -94,6 +95,7 @@ public final class RagServer: Service, Sendable {
             if let cluster {
                 group.addTask { await cluster.replayHints() }
             }
+            group.addTask { [authorizer] in await authorizer.refreshLoop() }
             if let sqlite = cache.l2 as? SQLiteSharedCache {
                 group.addTask { [logger] in
                     // Janitor: expired L2 rows go away even if nobody asks for them again.

@@ -4,23 +4,28 @@ import RagServer
 
 /// `ragd keys …`: API keys in a data directory, without a running server (to
 /// create the first admin key; a running server does not see changes made here
-/// until it restarts — use `ragctl keys` against it instead).
-struct Keys: ParsableCommand {
+/// until it restarts — use `ragctl keys` against it instead), or in etcd
+/// (`--etcd`), where coordinators see changes within a second.
+struct Keys: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Manage API keys in a data directory (bootstrap; the server must be stopped).",
         subcommands: [Create.self, List.self, Revoke.self])
 
     struct Location: ParsableArguments {
         @Option(name: .customLong("data-dir"), help: "Data directory (default $RAGD_DATA_DIR or ./ragd-data).") var dataDir: String?
-        var store: KeyStore {
+        @Option(help: "etcd endpoints host:port[,…]: the keys of coordinators that share etcd (default $RAGD_ETCD).") var etcd: String?
+        var store: any APIKeyStore {
             get throws {
+                if let e = etcd ?? ProcessInfo.processInfo.environment["RAGD_ETCD"], !e.isEmpty {
+                    return EtcdKeyStore(etcd: EtcdClient(endpoints: e.split(separator: ",").map(String.init)))
+                }
                 let dir = dataDir ?? ProcessInfo.processInfo.environment["RAGD_DATA_DIR"] ?? "./ragd-data"
                 return try KeyStore(path: dir + "/keys.sqlite")
             }
         }
     }
 
-    struct Create: ParsableCommand {
+    struct Create: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Create a key and print its token (shown only this once).")
         @OptionGroup var location: Location
         @Option(help: "What the key is for.") var name: String = ""
@@ -29,20 +34,20 @@ struct Keys: ParsableCommand {
         @Option(help: "Queries per second (token bucket; default unlimited).") var qps: Double = 0
         @Option(help: "Documents per second (token bucket; default unlimited).") var dps: Double = 0
 
-        func run() throws {
-            let (record, token) = try location.store.create(name: name, role: try KeyRole(parsing: role), collections: collections,
+        func run() async throws {
+            let (record, token) = try await location.store.create(name: name, role: try KeyRole(parsing: role), collections: collections,
                                                             queriesPerSecond: qps, documentsPerSecond: dps)
             FileHandle.standardError.write(Data("created key \(record.id) (\(record.role.rawValue)); the token below is not stored anywhere\n".utf8))
             print(token.text)
         }
     }
 
-    struct List: ParsableCommand {
+    struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List keys (never their secrets).")
         @OptionGroup var location: Location
 
-        func run() throws {
-            for k in try location.store.all() {
+        func run() async throws {
+            for k in try await location.store.all() {
                 let scope = k.collections.isEmpty ? "all collections" : k.collections.joined(separator: ",")
                 let limits = [k.queriesPerSecond > 0 ? "\(k.queriesPerSecond) q/s" : nil, k.documentsPerSecond > 0 ? "\(k.documentsPerSecond) docs/s" : nil]
                     .compactMap { $0 }.joined(separator: " ")
@@ -51,13 +56,13 @@ struct Keys: ParsableCommand {
         }
     }
 
-    struct Revoke: ParsableCommand {
+    struct Revoke: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Revoke a key for good.")
         @OptionGroup var location: Location
         @Argument(help: "The key's id (the part after ragd_).") var id: String
 
-        func run() throws {
-            let k = try location.store.revoke(id: id)
+        func run() async throws {
+            let k = try await location.store.revoke(id: id)
             print("revoked \(k.id)")
         }
     }

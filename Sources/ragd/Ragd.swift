@@ -176,7 +176,7 @@ struct Serve: AsyncParsableCommand {
         }
         try work.apply(to: &c, redisDefault: setting(redis, env: "RAGD_REDIS", file: file, key: "redis")) { setting($0, env: $1, file: file, key: $2) }
         try limits.apply(to: &c) { setting($0, env: $1, file: file, key: $2) }
-        try security.apply(to: &c) { setting($0, env: $1, file: file, key: $2) }
+        try await security.apply(to: &c) { setting($0, env: $1, file: file, key: $2) }
         let levelName = setting(logLevel, env: "RAGD_LOG_LEVEL", file: file, key: "log-level") ?? "info"
         guard let level = Logger.Level(rawValue: levelName.lowercased()) else { throw ValidationError("unknown log level \(levelName)") }
         LoggingSystem.bootstrap { label in

@@ -21,7 +21,7 @@ struct SecurityOptions: ParsableArguments {
     }
 
     /// Applies the flags and refuses unsafe combinations unless --insecure.
-    func apply(to c: inout RagServerConfiguration, setting: (String?, String, String) -> String?) throws {
+    func apply(to c: inout RagServerConfiguration, setting: (String?, String, String) -> String?) async throws {
         let insecure = self.insecure || ["1", "true", "yes"].contains(setting(nil, "RAGD_INSECURE", "insecure")?.lowercased() ?? "")
         let cert = setting(tlsCert, "RAGD_TLS_CERT", "tls-cert"), key = setting(tlsKey, "RAGD_TLS_KEY", "tls-key")
         let clientCA = setting(tlsClientCA, "RAGD_TLS_CLIENT_CA", "tls-client-ca")
@@ -70,11 +70,13 @@ struct SecurityOptions: ParsableArguments {
                 """)
         }
         c.requireKeys = true
-        let keys = try KeyStore(path: c.dataDirectory + "/keys.sqlite").all().filter { !$0.revoked }
+        let store: any APIKeyStore = c.etcdEndpoints.isEmpty ? try KeyStore(path: c.dataDirectory + "/keys.sqlite")
+            : EtcdKeyStore(etcd: EtcdClient(endpoints: c.etcdEndpoints))
+        let keys = try await store.all().filter { !$0.revoked }
         guard !keys.isEmpty else {
             throw ValidationError("""
                 refusing to listen on \(c.host) without API keys: nobody could call the server. \
-                Create one first: ragd keys create --data-dir \(c.dataDirectory) --name admin --role admin
+                Create one first: ragd keys create \(c.etcdEndpoints.isEmpty ? "--data-dir \(c.dataDirectory)" : "--etcd \(c.etcdEndpoints.joined(separator: ","))") --name admin --role admin
                 """)
         }
     }

@@ -77,4 +77,41 @@ import Testing
         await ca.close()
         await cb.close()
     }
+
+    /// Coordinators sharing etcd share API keys: a key bootstrapped into etcd opens
+    /// every coordinator; one made or revoked through one coordinator holds on the
+    /// others within the refresh interval (a second).
+    @Test func keysAreSharedThroughEtcd() async throws {
+        let etcd = try await EtcdProcess.launch()
+        let boot = try await run([RagdProcess.binary, "keys", "create", "--etcd", etcd.endpoint, "--role", "admin", "--name", "boot"])
+        #expect(boot.status == 0, "\(boot.errors)")
+        let admin = boot.output.trimmingCharacters(in: .whitespacesAndNewlines)
+        let cluster = try await LocalCluster.launch(shards: 1, replicas: 1, etcd: etcd.endpoint)
+        defer { cluster.stop() }
+        let b = try await cluster.launchCoordinator("coord-b")
+        defer { b.kill9() }
+        let aAdmin = cluster.coordinator.client(apiKey: admin), bAdmin = b.client(apiKey: admin)
+        #expect(try await bAdmin.health().status == "SERVING")
+        #expect(await code { _ = try await b.client().health() } == .unauthenticated)
+        let reader = try await aAdmin.createKey(name: "r", role: "read")
+        let bReader = b.client(apiKey: reader.token)
+        #expect(await eventually { await code { _ = try await bReader.health() } == .ok })
+        _ = try await bAdmin.revokeKey(id: reader.key.id)
+        let aReader = cluster.coordinator.client(apiKey: reader.token)
+        #expect(await eventually { await code { _ = try await aReader.health() } == .unauthenticated })
+        for c in [aAdmin, bAdmin, bReader, aReader] { await c.close() }
+    }
+
+    func code(_ body: () async throws -> Void) async -> RagError.Code {
+        do { try await body(); return .ok } catch { return RagError(from: error).code }
+    }
+
+    /// True once `condition` holds, polling for up to five seconds.
+    func eventually(_ condition: () async -> Bool) async -> Bool {
+        for _ in 0..<50 {
+            if await condition() { return true }
+            try? await Task.sleep(for: .milliseconds(100))
+        }
+        return false
+    }
 }

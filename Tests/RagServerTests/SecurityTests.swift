@@ -215,4 +215,22 @@ import Testing
         let second = try await run(query, environment: ["RAGD_API_KEY": cKey])
         #expect(second.status != 0 && second.errors.contains("RESOURCE_EXHAUSTED") && second.errors.contains("retry after"), "\(second.errors)")
     }
+
+    /// Experiments are admin business; feedback counts only from the key that asked
+    /// the query (request ids may be chosen by clients, so they can be guessed).
+    @Test func feedbackCountsOnlyFromTheAskingKey() async throws {
+        try await withRagServer { open, server in
+            let admin = client(server, key: try await open.createKey(name: "a", role: "admin").token)
+            _ = try await admin.index(Fixtures.documents, collection: "kb")
+            let alice = client(server, key: try await admin.createKey(name: "alice", role: "read").token)
+            let mallory = client(server, key: try await admin.createKey(name: "mallory", role: "write").token)
+            #expect(await code { _ = try await mallory.create(experiment("ab", [("control", 0.5, nil), ("b", 0.5, nil)])) } == .permissionDenied)
+            _ = try await admin.create(experiment("ab", [("control", 0.5, nil), ("b", 0.5, nil)]))
+            let r = try await alice.query("raft leader election", collection: "kb", userID: "u1")
+            #expect(r.experiment == "ab")
+            #expect(await code { _ = try await mallory.feedback(r.queryID, thumbsUp: false) } == .notFound)
+            #expect(try await alice.feedback(r.queryID, thumbsUp: true).experiment == "ab")
+            for c in [admin, alice, mallory] { await c.close() }
+        }
+    }
 }

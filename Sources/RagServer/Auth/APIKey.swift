@@ -3,7 +3,7 @@ import Foundation
 import RagCore
 
 /// What a key may do. Each role includes the one before it.
-public enum KeyRole: String, Sendable, CaseIterable, Comparable {
+public enum KeyRole: String, Sendable, CaseIterable, Comparable, Codable {
     /// Query, Stream, Stats, Health, ListCollections, Feedback, query jobs and its own jobs.
     case read
     /// + Index, IndexStream, Delete, index jobs.
@@ -24,7 +24,7 @@ public enum KeyRole: String, Sendable, CaseIterable, Comparable {
 }
 
 /// A stored API key: everything but the secret, of which only a SHA-256 is kept.
-public struct APIKeyRecord: Sendable, Hashable {
+public struct APIKeyRecord: Sendable, Hashable, Codable {
     /// The public part of the token, safe to log and show.
     public var id: String
     public var name: String
@@ -41,6 +41,23 @@ public struct APIKeyRecord: Sendable, Hashable {
 
     public func allows(collection: String) -> Bool {
         collections.isEmpty || collections.contains(collection)
+    }
+
+    /// A new key and its token, checked: names and scopes are bounded like every
+    /// other string a client sends.
+    static func make(name: String, role: KeyRole, collections: [String], queriesPerSecond: Double,
+                     documentsPerSecond: Double) throws(RagError) -> (APIKeyRecord, APIKeyToken) {
+        guard name.utf8.count <= 256 else { throw .invalidArgument("a key's name is at most 256 bytes") }
+        guard collections.count <= 1000 else { throw .invalidArgument("a key names at most 1000 collections") }
+        for c in collections { try CollectionRegistry.validateName(c) }
+        for r in [queriesPerSecond, documentsPerSecond] where !(r.isFinite && r >= 0) {
+            throw .invalidArgument("rate limits are finite and not negative (0: unlimited)")
+        }
+        let token = APIKeyToken.generate()
+        let record = APIKeyRecord(id: token.id, name: name, role: role, collections: Array(Set(collections)).sorted(),
+                                  createdAt: Date().timeIntervalSince1970, revoked: false, queriesPerSecond: queriesPerSecond,
+                                  documentsPerSecond: documentsPerSecond, secretHash: token.secretHash)
+        return (record, token)
     }
 }
 

@@ -9,17 +9,43 @@ import Synchronization
 /// A server with no key at all is open (every caller is `Principal.anonymous`)
 /// unless `required`: ragd sets that whenever it listens beyond loopback. Once
 /// one key exists, every call needs a key, even after all keys are revoked.
+///
+/// With a shared store (etcd), `refreshLoop` re-reads it every second, so keys
+/// made or revoked through another coordinator take effect here within that.
 public final class Authorizer: Sendable {
-    let store: KeyStore
+    let store: any APIKeyStore
     let required: Bool
     private let keys: Mutex<(records: [String: APIKeyRecord], limits: [String: KeyLimits], everHadKeys: Bool)>
 
-    public init(store: KeyStore, required: Bool) throws(RagError) {
+    public init(store: any APIKeyStore, required: Bool) async throws(RagError) {
         self.store = store
         self.required = required
-        let all = try store.all()
+        let all = try await store.all()
         keys = Mutex((Dictionary(uniqueKeysWithValues: all.map { ($0.id, $0) }),
                       Dictionary(uniqueKeysWithValues: all.map { ($0.id, KeyLimits($0)) }), !all.isEmpty))
+    }
+
+    /// Takes in what the store holds now; rate-limit buckets of unchanged keys are kept.
+    func refresh() async throws(RagError) {
+        let all = try await store.all()
+        keys.withLock { k in
+            for r in all {
+                let old = k.records[r.id]
+                k.records[r.id] = r
+                if r.revoked { k.limits[r.id] = nil } else if old == nil || old != r { k.limits[r.id] = KeyLimits(r) }
+            }
+            if !all.isEmpty { k.everHadKeys = true }
+        }
+    }
+
+    /// Re-reads a shared store every `interval` until cancelled (an unreachable
+    /// store keeps the keys seen last).
+    public func refreshLoop(every interval: Duration = .seconds(1)) async {
+        guard store.isShared else { return }
+        while !Task.isCancelled {
+            try? await Task.sleep(for: interval)
+            try? await refresh()
+        }
     }
 
     /// Whether calls must carry a key.
@@ -64,9 +90,9 @@ public final class Authorizer: Sendable {
     // MARK: key management (admin RPCs and start-up)
 
     public func create(name: String, role: KeyRole, collections: [String], queriesPerSecond: Double,
-                       documentsPerSecond: Double) throws(RagError) -> (APIKeyRecord, APIKeyToken) {
-        let (record, token) = try store.create(name: name, role: role, collections: collections,
-                                               queriesPerSecond: queriesPerSecond, documentsPerSecond: documentsPerSecond)
+                       documentsPerSecond: Double) async throws(RagError) -> (APIKeyRecord, APIKeyToken) {
+        let (record, token) = try await store.create(name: name, role: role, collections: collections,
+                                                     queriesPerSecond: queriesPerSecond, documentsPerSecond: documentsPerSecond)
         keys.withLock {
             $0.records[record.id] = record
             $0.limits[record.id] = KeyLimits(record)
@@ -79,8 +105,8 @@ public final class Authorizer: Sendable {
         keys.withLock { Array($0.records.values) }.sorted { ($0.createdAt, $0.id) < ($1.createdAt, $1.id) }
     }
 
-    public func revoke(id: String) throws(RagError) -> APIKeyRecord {
-        let record = try store.revoke(id: id)
+    public func revoke(id: String) async throws(RagError) -> APIKeyRecord {
+        let record = try await store.revoke(id: id)
         keys.withLock {
             $0.records[id] = record
             $0.limits[id] = nil

@@ -3,9 +3,33 @@ import GRDB
 import RagCore
 import RagStore
 
-/// API keys on disk: `keys.sqlite` in the data directory. Holds only hashes
-/// of secrets; the token is shown once, by `create`.
-public final class KeyStore: Sendable {
+/// Where API keys are kept: `keys.sqlite` on one server (`KeyStore`), or etcd
+/// for coordinators that share a cluster (`EtcdKeyStore`). Only hashes of
+/// secrets are stored; a token is shown once, when its key is made.
+public protocol APIKeyStore: Sendable {
+    /// True when other servers change it too (the authorizer then re-reads it).
+    var isShared: Bool { get }
+    func all() async throws(RagError) -> [APIKeyRecord]
+    /// Stores a new record; false when its id is taken.
+    func insert(_ record: APIKeyRecord) async throws(RagError) -> Bool
+    func revoke(id: String) async throws(RagError) -> APIKeyRecord
+}
+
+extension APIKeyStore {
+    /// Creates a key; the returned token is the only copy of its secret.
+    public func create(name: String, role: KeyRole, collections: [String] = [], queriesPerSecond: Double = 0,
+                       documentsPerSecond: Double = 0) async throws(RagError) -> (APIKeyRecord, APIKeyToken) {
+        for _ in 0..<8 {
+            let (record, token) = try APIKeyRecord.make(name: name, role: role, collections: collections,
+                                                        queriesPerSecond: queriesPerSecond, documentsPerSecond: documentsPerSecond)
+            if try await insert(record) { return (record, token) }
+        }
+        throw .internal("could not pick an unused key id")
+    }
+}
+
+/// API keys on disk: `keys.sqlite` in the data directory.
+public final class KeyStore: APIKeyStore {
     let queue: DatabaseQueue
 
     public init(path: String) throws(RagError) {
@@ -25,35 +49,28 @@ public final class KeyStore: Sendable {
         }
     }
 
-    /// Names are for people; they are bounded like every other string a client sends.
-    static func validate(name: String, collections: [String], queriesPerSecond: Double, documentsPerSecond: Double) throws(RagError) {
-        guard name.utf8.count <= 256 else { throw .invalidArgument("a key's name is at most 256 bytes") }
-        guard collections.count <= 1000 else { throw .invalidArgument("a key names at most 1000 collections") }
-        for c in collections { try CollectionRegistry.validateName(c) }
-        for r in [queriesPerSecond, documentsPerSecond] where !(r.isFinite && r >= 0) {
-            throw .invalidArgument("rate limits are finite and not negative (0: unlimited)")
+    public var isShared: Bool { false }
+
+    /// Stores a new record unless its id is taken.
+    public func insert(_ record: APIKeyRecord) throws(RagError) -> Bool {
+        try write { db -> Bool in
+            guard try Int.fetchOne(db, sql: "SELECT 1 FROM api_key WHERE id = ?", arguments: [record.id]) == nil else { return false }
+            try db.execute(sql: """
+                INSERT INTO api_key (id, name, role, collections, created_at, queries_per_second, documents_per_second, secret_sha256)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                """, arguments: [record.id, record.name, record.role.rawValue, record.collections.joined(separator: "\n"), record.createdAt,
+                                 record.queriesPerSecond, record.documentsPerSecond, record.secretHash])
+            return true
         }
     }
 
-    /// Creates a key; the returned token is the only copy of its secret.
+    /// Creates a key (for `ragd keys create`, which runs without a server).
     public func create(name: String, role: KeyRole, collections: [String] = [], queriesPerSecond: Double = 0,
                        documentsPerSecond: Double = 0) throws(RagError) -> (APIKeyRecord, APIKeyToken) {
-        try Self.validate(name: name, collections: collections, queriesPerSecond: queriesPerSecond, documentsPerSecond: documentsPerSecond)
         for _ in 0..<8 {
-            let token = APIKeyToken.generate()
-            let record = APIKeyRecord(id: token.id, name: name, role: role, collections: Array(Set(collections)).sorted(),
-                                      createdAt: Date().timeIntervalSince1970, revoked: false, queriesPerSecond: queriesPerSecond,
-                                      documentsPerSecond: documentsPerSecond, secretHash: token.secretHash)
-            let inserted = try write { db -> Bool in
-                guard try Int.fetchOne(db, sql: "SELECT 1 FROM api_key WHERE id = ?", arguments: [record.id]) == nil else { return false }
-                try db.execute(sql: """
-                    INSERT INTO api_key (id, name, role, collections, created_at, queries_per_second, documents_per_second, secret_sha256)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-                    """, arguments: [record.id, name, role.rawValue, record.collections.joined(separator: "\n"), record.createdAt,
-                                     queriesPerSecond, documentsPerSecond, record.secretHash])
-                return true
-            }
-            if inserted { return (record, token) }
+            let (record, token) = try APIKeyRecord.make(name: name, role: role, collections: collections,
+                                                        queriesPerSecond: queriesPerSecond, documentsPerSecond: documentsPerSecond)
+            if try insert(record) { return (record, token) }
         }
         throw .internal("could not pick an unused key id")
     }

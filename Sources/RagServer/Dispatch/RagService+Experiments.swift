@@ -47,8 +47,16 @@ extension RagService {
         return try FrameCodec.bytes(try manager().report(r.name))
     }
 
-    func feedback(_ payload: Data) throws -> Data {
-        let r = try FrameCodec.payload(Ragd_V1_FeedbackRequest.self, from: payload)
+    /// Where a query's experiment record is kept: under the key that asked it, so
+    /// feedback counts only from that key (a client may choose its request ids,
+    /// and another key must not be able to vote on its queries).
+    static func feedbackID(_ queryID: String, _ principal: Principal) -> String {
+        principal.isAnonymous ? queryID : "\(principal.keyID):\(queryID)"
+    }
+
+    func feedback(_ payload: Data, _ ctx: CallContext) throws -> Data {
+        var r = try FrameCodec.payload(Ragd_V1_FeedbackRequest.self, from: payload)
+        r.queryID = Self.feedbackID(r.queryID, ctx.principal)
         let (experiment, variant): (String, String)
         switch r.value {
         case .thumbsUp(let up): (experiment, variant) = try manager().feedback(queryID: r.queryID, thumbsUp: up, relevance: nil)

@@ -6,9 +6,9 @@ import RagWire
 extension RagService {
     var keyHandlers: [String: RPCHandler] {
         [
-            RagMethod.createKey.rawValue: .unary { try createKey($0, $1) },
+            RagMethod.createKey.rawValue: .unary { try await createKey($0, $1) },
             RagMethod.listKeys.rawValue: .unary { try listKeys($0, $1) },
-            RagMethod.revokeKey.rawValue: .unary { try revokeKey($0, $1) },
+            RagMethod.revokeKey.rawValue: .unary { try await revokeKey($0, $1) },
         ]
     }
 
@@ -17,12 +17,12 @@ extension RagService {
         return authorizer
     }
 
-    func createKey(_ payload: Data, _ ctx: CallContext) throws -> Data {
+    func createKey(_ payload: Data, _ ctx: CallContext) async throws -> Data {
         let r = try FrameCodec.payload(Ragd_V1_CreateKeyRequest.self, from: payload)
         // A collection-limited admin cannot mint a key wider than itself.
         for c in r.collections { try ctx.principal.require(collection: c) }
         if r.collections.isEmpty { try ctx.principal.requireAllCollections(for: "a key for every collection") }
-        let (record, token) = try keys().create(name: r.name, role: try KeyRole(parsing: r.role), collections: r.collections,
+        let (record, token) = try await keys().create(name: r.name, role: try KeyRole(parsing: r.role), collections: r.collections,
                                                 queriesPerSecond: r.queriesPerSecond, documentsPerSecond: r.documentsPerSecond)
         ctx.logger.notice("created key \(record.id) (\(record.role.rawValue)) named \(record.name.debugDescription)")
         return try FrameCodec.bytes(Ragd_V1_CreateKeyResponse.with {
@@ -36,9 +36,9 @@ extension RagService {
         return try FrameCodec.bytes(Ragd_V1_ListKeysResponse.with { $0.keys = (try? keys().list().map(\.wire)) ?? [] })
     }
 
-    func revokeKey(_ payload: Data, _ ctx: CallContext) throws -> Data {
+    func revokeKey(_ payload: Data, _ ctx: CallContext) async throws -> Data {
         let r = try FrameCodec.payload(Ragd_V1_RevokeKeyRequest.self, from: payload)
-        let record = try keys().revoke(id: r.id)
+        let record = try await keys().revoke(id: r.id)
         ctx.logger.notice("revoked key \(record.id)")
         return try FrameCodec.bytes(Ragd_V1_RevokeKeyResponse.with { $0.key = record.wire })
     }

@@ -49,7 +49,7 @@ public struct RagService: Sendable {
             RagMethod.listExperiments.rawValue: .unary { p, _ in try listExperiments(p) },
             RagMethod.stopExperiment.rawValue: .unary { p, _ in try stopExperiment(p) },
             RagMethod.experimentReport.rawValue: .unary { p, _ in try experimentReport(p) },
-            RagMethod.feedback.rawValue: .unary { p, _ in try feedback(p) },
+            RagMethod.feedback.rawValue: .unary { try feedback($0, $1) },
             RagMethod.submitJob.rawValue: .unary { try await submitJob($0, $1) },
             RagMethod.getJob.rawValue: .unary { try await getJob($0, $1) },
             RagMethod.listJobs.rawValue: .unary { try await listJobs($0, $1) },
@@ -226,7 +226,7 @@ public struct RagService: Sendable {
             out.variant = a.variant
             if a.record {
                 try? experiments?.record(ExperimentStore.Record(
-                    queryID: ctx.requestID, experiment: a.experiment, variant: a.variant, userID: request.userID,
+                    queryID: Self.feedbackID(ctx.requestID, ctx.principal), experiment: a.experiment, variant: a.variant, userID: request.userID,
                     totalSeconds: out.timings.totalSeconds, searchSeconds: out.timings.searchSeconds,
                     results: out.sources.count, cacheHit: out.cached))
             }
