@@ -6,7 +6,8 @@
 #   Scripts/cluster-local.sh stop [--dir DIR]
 #
 # Defaults: 3 shards x 2 replicas, coordinator on 127.0.0.1:7878, shards from 7101 up
-# (each shard's internal listener, for shard RPCs, 100 above its public port),
+# (each shard's internal listener, for shard RPCs, on a port the kernel picks;
+# cluster.json names them),
 # data in ${XDG_STATE_HOME:-~/.local/state}/ragd-cluster (never inside the checkout).
 # Nodes talk mutual TLS: a throwaway CA and one certificate per node are made with
 # openssl (Scripts/make-certs.sh) in DIR/certs on first start.
@@ -101,12 +102,14 @@ start() {
     local list=()
     for ((r = 0; r < replicas; r++)); do
       [ -f "$dir/certs/shard$s-$r.pem" ] || "$here/Scripts/make-certs.sh" "$dir/certs" "shard$s-$r"
-      "$bin" serve --role shard --port $p --internal-port $((p + 100)) --data-dir "$dir/shard$s-$r" --metrics-port off \
+      "$bin" serve --role shard --port $p --internal-port 0 --data-dir "$dir/shard$s-$r" --metrics-port off \
         --cluster-ca "$dir/certs/ca.pem" --cluster-cert "$dir/certs/shard$s-$r.pem" --cluster-key "$dir/certs/shard$s-$r.key" \
         >"$dir/shard$s-$r.log" 2>&1 &
       echo $! >"$dir/shard$s-$r.pid"
       wait_listening $! "$dir/shard$s-$r.log" || { stop >/dev/null; exit 1; }
-      list+=("\"127.0.0.1:$((p + 100))\"")
+      local internal
+      internal=$(sed -n 's/^ragd internal listener on .*:\([0-9]*\)$/\1/p' "$dir/shard$s-$r.log" | head -1)
+      list+=("\"127.0.0.1:$internal\"")
       p=$((p + 1))
     done
     entries+=("{\"id\": $s, \"replicas\": [$(IFS=,; echo "${list[*]}")]}")

@@ -1,7 +1,4 @@
 import Foundation
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
 
 /// A throwaway single-member etcd (Debian's etcd-server) on free loopback ports,
 /// with its data in a temporary directory.
@@ -34,9 +31,20 @@ public final class EtcdProcess: @unchecked Sendable {
         throw NSError(domain: "EtcdProcess", code: 1, userInfo: [NSLocalizedDescriptionKey: "etcd did not start on \(port)"])
     }
 
+    /// Asks /health with curl: URLSession (FoundationNetworking) must not run in a
+    /// test process full of NIO sockets — tearing down its sessions has been seen
+    /// to close descriptors it does not own (swift-corelibs-foundation #3286).
     func ready() -> Bool {
-        guard process.isRunning, let url = URL(string: "http://127.0.0.1:\(port)/health") else { return false }
-        guard let data = try? Data(contentsOf: url) else { return false }
+        guard process.isRunning else { return false }
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
+        p.arguments = ["-s", "-m", "1", "http://127.0.0.1:\(port)/health"]
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = FileHandle.nullDevice
+        guard (try? p.run()) != nil else { return false }
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        for _ in 0..<200 where p.isRunning { usleep(10_000) }
         return String(decoding: data, as: UTF8.self).contains("\"health\":\"true\"")
     }
 
