@@ -77,7 +77,9 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
-        .target(name: "RagTesting", dependencies: ["RagServer", "RagClient", "RagEngine", "RagWire"], swiftSettings: strict),
+        // glibc's posix_spawn closefrom/chdir for the tests' child processes (RagTesting.ChildProcess).
+        .target(name: "CRagSpawn"),
+        .target(name: "RagTesting", dependencies: ["RagServer", "RagClient", "RagEngine", "RagWire", "CRagSpawn"], swiftSettings: strict),
         .executableTarget(
             name: "ragd",
             dependencies: ["RagServer", "RagEngine", .product(name: "ArgumentParser", package: "swift-argument-parser")],

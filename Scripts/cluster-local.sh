@@ -6,6 +6,7 @@
 #   Scripts/cluster-local.sh stop [--dir DIR]
 #
 # Defaults: 3 shards x 2 replicas, coordinator on 127.0.0.1:7878, shards from 7101 up
+# (--port 0 / --shard-port 0: ports the kernel picks; the last line names the coordinator's)
 # (each shard's internal listener, for shard RPCs, on a port the kernel picks;
 # cluster.json names them),
 # data in ${XDG_STATE_HOME:-~/.local/state}/ragd-cluster (never inside the checkout).
@@ -26,12 +27,15 @@ while [ $# -gt 0 ]; do
     --port) port=$2; shift 2 ;;
     --shard-port) shard_port=$2; shift 2 ;;
     --dir) dir=$2; shift 2 ;;
-    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
     *) echo "cluster-local.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
-for n in "$shards" "$replicas" "$port" "$shard_port"; do
+for n in "$shards" "$replicas"; do
   [[ "$n" =~ ^[0-9]+$ ]] && [ "$n" -gt 0 ] || { echo "cluster-local.sh: expected positive integers, got $n" >&2; exit 2; }
+done
+for n in "$port" "$shard_port"; do  # 0: the kernel picks (read back from the logs)
+  [[ "$n" =~ ^[0-9]+$ ]] || { echo "cluster-local.sh: expected a port number, got $n" >&2; exit 2; }
 done
 
 alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
@@ -110,7 +114,7 @@ start() {
       local internal
       internal=$(sed -n 's/^ragd internal listener on .*:\([0-9]*\)$/\1/p' "$dir/shard$s-$r.log" | head -1)
       list+=("\"127.0.0.1:$internal\"")
-      p=$((p + 1))
+      [ "$p" -gt 0 ] && p=$((p + 1))
     done
     entries+=("{\"id\": $s, \"replicas\": [$(IFS=,; echo "${list[*]}")]}")
   done
@@ -120,6 +124,7 @@ start() {
     >"$dir/coordinator.log" 2>&1 &
   echo $! >"$dir/coordinator.pid"
   wait_listening $! "$dir/coordinator.log" || { stop >/dev/null; exit 1; }
+  port=$(sed -n 's/^ragd listening on .*:\([0-9]*\)$/\1/p' "$dir/coordinator.log" | head -1)
   echo "cluster up: $shards shards x $replicas replicas (mutual TLS between nodes), coordinator on 127.0.0.1:$port (ragctl --server 127.0.0.1:$port health); data and logs in $dir"
 }
 
@@ -127,6 +132,6 @@ case "$cmd" in
   start) start ;;
   stop) stop ;;
   status) status ;;
-  -h|--help|help) sed -n '2,15p' "$0" ;;
+  -h|--help|help) sed -n '2,16p' "$0" ;;
   *) echo "usage: cluster-local.sh start|stop|status [options] (see --help)" >&2; exit 2 ;;
 esac

@@ -187,6 +187,12 @@ public final class RagServer: Service, Sendable {
         await beforeClosingStorage()
         await coordinator.registry.close()
         await cluster?.close()
+        // Every file this server opened is closed when it stops, so a process that
+        // runs servers one after another (tests, embedders) does not pile them up.
+        await cache.close()
+        await jobs.queue.close()
+        experiments.close()
+        await authorizer.close()
         logger.info("stopped")
     }
 

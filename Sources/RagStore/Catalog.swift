@@ -47,6 +47,11 @@ public final class Catalog: Sendable {
         }
     }
 
+    /// Lets go of the file (at shutdown); later calls fail.
+    public func close() {
+        try? queue.close()
+    }
+
     public func all() throws(RagError) -> [CollectionInfo] {
         do { return try queue.read { try CollectionInfo.order(Column("name")).fetchAll($0) } }
         catch { throw RagError(.internal, "\(error)") }

@@ -6,7 +6,7 @@ public final class EtcdProcess: @unchecked Sendable {
     public let port: Int
     public let peerPort: Int
     public let dataDirectory: String
-    let process = Process()
+    private(set) var process: ChildProcess!
 
     public var endpoint: String { "127.0.0.1:\(port)" }
 
@@ -15,13 +15,10 @@ public final class EtcdProcess: @unchecked Sendable {
         peerPort = try RedisProcess.freePort()
         dataDirectory = makeTemporaryDirectory("ragd-etcd")
         let client = "http://127.0.0.1:\(port)", peer = "http://127.0.0.1:\(peerPort)"
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/etcd")
-        process.arguments = ["--name", "test", "--data-dir", dataDirectory, "--listen-client-urls", client, "--advertise-client-urls", client,
-                             "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer, "--initial-cluster", "test=\(peer)",
-                             "--log-level", "error", "--logger", "zap"]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
+        process = try ChildProcess("/usr/bin/etcd", [
+            "--name", "test", "--data-dir", dataDirectory, "--listen-client-urls", client, "--advertise-client-urls", client,
+            "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer, "--initial-cluster", "test=\(peer)",
+            "--log-level", "error", "--logger", "zap"])
         // Serving once a key read answers (the port opens before the member is ready).
         for _ in 0..<500 {
             if ready() { return }
@@ -31,28 +28,17 @@ public final class EtcdProcess: @unchecked Sendable {
         throw NSError(domain: "EtcdProcess", code: 1, userInfo: [NSLocalizedDescriptionKey: "etcd did not start on \(port)"])
     }
 
-    /// Asks /health with curl: URLSession (FoundationNetworking) must not run in a
-    /// test process full of NIO sockets — tearing down its sessions has been seen
-    /// to close descriptors it does not own (swift-corelibs-foundation #3286).
+    /// Asks /health over a socket of our own (see `httpGet`).
     func ready() -> Bool {
-        guard process.isRunning else { return false }
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
-        p.arguments = ["-s", "-m", "1", "http://127.0.0.1:\(port)/health"]
-        let out = Pipe()
-        p.standardOutput = out
-        p.standardError = FileHandle.nullDevice
-        guard (try? p.run()) != nil else { return false }
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        for _ in 0..<200 where p.isRunning { usleep(10_000) }
-        return String(decoding: data, as: UTF8.self).contains("\"health\":\"true\"")
+        guard process.isRunning, let r = try? httpGet(port: port, path: "/health", timeoutSeconds: 1) else { return false }
+        return String(decoding: r.body, as: UTF8.self).contains("\"health\":\"true\"")
     }
 
     /// SIGKILL (a dead dependency for fault tests) or teardown.
     public func stop() {
         if process.isRunning {
-            kill(process.processIdentifier, SIGKILL)
-            for _ in 0..<500 where process.isRunning { usleep(10_000) }
+            process.signal(SIGKILL)
+            process.waitUntilExit()
         }
     }
 

@@ -8,8 +8,7 @@ public final class RagdProcess: @unchecked Sendable {
     public private(set) var port = 0
     /// A shard node's internal listener (shard RPCs, mutual TLS); 0 when none.
     public private(set) var internalPort = 0
-    let process = Process()
-    let output = Pipe()
+    private(set) var process: ChildProcess!
     /// The server's stderr goes to a file: a pipe nobody reads would fill up and
     /// block its logging, and the file is there to read when a test fails.
     public let logPath = NSTemporaryDirectory() + "/ragd-\(UUID().uuidString).log"
@@ -33,16 +32,13 @@ public final class RagdProcess: @unchecked Sendable {
     /// adds variables (e.g. `RAGD_FAILPOINT`) to the inherited ones.
     public init(dataDirectory: String, port: Int = 0, extraArguments: [String] = [], environment: [String: String] = [:]) throws {
         self.dataDirectory = dataDirectory
-        process.executableURL = URL(fileURLWithPath: Self.binary)
-        if !environment.isEmpty { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
-        process.arguments = ["serve", "--port", "\(port)", "--data-dir", dataDirectory, "--log-level", "warning", "--metrics-port", "0"] + extraArguments
-        process.standardOutput = output
         FileManager.default.createFile(atPath: logPath, contents: nil)
-        process.standardError = FileHandle(forWritingAtPath: logPath)
-        try process.run()
+        process = try ChildProcess(Self.binary, ["serve", "--port", "\(port)", "--data-dir", dataDirectory, "--log-level", "warning", "--metrics-port", "0"] + extraArguments,
+                                   environment: environment.isEmpty ? nil : ProcessInfo.processInfo.environment.merging(environment) { $1 },
+                                   stdout: .pipe, stderr: .file(logPath))
         let deadline = Date().addingTimeInterval(60)
         var buffer = Data()
-        let handle = output.fileHandleForReading
+        let handle = process.output!
         while Date() < deadline {
             let chunk = handle.availableData
             if chunk.isEmpty { break }
@@ -79,11 +75,11 @@ public final class RagdProcess: @unchecked Sendable {
     }
 
     public var isRunning: Bool { process.isRunning }
-    public var pid: Int32 { process.processIdentifier }
+    public var pid: Int32 { process.pid }
 
     /// SIGKILL: no chance to flush or close anything.
     public func kill9() {
-        kill(process.processIdentifier, SIGKILL)
+        process.signal(SIGKILL)
         process.waitUntilExit()
     }
 
@@ -92,12 +88,11 @@ public final class RagdProcess: @unchecked Sendable {
     public func terminate() -> Int32 {
         guard process.isRunning else { return process.terminationStatus }
         process.terminate()
-        process.waitUntilExit()
-        return process.terminationStatus
+        return process.waitUntilExit()
     }
 
     deinit {
-        if process.isRunning { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() }
+        if process.isRunning { process.signal(SIGKILL); process.waitUntilExit() }
         try? FileManager.default.removeItem(atPath: logPath)
     }
 }

@@ -3,15 +3,12 @@ import Foundation
 /// A throwaway `redis-server` on a free loopback port (no persistence).
 public final class RedisProcess: @unchecked Sendable {
     public let port: Int
-    let process = Process()
+    private(set) var process: ChildProcess!
 
     public init() throws {
         port = try Self.freePort()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/redis-server")
-        process.arguments = ["--port", "\(port)", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--loglevel", "warning", "--enable-debug-command", "yes"]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
+        process = try ChildProcess("/usr/bin/redis-server", [
+            "--port", "\(port)", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--loglevel", "warning", "--enable-debug-command", "yes"])
         for _ in 0..<200 {
             if (try? RawConnection(port: port, timeoutSeconds: 1)) != nil { return }
             Thread.sleep(forTimeInterval: 0.02)
@@ -22,22 +19,13 @@ public final class RedisProcess: @unchecked Sendable {
     /// Runs a redis-cli command against this server and returns its output.
     @discardableResult
     public func cli(_ args: String...) throws -> String {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/redis-cli")
-        p.arguments = ["-p", "\(port)"] + args
-        let out = Pipe()
-        p.standardOutput = out
-        try p.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        for _ in 0..<500 where p.isRunning { usleep(10_000) }
-        return String(decoding: data, as: UTF8.self)
+        try runChild("/usr/bin/redis-cli", ["-p", "\(port)"] + args).output
     }
 
     public func stop() {
         guard process.isRunning else { return }
-        kill(process.processIdentifier, SIGKILL)
-        // Poll rather than waitUntilExit, which can hang off the main thread here.
-        for _ in 0..<500 where process.isRunning { usleep(10_000) }
+        process.signal(SIGKILL)
+        process.waitUntilExit()
     }
 
     deinit { stop() }

@@ -41,12 +41,8 @@ public struct TestCertificates: Sendable {
     static func make(_ directory: String, _ names: [String]) {
         let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
             .appendingPathComponent("Scripts/make-certs.sh").path
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/bin/bash")
-        p.arguments = [script, directory] + names
-        try? p.run()
-        p.waitUntilExit()
-        precondition(p.terminationStatus == 0 && FileManager.default.fileExists(atPath: directory + "/ca.pem"),
-                     "Scripts/make-certs.sh failed (is openssl installed?)")
+        let r = try? runChild("/bin/bash", [script, directory] + names)
+        precondition(r?.status == 0 && FileManager.default.fileExists(atPath: directory + "/ca.pem"),
+                     "Scripts/make-certs.sh failed (is openssl installed?): \(r?.errors ?? "")")
     }
 }

@@ -39,27 +39,7 @@ func run(_ args: [String], cwd: String? = nil, environment: [String: String] = [
 }
 
 func runBlocking(_ args: [String], cwd: String? = nil) throws -> (status: Int32, output: String, errors: String) {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    p.arguments = args
-    if let cwd { p.currentDirectoryURL = URL(fileURLWithPath: cwd) }
-    let out = Pipe(), err = Pipe()
-    p.standardOutput = out
-    p.standardError = err
-    try p.run()
-    // Drain both pipes concurrently so a chatty child cannot block on a full pipe.
-    nonisolated(unsafe) var errData = Data()
-    let errThread = Thread { errData = err.fileHandleForReading.readDataToEndOfFile() }
-    errThread.start()
-    let outData = out.fileHandleForReading.readDataToEndOfFile()
-    for _ in 0..<6000 where p.isRunning { usleep(10_000) }
-    if p.isRunning {
-        // terminationStatus traps on a running process: stop it first.
-        p.terminate()
-        for _ in 0..<500 where p.isRunning { usleep(10_000) }
-    }
-    for _ in 0..<100 where errThread.isExecuting { usleep(10_000) }
-    return (p.terminationStatus, String(decoding: outData, as: UTF8.self), String(decoding: errData, as: UTF8.self))
+    try runChild("/usr/bin/env", args, directory: cwd)
 }
 
 /// The Swift client's run of Tests/Conformance/scenarios.tsv (same format as the C and Python runners).

@@ -266,15 +266,10 @@ import Testing
     @Test func aDescriptorStarvedServerRefusesAndKeepsRunning() async throws {
         let dir = makeTemporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/bin/bash")
-        p.arguments = ["-c", "ulimit -n 256 && exec \"$0\" serve --port 0 --data-dir \"$1\" --metrics-port off --log-level warning", RagdProcess.binary, dir]
-        let out = Pipe()
-        p.standardOutput = out
-        p.standardError = FileHandle.nullDevice
-        try p.run()
-        defer { if p.isRunning { kill(p.processIdentifier, SIGKILL) } }
-        let line = try await onThread { String(decoding: out.fileHandleForReading.availableData, as: UTF8.self) }
+        let p = try ChildProcess("/bin/bash", ["-c", "ulimit -n 256 && exec \"$0\" serve --port 0 --data-dir \"$1\" --metrics-port off --log-level warning",
+                                               RagdProcess.binary, dir], stdout: .pipe)
+        defer { if p.isRunning { p.signal(SIGKILL); p.waitUntilExit() } }
+        let line = try await onThread { String(decoding: p.output!.availableData, as: UTF8.self) }
         let port = try #require(Int(line.split(separator: ":").last?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""))
         // The flood comes from another process: 400 sockets held in this one would
         // crowd the test process itself (Foundation's Process.run mishandles a

@@ -16,20 +16,9 @@ struct Sample: Decodable {
 func scrape(port: Int) throws -> [Sample] {
     let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("Fixtures/parse_metrics.py").path
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    p.arguments = ["python3", script, "http://127.0.0.1:\(port)/metrics"]
-    let out = Pipe()
-    let err = Pipe()
-    p.standardOutput = out
-    p.standardError = err
-    try p.run()
-    let data = out.fileHandleForReading.readDataToEndOfFile()
-    for _ in 0..<1000 where p.isRunning { usleep(10_000) }
-    guard p.terminationStatus == 0 else {
-        throw RagError(.internal, "parse_metrics.py failed: " + String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self))
-    }
-    return try JSONDecoder().decode([Sample].self, from: data)
+    let r = try runChild("/usr/bin/env", ["python3", script, "http://127.0.0.1:\(port)/metrics"], timeout: 10)
+    guard r.status == 0 else { throw RagError(.internal, "parse_metrics.py failed: " + r.errors) }
+    return try JSONDecoder().decode([Sample].self, from: Data(r.output.utf8))
 }
 
 @Suite struct MetricsTests {

@@ -115,12 +115,14 @@ import Testing
     @Test func clusterScriptStartsReportsAndStops() async throws {
         let dir = makeTemporaryDirectory("ragd-cluster-script")
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let port = try RedisProcess.freePort()
-        let shardPort = try RedisProcess.freePort()
         let script = Repo.path("Scripts/cluster-local.sh")
         let env = ["env", "RAGD_BIN=\(RagdProcess.binary)"]
-        let start = try await run(env + [script, "start", "--shards", "2", "--replicas", "1", "--port", "\(port)", "--shard-port", "\(shardPort)", "--dir", dir])
+        // Ports the kernel picks: fixed ones collide with other tests' sockets now and then.
+        let start = try await run(env + [script, "start", "--shards", "2", "--replicas", "1", "--port", "0", "--shard-port", "0", "--dir", dir])
         #expect(start.status == 0, "\(start.output) \(start.errors)")
+        let port = try #require(start.output.split(separator: " ").first { $0.hasPrefix("127.0.0.1:") }.flatMap { Int($0.dropFirst(10)) })
+        let layout = try String(contentsOfFile: dir + "/cluster.json", encoding: .utf8)
+        #expect(layout.components(separatedBy: "127.0.0.1:").count == 3, "\(layout)")  // the shards' internal listeners
         let status = try await run(env + [script, "status", "--dir", dir])
         #expect(status.status == 0 && status.output.split(whereSeparator: \.isNewline).filter { $0.hasSuffix(")") && $0.contains("running") }.count == 3)
         let client = RagClient(host: "127.0.0.1", port: port, defaultTimeout: .seconds(30))

@@ -9,17 +9,12 @@ import Testing
 
 /// The fake provider process (Tests/Fixtures/fake_provider.py) on a free port.
 final class FakeProvider: @unchecked Sendable {
-    let process = Process()
+    let process: ChildProcess
     let port: Int
 
     init() throws {
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", Repo.path("Tests/Fixtures/fake_provider.py")]
-        let out = Pipe()
-        process.standardOutput = out
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        let line = String(decoding: out.fileHandleForReading.availableData, as: UTF8.self)
+        process = try ChildProcess("/usr/bin/env", ["python3", Repo.path("Tests/Fixtures/fake_provider.py")], stdout: .pipe)
+        let line = String(decoding: process.output!.availableData, as: UTF8.self)
         guard let p = Int(line.split(separator: " ").last?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "") else {
             throw RagError(.internal, "fake provider did not start: \(line)")
         }
@@ -29,11 +24,10 @@ final class FakeProvider: @unchecked Sendable {
     var url: String { "http://127.0.0.1:\(port)" }
 
     func counts() throws -> [String: Int] {
-        let data = try Data(contentsOf: URL(string: url + "/_stats")!)
-        return try JSONDecoder().decode([String: Int].self, from: data)
+        return try JSONDecoder().decode([String: Int].self, from: try httpGet(port: port, path: "/_stats").body)
     }
 
-    deinit { kill(process.processIdentifier, SIGKILL) }
+    deinit { process.signal(SIGKILL); process.waitUntilExit() }
 }
 
 @Suite(.serialized) struct ProviderTests {

@@ -42,7 +42,7 @@ import Testing
             try await Task.sleep(for: .milliseconds(20))
         }
         #expect(refused)
-        _ = try await onThread { try Data(contentsOf: URL(string: fake.url + "/_release")!) }
+        _ = try await onThread { try httpGet(port: fake.port, path: "/_release") }
         let r: QueryResponse
         do { r = try await inFlight.value } catch {
             try? server.log.write(toFile: NSTemporaryDirectory() + "/ragd-shutdown-failure.log", atomically: true, encoding: .utf8)

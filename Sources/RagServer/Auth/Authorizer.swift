@@ -101,6 +101,8 @@ public final class Authorizer: Sendable {
         return (record, token)
     }
 
+    public func close() async { await store.close() }
+
     public func list() -> [APIKeyRecord] {
         keys.withLock { Array($0.records.values) }.sorted { ($0.createdAt, $0.id) < ($1.createdAt, $1.id) }
     }

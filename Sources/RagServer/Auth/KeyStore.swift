@@ -13,9 +13,13 @@ public protocol APIKeyStore: Sendable {
     /// Stores a new record; false when its id is taken.
     func insert(_ record: APIKeyRecord) async throws(RagError) -> Bool
     func revoke(id: String) async throws(RagError) -> APIKeyRecord
+    /// Lets go of files or connections (at shutdown).
+    func close() async
 }
 
 extension APIKeyStore {
+    public func close() async {}
+
     /// Creates a key; the returned token is the only copy of its secret.
     public func create(name: String, role: KeyRole, collections: [String] = [], queriesPerSecond: Double = 0,
                        documentsPerSecond: Double = 0) async throws(RagError) -> (APIKeyRecord, APIKeyToken) {
@@ -50,6 +54,8 @@ public final class KeyStore: APIKeyStore {
     }
 
     public var isShared: Bool { false }
+
+    public func close() async { try? queue.close() }
 
     /// Stores a new record unless its id is taken.
     public func insert(_ record: APIKeyRecord) throws(RagError) -> Bool {

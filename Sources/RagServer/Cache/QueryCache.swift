@@ -155,6 +155,9 @@ public final class QueryCache: Sendable {
         counters.withLock { $0.pipelineRuns += 1 }
     }
 
+    /// Lets go of the second level's files or connections (at shutdown).
+    public func close() async { await l2?.close() }
+
     public func clear() async {
         l1.removeAll()
         if let l2 { _ = await bounded { try await l2.clear() } }

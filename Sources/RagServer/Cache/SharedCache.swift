@@ -15,12 +15,20 @@ public protocol SharedCache: Sendable {
     /// the collection; part of cache keys so no coordinator serves a stale answer.
     func generation(_ collection: String) async throws -> Int64
     func bumpGeneration(_ collection: String) async throws
+    /// Lets go of files or connections (at shutdown).
+    func close() async
+}
+
+extension SharedCache {
+    public func close() async {}
 }
 
 /// SQLite L2: `cache.sqlite` beside the data. Survives restarts; one server.
 public final class SQLiteSharedCache: SharedCache {
     public var name: String { "sqlite" }
     let pool: DatabasePool
+
+    public func close() async { try? pool.close() }
 
     public init(path: String) throws(RagError) {
         do {

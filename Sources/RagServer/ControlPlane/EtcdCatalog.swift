@@ -14,6 +14,7 @@ public final class EtcdCatalog: CollectionCatalog {
     }
 
     public var isShared: Bool { true }
+    public func close() async {}
 
     public func all() async throws(RagError) -> [CollectionInfo] {
         try await etcd.list(prefix: Self.prefix).kvs.map { (kv) throws(RagError) in try Self.decode(kv.value) }
@@ -62,6 +63,7 @@ public final class EtcdGenerations: SharedCache, GenerationAuthority {
     public func get(_ key: String) async throws -> Data? { try await base?.get(key) }
     public func set(_ key: String, _ value: Data, ttl: Duration) async throws { try await base?.set(key, value, ttl: ttl) }
     public func clear() async throws { try await base?.clear() }
+    public func close() async { await base?.close() }
 
     /// While etcd is failing, a query does not wait on it: the generation is
     /// unknown, so the query bypasses the cache (never a stale answer).

@@ -105,5 +105,6 @@ public final class Cluster: Sendable {
 
     public func close() async {
         for r in replicas.flatMap({ $0 }) { await r.client.close() }
+        hints.close()
     }
 }

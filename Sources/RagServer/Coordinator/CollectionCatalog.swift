@@ -13,6 +13,8 @@ public protocol CollectionCatalog: Sendable {
     /// creator's entry, when two race).
     func create(_ info: CollectionInfo) async throws(RagError) -> CollectionInfo
     func bumpGeneration(_ name: String) async throws(RagError)
+    /// Lets go of files or connections (at shutdown).
+    func close() async
 }
 
 extension Catalog: CollectionCatalog {

@@ -120,5 +120,6 @@ public actor CollectionRegistry {
 
     public func close() async {
         for c in collections.values { for s in c.shards { await s.close() } }
+        await catalog.close()
     }
 }

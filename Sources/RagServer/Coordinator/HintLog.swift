@@ -10,6 +10,8 @@ import Synchronization
 /// applied out of order) and reads avoid it when another replica is current.
 public final class HintLog: Sendable {
     let queue: DatabaseQueue
+
+    func close() { try? queue.close() }
     private let pending = Mutex<[String: Int]>([:])
 
     public init(path: String) throws(RagError) {

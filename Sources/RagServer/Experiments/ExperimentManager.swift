@@ -14,6 +14,9 @@ public final class ExperimentManager: Sendable {
     let store: ExperimentStore
     private let experiments = Mutex<[String: Ragd_V1_Experiment]>([:])
 
+    /// Lets go of `experiments.sqlite` (at shutdown).
+    public func close() { store.close() }
+
     public init(path: String) throws(RagError) {
         store = try ExperimentStore(path: path)
         var loaded: [String: Ragd_V1_Experiment] = [:]

@@ -7,6 +7,8 @@ import RagStore
 public final class ExperimentStore: Sendable {
     let queue: DatabaseQueue
 
+    func close() { try? queue.close() }
+
     public struct Record: Sendable {
         public var queryID: String
         public var experiment: String

@@ -64,6 +64,12 @@ public protocol JobQueue: Sendable {
     /// Fails staging jobs that received no part for `idle` seconds (a client that
     /// uploaded some parts and went away) and drops their parts; returns their ids.
     func expireStaging(idleFor idle: Double) async throws -> [String]
+    /// Lets go of files or connections (at shutdown).
+    func close() async
+}
+
+extension JobQueue {
+    public func close() async {}
 }
 
 extension JobQueue {

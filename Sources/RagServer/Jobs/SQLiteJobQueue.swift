@@ -11,6 +11,8 @@ public final class SQLiteJobQueue: JobQueue {
     public var backend: String { "sqlite" }
     let queue: DatabaseQueue
 
+    public func close() async { try? queue.close() }
+
     public init(path: String) throws(RagError) {
         do {
             queue = try SQLiteFile.openQueue(path: path, synchronous: .full) { m in
