@@ -28,3 +28,12 @@ extension RagClient {
         try await call(.revokeKey, Ragd_V1_RevokeKeyRequest.with { $0.id = id }, as: Ragd_V1_RevokeKeyResponse.self, timeout: timeout).key
     }
 }
+
+public typealias ClusterStatus = Ragd_V1_ClusterStatusResponse
+
+extension RagClient {
+    /// The nodes registered in etcd beside the layout in use (admin; coordinators with --etcd).
+    public func clusterStatus(timeout: Duration? = nil) async throws(RagError) -> ClusterStatus {
+        try await call(.clusterStatus, Ragd_V1_ClusterStatusRequest(), as: Ragd_V1_ClusterStatusResponse.self, timeout: timeout)
+    }
+}

@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import RagCore
 import RagEngine
@@ -142,5 +143,23 @@ extension RagServer {
                                   configuration: RagServerConfiguration) async {
         let (collections, chunks) = await refreshChunkGauges(registry, metrics: metrics)
         logger.info("opened \(collections) collections (\(chunks) chunks) in \(String(format: "%.2f", started.elapsedSeconds)) s from \(configuration.dataDirectory)")
+    }
+
+    /// This node as etcd's membership shows it (refreshed with each lease renewal).
+    func nodeInfo() async -> NodeInfo {
+        let publicPort = localAddress?.port ?? configuration.port
+        func advertised(_ host: String) -> String {
+            if let a = configuration.advertiseHost { return a }
+            return ["0.0.0.0", "::", "[::]"].contains(host) ? ProcessInfo.processInfo.hostName : host
+        }
+        var chunks = 0
+        if let shardHost {
+            for s in await shardHost.all() { chunks += (try? await s.counts().chunks) ?? 0 }
+        }
+        let internalAddress = internalLocalAddress.map { "\(advertised(configuration.internalListener?.host ?? configuration.host)):\($0.port ?? 0)" } ?? ""
+        return NodeInfo(id: configuration.nodeID ?? "\(ProcessInfo.processInfo.hostName):\(publicPort)", role: configuration.role.rawValue,
+                        publicAddress: "\(advertised(configuration.host)):\(publicPort)", internalAddress: internalAddress,
+                        version: RagService.version, startedAt: Date().timeIntervalSince1970 - stats.started.elapsedSeconds, chunks: chunks,
+                        freeBytes: NodeRegistration.freeBytes(configuration.dataDirectory))
     }
 }

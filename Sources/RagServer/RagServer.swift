@@ -26,6 +26,8 @@ public final class RagServer: Service, Sendable {
     /// Shard RPCs, on a shard node's internal listener.
     let internalDispatcher: Dispatcher?
     let authorizer: Authorizer
+    let etcd: EtcdClient?
+    let shardHost: ShardHost?
     let logger: Logger
     let group: any EventLoopGroup
     let onListening: @Sendable (ListenerAddress) -> Void
@@ -51,7 +53,9 @@ public final class RagServer: Service, Sendable {
         // Setup is split into helpers: one large async initializer crashed the
         // optimizer (coroutine splitting) in release builds.
         let etcd = configuration.etcdEndpoints.isEmpty ? nil : EtcdClient(endpoints: configuration.etcdEndpoints)
+        self.etcd = etcd
         let (registry, cluster, shardHost) = try await Self.storage(configuration, etcd: etcd, logger: logger)
+        self.shardHost = shardHost
         self.cluster = cluster
         let embedder = try await Self.resolveEmbedder(embedder, configuration)
         metrics = RagMetrics()
@@ -85,8 +89,11 @@ public final class RagServer: Service, Sendable {
                 let registry = coordinator.registry
                 let metrics = self.metrics
                 let endpoint = MetricsEndpoint(metrics: metrics, host: configuration.metricsHost, port: port, logger: logger,
-                                               refresh: { [jobs, coordinator, role = configuration.role] in
+                                               refresh: { [jobs, coordinator, etcd, role = configuration.role] in
                                                    await Self.refreshGauges(registry, metrics: metrics, jobs: role == .shard ? nil : jobs, coordinator: coordinator)
+                                                   if role == .coordinator, let etcd, let nodes = try? await NodeRegistration.nodes(etcd) {
+                                                       metrics.clusterNodes(nodes.count)
+                                                   }
                                                }) { [self] address in
                     self.metricsAddress.withLock { $0 = address }
                 }
@@ -96,6 +103,16 @@ public final class RagServer: Service, Sendable {
                 group.addTask { await cluster.replayHints() }
             }
             group.addTask { [authorizer] in await authorizer.refreshLoop() }
+            if let etcd {
+                let registration = NodeRegistration(etcd: etcd, logger: logger) { [self] in await self.nodeInfo() }
+                group.addTask { [self] in
+                    // Registered once every listener is bound: the entry names their ports.
+                    while localAddress == nil || (internalDispatcher != nil && internalLocalAddress == nil) {
+                        guard (try? await Task.sleep(for: .milliseconds(20))) != nil else { return }
+                    }
+                    await registration.run()
+                }
+            }
             if let sqlite = cache.l2 as? SQLiteSharedCache {
                 group.addTask { [logger] in
                     // Janitor: expired L2 rows go away even if nobody asks for them again.

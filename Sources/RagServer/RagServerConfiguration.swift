@@ -127,6 +127,11 @@ public struct RagServerConfiguration: Sendable {
     /// layout, the collection catalog and the write generations there, so any
     /// number of them serve the same cluster.
     public var etcdEndpoints: [String] = []
+    /// This node's id in etcd's membership (default: host name and public port).
+    public var nodeID: String?
+    /// The host other nodes use to reach this one (default: the listening host,
+    /// or the host name when listening on a wildcard address).
+    public var advertiseHost: String?
 
     /// Prometheus `/metrics` port; nil disables the endpoint, 0 picks a free port.
     public var metricsPort: Int? = 9464

@@ -20,7 +20,7 @@ public final class LocalCluster: @unchecked Sendable {
         for s in 0..<shards {
             var row: [RagdProcess] = []
             for r in 0..<replicas {
-                row.append(try RagdProcess(dataDirectory: "\(root)/shard\(s)-\(r)", extraArguments: Self.shardArguments()))
+                row.append(try RagdProcess(dataDirectory: "\(root)/shard\(s)-\(r)", extraArguments: Self.shardArguments(etcd: etcd)))
             }
             nodes.append(row)
         }
@@ -36,8 +36,8 @@ public final class LocalCluster: @unchecked Sendable {
     }
 
     /// A shard node with an internal listener under mutual TLS (the cluster's certificates).
-    public static func shardArguments(internalPort: Int = 0) -> [String] {
-        ["--role", "shard", "--internal-port", "\(internalPort)"] + TestCertificates.shared.clusterFlags
+    public static func shardArguments(internalPort: Int = 0, etcd: String? = nil) -> [String] {
+        ["--role", "shard", "--internal-port", "\(internalPort)"] + TestCertificates.shared.clusterFlags + (etcd.map { ["--etcd", $0] } ?? [])
     }
 
     /// Another coordinator of the same cluster that knows only etcd (no cluster file).
@@ -55,7 +55,7 @@ public final class LocalCluster: @unchecked Sendable {
     public func restart(shard: Int, replica: Int) throws {
         let old = nodes[shard][replica]
         nodes[shard][replica] = try RagdProcess(dataDirectory: old.dataDirectory, port: old.port,
-                                                extraArguments: Self.shardArguments(internalPort: old.internalPort))
+                                                extraArguments: Self.shardArguments(internalPort: old.internalPort, etcd: etcd))
     }
 
     /// Tears the cluster down at once (SIGKILL: this runs in `defer`s on the

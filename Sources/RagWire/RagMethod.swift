@@ -21,6 +21,7 @@ public enum RagMethod: String, Sendable, CaseIterable {
     case createKey = "CreateKey"
     case listKeys = "ListKeys"
     case revokeKey = "RevokeKey"
+    case clusterStatus = "ClusterStatus"
     // Internal: coordinator -> shard.
     case shardSearch = "ShardSearch"
     case shardStats = "ShardStats"

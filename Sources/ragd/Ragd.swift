@@ -35,7 +35,9 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("log-level"), help: "trace, debug, info (default), notice, warning, error.") var logLevel: String?
     @Option(help: "all (default: everything in one process), coordinator (public RPCs over shard nodes) or shard.") var role: String?
     @Option(help: "Cluster file (JSON) for --role coordinator (with --etcd: published there by the first coordinator).") var cluster: String?
-    @Option(help: "etcd endpoints host:port[,host:port…] (its client port): coordinators share the cluster layout, catalog and write generations there.") var etcd: String?
+    @Option(help: "etcd endpoints host:port[,host:port…] (its client port): coordinators share the cluster layout, catalog, write generations and keys there; every node registers there under a lease.") var etcd: String?
+    @Option(name: .customLong("node-id"), help: "This node's id in etcd (default: host name and public port).") var nodeID: String?
+    @Option(help: "Host other nodes and clients use to reach this node (default: --host, or the host name when --host is a wildcard).") var advertise: String?
     @Option(help: "Embedder: hashing (built in, default), minilm (local all-MiniLM-L6-v2), openai (OpenAI-compatible /v1/embeddings) or ollama (/api/embed).") var embedder: String?
     @Option(name: .customLong("minilm-dir"), help: "all-MiniLM-L6-v2 files for --embedder minilm (default: where Scripts/fetch-minilm.sh installed them, see README).") var miniLMDir: String?
     @Option(name: .customLong("embedder-url"), help: "Embedding provider base URL.") var embedderURL: String?
@@ -115,7 +117,9 @@ struct Serve: AsyncParsableCommand {
             guard !endpoints.isEmpty else { throw ValidationError("--etcd takes host:port[,host:port…]") }
             c.etcdEndpoints = endpoints
         }
-        if !c.etcdEndpoints.isEmpty, c.role != .coordinator { throw ValidationError("--etcd is for --role coordinator") }
+        if !c.etcdEndpoints.isEmpty, c.role == .all { throw ValidationError("--etcd is for --role coordinator or shard") }
+        c.nodeID = setting(nodeID, env: "RAGD_NODE_ID", file: file, key: "node-id")
+        c.advertiseHost = setting(advertise, env: "RAGD_ADVERTISE", file: file, key: "advertise")
         if c.role == .coordinator, c.cluster == nil, c.etcdEndpoints.isEmpty { throw ValidationError("--role coordinator needs --cluster FILE or --etcd") }
         let timeoutMS = try integer(providerTimeoutMS, env: "RAGD_PROVIDER_TIMEOUT_MS", file: file, key: "provider-timeout-ms") ?? 30000
         func provider(_ kind: String?, _ url: String?, _ model: String?, _ keyEnv: String?, prefix: String, builtIn: String) throws -> RagServerConfiguration.Provider? {

@@ -102,13 +102,43 @@ import Testing
         for c in [aAdmin, bAdmin, bReader, aReader] { await c.close() }
     }
 
+    /// Every node registers under a lease: ClusterStatus (and `ragctl cluster nodes`)
+    /// lists the shards and coordinators with their addresses; a shard killed with
+    /// SIGKILL drops out when its lease expires and is listed as unregistered; back,
+    /// it registers again.
+    @Test func nodesRegisterUnderLeases() async throws {
+        let etcd = try await EtcdProcess.launch()
+        let cluster = try await LocalCluster.launch(shards: 2, replicas: 1, etcd: etcd.endpoint)
+        defer { cluster.stop() }
+        let c = cluster.client()
+        _ = try await c.index(Fixtures.documents, collection: "kb")
+        func status() async throws -> ClusterStatus { try await c.clusterStatus(timeout: .seconds(10)) }
+        #expect(await eventually { (try? await status().nodes.count) == 3 })
+        let s = try await status()
+        #expect(s.shards == 2 && s.replicationFactor == 1 && s.unregistered.isEmpty)
+        let shards = s.nodes.filter { $0.role == "shard" }
+        #expect(shards.count == 2 && shards.allSatisfy { $0.inLayout && !$0.internalAddress.isEmpty && $0.freeBytes > 0 })
+        #expect(s.nodes.filter { $0.role == "coordinator" }.map(\.publicAddress) == ["127.0.0.1:\(cluster.coordinator.port)"])
+        #expect(await eventually { (try? await status().nodes.filter { $0.role == "shard" }.map(\.chunks).reduce(0, +)) ?? 0 > 0 })
+        let ctl = try await run([CLIIndexTests.ragctl, "cluster", "nodes", "--server", "127.0.0.1:\(cluster.coordinator.port)"])
+        #expect(ctl.status == 0 && ctl.output.contains("2 shards") && ctl.output.contains("in layout"), "\(ctl.output) \(ctl.errors)")
+        let victim = cluster.nodes[1][0]
+        cluster.kill(shard: 1, replica: 0)
+        #expect(await eventually(seconds: 20) { (try? await status().unregistered) == ["127.0.0.1:\(victim.internalPort)"] })
+        #expect(try await status().nodes.count == 2)
+        try await cluster.relaunch(shard: 1, replica: 0)
+        #expect(await eventually(seconds: 20) { (try? await status())?.nodes.count == 3 })
+        #expect(try await status().unregistered.isEmpty)
+        await c.close()
+    }
+
     func code(_ body: () async throws -> Void) async -> RagError.Code {
         do { try await body(); return .ok } catch { return RagError(from: error).code }
     }
 
-    /// True once `condition` holds, polling for up to five seconds.
-    func eventually(_ condition: () async -> Bool) async -> Bool {
-        for _ in 0..<50 {
+    /// True once `condition` holds, polling for up to `seconds`.
+    func eventually(seconds: Int = 5, _ condition: () async -> Bool) async -> Bool {
+        for _ in 0..<(seconds * 10) {
             if await condition() { return true }
             try? await Task.sleep(for: .milliseconds(100))
         }

@@ -34,7 +34,8 @@ import Testing
             let garbage = client(server, key: "not a key at all")
             let needs: [RagMethod: KeyRole] = [.index: .write, .indexStream: .write, .delete: .write, .clearCache: .admin,
                                                .createExperiment: .admin, .listExperiments: .admin, .stopExperiment: .admin,
-                                               .experimentReport: .admin, .createKey: .admin, .listKeys: .admin, .revokeKey: .admin]
+                                               .experimentReport: .admin, .createKey: .admin, .listKeys: .admin, .revokeKey: .admin,
+                                               .clusterStatus: .admin]
             var expectedDenied = 0
             for m in Self.publicMethods {
                 let payload = Data()

@@ -23,6 +23,7 @@ METHODS = {
     "CreateKey": (pb.CreateKeyRequest, pb.CreateKeyResponse),
     "ListKeys": (pb.ListKeysRequest, pb.ListKeysResponse),
     "RevokeKey": (pb.RevokeKeyRequest, pb.RevokeKeyResponse),
+    "ClusterStatus": (pb.ClusterStatusRequest, pb.ClusterStatusResponse),
 }
 
 FINISHED_JOB_STATES = ("succeeded", "failed", "cancelled")

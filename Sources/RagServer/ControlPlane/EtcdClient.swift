@@ -85,6 +85,29 @@ public final class EtcdClient: Sendable {
         return (kv, created)
     }
 
+    // MARK: leases
+
+    /// A lease that expires `ttl` seconds after its last keep-alive; returns its id.
+    public func grantLease(ttl: Int) async throws(RagError) -> Int64 {
+        let r = try await call("/v3/lease/grant", ["TTL": ttl])
+        let id = Self.int(r["ID"])
+        guard id != 0 else { throw RagError(.unavailable, "etcd granted no lease") }
+        return id
+    }
+
+    /// Renews a lease; returns its remaining TTL in seconds, 0 when it has expired.
+    public func keepAlive(_ lease: Int64) async throws(RagError) -> Int64 {
+        let r = try await call("/v3/lease/keepalive", ["ID": String(lease)])
+        return Self.int((r["result"] as? [String: Any])?["TTL"])
+    }
+
+    /// Stores `value` bound to `lease`: it disappears when the lease expires.
+    @discardableResult
+    public func put(_ key: String, _ value: Data, lease: Int64) async throws(RagError) -> Int64 {
+        let r = try await call("/v3/kv/put", ["key": Self.b64(key), "value": value.base64EncodedString(), "lease": String(lease)])
+        return Self.int((r["header"] as? [String: Any])?["revision"])
+    }
+
     // MARK: transport
 
     func range(_ body: [String: Any]) async throws(RagError) -> (kvs: [KeyValue], revision: Int64) {

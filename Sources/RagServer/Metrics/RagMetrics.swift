@@ -85,6 +85,11 @@ public final class RagMetrics: Sendable {
         Counter(label: "rag_rpc_errors_total", dimensions: [("method", method), ("code", code)], factory: factory).increment()
     }
 
+    /// Nodes registered in etcd (live leases), as a coordinator last saw them.
+    public func clusterNodes(_ n: Int) {
+        Gauge(label: "rag_cluster_nodes", factory: factory).record(n)
+    }
+
     public func connections(_ n: Int) {
         Gauge(label: "rag_open_connections", factory: factory).record(n)
     }

@@ -2219,6 +2219,73 @@ public nonisolated struct Ragd_V1_CancelJobResponse: Sendable {
   fileprivate var _job: Ragd_V1_Job? = nil
 }
 
+public nonisolated struct Ragd_V1_ClusterNode: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var id: String = String()
+
+  /// "shard" or "coordinator"
+  public var role: String = String()
+
+  public var publicAddress: String = String()
+
+  /// shard RPCs (mutual TLS); empty for coordinators
+  public var internalAddress: String = String()
+
+  public var version: String = String()
+
+  public var startedAt: Double = 0
+
+  /// capacity: chunks stored
+  public var chunks: UInt64 = 0
+
+  /// capacity: free bytes on the data directory's disk
+  public var freeBytes: UInt64 = 0
+
+  /// a replica of the current layout
+  public var inLayout: Bool = false
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Ragd_V1_ClusterStatusRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Ragd_V1_ClusterStatusResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// registered now (live leases), by id
+  public var nodes: [Ragd_V1_ClusterNode] = []
+
+  /// the layout the coordinator uses
+  public var shards: UInt32 = 0
+
+  public var replicationFactor: UInt32 = 0
+
+  /// layout replicas with no live registration
+  public var unregistered: [String] = []
+
+  /// non-empty when etcd cannot be read
+  public var degraded: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 public nonisolated struct Ragd_V1_ApiKey: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -6123,6 +6190,145 @@ nonisolated extension Ragd_V1_CancelJobResponse: SwiftProtobuf.Message, SwiftPro
 
   public static func ==(lhs: Ragd_V1_CancelJobResponse, rhs: Ragd_V1_CancelJobResponse) -> Bool {
     if lhs._job != rhs._job {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Ragd_V1_ClusterNode: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ClusterNode"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}role\0\u{3}public_address\0\u{3}internal_address\0\u{1}version\0\u{3}started_at\0\u{1}chunks\0\u{3}free_bytes\0\u{3}in_layout\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.id) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.role) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.publicAddress) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.internalAddress) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.version) }()
+      case 6: try { try decoder.decodeSingularDoubleField(value: &self.startedAt) }()
+      case 7: try { try decoder.decodeSingularUInt64Field(value: &self.chunks) }()
+      case 8: try { try decoder.decodeSingularUInt64Field(value: &self.freeBytes) }()
+      case 9: try { try decoder.decodeSingularBoolField(value: &self.inLayout) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.id.isEmpty {
+      try visitor.visitSingularStringField(value: self.id, fieldNumber: 1)
+    }
+    if !self.role.isEmpty {
+      try visitor.visitSingularStringField(value: self.role, fieldNumber: 2)
+    }
+    if !self.publicAddress.isEmpty {
+      try visitor.visitSingularStringField(value: self.publicAddress, fieldNumber: 3)
+    }
+    if !self.internalAddress.isEmpty {
+      try visitor.visitSingularStringField(value: self.internalAddress, fieldNumber: 4)
+    }
+    if !self.version.isEmpty {
+      try visitor.visitSingularStringField(value: self.version, fieldNumber: 5)
+    }
+    if self.startedAt.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.startedAt, fieldNumber: 6)
+    }
+    if self.chunks != 0 {
+      try visitor.visitSingularUInt64Field(value: self.chunks, fieldNumber: 7)
+    }
+    if self.freeBytes != 0 {
+      try visitor.visitSingularUInt64Field(value: self.freeBytes, fieldNumber: 8)
+    }
+    if self.inLayout != false {
+      try visitor.visitSingularBoolField(value: self.inLayout, fieldNumber: 9)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Ragd_V1_ClusterNode, rhs: Ragd_V1_ClusterNode) -> Bool {
+    if lhs.id != rhs.id {return false}
+    if lhs.role != rhs.role {return false}
+    if lhs.publicAddress != rhs.publicAddress {return false}
+    if lhs.internalAddress != rhs.internalAddress {return false}
+    if lhs.version != rhs.version {return false}
+    if lhs.startedAt != rhs.startedAt {return false}
+    if lhs.chunks != rhs.chunks {return false}
+    if lhs.freeBytes != rhs.freeBytes {return false}
+    if lhs.inLayout != rhs.inLayout {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Ragd_V1_ClusterStatusRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ClusterStatusRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap()
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    // Load everything into unknown fields
+    while try decoder.nextFieldNumber() != nil {}
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Ragd_V1_ClusterStatusRequest, rhs: Ragd_V1_ClusterStatusRequest) -> Bool {
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Ragd_V1_ClusterStatusResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ClusterStatusResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}nodes\0\u{1}shards\0\u{3}replication_factor\0\u{1}unregistered\0\u{1}degraded\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.nodes) }()
+      case 2: try { try decoder.decodeSingularUInt32Field(value: &self.shards) }()
+      case 3: try { try decoder.decodeSingularUInt32Field(value: &self.replicationFactor) }()
+      case 4: try { try decoder.decodeRepeatedStringField(value: &self.unregistered) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.degraded) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.nodes.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.nodes, fieldNumber: 1)
+    }
+    if self.shards != 0 {
+      try visitor.visitSingularUInt32Field(value: self.shards, fieldNumber: 2)
+    }
+    if self.replicationFactor != 0 {
+      try visitor.visitSingularUInt32Field(value: self.replicationFactor, fieldNumber: 3)
+    }
+    if !self.unregistered.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.unregistered, fieldNumber: 4)
+    }
+    if !self.degraded.isEmpty {
+      try visitor.visitSingularStringField(value: self.degraded, fieldNumber: 5)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Ragd_V1_ClusterStatusResponse, rhs: Ragd_V1_ClusterStatusResponse) -> Bool {
+    if lhs.nodes != rhs.nodes {return false}
+    if lhs.shards != rhs.shards {return false}
+    if lhs.replicationFactor != rhs.replicationFactor {return false}
+    if lhs.unregistered != rhs.unregistered {return false}
+    if lhs.degraded != rhs.degraded {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

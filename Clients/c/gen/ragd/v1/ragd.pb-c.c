@@ -3553,6 +3553,141 @@ void   ragd__v1__cancel_job_response__free_unpacked
   assert(message->base.descriptor == &ragd__v1__cancel_job_response__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   ragd__v1__cluster_node__init
+                     (Ragd__V1__ClusterNode         *message)
+{
+  static const Ragd__V1__ClusterNode init_value = RAGD__V1__CLUSTER_NODE__INIT;
+  *message = init_value;
+}
+size_t ragd__v1__cluster_node__get_packed_size
+                     (const Ragd__V1__ClusterNode *message)
+{
+  assert(message->base.descriptor == &ragd__v1__cluster_node__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t ragd__v1__cluster_node__pack
+                     (const Ragd__V1__ClusterNode *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &ragd__v1__cluster_node__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t ragd__v1__cluster_node__pack_to_buffer
+                     (const Ragd__V1__ClusterNode *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &ragd__v1__cluster_node__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Ragd__V1__ClusterNode *
+       ragd__v1__cluster_node__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Ragd__V1__ClusterNode *)
+     protobuf_c_message_unpack (&ragd__v1__cluster_node__descriptor,
+                                allocator, len, data);
+}
+void   ragd__v1__cluster_node__free_unpacked
+                     (Ragd__V1__ClusterNode *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &ragd__v1__cluster_node__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   ragd__v1__cluster_status_request__init
+                     (Ragd__V1__ClusterStatusRequest         *message)
+{
+  static const Ragd__V1__ClusterStatusRequest init_value = RAGD__V1__CLUSTER_STATUS_REQUEST__INIT;
+  *message = init_value;
+}
+size_t ragd__v1__cluster_status_request__get_packed_size
+                     (const Ragd__V1__ClusterStatusRequest *message)
+{
+  assert(message->base.descriptor == &ragd__v1__cluster_status_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t ragd__v1__cluster_status_request__pack
+                     (const Ragd__V1__ClusterStatusRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &ragd__v1__cluster_status_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t ragd__v1__cluster_status_request__pack_to_buffer
+                     (const Ragd__V1__ClusterStatusRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &ragd__v1__cluster_status_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Ragd__V1__ClusterStatusRequest *
+       ragd__v1__cluster_status_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Ragd__V1__ClusterStatusRequest *)
+     protobuf_c_message_unpack (&ragd__v1__cluster_status_request__descriptor,
+                                allocator, len, data);
+}
+void   ragd__v1__cluster_status_request__free_unpacked
+                     (Ragd__V1__ClusterStatusRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &ragd__v1__cluster_status_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   ragd__v1__cluster_status_response__init
+                     (Ragd__V1__ClusterStatusResponse         *message)
+{
+  static const Ragd__V1__ClusterStatusResponse init_value = RAGD__V1__CLUSTER_STATUS_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t ragd__v1__cluster_status_response__get_packed_size
+                     (const Ragd__V1__ClusterStatusResponse *message)
+{
+  assert(message->base.descriptor == &ragd__v1__cluster_status_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t ragd__v1__cluster_status_response__pack
+                     (const Ragd__V1__ClusterStatusResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &ragd__v1__cluster_status_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t ragd__v1__cluster_status_response__pack_to_buffer
+                     (const Ragd__V1__ClusterStatusResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &ragd__v1__cluster_status_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Ragd__V1__ClusterStatusResponse *
+       ragd__v1__cluster_status_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Ragd__V1__ClusterStatusResponse *)
+     protobuf_c_message_unpack (&ragd__v1__cluster_status_response__descriptor,
+                                allocator, len, data);
+}
+void   ragd__v1__cluster_status_response__free_unpacked
+                     (Ragd__V1__ClusterStatusResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &ragd__v1__cluster_status_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   ragd__v1__api_key__init
                      (Ragd__V1__ApiKey         *message)
 {
@@ -9643,6 +9778,256 @@ const ProtobufCMessageDescriptor ragd__v1__cancel_job_response__descriptor =
   ragd__v1__cancel_job_response__field_indices_by_name,
   1,  ragd__v1__cancel_job_response__number_ranges,
   (ProtobufCMessageInit) ragd__v1__cancel_job_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor ragd__v1__cluster_node__field_descriptors[9] =
+{
+  {
+    "id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ClusterNode, id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "role",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ClusterNode, role),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "public_address",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ClusterNode, public_address),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "internal_address",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ClusterNode, internal_address),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "version",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ClusterNode, version),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "started_at",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_DOUBLE,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ClusterNode, started_at),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "chunks",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ClusterNode, chunks),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "free_bytes",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ClusterNode, free_bytes),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "in_layout",
+    9,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ClusterNode, in_layout),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned ragd__v1__cluster_node__field_indices_by_name[] = {
+  6,   /* field[6] = chunks */
+  7,   /* field[7] = free_bytes */
+  0,   /* field[0] = id */
+  8,   /* field[8] = in_layout */
+  3,   /* field[3] = internal_address */
+  2,   /* field[2] = public_address */
+  1,   /* field[1] = role */
+  5,   /* field[5] = started_at */
+  4,   /* field[4] = version */
+};
+static const ProtobufCIntRange ragd__v1__cluster_node__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 9 }
+};
+const ProtobufCMessageDescriptor ragd__v1__cluster_node__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "ragd.v1.ClusterNode",
+  "ClusterNode",
+  "Ragd__V1__ClusterNode",
+  "ragd.v1",
+  sizeof(Ragd__V1__ClusterNode),
+  9,
+  ragd__v1__cluster_node__field_descriptors,
+  ragd__v1__cluster_node__field_indices_by_name,
+  1,  ragd__v1__cluster_node__number_ranges,
+  (ProtobufCMessageInit) ragd__v1__cluster_node__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+#define ragd__v1__cluster_status_request__field_descriptors NULL
+#define ragd__v1__cluster_status_request__field_indices_by_name NULL
+#define ragd__v1__cluster_status_request__number_ranges NULL
+const ProtobufCMessageDescriptor ragd__v1__cluster_status_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "ragd.v1.ClusterStatusRequest",
+  "ClusterStatusRequest",
+  "Ragd__V1__ClusterStatusRequest",
+  "ragd.v1",
+  sizeof(Ragd__V1__ClusterStatusRequest),
+  0,
+  ragd__v1__cluster_status_request__field_descriptors,
+  ragd__v1__cluster_status_request__field_indices_by_name,
+  0,  ragd__v1__cluster_status_request__number_ranges,
+  (ProtobufCMessageInit) ragd__v1__cluster_status_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor ragd__v1__cluster_status_response__field_descriptors[5] =
+{
+  {
+    "nodes",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Ragd__V1__ClusterStatusResponse, n_nodes),
+    offsetof(Ragd__V1__ClusterStatusResponse, nodes),
+    &ragd__v1__cluster_node__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "shards",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ClusterStatusResponse, shards),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "replication_factor",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ClusterStatusResponse, replication_factor),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "unregistered",
+    4,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_STRING,
+    offsetof(Ragd__V1__ClusterStatusResponse, n_unregistered),
+    offsetof(Ragd__V1__ClusterStatusResponse, unregistered),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "degraded",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ClusterStatusResponse, degraded),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned ragd__v1__cluster_status_response__field_indices_by_name[] = {
+  4,   /* field[4] = degraded */
+  0,   /* field[0] = nodes */
+  2,   /* field[2] = replication_factor */
+  1,   /* field[1] = shards */
+  3,   /* field[3] = unregistered */
+};
+static const ProtobufCIntRange ragd__v1__cluster_status_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 5 }
+};
+const ProtobufCMessageDescriptor ragd__v1__cluster_status_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "ragd.v1.ClusterStatusResponse",
+  "ClusterStatusResponse",
+  "Ragd__V1__ClusterStatusResponse",
+  "ragd.v1",
+  sizeof(Ragd__V1__ClusterStatusResponse),
+  5,
+  ragd__v1__cluster_status_response__field_descriptors,
+  ragd__v1__cluster_status_response__field_indices_by_name,
+  1,  ragd__v1__cluster_status_response__number_ranges,
+  (ProtobufCMessageInit) ragd__v1__cluster_status_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCFieldDescriptor ragd__v1__api_key__field_descriptors[8] =

@@ -99,6 +99,9 @@ typedef struct Ragd__V1__ListJobsRequest Ragd__V1__ListJobsRequest;
 typedef struct Ragd__V1__ListJobsResponse Ragd__V1__ListJobsResponse;
 typedef struct Ragd__V1__CancelJobRequest Ragd__V1__CancelJobRequest;
 typedef struct Ragd__V1__CancelJobResponse Ragd__V1__CancelJobResponse;
+typedef struct Ragd__V1__ClusterNode Ragd__V1__ClusterNode;
+typedef struct Ragd__V1__ClusterStatusRequest Ragd__V1__ClusterStatusRequest;
+typedef struct Ragd__V1__ClusterStatusResponse Ragd__V1__ClusterStatusResponse;
 typedef struct Ragd__V1__ApiKey Ragd__V1__ApiKey;
 typedef struct Ragd__V1__CreateKeyRequest Ragd__V1__CreateKeyRequest;
 typedef struct Ragd__V1__CreateKeyResponse Ragd__V1__CreateKeyResponse;
@@ -1635,6 +1638,76 @@ struct  Ragd__V1__CancelJobResponse
 #define RAGD__V1__CANCEL_JOB_RESPONSE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__cancel_job_response__descriptor) \
     , NULL }
+
+
+struct  Ragd__V1__ClusterNode
+{
+  ProtobufCMessage base;
+  char *id;
+  /*
+   * "shard" or "coordinator"
+   */
+  char *role;
+  char *public_address;
+  /*
+   * shard RPCs (mutual TLS); empty for coordinators
+   */
+  char *internal_address;
+  char *version;
+  double started_at;
+  /*
+   * capacity: chunks stored
+   */
+  uint64_t chunks;
+  /*
+   * capacity: free bytes on the data directory's disk
+   */
+  uint64_t free_bytes;
+  /*
+   * a replica of the current layout
+   */
+  protobuf_c_boolean in_layout;
+};
+#define RAGD__V1__CLUSTER_NODE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__cluster_node__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, 0, 0 }
+
+
+struct  Ragd__V1__ClusterStatusRequest
+{
+  ProtobufCMessage base;
+};
+#define RAGD__V1__CLUSTER_STATUS_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__cluster_status_request__descriptor) \
+     }
+
+
+struct  Ragd__V1__ClusterStatusResponse
+{
+  ProtobufCMessage base;
+  /*
+   * registered now (live leases), by id
+   */
+  size_t n_nodes;
+  Ragd__V1__ClusterNode **nodes;
+  /*
+   * the layout the coordinator uses
+   */
+  uint32_t shards;
+  uint32_t replication_factor;
+  /*
+   * layout replicas with no live registration
+   */
+  size_t n_unregistered;
+  char **unregistered;
+  /*
+   * non-empty when etcd cannot be read
+   */
+  char *degraded;
+};
+#define RAGD__V1__CLUSTER_STATUS_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__cluster_status_response__descriptor) \
+    , 0,NULL, 0, 0, 0,NULL, (char *)protobuf_c_empty_string }
 
 
 struct  Ragd__V1__ApiKey
@@ -3239,6 +3312,63 @@ Ragd__V1__CancelJobResponse *
 void   ragd__v1__cancel_job_response__free_unpacked
                      (Ragd__V1__CancelJobResponse *message,
                       ProtobufCAllocator *allocator);
+/* Ragd__V1__ClusterNode methods */
+void   ragd__v1__cluster_node__init
+                     (Ragd__V1__ClusterNode         *message);
+size_t ragd__v1__cluster_node__get_packed_size
+                     (const Ragd__V1__ClusterNode   *message);
+size_t ragd__v1__cluster_node__pack
+                     (const Ragd__V1__ClusterNode   *message,
+                      uint8_t             *out);
+size_t ragd__v1__cluster_node__pack_to_buffer
+                     (const Ragd__V1__ClusterNode   *message,
+                      ProtobufCBuffer     *buffer);
+Ragd__V1__ClusterNode *
+       ragd__v1__cluster_node__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   ragd__v1__cluster_node__free_unpacked
+                     (Ragd__V1__ClusterNode *message,
+                      ProtobufCAllocator *allocator);
+/* Ragd__V1__ClusterStatusRequest methods */
+void   ragd__v1__cluster_status_request__init
+                     (Ragd__V1__ClusterStatusRequest         *message);
+size_t ragd__v1__cluster_status_request__get_packed_size
+                     (const Ragd__V1__ClusterStatusRequest   *message);
+size_t ragd__v1__cluster_status_request__pack
+                     (const Ragd__V1__ClusterStatusRequest   *message,
+                      uint8_t             *out);
+size_t ragd__v1__cluster_status_request__pack_to_buffer
+                     (const Ragd__V1__ClusterStatusRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Ragd__V1__ClusterStatusRequest *
+       ragd__v1__cluster_status_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   ragd__v1__cluster_status_request__free_unpacked
+                     (Ragd__V1__ClusterStatusRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Ragd__V1__ClusterStatusResponse methods */
+void   ragd__v1__cluster_status_response__init
+                     (Ragd__V1__ClusterStatusResponse         *message);
+size_t ragd__v1__cluster_status_response__get_packed_size
+                     (const Ragd__V1__ClusterStatusResponse   *message);
+size_t ragd__v1__cluster_status_response__pack
+                     (const Ragd__V1__ClusterStatusResponse   *message,
+                      uint8_t             *out);
+size_t ragd__v1__cluster_status_response__pack_to_buffer
+                     (const Ragd__V1__ClusterStatusResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Ragd__V1__ClusterStatusResponse *
+       ragd__v1__cluster_status_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   ragd__v1__cluster_status_response__free_unpacked
+                     (Ragd__V1__ClusterStatusResponse *message,
+                      ProtobufCAllocator *allocator);
 /* Ragd__V1__ApiKey methods */
 void   ragd__v1__api_key__init
                      (Ragd__V1__ApiKey         *message);
@@ -3626,6 +3756,15 @@ typedef void (*Ragd__V1__CancelJobRequest_Closure)
 typedef void (*Ragd__V1__CancelJobResponse_Closure)
                  (const Ragd__V1__CancelJobResponse *message,
                   void *closure_data);
+typedef void (*Ragd__V1__ClusterNode_Closure)
+                 (const Ragd__V1__ClusterNode *message,
+                  void *closure_data);
+typedef void (*Ragd__V1__ClusterStatusRequest_Closure)
+                 (const Ragd__V1__ClusterStatusRequest *message,
+                  void *closure_data);
+typedef void (*Ragd__V1__ClusterStatusResponse_Closure)
+                 (const Ragd__V1__ClusterStatusResponse *message,
+                  void *closure_data);
 typedef void (*Ragd__V1__ApiKey_Closure)
                  (const Ragd__V1__ApiKey *message,
                   void *closure_data);
@@ -3741,6 +3880,9 @@ extern const ProtobufCMessageDescriptor ragd__v1__list_jobs_request__descriptor;
 extern const ProtobufCMessageDescriptor ragd__v1__list_jobs_response__descriptor;
 extern const ProtobufCMessageDescriptor ragd__v1__cancel_job_request__descriptor;
 extern const ProtobufCMessageDescriptor ragd__v1__cancel_job_response__descriptor;
+extern const ProtobufCMessageDescriptor ragd__v1__cluster_node__descriptor;
+extern const ProtobufCMessageDescriptor ragd__v1__cluster_status_request__descriptor;
+extern const ProtobufCMessageDescriptor ragd__v1__cluster_status_response__descriptor;
 extern const ProtobufCMessageDescriptor ragd__v1__api_key__descriptor;
 extern const ProtobufCMessageDescriptor ragd__v1__create_key_request__descriptor;
 extern const ProtobufCMessageDescriptor ragd__v1__create_key_response__descriptor;
