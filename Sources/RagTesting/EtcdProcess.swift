@@ -34,6 +34,10 @@ public final class EtcdProcess: @unchecked Sendable {
         return String(decoding: r.body, as: UTF8.self).contains("\"health\":\"true\"")
     }
 
+    /// SIGSTOP: etcd hangs (connections open, no answers), the nastiest outage.
+    public func pause() { process.signal(SIGSTOP) }
+    public func resume() { process.signal(SIGCONT) }
+
     /// SIGKILL (a dead dependency for fault tests) or teardown.
     public func stop() {
         if process.isRunning {

@@ -78,6 +78,33 @@ import Testing
         await cb.close()
     }
 
+    /// etcd hung (SIGSTOP, connections accepted and never answered): queries go on
+    /// without the cache, Health says degraded, writes are refused; once etcd
+    /// answers again, writes go through and are seen by the other coordinator.
+    @Test func aHungEtcdDegradesAndRecovers() async throws {
+        let etcd = try await EtcdProcess.launch()
+        let cluster = try await LocalCluster.launch(shards: 1, replicas: 1, etcd: etcd.endpoint)
+        defer { cluster.stop() }
+        let b = try await cluster.launchCoordinator("coord-b")
+        defer { b.kill9() }
+        let ca = cluster.client(timeout: .seconds(20)), cb = b.client(timeout: .seconds(20))
+        _ = try await ca.index(Fixtures.documents, collection: "kb")
+        _ = try await cb.query("raft leader election", collection: "kb", topK: 3)
+        etcd.pause()
+        for _ in 0..<3 {
+            let r = try await cb.query("raft leader election", collection: "kb", topK: 3)
+            #expect(r.sources.first?.documentID == "raft" && !r.cached)
+        }
+        #expect(try await cb.health().degraded.contains("etcd unreachable"))
+        #expect(await code { _ = try await ca.index([RagDocument(id: "hung", text: "written while etcd hangs")], collection: "kb") } == .unavailable)
+        etcd.resume()
+        #expect(await eventually(seconds: 15) { await code { _ = try await ca.index([RagDocument(id: "back", text: "written once etcd is back: wombat")], collection: "kb") } == .ok })
+        #expect(try await cb.query("wombat", collection: "kb", topK: 1, mode: .keyword).sources.first?.documentID == "back")
+        #expect(try await cb.health().degraded.isEmpty)
+        await ca.close()
+        await cb.close()
+    }
+
     /// Coordinators sharing etcd share API keys: a key bootstrapped into etcd opens
     /// every coordinator; one made or revoked through one coordinator holds on the
     /// others within the refresh interval (a second).

@@ -101,6 +101,11 @@ public final class EtcdClient: Sendable {
         return Self.int((r["result"] as? [String: Any])?["TTL"])
     }
 
+    /// Ends a lease at once (its keys go with it).
+    public func revokeLease(_ lease: Int64) async throws(RagError) {
+        _ = try await call("/v3/lease/revoke", ["ID": String(lease)])
+    }
+
     /// Stores `value` bound to `lease`: it disappears when the lease expires.
     @discardableResult
     public func put(_ key: String, _ value: Data, lease: Int64) async throws(RagError) -> Int64 {

@@ -57,6 +57,8 @@ public final class NodeRegistration: Sendable {
             }
             try? await Task.sleep(for: every)
         }
+        // Stopping on purpose: leave the membership now rather than at the lease's expiry.
+        if lease != 0 { try? await etcd.revokeLease(lease) }
     }
 
     @discardableResult
