@@ -159,10 +159,6 @@ import Testing
         await c.close()
     }
 
-    func code(_ body: () async throws -> Void) async -> RagError.Code {
-        do { try await body(); return .ok } catch { return RagError(from: error).code }
-    }
-
     /// True once `condition` holds, polling for up to `seconds`.
     func eventually(seconds: Int = 5, _ condition: () async -> Bool) async -> Bool {
         for _ in 0..<(seconds * 10) {

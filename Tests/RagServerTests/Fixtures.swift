@@ -48,3 +48,8 @@ enum Fixtures {
         ("feed a sourdough starter", "bread"),
     ]
 }
+
+/// The status a call ends with: OK, or its error's code.
+func code(_ body: () async throws -> Void) async -> RagError.Code {
+    do { try await body(); return .ok } catch { return RagError(from: error).code }
+}

@@ -16,10 +16,6 @@ import Testing
         RagClient(host: "127.0.0.1", port: server.localAddress!.port!, defaultTimeout: .seconds(20), apiKey: key)
     }
 
-    func code(_ body: () async throws -> Void) async -> RagError.Code {
-        do { try await body(); return .ok } catch { return RagError(from: error).code }
-    }
-
     /// Once a key exists, every public RPC (Health included) refuses a call without
     /// a valid key, and every RPC above a key's role; both are counted in /metrics.
     @Test func everyRPCRefusesAnonymousAndWrongRoleCalls() async throws {

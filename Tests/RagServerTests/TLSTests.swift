@@ -8,10 +8,6 @@ import Testing
 /// #13: TLS and mutual TLS against real ragd processes, keys made offline, and
 /// the internal listener that alone serves shard RPCs.
 @Suite struct TLSTests {
-    func code(_ body: () async throws -> Void) async -> RagError.Code {
-        do { try await body(); return .ok } catch { return RagError(from: error).code }
-    }
-
     func message(_ body: () async throws -> Void) async -> String {
         do { try await body(); return "" } catch { return RagError(from: error).message }
     }

@@ -39,10 +39,6 @@ public struct APIKeyRecord: Sendable, Hashable, Codable {
     /// SHA-256 of the secret.
     var secretHash: Data
 
-    public func allows(collection: String) -> Bool {
-        collections.isEmpty || collections.contains(collection)
-    }
-
     /// A new key and its token, checked: names and scopes are bounded like every
     /// other string a client sends.
     static func make(name: String, role: KeyRole, collections: [String], queriesPerSecond: Double,

@@ -87,15 +87,10 @@ public final class QueryCache: Sendable {
         if generation, let authority = l2 as? any GenerationAuthority { timeout = max(timeout, authority.generationTimeout) }
         let limit = timeout
         do {
-            return try await withThrowingTaskGroup(of: T?.self) { group in
-                group.addTask { try await body() }
-                group.addTask { try await Task.sleep(for: limit); return nil }
-                defer { group.cancelAll() }
-                guard let first = try await group.next(), let value = first else {
-                    throw RagError(.deadlineExceeded, "L2 cache did not answer within \(limit)")
-                }
-                return value
+            guard let value = try await withTimeout(limit, body) else {
+                throw RagError(.deadlineExceeded, "L2 cache did not answer within \(limit)")
             }
+            return value
         } catch {
             if !(error is CancellationError) { l2Failed(error) }
             return nil

@@ -143,7 +143,9 @@ public final class EtcdClient: Sendable {
             r.setValue("application/json", forHTTPHeaderField: "Content-Type")
             let request = r
             do {
-                let (data, response) = try await bounded { try await URLSession.shared.data(for: request) }
+                guard let (data, response) = try await withTimeout(timeout, { try await URLSession.shared.data(for: request) }) else {
+                    throw URLError(.timedOut)  // Linux URLSession does not reliably honour its own timeout
+                }
                 let status = (response as? HTTPURLResponse)?.statusCode ?? 0
                 let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] ?? [:]
                 guard (200...299).contains(status) else {
@@ -162,18 +164,6 @@ public final class EtcdClient: Sendable {
             }
         }
         throw RagError(.unavailable, "etcd is unreachable (\(failures.joined(separator: "; ")))")
-    }
-
-    /// URLSession's own timeouts are not reliable on Linux: race the call.
-    func bounded<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) async throws -> T {
-        let limit = timeout
-        return try await withThrowingTaskGroup(of: T?.self) { group in
-            group.addTask { try await body() }
-            group.addTask { try await Task.sleep(for: limit); return nil }
-            defer { group.cancelAll() }
-            guard let first = try await group.next(), let value = first else { throw URLError(.timedOut) }
-            return value
-        }
     }
 
     // MARK: encoding

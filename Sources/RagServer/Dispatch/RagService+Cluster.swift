@@ -4,6 +4,10 @@ import RagWire
 
 // ClusterStatus: the nodes registered in etcd beside the layout in use.
 extension RagService {
+    var clusterHandlers: [String: RPCHandler] {
+        [RagMethod.clusterStatus.rawValue: .unary { try await clusterStatus($0, $1) }]
+    }
+
     func clusterStatus(_ payload: Data, _ ctx: CallContext) async throws -> Data {
         _ = try FrameCodec.payload(Ragd_V1_ClusterStatusRequest.self, from: payload)
         guard let etcd = controlPlane else {

@@ -9,7 +9,6 @@ extension RagService {
             RagMethod.createKey.rawValue: .unary { try await createKey($0, $1) },
             RagMethod.listKeys.rawValue: .unary { try listKeys($0, $1) },
             RagMethod.revokeKey.rawValue: .unary { try await revokeKey($0, $1) },
-            RagMethod.clusterStatus.rawValue: .unary { try await clusterStatus($0, $1) },
         ]
     }
 

@@ -54,7 +54,7 @@ public struct RagService: Sendable {
             RagMethod.getJob.rawValue: .unary { try await getJob($0, $1) },
             RagMethod.listJobs.rawValue: .unary { try await listJobs($0, $1) },
             RagMethod.cancelJob.rawValue: .unary { try await cancelJob($0, $1) },
-        ].merging(keyHandlers) { a, _ in a }
+        ].merging(keyHandlers) { a, _ in a }.merging(clusterHandlers) { a, _ in a }
     }
 
     static func rerank(_ w: Ragd_V1_Rerank) throws(RagError) -> RerankOptions? {

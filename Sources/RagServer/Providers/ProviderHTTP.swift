@@ -46,16 +46,8 @@ public struct ProviderHTTP: Sendable {
     /// Runs `body` within the provider timeout (URLSession's own timeouts are
     /// not reliably honoured by Linux Foundation for delegate-based sessions).
     func bounded<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) async throws -> T {
-        let limit = timeout
-        return try await withThrowingTaskGroup(of: T?.self) { group in
-            group.addTask { try await body() }
-            group.addTask { try await Task.sleep(for: limit); return nil }
-            defer { group.cancelAll() }
-            guard let first = try await group.next(), let value = first else {
-                throw URLError(.timedOut)
-            }
-            return value
-        }
+        guard let value = try await withTimeout(timeout, body) else { throw URLError(.timedOut) }
+        return value
     }
 
     /// A provider's error body can hold anything (an echo of the key, internal
