@@ -36,4 +36,15 @@ extension RagClient {
     public func clusterStatus(timeout: Duration? = nil) async throws(RagError) -> ClusterStatus {
         try await call(.clusterStatus, Ragd_V1_ClusterStatusRequest(), as: Ragd_V1_ClusterStatusResponse.self, timeout: timeout)
     }
+
+    /// A membership change or a rebalance (admin): `action` is add-node,
+    /// drain-node, remove-node or rebalance; `node` an id or internal address.
+    public func clusterChange(_ action: String, node: String = "", maxBytesPerSecond: Double = 0,
+                              timeout: Duration? = nil) async throws(RagError) -> Ragd_V1_ClusterChangeResponse {
+        try await call(.clusterChange, Ragd_V1_ClusterChangeRequest.with {
+            $0.action = action
+            $0.node = node
+            $0.maxBytesPerSecond = maxBytesPerSecond
+        }, as: Ragd_V1_ClusterChangeResponse.self, timeout: timeout)
+    }
 }

@@ -8,7 +8,7 @@ import Synchronization
 extension RagServer {
     /// The collection registry for the role, with the cluster (coordinator) or
     /// the shard host (shard node).
-    static func storage(_ configuration: RagServerConfiguration, etcd: EtcdClient?,
+    static func storage(_ configuration: RagServerConfiguration, etcd: EtcdClient?, metrics: RagMetrics,
                         logger: Logger) async throws -> (CollectionRegistry, Cluster?, ShardHost?) {
         switch configuration.role {
         case .all:
@@ -16,13 +16,21 @@ extension RagServer {
         case .shard:
             return (try await CollectionRegistry(configuration: configuration), nil, try ShardHost(configuration: configuration))
         case .coordinator:
-            let clusterConfig = try await ClusterLayout.resolve(file: configuration.cluster, etcd: etcd, logger: logger)
-            let c = try Cluster(configuration: clusterConfig, hintPath: configuration.dataDirectory + "/hints.sqlite",
-                                tls: configuration.clusterTLS, logger: logger)
+            let store = etcd.map { PlacementStore(etcd: $0) }
+            let placement: Placement
+            if let store {
+                placement = try await store.bootstrap(file: configuration.cluster, partitions: configuration.logicalPartitions,
+                                                      replication: configuration.replication, logger: logger)
+            } else {
+                guard let file = configuration.cluster else { throw RagError.invalidArgument("--role coordinator needs --cluster FILE or --etcd") }
+                placement = Placement(file: file)
+            }
+            let c = try Cluster(placement: placement, store: store, hintPath: configuration.dataDirectory + "/hints.sqlite",
+                                tls: configuration.clusterTLS, logger: logger) { metrics.placementVersion($0.version) }
             let catalog = etcd.map { EtcdCatalog(etcd: $0) }
-            let registry = try await CollectionRegistry(configuration: configuration, partitions: c.shardCount, catalog: catalog) { info, p in
-                guard info.partitions == c.shardCount else {
-                    throw RagError.failedPrecondition("collection \(info.name) has \(info.partitions) partitions but the cluster has \(c.shardCount) shards")
+            let registry = try await CollectionRegistry(configuration: configuration, partitions: placement.partitions, catalog: catalog) { info, p in
+                guard info.partitions <= c.partitions else {
+                    throw RagError.failedPrecondition("collection \(info.name) has \(info.partitions) partitions but the cluster has \(c.partitions) logical partitions")
                 }
                 return RemoteShard(collection: info.name, partition: p, dimension: info.dimension, embedder: info.embedder,
                                    partitions: info.partitions, cluster: c)
@@ -75,7 +83,7 @@ extension RagServer {
     /// every call) and, on a shard node, the internal one (shard RPCs, trusted
     /// because the internal listener requires a cluster certificate).
     static func makeDispatchers(_ configuration: RagServerConfiguration, coordinator: Coordinator, stats: ServerStats, cache: QueryCache,
-                                metrics: RagMetrics, cluster: Cluster?, experiments: ExperimentManager, shardHost: ShardHost?,
+                                metrics: RagMetrics, cluster: Cluster?, rebalancer: Rebalancer?, experiments: ExperimentManager, shardHost: ShardHost?,
                                 etcd: EtcdClient?, logger: Logger) async throws -> (JobRunner, Dispatcher, Dispatcher?, Authorizer) {
         let queries = Mutex<RagService?>(nil)
         let queue: any JobQueue
@@ -93,7 +101,7 @@ extension RagServer {
         let keyStore: any APIKeyStore = try etcd.map { EtcdKeyStore(etcd: $0) } ?? KeyStore(path: configuration.dataDirectory + "/keys.sqlite")
         let authorizer = try await Authorizer(store: keyStore, required: configuration.requireKeys)
         let service = RagService(coordinator: coordinator, stats: stats, cache: cache, metrics: metrics, role: configuration.role.rawValue,
-                                 cluster: cluster, experiments: experiments, jobs: jobs, authorizer: authorizer, controlPlane: etcd)
+                                 cluster: cluster, rebalancer: rebalancer, experiments: experiments, jobs: jobs, authorizer: authorizer, controlPlane: etcd)
         queries.withLock { $0 = service }
         func dispatcher(_ handlers: [String: RPCHandler], _ authorizer: Authorizer?) -> Dispatcher {
             Dispatcher(handlers: handlers, logger: logger, metrics: metrics, maxFrameSize: configuration.maxFrameSize,

@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import NIOCore
 import NIOPosix
@@ -20,6 +21,8 @@ public final class RagServer: Service, Sendable {
     public let metrics: RagMetrics
     public let cache: QueryCache
     public let cluster: Cluster?
+    /// Partition moves (a coordinator with --etcd).
+    let rebalancer: Rebalancer?
     public let experiments: ExperimentManager
     public let jobs: JobRunner
     let dispatcher: Dispatcher
@@ -54,11 +57,16 @@ public final class RagServer: Service, Sendable {
         // optimizer (coroutine splitting) in release builds.
         let etcd = configuration.etcdEndpoints.isEmpty ? nil : EtcdClient(endpoints: configuration.etcdEndpoints)
         self.etcd = etcd
-        let (registry, cluster, shardHost) = try await Self.storage(configuration, etcd: etcd, logger: logger)
+        let metrics = RagMetrics()
+        self.metrics = metrics
+        let (registry, cluster, shardHost) = try await Self.storage(configuration, etcd: etcd, metrics: metrics, logger: logger)
         self.shardHost = shardHost
         self.cluster = cluster
+        rebalancer = cluster?.store.map {
+            Rebalancer(store: $0, cluster: cluster!, me: (configuration.nodeID ?? "\(ProcessInfo.processInfo.hostName):\(configuration.port)") + "#\(getpid())",
+                       logger: logger, metrics: metrics)
+        }
         let embedder = try await Self.resolveEmbedder(embedder, configuration)
-        metrics = RagMetrics()
         cache = try Self.makeCache(configuration, etcd: etcd, metrics: metrics, logger: logger)
         let experiments = try ExperimentManager(path: configuration.dataDirectory + "/experiments.sqlite")
         self.experiments = experiments
@@ -66,7 +74,7 @@ public final class RagServer: Service, Sendable {
                                            metrics: metrics, cache: cache, experiments: experiments)
         stats = ServerStats(metrics: metrics)
         (jobs, dispatcher, internalDispatcher, authorizer) = try await Self.makeDispatchers(configuration, coordinator: coordinator, stats: stats, cache: cache, metrics: metrics,
-                                                     cluster: cluster, experiments: experiments, shardHost: shardHost, etcd: etcd, logger: logger)
+                                                     cluster: cluster, rebalancer: rebalancer, experiments: experiments, shardHost: shardHost, etcd: etcd, logger: logger)
         await Self.reportCollections(registry, metrics: metrics, logger: logger, started: started, configuration: configuration)
     }
 
@@ -101,6 +109,22 @@ public final class RagServer: Service, Sendable {
             }
             if let cluster {
                 group.addTask { await cluster.replayHints() }
+                group.addTask { await cluster.watch() }
+            }
+            if let rebalancer {
+                group.addTask { await rebalancer.run() }
+            }
+            if let shardHost, let etcd {
+                // Nodes follow the placement too: a fence at every version they see.
+                group.addTask { [logger] in
+                    let store = PlacementStore(etcd: etcd)
+                    while !Task.isCancelled {
+                        if let (p, _) = try? await store.load() {
+                            do { try await shardHost.raiseFence(p.version) } catch { logger.warning("placement fence: \(error)") }
+                        }
+                        try? await Task.sleep(for: .seconds(1))
+                    }
+                }
             }
             group.addTask { [authorizer] in await authorizer.refreshLoop() }
             if let etcd {

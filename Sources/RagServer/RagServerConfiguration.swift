@@ -129,6 +129,10 @@ public struct RagServerConfiguration: Sendable {
     public var etcdEndpoints: [String] = []
     /// This node's id in etcd's membership (default: host name and public port).
     public var nodeID: String?
+    /// Logical partitions of a cluster placement created in etcd (fixed from then on).
+    public var logicalPartitions: Int = Placement.defaultPartitions
+    /// Replicas per logical partition of a placement created empty (no cluster file).
+    public var replication: Int = 1
     /// The host other nodes use to reach this one (default: the listening host,
     /// or the host name when listening on a wildcard address).
     public var advertiseHost: String?

@@ -1,5 +1,6 @@
 import Foundation
 import RagClient
+import Synchronization
 
 /// A coordinator and `shards × replicas` shard processes on loopback, each with
 /// its own data directory, for tests and benchmarks of the distributed mode.
@@ -8,19 +9,21 @@ public final class LocalCluster: @unchecked Sendable {
     public let coordinator: RagdProcess
     public let root: String
     public let clusterFile: String
+    private let extra = Mutex<[RagdProcess]>([])
 
     /// etcd endpoint the coordinators share (nil: the cluster file alone).
     public let etcd: String?
 
     /// With `etcd`, the first coordinator publishes the layout there and more
     /// coordinators can join with `addCoordinator()`.
-    public init(shards: Int, replicas: Int, writeQuorum: Int? = nil, etcd: String? = nil) throws {
+    public init(shards: Int, replicas: Int, writeQuorum: Int? = nil, etcd: String? = nil, coordinatorArguments: [String] = []) throws {
         self.etcd = etcd
         root = makeTemporaryDirectory("ragd-cluster")
         for s in 0..<shards {
             var row: [RagdProcess] = []
             for r in 0..<replicas {
-                row.append(try RagdProcess(dataDirectory: "\(root)/shard\(s)-\(r)", extraArguments: Self.shardArguments(etcd: etcd)))
+                row.append(try RagdProcess(dataDirectory: "\(root)/shard\(s)-\(r)", port: StablePort.reserve(),
+                                          extraArguments: Self.shardArguments(internalPort: StablePort.reserve(), etcd: etcd)))
             }
             nodes.append(row)
         }
@@ -31,8 +34,8 @@ public final class LocalCluster: @unchecked Sendable {
         clusterFile = root + "/cluster.json"
         try "{\"replication_factor\": \(replicas)\(quorum), \"shards\": [\(entries.joined(separator: ", "))]}"
             .write(toFile: clusterFile, atomically: true, encoding: .utf8)
-        coordinator = try RagdProcess(dataDirectory: root + "/coordinator", extraArguments: ["--role", "coordinator", "--cluster", clusterFile]
-                                  + (etcd.map { ["--etcd", $0] } ?? []) + TestCertificates.shared.clusterFlags)
+        coordinator = try RagdProcess(dataDirectory: root + "/coordinator", port: StablePort.reserve(), extraArguments: ["--role", "coordinator", "--cluster", clusterFile]
+                                  + (etcd.map { ["--etcd", $0] } ?? []) + TestCertificates.shared.clusterFlags + coordinatorArguments)
     }
 
     /// A shard node with an internal listener under mutual TLS (the cluster's certificates).
@@ -49,6 +52,15 @@ public final class LocalCluster: @unchecked Sendable {
 
     public func client(timeout: Duration? = .seconds(30)) -> RagClient { coordinator.client(timeout: timeout) }
 
+    /// One more shard node registered in etcd (not a member until `add-node`);
+    /// stopped with the cluster.
+    public func addShardNode(_ name: String) throws -> RagdProcess {
+        let node = try RagdProcess(dataDirectory: "\(root)/\(name)", port: StablePort.reserve(),
+                                   extraArguments: Self.shardArguments(internalPort: StablePort.reserve(), etcd: etcd))
+        extra.withLock { $0.append(node) }
+        return node
+    }
+
     public func kill(shard: Int, replica: Int) { nodes[shard][replica].kill9() }
 
     /// Restarts a replica on its old port and data directory.
@@ -63,6 +75,7 @@ public final class LocalCluster: @unchecked Sendable {
     public func stop() {
         if coordinator.isRunning { coordinator.kill9() }
         for row in nodes { for n in row where n.isRunning { n.kill9() } }
+        for n in extra.withLock({ $0 }) where n.isRunning { n.kill9() }
         try? FileManager.default.removeItem(atPath: root)
     }
 }

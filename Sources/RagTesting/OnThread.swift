@@ -20,8 +20,16 @@ extension RagdProcess {
 
 extension LocalCluster {
     /// `init` on a thread of its own.
-    public static func launch(shards: Int, replicas: Int, writeQuorum: Int? = nil, etcd: String? = nil) async throws -> LocalCluster {
-        try await onThread { try LocalCluster(shards: shards, replicas: replicas, writeQuorum: writeQuorum, etcd: etcd) }
+    public static func launch(shards: Int, replicas: Int, writeQuorum: Int? = nil, etcd: String? = nil,
+                              coordinatorArguments: [String] = []) async throws -> LocalCluster {
+        try await onThread {
+            try LocalCluster(shards: shards, replicas: replicas, writeQuorum: writeQuorum, etcd: etcd, coordinatorArguments: coordinatorArguments)
+        }
+    }
+
+    /// `addShardNode` on a thread of its own.
+    public func launchShardNode(_ name: String) async throws -> RagdProcess {
+        try await onThread { try self.addShardNode(name) }
     }
 
     /// `addCoordinator` on a thread of its own.

@@ -22,6 +22,7 @@ public enum RagMethod: String, Sendable, CaseIterable {
     case listKeys = "ListKeys"
     case revokeKey = "RevokeKey"
     case clusterStatus = "ClusterStatus"
+    case clusterChange = "ClusterChange"
     // Internal: coordinator -> shard.
     case shardSearch = "ShardSearch"
     case shardStats = "ShardStats"
@@ -29,6 +30,10 @@ public enum RagMethod: String, Sendable, CaseIterable {
     case shardHashes = "ShardHashes"
     case shardCounts = "ShardCounts"
     case shardFetch = "ShardFetch"
+    case shardFence = "ShardFence"
+    case shardSlot = "ShardSlot"
+    case shardReceive = "ShardReceive"
+    case shardDrop = "ShardDrop"
 
     /// Methods that answer with stream messages and an end-of-stream frame.
     public var isStreaming: Bool { self == .stream || self == .indexStream }

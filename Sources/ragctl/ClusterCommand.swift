@@ -4,12 +4,14 @@ import RagClient
 import RagWire
 
 extension Ragd_V1_ClusterStatusResponse: SwiftProtobufMessageJSON {}
+extension Ragd_V1_ClusterChangeResponse: SwiftProtobufMessageJSON {}
 
-/// `ragctl cluster …`: the control plane as a coordinator sees it.
+/// `ragctl cluster …`: the control plane as a coordinator sees it, and the
+/// membership changes that move partitions.
 struct ClusterCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "cluster", abstract: "Nodes registered in etcd and the layout in use (needs an admin key).",
-        subcommands: [Nodes.self])
+        commandName: "cluster", abstract: "Nodes, placement and partition moves of an etcd cluster (needs an admin key).",
+        subcommands: [Nodes.self, Status.self, AddNode.self, DrainNode.self, RemoveNode.self, Rebalance.self])
 
     struct Nodes: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List live nodes (etcd leases) with their addresses and capacity.")
@@ -21,14 +23,85 @@ struct ClusterCommand: AsyncParsableCommand {
                 let s = try await client.clusterStatus(timeout: connection.deadline)
                 if connection.json { printJSON(s); return }
                 if !s.degraded.isEmpty { print("degraded: \(s.degraded)") }
-                print("layout: \(s.shards) shards × \(s.replicationFactor) replicas; \(s.nodes.count) nodes registered")
+                print("placement: \(s.shards) logical partitions × \(s.replicationFactor) replicas (version \(s.placementVersion)); \(s.nodes.count) nodes registered")
                 for n in s.nodes {
                     let free = String(format: "%.1f GiB free", Double(n.freeBytes) / 1_073_741_824)
                     print([n.id, n.role, n.publicAddress, n.internalAddress.isEmpty ? "-" : n.internalAddress,
-                           "\(n.chunks) chunks", free, n.inLayout ? "in layout" : (n.role == "shard" ? "not in layout" : "")].joined(separator: "\t"))
+                           "\(n.chunks) chunks", free, n.inLayout ? "member" : (n.role == "shard" ? "not a member (ragctl cluster add-node \(n.id))" : "")].joined(separator: "\t"))
                 }
-                for r in s.unregistered { print("\(r)\tnot registered (down, or started without --etcd)") }
+                for r in s.unregistered { print("\(r)\tmember, not registered (down, or started without --etcd)") }
             }
+        }
+    }
+
+    struct Status: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Placement version, partitions per node, moves in progress with progress and rate.")
+        @OptionGroup var connection: ConnectionOptions
+
+        func run() async throws {
+            let client = try connection.client()
+            try await runReporting {
+                let s = try await client.clusterStatus(timeout: connection.deadline)
+                if connection.json { printJSON(s); return }
+                if !s.degraded.isEmpty { print("degraded: \(s.degraded)") }
+                print("placement version \(s.placementVersion): \(s.shards) logical partitions × \(s.replicationFactor) replicas"
+                      + (s.unassigned > 0 ? ", \(s.unassigned) replicas unassigned" : ""))
+                print("mover: \(s.mover.isEmpty ? "(none)" : s.mover)")
+                print("node\taddress\tstate\tlease\tpartitions\tchunks")
+                for m in s.members {
+                    print([m.id, m.address, m.state, m.live ? "live" : "EXPIRED", "\(m.partitions)", "\(m.chunks)"].joined(separator: "\t"))
+                }
+                if s.moves.isEmpty { print("no moves in progress") }
+                for m in s.moves {
+                    let pct = m.totalDocuments > 0 ? 100 * Double(m.copiedDocuments) / Double(m.totalDocuments) : 0
+                    print(String(format: "move partition %d: %@ → %@ %@ %d/%d documents (%.0f%%), %.1f MB at %.1f MB/s%@",
+                                 m.partition, m.from.isEmpty ? "(new replica)" : m.from, m.to, m.phase, m.copiedDocuments, m.totalDocuments, pct,
+                                 Double(m.copiedBytes) / 1e6, m.bytesPerSecond / 1e6, m.error.isEmpty ? "" : " — \(m.error)"))
+                }
+            }
+        }
+    }
+
+    static func change(_ connection: ConnectionOptions, _ action: String, node: String = "", rate: Double = 0) async throws {
+        let client = try connection.client()
+        try await runReporting {
+            let r = try await client.clusterChange(action, node: node, maxBytesPerSecond: rate, timeout: connection.deadline)
+            if connection.json { printJSON(r); return }
+            print("\(r.message) (placement version \(r.placementVersion))")
+            if r.planned.isEmpty { print("balanced: nothing to move") }
+            for m in r.planned.prefix(20) { print("planned: partition \(m.partition) \(m.from.isEmpty ? "(new replica)" : m.from) → \(m.to)") }
+            if r.planned.count > 20 { print("… \(r.planned.count - 20) more") }
+        }
+    }
+
+    struct AddNode: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "add-node", abstract: "Make a registered shard node a member; the rebalancer moves its share to it.")
+        @OptionGroup var connection: ConnectionOptions
+        @Argument(help: "Node id (as `ragctl cluster nodes` lists it) or internal address.") var node: String
+        func run() async throws { try await ClusterCommand.change(connection, "add-node", node: node) }
+    }
+
+    struct DrainNode: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "drain-node", abstract: "Move every partition off a node (before removing it).")
+        @OptionGroup var connection: ConnectionOptions
+        @Argument(help: "Node id or internal address.") var node: String
+        func run() async throws { try await ClusterCommand.change(connection, "drain-node", node: node) }
+    }
+
+    struct RemoveNode: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "remove-node", abstract: "Remove a drained node from the placement.")
+        @OptionGroup var connection: ConnectionOptions
+        @Argument(help: "Node id or internal address.") var node: String
+        func run() async throws { try await ClusterCommand.change(connection, "remove-node", node: node) }
+    }
+
+    struct Rebalance: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Plan and start moves now; optionally set the move throttle.")
+        @OptionGroup var connection: ConnectionOptions
+        @Option(name: .customLong("max-rate"), help: "Move throttle in MB/s (default: keep the current one; 32 MB/s initially).") var rate: Double?
+        func run() async throws {
+            if let rate, !(rate > 0) { throw ValidationError("--max-rate must be more than 0") }
+            try await ClusterCommand.change(connection, "rebalance", rate: (rate ?? 0) * 1e6)
         }
     }
 }

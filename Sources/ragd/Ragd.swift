@@ -37,6 +37,8 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Cluster file (JSON) for --role coordinator (with --etcd: published there by the first coordinator).") var cluster: String?
     @Option(help: "etcd endpoints host:port[,host:port…] (its client port): coordinators share the cluster layout, catalog, write generations and keys there; every node registers there under a lease.") var etcd: String?
     @Option(name: .customLong("node-id"), help: "This node's id in etcd (default: host name and public port).") var nodeID: String?
+    @Option(name: .customLong("logical-partitions"), help: "Coordinator with --etcd: logical partitions of the cluster placement when it is first created (default 64; fixed afterwards).") var logicalPartitions: Int?
+    @Option(help: "Coordinator with --etcd and no cluster file: replicas per logical partition when the placement is first created (default 1).") var replication: Int?
     @Option(help: "Host other nodes and clients use to reach this node (default: --host, or the host name when --host is a wildcard).") var advertise: String?
     @Option(help: "Embedder: hashing (built in, default), minilm (local all-MiniLM-L6-v2), openai (OpenAI-compatible /v1/embeddings) or ollama (/api/embed).") var embedder: String?
     @Option(name: .customLong("minilm-dir"), help: "all-MiniLM-L6-v2 files for --embedder minilm (default: where Scripts/fetch-minilm.sh installed them, see README).") var miniLMDir: String?
@@ -120,6 +122,14 @@ struct Serve: AsyncParsableCommand {
         if !c.etcdEndpoints.isEmpty, c.role == .all { throw ValidationError("--etcd is for --role coordinator or shard") }
         c.nodeID = setting(nodeID, env: "RAGD_NODE_ID", file: file, key: "node-id")
         c.advertiseHost = setting(advertise, env: "RAGD_ADVERTISE", file: file, key: "advertise")
+        if let n = try integer(logicalPartitions, env: "RAGD_LOGICAL_PARTITIONS", file: file, key: "logical-partitions") {
+            guard (1...4096).contains(n) else { throw ValidationError("--logical-partitions must be between 1 and 4096") }
+            c.logicalPartitions = n
+        }
+        if let n = try integer(replication, env: "RAGD_REPLICATION", file: file, key: "replication") {
+            guard (1...16).contains(n) else { throw ValidationError("--replication must be between 1 and 16") }
+            c.replication = n
+        }
         if c.role == .coordinator, c.cluster == nil, c.etcdEndpoints.isEmpty { throw ValidationError("--role coordinator needs --cluster FILE or --etcd") }
         let timeoutMS = try integer(providerTimeoutMS, env: "RAGD_PROVIDER_TIMEOUT_MS", file: file, key: "provider-timeout-ms") ?? 30000
         func provider(_ kind: String?, _ url: String?, _ model: String?, _ keyEnv: String?, prefix: String, builtIn: String) throws -> RagServerConfiguration.Provider? {

@@ -53,3 +53,12 @@ enum Fixtures {
 func code(_ body: () async throws -> Void) async -> RagError.Code {
     do { try await body(); return .ok } catch { return RagError(from: error).code }
 }
+
+/// Polls `condition` every 100 ms for up to `seconds`; true once it holds.
+func eventually(seconds: Int = 5, _ condition: () async -> Bool) async -> Bool {
+    for _ in 0..<(seconds * 10) {
+        if await condition() { return true }
+        try? await Task.sleep(for: .milliseconds(100))
+    }
+    return false
+}

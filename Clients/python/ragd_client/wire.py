@@ -24,6 +24,7 @@ METHODS = {
     "ListKeys": (pb.ListKeysRequest, pb.ListKeysResponse),
     "RevokeKey": (pb.RevokeKeyRequest, pb.RevokeKeyResponse),
     "ClusterStatus": (pb.ClusterStatusRequest, pb.ClusterStatusResponse),
+    "ClusterChange": (pb.ClusterChangeRequest, pb.ClusterChangeResponse),
 }
 
 FINISHED_JOB_STATES = ("succeeded", "failed", "cancelled")

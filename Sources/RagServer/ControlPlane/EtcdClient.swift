@@ -30,7 +30,7 @@ public final class EtcdClient: Sendable {
 
     /// A cheap read, to tell Health whether etcd answers now.
     public func probe() async -> String? {
-        _ = try? await get("/ragd/cluster/layout")
+        _ = try? await get(PlacementStore.key)
         return unreachable
     }
 
@@ -83,6 +83,41 @@ public final class EtcdClient: Sendable {
             throw RagError(.unavailable, "etcd answered a transaction without the key it just compared")
         }
         return (kv, created)
+    }
+
+    /// One condition of a transaction.
+    public enum Condition: Sendable {
+        /// The key's last modification is at `revision` (0: the key does not exist).
+        case modRevision(String, Int64)
+        /// The key holds exactly `value`.
+        case value(String, Data)
+    }
+
+    /// One operation of a transaction.
+    public enum Operation: Sendable {
+        case put(String, Data)
+        case putLeased(String, Data, lease: Int64)
+        case delete(String)
+    }
+
+    /// Applies `operations` atomically if every condition holds; returns whether it did.
+    public func transaction(_ conditions: [Condition], _ operations: [Operation]) async throws(RagError) -> Bool {
+        let compare: [[String: Any]] = conditions.map { c in
+            switch c {
+            case .modRevision(let k, 0): return ["key": Self.b64(k), "result": "EQUAL", "target": "CREATE", "create_revision": "0"]
+            case .modRevision(let k, let r): return ["key": Self.b64(k), "result": "EQUAL", "target": "MOD", "mod_revision": String(r)]
+            case .value(let k, let v): return ["key": Self.b64(k), "result": "EQUAL", "target": "VALUE", "value": v.base64EncodedString()]
+            }
+        }
+        let success: [[String: Any]] = operations.map { o in
+            switch o {
+            case .put(let k, let v): return ["request_put": ["key": Self.b64(k), "value": v.base64EncodedString()]]
+            case .putLeased(let k, let v, let lease): return ["request_put": ["key": Self.b64(k), "value": v.base64EncodedString(), "lease": String(lease)]]
+            case .delete(let k): return ["request_delete_range": ["key": Self.b64(k)]]
+            }
+        }
+        let r = try await call("/v3/kv/txn", ["compare": compare, "success": success])
+        return (r["succeeded"] as? Bool) ?? false
     }
 
     // MARK: leases

@@ -3,12 +3,12 @@ import Logging
 import RagClient
 import RagCore
 import RagWire
+import SwiftProtobuf
 import Synchronization
 
-/// One shard replica as the coordinator sees it: a pooled, kept-alive
-/// connection (reconnected after the replica restarts) and its health.
+/// One shard node as the coordinator sees it: a pooled, kept-alive connection
+/// (reconnected after the node restarts) and its health.
 public final class Replica: Sendable {
-    public let shard: Int
     public let address: String
     let client: RagClient
 
@@ -20,8 +20,7 @@ public final class Replica: Sendable {
 
     let health = Mutex(Health())
 
-    init(shard: Int, address: String, tls: ClientTLS?) throws(RagError) {
-        self.shard = shard
+    init(address: String, tls: ClientTLS?) throws(RagError) {
         self.address = address
         let (host, port) = try ClusterConfiguration.address(address)
         client = RagClient(host: host, port: port, tls: tls)
@@ -39,40 +38,123 @@ public final class Replica: Sendable {
     var isDown: Bool { health.withLock { $0.downSince != nil } }
 }
 
-/// The shards of a cluster and their replicas, shared by every collection's
-/// `RemoteShard`s, plus the hinted-handoff log and its replayer.
+/// Where one logical partition's calls go, under one placement version.
+struct Route: Sendable {
+    var version: Int64
+    /// Read replicas; writes must reach these at the write quorum.
+    var replicas: [Replica]
+    /// Nodes receiving a copy (a move): every write must reach them, or the move is undone.
+    var joining: [(id: String, replica: Replica)]
+    /// Nodes a partition is moving off: written to, never read.
+    var leaving: [Replica]
+    var quorum: Int
+}
+
+/// The shard nodes of a cluster and the placement that maps logical partitions
+/// to them, shared by every collection's `RemoteShard`s, plus the
+/// hinted-handoff log and its replayer. The placement is fixed (a cluster
+/// file) or follows etcd: watched, and refreshed at once when a node says the
+/// version used is stale.
 public final class Cluster: Sendable {
-    public let configuration: ClusterConfiguration
-    public let replicas: [[Replica]]
+    private let state: Mutex<(placement: Placement, nodes: [String: Replica])>
     public let hints: HintLog
+    /// nil: a static cluster file.
+    public let store: PlacementStore?
+    let tls: ClientTLS?
     let logger: Logger
+    /// Called with each newer placement (metrics).
+    let observe: @Sendable (Placement) -> Void
 
     /// `tls`: the coordinator's client certificate and the cluster CA, for the
     /// shards' internal listeners (nil: plain TCP, only with --insecure).
-    public init(configuration: ClusterConfiguration, hintPath: String, tls: ClientTLS? = nil, logger: Logger) throws(RagError) {
-        self.configuration = configuration
-        var all: [[Replica]] = []
-        for s in configuration.shards.sorted(by: { $0.id < $1.id }) {
-            var rs: [Replica] = []
-            for a in s.replicas { rs.append(try Replica(shard: s.id, address: a, tls: tls)) }
-            all.append(rs)
-        }
-        replicas = all
+    public init(placement: Placement, store: PlacementStore?, hintPath: String, tls: ClientTLS? = nil, logger: Logger,
+                observe: @escaping @Sendable (Placement) -> Void = { _ in }) throws(RagError) {
+        state = Mutex((placement, [:]))
+        self.store = store
+        self.tls = tls
         hints = try HintLog(path: hintPath)
         self.logger = logger
+        self.observe = observe
+        observe(placement)
     }
 
-    public var shardCount: Int { replicas.count }
+    public var placement: Placement { state.withLock { $0.placement } }
 
-    public func writeQuorum(_ shard: Int) -> Int { configuration.writeQuorum ?? replicas[shard].count }
+    /// Logical partitions of new collections.
+    public var partitions: Int { placement.partitions }
 
-    /// Health of every replica, for `Health` on the coordinator.
+    /// The connection to a node (made on first use, kept while the process runs).
+    func node(address: String) throws(RagError) -> Replica {
+        if let r = state.withLock({ $0.nodes[address] }) { return r }
+        let made = try Replica(address: address, tls: tls)
+        return state.withLock { s in
+            if let r = s.nodes[address] { return r }
+            s.nodes[address] = made
+            return made
+        }
+    }
+
+    /// The nodes of logical partition `partition` now.
+    func route(_ partition: Int) throws(RagError) -> Route {
+        let p = placement
+        guard partition < p.slots.count else { throw RagError(.failedPrecondition, "partition \(partition) is outside the placement (\(p.slots.count) partitions)") }
+        let slot = p.slots[partition]
+        guard !slot.replicas.isEmpty else {
+            throw RagError(.unavailable, "logical partition \(partition) has no node yet: add shard nodes with ragctl cluster add-node")
+        }
+        func replica(_ id: String) throws(RagError) -> Replica { try node(address: p.members[id]?.address ?? id) }
+        var joining: [(String, Replica)] = []
+        for id in slot.joining { joining.append((id, try replica(id))) }
+        var replicas: [Replica] = []
+        for id in slot.replicas { replicas.append(try replica(id)) }
+        var leaving: [Replica] = []
+        for id in slot.leaving { leaving.append(try replica(id)) }
+        return Route(version: p.version, replicas: replicas, joining: joining, leaving: leaving,
+                     quorum: min(p.writeQuorum ?? replicas.count, replicas.count))
+    }
+
+    /// Takes `next` if it is newer than the placement in use.
+    @discardableResult
+    public func adopt(_ next: Placement) -> Bool {
+        let newer = state.withLock { s in
+            guard next.version > s.placement.version else { return false }
+            s.placement = next
+            return true
+        }
+        if newer {
+            logger.info("placement version \(next.version)")
+            observe(next)
+        }
+        return newer
+    }
+
+    /// Reads the placement from etcd now (after a node refused a stale version).
+    public func refresh() async throws(RagError) {
+        guard let store else { return }
+        if let (p, _) = try await store.load() { adopt(p) }
+    }
+
+    /// Follows the placement in etcd until cancelled (a read every `every`; a
+    /// node's refusal of a stale version triggers an immediate one as well).
+    public func watch(every: Duration = .milliseconds(500)) async {
+        guard store != nil else { return }
+        while !Task.isCancelled {
+            try? await refresh()
+            try? await Task.sleep(for: every)
+        }
+    }
+
+    /// Health of every node of the placement, for `Health` on the coordinator.
     public func health() -> [Ragd_V1_ReplicaHealth] {
-        replicas.flatMap { $0 }.map { r in
+        let p = placement
+        var firstSlot: [String: Int] = [:]
+        for (i, s) in p.slots.enumerated() { for id in s.writeSet where firstSlot[id] == nil { firstSlot[id] = i } }
+        return p.members.keys.sorted().compactMap { id -> Ragd_V1_ReplicaHealth? in
+            guard let m = p.members[id], let r = try? node(address: m.address) else { return nil }
             let h = r.health.withLock { $0 }
             let pending = hints.count(r.address)
             return Ragd_V1_ReplicaHealth.with {
-                $0.shard = UInt32(r.shard)
+                $0.shard = UInt32(firstSlot[id] ?? 0)
                 $0.address = r.address
                 $0.state = h.downSince != nil ? "down" : (pending > 0 ? "lagging" : "up")
                 $0.latencySeconds = h.latency
@@ -82,29 +164,53 @@ public final class Cluster: Sendable {
     }
 
     /// Replays hinted writes to replicas that answer again, oldest first, until
-    /// cancelled. A replica catches up before it is considered current.
+    /// cancelled. A replica catches up before it is considered current. A hint
+    /// travels with the placement version in use now; one for a partition the
+    /// node no longer holds is dropped (its copy moved, and was dropped with it).
     public func replayHints() async {
         while !Task.isCancelled {
-            for r in replicas.flatMap({ $0 }) where hints.count(r.address) > 0 {
-                while let hint = try? hints.oldest(r.address) {
+            let p = placement
+            for address in hints.replicasWithHints() {
+                guard let r = try? node(address: address) else { continue }
+                while let hint = try? hints.oldest(address) {
                     do {
+                        guard var request = try? FrameCodec.payload(Ragd_V1_ShardWriteRequest.self, from: hint.payload) else {
+                            try hints.remove(hint.id, replica: address)
+                            continue
+                        }
+                        let slot = Int(request.shard.partition)
+                        let holders = slot < p.slots.count ? p.slots[slot].writeSet.compactMap { p.members[$0]?.address } : []
+                        if p.version > 0, !holders.contains(address) {
+                            logger.info("dropped a hint for \(address): it no longer holds partition \(slot)")
+                            try hints.remove(hint.id, replica: address)
+                            continue
+                        }
+                        request.shard.placementVersion = UInt64(p.version)
                         let t = ContinuousClock.now
-                        _ = try await r.client.unary(.shardWrite, payload: hint.payload, timeout: .seconds(5))
+                        _ = try await r.client.unary(.shardWrite, payload: try FrameCodec.bytes(request), timeout: .seconds(5))
                         r.succeeded(latency: t.elapsedSeconds)
-                        try hints.remove(hint.id, replica: r.address)
+                        try hints.remove(hint.id, replica: address)
                     } catch {
-                        r.failed(RagError(from: error))
+                        let e = RagError(from: error)
+                        if Placement.isStale(e) { try? await refresh() } else { r.failed(e) }
                         break
                     }
                 }
-                if hints.count(r.address) == 0 { logger.info("replica \(r.address) of shard \(r.shard) caught up") }
+                if hints.count(address) == 0 { logger.info("replica \(address) caught up") }
             }
             try? await Task.sleep(for: .milliseconds(200))
         }
     }
 
     public func close() async {
-        for r in replicas.flatMap({ $0 }) { await r.client.close() }
+        for r in state.withLock({ Array($0.nodes.values) }) { await r.client.close() }
         hints.close()
+    }
+}
+
+extension Placement {
+    /// A node's refusal of a request routed by an older placement version.
+    static func isStale(_ error: RagError) -> Bool {
+        error.code == .aborted && error.message.hasPrefix("stale placement")
     }
 }

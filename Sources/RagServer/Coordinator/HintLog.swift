@@ -39,6 +39,9 @@ public final class HintLog: Sendable {
 
     public func count(_ replica: String) -> Int { pending.withLock { $0[replica] ?? 0 } }
 
+    /// Replicas that have hints waiting, in address order.
+    public func replicasWithHints() -> [String] { pending.withLock { $0.filter { $0.value > 0 }.keys.sorted() } }
+
     public func oldest(_ replica: String) throws -> (id: Int64, payload: Data)? {
         try queue.read { db in
             try Row.fetchOne(db, sql: "SELECT id, payload FROM hint WHERE replica = ? ORDER BY id LIMIT 1", arguments: [replica])

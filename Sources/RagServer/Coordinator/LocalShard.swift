@@ -1,6 +1,7 @@
 import RagCore
 import RagEngine
 import RagStore
+import Synchronization
 
 /// A partition in this process: its SQLite file and its in-memory index.
 ///
@@ -13,6 +14,9 @@ public actor LocalShard: Shard {
     public nonisolated let dimension: Int
     let store: PartitionStore
     let index: PartitionIndex
+    /// While this partition receives a copy (a move): the session, and every
+    /// document id written through the cluster since it began.
+    nonisolated let receiving = Mutex<(session: String, touched: Set<String>)?>(nil)
 
     /// Opens (or creates) the partition file and loads its vectors into memory.
     public init(path: String, partition: Int, dimension: Int, synchronous: PartitionStore.Synchronous) throws(RagError) {
@@ -62,10 +66,36 @@ public actor LocalShard: Shard {
                 guard v.allSatisfy(\.isFinite) else { throw RagError.invalidArgument("an embedding holds a value that is not finite") }
             }
         }
+        receiving.withLock { r in
+            guard r != nil else { return }
+            for d in upserts { r!.touched.insert(d.id) }
+            for id in deletes { r!.touched.insert(id) }
+        }
+        return try apply(upserts: upserts, deletes: deletes)
+    }
+
+    private func apply(upserts: [PreparedDocument], deletes: [String]) throws -> Set<String> {
         let deleted = try store.write(upserts: upserts, deletes: deletes)
         for id in deletes { index.remove(id) }
         for doc in upserts { index.upsert(doc) }
         return deleted
+    }
+
+    /// Applies copies from a move's source, except documents written through
+    /// the cluster since the session began (those are newer than any copy).
+    /// `deletes`: ids the source no longer has. Atomic with `write`: both run
+    /// on this actor without suspending.
+    public func receive(session: String, upserts: [PreparedDocument], deletes: [String]) throws -> (applied: Int, skipped: Int) {
+        guard let touched = receiving.withLock({ $0?.session == session ? $0!.touched : nil }) else {
+            throw RagError(.aborted, "receive session \(session) is not open on this node")
+        }
+        let ups = upserts.filter { !touched.contains($0.id) }
+        let dels = deletes.filter { !touched.contains($0) }
+        for d in ups where d.chunks.count != d.embeddings.count || d.embeddings.contains(where: { $0.count != dimension }) {
+            throw RagError.invalidArgument("copied document \(d.id.truncatedUTF8(maxBytes: 64).debugDescription) does not fit this partition")
+        }
+        _ = try apply(upserts: ups, deletes: dels)
+        return (ups.count + dels.count, upserts.count + deletes.count - ups.count - dels.count)
     }
 
     public func contentHashes(_ ids: [String]) -> [String: UInt64] {

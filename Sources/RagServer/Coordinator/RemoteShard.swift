@@ -30,15 +30,14 @@ public final class RemoteShard: Shard {
         self.cluster = cluster
     }
 
-    var replicas: [Replica] { cluster.replicas[partition] }
-
-    var key: Ragd_V1_ShardKey {
+    func key(_ version: Int64) -> Ragd_V1_ShardKey {
         Ragd_V1_ShardKey.with {
             $0.collection = collection
             $0.partition = UInt32(partition)
             $0.dimension = UInt32(dimension)
             $0.embedder = embedder
             $0.partitions = UInt32(partitions)
+            $0.placementVersion = UInt64(max(0, version))
         }
     }
 
@@ -46,60 +45,82 @@ public final class RemoteShard: Shard {
         [.unavailable, .deadlineExceeded, .internal, .resourceExhausted, .unknown, .aborted].contains(code)
     }
 
+    /// Runs `body` on the partition's current route. A node that refuses the
+    /// route's placement version as stale makes the coordinator read the
+    /// placement again and run `body` once more on the newer route (writes are
+    /// idempotent: a document is replaced whole, a delete of a missing id is a no-op).
+    func routed<T>(_ body: (Route) async throws -> T) async throws -> T {
+        var attempt = 0
+        while true {
+            let route = try cluster.route(partition)
+            do {
+                return try await body(route)
+            } catch let e as RagError where Placement.isStale(e) && attempt < 5 {
+                attempt += 1
+                try? await cluster.refresh()
+                if cluster.placement.version <= route.version { try await Task.sleep(for: .milliseconds(50 * attempt)) }
+            }
+        }
+    }
+
     /// Replicas in the order to try: current and up first (rotating for balance),
     /// then lagging ones, then those seen down.
-    func readOrder() -> [Replica] {
-        let rs = replicas
+    func readOrder(_ rs: [Replica]) -> [Replica] {
         let start = turn.wrappingAdd(1, ordering: .relaxed).oldValue
         let rotated = (0..<rs.count).map { rs[(start + $0) % rs.count] }
         func rank(_ r: Replica) -> Int { r.isDown ? 2 : (cluster.hints.count(r.address) > 0 ? 1 : 0) }
         return rotated.enumerated().sorted { (rank($0.element), $0.offset) < (rank($1.element), $1.offset) }.map(\.element)
     }
 
-    func read<Resp: SwiftProtobuf.Message>(_ method: RagMethod, _ request: some SwiftProtobuf.Message, as: Resp.Type) async throws -> Resp {
-        let order = readOrder()
-        var failures: [String] = []
-        for (i, r) in order.enumerated() {
-            try Task.checkCancellation()
-            var timeout: Duration?
-            if let left = CallDeadline.remaining {
-                guard left > .zero else { throw RagError(.deadlineExceeded, "deadline passed before shard \(partition) answered") }
-                // Leave the replicas after this one a share of the budget.
-                timeout = i == order.count - 1 ? left : max(left / (order.count - i), .milliseconds(5))
+    func read<Resp: SwiftProtobuf.Message, Req: SwiftProtobuf.Message>(_ method: RagMethod, as: Resp.Type,
+                                                                        _ request: @escaping (Ragd_V1_ShardKey) -> Req) async throws -> Resp {
+        try await routed { route in
+            let order = readOrder(route.replicas)
+            let message = request(key(route.version))
+            var failures: [String] = []
+            for (i, r) in order.enumerated() {
+                try Task.checkCancellation()
+                var timeout: Duration?
+                if let left = CallDeadline.remaining {
+                    guard left > .zero else { throw RagError(.deadlineExceeded, "deadline passed before shard \(partition) answered") }
+                    // Leave the replicas after this one a share of the budget.
+                    timeout = i == order.count - 1 ? left : max(left / (order.count - i), .milliseconds(5))
+                }
+                let t = ContinuousClock.now
+                do {
+                    let resp = try await r.client.call(method, message, as: Resp.self, timeout: timeout)
+                    r.succeeded(latency: t.elapsedSeconds)
+                    return resp
+                } catch {
+                    if Task.isCancelled { throw CancellationError() }
+                    let e = RagError(from: error)
+                    guard Self.retryable(e.code), !Placement.isStale(e) else { throw e }
+                    r.failed(e)
+                    failures.append("\(r.address): \(e)")
+                }
             }
-            let t = ContinuousClock.now
-            do {
-                let resp = try await r.client.call(method, request, as: Resp.self, timeout: timeout)
-                r.succeeded(latency: t.elapsedSeconds)
-                return resp
-            } catch {
-                if Task.isCancelled { throw CancellationError() }
-                guard Self.retryable(error.code) else { throw error }
-                r.failed(error)
-                failures.append("\(r.address): \(error)")
+            if let left = CallDeadline.remaining, left <= .zero {
+                throw RagError(.deadlineExceeded, "shard \(partition) did not answer within the deadline (\(failures.joined(separator: "; ")))")
             }
+            throw RagError(.unavailable, "shard \(partition): no replica answered (\(failures.joined(separator: "; ")))")
         }
-        if let left = CallDeadline.remaining, left <= .zero {
-            throw RagError(.deadlineExceeded, "shard \(partition) did not answer within the deadline (\(failures.joined(separator: "; ")))")
-        }
-        throw RagError(.unavailable, "shard \(partition): no replica answered (\(failures.joined(separator: "; ")))")
     }
 
     public func keywordStats(terms: [String]) async throws -> KeywordStats {
-        let r = try await read(.shardStats, Ragd_V1_ShardStatsRequest.with { $0.shard = key; $0.terms = terms }, as: Ragd_V1_ShardStatsResponse.self)
+        let r = try await read(.shardStats, as: Ragd_V1_ShardStatsResponse.self) { k in Ragd_V1_ShardStatsRequest.with { $0.shard = k; $0.terms = terms } }
         return KeywordStats(wire: r.stats)
     }
 
     public func search(_ request: ShardSearchRequest) async throws -> ShardSearchResult {
         var w = Ragd_V1_ShardSearchRequest()
-        w.shard = key
         w.vector = request.vector ?? []
         w.terms = request.terms
         if let s = request.keywordStats { w.stats = s.wire }
         w.k = UInt32(request.k)
         if let f = request.filter { w.filter = f.wire }
         w.includeVectors = request.includeVectors
-        let r = try await read(.shardSearch, w, as: Ragd_V1_ShardSearchResponse.self)
+        let message = w
+        let r = try await read(.shardSearch, as: Ragd_V1_ShardSearchResponse.self) { k in var m = message; m.shard = k; return m }
         var out = ShardSearchResult()
         out.vectorHits = try r.vectorHits.map { (h) throws(RagError) in try Hit(wire: h) }
         out.keywordHits = try r.keywordHits.map { (h) throws(RagError) in try Hit(wire: h) }
@@ -108,59 +129,91 @@ public final class RemoteShard: Shard {
 
     public func write(upserts: [PreparedDocument], deletes: [String]) async throws -> Set<String> {
         var w = Ragd_V1_ShardWriteRequest()
-        w.shard = key
         w.upserts = upserts.map(\.wire)
         w.deletes = deletes
-        let payload = try FrameCodec.bytes(w)
+        let message = w
+        var deleted = Set<String>()
+        try await routed { route in
+            var request = message
+            request.shard = key(route.version)
+            deleted.formUnion(try await write(try FrameCodec.bytes(request), route: route))
+        }
+        return deleted
+    }
+
+    enum Target { case replica, joining(String), leaving }
+
+    /// One write to every node of `route`. Read replicas count towards the write
+    /// quorum and get a hint when they miss it; a joining node that misses it
+    /// has its move marked failed in etcd first (else the write is not
+    /// acknowledged: the move could switch to a copy without it).
+    func write(_ payload: Data, route: Route) async throws -> Set<String> {
         let timeout = CallDeadline.remaining ?? .seconds(30)
         let hints = cluster.hints
-        let outcomes = await withTaskGroup(of: (Replica, Result<Set<String>, RagError>).self) { group in
-            for r in replicas {
+        let targets: [(Replica, Target)] = route.replicas.map { ($0, .replica) } + route.joining.map { ($0.replica, .joining($0.id)) }
+            + route.leaving.map { ($0, .leaving) }
+        let outcomes = await withTaskGroup(of: (Int, Result<Set<String>, RagError>).self) { group in
+            for (i, (r, target)) in targets.enumerated() {
                 group.addTask {
                     // A replica with hints must apply them first: queue behind them.
-                    if hints.count(r.address) > 0 { return (r, .failure(RagError(.unavailable, "\(r.address) is catching up"))) }
+                    if case .replica = target, hints.count(r.address) > 0 {
+                        return (i, .failure(RagError(.unavailable, "\(r.address) is catching up")))
+                    }
                     let t = ContinuousClock.now
                     do {
                         let data = try await r.client.unary(.shardWrite, payload: payload, timeout: timeout)
                         r.succeeded(latency: t.elapsedSeconds)
                         let resp = try FrameCodec.payload(Ragd_V1_ShardWriteResponse.self, from: data)
-                        return (r, .success(Set(resp.deleted)))
+                        return (i, .success(Set(resp.deleted)))
                     } catch {
                         let e = RagError(from: error)
-                        r.failed(e)
-                        return (r, .failure(e))
+                        if !Placement.isStale(e) { r.failed(e) }
+                        return (i, .failure(e))
                     }
                 }
             }
             return await group.reduce(into: []) { $0.append($1) }
         }
+        if let stale = outcomes.compactMap({ if case .failure(let e) = $0.1, Placement.isStale(e) { return e } else { return nil } }).first {
+            throw stale
+        }
         var deleted = Set<String>()
         var committed = 0
         var failures: [String] = []
-        for (r, outcome) in outcomes {
+        for (i, outcome) in outcomes {
+            let (r, target) = targets[i]
             switch outcome {
             case .success(let d):
-                committed += 1
+                if case .replica = target { committed += 1 }
                 deleted.formUnion(d)
             case .failure(let e):
-                failures.append("\(r.address): \(e)")
-                try hints.append(replica: r.address, payload: payload)
+                switch target {
+                case .replica:
+                    failures.append("\(r.address): \(e)")
+                    try hints.append(replica: r.address, payload: payload)
+                case .joining(let id):
+                    let store = cluster.store
+                    let undone = try await store?.markFailed(partition: partition, node: id, reason: "a write did not reach it: \(e.message)") ?? false
+                    // Not copying any more: it is a replica now, and catches up like one.
+                    if !undone { try hints.append(replica: r.address, payload: payload) }
+                case .leaving:
+                    break  // nothing reads it any more; its copy is dropped next
+                }
             }
         }
-        let quorum = cluster.writeQuorum(partition)
-        guard committed >= quorum else {
-            throw RagError(.unavailable, "shard \(partition): write committed on \(committed) of \(replicas.count) replicas, quorum is \(quorum); "
+        guard committed >= route.quorum else {
+            throw RagError(.unavailable, "shard \(partition): write committed on \(committed) of \(route.replicas.count) replicas, quorum is \(route.quorum); "
                 + "the others will catch up (\(failures.joined(separator: "; ")))")
         }
         return deleted
     }
 
     public func contentHashes(_ ids: [String]) async throws -> [String: UInt64] {
-        try await read(.shardHashes, Ragd_V1_ShardHashesRequest.with { $0.shard = key; $0.ids = ids }, as: Ragd_V1_ShardHashesResponse.self).hashes
+        try await read(.shardHashes, as: Ragd_V1_ShardHashesResponse.self) { k in Ragd_V1_ShardHashesRequest.with { $0.shard = k; $0.ids = ids } }.hashes
     }
 
     public func counts() async throws -> ShardCounts {
-        let r = try await read(.shardCounts, Ragd_V1_ShardCountsRequest.with { $0.shard = key }, as: Ragd_V1_ShardCountsResponse.self)
+        let r = try await read(.shardCounts, as: Ragd_V1_ShardCountsResponse.self) { k in Ragd_V1_ShardCountsRequest.with { $0.shard = k } }
         return ShardCounts(partition: partition, documents: Int(r.documents), chunks: Int(r.chunks))
     }
 

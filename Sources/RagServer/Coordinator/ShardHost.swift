@@ -2,6 +2,7 @@ import Foundation
 import RagCore
 import RagEngine
 import RagStore
+import Synchronization
 
 /// The partitions a shard node hosts, by (collection, partition). A partition
 /// is opened from disk at start or created on its first write; the coordinator
@@ -9,9 +10,18 @@ import RagStore
 public actor ShardHost {
     let configuration: RagServerConfiguration
     private var shards: [String: LocalShard] = [:]
+    /// Open receive sessions (partition moves), by logical partition.
+    private var sessions: [Int: String] = [:]
+    /// The placement fence: requests routed by an older version are refused.
+    /// Kept on disk, so a node that restarts does not take stale routes again.
+    public nonisolated let fence: Atomic<Int64>
+    nonisolated let fencePath: String
 
     public init(configuration: RagServerConfiguration) throws(RagError) {
         self.configuration = configuration
+        fencePath = configuration.dataDirectory + "/placement-fence"
+        let stored = (try? String(contentsOfFile: fencePath, encoding: .utf8)).flatMap { Int64($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+        fence = Atomic(stored ?? 0)
         let root = configuration.dataDirectory + "/collections"
         let fm = FileManager.default
         for collection in (try? fm.contentsOfDirectory(atPath: root)) ?? [] {
@@ -70,13 +80,87 @@ public actor ShardHost {
             try? "\(dimension)\n".write(toFile: dimensionFile, atomically: true, encoding: .utf8)
         }
         try placement.record(in: dir)
-        let shard = try LocalShard(path: String(format: "%@/p%03d.sqlite", dir, partition), partition: partition,
+        let shard = try LocalShard(path: Self.path(dir, partition), partition: partition,
                                    dimension: dimension, synchronous: configuration.synchronous)
+        if let session = sessions[partition] { shard.receiving.withLock { $0 = (session, []) } }
         shards[Self.key(collection, partition)] = shard
         return shard
     }
 
+    static func path(_ dir: String, _ partition: Int) -> String { String(format: "%@/p%03d.sqlite", dir, partition) }
+
     public func all() -> [LocalShard] { Array(shards.values) }
+
+    // MARK: placement fence and partition moves
+
+    /// Refuses a request routed by a placement older than the fence.
+    public nonisolated func checkFence(_ version: UInt64) throws(RagError) {
+        let f = fence.load(ordering: .acquiring)
+        guard version == 0 || Int64(version) >= f else {
+            throw RagError(.aborted, "stale placement: version \(version) is older than this node's fence \(f); read the placement again")
+        }
+    }
+
+    /// Raises the fence (never lowers it); returns it.
+    @discardableResult
+    public func raiseFence(_ version: Int64) throws(RagError) -> Int64 {
+        let old = fence.load(ordering: .acquiring)
+        guard version > old else { return old }
+        do { try "\(version)\n".write(toFile: fencePath, atomically: true, encoding: .utf8) } catch {
+            throw RagError(.unavailable, "cannot record the placement fence: \(error.localizedDescription)")
+        }
+        fence.store(version, ordering: .releasing)
+        return version
+    }
+
+    /// Every collection's copy of logical partition `partition` here.
+    public func partition(_ partition: Int) -> [(collection: String, shard: LocalShard)] {
+        shards.compactMap { key, shard in
+            guard shard.partition == partition, let slash = key.lastIndex(of: "/") else { return nil }
+            return (String(key[..<slash]), shard)
+        }.sorted { $0.collection < $1.collection }
+    }
+
+    /// What a coordinator tells a collection's writes (from placement.json).
+    public func placement(of collection: String) -> ShardPlacement {
+        ShardPlacement.load(configuration.dataDirectory + "/collections/" + collection) ?? ShardPlacement()
+    }
+
+    /// Opens (or keeps) a receive session on logical partition `partition`;
+    /// returns whether it was open already. `clear`: a new move, so any copy
+    /// left here by an earlier one is deleted first.
+    public func beginReceive(_ partition: Int, session: String, clear: Bool) async throws(RagError) -> Bool {
+        if sessions[partition] == session { return true }
+        if clear { try await drop(partition) }
+        sessions[partition] = session
+        for (_, s) in self.partition(partition) { s.receiving.withLock { $0 = (session, []) } }
+        return false
+    }
+
+    public func endReceive(_ partition: Int, session: String) {
+        guard sessions[partition] == session else { return }
+        sessions[partition] = nil
+        for (_, s) in self.partition(partition) { s.receiving.withLock { $0 = nil } }
+    }
+
+    public func session(_ partition: Int) -> String? { sessions[partition] }
+
+    /// Closes and deletes every collection's copy of logical partition `partition`.
+    @discardableResult
+    public func drop(_ partition: Int) async throws(RagError) -> Int {
+        let held = self.partition(partition)
+        for (collection, shard) in held {
+            shards[Self.key(collection, partition)] = nil
+            await shard.close()
+            let base = Self.path(configuration.dataDirectory + "/collections/" + collection, partition)
+            for suffix in ["", "-wal", "-shm"] where FileManager.default.fileExists(atPath: base + suffix) {
+                do { try FileManager.default.removeItem(atPath: base + suffix) } catch {
+                    throw RagError(.internal, "cannot delete a moved partition's file: \(error.localizedDescription)")
+                }
+            }
+        }
+        return held.count
+    }
 }
 
 /// What a coordinator says of a collection with each shard write, and what a

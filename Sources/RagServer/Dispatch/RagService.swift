@@ -18,12 +18,14 @@ public struct RagService: Sendable {
     let jobs: JobRunner?
     let authorizer: Authorizer?
     let controlPlane: EtcdClient?
+    let rebalancer: Rebalancer?
 
     public init(coordinator: Coordinator, stats: ServerStats, cache: QueryCache? = nil, metrics: RagMetrics? = nil, role: String = "all",
-                cluster: Cluster? = nil, experiments: ExperimentManager? = nil, jobs: JobRunner? = nil, authorizer: Authorizer? = nil,
+                cluster: Cluster? = nil, rebalancer: Rebalancer? = nil, experiments: ExperimentManager? = nil, jobs: JobRunner? = nil, authorizer: Authorizer? = nil,
                 controlPlane: EtcdClient? = nil) {
         self.authorizer = authorizer
         self.controlPlane = controlPlane
+        self.rebalancer = rebalancer
         self.jobs = jobs
         self.cluster = cluster
         self.experiments = experiments

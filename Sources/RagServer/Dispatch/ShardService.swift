@@ -2,6 +2,7 @@ import Foundation
 import RagCore
 import RagEngine
 import RagWire
+import SwiftProtobuf
 
 /// The internal RPCs a shard node answers for its coordinator.
 public struct ShardService: Sendable {
@@ -19,11 +20,22 @@ public struct ShardService: Sendable {
             RagMethod.shardHashes.rawValue: .unary { p, _ in try await hashes(p) },
             RagMethod.shardCounts.rawValue: .unary { p, _ in try await counts(p) },
             RagMethod.shardFetch.rawValue: .unary { p, _ in try await fetch(p) },
+            RagMethod.shardFence.rawValue: .unary { p, _ in try await fenceRequest(p) },
+            RagMethod.shardSlot.rawValue: .unary { p, _ in try await slot(p) },
+            RagMethod.shardReceive.rawValue: .unary { p, _ in try await receive(p) },
+            RagMethod.shardDrop.rawValue: .unary { p, _ in try await drop(p) },
         ]
     }
 
+    /// Decodes a request and checks its placement version against the fence.
+    func decode<M: SwiftProtobuf.Message>(_ type: M.Type, _ payload: Data, key: (M) -> Ragd_V1_ShardKey) throws(RagError) -> M {
+        let r = try FrameCodec.payload(M.self, from: payload)
+        try host.checkFence(key(r).placementVersion)
+        return r
+    }
+
     func search(_ payload: Data) async throws -> Data {
-        let r = try FrameCodec.payload(Ragd_V1_ShardSearchRequest.self, from: payload)
+        let r = try decode(Ragd_V1_ShardSearchRequest.self, payload) { $0.shard }
         var out = Ragd_V1_ShardSearchResponse()
         guard let shard = try await host.existing(r.shard.collection, Int(r.shard.partition)) else { return try FrameCodec.bytes(out) }
         if !r.vector.isEmpty, r.vector.count != shard.dimension {
@@ -40,7 +52,7 @@ public struct ShardService: Sendable {
     }
 
     func stats(_ payload: Data) async throws -> Data {
-        let r = try FrameCodec.payload(Ragd_V1_ShardStatsRequest.self, from: payload)
+        let r = try decode(Ragd_V1_ShardStatsRequest.self, payload) { $0.shard }
         var out = Ragd_V1_ShardStatsResponse()
         if let shard = try await host.existing(r.shard.collection, Int(r.shard.partition)) {
             out.stats = try await shard.keywordStats(terms: r.terms).wire
@@ -51,7 +63,7 @@ public struct ShardService: Sendable {
     }
 
     func write(_ payload: Data) async throws -> Data {
-        let r = try FrameCodec.payload(Ragd_V1_ShardWriteRequest.self, from: payload)
+        let r = try decode(Ragd_V1_ShardWriteRequest.self, payload) { $0.shard }
         let dimension = Int(r.shard.dimension)
         let upserts = try r.upserts.map { (d) throws(RagError) in try PreparedDocument(wire: d, dimension: dimension) }
         var out = Ragd_V1_ShardWriteResponse()
@@ -65,7 +77,7 @@ public struct ShardService: Sendable {
     }
 
     func hashes(_ payload: Data) async throws -> Data {
-        let r = try FrameCodec.payload(Ragd_V1_ShardHashesRequest.self, from: payload)
+        let r = try decode(Ragd_V1_ShardHashesRequest.self, payload) { $0.shard }
         var out = Ragd_V1_ShardHashesResponse()
         if let shard = try await host.existing(r.shard.collection, Int(r.shard.partition)) {
             out.hashes = try await shard.contentHashes(r.ids.isEmpty ? await shard.documentIDs() : r.ids)
@@ -74,7 +86,7 @@ public struct ShardService: Sendable {
     }
 
     func counts(_ payload: Data) async throws -> Data {
-        let r = try FrameCodec.payload(Ragd_V1_ShardCountsRequest.self, from: payload)
+        let r = try decode(Ragd_V1_ShardCountsRequest.self, payload) { $0.shard }
         var out = Ragd_V1_ShardCountsResponse()
         if let shard = try await host.existing(r.shard.collection, Int(r.shard.partition)) {
             let c = await shard.counts()
@@ -85,11 +97,80 @@ public struct ShardService: Sendable {
     }
 
     func fetch(_ payload: Data) async throws -> Data {
-        let r = try FrameCodec.payload(Ragd_V1_ShardFetchRequest.self, from: payload)
+        let r = try decode(Ragd_V1_ShardFetchRequest.self, payload) { $0.shard }
         var out = Ragd_V1_ShardFetchResponse()
         if let shard = try await host.existing(r.shard.collection, Int(r.shard.partition)) {
             out.documents = await shard.stored(r.ids).map(\.wire)
         }
         return try FrameCodec.bytes(out)
+    }
+
+    func fenceRequest(_ payload: Data) async throws -> Data {
+        let r = try FrameCodec.payload(Ragd_V1_ShardFenceRequest.self, from: payload)
+        let now = try await host.raiseFence(Int64(clamping: r.version))
+        return try FrameCodec.bytes(Ragd_V1_ShardFenceResponse.with { $0.version = UInt64(now) })
+    }
+
+    func slot(_ payload: Data) async throws -> Data {
+        let r = try FrameCodec.payload(Ragd_V1_ShardSlotRequest.self, from: payload)
+        var out = Ragd_V1_ShardSlotResponse()
+        for (collection, shard) in await host.partition(Int(r.partition)) {
+            let c = await shard.counts()
+            let placement = await host.placement(of: collection)
+            out.entries.append(Ragd_V1_ShardSlotEntry.with {
+                $0.shard = Ragd_V1_ShardKey.with {
+                    $0.collection = collection
+                    $0.partition = r.partition
+                    $0.dimension = UInt32(shard.dimension)
+                    $0.embedder = placement.embedder
+                    $0.partitions = UInt32(placement.partitions)
+                }
+                $0.documents = UInt64(c.documents)
+                $0.chunks = UInt64(c.chunks)
+            })
+        }
+        return try FrameCodec.bytes(out)
+    }
+
+    func receive(_ payload: Data) async throws -> Data {
+        let r = try FrameCodec.payload(Ragd_V1_ShardReceiveRequest.self, from: payload)
+        let partition = Int(r.partition)
+        guard !r.session.isEmpty else { throw RagError.invalidArgument("a receive request needs a session") }
+        var out = Ragd_V1_ShardReceiveResponse()
+        if r.begin {
+            out.known = try await host.beginReceive(partition, session: r.session, clear: r.clear)
+            return try FrameCodec.bytes(out)
+        }
+        if r.end {
+            out.known = await host.session(partition) == r.session
+            await host.endReceive(partition, session: r.session)
+            return try FrameCodec.bytes(out)
+        }
+        out.known = await host.session(partition) == r.session
+        guard out.known else { return try FrameCodec.bytes(out) }
+        guard r.hasShard, Int(r.shard.partition) == partition else { throw RagError.invalidArgument("a receive request names its collection's partition") }
+        let dimension = Int(r.shard.dimension)
+        let upserts = try r.documents.map { (d) throws(RagError) in try PreparedDocument(wire: d, dimension: dimension) }
+        let shard: LocalShard
+        if upserts.isEmpty, r.repair.isEmpty {
+            // A status call: which ids the cluster wrote during the session.
+            if let s = try await host.existing(r.shard.collection, partition) {
+                out.touched = s.receiving.withLock { $0?.session == r.session ? Array($0!.touched).sorted() : [] }
+            }
+            return try FrameCodec.bytes(out)
+        }
+        shard = try await host.openOrCreate(r.shard.collection, partition, dimension: dimension,
+                                            placement: ShardPlacement(embedder: r.shard.embedder, partitions: Int(r.shard.partitions)))
+        let (applied, skipped) = try await shard.receive(session: r.session, upserts: upserts, deletes: r.repair)
+        out.applied = UInt64(applied)
+        out.skipped = UInt64(skipped)
+        return try FrameCodec.bytes(out)
+    }
+
+    func drop(_ payload: Data) async throws -> Data {
+        let r = try FrameCodec.payload(Ragd_V1_ShardDropRequest.self, from: payload)
+        try await host.raiseFence(Int64(clamping: r.version))
+        let n = try await host.drop(Int(r.partition))
+        return try FrameCodec.bytes(Ragd_V1_ShardDropResponse.with { $0.collections = UInt64(n) })
     }
 }

@@ -90,6 +90,16 @@ public final class RagMetrics: Sendable {
         Gauge(label: "rag_cluster_nodes", factory: factory).record(n)
     }
 
+    /// The placement version this coordinator routes by.
+    public func placementVersion(_ v: Int64) {
+        Gauge(label: "rag_placement_version", factory: factory).record(Double(v))
+    }
+
+    /// A partition move ended: "ok", "failed" (undone, tried again later).
+    public func partitionMove(result: String) {
+        Counter(label: "rag_partition_moves_total", dimensions: [("result", result)], factory: factory).increment()
+    }
+
     public func connections(_ n: Int) {
         Gauge(label: "rag_open_connections", factory: factory).record(n)
     }

@@ -1288,6 +1288,10 @@ public nonisolated struct Ragd_V1_ShardKey: Sendable {
   /// the collection's partition count: a shard refuses a partition outside it
   public var partitions: UInt32 = 0
 
+  /// The placement version the coordinator routed by (0: a static cluster file).
+  /// A node refuses (ABORTED, "stale placement") a version older than its fence.
+  public var placementVersion: UInt64 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1602,6 +1606,175 @@ public nonisolated struct Ragd_V1_ShardFetchResponse: Sendable {
   // methods supported on all messages.
 
   public var documents: [Ragd_V1_StoredDocument] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// Raises the node's placement fence: from now on it refuses every shard RPC
+/// routed by an older placement version.
+public nonisolated struct Ragd_V1_ShardFenceRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var version: UInt64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Ragd_V1_ShardFenceResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// the fence now (never lowered)
+  public var version: UInt64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// What a node holds of one logical partition, across collections.
+public nonisolated struct Ragd_V1_ShardSlotRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var partition: UInt32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Ragd_V1_ShardSlotEntry: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// collection, partition, dimension, embedder, partitions
+  public var shard: Ragd_V1_ShardKey {
+    get {_shard ?? Ragd_V1_ShardKey()}
+    set {_shard = newValue}
+  }
+  /// Returns true if `shard` has been explicitly set.
+  public var hasShard: Bool {self._shard != nil}
+  /// Clears the value of `shard`. Subsequent reads from it will return its default value.
+  public mutating func clearShard() {self._shard = nil}
+
+  public var documents: UInt64 = 0
+
+  public var chunks: UInt64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _shard: Ragd_V1_ShardKey? = nil
+}
+
+public nonisolated struct Ragd_V1_ShardSlotResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var entries: [Ragd_V1_ShardSlotEntry] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// The receiving side of a partition move. `begin` opens a session that tracks
+/// every document id written to the partition from then on; `documents` are
+/// copies from the source, applied unless the session saw a newer write of the
+/// same id; `end` closes the session.
+public nonisolated struct Ragd_V1_ShardReceiveRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var partition: UInt32 = 0
+
+  public var session: String = String()
+
+  public var begin: Bool = false
+
+  public var end: Bool = false
+
+  /// with documents: where they go
+  public var shard: Ragd_V1_ShardKey {
+    get {_shard ?? Ragd_V1_ShardKey()}
+    set {_shard = newValue}
+  }
+  /// Returns true if `shard` has been explicitly set.
+  public var hasShard: Bool {self._shard != nil}
+  /// Clears the value of `shard`. Subsequent reads from it will return its default value.
+  public mutating func clearShard() {self._shard = nil}
+
+  public var documents: [Ragd_V1_StoredDocument] = []
+
+  /// ids the source no longer holds: deleted on the target unless touched
+  public var repair: [String] = []
+
+  /// with begin: a new move; delete what an earlier one left here
+  public var clear: Bool = false
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _shard: Ragd_V1_ShardKey? = nil
+}
+
+public nonisolated struct Ragd_V1_ShardReceiveResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// the session is open on this node
+  public var known: Bool = false
+
+  public var applied: UInt64 = 0
+
+  /// written through the cluster during the session: newer than the copy
+  public var skipped: UInt64 = 0
+
+  /// with end: ids written during the session
+  public var touched: [String] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// Fences at `version`, then deletes the node's copy of a logical partition in
+/// every collection (after the partition moved away).
+public nonisolated struct Ragd_V1_ShardDropRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var partition: UInt32 = 0
+
+  public var version: UInt64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Ragd_V1_ShardDropResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var collections: UInt64 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -2270,16 +2443,126 @@ public nonisolated struct Ragd_V1_ClusterStatusResponse: Sendable {
   /// registered now (live leases), by id
   public var nodes: [Ragd_V1_ClusterNode] = []
 
-  /// the layout the coordinator uses
+  /// logical partitions of the placement
   public var shards: UInt32 = 0
 
   public var replicationFactor: UInt32 = 0
 
-  /// layout replicas with no live registration
+  /// placement members with no live registration
   public var unregistered: [String] = []
 
   /// non-empty when etcd cannot be read
   public var degraded: String = String()
+
+  public var placementVersion: UInt64 = 0
+
+  /// nodes of the placement
+  public var members: [Ragd_V1_ClusterMember] = []
+
+  /// in progress
+  public var moves: [Ragd_V1_PartitionMove] = []
+
+  /// the coordinator that runs moves now
+  public var mover: String = String()
+
+  /// partition replicas with no node yet
+  public var unassigned: UInt64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Ragd_V1_ClusterMember: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var id: String = String()
+
+  /// internal address (shard RPCs)
+  public var address: String = String()
+
+  /// "active" or "draining"
+  public var state: String = String()
+
+  /// registered in etcd now
+  public var live: Bool = false
+
+  /// logical partitions it is a replica of
+  public var partitions: UInt32 = 0
+
+  /// as its registration reports
+  public var chunks: UInt64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Ragd_V1_PartitionMove: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var partition: UInt32 = 0
+
+  /// empty: a new replica (nothing leaves)
+  public var from: String = String()
+
+  public var to: String = String()
+
+  /// "copying", "switched", "failed"
+  public var phase: String = String()
+
+  public var copiedDocuments: UInt64 = 0
+
+  public var totalDocuments: UInt64 = 0
+
+  public var copiedBytes: UInt64 = 0
+
+  public var bytesPerSecond: Double = 0
+
+  public var startedAt: Double = 0
+
+  public var error: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// Methods: ClusterChange (admin). Membership and rebalancing.
+public nonisolated struct Ragd_V1_ClusterChangeRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// "add-node", "drain-node", "remove-node", "rebalance"
+  public var action: String = String()
+
+  /// node id or internal address (not for rebalance)
+  public var node: String = String()
+
+  /// rebalance: move throttle (0: keep the current one)
+  public var maxBytesPerSecond: Double = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Ragd_V1_ClusterChangeResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var message: String = String()
+
+  public var placementVersion: UInt64 = 0
+
+  /// moves the rebalancer will make next
+  public var planned: [Ragd_V1_PartitionMove] = []
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -4384,7 +4667,7 @@ nonisolated extension Ragd_V1_ListCollectionsResponse: SwiftProtobuf.Message, Sw
 
 nonisolated extension Ragd_V1_ShardKey: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ShardKey"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}collection\0\u{1}partition\0\u{1}dimension\0\u{1}embedder\0\u{1}partitions\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}collection\0\u{1}partition\0\u{1}dimension\0\u{1}embedder\0\u{1}partitions\0\u{3}placement_version\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -4397,6 +4680,7 @@ nonisolated extension Ragd_V1_ShardKey: SwiftProtobuf.Message, SwiftProtobuf._Me
       case 3: try { try decoder.decodeSingularUInt32Field(value: &self.dimension) }()
       case 4: try { try decoder.decodeSingularStringField(value: &self.embedder) }()
       case 5: try { try decoder.decodeSingularUInt32Field(value: &self.partitions) }()
+      case 6: try { try decoder.decodeSingularUInt64Field(value: &self.placementVersion) }()
       default: break
       }
     }
@@ -4418,6 +4702,9 @@ nonisolated extension Ragd_V1_ShardKey: SwiftProtobuf.Message, SwiftProtobuf._Me
     if self.partitions != 0 {
       try visitor.visitSingularUInt32Field(value: self.partitions, fieldNumber: 5)
     }
+    if self.placementVersion != 0 {
+      try visitor.visitSingularUInt64Field(value: self.placementVersion, fieldNumber: 6)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -4427,6 +4714,7 @@ nonisolated extension Ragd_V1_ShardKey: SwiftProtobuf.Message, SwiftProtobuf._Me
     if lhs.dimension != rhs.dimension {return false}
     if lhs.embedder != rhs.embedder {return false}
     if lhs.partitions != rhs.partitions {return false}
+    if lhs.placementVersion != rhs.placementVersion {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -5030,6 +5318,349 @@ nonisolated extension Ragd_V1_ShardFetchResponse: SwiftProtobuf.Message, SwiftPr
 
   public static func ==(lhs: Ragd_V1_ShardFetchResponse, rhs: Ragd_V1_ShardFetchResponse) -> Bool {
     if lhs.documents != rhs.documents {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Ragd_V1_ShardFenceRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ShardFenceRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}version\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.version) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.version != 0 {
+      try visitor.visitSingularUInt64Field(value: self.version, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Ragd_V1_ShardFenceRequest, rhs: Ragd_V1_ShardFenceRequest) -> Bool {
+    if lhs.version != rhs.version {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Ragd_V1_ShardFenceResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ShardFenceResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}version\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.version) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.version != 0 {
+      try visitor.visitSingularUInt64Field(value: self.version, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Ragd_V1_ShardFenceResponse, rhs: Ragd_V1_ShardFenceResponse) -> Bool {
+    if lhs.version != rhs.version {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Ragd_V1_ShardSlotRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ShardSlotRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}partition\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.partition) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.partition != 0 {
+      try visitor.visitSingularUInt32Field(value: self.partition, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Ragd_V1_ShardSlotRequest, rhs: Ragd_V1_ShardSlotRequest) -> Bool {
+    if lhs.partition != rhs.partition {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Ragd_V1_ShardSlotEntry: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ShardSlotEntry"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}shard\0\u{1}documents\0\u{1}chunks\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularMessageField(value: &self._shard) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.documents) }()
+      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.chunks) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    try { if let v = self._shard {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+    } }()
+    if self.documents != 0 {
+      try visitor.visitSingularUInt64Field(value: self.documents, fieldNumber: 2)
+    }
+    if self.chunks != 0 {
+      try visitor.visitSingularUInt64Field(value: self.chunks, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Ragd_V1_ShardSlotEntry, rhs: Ragd_V1_ShardSlotEntry) -> Bool {
+    if lhs._shard != rhs._shard {return false}
+    if lhs.documents != rhs.documents {return false}
+    if lhs.chunks != rhs.chunks {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Ragd_V1_ShardSlotResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ShardSlotResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}entries\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.entries) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.entries.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.entries, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Ragd_V1_ShardSlotResponse, rhs: Ragd_V1_ShardSlotResponse) -> Bool {
+    if lhs.entries != rhs.entries {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Ragd_V1_ShardReceiveRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ShardReceiveRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}partition\0\u{1}session\0\u{1}begin\0\u{1}end\0\u{1}shard\0\u{1}documents\0\u{1}repair\0\u{1}clear\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.partition) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.session) }()
+      case 3: try { try decoder.decodeSingularBoolField(value: &self.begin) }()
+      case 4: try { try decoder.decodeSingularBoolField(value: &self.end) }()
+      case 5: try { try decoder.decodeSingularMessageField(value: &self._shard) }()
+      case 6: try { try decoder.decodeRepeatedMessageField(value: &self.documents) }()
+      case 7: try { try decoder.decodeRepeatedStringField(value: &self.repair) }()
+      case 8: try { try decoder.decodeSingularBoolField(value: &self.clear) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if self.partition != 0 {
+      try visitor.visitSingularUInt32Field(value: self.partition, fieldNumber: 1)
+    }
+    if !self.session.isEmpty {
+      try visitor.visitSingularStringField(value: self.session, fieldNumber: 2)
+    }
+    if self.begin != false {
+      try visitor.visitSingularBoolField(value: self.begin, fieldNumber: 3)
+    }
+    if self.end != false {
+      try visitor.visitSingularBoolField(value: self.end, fieldNumber: 4)
+    }
+    try { if let v = self._shard {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
+    } }()
+    if !self.documents.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.documents, fieldNumber: 6)
+    }
+    if !self.repair.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.repair, fieldNumber: 7)
+    }
+    if self.clear != false {
+      try visitor.visitSingularBoolField(value: self.clear, fieldNumber: 8)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Ragd_V1_ShardReceiveRequest, rhs: Ragd_V1_ShardReceiveRequest) -> Bool {
+    if lhs.partition != rhs.partition {return false}
+    if lhs.session != rhs.session {return false}
+    if lhs.begin != rhs.begin {return false}
+    if lhs.end != rhs.end {return false}
+    if lhs._shard != rhs._shard {return false}
+    if lhs.documents != rhs.documents {return false}
+    if lhs.repair != rhs.repair {return false}
+    if lhs.clear != rhs.clear {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Ragd_V1_ShardReceiveResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ShardReceiveResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}known\0\u{1}applied\0\u{1}skipped\0\u{1}touched\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularBoolField(value: &self.known) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.applied) }()
+      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.skipped) }()
+      case 4: try { try decoder.decodeRepeatedStringField(value: &self.touched) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.known != false {
+      try visitor.visitSingularBoolField(value: self.known, fieldNumber: 1)
+    }
+    if self.applied != 0 {
+      try visitor.visitSingularUInt64Field(value: self.applied, fieldNumber: 2)
+    }
+    if self.skipped != 0 {
+      try visitor.visitSingularUInt64Field(value: self.skipped, fieldNumber: 3)
+    }
+    if !self.touched.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.touched, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Ragd_V1_ShardReceiveResponse, rhs: Ragd_V1_ShardReceiveResponse) -> Bool {
+    if lhs.known != rhs.known {return false}
+    if lhs.applied != rhs.applied {return false}
+    if lhs.skipped != rhs.skipped {return false}
+    if lhs.touched != rhs.touched {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Ragd_V1_ShardDropRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ShardDropRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}partition\0\u{1}version\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.partition) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.version) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.partition != 0 {
+      try visitor.visitSingularUInt32Field(value: self.partition, fieldNumber: 1)
+    }
+    if self.version != 0 {
+      try visitor.visitSingularUInt64Field(value: self.version, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Ragd_V1_ShardDropRequest, rhs: Ragd_V1_ShardDropRequest) -> Bool {
+    if lhs.partition != rhs.partition {return false}
+    if lhs.version != rhs.version {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Ragd_V1_ShardDropResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ShardDropResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}collections\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.collections) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.collections != 0 {
+      try visitor.visitSingularUInt64Field(value: self.collections, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Ragd_V1_ShardDropResponse, rhs: Ragd_V1_ShardDropResponse) -> Bool {
+    if lhs.collections != rhs.collections {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -6286,7 +6917,7 @@ nonisolated extension Ragd_V1_ClusterStatusRequest: SwiftProtobuf.Message, Swift
 
 nonisolated extension Ragd_V1_ClusterStatusResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ClusterStatusResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}nodes\0\u{1}shards\0\u{3}replication_factor\0\u{1}unregistered\0\u{1}degraded\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}nodes\0\u{1}shards\0\u{3}replication_factor\0\u{1}unregistered\0\u{1}degraded\0\u{3}placement_version\0\u{1}members\0\u{1}moves\0\u{1}mover\0\u{1}unassigned\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -6299,6 +6930,11 @@ nonisolated extension Ragd_V1_ClusterStatusResponse: SwiftProtobuf.Message, Swif
       case 3: try { try decoder.decodeSingularUInt32Field(value: &self.replicationFactor) }()
       case 4: try { try decoder.decodeRepeatedStringField(value: &self.unregistered) }()
       case 5: try { try decoder.decodeSingularStringField(value: &self.degraded) }()
+      case 6: try { try decoder.decodeSingularUInt64Field(value: &self.placementVersion) }()
+      case 7: try { try decoder.decodeRepeatedMessageField(value: &self.members) }()
+      case 8: try { try decoder.decodeRepeatedMessageField(value: &self.moves) }()
+      case 9: try { try decoder.decodeSingularStringField(value: &self.mover) }()
+      case 10: try { try decoder.decodeSingularUInt64Field(value: &self.unassigned) }()
       default: break
       }
     }
@@ -6320,6 +6956,21 @@ nonisolated extension Ragd_V1_ClusterStatusResponse: SwiftProtobuf.Message, Swif
     if !self.degraded.isEmpty {
       try visitor.visitSingularStringField(value: self.degraded, fieldNumber: 5)
     }
+    if self.placementVersion != 0 {
+      try visitor.visitSingularUInt64Field(value: self.placementVersion, fieldNumber: 6)
+    }
+    if !self.members.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.members, fieldNumber: 7)
+    }
+    if !self.moves.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.moves, fieldNumber: 8)
+    }
+    if !self.mover.isEmpty {
+      try visitor.visitSingularStringField(value: self.mover, fieldNumber: 9)
+    }
+    if self.unassigned != 0 {
+      try visitor.visitSingularUInt64Field(value: self.unassigned, fieldNumber: 10)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -6329,6 +6980,221 @@ nonisolated extension Ragd_V1_ClusterStatusResponse: SwiftProtobuf.Message, Swif
     if lhs.replicationFactor != rhs.replicationFactor {return false}
     if lhs.unregistered != rhs.unregistered {return false}
     if lhs.degraded != rhs.degraded {return false}
+    if lhs.placementVersion != rhs.placementVersion {return false}
+    if lhs.members != rhs.members {return false}
+    if lhs.moves != rhs.moves {return false}
+    if lhs.mover != rhs.mover {return false}
+    if lhs.unassigned != rhs.unassigned {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Ragd_V1_ClusterMember: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ClusterMember"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}address\0\u{1}state\0\u{1}live\0\u{1}partitions\0\u{1}chunks\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.id) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.address) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.state) }()
+      case 4: try { try decoder.decodeSingularBoolField(value: &self.live) }()
+      case 5: try { try decoder.decodeSingularUInt32Field(value: &self.partitions) }()
+      case 6: try { try decoder.decodeSingularUInt64Field(value: &self.chunks) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.id.isEmpty {
+      try visitor.visitSingularStringField(value: self.id, fieldNumber: 1)
+    }
+    if !self.address.isEmpty {
+      try visitor.visitSingularStringField(value: self.address, fieldNumber: 2)
+    }
+    if !self.state.isEmpty {
+      try visitor.visitSingularStringField(value: self.state, fieldNumber: 3)
+    }
+    if self.live != false {
+      try visitor.visitSingularBoolField(value: self.live, fieldNumber: 4)
+    }
+    if self.partitions != 0 {
+      try visitor.visitSingularUInt32Field(value: self.partitions, fieldNumber: 5)
+    }
+    if self.chunks != 0 {
+      try visitor.visitSingularUInt64Field(value: self.chunks, fieldNumber: 6)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Ragd_V1_ClusterMember, rhs: Ragd_V1_ClusterMember) -> Bool {
+    if lhs.id != rhs.id {return false}
+    if lhs.address != rhs.address {return false}
+    if lhs.state != rhs.state {return false}
+    if lhs.live != rhs.live {return false}
+    if lhs.partitions != rhs.partitions {return false}
+    if lhs.chunks != rhs.chunks {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Ragd_V1_PartitionMove: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".PartitionMove"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}partition\0\u{1}from\0\u{1}to\0\u{1}phase\0\u{3}copied_documents\0\u{3}total_documents\0\u{3}copied_bytes\0\u{3}bytes_per_second\0\u{3}started_at\0\u{1}error\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.partition) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.from) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.to) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.phase) }()
+      case 5: try { try decoder.decodeSingularUInt64Field(value: &self.copiedDocuments) }()
+      case 6: try { try decoder.decodeSingularUInt64Field(value: &self.totalDocuments) }()
+      case 7: try { try decoder.decodeSingularUInt64Field(value: &self.copiedBytes) }()
+      case 8: try { try decoder.decodeSingularDoubleField(value: &self.bytesPerSecond) }()
+      case 9: try { try decoder.decodeSingularDoubleField(value: &self.startedAt) }()
+      case 10: try { try decoder.decodeSingularStringField(value: &self.error) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.partition != 0 {
+      try visitor.visitSingularUInt32Field(value: self.partition, fieldNumber: 1)
+    }
+    if !self.from.isEmpty {
+      try visitor.visitSingularStringField(value: self.from, fieldNumber: 2)
+    }
+    if !self.to.isEmpty {
+      try visitor.visitSingularStringField(value: self.to, fieldNumber: 3)
+    }
+    if !self.phase.isEmpty {
+      try visitor.visitSingularStringField(value: self.phase, fieldNumber: 4)
+    }
+    if self.copiedDocuments != 0 {
+      try visitor.visitSingularUInt64Field(value: self.copiedDocuments, fieldNumber: 5)
+    }
+    if self.totalDocuments != 0 {
+      try visitor.visitSingularUInt64Field(value: self.totalDocuments, fieldNumber: 6)
+    }
+    if self.copiedBytes != 0 {
+      try visitor.visitSingularUInt64Field(value: self.copiedBytes, fieldNumber: 7)
+    }
+    if self.bytesPerSecond.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.bytesPerSecond, fieldNumber: 8)
+    }
+    if self.startedAt.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.startedAt, fieldNumber: 9)
+    }
+    if !self.error.isEmpty {
+      try visitor.visitSingularStringField(value: self.error, fieldNumber: 10)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Ragd_V1_PartitionMove, rhs: Ragd_V1_PartitionMove) -> Bool {
+    if lhs.partition != rhs.partition {return false}
+    if lhs.from != rhs.from {return false}
+    if lhs.to != rhs.to {return false}
+    if lhs.phase != rhs.phase {return false}
+    if lhs.copiedDocuments != rhs.copiedDocuments {return false}
+    if lhs.totalDocuments != rhs.totalDocuments {return false}
+    if lhs.copiedBytes != rhs.copiedBytes {return false}
+    if lhs.bytesPerSecond != rhs.bytesPerSecond {return false}
+    if lhs.startedAt != rhs.startedAt {return false}
+    if lhs.error != rhs.error {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Ragd_V1_ClusterChangeRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ClusterChangeRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}action\0\u{1}node\0\u{3}max_bytes_per_second\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.action) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.node) }()
+      case 3: try { try decoder.decodeSingularDoubleField(value: &self.maxBytesPerSecond) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.action.isEmpty {
+      try visitor.visitSingularStringField(value: self.action, fieldNumber: 1)
+    }
+    if !self.node.isEmpty {
+      try visitor.visitSingularStringField(value: self.node, fieldNumber: 2)
+    }
+    if self.maxBytesPerSecond.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.maxBytesPerSecond, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Ragd_V1_ClusterChangeRequest, rhs: Ragd_V1_ClusterChangeRequest) -> Bool {
+    if lhs.action != rhs.action {return false}
+    if lhs.node != rhs.node {return false}
+    if lhs.maxBytesPerSecond != rhs.maxBytesPerSecond {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Ragd_V1_ClusterChangeResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ClusterChangeResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}message\0\u{3}placement_version\0\u{1}planned\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.message) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.placementVersion) }()
+      case 3: try { try decoder.decodeRepeatedMessageField(value: &self.planned) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.message.isEmpty {
+      try visitor.visitSingularStringField(value: self.message, fieldNumber: 1)
+    }
+    if self.placementVersion != 0 {
+      try visitor.visitSingularUInt64Field(value: self.placementVersion, fieldNumber: 2)
+    }
+    if !self.planned.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.planned, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Ragd_V1_ClusterChangeResponse, rhs: Ragd_V1_ClusterChangeResponse) -> Bool {
+    if lhs.message != rhs.message {return false}
+    if lhs.placementVersion != rhs.placementVersion {return false}
+    if lhs.planned != rhs.planned {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

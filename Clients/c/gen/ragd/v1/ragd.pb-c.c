@@ -2338,6 +2338,411 @@ void   ragd__v1__shard_fetch_response__free_unpacked
   assert(message->base.descriptor == &ragd__v1__shard_fetch_response__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   ragd__v1__shard_fence_request__init
+                     (Ragd__V1__ShardFenceRequest         *message)
+{
+  static const Ragd__V1__ShardFenceRequest init_value = RAGD__V1__SHARD_FENCE_REQUEST__INIT;
+  *message = init_value;
+}
+size_t ragd__v1__shard_fence_request__get_packed_size
+                     (const Ragd__V1__ShardFenceRequest *message)
+{
+  assert(message->base.descriptor == &ragd__v1__shard_fence_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t ragd__v1__shard_fence_request__pack
+                     (const Ragd__V1__ShardFenceRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &ragd__v1__shard_fence_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t ragd__v1__shard_fence_request__pack_to_buffer
+                     (const Ragd__V1__ShardFenceRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &ragd__v1__shard_fence_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Ragd__V1__ShardFenceRequest *
+       ragd__v1__shard_fence_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Ragd__V1__ShardFenceRequest *)
+     protobuf_c_message_unpack (&ragd__v1__shard_fence_request__descriptor,
+                                allocator, len, data);
+}
+void   ragd__v1__shard_fence_request__free_unpacked
+                     (Ragd__V1__ShardFenceRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &ragd__v1__shard_fence_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   ragd__v1__shard_fence_response__init
+                     (Ragd__V1__ShardFenceResponse         *message)
+{
+  static const Ragd__V1__ShardFenceResponse init_value = RAGD__V1__SHARD_FENCE_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t ragd__v1__shard_fence_response__get_packed_size
+                     (const Ragd__V1__ShardFenceResponse *message)
+{
+  assert(message->base.descriptor == &ragd__v1__shard_fence_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t ragd__v1__shard_fence_response__pack
+                     (const Ragd__V1__ShardFenceResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &ragd__v1__shard_fence_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t ragd__v1__shard_fence_response__pack_to_buffer
+                     (const Ragd__V1__ShardFenceResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &ragd__v1__shard_fence_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Ragd__V1__ShardFenceResponse *
+       ragd__v1__shard_fence_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Ragd__V1__ShardFenceResponse *)
+     protobuf_c_message_unpack (&ragd__v1__shard_fence_response__descriptor,
+                                allocator, len, data);
+}
+void   ragd__v1__shard_fence_response__free_unpacked
+                     (Ragd__V1__ShardFenceResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &ragd__v1__shard_fence_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   ragd__v1__shard_slot_request__init
+                     (Ragd__V1__ShardSlotRequest         *message)
+{
+  static const Ragd__V1__ShardSlotRequest init_value = RAGD__V1__SHARD_SLOT_REQUEST__INIT;
+  *message = init_value;
+}
+size_t ragd__v1__shard_slot_request__get_packed_size
+                     (const Ragd__V1__ShardSlotRequest *message)
+{
+  assert(message->base.descriptor == &ragd__v1__shard_slot_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t ragd__v1__shard_slot_request__pack
+                     (const Ragd__V1__ShardSlotRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &ragd__v1__shard_slot_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t ragd__v1__shard_slot_request__pack_to_buffer
+                     (const Ragd__V1__ShardSlotRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &ragd__v1__shard_slot_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Ragd__V1__ShardSlotRequest *
+       ragd__v1__shard_slot_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Ragd__V1__ShardSlotRequest *)
+     protobuf_c_message_unpack (&ragd__v1__shard_slot_request__descriptor,
+                                allocator, len, data);
+}
+void   ragd__v1__shard_slot_request__free_unpacked
+                     (Ragd__V1__ShardSlotRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &ragd__v1__shard_slot_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   ragd__v1__shard_slot_entry__init
+                     (Ragd__V1__ShardSlotEntry         *message)
+{
+  static const Ragd__V1__ShardSlotEntry init_value = RAGD__V1__SHARD_SLOT_ENTRY__INIT;
+  *message = init_value;
+}
+size_t ragd__v1__shard_slot_entry__get_packed_size
+                     (const Ragd__V1__ShardSlotEntry *message)
+{
+  assert(message->base.descriptor == &ragd__v1__shard_slot_entry__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t ragd__v1__shard_slot_entry__pack
+                     (const Ragd__V1__ShardSlotEntry *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &ragd__v1__shard_slot_entry__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t ragd__v1__shard_slot_entry__pack_to_buffer
+                     (const Ragd__V1__ShardSlotEntry *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &ragd__v1__shard_slot_entry__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Ragd__V1__ShardSlotEntry *
+       ragd__v1__shard_slot_entry__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Ragd__V1__ShardSlotEntry *)
+     protobuf_c_message_unpack (&ragd__v1__shard_slot_entry__descriptor,
+                                allocator, len, data);
+}
+void   ragd__v1__shard_slot_entry__free_unpacked
+                     (Ragd__V1__ShardSlotEntry *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &ragd__v1__shard_slot_entry__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   ragd__v1__shard_slot_response__init
+                     (Ragd__V1__ShardSlotResponse         *message)
+{
+  static const Ragd__V1__ShardSlotResponse init_value = RAGD__V1__SHARD_SLOT_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t ragd__v1__shard_slot_response__get_packed_size
+                     (const Ragd__V1__ShardSlotResponse *message)
+{
+  assert(message->base.descriptor == &ragd__v1__shard_slot_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t ragd__v1__shard_slot_response__pack
+                     (const Ragd__V1__ShardSlotResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &ragd__v1__shard_slot_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t ragd__v1__shard_slot_response__pack_to_buffer
+                     (const Ragd__V1__ShardSlotResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &ragd__v1__shard_slot_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Ragd__V1__ShardSlotResponse *
+       ragd__v1__shard_slot_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Ragd__V1__ShardSlotResponse *)
+     protobuf_c_message_unpack (&ragd__v1__shard_slot_response__descriptor,
+                                allocator, len, data);
+}
+void   ragd__v1__shard_slot_response__free_unpacked
+                     (Ragd__V1__ShardSlotResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &ragd__v1__shard_slot_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   ragd__v1__shard_receive_request__init
+                     (Ragd__V1__ShardReceiveRequest         *message)
+{
+  static const Ragd__V1__ShardReceiveRequest init_value = RAGD__V1__SHARD_RECEIVE_REQUEST__INIT;
+  *message = init_value;
+}
+size_t ragd__v1__shard_receive_request__get_packed_size
+                     (const Ragd__V1__ShardReceiveRequest *message)
+{
+  assert(message->base.descriptor == &ragd__v1__shard_receive_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t ragd__v1__shard_receive_request__pack
+                     (const Ragd__V1__ShardReceiveRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &ragd__v1__shard_receive_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t ragd__v1__shard_receive_request__pack_to_buffer
+                     (const Ragd__V1__ShardReceiveRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &ragd__v1__shard_receive_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Ragd__V1__ShardReceiveRequest *
+       ragd__v1__shard_receive_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Ragd__V1__ShardReceiveRequest *)
+     protobuf_c_message_unpack (&ragd__v1__shard_receive_request__descriptor,
+                                allocator, len, data);
+}
+void   ragd__v1__shard_receive_request__free_unpacked
+                     (Ragd__V1__ShardReceiveRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &ragd__v1__shard_receive_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   ragd__v1__shard_receive_response__init
+                     (Ragd__V1__ShardReceiveResponse         *message)
+{
+  static const Ragd__V1__ShardReceiveResponse init_value = RAGD__V1__SHARD_RECEIVE_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t ragd__v1__shard_receive_response__get_packed_size
+                     (const Ragd__V1__ShardReceiveResponse *message)
+{
+  assert(message->base.descriptor == &ragd__v1__shard_receive_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t ragd__v1__shard_receive_response__pack
+                     (const Ragd__V1__ShardReceiveResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &ragd__v1__shard_receive_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t ragd__v1__shard_receive_response__pack_to_buffer
+                     (const Ragd__V1__ShardReceiveResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &ragd__v1__shard_receive_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Ragd__V1__ShardReceiveResponse *
+       ragd__v1__shard_receive_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Ragd__V1__ShardReceiveResponse *)
+     protobuf_c_message_unpack (&ragd__v1__shard_receive_response__descriptor,
+                                allocator, len, data);
+}
+void   ragd__v1__shard_receive_response__free_unpacked
+                     (Ragd__V1__ShardReceiveResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &ragd__v1__shard_receive_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   ragd__v1__shard_drop_request__init
+                     (Ragd__V1__ShardDropRequest         *message)
+{
+  static const Ragd__V1__ShardDropRequest init_value = RAGD__V1__SHARD_DROP_REQUEST__INIT;
+  *message = init_value;
+}
+size_t ragd__v1__shard_drop_request__get_packed_size
+                     (const Ragd__V1__ShardDropRequest *message)
+{
+  assert(message->base.descriptor == &ragd__v1__shard_drop_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t ragd__v1__shard_drop_request__pack
+                     (const Ragd__V1__ShardDropRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &ragd__v1__shard_drop_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t ragd__v1__shard_drop_request__pack_to_buffer
+                     (const Ragd__V1__ShardDropRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &ragd__v1__shard_drop_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Ragd__V1__ShardDropRequest *
+       ragd__v1__shard_drop_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Ragd__V1__ShardDropRequest *)
+     protobuf_c_message_unpack (&ragd__v1__shard_drop_request__descriptor,
+                                allocator, len, data);
+}
+void   ragd__v1__shard_drop_request__free_unpacked
+                     (Ragd__V1__ShardDropRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &ragd__v1__shard_drop_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   ragd__v1__shard_drop_response__init
+                     (Ragd__V1__ShardDropResponse         *message)
+{
+  static const Ragd__V1__ShardDropResponse init_value = RAGD__V1__SHARD_DROP_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t ragd__v1__shard_drop_response__get_packed_size
+                     (const Ragd__V1__ShardDropResponse *message)
+{
+  assert(message->base.descriptor == &ragd__v1__shard_drop_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t ragd__v1__shard_drop_response__pack
+                     (const Ragd__V1__ShardDropResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &ragd__v1__shard_drop_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t ragd__v1__shard_drop_response__pack_to_buffer
+                     (const Ragd__V1__ShardDropResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &ragd__v1__shard_drop_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Ragd__V1__ShardDropResponse *
+       ragd__v1__shard_drop_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Ragd__V1__ShardDropResponse *)
+     protobuf_c_message_unpack (&ragd__v1__shard_drop_response__descriptor,
+                                allocator, len, data);
+}
+void   ragd__v1__shard_drop_response__free_unpacked
+                     (Ragd__V1__ShardDropResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &ragd__v1__shard_drop_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   ragd__v1__chunking_profile__init
                      (Ragd__V1__ChunkingProfile         *message)
 {
@@ -3686,6 +4091,186 @@ void   ragd__v1__cluster_status_response__free_unpacked
   if(!message)
     return;
   assert(message->base.descriptor == &ragd__v1__cluster_status_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   ragd__v1__cluster_member__init
+                     (Ragd__V1__ClusterMember         *message)
+{
+  static const Ragd__V1__ClusterMember init_value = RAGD__V1__CLUSTER_MEMBER__INIT;
+  *message = init_value;
+}
+size_t ragd__v1__cluster_member__get_packed_size
+                     (const Ragd__V1__ClusterMember *message)
+{
+  assert(message->base.descriptor == &ragd__v1__cluster_member__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t ragd__v1__cluster_member__pack
+                     (const Ragd__V1__ClusterMember *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &ragd__v1__cluster_member__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t ragd__v1__cluster_member__pack_to_buffer
+                     (const Ragd__V1__ClusterMember *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &ragd__v1__cluster_member__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Ragd__V1__ClusterMember *
+       ragd__v1__cluster_member__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Ragd__V1__ClusterMember *)
+     protobuf_c_message_unpack (&ragd__v1__cluster_member__descriptor,
+                                allocator, len, data);
+}
+void   ragd__v1__cluster_member__free_unpacked
+                     (Ragd__V1__ClusterMember *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &ragd__v1__cluster_member__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   ragd__v1__partition_move__init
+                     (Ragd__V1__PartitionMove         *message)
+{
+  static const Ragd__V1__PartitionMove init_value = RAGD__V1__PARTITION_MOVE__INIT;
+  *message = init_value;
+}
+size_t ragd__v1__partition_move__get_packed_size
+                     (const Ragd__V1__PartitionMove *message)
+{
+  assert(message->base.descriptor == &ragd__v1__partition_move__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t ragd__v1__partition_move__pack
+                     (const Ragd__V1__PartitionMove *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &ragd__v1__partition_move__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t ragd__v1__partition_move__pack_to_buffer
+                     (const Ragd__V1__PartitionMove *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &ragd__v1__partition_move__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Ragd__V1__PartitionMove *
+       ragd__v1__partition_move__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Ragd__V1__PartitionMove *)
+     protobuf_c_message_unpack (&ragd__v1__partition_move__descriptor,
+                                allocator, len, data);
+}
+void   ragd__v1__partition_move__free_unpacked
+                     (Ragd__V1__PartitionMove *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &ragd__v1__partition_move__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   ragd__v1__cluster_change_request__init
+                     (Ragd__V1__ClusterChangeRequest         *message)
+{
+  static const Ragd__V1__ClusterChangeRequest init_value = RAGD__V1__CLUSTER_CHANGE_REQUEST__INIT;
+  *message = init_value;
+}
+size_t ragd__v1__cluster_change_request__get_packed_size
+                     (const Ragd__V1__ClusterChangeRequest *message)
+{
+  assert(message->base.descriptor == &ragd__v1__cluster_change_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t ragd__v1__cluster_change_request__pack
+                     (const Ragd__V1__ClusterChangeRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &ragd__v1__cluster_change_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t ragd__v1__cluster_change_request__pack_to_buffer
+                     (const Ragd__V1__ClusterChangeRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &ragd__v1__cluster_change_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Ragd__V1__ClusterChangeRequest *
+       ragd__v1__cluster_change_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Ragd__V1__ClusterChangeRequest *)
+     protobuf_c_message_unpack (&ragd__v1__cluster_change_request__descriptor,
+                                allocator, len, data);
+}
+void   ragd__v1__cluster_change_request__free_unpacked
+                     (Ragd__V1__ClusterChangeRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &ragd__v1__cluster_change_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   ragd__v1__cluster_change_response__init
+                     (Ragd__V1__ClusterChangeResponse         *message)
+{
+  static const Ragd__V1__ClusterChangeResponse init_value = RAGD__V1__CLUSTER_CHANGE_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t ragd__v1__cluster_change_response__get_packed_size
+                     (const Ragd__V1__ClusterChangeResponse *message)
+{
+  assert(message->base.descriptor == &ragd__v1__cluster_change_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t ragd__v1__cluster_change_response__pack
+                     (const Ragd__V1__ClusterChangeResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &ragd__v1__cluster_change_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t ragd__v1__cluster_change_response__pack_to_buffer
+                     (const Ragd__V1__ClusterChangeResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &ragd__v1__cluster_change_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Ragd__V1__ClusterChangeResponse *
+       ragd__v1__cluster_change_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Ragd__V1__ClusterChangeResponse *)
+     protobuf_c_message_unpack (&ragd__v1__cluster_change_response__descriptor,
+                                allocator, len, data);
+}
+void   ragd__v1__cluster_change_response__free_unpacked
+                     (Ragd__V1__ClusterChangeResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &ragd__v1__cluster_change_response__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
 void   ragd__v1__api_key__init
@@ -6909,7 +7494,7 @@ const ProtobufCMessageDescriptor ragd__v1__list_collections_response__descriptor
   (ProtobufCMessageInit) ragd__v1__list_collections_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor ragd__v1__shard_key__field_descriptors[5] =
+static const ProtobufCFieldDescriptor ragd__v1__shard_key__field_descriptors[6] =
 {
   {
     "collection",
@@ -6971,6 +7556,18 @@ static const ProtobufCFieldDescriptor ragd__v1__shard_key__field_descriptors[5] 
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "placement_version",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ShardKey, placement_version),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned ragd__v1__shard_key__field_indices_by_name[] = {
   0,   /* field[0] = collection */
@@ -6978,11 +7575,12 @@ static const unsigned ragd__v1__shard_key__field_indices_by_name[] = {
   3,   /* field[3] = embedder */
   1,   /* field[1] = partition */
   4,   /* field[4] = partitions */
+  5,   /* field[5] = placement_version */
 };
 static const ProtobufCIntRange ragd__v1__shard_key__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 5 }
+  { 0, 6 }
 };
 const ProtobufCMessageDescriptor ragd__v1__shard_key__descriptor =
 {
@@ -6992,7 +7590,7 @@ const ProtobufCMessageDescriptor ragd__v1__shard_key__descriptor =
   "Ragd__V1__ShardKey",
   "ragd.v1",
   sizeof(Ragd__V1__ShardKey),
-  5,
+  6,
   ragd__v1__shard_key__field_descriptors,
   ragd__v1__shard_key__field_indices_by_name,
   1,  ragd__v1__shard_key__number_ranges,
@@ -8096,6 +8694,517 @@ const ProtobufCMessageDescriptor ragd__v1__shard_fetch_response__descriptor =
   ragd__v1__shard_fetch_response__field_indices_by_name,
   1,  ragd__v1__shard_fetch_response__number_ranges,
   (ProtobufCMessageInit) ragd__v1__shard_fetch_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor ragd__v1__shard_fence_request__field_descriptors[1] =
+{
+  {
+    "version",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ShardFenceRequest, version),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned ragd__v1__shard_fence_request__field_indices_by_name[] = {
+  0,   /* field[0] = version */
+};
+static const ProtobufCIntRange ragd__v1__shard_fence_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor ragd__v1__shard_fence_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "ragd.v1.ShardFenceRequest",
+  "ShardFenceRequest",
+  "Ragd__V1__ShardFenceRequest",
+  "ragd.v1",
+  sizeof(Ragd__V1__ShardFenceRequest),
+  1,
+  ragd__v1__shard_fence_request__field_descriptors,
+  ragd__v1__shard_fence_request__field_indices_by_name,
+  1,  ragd__v1__shard_fence_request__number_ranges,
+  (ProtobufCMessageInit) ragd__v1__shard_fence_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor ragd__v1__shard_fence_response__field_descriptors[1] =
+{
+  {
+    "version",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ShardFenceResponse, version),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned ragd__v1__shard_fence_response__field_indices_by_name[] = {
+  0,   /* field[0] = version */
+};
+static const ProtobufCIntRange ragd__v1__shard_fence_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor ragd__v1__shard_fence_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "ragd.v1.ShardFenceResponse",
+  "ShardFenceResponse",
+  "Ragd__V1__ShardFenceResponse",
+  "ragd.v1",
+  sizeof(Ragd__V1__ShardFenceResponse),
+  1,
+  ragd__v1__shard_fence_response__field_descriptors,
+  ragd__v1__shard_fence_response__field_indices_by_name,
+  1,  ragd__v1__shard_fence_response__number_ranges,
+  (ProtobufCMessageInit) ragd__v1__shard_fence_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor ragd__v1__shard_slot_request__field_descriptors[1] =
+{
+  {
+    "partition",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ShardSlotRequest, partition),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned ragd__v1__shard_slot_request__field_indices_by_name[] = {
+  0,   /* field[0] = partition */
+};
+static const ProtobufCIntRange ragd__v1__shard_slot_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor ragd__v1__shard_slot_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "ragd.v1.ShardSlotRequest",
+  "ShardSlotRequest",
+  "Ragd__V1__ShardSlotRequest",
+  "ragd.v1",
+  sizeof(Ragd__V1__ShardSlotRequest),
+  1,
+  ragd__v1__shard_slot_request__field_descriptors,
+  ragd__v1__shard_slot_request__field_indices_by_name,
+  1,  ragd__v1__shard_slot_request__number_ranges,
+  (ProtobufCMessageInit) ragd__v1__shard_slot_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor ragd__v1__shard_slot_entry__field_descriptors[3] =
+{
+  {
+    "shard",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ShardSlotEntry, shard),
+    &ragd__v1__shard_key__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "documents",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ShardSlotEntry, documents),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "chunks",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ShardSlotEntry, chunks),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned ragd__v1__shard_slot_entry__field_indices_by_name[] = {
+  2,   /* field[2] = chunks */
+  1,   /* field[1] = documents */
+  0,   /* field[0] = shard */
+};
+static const ProtobufCIntRange ragd__v1__shard_slot_entry__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor ragd__v1__shard_slot_entry__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "ragd.v1.ShardSlotEntry",
+  "ShardSlotEntry",
+  "Ragd__V1__ShardSlotEntry",
+  "ragd.v1",
+  sizeof(Ragd__V1__ShardSlotEntry),
+  3,
+  ragd__v1__shard_slot_entry__field_descriptors,
+  ragd__v1__shard_slot_entry__field_indices_by_name,
+  1,  ragd__v1__shard_slot_entry__number_ranges,
+  (ProtobufCMessageInit) ragd__v1__shard_slot_entry__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor ragd__v1__shard_slot_response__field_descriptors[1] =
+{
+  {
+    "entries",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Ragd__V1__ShardSlotResponse, n_entries),
+    offsetof(Ragd__V1__ShardSlotResponse, entries),
+    &ragd__v1__shard_slot_entry__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned ragd__v1__shard_slot_response__field_indices_by_name[] = {
+  0,   /* field[0] = entries */
+};
+static const ProtobufCIntRange ragd__v1__shard_slot_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor ragd__v1__shard_slot_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "ragd.v1.ShardSlotResponse",
+  "ShardSlotResponse",
+  "Ragd__V1__ShardSlotResponse",
+  "ragd.v1",
+  sizeof(Ragd__V1__ShardSlotResponse),
+  1,
+  ragd__v1__shard_slot_response__field_descriptors,
+  ragd__v1__shard_slot_response__field_indices_by_name,
+  1,  ragd__v1__shard_slot_response__number_ranges,
+  (ProtobufCMessageInit) ragd__v1__shard_slot_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor ragd__v1__shard_receive_request__field_descriptors[8] =
+{
+  {
+    "partition",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ShardReceiveRequest, partition),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "session",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ShardReceiveRequest, session),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "begin",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ShardReceiveRequest, begin),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "end",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ShardReceiveRequest, end),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "shard",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ShardReceiveRequest, shard),
+    &ragd__v1__shard_key__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "documents",
+    6,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Ragd__V1__ShardReceiveRequest, n_documents),
+    offsetof(Ragd__V1__ShardReceiveRequest, documents),
+    &ragd__v1__stored_document__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "repair",
+    7,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_STRING,
+    offsetof(Ragd__V1__ShardReceiveRequest, n_repair),
+    offsetof(Ragd__V1__ShardReceiveRequest, repair),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "clear",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ShardReceiveRequest, clear),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned ragd__v1__shard_receive_request__field_indices_by_name[] = {
+  2,   /* field[2] = begin */
+  7,   /* field[7] = clear */
+  5,   /* field[5] = documents */
+  3,   /* field[3] = end */
+  0,   /* field[0] = partition */
+  6,   /* field[6] = repair */
+  1,   /* field[1] = session */
+  4,   /* field[4] = shard */
+};
+static const ProtobufCIntRange ragd__v1__shard_receive_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 8 }
+};
+const ProtobufCMessageDescriptor ragd__v1__shard_receive_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "ragd.v1.ShardReceiveRequest",
+  "ShardReceiveRequest",
+  "Ragd__V1__ShardReceiveRequest",
+  "ragd.v1",
+  sizeof(Ragd__V1__ShardReceiveRequest),
+  8,
+  ragd__v1__shard_receive_request__field_descriptors,
+  ragd__v1__shard_receive_request__field_indices_by_name,
+  1,  ragd__v1__shard_receive_request__number_ranges,
+  (ProtobufCMessageInit) ragd__v1__shard_receive_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor ragd__v1__shard_receive_response__field_descriptors[4] =
+{
+  {
+    "known",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ShardReceiveResponse, known),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "applied",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ShardReceiveResponse, applied),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "skipped",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ShardReceiveResponse, skipped),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "touched",
+    4,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_STRING,
+    offsetof(Ragd__V1__ShardReceiveResponse, n_touched),
+    offsetof(Ragd__V1__ShardReceiveResponse, touched),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned ragd__v1__shard_receive_response__field_indices_by_name[] = {
+  1,   /* field[1] = applied */
+  0,   /* field[0] = known */
+  2,   /* field[2] = skipped */
+  3,   /* field[3] = touched */
+};
+static const ProtobufCIntRange ragd__v1__shard_receive_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 4 }
+};
+const ProtobufCMessageDescriptor ragd__v1__shard_receive_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "ragd.v1.ShardReceiveResponse",
+  "ShardReceiveResponse",
+  "Ragd__V1__ShardReceiveResponse",
+  "ragd.v1",
+  sizeof(Ragd__V1__ShardReceiveResponse),
+  4,
+  ragd__v1__shard_receive_response__field_descriptors,
+  ragd__v1__shard_receive_response__field_indices_by_name,
+  1,  ragd__v1__shard_receive_response__number_ranges,
+  (ProtobufCMessageInit) ragd__v1__shard_receive_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor ragd__v1__shard_drop_request__field_descriptors[2] =
+{
+  {
+    "partition",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ShardDropRequest, partition),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "version",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ShardDropRequest, version),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned ragd__v1__shard_drop_request__field_indices_by_name[] = {
+  0,   /* field[0] = partition */
+  1,   /* field[1] = version */
+};
+static const ProtobufCIntRange ragd__v1__shard_drop_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor ragd__v1__shard_drop_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "ragd.v1.ShardDropRequest",
+  "ShardDropRequest",
+  "Ragd__V1__ShardDropRequest",
+  "ragd.v1",
+  sizeof(Ragd__V1__ShardDropRequest),
+  2,
+  ragd__v1__shard_drop_request__field_descriptors,
+  ragd__v1__shard_drop_request__field_indices_by_name,
+  1,  ragd__v1__shard_drop_request__number_ranges,
+  (ProtobufCMessageInit) ragd__v1__shard_drop_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor ragd__v1__shard_drop_response__field_descriptors[1] =
+{
+  {
+    "collections",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ShardDropResponse, collections),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned ragd__v1__shard_drop_response__field_indices_by_name[] = {
+  0,   /* field[0] = collections */
+};
+static const ProtobufCIntRange ragd__v1__shard_drop_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor ragd__v1__shard_drop_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "ragd.v1.ShardDropResponse",
+  "ShardDropResponse",
+  "Ragd__V1__ShardDropResponse",
+  "ragd.v1",
+  sizeof(Ragd__V1__ShardDropResponse),
+  1,
+  ragd__v1__shard_drop_response__field_descriptors,
+  ragd__v1__shard_drop_response__field_indices_by_name,
+  1,  ragd__v1__shard_drop_response__number_ranges,
+  (ProtobufCMessageInit) ragd__v1__shard_drop_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCFieldDescriptor ragd__v1__chunking_profile__field_descriptors[3] =
@@ -9940,7 +11049,7 @@ const ProtobufCMessageDescriptor ragd__v1__cluster_status_request__descriptor =
   (ProtobufCMessageInit) ragd__v1__cluster_status_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor ragd__v1__cluster_status_response__field_descriptors[5] =
+static const ProtobufCFieldDescriptor ragd__v1__cluster_status_response__field_descriptors[10] =
 {
   {
     "nodes",
@@ -10002,18 +11111,83 @@ static const ProtobufCFieldDescriptor ragd__v1__cluster_status_response__field_d
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "placement_version",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ClusterStatusResponse, placement_version),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "members",
+    7,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Ragd__V1__ClusterStatusResponse, n_members),
+    offsetof(Ragd__V1__ClusterStatusResponse, members),
+    &ragd__v1__cluster_member__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "moves",
+    8,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Ragd__V1__ClusterStatusResponse, n_moves),
+    offsetof(Ragd__V1__ClusterStatusResponse, moves),
+    &ragd__v1__partition_move__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "mover",
+    9,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ClusterStatusResponse, mover),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "unassigned",
+    10,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ClusterStatusResponse, unassigned),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned ragd__v1__cluster_status_response__field_indices_by_name[] = {
   4,   /* field[4] = degraded */
+  6,   /* field[6] = members */
+  8,   /* field[8] = mover */
+  7,   /* field[7] = moves */
   0,   /* field[0] = nodes */
+  5,   /* field[5] = placement_version */
   2,   /* field[2] = replication_factor */
   1,   /* field[1] = shards */
+  9,   /* field[9] = unassigned */
   3,   /* field[3] = unregistered */
 };
 static const ProtobufCIntRange ragd__v1__cluster_status_response__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 5 }
+  { 0, 10 }
 };
 const ProtobufCMessageDescriptor ragd__v1__cluster_status_response__descriptor =
 {
@@ -10023,11 +11197,397 @@ const ProtobufCMessageDescriptor ragd__v1__cluster_status_response__descriptor =
   "Ragd__V1__ClusterStatusResponse",
   "ragd.v1",
   sizeof(Ragd__V1__ClusterStatusResponse),
-  5,
+  10,
   ragd__v1__cluster_status_response__field_descriptors,
   ragd__v1__cluster_status_response__field_indices_by_name,
   1,  ragd__v1__cluster_status_response__number_ranges,
   (ProtobufCMessageInit) ragd__v1__cluster_status_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor ragd__v1__cluster_member__field_descriptors[6] =
+{
+  {
+    "id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ClusterMember, id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "address",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ClusterMember, address),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "state",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ClusterMember, state),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "live",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ClusterMember, live),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "partitions",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ClusterMember, partitions),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "chunks",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ClusterMember, chunks),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned ragd__v1__cluster_member__field_indices_by_name[] = {
+  1,   /* field[1] = address */
+  5,   /* field[5] = chunks */
+  0,   /* field[0] = id */
+  3,   /* field[3] = live */
+  4,   /* field[4] = partitions */
+  2,   /* field[2] = state */
+};
+static const ProtobufCIntRange ragd__v1__cluster_member__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 6 }
+};
+const ProtobufCMessageDescriptor ragd__v1__cluster_member__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "ragd.v1.ClusterMember",
+  "ClusterMember",
+  "Ragd__V1__ClusterMember",
+  "ragd.v1",
+  sizeof(Ragd__V1__ClusterMember),
+  6,
+  ragd__v1__cluster_member__field_descriptors,
+  ragd__v1__cluster_member__field_indices_by_name,
+  1,  ragd__v1__cluster_member__number_ranges,
+  (ProtobufCMessageInit) ragd__v1__cluster_member__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor ragd__v1__partition_move__field_descriptors[10] =
+{
+  {
+    "partition",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__PartitionMove, partition),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "from",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__PartitionMove, from),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "to",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__PartitionMove, to),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "phase",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__PartitionMove, phase),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "copied_documents",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__PartitionMove, copied_documents),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "total_documents",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__PartitionMove, total_documents),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "copied_bytes",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__PartitionMove, copied_bytes),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "bytes_per_second",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_DOUBLE,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__PartitionMove, bytes_per_second),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "started_at",
+    9,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_DOUBLE,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__PartitionMove, started_at),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "error",
+    10,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__PartitionMove, error),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned ragd__v1__partition_move__field_indices_by_name[] = {
+  7,   /* field[7] = bytes_per_second */
+  6,   /* field[6] = copied_bytes */
+  4,   /* field[4] = copied_documents */
+  9,   /* field[9] = error */
+  1,   /* field[1] = from */
+  0,   /* field[0] = partition */
+  3,   /* field[3] = phase */
+  8,   /* field[8] = started_at */
+  2,   /* field[2] = to */
+  5,   /* field[5] = total_documents */
+};
+static const ProtobufCIntRange ragd__v1__partition_move__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 10 }
+};
+const ProtobufCMessageDescriptor ragd__v1__partition_move__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "ragd.v1.PartitionMove",
+  "PartitionMove",
+  "Ragd__V1__PartitionMove",
+  "ragd.v1",
+  sizeof(Ragd__V1__PartitionMove),
+  10,
+  ragd__v1__partition_move__field_descriptors,
+  ragd__v1__partition_move__field_indices_by_name,
+  1,  ragd__v1__partition_move__number_ranges,
+  (ProtobufCMessageInit) ragd__v1__partition_move__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor ragd__v1__cluster_change_request__field_descriptors[3] =
+{
+  {
+    "action",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ClusterChangeRequest, action),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "node",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ClusterChangeRequest, node),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "max_bytes_per_second",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_DOUBLE,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ClusterChangeRequest, max_bytes_per_second),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned ragd__v1__cluster_change_request__field_indices_by_name[] = {
+  0,   /* field[0] = action */
+  2,   /* field[2] = max_bytes_per_second */
+  1,   /* field[1] = node */
+};
+static const ProtobufCIntRange ragd__v1__cluster_change_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor ragd__v1__cluster_change_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "ragd.v1.ClusterChangeRequest",
+  "ClusterChangeRequest",
+  "Ragd__V1__ClusterChangeRequest",
+  "ragd.v1",
+  sizeof(Ragd__V1__ClusterChangeRequest),
+  3,
+  ragd__v1__cluster_change_request__field_descriptors,
+  ragd__v1__cluster_change_request__field_indices_by_name,
+  1,  ragd__v1__cluster_change_request__number_ranges,
+  (ProtobufCMessageInit) ragd__v1__cluster_change_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor ragd__v1__cluster_change_response__field_descriptors[3] =
+{
+  {
+    "message",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ClusterChangeResponse, message),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "placement_version",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ClusterChangeResponse, placement_version),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "planned",
+    3,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Ragd__V1__ClusterChangeResponse, n_planned),
+    offsetof(Ragd__V1__ClusterChangeResponse, planned),
+    &ragd__v1__partition_move__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned ragd__v1__cluster_change_response__field_indices_by_name[] = {
+  0,   /* field[0] = message */
+  1,   /* field[1] = placement_version */
+  2,   /* field[2] = planned */
+};
+static const ProtobufCIntRange ragd__v1__cluster_change_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor ragd__v1__cluster_change_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "ragd.v1.ClusterChangeResponse",
+  "ClusterChangeResponse",
+  "Ragd__V1__ClusterChangeResponse",
+  "ragd.v1",
+  sizeof(Ragd__V1__ClusterChangeResponse),
+  3,
+  ragd__v1__cluster_change_response__field_descriptors,
+  ragd__v1__cluster_change_response__field_indices_by_name,
+  1,  ragd__v1__cluster_change_response__number_ranges,
+  (ProtobufCMessageInit) ragd__v1__cluster_change_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCFieldDescriptor ragd__v1__api_key__field_descriptors[8] =

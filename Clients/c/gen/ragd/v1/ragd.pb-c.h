@@ -72,6 +72,15 @@ typedef struct Ragd__V1__ShardCountsRequest Ragd__V1__ShardCountsRequest;
 typedef struct Ragd__V1__ShardCountsResponse Ragd__V1__ShardCountsResponse;
 typedef struct Ragd__V1__ShardFetchRequest Ragd__V1__ShardFetchRequest;
 typedef struct Ragd__V1__ShardFetchResponse Ragd__V1__ShardFetchResponse;
+typedef struct Ragd__V1__ShardFenceRequest Ragd__V1__ShardFenceRequest;
+typedef struct Ragd__V1__ShardFenceResponse Ragd__V1__ShardFenceResponse;
+typedef struct Ragd__V1__ShardSlotRequest Ragd__V1__ShardSlotRequest;
+typedef struct Ragd__V1__ShardSlotEntry Ragd__V1__ShardSlotEntry;
+typedef struct Ragd__V1__ShardSlotResponse Ragd__V1__ShardSlotResponse;
+typedef struct Ragd__V1__ShardReceiveRequest Ragd__V1__ShardReceiveRequest;
+typedef struct Ragd__V1__ShardReceiveResponse Ragd__V1__ShardReceiveResponse;
+typedef struct Ragd__V1__ShardDropRequest Ragd__V1__ShardDropRequest;
+typedef struct Ragd__V1__ShardDropResponse Ragd__V1__ShardDropResponse;
 typedef struct Ragd__V1__ChunkingProfile Ragd__V1__ChunkingProfile;
 typedef struct Ragd__V1__VariantConfig Ragd__V1__VariantConfig;
 typedef struct Ragd__V1__Variant Ragd__V1__Variant;
@@ -102,6 +111,10 @@ typedef struct Ragd__V1__CancelJobResponse Ragd__V1__CancelJobResponse;
 typedef struct Ragd__V1__ClusterNode Ragd__V1__ClusterNode;
 typedef struct Ragd__V1__ClusterStatusRequest Ragd__V1__ClusterStatusRequest;
 typedef struct Ragd__V1__ClusterStatusResponse Ragd__V1__ClusterStatusResponse;
+typedef struct Ragd__V1__ClusterMember Ragd__V1__ClusterMember;
+typedef struct Ragd__V1__PartitionMove Ragd__V1__PartitionMove;
+typedef struct Ragd__V1__ClusterChangeRequest Ragd__V1__ClusterChangeRequest;
+typedef struct Ragd__V1__ClusterChangeResponse Ragd__V1__ClusterChangeResponse;
 typedef struct Ragd__V1__ApiKey Ragd__V1__ApiKey;
 typedef struct Ragd__V1__CreateKeyRequest Ragd__V1__CreateKeyRequest;
 typedef struct Ragd__V1__CreateKeyResponse Ragd__V1__CreateKeyResponse;
@@ -932,10 +945,15 @@ struct  Ragd__V1__ShardKey
    * the collection's partition count: a shard refuses a partition outside it
    */
   uint32_t partitions;
+  /*
+   * The placement version the coordinator routed by (0: a static cluster file).
+   * A node refuses (ABORTED, "stale placement") a version older than its fence.
+   */
+  uint64_t placement_version;
 };
 #define RAGD__V1__SHARD_KEY__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__shard_key__descriptor) \
-    , (char *)protobuf_c_empty_string, 0, 0, (char *)protobuf_c_empty_string, 0 }
+    , (char *)protobuf_c_empty_string, 0, 0, (char *)protobuf_c_empty_string, 0, 0 }
 
 
 struct  Ragd__V1__KeywordStats__DocumentFrequencyEntry
@@ -1190,6 +1208,154 @@ struct  Ragd__V1__ShardFetchResponse
 #define RAGD__V1__SHARD_FETCH_RESPONSE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__shard_fetch_response__descriptor) \
     , 0,NULL }
+
+
+/*
+ * Raises the node's placement fence: from now on it refuses every shard RPC
+ * routed by an older placement version.
+ */
+struct  Ragd__V1__ShardFenceRequest
+{
+  ProtobufCMessage base;
+  uint64_t version;
+};
+#define RAGD__V1__SHARD_FENCE_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__shard_fence_request__descriptor) \
+    , 0 }
+
+
+struct  Ragd__V1__ShardFenceResponse
+{
+  ProtobufCMessage base;
+  /*
+   * the fence now (never lowered)
+   */
+  uint64_t version;
+};
+#define RAGD__V1__SHARD_FENCE_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__shard_fence_response__descriptor) \
+    , 0 }
+
+
+/*
+ * What a node holds of one logical partition, across collections.
+ */
+struct  Ragd__V1__ShardSlotRequest
+{
+  ProtobufCMessage base;
+  uint32_t partition;
+};
+#define RAGD__V1__SHARD_SLOT_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__shard_slot_request__descriptor) \
+    , 0 }
+
+
+struct  Ragd__V1__ShardSlotEntry
+{
+  ProtobufCMessage base;
+  /*
+   * collection, partition, dimension, embedder, partitions
+   */
+  Ragd__V1__ShardKey *shard;
+  uint64_t documents;
+  uint64_t chunks;
+};
+#define RAGD__V1__SHARD_SLOT_ENTRY__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__shard_slot_entry__descriptor) \
+    , NULL, 0, 0 }
+
+
+struct  Ragd__V1__ShardSlotResponse
+{
+  ProtobufCMessage base;
+  size_t n_entries;
+  Ragd__V1__ShardSlotEntry **entries;
+};
+#define RAGD__V1__SHARD_SLOT_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__shard_slot_response__descriptor) \
+    , 0,NULL }
+
+
+/*
+ * The receiving side of a partition move. `begin` opens a session that tracks
+ * every document id written to the partition from then on; `documents` are
+ * copies from the source, applied unless the session saw a newer write of the
+ * same id; `end` closes the session.
+ */
+struct  Ragd__V1__ShardReceiveRequest
+{
+  ProtobufCMessage base;
+  uint32_t partition;
+  char *session;
+  protobuf_c_boolean begin;
+  protobuf_c_boolean end;
+  /*
+   * with documents: where they go
+   */
+  Ragd__V1__ShardKey *shard;
+  size_t n_documents;
+  Ragd__V1__StoredDocument **documents;
+  /*
+   * ids the source no longer holds: deleted on the target unless touched
+   */
+  size_t n_repair;
+  char **repair;
+  /*
+   * with begin: a new move; delete what an earlier one left here
+   */
+  protobuf_c_boolean clear;
+};
+#define RAGD__V1__SHARD_RECEIVE_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__shard_receive_request__descriptor) \
+    , 0, (char *)protobuf_c_empty_string, 0, 0, NULL, 0,NULL, 0,NULL, 0 }
+
+
+struct  Ragd__V1__ShardReceiveResponse
+{
+  ProtobufCMessage base;
+  /*
+   * the session is open on this node
+   */
+  protobuf_c_boolean known;
+  uint64_t applied;
+  /*
+   * written through the cluster during the session: newer than the copy
+   */
+  uint64_t skipped;
+  /*
+   * with end: ids written during the session
+   */
+  size_t n_touched;
+  char **touched;
+};
+#define RAGD__V1__SHARD_RECEIVE_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__shard_receive_response__descriptor) \
+    , 0, 0, 0, 0,NULL }
+
+
+/*
+ * Fences at `version`, then deletes the node's copy of a logical partition in
+ * every collection (after the partition moved away).
+ */
+struct  Ragd__V1__ShardDropRequest
+{
+  ProtobufCMessage base;
+  uint32_t partition;
+  uint64_t version;
+};
+#define RAGD__V1__SHARD_DROP_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__shard_drop_request__descriptor) \
+    , 0, 0 }
+
+
+struct  Ragd__V1__ShardDropResponse
+{
+  ProtobufCMessage base;
+  uint64_t collections;
+};
+#define RAGD__V1__SHARD_DROP_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__shard_drop_response__descriptor) \
+    , 0 }
 
 
 struct  Ragd__V1__ChunkingProfile
@@ -1691,12 +1857,12 @@ struct  Ragd__V1__ClusterStatusResponse
   size_t n_nodes;
   Ragd__V1__ClusterNode **nodes;
   /*
-   * the layout the coordinator uses
+   * logical partitions of the placement
    */
   uint32_t shards;
   uint32_t replication_factor;
   /*
-   * layout replicas with no live registration
+   * placement members with no live registration
    */
   size_t n_unregistered;
   char **unregistered;
@@ -1704,10 +1870,124 @@ struct  Ragd__V1__ClusterStatusResponse
    * non-empty when etcd cannot be read
    */
   char *degraded;
+  uint64_t placement_version;
+  /*
+   * nodes of the placement
+   */
+  size_t n_members;
+  Ragd__V1__ClusterMember **members;
+  /*
+   * in progress
+   */
+  size_t n_moves;
+  Ragd__V1__PartitionMove **moves;
+  /*
+   * the coordinator that runs moves now
+   */
+  char *mover;
+  /*
+   * partition replicas with no node yet
+   */
+  uint64_t unassigned;
 };
 #define RAGD__V1__CLUSTER_STATUS_RESPONSE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__cluster_status_response__descriptor) \
-    , 0,NULL, 0, 0, 0,NULL, (char *)protobuf_c_empty_string }
+    , 0,NULL, 0, 0, 0,NULL, (char *)protobuf_c_empty_string, 0, 0,NULL, 0,NULL, (char *)protobuf_c_empty_string, 0 }
+
+
+struct  Ragd__V1__ClusterMember
+{
+  ProtobufCMessage base;
+  char *id;
+  /*
+   * internal address (shard RPCs)
+   */
+  char *address;
+  /*
+   * "active" or "draining"
+   */
+  char *state;
+  /*
+   * registered in etcd now
+   */
+  protobuf_c_boolean live;
+  /*
+   * logical partitions it is a replica of
+   */
+  uint32_t partitions;
+  /*
+   * as its registration reports
+   */
+  uint64_t chunks;
+};
+#define RAGD__V1__CLUSTER_MEMBER__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__cluster_member__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, 0 }
+
+
+struct  Ragd__V1__PartitionMove
+{
+  ProtobufCMessage base;
+  uint32_t partition;
+  /*
+   * empty: a new replica (nothing leaves)
+   */
+  char *from;
+  char *to;
+  /*
+   * "copying", "switched", "failed"
+   */
+  char *phase;
+  uint64_t copied_documents;
+  uint64_t total_documents;
+  uint64_t copied_bytes;
+  double bytes_per_second;
+  double started_at;
+  char *error;
+};
+#define RAGD__V1__PARTITION_MOVE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__partition_move__descriptor) \
+    , 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, 0, 0, 0, (char *)protobuf_c_empty_string }
+
+
+/*
+ * Methods: ClusterChange (admin). Membership and rebalancing.
+ */
+struct  Ragd__V1__ClusterChangeRequest
+{
+  ProtobufCMessage base;
+  /*
+   * "add-node", "drain-node", "remove-node", "rebalance"
+   */
+  char *action;
+  /*
+   * node id or internal address (not for rebalance)
+   */
+  char *node;
+  /*
+   * rebalance: move throttle (0: keep the current one)
+   */
+  double max_bytes_per_second;
+};
+#define RAGD__V1__CLUSTER_CHANGE_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__cluster_change_request__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0 }
+
+
+struct  Ragd__V1__ClusterChangeResponse
+{
+  ProtobufCMessage base;
+  char *message;
+  uint64_t placement_version;
+  /*
+   * moves the rebalancer will make next
+   */
+  size_t n_planned;
+  Ragd__V1__PartitionMove **planned;
+};
+#define RAGD__V1__CLUSTER_CHANGE_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__cluster_change_response__descriptor) \
+    , (char *)protobuf_c_empty_string, 0, 0,NULL }
 
 
 struct  Ragd__V1__ApiKey
@@ -2799,6 +3079,177 @@ Ragd__V1__ShardFetchResponse *
 void   ragd__v1__shard_fetch_response__free_unpacked
                      (Ragd__V1__ShardFetchResponse *message,
                       ProtobufCAllocator *allocator);
+/* Ragd__V1__ShardFenceRequest methods */
+void   ragd__v1__shard_fence_request__init
+                     (Ragd__V1__ShardFenceRequest         *message);
+size_t ragd__v1__shard_fence_request__get_packed_size
+                     (const Ragd__V1__ShardFenceRequest   *message);
+size_t ragd__v1__shard_fence_request__pack
+                     (const Ragd__V1__ShardFenceRequest   *message,
+                      uint8_t             *out);
+size_t ragd__v1__shard_fence_request__pack_to_buffer
+                     (const Ragd__V1__ShardFenceRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Ragd__V1__ShardFenceRequest *
+       ragd__v1__shard_fence_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   ragd__v1__shard_fence_request__free_unpacked
+                     (Ragd__V1__ShardFenceRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Ragd__V1__ShardFenceResponse methods */
+void   ragd__v1__shard_fence_response__init
+                     (Ragd__V1__ShardFenceResponse         *message);
+size_t ragd__v1__shard_fence_response__get_packed_size
+                     (const Ragd__V1__ShardFenceResponse   *message);
+size_t ragd__v1__shard_fence_response__pack
+                     (const Ragd__V1__ShardFenceResponse   *message,
+                      uint8_t             *out);
+size_t ragd__v1__shard_fence_response__pack_to_buffer
+                     (const Ragd__V1__ShardFenceResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Ragd__V1__ShardFenceResponse *
+       ragd__v1__shard_fence_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   ragd__v1__shard_fence_response__free_unpacked
+                     (Ragd__V1__ShardFenceResponse *message,
+                      ProtobufCAllocator *allocator);
+/* Ragd__V1__ShardSlotRequest methods */
+void   ragd__v1__shard_slot_request__init
+                     (Ragd__V1__ShardSlotRequest         *message);
+size_t ragd__v1__shard_slot_request__get_packed_size
+                     (const Ragd__V1__ShardSlotRequest   *message);
+size_t ragd__v1__shard_slot_request__pack
+                     (const Ragd__V1__ShardSlotRequest   *message,
+                      uint8_t             *out);
+size_t ragd__v1__shard_slot_request__pack_to_buffer
+                     (const Ragd__V1__ShardSlotRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Ragd__V1__ShardSlotRequest *
+       ragd__v1__shard_slot_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   ragd__v1__shard_slot_request__free_unpacked
+                     (Ragd__V1__ShardSlotRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Ragd__V1__ShardSlotEntry methods */
+void   ragd__v1__shard_slot_entry__init
+                     (Ragd__V1__ShardSlotEntry         *message);
+size_t ragd__v1__shard_slot_entry__get_packed_size
+                     (const Ragd__V1__ShardSlotEntry   *message);
+size_t ragd__v1__shard_slot_entry__pack
+                     (const Ragd__V1__ShardSlotEntry   *message,
+                      uint8_t             *out);
+size_t ragd__v1__shard_slot_entry__pack_to_buffer
+                     (const Ragd__V1__ShardSlotEntry   *message,
+                      ProtobufCBuffer     *buffer);
+Ragd__V1__ShardSlotEntry *
+       ragd__v1__shard_slot_entry__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   ragd__v1__shard_slot_entry__free_unpacked
+                     (Ragd__V1__ShardSlotEntry *message,
+                      ProtobufCAllocator *allocator);
+/* Ragd__V1__ShardSlotResponse methods */
+void   ragd__v1__shard_slot_response__init
+                     (Ragd__V1__ShardSlotResponse         *message);
+size_t ragd__v1__shard_slot_response__get_packed_size
+                     (const Ragd__V1__ShardSlotResponse   *message);
+size_t ragd__v1__shard_slot_response__pack
+                     (const Ragd__V1__ShardSlotResponse   *message,
+                      uint8_t             *out);
+size_t ragd__v1__shard_slot_response__pack_to_buffer
+                     (const Ragd__V1__ShardSlotResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Ragd__V1__ShardSlotResponse *
+       ragd__v1__shard_slot_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   ragd__v1__shard_slot_response__free_unpacked
+                     (Ragd__V1__ShardSlotResponse *message,
+                      ProtobufCAllocator *allocator);
+/* Ragd__V1__ShardReceiveRequest methods */
+void   ragd__v1__shard_receive_request__init
+                     (Ragd__V1__ShardReceiveRequest         *message);
+size_t ragd__v1__shard_receive_request__get_packed_size
+                     (const Ragd__V1__ShardReceiveRequest   *message);
+size_t ragd__v1__shard_receive_request__pack
+                     (const Ragd__V1__ShardReceiveRequest   *message,
+                      uint8_t             *out);
+size_t ragd__v1__shard_receive_request__pack_to_buffer
+                     (const Ragd__V1__ShardReceiveRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Ragd__V1__ShardReceiveRequest *
+       ragd__v1__shard_receive_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   ragd__v1__shard_receive_request__free_unpacked
+                     (Ragd__V1__ShardReceiveRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Ragd__V1__ShardReceiveResponse methods */
+void   ragd__v1__shard_receive_response__init
+                     (Ragd__V1__ShardReceiveResponse         *message);
+size_t ragd__v1__shard_receive_response__get_packed_size
+                     (const Ragd__V1__ShardReceiveResponse   *message);
+size_t ragd__v1__shard_receive_response__pack
+                     (const Ragd__V1__ShardReceiveResponse   *message,
+                      uint8_t             *out);
+size_t ragd__v1__shard_receive_response__pack_to_buffer
+                     (const Ragd__V1__ShardReceiveResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Ragd__V1__ShardReceiveResponse *
+       ragd__v1__shard_receive_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   ragd__v1__shard_receive_response__free_unpacked
+                     (Ragd__V1__ShardReceiveResponse *message,
+                      ProtobufCAllocator *allocator);
+/* Ragd__V1__ShardDropRequest methods */
+void   ragd__v1__shard_drop_request__init
+                     (Ragd__V1__ShardDropRequest         *message);
+size_t ragd__v1__shard_drop_request__get_packed_size
+                     (const Ragd__V1__ShardDropRequest   *message);
+size_t ragd__v1__shard_drop_request__pack
+                     (const Ragd__V1__ShardDropRequest   *message,
+                      uint8_t             *out);
+size_t ragd__v1__shard_drop_request__pack_to_buffer
+                     (const Ragd__V1__ShardDropRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Ragd__V1__ShardDropRequest *
+       ragd__v1__shard_drop_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   ragd__v1__shard_drop_request__free_unpacked
+                     (Ragd__V1__ShardDropRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Ragd__V1__ShardDropResponse methods */
+void   ragd__v1__shard_drop_response__init
+                     (Ragd__V1__ShardDropResponse         *message);
+size_t ragd__v1__shard_drop_response__get_packed_size
+                     (const Ragd__V1__ShardDropResponse   *message);
+size_t ragd__v1__shard_drop_response__pack
+                     (const Ragd__V1__ShardDropResponse   *message,
+                      uint8_t             *out);
+size_t ragd__v1__shard_drop_response__pack_to_buffer
+                     (const Ragd__V1__ShardDropResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Ragd__V1__ShardDropResponse *
+       ragd__v1__shard_drop_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   ragd__v1__shard_drop_response__free_unpacked
+                     (Ragd__V1__ShardDropResponse *message,
+                      ProtobufCAllocator *allocator);
 /* Ragd__V1__ChunkingProfile methods */
 void   ragd__v1__chunking_profile__init
                      (Ragd__V1__ChunkingProfile         *message);
@@ -3369,6 +3820,82 @@ Ragd__V1__ClusterStatusResponse *
 void   ragd__v1__cluster_status_response__free_unpacked
                      (Ragd__V1__ClusterStatusResponse *message,
                       ProtobufCAllocator *allocator);
+/* Ragd__V1__ClusterMember methods */
+void   ragd__v1__cluster_member__init
+                     (Ragd__V1__ClusterMember         *message);
+size_t ragd__v1__cluster_member__get_packed_size
+                     (const Ragd__V1__ClusterMember   *message);
+size_t ragd__v1__cluster_member__pack
+                     (const Ragd__V1__ClusterMember   *message,
+                      uint8_t             *out);
+size_t ragd__v1__cluster_member__pack_to_buffer
+                     (const Ragd__V1__ClusterMember   *message,
+                      ProtobufCBuffer     *buffer);
+Ragd__V1__ClusterMember *
+       ragd__v1__cluster_member__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   ragd__v1__cluster_member__free_unpacked
+                     (Ragd__V1__ClusterMember *message,
+                      ProtobufCAllocator *allocator);
+/* Ragd__V1__PartitionMove methods */
+void   ragd__v1__partition_move__init
+                     (Ragd__V1__PartitionMove         *message);
+size_t ragd__v1__partition_move__get_packed_size
+                     (const Ragd__V1__PartitionMove   *message);
+size_t ragd__v1__partition_move__pack
+                     (const Ragd__V1__PartitionMove   *message,
+                      uint8_t             *out);
+size_t ragd__v1__partition_move__pack_to_buffer
+                     (const Ragd__V1__PartitionMove   *message,
+                      ProtobufCBuffer     *buffer);
+Ragd__V1__PartitionMove *
+       ragd__v1__partition_move__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   ragd__v1__partition_move__free_unpacked
+                     (Ragd__V1__PartitionMove *message,
+                      ProtobufCAllocator *allocator);
+/* Ragd__V1__ClusterChangeRequest methods */
+void   ragd__v1__cluster_change_request__init
+                     (Ragd__V1__ClusterChangeRequest         *message);
+size_t ragd__v1__cluster_change_request__get_packed_size
+                     (const Ragd__V1__ClusterChangeRequest   *message);
+size_t ragd__v1__cluster_change_request__pack
+                     (const Ragd__V1__ClusterChangeRequest   *message,
+                      uint8_t             *out);
+size_t ragd__v1__cluster_change_request__pack_to_buffer
+                     (const Ragd__V1__ClusterChangeRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Ragd__V1__ClusterChangeRequest *
+       ragd__v1__cluster_change_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   ragd__v1__cluster_change_request__free_unpacked
+                     (Ragd__V1__ClusterChangeRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Ragd__V1__ClusterChangeResponse methods */
+void   ragd__v1__cluster_change_response__init
+                     (Ragd__V1__ClusterChangeResponse         *message);
+size_t ragd__v1__cluster_change_response__get_packed_size
+                     (const Ragd__V1__ClusterChangeResponse   *message);
+size_t ragd__v1__cluster_change_response__pack
+                     (const Ragd__V1__ClusterChangeResponse   *message,
+                      uint8_t             *out);
+size_t ragd__v1__cluster_change_response__pack_to_buffer
+                     (const Ragd__V1__ClusterChangeResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Ragd__V1__ClusterChangeResponse *
+       ragd__v1__cluster_change_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   ragd__v1__cluster_change_response__free_unpacked
+                     (Ragd__V1__ClusterChangeResponse *message,
+                      ProtobufCAllocator *allocator);
 /* Ragd__V1__ApiKey methods */
 void   ragd__v1__api_key__init
                      (Ragd__V1__ApiKey         *message);
@@ -3675,6 +4202,33 @@ typedef void (*Ragd__V1__ShardFetchRequest_Closure)
 typedef void (*Ragd__V1__ShardFetchResponse_Closure)
                  (const Ragd__V1__ShardFetchResponse *message,
                   void *closure_data);
+typedef void (*Ragd__V1__ShardFenceRequest_Closure)
+                 (const Ragd__V1__ShardFenceRequest *message,
+                  void *closure_data);
+typedef void (*Ragd__V1__ShardFenceResponse_Closure)
+                 (const Ragd__V1__ShardFenceResponse *message,
+                  void *closure_data);
+typedef void (*Ragd__V1__ShardSlotRequest_Closure)
+                 (const Ragd__V1__ShardSlotRequest *message,
+                  void *closure_data);
+typedef void (*Ragd__V1__ShardSlotEntry_Closure)
+                 (const Ragd__V1__ShardSlotEntry *message,
+                  void *closure_data);
+typedef void (*Ragd__V1__ShardSlotResponse_Closure)
+                 (const Ragd__V1__ShardSlotResponse *message,
+                  void *closure_data);
+typedef void (*Ragd__V1__ShardReceiveRequest_Closure)
+                 (const Ragd__V1__ShardReceiveRequest *message,
+                  void *closure_data);
+typedef void (*Ragd__V1__ShardReceiveResponse_Closure)
+                 (const Ragd__V1__ShardReceiveResponse *message,
+                  void *closure_data);
+typedef void (*Ragd__V1__ShardDropRequest_Closure)
+                 (const Ragd__V1__ShardDropRequest *message,
+                  void *closure_data);
+typedef void (*Ragd__V1__ShardDropResponse_Closure)
+                 (const Ragd__V1__ShardDropResponse *message,
+                  void *closure_data);
 typedef void (*Ragd__V1__ChunkingProfile_Closure)
                  (const Ragd__V1__ChunkingProfile *message,
                   void *closure_data);
@@ -3765,6 +4319,18 @@ typedef void (*Ragd__V1__ClusterStatusRequest_Closure)
 typedef void (*Ragd__V1__ClusterStatusResponse_Closure)
                  (const Ragd__V1__ClusterStatusResponse *message,
                   void *closure_data);
+typedef void (*Ragd__V1__ClusterMember_Closure)
+                 (const Ragd__V1__ClusterMember *message,
+                  void *closure_data);
+typedef void (*Ragd__V1__PartitionMove_Closure)
+                 (const Ragd__V1__PartitionMove *message,
+                  void *closure_data);
+typedef void (*Ragd__V1__ClusterChangeRequest_Closure)
+                 (const Ragd__V1__ClusterChangeRequest *message,
+                  void *closure_data);
+typedef void (*Ragd__V1__ClusterChangeResponse_Closure)
+                 (const Ragd__V1__ClusterChangeResponse *message,
+                  void *closure_data);
 typedef void (*Ragd__V1__ApiKey_Closure)
                  (const Ragd__V1__ApiKey *message,
                   void *closure_data);
@@ -3853,6 +4419,15 @@ extern const ProtobufCMessageDescriptor ragd__v1__shard_counts_request__descript
 extern const ProtobufCMessageDescriptor ragd__v1__shard_counts_response__descriptor;
 extern const ProtobufCMessageDescriptor ragd__v1__shard_fetch_request__descriptor;
 extern const ProtobufCMessageDescriptor ragd__v1__shard_fetch_response__descriptor;
+extern const ProtobufCMessageDescriptor ragd__v1__shard_fence_request__descriptor;
+extern const ProtobufCMessageDescriptor ragd__v1__shard_fence_response__descriptor;
+extern const ProtobufCMessageDescriptor ragd__v1__shard_slot_request__descriptor;
+extern const ProtobufCMessageDescriptor ragd__v1__shard_slot_entry__descriptor;
+extern const ProtobufCMessageDescriptor ragd__v1__shard_slot_response__descriptor;
+extern const ProtobufCMessageDescriptor ragd__v1__shard_receive_request__descriptor;
+extern const ProtobufCMessageDescriptor ragd__v1__shard_receive_response__descriptor;
+extern const ProtobufCMessageDescriptor ragd__v1__shard_drop_request__descriptor;
+extern const ProtobufCMessageDescriptor ragd__v1__shard_drop_response__descriptor;
 extern const ProtobufCMessageDescriptor ragd__v1__chunking_profile__descriptor;
 extern const ProtobufCMessageDescriptor ragd__v1__variant_config__descriptor;
 extern const ProtobufCMessageDescriptor ragd__v1__variant__descriptor;
@@ -3883,6 +4458,10 @@ extern const ProtobufCMessageDescriptor ragd__v1__cancel_job_response__descripto
 extern const ProtobufCMessageDescriptor ragd__v1__cluster_node__descriptor;
 extern const ProtobufCMessageDescriptor ragd__v1__cluster_status_request__descriptor;
 extern const ProtobufCMessageDescriptor ragd__v1__cluster_status_response__descriptor;
+extern const ProtobufCMessageDescriptor ragd__v1__cluster_member__descriptor;
+extern const ProtobufCMessageDescriptor ragd__v1__partition_move__descriptor;
+extern const ProtobufCMessageDescriptor ragd__v1__cluster_change_request__descriptor;
+extern const ProtobufCMessageDescriptor ragd__v1__cluster_change_response__descriptor;
 extern const ProtobufCMessageDescriptor ragd__v1__api_key__descriptor;
 extern const ProtobufCMessageDescriptor ragd__v1__create_key_request__descriptor;
 extern const ProtobufCMessageDescriptor ragd__v1__create_key_response__descriptor;
