@@ -11,6 +11,7 @@ struct BenchCommand: AsyncParsableCommand {
     @OptionGroup var connection: ConnectionOptions
     @Option(name: .shortAndLong, help: "Collection to create for the benchmark.") var collection = "bench"
     @Option(help: "Synthetic documents to index.") var docs = 2000
+    @Option(help: "Run queries for this many seconds (cycling through --queries questions) instead of once through them.") var seconds: Double?
     @Option(help: "Queries to run.") var queries = 500
     @Option(help: "Concurrent queries.") var concurrency = 8
     @Option(help: "Documents per Index call.") var batch = 64
@@ -59,9 +60,11 @@ struct BenchCommand: AsyncParsableCommand {
                 for worker in 0..<concurrency {
                     group.addTask {
                         var i = worker
-                        while i < questions.count {
+                        let end = seconds.map { q0.addingTimeInterval($0) }
+                        while end.map({ Date() < $0 }) ?? (i < questions.count) {
                             let s = Date()
-                            _ = try await client.query(questions[i], collection: collection, topK: 10, mode: m, noCache: true, timeout: connection.deadline)
+                            _ = try await client.query(questions[i % questions.count], collection: collection, topK: 10, mode: m, noCache: true,
+                                                       timeout: connection.deadline)
                             latencies.add(Date().timeIntervalSince(s))
                             i += concurrency
                         }
@@ -73,7 +76,7 @@ struct BenchCommand: AsyncParsableCommand {
             let l = latencies.sorted()
             func p(_ q: Double) -> Double { l[min(l.count - 1, Int(q * Double(l.count)))] * 1000 }
             print(String(format: "query (%@, k=10, concurrency %d): %d queries in %.2f s = %.0f QPS; p50 %.2f ms, p95 %.2f ms, p99 %.2f ms",
-                         mode, concurrency, queries, qSeconds, Double(queries) / qSeconds, p(0.5), p(0.95), p(0.99)))
+                         mode, concurrency, l.count, qSeconds, Double(l.count) / qSeconds, p(0.5), p(0.95), p(0.99)))
         }
     }
 }

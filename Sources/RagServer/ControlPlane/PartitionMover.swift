@@ -28,9 +28,10 @@ public final class PartitionMover: Sendable {
     let me: String
     let logger: Logger
     let metrics: RagMetrics?
-    /// Documents per copy batch (bounded further by bytes).
-    static let batchDocuments = 64
-    static let batchBytes = 4 * 1024 * 1024
+    /// Documents per copy batch: ~1 MB of 384-d chunks, far below the 16 MiB frame limit.
+    static let batchDocuments = 256
+    /// Bytes per copy call to the target (large documents go a few at a time).
+    static let maxBatchBytes = 4 * 1024 * 1024
 
     public init(store: PlacementStore, cluster: Cluster, me: String, logger: Logger, metrics: RagMetrics?) {
         self.store = store
@@ -98,13 +99,30 @@ public final class PartitionMover: Sendable {
             key.placementVersion = UInt64(placement.version)
             let ids = try await call(source, .shardHashes, Ragd_V1_ShardHashesRequest.with { $0.shard = key }, as: Ragd_V1_ShardHashesResponse.self)
                 .hashes.keys.sorted().filter { $0 > record.cursor }
-            var i = 0
-            while i < ids.count {
-                let page = Array(ids[i..<min(i + Self.batchDocuments, ids.count)])
-                let docs = try await call(source, .shardFetch, Ragd_V1_ShardFetchRequest.with { $0.shard = key; $0.ids = page },
-                                          as: Ragd_V1_ShardFetchResponse.self).documents
-                let bytes = try await apply(docs, deletes: [], key: key, session: record.session, target: target, partition: p)
-                i += page.count
+            // Pipelined: the next page is fetched from the source while the target applies this one.
+            let pages = stride(from: 0, to: ids.count, by: Self.batchDocuments).map { Array(ids[$0..<min($0 + Self.batchDocuments, ids.count)]) }
+            let fetch: @Sendable ([String]) async throws -> [Ragd_V1_StoredDocument] = { [self, key] page in
+                try await self.fetch(page, key: key, from: source)
+            }
+            var next: Task<[Ragd_V1_StoredDocument], any Error>? = pages.first.map { page in Task { try await fetch(page) } }
+            for (n, page) in pages.enumerated() {
+                let docs: [Ragd_V1_StoredDocument]
+                do { docs = try await next!.value } catch { throw RagError(from: error) }
+                next = n + 1 < pages.count ? Task { [page = pages[n + 1]] in try await fetch(page) } : nil
+                var bytes = 0
+                var batch: [Ragd_V1_StoredDocument] = []
+                var batchBytes = 0
+                for d in docs {
+                    let size = d.embeddings.count + d.chunks.reduce(0) { $0 + $1.utf8.count } + 256
+                    if !batch.isEmpty, batchBytes + size > Self.maxBatchBytes {
+                        bytes += try await apply(batch, deletes: [], key: key, session: record.session, target: target, partition: p)
+                        batch = []
+                        batchBytes = 0
+                    }
+                    batch.append(d)
+                    batchBytes += size
+                }
+                bytes += try await apply(batch, deletes: [], key: key, session: record.session, target: target, partition: p)
                 sent += bytes
                 record.cursor = page.last!
                 record.copiedDocuments += page.count
@@ -228,6 +246,17 @@ public final class PartitionMover: Sendable {
                 } while i < present.count
             }
             guard clean else { throw RagError(.aborted, "partition \(record.partition) of \(key.collection): the copy does not match the source yet; trying again") }
+        }
+    }
+
+    /// Documents from the source; a page whose answer would exceed the frame
+    /// limit is fetched in halves.
+    func fetch(_ ids: [String], key: Ragd_V1_ShardKey, from source: String) async throws(RagError) -> [Ragd_V1_StoredDocument] {
+        do {
+            return try await call(source, .shardFetch, Ragd_V1_ShardFetchRequest.with { $0.shard = key; $0.ids = ids }, as: Ragd_V1_ShardFetchResponse.self).documents
+        } catch where error.code == .resourceExhausted && ids.count > 1 {
+            let half = ids.count / 2
+            return try await fetch(Array(ids[..<half]), key: key, from: source) + fetch(Array(ids[half...]), key: key, from: source)
         }
     }
 

@@ -100,7 +100,8 @@ extension RagService {
     func changeMembership(_ action: String, node: String, registered: [NodeInfo], store: PlacementStore, cluster: Cluster) async throws(RagError) -> String {
         for _ in 0..<8 {
             guard let (placement, revision) = try await store.load() else { throw RagError(.failedPrecondition, "etcd holds no placement") }
-            let member = placement.member(node)
+            // A member is named by its id, its internal address, or the id it registered under.
+            let member = placement.member(node) ?? registered.first { $0.id == node }.flatMap { placement.member($0.internalAddress) }
             var next = placement
             var message: String
             switch action {
