@@ -35,8 +35,15 @@ public final class LocalCluster: @unchecked Sendable {
         try "{\"replication_factor\": \(replicas)\(quorum), \"shards\": [\(entries.joined(separator: ", "))]}"
             .write(toFile: clusterFile, atomically: true, encoding: .utf8)
         coordinator = try RagdProcess(dataDirectory: root + "/coordinator", port: StablePort.reserve(), extraArguments: ["--role", "coordinator", "--cluster", clusterFile]
-                                  + (etcd.map { ["--etcd", $0] } ?? []) + TestCertificates.shared.clusterFlags + coordinatorArguments)
+                                  + (etcd.map { ["--etcd", $0] } ?? []) + TestCertificates.shared.clusterFlags
+                                  + (etcd != nil && !coordinatorArguments.contains("--logical-partitions") ? ["--logical-partitions", "\(Self.testPartitions)"] : [])
+                                  + coordinatorArguments)
     }
+
+    /// Logical partitions of a test cluster's placement (production's 64 would
+    /// make every test write fsync dozens of files per node, and the fsync load
+    /// of a few such clusters stalls everything else the test run does).
+    public static let testPartitions = 8
 
     /// A shard node with an internal listener under mutual TLS (the cluster's certificates).
     public static func shardArguments(internalPort: Int = 0, etcd: String? = nil) -> [String] {

@@ -142,13 +142,13 @@ import Testing
         func status() async throws -> ClusterStatus { try await c.clusterStatus(timeout: .seconds(10)) }
         #expect(await eventually { (try? await status().nodes.count) == 3 })
         let s = try await status()
-        #expect(s.shards == 64 && s.replicationFactor == 1 && s.unregistered.isEmpty && s.members.count == 2)
+        #expect(s.shards == UInt32(LocalCluster.testPartitions) && s.replicationFactor == 1 && s.unregistered.isEmpty && s.members.count == 2)
         let shards = s.nodes.filter { $0.role == "shard" }
         #expect(shards.count == 2 && shards.allSatisfy { $0.inLayout && !$0.internalAddress.isEmpty && $0.freeBytes > 0 })
         #expect(s.nodes.filter { $0.role == "coordinator" }.map(\.publicAddress) == ["127.0.0.1:\(cluster.coordinator.port)"])
         #expect(await eventually { (try? await status().nodes.filter { $0.role == "shard" }.map(\.chunks).reduce(0, +)) ?? 0 > 0 })
         let ctl = try await run([CLIIndexTests.ragctl, "cluster", "nodes", "--server", "127.0.0.1:\(cluster.coordinator.port)"])
-        #expect(ctl.status == 0 && ctl.output.contains("64 logical partitions") && ctl.output.contains("member"), "\(ctl.output) \(ctl.errors)")
+        #expect(ctl.status == 0 && ctl.output.contains("\(LocalCluster.testPartitions) logical partitions") && ctl.output.contains("member"), "\(ctl.output) \(ctl.errors)")
         let victim = cluster.nodes[1][0]
         cluster.kill(shard: 1, replica: 0)
         #expect(await eventually(seconds: 20) { (try? await status().unregistered) == ["127.0.0.1:\(victim.internalPort)"] })

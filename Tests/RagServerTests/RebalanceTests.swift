@@ -1,6 +1,7 @@
 import Foundation
 import RagClient
 import RagCore
+import RagServer
 import RagTesting
 import RagWire
 import Synchronization
@@ -177,12 +178,13 @@ import Testing
         defer { cluster.stop() }
         let ca = cluster.client()
         var docs: [RagDocument] = []
-        for i in 0..<400 {
+        for i in 0..<1200 {
             docs.append(RagDocument(id: String(format: "m-%04d", i), text: (0..<60).map { ClusterCorpus.words[($0 * 7 + i) % 20] }.joined(separator: " ") + " item\(i)."))
         }
-        for start in stride(from: 0, to: docs.count, by: 100) { _ = try await ca.index(Array(docs[start..<start + 100]), collection: "big") }
+        for start in stride(from: 0, to: docs.count, by: 200) { _ = try await ca.index(Array(docs[start..<start + 200]), collection: "big") }
         let before = try await Self.answers(ca, collection: "big")
-        _ = try await ca.clusterChange("rebalance", maxBytesPerSecond: 40_000)
+        // ~300 documents (two copy pages) per partition at ~200 kB/s: a few seconds per move.
+        _ = try await ca.clusterChange("rebalance", maxBytesPerSecond: 200_000)
         let third = try await cluster.launchShardNode("shard-third")
         let address = "127.0.0.1:\(third.internalPort)"
         #expect(await eventually(seconds: 20) { (try? await status(ca).nodes.contains { $0.internalAddress == address }) == true })
@@ -213,5 +215,45 @@ import Testing
     func balanced(_ s: ClusterStatus, members: Int, total: Int) -> Bool {
         let loads = s.members.map(\.partitions)
         return s.members.count == members && s.moves.isEmpty && (loads.max() ?? 0) - (loads.min() ?? 0) <= 1 && loads.reduce(0, +) == UInt32(total)
+    }
+}
+
+/// The planner alone, over many shapes of cluster: its moves always end
+/// balanced (within one), empty draining nodes, and never put two replicas of
+/// one partition on a node.
+@Suite struct RebalancePlannerTests {
+    @Test func plansAlwaysEndBalanced() {
+        var g = Lcg(seed: 3)
+        for _ in 0..<200 {
+            let partitions = 1 + Int(g.next() % 80), nodes = 1 + Int(g.next() % 7)
+            let replication = 1 + Int(g.next() % UInt64(min(3, nodes)))
+            var p = Placement(partitions: partitions, replication: replication)
+            for n in 0..<nodes { p.members["n\(n)"] = Placement.Member(address: "10.0.0.\(n):7201", state: "active") }
+            // A random start: some partitions on random distinct nodes, some short of replicas.
+            for i in 0..<partitions {
+                let count = Int(g.next() % UInt64(replication + 1))
+                var ids = Set<String>()
+                while ids.count < count { ids.insert("n\(g.next() % UInt64(nodes))") }
+                p.slots[i].replicas = ids.sorted()
+            }
+            let draining = nodes > replication && g.next() % 3 == 0 ? "n\(g.next() % UInt64(nodes))" : nil
+            if let d = draining { p.members[d]?.state = "draining" }
+            let chunks = Dictionary(uniqueKeysWithValues: (0..<partitions).map { ($0, Int(g.next() % 1000)) })
+            var after = p
+            for m in RebalancePlanner.plan(p, chunks: chunks) {
+                var s = after.slots[m.partition]
+                #expect(!s.replicas.contains(m.to), "a partition twice on \(m.to)")
+                if let from = m.from { #expect(s.replicas.contains(from)); s.replicas.removeAll { $0 == from } }
+                s.replicas.append(m.to)
+                after.slots[m.partition] = s
+            }
+            let active = after.members.filter { $0.value.state == "active" }.keys
+            let load = after.load
+            let loads = active.map { load[$0] ?? 0 }
+            #expect((loads.max() ?? 0) - (loads.min() ?? 0) <= 1, "\(partitions) partitions × \(replication) over \(nodes) nodes: \(load)")
+            #expect(after.slots.allSatisfy { $0.replicas.count == replication && Set($0.replicas).count == replication })
+            if let d = draining { #expect(load[d] == 0) }
+            #expect(RebalancePlanner.plan(after, chunks: chunks).isEmpty, "a second plan should find nothing to do")
+        }
     }
 }

@@ -128,12 +128,11 @@ public final class PartitionMover: Sendable {
                 record.copiedDocuments += page.count
                 record.copiedBytes += bytes
                 record.bytesPerSecond = Double(sent) / max(started.elapsedSeconds, 1e-3)
-                // Throttle: never ahead of the rate since this run began.
-                if rate > 0 {
-                    let due = Double(sent) / rate - started.elapsedSeconds
-                    if due > 0 { try? await Task.sleep(for: .milliseconds(Int(due * 1000))) }
-                }
-                if lastSaved.elapsedSeconds > 1 { try await save() }
+                // Throttle: never ahead of the rate since this run began (the
+                // cursor is saved first, so a wait is never lost progress).
+                let due = rate > 0 ? Double(sent) / rate - started.elapsedSeconds : 0
+                if lastSaved.elapsedSeconds > 1 || due > 0.5 { try await save() }
+                if due > 0 { try? await Task.sleep(for: .milliseconds(Int(due * 1000))) }
             }
             record.doneCollections.append(entry.shard.collection)
             record.cursor = ""

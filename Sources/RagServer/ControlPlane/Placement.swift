@@ -18,6 +18,11 @@ public struct Placement: Codable, Sendable, Hashable {
         public var address: String
         /// "active", or "draining" (everything moves off it; it gets nothing new).
         public var state: String
+
+        public init(address: String, state: String = "active") {
+            self.address = address
+            self.state = state
+        }
     }
 
     public struct Slot: Codable, Sendable, Hashable {

@@ -23,6 +23,12 @@ public actor CollectionRegistry {
     /// Partitions of a new collection (a coordinator: the cluster's shard count).
     let partitionsForNew: Int
     private var collections: [String: CollectionHandle] = [:]
+    /// Names a shared catalog said do not exist, and when: asked again within a
+    /// second, they are NOT_FOUND without a round trip, so calls naming random
+    /// collections cannot turn into a flood of etcd reads. Bounded.
+    private var missing: [String: ContinuousClock.Instant] = [:]
+    static let missingTTL = Duration.seconds(1)
+    static let missingLimit = 4096
 
     /// Opens the catalog (`catalog.sqlite` unless another is given) and every
     /// collection in it (loading their vectors).
@@ -73,8 +79,16 @@ public actor CollectionRegistry {
     /// coordinator created is found there and opened here.
     public func get(_ name: String) async throws(RagError) -> CollectionHandle {
         if let c = collections[name] { return c }
-        if catalog.isShared, (try? Self.validateName(name)) != nil, let info = try await catalog.find(name) {
-            return try adopt(info)
+        if catalog.isShared, (try? Self.validateName(name)) != nil {
+            if let seen = missing[name], ContinuousClock.now - seen < Self.missingTTL {
+                throw .notFound("collection \(name.debugDescription) does not exist")
+            }
+            if let info = try await catalog.find(name) {
+                missing[name] = nil
+                return try adopt(info)
+            }
+            if missing.count >= Self.missingLimit { missing.removeAll(keepingCapacity: true) }
+            missing[name] = .now
         }
         throw .notFound("collection \(name.debugDescription) does not exist")
     }
@@ -92,6 +106,7 @@ public actor CollectionRegistry {
             return handle
         }
         // Shared: whoever creates it first decides its embedder and partitions.
+        missing[name] = nil
         return try adopt(try await catalog.create(info))
     }
 
