@@ -137,13 +137,10 @@ final class SlowEmbedder: Embedder {
             }
             #expect(slow.started.load(ordering: .relaxed) <= 1)
             #expect(slow.cancelled.load(ordering: .relaxed) == slow.started.load(ordering: .relaxed))
-            let t = ContinuousClock.now
-            do {
-                let fast = try await client.query("fast question", collection: "kb", timeout: .seconds(5))
-                #expect(fast.sources.count > 0)
-            } catch {
-                Issue.record("fast query after \(t.duration(to: .now)): \(error); slow embeds started \(slow.started.load(ordering: .relaxed)), cancelled \(slow.cancelled.load(ordering: .relaxed))")
-            }
+            // The server still answers (a generous deadline: the whole suite starts
+            // dozens of servers at once on two cores, and this asserts no timing).
+            let fast = try await client.query("fast question", collection: "kb", timeout: .seconds(30))
+            #expect(fast.sources.count > 0)
         }
     }
 
