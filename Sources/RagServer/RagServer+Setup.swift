@@ -26,7 +26,7 @@ extension RagServer {
                 placement = Placement(file: file)
             }
             let c = try Cluster(placement: placement, store: store, hintPath: configuration.dataDirectory + "/hints.sqlite",
-                                tls: configuration.clusterTLS, logger: logger) { metrics.placementVersion($0.version) }
+                                tls: configuration.clusterTLS, maxFrameSize: configuration.maxFrameSize, logger: logger) { metrics.placementVersion($0.version) }
             let catalog = etcd.map { EtcdCatalog(etcd: $0) }
             let registry = try await CollectionRegistry(configuration: configuration, partitions: placement.partitions, catalog: catalog) { info, p in
                 guard info.partitions <= c.partitions else {

@@ -16,14 +16,15 @@ public final class LocalCluster: @unchecked Sendable {
 
     /// With `etcd`, the first coordinator publishes the layout there and more
     /// coordinators can join with `addCoordinator()`.
-    public init(shards: Int, replicas: Int, writeQuorum: Int? = nil, etcd: String? = nil, coordinatorArguments: [String] = []) throws {
+    public init(shards: Int, replicas: Int, writeQuorum: Int? = nil, etcd: String? = nil, coordinatorArguments: [String] = [],
+                shardArguments: [String] = []) throws {
         self.etcd = etcd
         root = makeTemporaryDirectory("ragd-cluster")
         for s in 0..<shards {
             var row: [RagdProcess] = []
             for r in 0..<replicas {
                 row.append(try RagdProcess(dataDirectory: "\(root)/shard\(s)-\(r)", port: StablePort.reserve(),
-                                          extraArguments: Self.shardArguments(internalPort: StablePort.reserve(), etcd: etcd)))
+                                          extraArguments: Self.shardArguments(internalPort: StablePort.reserve(), etcd: etcd) + shardArguments))
             }
             nodes.append(row)
         }

@@ -21,9 +21,10 @@ extension RagdProcess {
 extension LocalCluster {
     /// `init` on a thread of its own.
     public static func launch(shards: Int, replicas: Int, writeQuorum: Int? = nil, etcd: String? = nil,
-                              coordinatorArguments: [String] = []) async throws -> LocalCluster {
+                              coordinatorArguments: [String] = [], shardArguments: [String] = []) async throws -> LocalCluster {
         try await onThread {
-            try LocalCluster(shards: shards, replicas: replicas, writeQuorum: writeQuorum, etcd: etcd, coordinatorArguments: coordinatorArguments)
+            try LocalCluster(shards: shards, replicas: replicas, writeQuorum: writeQuorum, etcd: etcd, coordinatorArguments: coordinatorArguments,
+                             shardArguments: shardArguments)
         }
     }
 

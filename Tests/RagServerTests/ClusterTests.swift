@@ -159,4 +159,45 @@ struct Lcg {
         }
         await c.close()
     }
+
+    /// A write whose embeddings take it past the frame limit goes to the shards
+    /// as ordered sub-writes instead of failing on every replica and wedging
+    /// the partition behind a hint that can never be delivered; a single
+    /// document that cannot fit is refused before any replica sees it, and
+    /// nothing is hinted for it.
+    @Test func writesLargerThanAFrameAreSplitOrRefused() async throws {
+        let limit = ["--max-frame-size", "1048576"]
+        let cluster = try await LocalCluster.launch(shards: 1, replicas: 2, coordinatorArguments: limit, shardArguments: limit)
+        defer { cluster.stop() }
+        let c = cluster.client()
+        var g = Lcg(seed: 5)
+        let docs = (0..<24).map { i in
+            RagDocument(id: "big-\(i)", text: (0..<5000).map { _ in ClusterCorpus.words[Int(g.next() % 20)] }.joined(separator: " ") + " item\(i).")
+        }
+        // ~0.9 MB of text in one request: ~2.5 MB to the shard with the vectors.
+        let summary = try await c.index(docs, collection: "kb")
+        #expect(summary.documents == 24)
+        #expect(try await c.stats(collection: "kb").collections.first?.documents == 24)
+        let whole = RagDocument(id: "too-big", text: (0..<120_000).map { _ in ClusterCorpus.words[Int(g.next() % 20)] }.joined(separator: " "))
+        do {
+            _ = try await c.index([whole], collection: "kb", timeout: .seconds(120))
+            Issue.record("expected INVALID_ARGUMENT")
+        } catch {
+            #expect(error.code == .invalidArgument && error.message.contains("split the document"), "\(error)")
+        }
+        // Nothing hinted, both replicas current and identical, and writes go on.
+        let health = try await c.health()
+        #expect(health.replicas.count == 2 && health.replicas.allSatisfy { $0.state == "up" && $0.pendingWrites == 0 }, "\(health.replicas)")
+        _ = try await c.index([RagDocument(id: "after", text: "a small document after the refused one")], collection: "kb")
+        let key = Ragd_V1_ShardKey.with { $0.collection = "kb"; $0.partition = 0 }
+        var hashes: [[String: UInt64]] = []
+        for r in 0..<2 {
+            let client = cluster.nodes[0][r].internalClient()
+            hashes.append(try await client.call(.shardHashes, Ragd_V1_ShardHashesRequest.with { $0.shard = key }, as: Ragd_V1_ShardHashesResponse.self,
+                                                timeout: .seconds(5)).hashes)
+            await client.close()
+        }
+        #expect(hashes[0] == hashes[1] && hashes[0].count == 25 && hashes[0]["too-big"] == nil)
+        await c.close()
+    }
 }

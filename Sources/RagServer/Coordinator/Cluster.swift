@@ -64,11 +64,14 @@ public final class Cluster: Sendable {
     let logger: Logger
     /// Called with each newer placement (metrics).
     let observe: @Sendable (Placement) -> Void
+    /// Largest ShardWrite payload: the frame limit, less room for the frame's own fields.
+    public let maxWriteBytes: Int
 
     /// `tls`: the coordinator's client certificate and the cluster CA, for the
     /// shards' internal listeners (nil: plain TCP, only with --insecure).
-    public init(placement: Placement, store: PlacementStore?, hintPath: String, tls: ClientTLS? = nil, logger: Logger,
-                observe: @escaping @Sendable (Placement) -> Void = { _ in }) throws(RagError) {
+    public init(placement: Placement, store: PlacementStore?, hintPath: String, tls: ClientTLS? = nil, maxFrameSize: Int = 16 * 1024 * 1024,
+                logger: Logger, observe: @escaping @Sendable (Placement) -> Void = { _ in }) throws(RagError) {
+        maxWriteBytes = max(64 * 1024, maxFrameSize - 64 * 1024)
         state = Mutex((placement, [:]))
         self.store = store
         self.tls = tls
@@ -192,6 +195,12 @@ public final class Cluster: Sendable {
                         try hints.remove(hint.id, replica: address)
                     } catch {
                         let e = RagError(from: error)
+                        if RemoteShard.permanent(e.code) {
+                            // It would be refused again forever, wedging every later write behind it.
+                            logger.error("dropped a hinted write that \(address) refuses: \(e)")
+                            try? hints.remove(hint.id, replica: address)
+                            continue
+                        }
                         if Placement.isStale(e) { try? await refresh() } else { r.failed(e) }
                         break
                     }

@@ -81,6 +81,10 @@ public final class Coordinator: Sendable {
 
     /// Retrieval alone: the merged top-k hits and stage timings.
     public func retrieve(_ query: QueryOptions) async throws -> RetrievalResult {
+        try await RemoteShard.$pin.withValue(Int.random(in: 0..<1 << 30)) { try await retrievePinned(query) }
+    }
+
+    func retrievePinned(_ query: QueryOptions) async throws -> RetrievalResult {
         let q = try validate(query)
         let start = ContinuousClock.now
         var timings = StageTimings()

@@ -63,10 +63,15 @@ public final class RemoteShard: Shard {
         }
     }
 
-    /// Replicas in the order to try: current and up first (rotating for balance),
-    /// then lagging ones, then those seen down.
+    /// Set for the span of one query: its statistics and its search start at
+    /// the same replica of each partition, so BM25 statistics and scores come
+    /// from one copy (queries differ in pin, which spreads the load).
+    @TaskLocal static var pin: Int?
+
+    /// Replicas in the order to try: current and up first (rotating for balance,
+    /// or from the query's pin), then lagging ones, then those seen down.
     func readOrder(_ rs: [Replica]) -> [Replica] {
-        let start = turn.wrappingAdd(1, ordering: .relaxed).oldValue
+        let start = Self.pin ?? turn.wrappingAdd(1, ordering: .relaxed).oldValue
         let rotated = (0..<rs.count).map { rs[(start + $0) % rs.count] }
         func rank(_ r: Replica) -> Int { r.isDown ? 2 : (cluster.hints.count(r.address) > 0 ? 1 : 0) }
         return rotated.enumerated().sorted { (rank($0.element), $0.offset) < (rank($1.element), $1.offset) }.map(\.element)
@@ -127,18 +132,58 @@ public final class RemoteShard: Shard {
         return out
     }
 
+    /// Writes to every replica. A write larger than one frame goes as ordered
+    /// sub-writes (each atomic on its own; re-running the request completes a
+    /// write that failed half way); a single document that cannot fit a frame
+    /// is refused before any replica sees it.
     public func write(upserts: [PreparedDocument], deletes: [String]) async throws -> Set<String> {
-        var w = Ragd_V1_ShardWriteRequest()
-        w.upserts = upserts.map(\.wire)
-        w.deletes = deletes
-        let message = w
         var deleted = Set<String>()
-        try await routed { route in
-            var request = message
-            request.shard = key(route.version)
-            deleted.formUnion(try await write(try FrameCodec.bytes(request), route: route))
+        for (ups, dels) in try Self.split(upserts: upserts, deletes: deletes, limit: cluster.maxWriteBytes) {
+            var w = Ragd_V1_ShardWriteRequest()
+            w.upserts = ups
+            w.deletes = dels
+            let message = w
+            try await routed { route in
+                var request = message
+                request.shard = key(route.version)
+                deleted.formUnion(try await write(try FrameCodec.bytes(request), route: route))
+            }
         }
         return deleted
+    }
+
+    /// Groups a write into sub-writes of at most `limit` encoded bytes, deletes first.
+    static func split(upserts: [PreparedDocument], deletes: [String], limit: Int) throws(RagError) -> [([Ragd_V1_StoredDocument], [String])] {
+        var out: [([Ragd_V1_StoredDocument], [String])] = []
+        var ids: [String] = []
+        var size = 0
+        for id in deletes {
+            if size + id.utf8.count + 8 > limit, !ids.isEmpty { out.append(([], ids)); ids = []; size = 0 }
+            ids.append(id)
+            size += id.utf8.count + 8
+        }
+        if !ids.isEmpty { out.append(([], ids)) }
+        var docs: [Ragd_V1_StoredDocument] = []
+        size = 0
+        for d in upserts {
+            let wire = d.wire
+            let n = ((try? wire.serializedData())?.count ?? Int.max / 2) + 16
+            guard n <= limit else {
+                throw RagError.invalidArgument("document \(d.id.truncatedUTF8(maxBytes: 64).debugDescription) is \(n / 1_048_576) MiB with its embeddings; "
+                    + "one write to a shard carries at most \(limit / 1_048_576) MiB: split the document")
+            }
+            if size + n > limit, !docs.isEmpty { out.append((docs, [])); docs = []; size = 0 }
+            docs.append(wire)
+            size += n
+        }
+        if !docs.isEmpty { out.append((docs, [])) }
+        return out
+    }
+
+    /// Errors that the same write would meet again: never hinted nor retried.
+    static func permanent(_ code: RagError.Code) -> Bool {
+        [.invalidArgument, .failedPrecondition, .outOfRange, .unimplemented, .permissionDenied, .unauthenticated, .alreadyExists, .notFound, .dataLoss]
+            .contains(code)
     }
 
     enum Target { case replica, joining(String), leaving }
@@ -167,7 +212,7 @@ public final class RemoteShard: Shard {
                         return (i, .success(Set(resp.deleted)))
                     } catch {
                         let e = RagError(from: error)
-                        if !Placement.isStale(e) { r.failed(e) }
+                        if !Placement.isStale(e), !Self.permanent(e.code) { r.failed(e) }
                         return (i, .failure(e))
                     }
                 }
@@ -176,6 +221,17 @@ public final class RemoteShard: Shard {
         }
         if let stale = outcomes.compactMap({ if case .failure(let e) = $0.1, Placement.isStale(e) { return e } else { return nil } }).first {
             throw stale
+        }
+        // A write a replica refuses for good (it does not fit what that replica
+        // stores) is not hinted: it would be refused again forever, and every
+        // later write would queue behind it.
+        let refused = outcomes.compactMap { i, o -> (Replica, RagError)? in
+            if case .failure(let e) = o, Self.permanent(e.code) { return (targets[i].0, e) } else { return nil }
+        }
+        if let (r, e) = refused.first {
+            let applied = outcomes.filter { if case .success = $0.1 { return true } else { return false } }.count
+            throw RagError(e.code, "shard \(partition): \(r.address) refused the write: \(e.message)"
+                + (applied > 0 ? " (\(applied) of \(targets.count) nodes applied it; ragctl cluster status shows them)" : ""))
         }
         var deleted = Set<String>()
         var committed = 0
