@@ -68,7 +68,9 @@ public final class RagServer: Service, Sendable {
         }
         let embedder = try await Self.resolveEmbedder(embedder, configuration)
         cache = try Self.makeCache(configuration, etcd: etcd, metrics: metrics, logger: logger)
-        let experiments = try ExperimentManager(path: configuration.dataDirectory + "/experiments.sqlite")
+        let experiments = try ExperimentManager(path: configuration.dataDirectory + "/experiments.sqlite",
+                                                etcd: configuration.role == .coordinator ? etcd : nil)
+        try? await experiments.refresh()
         self.experiments = experiments
         coordinator = Self.makeCoordinator(configuration, registry: registry, embedder: embedder, generator: generator,
                                            metrics: metrics, cache: cache, experiments: experiments)
@@ -127,6 +129,7 @@ public final class RagServer: Service, Sendable {
                 }
             }
             group.addTask { [authorizer] in await authorizer.refreshLoop() }
+            group.addTask { [experiments] in await experiments.refreshLoop() }
             if let etcd {
                 let registration = NodeRegistration(etcd: etcd, logger: logger) { [self] in await self.nodeInfo() }
                 group.addTask { [self] in

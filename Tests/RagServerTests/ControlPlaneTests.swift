@@ -2,6 +2,7 @@ import Foundation
 import RagClient
 import RagCore
 import RagTesting
+import RagWire
 import Testing
 
 /// #14 (first part): coordinators that share etcd share the cluster layout, the
@@ -160,4 +161,34 @@ import Testing
     }
 
     /// True once `condition` holds, polling for up to `seconds`.
+
+    /// Experiments are defined once for the cluster: created through one
+    /// coordinator, listed and applied (same variant for the same user) through
+    /// another; two coordinators cannot both start one on a collection; stopped
+    /// through the other, stopped everywhere.
+    @Test func experimentsAreSharedThroughEtcd() async throws {
+        let etcd = try await EtcdProcess.launch()
+        let cluster = try await LocalCluster.launch(shards: 1, replicas: 1, etcd: etcd.endpoint)
+        defer { cluster.stop() }
+        let b = try await cluster.launchCoordinator("coord-b")
+        defer { b.kill9() }
+        let ca = cluster.client(), cb = b.client()
+        _ = try await ca.index(Fixtures.documents, collection: "kb")
+        let e = experiment("modes", [("control", 0.5, nil), ("kw", 0.5, Ragd_V1_VariantConfig.with { $0.mode = .keyword })])
+        _ = try await ca.create(e)
+        #expect(await code { _ = try await cb.create(experiment("other", [("only", 1.0, nil)])) } == .failedPrecondition)
+        #expect(await code { _ = try await cb.create(e) } == .alreadyExists)
+        #expect(await eventually { (try? await cb.call(.listExperiments, Ragd_V1_ListExperimentsRequest(), as: Ragd_V1_ListExperimentsResponse.self, timeout: .seconds(10)))?
+            .experiments.map(\.name) == ["modes"] })
+        for user in ["ann", "bob", "cy", "dee", "eve"] {
+            let x = try await ca.query("raft leader", collection: "kb", topK: 3, userID: user, noCache: true)
+            let y = try await cb.query("raft leader", collection: "kb", topK: 3, userID: user, noCache: true)
+            #expect(x.experiment == "modes" && x.variant == y.variant && x.experiment == y.experiment, "\(user): \(x.variant) vs \(y.variant)")
+        }
+        _ = try await cb.call(.stopExperiment, Ragd_V1_StopExperimentRequest.with { $0.name = "modes" }, as: Ragd_V1_StopExperimentResponse.self, timeout: .seconds(10))
+        #expect(await eventually { (try? await ca.call(.listExperiments, Ragd_V1_ListExperimentsRequest(), as: Ragd_V1_ListExperimentsResponse.self, timeout: .seconds(10)))?
+            .experiments.first?.state == "stopped" })
+        _ = try await ca.create(experiment("next", [("only", 1.0, nil)]))  // the collection is free again
+        for c in [ca, cb] { await c.close() }
+    }
 }

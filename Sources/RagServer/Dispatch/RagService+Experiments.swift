@@ -27,9 +27,10 @@ extension RagService {
         return q
     }
 
-    func createExperiment(_ payload: Data) throws -> Data {
+    func createExperiment(_ payload: Data) async throws -> Data {
         let r = try FrameCodec.payload(Ragd_V1_CreateExperimentRequest.self, from: payload)
-        return try FrameCodec.bytes(Ragd_V1_CreateExperimentResponse.with { $0.experiment = try manager().create(r.experiment) })
+        let e = try await manager().create(r.experiment)
+        return try FrameCodec.bytes(Ragd_V1_CreateExperimentResponse.with { $0.experiment = e })
     }
 
     func listExperiments(_ payload: Data) throws -> Data {
@@ -37,9 +38,10 @@ extension RagService {
         return try FrameCodec.bytes(Ragd_V1_ListExperimentsResponse.with { $0.experiments = try manager().list() })
     }
 
-    func stopExperiment(_ payload: Data) throws -> Data {
+    func stopExperiment(_ payload: Data) async throws -> Data {
         let r = try FrameCodec.payload(Ragd_V1_StopExperimentRequest.self, from: payload)
-        return try FrameCodec.bytes(Ragd_V1_StopExperimentResponse.with { $0.experiment = try manager().stop(r.name) })
+        let e = try await manager().stop(r.name)
+        return try FrameCodec.bytes(Ragd_V1_StopExperimentResponse.with { $0.experiment = e })
     }
 
     func experimentReport(_ payload: Data) throws -> Data {

@@ -13,11 +13,17 @@ import Synchronization
 public final class ExperimentManager: Sendable {
     let store: ExperimentStore
     private let experiments = Mutex<[String: Ragd_V1_Experiment]>([:])
+    /// Coordinators sharing etcd keep the definitions there (`/ragd/experiments/`),
+    /// so every one of them assigns users to the same variants.
+    let shared: EtcdClient?
+    static let prefix = "/ragd/experiments/"
+    static let runningPrefix = "/ragd/experiments-running/"
 
     /// Lets go of `experiments.sqlite` (at shutdown).
     public func close() { store.close() }
 
-    public init(path: String) throws(RagError) {
+    public init(path: String, etcd: EtcdClient? = nil) throws(RagError) {
+        shared = etcd
         store = try ExperimentStore(path: path)
         var loaded: [String: Ragd_V1_Experiment] = [:]
         for row in try store.all() {
@@ -53,7 +59,54 @@ public final class ExperimentManager: Sendable {
         return Double(h >> 11) / Double(UInt64(1) << 53)
     }
 
-    public func create(_ e: Ragd_V1_Experiment) throws(RagError) -> Ragd_V1_Experiment {
+    public func create(_ e: Ragd_V1_Experiment) async throws(RagError) -> Ragd_V1_Experiment {
+        let created = try Self.validated(e)
+        guard let etcd = shared else { return try createLocally(created) }
+        // One transaction: the name is new and nothing else runs on the collection.
+        let ok = try await etcd.transaction(
+            [.modRevision(Self.prefix + created.name, 0), .modRevision(Self.runningPrefix + created.collection, 0)],
+            [.put(Self.prefix + created.name, try FrameCodec.bytes(created)), .put(Self.runningPrefix + created.collection, Data(created.name.utf8))])
+        guard ok else {
+            if try await etcd.get(Self.prefix + created.name) != nil { throw .init(.alreadyExists, "experiment \(created.name.debugDescription) already exists") }
+            let other = try await etcd.get(Self.runningPrefix + created.collection).map { String(decoding: $0.value, as: UTF8.self) } ?? "another"
+            throw .failedPrecondition("experiment \(other) is already running on \(created.collection); stop it first")
+        }
+        try? await refresh()
+        return created
+    }
+
+    /// Reads the shared definitions (every second, and after a change here).
+    public func refresh() async throws(RagError) {
+        guard let etcd = shared else { return }
+        var loaded: [String: Ragd_V1_Experiment] = [:]
+        for kv in try await etcd.list(prefix: Self.prefix).kvs {
+            guard let e = try? Ragd_V1_Experiment(serializedBytes: kv.value) else { continue }
+            loaded[e.name] = e
+        }
+        experiments.withLock { $0 = loaded }
+    }
+
+    public func refreshLoop() async {
+        guard shared != nil else { return }
+        while !Task.isCancelled {
+            try? await refresh()
+            try? await Task.sleep(for: .seconds(1))
+        }
+    }
+
+    func createLocally(_ created: Ragd_V1_Experiment) throws(RagError) -> Ragd_V1_Experiment {
+        try experiments.withLock { (all) throws(RagError) in
+            guard all[created.name] == nil else { throw .init(.alreadyExists, "experiment \(created.name.debugDescription) already exists") }
+            if let other = all.values.first(where: { $0.collection == created.collection && $0.state == "running" }) {
+                throw .failedPrecondition("experiment \(other.name) is already running on \(created.collection); stop it first")
+            }
+            try store.insert(name: created.name, collection: created.collection, definition: try FrameCodec.bytes(created), createdAt: created.createdAt)
+            all[created.name] = created
+        }
+        return created
+    }
+
+    static func validated(_ e: Ragd_V1_Experiment) throws(RagError) -> Ragd_V1_Experiment {
         var e = e
         guard !e.name.isEmpty, e.name.utf8.count <= 128 else { throw .invalidArgument("an experiment needs a name (at most 128 bytes)") }
         try CollectionRegistry.validateName(e.collection)
@@ -80,20 +133,26 @@ public final class ExperimentManager: Sendable {
         }
         e.state = "running"
         e.createdAt = Date().timeIntervalSince1970
-        let created = e
-        try experiments.withLock { (all) throws(RagError) in
-            guard all[created.name] == nil else { throw .init(.alreadyExists, "experiment \(created.name.debugDescription) already exists") }
-            if let other = all.values.first(where: { $0.collection == created.collection && $0.state == "running" }) {
-                throw .failedPrecondition("experiment \(other.name) is already running on \(created.collection); stop it first")
-            }
-            try store.insert(name: created.name, collection: created.collection, definition: try FrameCodec.bytes(created), createdAt: created.createdAt)
-            all[created.name] = created
-        }
-        return created
+        return e
     }
 
-    public func stop(_ name: String) throws(RagError) -> Ragd_V1_Experiment {
-        try experiments.withLock { (all) throws(RagError) -> Ragd_V1_Experiment in
+    public func stop(_ name: String) async throws(RagError) -> Ragd_V1_Experiment {
+        if let etcd = shared {
+            for _ in 0..<8 {
+                guard let kv = try await etcd.get(Self.prefix + name), var e = try? Ragd_V1_Experiment(serializedBytes: kv.value) else {
+                    throw .notFound("experiment \(name.debugDescription) does not exist")
+                }
+                guard e.state != "stopped" else { return e }
+                e.state = "stopped"
+                if try await etcd.transaction([.modRevision(kv.key, kv.modRevision)],
+                                              [.put(kv.key, try FrameCodec.bytes(e)), .delete(Self.runningPrefix + e.collection)]) {
+                    try? await refresh()
+                    return e
+                }
+            }
+            throw .init(.aborted, "experiment \(name.debugDescription) kept changing; try again")
+        }
+        return try experiments.withLock { (all) throws(RagError) -> Ragd_V1_Experiment in
             guard var e = all[name] else { throw .notFound("experiment \(name.debugDescription) does not exist") }
             try store.setState(name, "stopped")
             e.state = "stopped"
