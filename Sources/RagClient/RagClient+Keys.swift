@@ -37,6 +37,11 @@ extension RagClient {
         try await call(.clusterStatus, Ragd_V1_ClusterStatusRequest(), as: Ragd_V1_ClusterStatusResponse.self, timeout: timeout)
     }
 
+    /// Every replica of every partition compared document by document (admin).
+    public func clusterVerify(collection: String = "", timeout: Duration? = nil) async throws(RagError) -> Ragd_V1_ClusterVerifyResponse {
+        try await call(.clusterVerify, Ragd_V1_ClusterVerifyRequest.with { $0.collection = collection }, as: Ragd_V1_ClusterVerifyResponse.self, timeout: timeout)
+    }
+
     /// A membership change or a rebalance (admin): `action` is add-node,
     /// drain-node, remove-node or rebalance; `node` an id or internal address.
     public func clusterChange(_ action: String, node: String = "", maxBytesPerSecond: Double = 0,

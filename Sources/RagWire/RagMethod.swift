@@ -23,6 +23,7 @@ public enum RagMethod: String, Sendable, CaseIterable {
     case revokeKey = "RevokeKey"
     case clusterStatus = "ClusterStatus"
     case clusterChange = "ClusterChange"
+    case clusterVerify = "ClusterVerify"
     // Internal: coordinator -> shard.
     case shardSearch = "ShardSearch"
     case shardStats = "ShardStats"

@@ -5,13 +5,14 @@ import RagWire
 
 extension Ragd_V1_ClusterStatusResponse: SwiftProtobufMessageJSON {}
 extension Ragd_V1_ClusterChangeResponse: SwiftProtobufMessageJSON {}
+extension Ragd_V1_ClusterVerifyResponse: SwiftProtobufMessageJSON {}
 
 /// `ragctl cluster …`: the control plane as a coordinator sees it, and the
 /// membership changes that move partitions.
 struct ClusterCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "cluster", abstract: "Nodes, placement and partition moves of an etcd cluster (needs an admin key).",
-        subcommands: [Nodes.self, Status.self, AddNode.self, DrainNode.self, RemoveNode.self, Rebalance.self])
+        subcommands: [Nodes.self, Status.self, AddNode.self, DrainNode.self, RemoveNode.self, Rebalance.self, Verify.self])
 
     struct Nodes: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List live nodes (etcd leases) with their addresses and capacity.")
@@ -102,6 +103,31 @@ struct ClusterCommand: AsyncParsableCommand {
         func run() async throws {
             if let rate, !(rate > 0) { throw ValidationError("--max-rate must be more than 0") }
             try await ClusterCommand.change(connection, "rebalance", rate: (rate ?? 0) * 1e6)
+        }
+    }
+
+    struct Verify: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Compare every replica of every partition, document by document; exit status 1 when any differ.")
+        @OptionGroup var connection: ConnectionOptions
+        @Option(name: [.customShort("c"), .long], help: "Only this collection.") var collection: String?
+
+        func run() async throws {
+            let client = try connection.client()
+            var differ = false
+            try await runReporting {
+                let r = try await client.clusterVerify(collection: collection ?? "", timeout: connection.deadline)
+                differ = r.mismatchCount > 0
+                if connection.json { printJSON(r); return }
+                print("compared \(r.documents) documents in \(r.partitions) partitions (\(r.replicas) replica copies): "
+                      + (r.mismatchCount == 0 ? "all replicas agree" : "\(r.mismatchCount) documents differ"))
+                for m in r.mismatches {
+                    let copies = m.hashes.keys.sorted().map { "\($0)=\(String(m.hashes[$0]!, radix: 16))" }.joined(separator: " ")
+                    print("differs: \(m.collection)/\(m.partition) \(m.documentID): \(copies.isEmpty ? "(missing)" : copies)")
+                }
+                for s in r.skipped { print("skipped: \(s)") }
+            }
+            if differ { throw ExitCode(1) }
         }
     }
 }

@@ -200,4 +200,39 @@ struct Lcg {
         #expect(hashes[0] == hashes[1] && hashes[0].count == 25 && hashes[0]["too-big"] == nil)
         await c.close()
     }
+
+    /// `ragctl cluster verify` compares every replica document by document: a
+    /// healthy cluster agrees; a copy changed behind the coordinator's back on
+    /// one replica is named, and the command exits 1.
+    @Test func verifyFindsReplicasThatDiffer() async throws {
+        let cluster = try await LocalCluster.launch(shards: 2, replicas: 2)
+        defer { cluster.stop() }
+        let c = cluster.client()
+        let docs = Array(ClusterCorpus.documents.prefix(60))
+        _ = try await c.index(docs, collection: "kb")
+        let clean = try await c.clusterVerify()
+        #expect(clean.mismatchCount == 0 && clean.documents == 60 && clean.partitions == 2 && clean.replicas == 4 && clean.skipped.isEmpty, "\(clean)")
+        // Drift: one replica's copy of one document changes behind the coordinator.
+        let victim = docs[7].id
+        let p = Int(StableHash.partition(collection: "kb", documentID: victim, count: 2))
+        let tamper = Ragd_V1_ShardWriteRequest.with {
+            $0.shard = Ragd_V1_ShardKey.with { $0.collection = "kb"; $0.partition = UInt32(p); $0.dimension = 384 }
+            $0.upserts = [Ragd_V1_StoredDocument.with {
+                $0.id = victim
+                $0.contentHash = 42
+                $0.chunks = ["tampered"]
+                $0.embeddings = Data(count: 384 * 4)
+            }]
+        }
+        let node = cluster.nodes[p][1].internalClient()
+        _ = try await node.call(.shardWrite, tamper, as: Ragd_V1_ShardWriteResponse.self, timeout: .seconds(10))
+        await node.close()
+        let drift = try await c.clusterVerify(collection: "kb")
+        #expect(drift.mismatchCount == 1 && drift.mismatches.first?.documentID == victim && drift.mismatches.first?.partition == UInt32(p))
+        #expect(drift.mismatches.first?.hashes.values.contains(42) == true)
+        let ctl = try await run([CLIIndexTests.ragctl, "cluster", "verify", "--server", "127.0.0.1:\(cluster.coordinator.port)"])
+        #expect(ctl.status == 1 && ctl.output.contains("1 documents differ") && ctl.output.contains(victim), "\(ctl.output) \(ctl.errors)")
+        #expect(await code { _ = try await c.clusterVerify(collection: "nope") } == .notFound)
+        await c.close()
+    }
 }

@@ -25,6 +25,7 @@ METHODS = {
     "RevokeKey": (pb.RevokeKeyRequest, pb.RevokeKeyResponse),
     "ClusterStatus": (pb.ClusterStatusRequest, pb.ClusterStatusResponse),
     "ClusterChange": (pb.ClusterChangeRequest, pb.ClusterChangeResponse),
+    "ClusterVerify": (pb.ClusterVerifyRequest, pb.ClusterVerifyResponse),
 }
 
 FINISHED_JOB_STATES = ("succeeded", "failed", "cancelled")

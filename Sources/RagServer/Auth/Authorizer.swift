@@ -59,7 +59,7 @@ public final class Authorizer: Sendable {
             m[r.rawValue] = .read
         }
         for r in [RagMethod.index, .indexStream, .delete] { m[r.rawValue] = .write }
-        for r in [RagMethod.clearCache, .createExperiment, .listExperiments, .stopExperiment, .experimentReport, .createKey, .listKeys, .revokeKey, .clusterStatus, .clusterChange] {
+        for r in [RagMethod.clearCache, .createExperiment, .listExperiments, .stopExperiment, .experimentReport, .createKey, .listKeys, .revokeKey, .clusterStatus, .clusterChange, .clusterVerify] {
             m[r.rawValue] = .admin
         }
         return m

@@ -7,7 +7,8 @@ import RagWire
 extension RagService {
     var clusterHandlers: [String: RPCHandler] {
         [RagMethod.clusterStatus.rawValue: .unary { try await clusterStatus($0, $1) },
-         RagMethod.clusterChange.rawValue: .unary { try await clusterChange($0, $1) }]
+         RagMethod.clusterChange.rawValue: .unary { try await clusterChange($0, $1) },
+         RagMethod.clusterVerify.rawValue: .unary { try await clusterVerify($0, $1) }]
     }
 
     func controlPlaneParts() throws(RagError) -> (EtcdClient, Cluster, PlacementStore) {
@@ -64,6 +65,32 @@ extension RagService {
             r.degraded = "etcd unreachable (\(error.message))"
         }
         return try FrameCodec.bytes(r)
+    }
+
+    func clusterVerify(_ payload: Data, _ ctx: CallContext) async throws -> Data {
+        let req = try FrameCodec.payload(Ragd_V1_ClusterVerifyRequest.self, from: payload)
+        guard let cluster else { throw RagError.failedPrecondition("ClusterVerify is served by coordinators (--role coordinator)") }
+        var infos = await coordinator.registry.all().map(\.info)
+        if !req.collection.isEmpty {
+            infos = infos.filter { $0.name == req.collection }
+            guard !infos.isEmpty else { throw RagError.notFound("collection \(req.collection.truncatedUTF8(maxBytes: 64).debugDescription) does not exist") }
+        }
+        let report = await ReplicaVerifier(cluster: cluster).verify(infos)
+        var out = Ragd_V1_ClusterVerifyResponse()
+        out.partitions = UInt64(report.partitions)
+        out.replicas = UInt64(report.replicas)
+        out.documents = UInt64(report.documents)
+        out.mismatchCount = UInt64(report.mismatches.count)
+        out.mismatches = report.mismatches.prefix(100).map { m in
+            Ragd_V1_ReplicaMismatch.with {
+                $0.collection = m.collection
+                $0.partition = UInt32(m.partition)
+                $0.documentID = m.documentID
+                $0.hashes = m.hashes
+            }
+        }
+        out.skipped = report.skipped
+        return try FrameCodec.bytes(out)
     }
 
     func clusterChange(_ payload: Data, _ ctx: CallContext) async throws -> Data {

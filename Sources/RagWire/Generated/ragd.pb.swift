@@ -2532,6 +2532,67 @@ public nonisolated struct Ragd_V1_PartitionMove: Sendable {
   public init() {}
 }
 
+/// Methods: ClusterVerify (admin): every replica of every partition compared,
+/// document by document (content hashes). Works with a cluster file too.
+public nonisolated struct Ragd_V1_ClusterVerifyRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// empty: every collection
+  public var collection: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Ragd_V1_ReplicaMismatch: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var collection: String = String()
+
+  public var partition: UInt32 = 0
+
+  public var documentID: String = String()
+
+  /// node address -> content hash (absent: the node lacks it)
+  public var hashes: Dictionary<String,UInt64> = [:]
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Ragd_V1_ClusterVerifyResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// (collection, partition) pairs compared
+  public var partitions: UInt64 = 0
+
+  /// replica copies read
+  public var replicas: UInt64 = 0
+
+  /// documents compared
+  public var documents: UInt64 = 0
+
+  /// still different on a second look (at most 100)
+  public var mismatches: [Ragd_V1_ReplicaMismatch] = []
+
+  public var mismatchCount: UInt64 = 0
+
+  /// replicas not compared, and why (down, catching up)
+  public var skipped: [String] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 /// Methods: ClusterChange (admin). Membership and rebalancing.
 public nonisolated struct Ragd_V1_ClusterChangeRequest: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
@@ -7115,6 +7176,136 @@ nonisolated extension Ragd_V1_PartitionMove: SwiftProtobuf.Message, SwiftProtobu
     if lhs.bytesPerSecond != rhs.bytesPerSecond {return false}
     if lhs.startedAt != rhs.startedAt {return false}
     if lhs.error != rhs.error {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Ragd_V1_ClusterVerifyRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ClusterVerifyRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}collection\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.collection) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.collection.isEmpty {
+      try visitor.visitSingularStringField(value: self.collection, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Ragd_V1_ClusterVerifyRequest, rhs: Ragd_V1_ClusterVerifyRequest) -> Bool {
+    if lhs.collection != rhs.collection {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Ragd_V1_ReplicaMismatch: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ReplicaMismatch"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}collection\0\u{1}partition\0\u{3}document_id\0\u{1}hashes\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.collection) }()
+      case 2: try { try decoder.decodeSingularUInt32Field(value: &self.partition) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.documentID) }()
+      case 4: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufUInt64>.self, value: &self.hashes) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.collection.isEmpty {
+      try visitor.visitSingularStringField(value: self.collection, fieldNumber: 1)
+    }
+    if self.partition != 0 {
+      try visitor.visitSingularUInt32Field(value: self.partition, fieldNumber: 2)
+    }
+    if !self.documentID.isEmpty {
+      try visitor.visitSingularStringField(value: self.documentID, fieldNumber: 3)
+    }
+    if !self.hashes.isEmpty {
+      try visitor.visitMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufUInt64>.self, value: self.hashes, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Ragd_V1_ReplicaMismatch, rhs: Ragd_V1_ReplicaMismatch) -> Bool {
+    if lhs.collection != rhs.collection {return false}
+    if lhs.partition != rhs.partition {return false}
+    if lhs.documentID != rhs.documentID {return false}
+    if lhs.hashes != rhs.hashes {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Ragd_V1_ClusterVerifyResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ClusterVerifyResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}partitions\0\u{1}replicas\0\u{1}documents\0\u{1}mismatches\0\u{3}mismatch_count\0\u{1}skipped\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.partitions) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.replicas) }()
+      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.documents) }()
+      case 4: try { try decoder.decodeRepeatedMessageField(value: &self.mismatches) }()
+      case 5: try { try decoder.decodeSingularUInt64Field(value: &self.mismatchCount) }()
+      case 6: try { try decoder.decodeRepeatedStringField(value: &self.skipped) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.partitions != 0 {
+      try visitor.visitSingularUInt64Field(value: self.partitions, fieldNumber: 1)
+    }
+    if self.replicas != 0 {
+      try visitor.visitSingularUInt64Field(value: self.replicas, fieldNumber: 2)
+    }
+    if self.documents != 0 {
+      try visitor.visitSingularUInt64Field(value: self.documents, fieldNumber: 3)
+    }
+    if !self.mismatches.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.mismatches, fieldNumber: 4)
+    }
+    if self.mismatchCount != 0 {
+      try visitor.visitSingularUInt64Field(value: self.mismatchCount, fieldNumber: 5)
+    }
+    if !self.skipped.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.skipped, fieldNumber: 6)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Ragd_V1_ClusterVerifyResponse, rhs: Ragd_V1_ClusterVerifyResponse) -> Bool {
+    if lhs.partitions != rhs.partitions {return false}
+    if lhs.replicas != rhs.replicas {return false}
+    if lhs.documents != rhs.documents {return false}
+    if lhs.mismatches != rhs.mismatches {return false}
+    if lhs.mismatchCount != rhs.mismatchCount {return false}
+    if lhs.skipped != rhs.skipped {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

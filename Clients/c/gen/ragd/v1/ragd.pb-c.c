@@ -4183,6 +4183,147 @@ void   ragd__v1__partition_move__free_unpacked
   assert(message->base.descriptor == &ragd__v1__partition_move__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   ragd__v1__cluster_verify_request__init
+                     (Ragd__V1__ClusterVerifyRequest         *message)
+{
+  static const Ragd__V1__ClusterVerifyRequest init_value = RAGD__V1__CLUSTER_VERIFY_REQUEST__INIT;
+  *message = init_value;
+}
+size_t ragd__v1__cluster_verify_request__get_packed_size
+                     (const Ragd__V1__ClusterVerifyRequest *message)
+{
+  assert(message->base.descriptor == &ragd__v1__cluster_verify_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t ragd__v1__cluster_verify_request__pack
+                     (const Ragd__V1__ClusterVerifyRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &ragd__v1__cluster_verify_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t ragd__v1__cluster_verify_request__pack_to_buffer
+                     (const Ragd__V1__ClusterVerifyRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &ragd__v1__cluster_verify_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Ragd__V1__ClusterVerifyRequest *
+       ragd__v1__cluster_verify_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Ragd__V1__ClusterVerifyRequest *)
+     protobuf_c_message_unpack (&ragd__v1__cluster_verify_request__descriptor,
+                                allocator, len, data);
+}
+void   ragd__v1__cluster_verify_request__free_unpacked
+                     (Ragd__V1__ClusterVerifyRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &ragd__v1__cluster_verify_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   ragd__v1__replica_mismatch__hashes_entry__init
+                     (Ragd__V1__ReplicaMismatch__HashesEntry         *message)
+{
+  static const Ragd__V1__ReplicaMismatch__HashesEntry init_value = RAGD__V1__REPLICA_MISMATCH__HASHES_ENTRY__INIT;
+  *message = init_value;
+}
+void   ragd__v1__replica_mismatch__init
+                     (Ragd__V1__ReplicaMismatch         *message)
+{
+  static const Ragd__V1__ReplicaMismatch init_value = RAGD__V1__REPLICA_MISMATCH__INIT;
+  *message = init_value;
+}
+size_t ragd__v1__replica_mismatch__get_packed_size
+                     (const Ragd__V1__ReplicaMismatch *message)
+{
+  assert(message->base.descriptor == &ragd__v1__replica_mismatch__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t ragd__v1__replica_mismatch__pack
+                     (const Ragd__V1__ReplicaMismatch *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &ragd__v1__replica_mismatch__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t ragd__v1__replica_mismatch__pack_to_buffer
+                     (const Ragd__V1__ReplicaMismatch *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &ragd__v1__replica_mismatch__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Ragd__V1__ReplicaMismatch *
+       ragd__v1__replica_mismatch__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Ragd__V1__ReplicaMismatch *)
+     protobuf_c_message_unpack (&ragd__v1__replica_mismatch__descriptor,
+                                allocator, len, data);
+}
+void   ragd__v1__replica_mismatch__free_unpacked
+                     (Ragd__V1__ReplicaMismatch *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &ragd__v1__replica_mismatch__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   ragd__v1__cluster_verify_response__init
+                     (Ragd__V1__ClusterVerifyResponse         *message)
+{
+  static const Ragd__V1__ClusterVerifyResponse init_value = RAGD__V1__CLUSTER_VERIFY_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t ragd__v1__cluster_verify_response__get_packed_size
+                     (const Ragd__V1__ClusterVerifyResponse *message)
+{
+  assert(message->base.descriptor == &ragd__v1__cluster_verify_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t ragd__v1__cluster_verify_response__pack
+                     (const Ragd__V1__ClusterVerifyResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &ragd__v1__cluster_verify_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t ragd__v1__cluster_verify_response__pack_to_buffer
+                     (const Ragd__V1__ClusterVerifyResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &ragd__v1__cluster_verify_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Ragd__V1__ClusterVerifyResponse *
+       ragd__v1__cluster_verify_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Ragd__V1__ClusterVerifyResponse *)
+     protobuf_c_message_unpack (&ragd__v1__cluster_verify_response__descriptor,
+                                allocator, len, data);
+}
+void   ragd__v1__cluster_verify_response__free_unpacked
+                     (Ragd__V1__ClusterVerifyResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &ragd__v1__cluster_verify_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   ragd__v1__cluster_change_request__init
                      (Ragd__V1__ClusterChangeRequest         *message)
 {
@@ -11460,6 +11601,275 @@ const ProtobufCMessageDescriptor ragd__v1__partition_move__descriptor =
   ragd__v1__partition_move__field_indices_by_name,
   1,  ragd__v1__partition_move__number_ranges,
   (ProtobufCMessageInit) ragd__v1__partition_move__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor ragd__v1__cluster_verify_request__field_descriptors[1] =
+{
+  {
+    "collection",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ClusterVerifyRequest, collection),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned ragd__v1__cluster_verify_request__field_indices_by_name[] = {
+  0,   /* field[0] = collection */
+};
+static const ProtobufCIntRange ragd__v1__cluster_verify_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor ragd__v1__cluster_verify_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "ragd.v1.ClusterVerifyRequest",
+  "ClusterVerifyRequest",
+  "Ragd__V1__ClusterVerifyRequest",
+  "ragd.v1",
+  sizeof(Ragd__V1__ClusterVerifyRequest),
+  1,
+  ragd__v1__cluster_verify_request__field_descriptors,
+  ragd__v1__cluster_verify_request__field_indices_by_name,
+  1,  ragd__v1__cluster_verify_request__number_ranges,
+  (ProtobufCMessageInit) ragd__v1__cluster_verify_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor ragd__v1__replica_mismatch__hashes_entry__field_descriptors[2] =
+{
+  {
+    "key",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ReplicaMismatch__HashesEntry, key),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "value",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ReplicaMismatch__HashesEntry, value),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned ragd__v1__replica_mismatch__hashes_entry__field_indices_by_name[] = {
+  0,   /* field[0] = key */
+  1,   /* field[1] = value */
+};
+static const ProtobufCIntRange ragd__v1__replica_mismatch__hashes_entry__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor ragd__v1__replica_mismatch__hashes_entry__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "ragd.v1.ReplicaMismatch.HashesEntry",
+  "HashesEntry",
+  "Ragd__V1__ReplicaMismatch__HashesEntry",
+  "ragd.v1",
+  sizeof(Ragd__V1__ReplicaMismatch__HashesEntry),
+  2,
+  ragd__v1__replica_mismatch__hashes_entry__field_descriptors,
+  ragd__v1__replica_mismatch__hashes_entry__field_indices_by_name,
+  1,  ragd__v1__replica_mismatch__hashes_entry__number_ranges,
+  (ProtobufCMessageInit) ragd__v1__replica_mismatch__hashes_entry__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor ragd__v1__replica_mismatch__field_descriptors[4] =
+{
+  {
+    "collection",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ReplicaMismatch, collection),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "partition",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ReplicaMismatch, partition),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "document_id",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ReplicaMismatch, document_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "hashes",
+    4,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Ragd__V1__ReplicaMismatch, n_hashes),
+    offsetof(Ragd__V1__ReplicaMismatch, hashes),
+    &ragd__v1__replica_mismatch__hashes_entry__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned ragd__v1__replica_mismatch__field_indices_by_name[] = {
+  0,   /* field[0] = collection */
+  2,   /* field[2] = document_id */
+  3,   /* field[3] = hashes */
+  1,   /* field[1] = partition */
+};
+static const ProtobufCIntRange ragd__v1__replica_mismatch__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 4 }
+};
+const ProtobufCMessageDescriptor ragd__v1__replica_mismatch__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "ragd.v1.ReplicaMismatch",
+  "ReplicaMismatch",
+  "Ragd__V1__ReplicaMismatch",
+  "ragd.v1",
+  sizeof(Ragd__V1__ReplicaMismatch),
+  4,
+  ragd__v1__replica_mismatch__field_descriptors,
+  ragd__v1__replica_mismatch__field_indices_by_name,
+  1,  ragd__v1__replica_mismatch__number_ranges,
+  (ProtobufCMessageInit) ragd__v1__replica_mismatch__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor ragd__v1__cluster_verify_response__field_descriptors[6] =
+{
+  {
+    "partitions",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ClusterVerifyResponse, partitions),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "replicas",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ClusterVerifyResponse, replicas),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "documents",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ClusterVerifyResponse, documents),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "mismatches",
+    4,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Ragd__V1__ClusterVerifyResponse, n_mismatches),
+    offsetof(Ragd__V1__ClusterVerifyResponse, mismatches),
+    &ragd__v1__replica_mismatch__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "mismatch_count",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ClusterVerifyResponse, mismatch_count),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "skipped",
+    6,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_STRING,
+    offsetof(Ragd__V1__ClusterVerifyResponse, n_skipped),
+    offsetof(Ragd__V1__ClusterVerifyResponse, skipped),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned ragd__v1__cluster_verify_response__field_indices_by_name[] = {
+  2,   /* field[2] = documents */
+  4,   /* field[4] = mismatch_count */
+  3,   /* field[3] = mismatches */
+  0,   /* field[0] = partitions */
+  1,   /* field[1] = replicas */
+  5,   /* field[5] = skipped */
+};
+static const ProtobufCIntRange ragd__v1__cluster_verify_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 6 }
+};
+const ProtobufCMessageDescriptor ragd__v1__cluster_verify_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "ragd.v1.ClusterVerifyResponse",
+  "ClusterVerifyResponse",
+  "Ragd__V1__ClusterVerifyResponse",
+  "ragd.v1",
+  sizeof(Ragd__V1__ClusterVerifyResponse),
+  6,
+  ragd__v1__cluster_verify_response__field_descriptors,
+  ragd__v1__cluster_verify_response__field_indices_by_name,
+  1,  ragd__v1__cluster_verify_response__number_ranges,
+  (ProtobufCMessageInit) ragd__v1__cluster_verify_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCFieldDescriptor ragd__v1__cluster_change_request__field_descriptors[3] =

@@ -113,6 +113,10 @@ typedef struct Ragd__V1__ClusterStatusRequest Ragd__V1__ClusterStatusRequest;
 typedef struct Ragd__V1__ClusterStatusResponse Ragd__V1__ClusterStatusResponse;
 typedef struct Ragd__V1__ClusterMember Ragd__V1__ClusterMember;
 typedef struct Ragd__V1__PartitionMove Ragd__V1__PartitionMove;
+typedef struct Ragd__V1__ClusterVerifyRequest Ragd__V1__ClusterVerifyRequest;
+typedef struct Ragd__V1__ReplicaMismatch Ragd__V1__ReplicaMismatch;
+typedef struct Ragd__V1__ReplicaMismatch__HashesEntry Ragd__V1__ReplicaMismatch__HashesEntry;
+typedef struct Ragd__V1__ClusterVerifyResponse Ragd__V1__ClusterVerifyResponse;
 typedef struct Ragd__V1__ClusterChangeRequest Ragd__V1__ClusterChangeRequest;
 typedef struct Ragd__V1__ClusterChangeResponse Ragd__V1__ClusterChangeResponse;
 typedef struct Ragd__V1__ApiKey Ragd__V1__ApiKey;
@@ -1948,6 +1952,83 @@ struct  Ragd__V1__PartitionMove
 #define RAGD__V1__PARTITION_MOVE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__partition_move__descriptor) \
     , 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, 0, 0, 0, (char *)protobuf_c_empty_string }
+
+
+/*
+ * Methods: ClusterVerify (admin): every replica of every partition compared,
+ * document by document (content hashes). Works with a cluster file too.
+ */
+struct  Ragd__V1__ClusterVerifyRequest
+{
+  ProtobufCMessage base;
+  /*
+   * empty: every collection
+   */
+  char *collection;
+};
+#define RAGD__V1__CLUSTER_VERIFY_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__cluster_verify_request__descriptor) \
+    , (char *)protobuf_c_empty_string }
+
+
+struct  Ragd__V1__ReplicaMismatch__HashesEntry
+{
+  ProtobufCMessage base;
+  char *key;
+  uint64_t value;
+};
+#define RAGD__V1__REPLICA_MISMATCH__HASHES_ENTRY__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__replica_mismatch__hashes_entry__descriptor) \
+    , (char *)protobuf_c_empty_string, 0 }
+
+
+struct  Ragd__V1__ReplicaMismatch
+{
+  ProtobufCMessage base;
+  char *collection;
+  uint32_t partition;
+  char *document_id;
+  /*
+   * node address -> content hash (absent: the node lacks it)
+   */
+  size_t n_hashes;
+  Ragd__V1__ReplicaMismatch__HashesEntry **hashes;
+};
+#define RAGD__V1__REPLICA_MISMATCH__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__replica_mismatch__descriptor) \
+    , (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, 0,NULL }
+
+
+struct  Ragd__V1__ClusterVerifyResponse
+{
+  ProtobufCMessage base;
+  /*
+   * (collection, partition) pairs compared
+   */
+  uint64_t partitions;
+  /*
+   * replica copies read
+   */
+  uint64_t replicas;
+  /*
+   * documents compared
+   */
+  uint64_t documents;
+  /*
+   * still different on a second look (at most 100)
+   */
+  size_t n_mismatches;
+  Ragd__V1__ReplicaMismatch **mismatches;
+  uint64_t mismatch_count;
+  /*
+   * replicas not compared, and why (down, catching up)
+   */
+  size_t n_skipped;
+  char **skipped;
+};
+#define RAGD__V1__CLUSTER_VERIFY_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__cluster_verify_response__descriptor) \
+    , 0, 0, 0, 0,NULL, 0, 0,NULL }
 
 
 /*
@@ -3858,6 +3939,66 @@ Ragd__V1__PartitionMove *
 void   ragd__v1__partition_move__free_unpacked
                      (Ragd__V1__PartitionMove *message,
                       ProtobufCAllocator *allocator);
+/* Ragd__V1__ClusterVerifyRequest methods */
+void   ragd__v1__cluster_verify_request__init
+                     (Ragd__V1__ClusterVerifyRequest         *message);
+size_t ragd__v1__cluster_verify_request__get_packed_size
+                     (const Ragd__V1__ClusterVerifyRequest   *message);
+size_t ragd__v1__cluster_verify_request__pack
+                     (const Ragd__V1__ClusterVerifyRequest   *message,
+                      uint8_t             *out);
+size_t ragd__v1__cluster_verify_request__pack_to_buffer
+                     (const Ragd__V1__ClusterVerifyRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Ragd__V1__ClusterVerifyRequest *
+       ragd__v1__cluster_verify_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   ragd__v1__cluster_verify_request__free_unpacked
+                     (Ragd__V1__ClusterVerifyRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Ragd__V1__ReplicaMismatch__HashesEntry methods */
+void   ragd__v1__replica_mismatch__hashes_entry__init
+                     (Ragd__V1__ReplicaMismatch__HashesEntry         *message);
+/* Ragd__V1__ReplicaMismatch methods */
+void   ragd__v1__replica_mismatch__init
+                     (Ragd__V1__ReplicaMismatch         *message);
+size_t ragd__v1__replica_mismatch__get_packed_size
+                     (const Ragd__V1__ReplicaMismatch   *message);
+size_t ragd__v1__replica_mismatch__pack
+                     (const Ragd__V1__ReplicaMismatch   *message,
+                      uint8_t             *out);
+size_t ragd__v1__replica_mismatch__pack_to_buffer
+                     (const Ragd__V1__ReplicaMismatch   *message,
+                      ProtobufCBuffer     *buffer);
+Ragd__V1__ReplicaMismatch *
+       ragd__v1__replica_mismatch__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   ragd__v1__replica_mismatch__free_unpacked
+                     (Ragd__V1__ReplicaMismatch *message,
+                      ProtobufCAllocator *allocator);
+/* Ragd__V1__ClusterVerifyResponse methods */
+void   ragd__v1__cluster_verify_response__init
+                     (Ragd__V1__ClusterVerifyResponse         *message);
+size_t ragd__v1__cluster_verify_response__get_packed_size
+                     (const Ragd__V1__ClusterVerifyResponse   *message);
+size_t ragd__v1__cluster_verify_response__pack
+                     (const Ragd__V1__ClusterVerifyResponse   *message,
+                      uint8_t             *out);
+size_t ragd__v1__cluster_verify_response__pack_to_buffer
+                     (const Ragd__V1__ClusterVerifyResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Ragd__V1__ClusterVerifyResponse *
+       ragd__v1__cluster_verify_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   ragd__v1__cluster_verify_response__free_unpacked
+                     (Ragd__V1__ClusterVerifyResponse *message,
+                      ProtobufCAllocator *allocator);
 /* Ragd__V1__ClusterChangeRequest methods */
 void   ragd__v1__cluster_change_request__init
                      (Ragd__V1__ClusterChangeRequest         *message);
@@ -4325,6 +4466,18 @@ typedef void (*Ragd__V1__ClusterMember_Closure)
 typedef void (*Ragd__V1__PartitionMove_Closure)
                  (const Ragd__V1__PartitionMove *message,
                   void *closure_data);
+typedef void (*Ragd__V1__ClusterVerifyRequest_Closure)
+                 (const Ragd__V1__ClusterVerifyRequest *message,
+                  void *closure_data);
+typedef void (*Ragd__V1__ReplicaMismatch__HashesEntry_Closure)
+                 (const Ragd__V1__ReplicaMismatch__HashesEntry *message,
+                  void *closure_data);
+typedef void (*Ragd__V1__ReplicaMismatch_Closure)
+                 (const Ragd__V1__ReplicaMismatch *message,
+                  void *closure_data);
+typedef void (*Ragd__V1__ClusterVerifyResponse_Closure)
+                 (const Ragd__V1__ClusterVerifyResponse *message,
+                  void *closure_data);
 typedef void (*Ragd__V1__ClusterChangeRequest_Closure)
                  (const Ragd__V1__ClusterChangeRequest *message,
                   void *closure_data);
@@ -4460,6 +4613,10 @@ extern const ProtobufCMessageDescriptor ragd__v1__cluster_status_request__descri
 extern const ProtobufCMessageDescriptor ragd__v1__cluster_status_response__descriptor;
 extern const ProtobufCMessageDescriptor ragd__v1__cluster_member__descriptor;
 extern const ProtobufCMessageDescriptor ragd__v1__partition_move__descriptor;
+extern const ProtobufCMessageDescriptor ragd__v1__cluster_verify_request__descriptor;
+extern const ProtobufCMessageDescriptor ragd__v1__replica_mismatch__descriptor;
+extern const ProtobufCMessageDescriptor ragd__v1__replica_mismatch__hashes_entry__descriptor;
+extern const ProtobufCMessageDescriptor ragd__v1__cluster_verify_response__descriptor;
 extern const ProtobufCMessageDescriptor ragd__v1__cluster_change_request__descriptor;
 extern const ProtobufCMessageDescriptor ragd__v1__cluster_change_response__descriptor;
 extern const ProtobufCMessageDescriptor ragd__v1__api_key__descriptor;
