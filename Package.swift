@@ -41,7 +41,7 @@ let package = Package(
         .systemLibrary(name: "COpenBLAS", providers: [.apt(["libopenblas-dev"])]),
         .target(
             name: "RagEngine",
-            dependencies: ["RagCore", "COpenBLAS", .product(name: "HeapModule", package: "swift-collections")],
+            dependencies: ["RagCore", "COpenBLAS", "CRagKernels", .product(name: "HeapModule", package: "swift-collections")],
             swiftSettings: strict
         ),
         .target(
@@ -79,6 +79,8 @@ let package = Package(
         ),
         // glibc's posix_spawn closefrom/chdir for the tests' child processes (RagTesting.ChildProcess).
         .target(name: "CRagSpawn"),
+        // Distance kernels dispatched at run time (cpuid) to AVX-512 / AVX2+FMA / portable C.
+        .target(name: "CRagKernels", cSettings: [.unsafeFlags(["-O3"])]),
         .target(name: "RagTesting", dependencies: ["RagServer", "RagClient", "RagEngine", "RagWire", "CRagSpawn"], swiftSettings: strict),
         .executableTarget(
             name: "ragd",

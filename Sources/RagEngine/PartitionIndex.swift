@@ -148,21 +148,34 @@ public final class PartitionIndex {
         let slotDocument = self.slotDocument  // a local copy keeps class access out of the loop
         let rows = slotDocument.count
         let dim = dimension
+        let block = 4096
+        var scores = [Float](repeating: 0, count: min(block, max(rows, 1)))
         try vectors.withUnsafeBufferPointer { v in
             try query.withUnsafeBufferPointer { q in
-                guard let vb = v.baseAddress, let qb = q.baseAddress else { return }
-                var start = 0
-                while start < rows {
-                    try Task.checkCancellation()
-                    let end = min(rows, start + 8192)
-                    for s in start..<end {
-                        let d = slotDocument[s]
-                        if d < 0 { continue }
-                        if let allowed, !allowed[Int(d)] { continue }
-                        let score = Double(VectorMath.dot(vb + s * dim, qb, dim))
-                        top.insert(score: score, key: self.key(Int32(s)))
+                try scores.withUnsafeMutableBufferPointer { out in
+                    guard let vb = v.baseAddress, let qb = q.baseAddress, let ob = out.baseAddress else { return }
+                    var start = 0
+                    while start < rows {
+                        try Task.checkCancellation()
+                        let end = min(rows, start + block)
+                        if let allowed {
+                            for s in start..<end {
+                                let d = slotDocument[s]
+                                if d < 0 || !allowed[Int(d)] { continue }
+                                top.insert(score: Double(VectorMath.dot(vb + s * dim, qb, dim)), key: self.key(Int32(s)))
+                            }
+                        } else {
+                            // One kernel call per block (free slots are scored, then skipped);
+                            // most scores fall below the k-th best and cost one compare.
+                            VectorMath.dotRows(vb + start * dim, rows: end - start, dim: dim, query: qb, out: ob)
+                            var threshold = top.threshold
+                            for s in start..<end where Double(ob[s - start]) >= threshold && slotDocument[s] >= 0 {
+                                top.insert(score: Double(ob[s - start]), key: self.key(Int32(s)))
+                                threshold = top.threshold
+                            }
+                        }
+                        start = end
                     }
-                    start = end
                 }
             }
         }
@@ -226,6 +239,25 @@ public final class PartitionIndex {
 }
 
 extension PartitionIndex {
+    /// The C floor: every stored float read once by code compiled for this CPU's widest vectors.
+    public func sumFloor() -> Double {
+        vectors.withUnsafeBufferPointer { v in v.baseAddress.map { VectorMath.sumFloor($0, v.count) } ?? 0 }
+    }
+
+    /// The C scan alone: every row's inner product with `query` (no top-k, no bookkeeping).
+    public func scanOnly(_ query: [Float], into out: inout [Float]) {
+        let rows = vectors.count / dimension
+        if out.count < rows { out = [Float](repeating: 0, count: rows) }
+        vectors.withUnsafeBufferPointer { v in
+            query.withUnsafeBufferPointer { q in
+                out.withUnsafeMutableBufferPointer { o in
+                    guard let vb = v.baseAddress, let qb = q.baseAddress, let ob = o.baseAddress else { return }
+                    VectorMath.dotRows(vb, rows: rows, dim: dimension, query: qb, out: ob)
+                }
+            }
+        }
+    }
+
     /// Sums every stored float once: the memory-bandwidth floor that an exact
     /// scan is measured against in benchmarks.
     public func sumAll() -> Float {

@@ -1,30 +1,34 @@
-/// SIMD kernels over contiguous `Float` storage.
+import CRagKernels
+
+/// Kernels over contiguous `Float` storage.
 public enum VectorMath {
-    /// Inner product of two `n`-float vectors. Four 16-wide accumulators keep
-    /// enough independent adds in flight to run at memory speed.
-    @inlinable @inline(__always)
+    /// Inner product of two `n`-float vectors, by the run-time dispatched C
+    /// kernel (AVX-512, AVX2+FMA or portable; the same floats on each).
+    @inline(__always)
     public static func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
-        let ra = UnsafeRawPointer(a), rb = UnsafeRawPointer(b)
-        var s0 = SIMD16<Float>(), s1 = SIMD16<Float>(), s2 = SIMD16<Float>(), s3 = SIMD16<Float>()
-        var i = 0
-        let stride = MemoryLayout<Float>.stride
-        while i + 64 <= n {
-            let o = i * stride
-            s0 += ra.loadUnaligned(fromByteOffset: o, as: SIMD16<Float>.self) * rb.loadUnaligned(fromByteOffset: o, as: SIMD16<Float>.self)
-            s1 += ra.loadUnaligned(fromByteOffset: o + 64, as: SIMD16<Float>.self) * rb.loadUnaligned(fromByteOffset: o + 64, as: SIMD16<Float>.self)
-            s2 += ra.loadUnaligned(fromByteOffset: o + 128, as: SIMD16<Float>.self) * rb.loadUnaligned(fromByteOffset: o + 128, as: SIMD16<Float>.self)
-            s3 += ra.loadUnaligned(fromByteOffset: o + 192, as: SIMD16<Float>.self) * rb.loadUnaligned(fromByteOffset: o + 192, as: SIMD16<Float>.self)
-            i += 64
-        }
-        while i + 16 <= n {
-            let o = i * stride
-            s0 += ra.loadUnaligned(fromByteOffset: o, as: SIMD16<Float>.self) * rb.loadUnaligned(fromByteOffset: o, as: SIMD16<Float>.self)
-            i += 16
-        }
-        var total = ((s0 + s1) + (s2 + s3)).sum()
-        while i < n { total += a[i] * b[i]; i += 1 }
-        return total
+        rag_dot(a, b, n)
     }
+
+    /// Inner products of `query` with `rows` contiguous rows of `dim` floats, into `out`.
+    @inline(__always)
+    public static func dotRows(_ base: UnsafePointer<Float>, rows: Int, dim: Int, query: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>) {
+        rag_dot_rows(base, rows, dim, query, out)
+    }
+
+    /// One inner product by the named variant ("portable", "avx2", "avx512"),
+    /// nil when this CPU lacks it. For tests that every variant agrees.
+    public static func dot(variant: String, _ a: [Float], _ b: [Float]) -> Float? {
+        guard let v = ["portable", "avx2", "avx512"].firstIndex(of: variant), a.count == b.count else { return nil }
+        var out: Float = 0
+        let ok = a.withUnsafeBufferPointer { pa in b.withUnsafeBufferPointer { pb in rag_dot_variant(Int32(v), pa.baseAddress, pb.baseAddress, a.count, &out) } }
+        return ok != 0 ? out : nil
+    }
+
+    /// Which kernel the CPU got: "avx512", "avx2" or "portable".
+    public static var kernel: String { String(cString: rag_kernel_name()) }
+
+    /// Reads `n` floats once with the CPU's widest vectors: the floor any scan is measured against.
+    public static func sumFloor(_ v: UnsafePointer<Float>, _ n: Int) -> Double { rag_sum_floor(v, n) }
 
     public static func dot(_ a: [Float], _ b: [Float]) -> Float {
         precondition(a.count == b.count)
