@@ -35,7 +35,7 @@ import Testing
     func balanced(_ s: ClusterStatus, members: Int) -> Bool {
         let loads = s.members.filter { $0.state == "active" }.map(\.partitions)
         return s.members.count == members && s.moves.isEmpty && s.unassigned == 0 && loads.count == members
-            && (loads.max() ?? 0) - (loads.min() ?? 0) <= 1 && loads.reduce(0, +) == UInt32(Self.partitions)
+            && (loads.max() ?? 0) - (loads.min() ?? 0) <= 1 && loads.reduce(0, +) == UInt32(Self.partitions) * s.replicationFactor
     }
 
     /// Continuous queries (checked against the single node's answers) and
@@ -75,10 +75,13 @@ import Testing
         }
     }
 
-    @Test func nodeAddedDrainedAndRemovedUnderLoad() async throws {
+    /// With one replica per partition (3 nodes), and with two (4 nodes: moves
+    /// then run beside a second replica that keeps serving and taking writes).
+    @Test(arguments: [1, 2]) func nodeAddedDrainedAndRemovedUnderLoad(replicas: Int) async throws {
+        let shards = replicas == 1 ? 3 : 2, nodes = shards * replicas
         let etcd = try await EtcdProcess.launch()
         defer { etcd.stop() }
-        let cluster = try await LocalCluster.launch(shards: 3, replicas: 1, etcd: etcd.endpoint,
+        let cluster = try await LocalCluster.launch(shards: shards, replicas: replicas, etcd: etcd.endpoint,
                                                     coordinatorArguments: ["--logical-partitions", "\(Self.partitions)"])
         defer { cluster.stop() }
         let b = try await cluster.launchCoordinator("coord-b")
@@ -97,7 +100,8 @@ import Testing
         let expected = try await Self.answers(s, collection: "stable")
         #expect(try await Self.answers(cb, collection: "stable") == expected)
         let initial = try await status(ca)
-        #expect(initial.shards == UInt32(Self.partitions) && initial.members.count == 3 && initial.moves.isEmpty)
+        #expect(initial.shards == UInt32(Self.partitions) && initial.members.count == nodes && initial.moves.isEmpty)
+        #expect(initial.replicationFactor == UInt32(replicas))
 
         // Bad input first: nothing changes.
         #expect(await code { _ = try await ca.clusterChange("add-node", node: "no-such-node") } == .failedPrecondition)
@@ -114,7 +118,7 @@ import Testing
         let running = Task { await load.run(reader: cb, writer: ca, expected: expected) }
         let ctl = try await run([CLIIndexTests.ragctl, "cluster", "add-node", newAddress, "--server", "127.0.0.1:\(cluster.coordinator.port)"])
         #expect(ctl.status == 0 && ctl.output.contains("added"), "\(ctl.output) \(ctl.errors)")
-        #expect(await eventually(seconds: 90) { (try? await balanced(status(ca), members: 4)) == true })
+        #expect(await eventually(seconds: 90) { (try? await balanced(status(ca), members: nodes + 1)) == true })
         let afterAdd = try await status(ca)
         #expect(afterAdd.members.first { $0.address == newAddress }?.partitions ?? 0 >= 3)
         #expect(afterAdd.placementVersion > initial.placementVersion)
@@ -130,11 +134,11 @@ import Testing
         load.stop.store(true, ordering: .relaxed)
         await running.value
         _ = try await ca.clusterChange("remove-node", node: newID)
-        #expect(try await balanced(status(cb), members: 3))
+        #expect(try await balanced(status(cb), members: nodes))
 
         // Every query answered, each exactly as the single node answers.
         let q = load.queries.withLock { $0 }
-        print("rebalance load: \(q.ok) query rounds right, \(load.acked.withLock { $0.count }) writes acknowledged, placement \(initial.placementVersion) → \(afterAdd.placementVersion)")
+        print("rebalance load (replication \(replicas)): \(q.ok) query rounds right, \(load.acked.withLock { $0.count }) writes acknowledged, placement \(initial.placementVersion) → \(afterAdd.placementVersion)")
         #expect(q.ok > 0 && q.wrong == 0 && q.failed.isEmpty, "\(q.ok) right, \(q.wrong) wrong, failures: \(q.failed.prefix(3))")
         #expect(load.writeFailures.withLock { $0 }.isEmpty, "\(load.writeFailures.withLock { $0.prefix(3) })")
         // Every acknowledged write is there, and the live collection answers as a
