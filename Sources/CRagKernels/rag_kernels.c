@@ -93,6 +93,59 @@ static void dot_rows4_avx512(const float *r0, const float *r1, const float *r2, 
     }
 }
 
+// ---- int8 rows (scalar quantisation): the float query times exact int8 -> float.
+
+static float dot_i8_portable(const signed char *a, const float *b, size_t n) {
+    float acc[64];
+    memset(acc, 0, sizeof acc);
+    for (size_t i = 0; i < n; i++) acc[i & 63] = fmaf((float)a[i], b[i], acc[i & 63]);
+    float l[16];
+    for (int i = 0; i < 16; i++) l[i] = (acc[i] + acc[i + 16]) + (acc[i + 32] + acc[i + 48]);
+    return reduce16(l);
+}
+
+__attribute__((target("avx2,fma")))
+static float dot_i8_avx2(const signed char *a, const float *b, size_t n) {
+    if (n % 64) return dot_i8_portable(a, b, n);
+    __m256 s[8];
+    for (int k = 0; k < 8; k++) s[k] = _mm256_setzero_ps();
+    for (size_t i = 0; i < n; i += 64)
+        for (int k = 0; k < 8; k++) {
+            __m256 x = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(a + i + 8 * k))));
+            s[k] = _mm256_fmadd_ps(x, _mm256_loadu_ps(b + i + 8 * k), s[k]);
+        }
+    __m256 lo = _mm256_add_ps(_mm256_add_ps(s[0], s[2]), _mm256_add_ps(s[4], s[6]));
+    __m256 hi = _mm256_add_ps(_mm256_add_ps(s[1], s[3]), _mm256_add_ps(s[5], s[7]));
+    float l[16];
+    _mm256_storeu_ps(l, lo);
+    _mm256_storeu_ps(l + 8, hi);
+    return reduce16(l);
+}
+
+__attribute__((target("avx512f")))
+static inline __m512 i8x16(const signed char *p) {
+    return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)p)));
+}
+
+__attribute__((target("avx512f")))
+static float dot_i8_avx512(const signed char *a, const float *b, size_t n) {
+    if (n % 64) return dot_i8_portable(a, b, n);
+    __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps(), s2 = _mm512_setzero_ps(), s3 = _mm512_setzero_ps();
+    for (size_t i = 0; i < n; i += 64) {
+        s0 = _mm512_fmadd_ps(i8x16(a + i), _mm512_loadu_ps(b + i), s0);
+        s1 = _mm512_fmadd_ps(i8x16(a + i + 16), _mm512_loadu_ps(b + i + 16), s1);
+        s2 = _mm512_fmadd_ps(i8x16(a + i + 32), _mm512_loadu_ps(b + i + 32), s2);
+        s3 = _mm512_fmadd_ps(i8x16(a + i + 48), _mm512_loadu_ps(b + i + 48), s3);
+    }
+    __m512 g = _mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3));
+    float l[16];
+    _mm512_storeu_ps(l, g);
+    return reduce16(l);
+}
+
+typedef float (*dot_i8_fn)(const signed char *, const float *, size_t);
+static dot_i8_fn chosen_i8 = 0;
+
 typedef float (*dot_fn)(const float *, const float *, size_t);
 static dot_fn chosen = 0;
 static const char *chosen_name = "portable";
@@ -101,9 +154,9 @@ static pthread_once_t chosen_once = PTHREAD_ONCE_INIT;
 
 static void choose_once(void) {
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f")) { chosen_name = "avx512"; chosen = dot_avx512; }
-    else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) { chosen_name = "avx2"; chosen = dot_avx2; }
-    else { chosen_name = "portable"; chosen = dot_portable; }
+    if (__builtin_cpu_supports("avx512f")) { chosen_name = "avx512"; chosen = dot_avx512; chosen_i8 = dot_i8_avx512; }
+    else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) { chosen_name = "avx2"; chosen = dot_avx2; chosen_i8 = dot_i8_avx2; }
+    else { chosen_name = "portable"; chosen = dot_portable; chosen_i8 = dot_i8_portable; }
 }
 
 static inline void choose(void) { pthread_once(&chosen_once, choose_once); }
@@ -127,6 +180,30 @@ void rag_dot_rows(const float *rows_base, size_t rows, size_t dim, const float *
         r = 4 * quarter;
     }
     for (; r < rows; r++) out[r] = f(rows_base + r * dim, query, dim);
+}
+
+void rag_dot_rows_i8(const signed char *rows_base, size_t rows, size_t dim, const float *query, float *out) {
+    choose();
+    dot_i8_fn f = chosen_i8;
+    // Four streams: rows from the four quarters of the block at once.
+    size_t quarter = rows / 4, r = 0;
+    for (; r < quarter; r++) {
+        out[r] = f(rows_base + r * dim, query, dim);
+        out[r + quarter] = f(rows_base + (r + quarter) * dim, query, dim);
+        out[r + 2 * quarter] = f(rows_base + (r + 2 * quarter) * dim, query, dim);
+        out[r + 3 * quarter] = f(rows_base + (r + 3 * quarter) * dim, query, dim);
+    }
+    for (r = 4 * quarter; r < rows; r++) out[r] = f(rows_base + r * dim, query, dim);
+}
+
+int rag_dot_i8_variant(int variant, const signed char *a, const float *b, size_t n, float *out) {
+    __builtin_cpu_init();
+    switch (variant) {
+    case 0: *out = dot_i8_portable(a, b, n); return 1;
+    case 1: if (!(__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))) return 0; *out = dot_i8_avx2(a, b, n); return 1;
+    case 2: if (!__builtin_cpu_supports("avx512f")) return 0; *out = dot_i8_avx512(a, b, n); return 1;
+    default: return 0;
+    }
 }
 
 int rag_dot_variant(int variant, const float *a, const float *b, size_t n, float *out) {

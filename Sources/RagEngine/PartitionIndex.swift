@@ -37,9 +37,15 @@ public final class PartitionIndex {
     public private(set) var chunkCount = 0
     public var documentCount: Int { documentIndex.count }
 
-    public init(dimension: Int, partition: Int) {
+    /// int8 codes for a first pass, rescored exactly (nil: exact scan only).
+    private var quantizer: ScalarQuantizer?
+
+    /// `int8`: keep int8 codes beside the float vectors, scan those first and
+    /// rescore the best candidates exactly (four times less memory read per query).
+    public init(dimension: Int, partition: Int, int8: Bool = false) {
         self.dimension = dimension
         self.partition = partition
+        if int8 { quantizer = ScalarQuantizer(dimension: dimension) }
     }
 
     public func contentHash(of documentID: String) -> UInt64? {
@@ -65,6 +71,11 @@ public final class PartitionIndex {
             vectors.withUnsafeMutableBufferPointer { buf in
                 for i in 0..<dimension { buf[base + i] = vector[i] }
             }
+            if quantizer != nil {
+                quantizer!.grow(toRows: slotDocument.count)
+                let fits = vector.withUnsafeBufferPointer { quantizer!.set(row: Int(s), $0) }
+                if !fits { quantizer!.rebuild(vectors, rows: slotDocument.count) }
+            }
             slotDocument[Int(s)] = d
             slotOrdinal[Int(s)] = Int32(ordinal)
             slotText[Int(s)] = text
@@ -89,10 +100,11 @@ public final class PartitionIndex {
             let i = Int(s)
             var seen = Set<String>()
             for t in Tokenizer.terms(slotText[i]) where seen.insert(t).inserted {
-                if var list = postings[t], let at = list.firstIndex(where: { $0.slot == s }) {
-                    list.swapAt(at, list.count - 1)
-                    list.removeLast()
-                    postings[t] = list.isEmpty ? nil : list
+                // In place: copying the list out and back would copy all of it (copy-on-write).
+                if let at = postings[t]?.firstIndex(where: { $0.slot == s }) {
+                    postings[t]!.swapAt(at, postings[t]!.count - 1)
+                    postings[t]!.removeLast()
+                    if postings[t]!.isEmpty { postings[t] = nil }
                 }
             }
             totalLength -= Int(slotLength[i])
@@ -102,6 +114,7 @@ public final class PartitionIndex {
             vectors.withUnsafeMutableBufferPointer { buf in
                 for j in 0..<dimension { buf[i * dimension + j] = 0 }
             }
+            quantizer?.clear(row: i)
             freeSlots.append(s)
             chunkCount -= 1
         }
@@ -144,6 +157,7 @@ public final class PartitionIndex {
     public func vectorSearch(_ query: [Float], k: Int, filter: MetadataFilter? = nil) throws -> [Hit] {
         precondition(query.count == dimension)
         let allowed = admitted(filter)
+        if let quantizer, allowed == nil { return try quantizedSearch(query, k: k, quantizer: quantizer) }
         var top = TopK<ChunkKey>(k: k)
         let slotDocument = self.slotDocument  // a local copy keeps class access out of the loop
         let rows = slotDocument.count
@@ -176,6 +190,47 @@ public final class PartitionIndex {
                         }
                         start = end
                     }
+                }
+            }
+        }
+        return top.sorted().map(hit)
+    }
+
+    /// Candidates to rescore exactly after the int8 pass.
+    static func rescoreDepth(k: Int) -> Int { max(4 * k, 40) }
+
+    /// int8 first pass over every row, then the best `rescoreDepth` candidates
+    /// scored exactly: results are ranked by exact scores (the same as the
+    /// exact scan's whenever the true top k are among the candidates).
+    private func quantizedSearch(_ query: [Float], k: Int, quantizer: ScalarQuantizer) throws -> [Hit] {
+        let rows = slotDocument.count
+        let slotDocument = self.slotDocument
+        var candidates = TopK<Int32>(k: Self.rescoreDepth(k: k))
+        let q = quantizer.scaled(query)
+        let block = 4096
+        var scores = [Float](repeating: 0, count: min(block, max(rows, 1)))
+        try q.withUnsafeBufferPointer { qb in
+            try scores.withUnsafeMutableBufferPointer { out in
+                var start = 0
+                while start < rows {
+                    try Task.checkCancellation()
+                    let end = min(rows, start + block)
+                    quantizer.scan(start: start, count: end - start, scaledQuery: qb.baseAddress!, out: out.baseAddress!)
+                    var threshold = candidates.threshold
+                    for s in start..<end where Double(out[s - start]) >= threshold && slotDocument[s] >= 0 {
+                        candidates.insert(score: Double(out[s - start]), key: Int32(s))
+                        threshold = candidates.threshold
+                    }
+                    start = end
+                }
+            }
+        }
+        var top = TopK<ChunkKey>(k: k)
+        vectors.withUnsafeBufferPointer { v in
+            query.withUnsafeBufferPointer { qb in
+                for c in candidates.sorted() {
+                    let s = Int(c.key)
+                    top.insert(score: Double(VectorMath.dot(v.baseAddress! + s * dimension, qb.baseAddress!, dimension)), key: self.key(c.key))
                 }
             }
         }

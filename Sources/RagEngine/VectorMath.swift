@@ -24,6 +24,18 @@ public enum VectorMath {
         return ok != 0 ? out : nil
     }
 
+    /// One int8-row inner product by the named variant, nil when this CPU lacks it. For tests.
+    public static func dot(variant: String, _ a: [Int8], _ b: [Float]) -> Float? {
+        guard let v = ["portable", "avx2", "avx512"].firstIndex(of: variant), a.count == b.count else { return nil }
+        var out: Float = 0
+        let ok = a.withUnsafeBufferPointer { pa in
+            b.withUnsafeBufferPointer { pb in
+                pa.baseAddress!.withMemoryRebound(to: CSignedChar.self, capacity: a.count) { rag_dot_i8_variant(Int32(v), $0, pb.baseAddress, a.count, &out) }
+            }
+        }
+        return ok != 0 ? out : nil
+    }
+
     /// Which kernel the CPU got: "avx512", "avx2" or "portable".
     public static var kernel: String { String(cString: rag_kernel_name()) }
 

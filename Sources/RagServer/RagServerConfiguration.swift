@@ -35,6 +35,11 @@ public struct RagServerConfiguration: Sendable {
     public var dataDirectory: String = "./ragd-data"
     /// Partitions per new collection (fixed for a collection's lifetime).
     public var partitions: Int = 4
+    /// How vectors are searched: `flat` (exact scan of float32) or `int8` (a
+    /// scan of int8 codes, four times fewer bytes, then the best candidates
+    /// rescored exactly from float32; recall measured by `ragctl bench --search-only`).
+    public enum VectorIndex: String, Sendable, CaseIterable { case flat, int8 }
+    public var vectorIndex: VectorIndex = .flat
     /// Largest frame accepted, in bytes; a longer length prefix closes the connection.
     public var maxFrameSize: Int = 16 * 1024 * 1024
     /// Connections, timeouts, calls in flight and buffered bytes (see `ConnectionLimits`).

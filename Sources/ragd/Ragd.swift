@@ -30,6 +30,7 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Port to listen on; 0 picks a free one (default 7878).") var port: Int?
     @Option(name: .customLong("data-dir"), help: "Data directory (default ./ragd-data).") var dataDir: String?
     @Option(help: "Partitions per new collection (default 4).") var partitions: Int?
+    @Option(name: .customLong("vector-index"), help: "flat (exact float32 scan, default) or int8 (int8 first pass, best candidates rescored exactly).") var vectorIndex: String?
     @Option(name: .customLong("max-frame-size"), help: "Largest accepted frame in bytes (default 16 MiB).") var maxFrameSize: Int?
     @Option(help: "SQLite synchronous mode: full (default, survives power loss) or normal.") var synchronous: String?
     @Option(name: .customLong("log-level"), help: "trace, debug, info (default), notice, warning, error.") var logLevel: String?
@@ -105,6 +106,10 @@ struct Serve: AsyncParsableCommand {
                 throw ValidationError("synchronous must be full or normal")
             }
             c.synchronous = s
+        }
+        if let v = setting(vectorIndex, env: "RAGD_VECTOR_INDEX", file: file, key: "vector-index") {
+            guard let k = RagServerConfiguration.VectorIndex(rawValue: v.lowercased()) else { throw ValidationError("--vector-index must be flat or int8") }
+            c.vectorIndex = k
         }
         if let v = setting(role, env: "RAGD_ROLE", file: file, key: "role") {
             guard let r = RagServerConfiguration.Role(rawValue: v.lowercased()) else { throw ValidationError("role must be all, coordinator or shard") }

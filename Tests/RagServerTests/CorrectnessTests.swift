@@ -244,3 +244,34 @@ final class BlockingEmbedder: Embedder {
         await server.stop()
     }
 }
+
+/// `--vector-index int8`: a server that scans int8 codes and rescores exactly
+/// answers vector queries with the same ids and scores as the exact scan.
+@Suite struct Int8IndexTests {
+    @Test func int8ServerAnswersAsTheExactOne() async throws {
+        let a = makeTemporaryDirectory(), b = makeTemporaryDirectory()
+        defer { for d in [a, b] { try? FileManager.default.removeItem(atPath: d) } }
+        let flat = try await RagdProcess.launch(dataDirectory: a)
+        let int8 = try await RagdProcess.launch(dataDirectory: b, extraArguments: ["--vector-index", "int8"])
+        defer { flat.kill9(); int8.kill9() }
+        let x = flat.client(), y = int8.client()
+        let docs = ClusterCorpus.documents
+        for start in stride(from: 0, to: docs.count, by: 100) {
+            let batch = Array(docs[start..<min(start + 100, docs.count)])
+            _ = try await x.index(batch, collection: "kb")
+            _ = try await y.index(batch, collection: "kb")
+        }
+        var same = 0, total = 0
+        for (q, _) in ClusterCorpus.queries.prefix(40) {
+            let r = try await x.query(q, collection: "kb", topK: 10, mode: .vector, noCache: true)
+            let s = try await y.query(q, collection: "kb", topK: 10, mode: .vector, noCache: true)
+            total += r.sources.count
+            same += Set(r.sources.map(\.chunkID)).intersection(s.sources.map(\.chunkID)).count
+            for h in s.sources { if let e = r.sources.first(where: { $0.chunkID == h.chunkID }) { #expect(e.score == h.score) } }
+        }
+        #expect(total > 0 && Double(same) / Double(total) >= 0.99, "recall \(same)/\(total)")
+        for c in [x, y] { await c.close() }
+        let bad = try await run([RagdProcess.binary, "serve", "--vector-index", "hnsw-please", "--port", "0", "--data-dir", a])
+        #expect(bad.status != 0 && bad.errors.contains("--vector-index must be flat or int8"), "\(bad.errors)")
+    }
+}

@@ -12,6 +12,10 @@
 /// different hardware return the same ranking bit for bit.
 void rag_dot_rows(const float *rows_base, size_t rows, size_t dim, const float *query, float *out);
 
+/// The same over int8 rows: out[r] = sum_i float(rows[r*dim + i]) * query[i],
+/// with the same 64 lanes and reduction on every CPU (int8 -> float is exact).
+void rag_dot_rows_i8(const signed char *rows_base, size_t rows, size_t dim, const float *query, float *out);
+
 /// One inner product, with the same arithmetic as rag_dot_rows.
 float rag_dot(const float *a, const float *b, size_t n);
 
@@ -21,6 +25,9 @@ const char *rag_kernel_name(void);
 /// One inner product by a named variant (0 portable, 1 avx2, 2 avx512) if this
 /// CPU has it: returns 0 and leaves *out alone otherwise. For tests.
 int rag_dot_variant(int variant, const float *a, const float *b, size_t n, float *out);
+
+/// One int8 row by a named variant, as rag_dot_variant. For tests.
+int rag_dot_i8_variant(int variant, const signed char *a, const float *b, size_t n, float *out);
 
 /// The benchmark's floor: a plain sum over `n` floats (every byte read once),
 /// compiled for the CPU's widest vectors.

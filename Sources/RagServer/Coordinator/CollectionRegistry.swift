@@ -38,7 +38,8 @@ public actor CollectionRegistry {
         self.partitionsForNew = partitions ?? configuration.partitions
         let makeShard = makeShard ?? { info, p in
             let path = String(format: "%@/collections/%@/p%03d.sqlite", configuration.dataDirectory, info.name, p)
-            return try LocalShard(path: path, partition: p, dimension: info.dimension, synchronous: configuration.synchronous)
+            return try LocalShard(path: path, partition: p, dimension: info.dimension, synchronous: configuration.synchronous,
+                                   int8: configuration.vectorIndex == .int8)
         }
         self.makeShard = makeShard
         let catalog: any CollectionCatalog

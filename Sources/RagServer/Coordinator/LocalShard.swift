@@ -19,11 +19,12 @@ public actor LocalShard: Shard {
     nonisolated let receiving = Mutex<(session: String, touched: Set<String>)?>(nil)
 
     /// Opens (or creates) the partition file and loads its vectors into memory.
-    public init(path: String, partition: Int, dimension: Int, synchronous: PartitionStore.Synchronous) throws(RagError) {
+    /// `int8`: an int8 first pass with exact rescoring (`--vector-index int8`).
+    public init(path: String, partition: Int, dimension: Int, synchronous: PartitionStore.Synchronous, int8: Bool = false) throws(RagError) {
         self.partition = partition
         self.dimension = dimension
         store = try PartitionStore(path: path, synchronous: synchronous)
-        let index = PartitionIndex(dimension: dimension, partition: partition)
+        let index = PartitionIndex(dimension: dimension, partition: partition, int8: int8)
         try store.loadAll { doc in
             guard doc.embeddings.allSatisfy({ $0.count == dimension }) else {
                 throw RagError(.failedPrecondition, "\(path): stored vectors do not have dimension \(dimension)")

@@ -29,7 +29,8 @@ public actor ShardHost {
                 guard let p = Int(file.dropFirst().dropLast(7)) else { continue }
                 let dimension = Self.dimension(root + "/" + collection)
                 shards[Self.key(collection, p)] = try LocalShard(path: root + "/" + collection + "/" + file, partition: p,
-                                                                  dimension: dimension, synchronous: configuration.synchronous)
+                                                                  dimension: dimension, synchronous: configuration.synchronous,
+                                   int8: configuration.vectorIndex == .int8)
             }
         }
     }
@@ -81,7 +82,8 @@ public actor ShardHost {
         }
         try placement.record(in: dir)
         let shard = try LocalShard(path: Self.path(dir, partition), partition: partition,
-                                   dimension: dimension, synchronous: configuration.synchronous)
+                                   dimension: dimension, synchronous: configuration.synchronous,
+                                   int8: configuration.vectorIndex == .int8)
         if let session = sessions[partition] { shard.receiving.withLock { $0 = (session, []) } }
         shards[Self.key(collection, partition)] = shard
         return shard
