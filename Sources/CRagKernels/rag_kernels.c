@@ -143,6 +143,25 @@ static float dot_i8_avx512(const signed char *a, const float *b, size_t n) {
     return reduce16(l);
 }
 
+// Four int8 rows at once (from four quarters of the block), query loads shared;
+// per row the same lanes and reduction as dot_i8_avx512.
+__attribute__((target("avx512f")))
+static void dot_i8_rows4_avx512(const signed char *r[4], size_t dim, const float *q, float *out[4]) {
+    __m512 a[4][4];
+    for (int j = 0; j < 4; j++) for (int k = 0; k < 4; k++) a[j][k] = _mm512_setzero_ps();
+    for (size_t i = 0; i < dim; i += 64)
+        for (int k = 0; k < 4; k++) {
+            __m512 qk = _mm512_loadu_ps(q + i + 16 * k);
+            for (int j = 0; j < 4; j++) a[j][k] = _mm512_fmadd_ps(i8x16(r[j] + i + 16 * k), qk, a[j][k]);
+        }
+    for (int j = 0; j < 4; j++) {
+        __m512 g = _mm512_add_ps(_mm512_add_ps(a[j][0], a[j][1]), _mm512_add_ps(a[j][2], a[j][3]));
+        float l[16];
+        _mm512_storeu_ps(l, g);
+        *out[j] = reduce16(l);
+    }
+}
+
 typedef float (*dot_i8_fn)(const signed char *, const float *, size_t);
 static dot_i8_fn chosen_i8 = 0;
 
@@ -187,6 +206,13 @@ void rag_dot_rows_i8(const signed char *rows_base, size_t rows, size_t dim, cons
     dot_i8_fn f = chosen_i8;
     // Four streams: rows from the four quarters of the block at once.
     size_t quarter = rows / 4, r = 0;
+    if (f == dot_i8_avx512 && dim % 64 == 0) {
+        for (; r < quarter; r++) {
+            const signed char *rs[4] = {rows_base + r * dim, rows_base + (r + quarter) * dim, rows_base + (r + 2 * quarter) * dim, rows_base + (r + 3 * quarter) * dim};
+            float *o[4] = {out + r, out + r + quarter, out + r + 2 * quarter, out + r + 3 * quarter};
+            dot_i8_rows4_avx512(rs, dim, query, o);
+        }
+    }
     for (; r < quarter; r++) {
         out[r] = f(rows_base + r * dim, query, dim);
         out[r + quarter] = f(rows_base + (r + quarter) * dim, query, dim);

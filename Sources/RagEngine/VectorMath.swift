@@ -36,6 +36,19 @@ public enum VectorMath {
         return ok != 0 ? out : nil
     }
 
+    /// Inner products of `query` with `rows` int8 rows (the int8 first pass's scan).
+    public static func dotRows(_ codes: [Int8], rows: Int, dim: Int, query: [Float]) -> [Float] {
+        var out = [Float](repeating: 0, count: rows)
+        codes.withUnsafeBufferPointer { c in
+            query.withUnsafeBufferPointer { q in
+                out.withUnsafeMutableBufferPointer { o in
+                    c.baseAddress!.withMemoryRebound(to: CSignedChar.self, capacity: c.count) { rag_dot_rows_i8($0, rows, dim, q.baseAddress, o.baseAddress) }
+                }
+            }
+        }
+        return out
+    }
+
     /// Which kernel the CPU got: "avx512", "avx2" or "portable".
     public static var kernel: String { String(cString: rag_kernel_name()) }
 

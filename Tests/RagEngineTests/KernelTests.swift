@@ -98,3 +98,19 @@ struct Lcg32 {
         return Float(state >> 40) / Float(1 << 24)
     }
 }
+
+extension KernelTests {
+    @Test func int8RowScanEqualsSingleDots() {
+        var g = SystemRandomNumberGenerator()
+        for dim in [37, 64, 384] {
+            let rows = 29
+            let codes = (0..<rows * dim).map { _ in Int8.random(in: -127...127, using: &g) }
+            let q = (0..<dim).map { _ in Float.random(in: -1...1, using: &g) }
+            let out = VectorMath.dotRows(codes, rows: rows, dim: dim, query: q)
+            for r in 0..<rows {
+                let single = VectorMath.dot(variant: "portable", Array(codes[r * dim..<(r + 1) * dim]), q)!
+                #expect(out[r].bitPattern == single.bitPattern, "dim \(dim) row \(r)")
+            }
+        }
+    }
+}
