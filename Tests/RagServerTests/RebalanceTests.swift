@@ -216,6 +216,55 @@ import Testing
         await c.close()
     }
 
+    /// The node receiving a partition is killed with SIGKILL mid-copy while
+    /// writes go on, then restarted: writes it missed undo the move (never
+    /// acknowledged without it), the copy is made again, the cluster ends
+    /// balanced, and every acknowledged write is there.
+    @Test func moveSurvivesTheTargetsDeath() async throws {
+        let etcd = try await EtcdProcess.launch()
+        defer { etcd.stop() }
+        let cluster = try await LocalCluster.launch(shards: 2, replicas: 1, etcd: etcd.endpoint, coordinatorArguments: ["--logical-partitions", "4"])
+        defer { cluster.stop() }
+        let c = cluster.client()
+        var docs: [RagDocument] = []
+        for i in 0..<1200 {
+            docs.append(RagDocument(id: String(format: "t-%04d", i), text: (0..<60).map { ClusterCorpus.words[($0 * 3 + i) % 20] }.joined(separator: " ") + " item\(i)."))
+        }
+        for start in stride(from: 0, to: docs.count, by: 200) { _ = try await c.index(Array(docs[start..<start + 200]), collection: "big") }
+        _ = try await c.clusterChange("rebalance", maxBytesPerSecond: 200_000)
+        var third = try await cluster.launchShardNode("shard-third")
+        let address = "127.0.0.1:\(third.internalPort)"
+        #expect(await eventually(seconds: 20) { (try? await status(c).nodes.contains { $0.internalAddress == address }) == true })
+        _ = try await c.clusterChange("add-node", node: address)
+        #expect(await eventually(seconds: 30) {
+            guard let m = try? await status(c).moves.first else { return false }
+            return m.phase == "copying" && m.copiedDocuments > 0
+        })
+        third.kill9()
+        // Writes while it is down: each either reaches every node of its
+        // partition or undoes the move first; none is lost.
+        var acked: [String] = []
+        for i in 0..<40 {
+            let id = "during-\(i)"
+            if (try? await c.index([RagDocument(id: id, text: "written while the target was down, number \(i)")], collection: "big")) != nil { acked.append(id) }
+        }
+        #expect(acked.count == 40, "writes to partitions whose current replica is up must succeed")
+        third = try await RagdProcess.launch(dataDirectory: third.dataDirectory, port: third.port,
+                                             extraArguments: LocalCluster.shardArguments(internalPort: third.internalPort, etcd: etcd.endpoint))
+        defer { third.kill9() }
+        _ = try await c.clusterChange("rebalance", maxBytesPerSecond: 50_000_000)
+        #expect(await eventually(seconds: 90) { (try? await balanced(status(c), members: 3, total: 4)) == true })
+        #expect(try await c.stats(collection: "big").collections.first?.documents == UInt64(docs.count + acked.count))
+        for id in acked {
+            let r = try await c.query("written while the target was down number \(id.dropFirst(7))", collection: "big", topK: 40, mode: .keyword, noCache: true)
+            #expect(r.sources.contains { $0.documentID == id }, "\(id) lost")
+        }
+        #expect(try await c.clusterVerify().mismatchCount == 0)
+        // (40 writes over 4 partitions: some reached the moving one while its target was down.)
+        #expect(cluster.coordinator.log.contains("undone"), "the move should have been undone and made again")
+        await c.close()
+    }
+
     func balanced(_ s: ClusterStatus, members: Int, total: Int) -> Bool {
         let loads = s.members.map(\.partitions)
         return s.members.count == members && s.moves.isEmpty && (loads.max() ?? 0) - (loads.min() ?? 0) <= 1 && loads.reduce(0, +) == UInt32(total)
