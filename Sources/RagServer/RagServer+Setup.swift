@@ -105,7 +105,7 @@ extension RagServer {
         queries.withLock { $0 = service }
         func dispatcher(_ handlers: [String: RPCHandler], _ authorizer: Authorizer?) -> Dispatcher {
             Dispatcher(handlers: handlers, logger: logger, metrics: metrics, maxFrameSize: configuration.maxFrameSize,
-                       dataDirectory: configuration.dataDirectory, authorizer: authorizer)
+                       dataDirectory: configuration.dataDirectory, authorizer: authorizer, accessLog: configuration.accessLog)
         }
         guard let shardHost else { return (jobs, dispatcher(service.handlers, authorizer), nil, authorizer) }
         // A shard node: shard RPCs only on the internal listener; the public one

@@ -40,6 +40,8 @@ public struct RagServerConfiguration: Sendable {
     /// rescored exactly from float32; recall measured by `ragctl bench --search-only`).
     public enum VectorIndex: String, Sendable, CaseIterable { case flat, int8 }
     public var vectorIndex: VectorIndex = .flat
+    /// One info log line per finished call (request id, method, status, duration).
+    public var accessLog = false
     /// Largest frame accepted, in bytes; a longer length prefix closes the connection.
     public var maxFrameSize: Int = 16 * 1024 * 1024
     /// Connections, timeouts, calls in flight and buffered bytes (see `ConnectionLimits`).

@@ -34,6 +34,8 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("max-frame-size"), help: "Largest accepted frame in bytes (default 16 MiB).") var maxFrameSize: Int?
     @Option(help: "SQLite synchronous mode: full (default, survives power loss) or normal.") var synchronous: String?
     @Option(name: .customLong("log-level"), help: "trace, debug, info (default), notice, warning, error.") var logLevel: String?
+    @Option(name: .customLong("log-format"), help: "text (default) or json (one object per line, for log shippers).") var logFormat: String?
+    @Flag(name: .customLong("access-log"), help: "Log every finished call at info: request id, method, status, duration.") var accessLog = false
     @Option(help: "all (default: everything in one process), coordinator (public RPCs over shard nodes) or shard.") var role: String?
     @Option(help: "Cluster file (JSON) for --role coordinator (with --etcd: published there by the first coordinator).") var cluster: String?
     @Option(help: "etcd endpoints host:port[,host:port…] (its client port): coordinators share the cluster layout, catalog, write generations and keys there; every node registers there under a lease.") var etcd: String?
@@ -198,7 +200,11 @@ struct Serve: AsyncParsableCommand {
         try await security.apply(to: &c) { setting($0, env: $1, file: file, key: $2) }
         let levelName = setting(logLevel, env: "RAGD_LOG_LEVEL", file: file, key: "log-level") ?? "info"
         guard let level = Logger.Level(rawValue: levelName.lowercased()) else { throw ValidationError("unknown log level \(levelName)") }
+        let format = setting(logFormat, env: "RAGD_LOG_FORMAT", file: file, key: "log-format")?.lowercased() ?? "text"
+        guard ["text", "json"].contains(format) else { throw ValidationError("--log-format must be text or json") }
+        c.accessLog = accessLog || setting(nil, env: "RAGD_ACCESS_LOG", file: file, key: "access-log") == "1"
         LoggingSystem.bootstrap { label in
+            if format == "json" { return JSONLogHandler(label: label, logLevel: level) }
             var h = StreamLogHandler.standardError(label: label)
             h.logLevel = level
             return h

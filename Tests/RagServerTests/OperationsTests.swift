@@ -137,3 +137,34 @@ import Testing
         #expect(FileManager.default.fileExists(atPath: dir + "/cluster.json"))
     }
 }
+
+/// `--log-format json --access-log`: every line on standard error is one JSON
+/// object, and every finished call has a line with its request id, method,
+/// status and duration.
+@Suite struct StructuredLogTests {
+    @Test func jsonLinesWithOneLinePerCall() async throws {
+        let dir = makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let server = try await RagdProcess.launch(dataDirectory: dir, extraArguments: ["--log-format", "json", "--access-log", "--log-level", "info"])
+        defer { server.kill9() }
+        let c = server.client()
+        _ = try await c.index(Fixtures.documents, collection: "kb")
+        _ = try await c.query("raft leader", collection: "kb", topK: 3)
+        _ = try? await c.query("anything", collection: "missing", topK: 3)
+        await c.close()
+        var calls: [[String: Any]] = []
+        #expect(await eventually {
+            let lines = server.log.split(separator: "\n").filter { !$0.isEmpty }
+            let objects = lines.compactMap { (try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any] }
+            guard objects.count == lines.count else { return false }
+            calls = objects.filter { $0["message"] as? String == "call" }
+            return calls.count >= 3
+        }, "\(server.log.suffix(2000))")
+        #expect(calls.allSatisfy { ($0["request.id"] as? String)?.isEmpty == false && Double($0["duration_ms"] as? String ?? "") != nil && $0["time"] != nil })
+        #expect(calls.contains { $0["method"] as? String == "Index" && $0["status"] as? String == "OK" })
+        #expect(calls.contains { $0["method"] as? String == "Query" && $0["status"] as? String == "OK" })
+        #expect(calls.contains { $0["method"] as? String == "Query" && $0["status"] as? String == "NOT_FOUND" })
+        let bad = try await run([RagdProcess.binary, "serve", "--log-format", "xml", "--port", "0", "--data-dir", dir])
+        #expect(bad.status != 0 && bad.errors.contains("--log-format must be text or json"))
+    }
+}

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import RagCore
 import RagWire
+import Synchronization
 
 /// What a handler knows about its call.
 public struct CallContext: Sendable {
@@ -40,9 +41,12 @@ public final class Dispatcher: Sendable {
     /// Checks every call's key; nil: calls are trusted (the internal listener,
     /// whose clients proved themselves with a certificate).
     let authorizer: Authorizer?
+    let accessLog: Bool
 
+    /// `accessLog`: one info line per finished call (status, duration) for log shippers.
     public init(handlers: [String: RPCHandler], logger: Logger, metrics: RagMetrics? = nil, maxFrameSize: Int = FrameCodec.defaultMaxFrameSize,
-                dataDirectory: String = "", authorizer: Authorizer? = nil) {
+                dataDirectory: String = "", authorizer: Authorizer? = nil, accessLog: Bool = false) {
+        self.accessLog = accessLog
         self.authorizer = authorizer
         redactedPaths = dataDirectory.isEmpty ? [] : [URL(fileURLWithPath: dataDirectory).standardizedFileURL.path, dataDirectory].sorted { $0.count > $1.count }
         self.maxPayloadBytes = maxFrameSize - 1024
@@ -54,6 +58,22 @@ public final class Dispatcher: Sendable {
     /// Runs one call to completion. Never throws: failures become ERROR frames
     /// (unknown method: UNIMPLEMENTED; deadline: DEADLINE_EXCEEDED; cancel: CANCELLED).
     public func handle(_ frame: Ragd_V1_Frame, receivedAt: ContinuousClock.Instant, send: @escaping @Sendable (Ragd_V1_Frame) async -> Void) async {
+        guard accessLog else { return await serve(frame, receivedAt: receivedAt, send: send) }
+        let outcome = Mutex<(code: RagError.Code, requestID: String)?>(nil)
+        await serve(frame, receivedAt: receivedAt) { f in
+            if f.kind != .streamMessage {
+                outcome.withLock { $0 = (f.kind == .error ? (RagError.Code(rawValue: f.status.rawValue) ?? .unknown) : .ok, f.metadata.requestID) }
+            }
+            await send(f)
+        }
+        let (code, requestID) = outcome.withLock { $0 } ?? (.unknown, frame.metadata.requestID)
+        var logger = self.logger
+        logger[metadataKey: "request.id"] = "\(requestID)"
+        logger.info("call", metadata: ["method": "\(frame.method.truncatedUTF8(maxBytes: 64))", "status": "\(code)",
+                                        "duration_ms": "\(String(format: "%.3f", receivedAt.elapsedSeconds * 1000))"])
+    }
+
+    func serve(_ frame: Ragd_V1_Frame, receivedAt: ContinuousClock.Instant, send: @escaping @Sendable (Ragd_V1_Frame) async -> Void) async {
         let requestID = frame.metadata.requestID.isEmpty ? Self.newRequestID() : frame.metadata.requestID
         var logger = self.logger
         logger[metadataKey: "request.id"] = "\(requestID)"
