@@ -63,3 +63,34 @@ func scrape(port: Int) throws -> [Sample] {
         }
     }
 }
+
+/// The Grafana dashboard under Deploy/ parses, and every query in it names a
+/// metric Ragd exports: the single-node ones as a live server's /metrics shows
+/// them after some traffic, the cluster ones as RagMetrics declares them.
+@Suite struct DashboardTests {
+    @Test func everyPanelQueriesAnExportedMetric() async throws {
+        let path = Repo.path("Deploy/grafana/ragd-dashboard.json")
+        let data = try #require(FileManager.default.contents(atPath: path))
+        let dashboard = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        let panels = try #require(dashboard["panels"] as? [[String: Any]])
+        let exprs = panels.flatMap { ($0["targets"] as? [[String: Any]] ?? []).compactMap { $0["expr"] as? String } }
+        #expect(panels.count >= 10 && exprs.count >= panels.count)
+        let pattern = try Regex("rag_[a-z0-9_]+")
+        let used = Set(exprs.flatMap { $0.matches(of: pattern).map { String($0.output[0].substring ?? "") } })
+        let source = try String(contentsOfFile: Repo.path("Sources/RagServer/Metrics/RagMetrics.swift"), encoding: .utf8)
+        let declared = Set(source.matches(of: try Regex("label: \"(rag_[a-z0-9_]+)\"")).compactMap { $0.output[1].substring.map(String.init) })
+        try await withRagServer { client, server in
+            _ = try await client.index(Fixtures.documents, collection: "kb")
+            _ = try await client.query("raft leader", collection: "kb", topK: 3)
+            _ = try await client.query("raft leader", collection: "kb", topK: 3)
+            _ = try? await client.query("x", collection: "missing", topK: 3)
+            let live = Set(try await onThread { try scrape(port: server.metricsLocalAddress!.port!) }.map(\.name))
+            for name in used.sorted() {
+                let base = ["_bucket", "_sum", "_count"].reduce(name) { $0.hasSuffix($1) ? String($0.dropLast($1.count)) : $0 }
+                let cluster = ["rag_cluster_nodes", "rag_placement_version", "rag_partition_moves_total"].contains(base)
+                #expect(declared.contains(base), "\(name) is not a metric Ragd declares")
+                if !cluster { #expect(live.contains(name) || live.contains(base), "\(name) is not on a live server's /metrics") }
+            }
+        }
+    }
+}
