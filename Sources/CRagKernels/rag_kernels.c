@@ -45,6 +45,14 @@ static float dot_avx2(const float *a, const float *b, size_t n) {
     return reduce16(l);
 }
 
+// The avx512 end of a dot: four 16-lane accumulators (lanes 0-63) to one float.
+__attribute__((target("avx512f")))
+static inline float reduce512(__m512 s0, __m512 s1, __m512 s2, __m512 s3) {
+    float l[16];
+    _mm512_storeu_ps(l, _mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)));
+    return reduce16(l);
+}
+
 __attribute__((target("avx512f")))
 static float dot_avx512(const float *a, const float *b, size_t n) {
     __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps(), s2 = _mm512_setzero_ps(), s3 = _mm512_setzero_ps();
@@ -63,10 +71,7 @@ static float dot_avx512(const float *a, const float *b, size_t n) {
             *acc[k] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + i + 16 * k), _mm512_maskz_loadu_ps(m, b + i + 16 * k), *acc[k]);
         }
     }
-    __m512 g = _mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3));
-    float l[16];
-    _mm512_storeu_ps(l, g);
-    return reduce16(l);
+    return reduce512(s0, s1, s2, s3);
 }
 
 // Four rows at a time when a row is whole 64-float blocks, one from each
@@ -85,12 +90,7 @@ static void dot_rows4_avx512(const float *r0, const float *r1, const float *r2, 
             a[3][k] = _mm512_fmadd_ps(_mm512_loadu_ps(r3 + i + 16 * k), qk, a[3][k]);
         }
     }
-    for (int j = 0; j < 4; j++) {
-        __m512 g = _mm512_add_ps(_mm512_add_ps(a[j][0], a[j][1]), _mm512_add_ps(a[j][2], a[j][3]));
-        float l[16];
-        _mm512_storeu_ps(l, g);
-        *out[j] = reduce16(l);
-    }
+    for (int j = 0; j < 4; j++) *out[j] = reduce512(a[j][0], a[j][1], a[j][2], a[j][3]);
 }
 
 // ---- int8 rows (scalar quantisation): the float query times exact int8 -> float.
@@ -137,10 +137,7 @@ static float dot_i8_avx512(const signed char *a, const float *b, size_t n) {
         s2 = _mm512_fmadd_ps(i8x16(a + i + 32), _mm512_loadu_ps(b + i + 32), s2);
         s3 = _mm512_fmadd_ps(i8x16(a + i + 48), _mm512_loadu_ps(b + i + 48), s3);
     }
-    __m512 g = _mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3));
-    float l[16];
-    _mm512_storeu_ps(l, g);
-    return reduce16(l);
+    return reduce512(s0, s1, s2, s3);
 }
 
 // Four int8 rows at once (from four quarters of the block), query loads shared;
@@ -154,12 +151,7 @@ static void dot_i8_rows4_avx512(const signed char *r[4], size_t dim, const float
             __m512 qk = _mm512_loadu_ps(q + i + 16 * k);
             for (int j = 0; j < 4; j++) a[j][k] = _mm512_fmadd_ps(i8x16(r[j] + i + 16 * k), qk, a[j][k]);
         }
-    for (int j = 0; j < 4; j++) {
-        __m512 g = _mm512_add_ps(_mm512_add_ps(a[j][0], a[j][1]), _mm512_add_ps(a[j][2], a[j][3]));
-        float l[16];
-        _mm512_storeu_ps(l, g);
-        *out[j] = reduce16(l);
-    }
+    for (int j = 0; j < 4; j++) *out[j] = reduce512(a[j][0], a[j][1], a[j][2], a[j][3]);
 }
 
 typedef float (*dot_i8_fn)(const signed char *, const float *, size_t);

@@ -181,11 +181,7 @@ import Testing
         let cluster = try await LocalCluster.launch(shards: 2, replicas: 1, etcd: etcd.endpoint, coordinatorArguments: ["--logical-partitions", "4"])
         defer { cluster.stop() }
         let ca = cluster.client()
-        var docs: [RagDocument] = []
-        for i in 0..<1200 {
-            docs.append(RagDocument(id: String(format: "m-%04d", i), text: (0..<60).map { ClusterCorpus.words[($0 * 7 + i) % 20] }.joined(separator: " ") + " item\(i)."))
-        }
-        for start in stride(from: 0, to: docs.count, by: 200) { _ = try await ca.index(Array(docs[start..<start + 200]), collection: "big") }
+        let docs = try await Self.fillBig(ca, prefix: "m")
         let before = try await Self.answers(ca, collection: "big")
         // ~300 documents (two copy pages) per partition at ~200 kB/s: a few seconds per move.
         _ = try await ca.clusterChange("rebalance", maxBytesPerSecond: 200_000)
@@ -226,11 +222,7 @@ import Testing
         let cluster = try await LocalCluster.launch(shards: 2, replicas: 1, etcd: etcd.endpoint, coordinatorArguments: ["--logical-partitions", "4"])
         defer { cluster.stop() }
         let c = cluster.client()
-        var docs: [RagDocument] = []
-        for i in 0..<1200 {
-            docs.append(RagDocument(id: String(format: "t-%04d", i), text: (0..<60).map { ClusterCorpus.words[($0 * 3 + i) % 20] }.joined(separator: " ") + " item\(i)."))
-        }
-        for start in stride(from: 0, to: docs.count, by: 200) { _ = try await c.index(Array(docs[start..<start + 200]), collection: "big") }
+        let docs = try await Self.fillBig(c, prefix: "t")
         _ = try await c.clusterChange("rebalance", maxBytesPerSecond: 200_000)
         var third = try await cluster.launchShardNode("shard-third")
         let address = "127.0.0.1:\(third.internalPort)"
@@ -263,6 +255,16 @@ import Testing
         // (40 writes over 4 partitions: some reached the moving one while its target was down.)
         #expect(cluster.coordinator.log.contains("undone"), "the move should have been undone and made again")
         await c.close()
+    }
+
+    /// 1,200 documents of 60 words in collection "big": ~300 per partition of 4,
+    /// two copy pages each, so a throttled move lasts a few seconds.
+    static func fillBig(_ c: RagClient, prefix: String) async throws -> [RagDocument] {
+        let docs = (0..<1200).map { i in
+            RagDocument(id: String(format: "\(prefix)-%04d", i), text: (0..<60).map { ClusterCorpus.words[($0 * 7 + i) % 20] }.joined(separator: " ") + " item\(i).")
+        }
+        for start in stride(from: 0, to: docs.count, by: 200) { _ = try await c.index(Array(docs[start..<start + 200]), collection: "big") }
+        return docs
     }
 
     func balanced(_ s: ClusterStatus, members: Int, total: Int) -> Bool {
