@@ -10,11 +10,16 @@ public protocol Embedder: Sendable {
     func embed(_ texts: [String]) async throws -> [[Float]]
     /// False when the vectors ignore letter case (the text is lower-cased first).
     var isCaseSensitive: Bool { get }
+    /// True when the vectors only encode word overlap (no meaning): fused with
+    /// BM25 they add noise, not recall, so queries default to keyword search.
+    var isLexical: Bool { get }
 }
 
 extension Embedder {
     /// A model behind an API may see case: assume it does.
     public var isCaseSensitive: Bool { true }
+    /// Models are semantic unless they say otherwise.
+    public var isLexical: Bool { false }
 }
 
 /// The built-in offline embedder: signed feature hashing of word unigrams and
@@ -29,6 +34,7 @@ public struct HashingEmbedder: Embedder {
     public let dimension: Int
     public var id: String { "hashing-v2-\(dimension)" }
     public var isCaseSensitive: Bool { false }
+    public var isLexical: Bool { true }
 
     public init(dimension: Int = 384) {
         precondition(dimension > 0)

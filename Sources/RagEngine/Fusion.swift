@@ -5,11 +5,18 @@ public enum Fusion {
     /// Fuses ranked lists (best first) into one list of at most `limit` hits.
     /// A hit's text and metadata come from the first list that has it; ties
     /// break by `ChunkKey`.
-    public static func reciprocalRank(_ lists: [[Hit]], k: Double = defaultK, limit: Int) -> [Hit] {
+    /// A list weight so small that the list never reorders the others' hits
+    /// (for depths up to 1,000: the smallest step between two ranks there is
+    /// 1/1061² ≈ 8.9e-7, this list adds at most 1e-6/61), yet breaks their exact
+    /// ties and ranks its own hits after all of theirs.
+    public static let fillInWeight = 1e-6
+
+    public static func reciprocalRank(_ lists: [[Hit]], weights: [Double]? = nil, k: Double = defaultK, limit: Int) -> [Hit] {
         var fused: [ChunkKey: Hit] = [:]
-        for list in lists {
+        for (i, list) in lists.enumerated() {
+            let w = weights.map { i < $0.count ? $0[i] : 1 } ?? 1
             for (rank, hit) in list.enumerated() {
-                let add = 1.0 / (k + Double(rank + 1))
+                let add = w / (k + Double(rank + 1))
                 if var existing = fused[hit.key] {
                     existing.score += add
                     fused[hit.key] = existing

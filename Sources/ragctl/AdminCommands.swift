@@ -15,6 +15,9 @@ struct StatsCommand: AsyncParsableCommand {
             let s = try await client.stats(collection: collection, timeout: connection.deadline)
             if connection.json { printJSON(s); return }
             print("ragd \(s.version), up \(Int(s.uptimeSeconds)) s, \(s.openConnections) connections, \(s.inFlightCalls) calls in flight")
+            if !s.embedder.isEmpty {
+                print("embedder \(s.embedder)" + (s.lexicalEmbedder ? " (lexical: hybrid ranks by BM25, vectors only fill in)" : ""))
+            }
             print("queries: \(s.queriesTotal) (\(s.queryErrors) errors)")
             for l in s.latency {
                 print("  \(l.component.padding(toLength: 9, withPad: " ", startingAt: 0)) n=\(l.count)  p50 \(milliseconds(l.p50Seconds))  p95 \(milliseconds(l.p95Seconds))  p99 \(milliseconds(l.p99Seconds))")

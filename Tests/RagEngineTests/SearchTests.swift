@@ -117,6 +117,17 @@ func doc(_ id: String, _ text: String, _ meta: Metadata = [:], vector: [Float]? 
 @Suite struct FusionTests {
     func hit(_ id: String) -> Hit { Hit(key: ChunkKey(documentID: id, ordinal: 0), score: 0, text: id, metadata: [:], partition: 0) }
 
+    /// A fill-in list (a lexical embedder's) never reorders the main list, even
+    /// 1,000 deep and ranked in reverse, and its own hits come after every one of
+    /// the main list's.
+    @Test func fillInWeightKeepsTheMainOrder() {
+        let main = (0..<1000).map { hit("m\($0)") }
+        let fill = main.reversed() + (0..<50).map { hit("v\($0)") }
+        let fused = Fusion.reciprocalRank([Array(fill), main], weights: [Fusion.fillInWeight, 1], limit: 1050)
+        #expect(fused.prefix(1000).map(\.key.documentID) == main.map(\.key.documentID))
+        #expect(fused.dropFirst(1000).map(\.key.documentID) == (0..<50).map { "v\($0)" })
+    }
+
     @Test func reciprocalRankFusionOrder() {
         // x: 1/61 + 1/63; y: 1/62 + 1/61; z: 1/63; w: 1/62.
         let fused = Fusion.reciprocalRank([[hit("x"), hit("y"), hit("z")], [hit("y"), hit("w"), hit("x")]], limit: 4)

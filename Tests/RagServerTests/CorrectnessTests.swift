@@ -275,3 +275,25 @@ final class BlockingEmbedder: Embedder {
         #expect(bad.status != 0 && bad.errors.contains("--vector-index must be flat or int8"), "\(bad.errors)")
     }
 }
+
+/// With the lexical built-in embedder, hybrid answers rank exactly as keyword
+/// search (which scores better on the development corpus than fusing the two
+/// as equals) and vector hits only fill the answer up to k.
+@Suite struct LexicalFusionTests {
+    @Test func hybridRanksByKeywordAndFillsUpToK() async throws {
+        try await withRagServer { client, _ in
+            _ = try await client.index(ClusterCorpus.documents, collection: "kb")
+            var filled = 0
+            for (q, _) in ClusterCorpus.queries.prefix(30) + [("quokka raft", nil)] {
+                let kw = try await client.query(q, collection: "kb", topK: 10, mode: .keyword, noCache: true)
+                let hy = try await client.query(q, collection: "kb", topK: 10, mode: .hybrid, noCache: true)
+                #expect(Array(hy.sources.prefix(kw.sources.count).map(\.chunkID)) == kw.sources.map(\.chunkID), "\(q)")
+                #expect(hy.sources.count == 10)
+                if kw.sources.count < 10 { filled += 1 }
+            }
+            #expect(filled > 0, "some query should have had fewer than k keyword hits")
+            let stats = try await client.stats()
+            #expect(stats.embedder.hasPrefix("hashing") && stats.lexicalEmbedder)
+        }
+    }
+}

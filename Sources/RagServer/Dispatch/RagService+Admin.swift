@@ -67,6 +67,8 @@ extension RagService {
         r.inFlightCalls = snap.inFlight
         r.cache = cacheStats()
         r.queues = await coordinator.workQueues(jobs: jobs)
+        r.embedder = coordinator.embedder.id
+        r.lexicalEmbedder = coordinator.embedder.isLexical
         // Experiments change every user's answers: only admins see their configuration.
         if let experiments, ctx.principal.role == .admin { r.experiments = try experiments.list().map { (e) throws(RagError) in try experiments.report(e.name) } }
         return try FrameCodec.bytes(r)

@@ -1082,6 +1082,18 @@ public nonisolated struct Ragd_V1_StatsResponse: @unchecked Sendable {
     set {_uniqueStorage()._queues = newValue}
   }
 
+  /// the embedder this server uses, e.g. "hashing-v2-384"
+  public var embedder: String {
+    get {_storage._embedder}
+    set {_uniqueStorage()._embedder = newValue}
+  }
+
+  /// its vectors encode word overlap only: hybrid ranks by BM25, vectors fill in
+  public var lexicalEmbedder: Bool {
+    get {_storage._lexicalEmbedder}
+    set {_uniqueStorage()._lexicalEmbedder = newValue}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -4216,7 +4228,7 @@ nonisolated extension Ragd_V1_LatencyStats: SwiftProtobuf.Message, SwiftProtobuf
 
 nonisolated extension Ragd_V1_StatsResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".StatsResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}collections\0\u{3}queries_total\0\u{3}query_errors\0\u{1}latency\0\u{3}uptime_seconds\0\u{1}version\0\u{3}open_connections\0\u{3}in_flight_calls\0\u{1}cache\0\u{1}experiments\0\u{1}queues\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}collections\0\u{3}queries_total\0\u{3}query_errors\0\u{1}latency\0\u{3}uptime_seconds\0\u{1}version\0\u{3}open_connections\0\u{3}in_flight_calls\0\u{1}cache\0\u{1}experiments\0\u{1}queues\0\u{1}embedder\0\u{3}lexical_embedder\0")
 
   fileprivate class _StorageClass {
     var _collections: [Ragd_V1_CollectionStats] = []
@@ -4230,6 +4242,8 @@ nonisolated extension Ragd_V1_StatsResponse: SwiftProtobuf.Message, SwiftProtobu
     var _cache: Ragd_V1_CacheStats? = nil
     var _experiments: [Ragd_V1_ExperimentReportResponse] = []
     var _queues: [Ragd_V1_WorkQueueStats] = []
+    var _embedder: String = String()
+    var _lexicalEmbedder: Bool = false
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -4251,6 +4265,8 @@ nonisolated extension Ragd_V1_StatsResponse: SwiftProtobuf.Message, SwiftProtobu
       _cache = source._cache
       _experiments = source._experiments
       _queues = source._queues
+      _embedder = source._embedder
+      _lexicalEmbedder = source._lexicalEmbedder
     }
   }
 
@@ -4280,6 +4296,8 @@ nonisolated extension Ragd_V1_StatsResponse: SwiftProtobuf.Message, SwiftProtobu
         case 9: try { try decoder.decodeSingularMessageField(value: &_storage._cache) }()
         case 10: try { try decoder.decodeRepeatedMessageField(value: &_storage._experiments) }()
         case 11: try { try decoder.decodeRepeatedMessageField(value: &_storage._queues) }()
+        case 12: try { try decoder.decodeSingularStringField(value: &_storage._embedder) }()
+        case 13: try { try decoder.decodeSingularBoolField(value: &_storage._lexicalEmbedder) }()
         default: break
         }
       }
@@ -4325,6 +4343,12 @@ nonisolated extension Ragd_V1_StatsResponse: SwiftProtobuf.Message, SwiftProtobu
       if !_storage._queues.isEmpty {
         try visitor.visitRepeatedMessageField(value: _storage._queues, fieldNumber: 11)
       }
+      if !_storage._embedder.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._embedder, fieldNumber: 12)
+      }
+      if _storage._lexicalEmbedder != false {
+        try visitor.visitSingularBoolField(value: _storage._lexicalEmbedder, fieldNumber: 13)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -4345,6 +4369,8 @@ nonisolated extension Ragd_V1_StatsResponse: SwiftProtobuf.Message, SwiftProtobu
         if _storage._cache != rhs_storage._cache {return false}
         if _storage._experiments != rhs_storage._experiments {return false}
         if _storage._queues != rhs_storage._queues {return false}
+        if _storage._embedder != rhs_storage._embedder {return false}
+        if _storage._lexicalEmbedder != rhs_storage._lexicalEmbedder {return false}
         return true
       }
       if !storagesAreEqual {return false}

@@ -6834,7 +6834,7 @@ const ProtobufCMessageDescriptor ragd__v1__latency_stats__descriptor =
   (ProtobufCMessageInit) ragd__v1__latency_stats__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor ragd__v1__stats_response__field_descriptors[11] =
+static const ProtobufCFieldDescriptor ragd__v1__stats_response__field_descriptors[13] =
 {
   {
     "collections",
@@ -6968,13 +6968,39 @@ static const ProtobufCFieldDescriptor ragd__v1__stats_response__field_descriptor
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "embedder",
+    12,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__StatsResponse, embedder),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "lexical_embedder",
+    13,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__StatsResponse, lexical_embedder),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned ragd__v1__stats_response__field_indices_by_name[] = {
   8,   /* field[8] = cache */
   0,   /* field[0] = collections */
+  11,   /* field[11] = embedder */
   9,   /* field[9] = experiments */
   7,   /* field[7] = in_flight_calls */
   3,   /* field[3] = latency */
+  12,   /* field[12] = lexical_embedder */
   6,   /* field[6] = open_connections */
   1,   /* field[1] = queries_total */
   2,   /* field[2] = query_errors */
@@ -6985,7 +7011,7 @@ static const unsigned ragd__v1__stats_response__field_indices_by_name[] = {
 static const ProtobufCIntRange ragd__v1__stats_response__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 11 }
+  { 0, 13 }
 };
 const ProtobufCMessageDescriptor ragd__v1__stats_response__descriptor =
 {
@@ -6995,7 +7021,7 @@ const ProtobufCMessageDescriptor ragd__v1__stats_response__descriptor =
   "Ragd__V1__StatsResponse",
   "ragd.v1",
   sizeof(Ragd__V1__StatsResponse),
-  11,
+  13,
   ragd__v1__stats_response__field_descriptors,
   ragd__v1__stats_response__field_indices_by_name,
   1,  ragd__v1__stats_response__number_ranges,

@@ -737,10 +737,18 @@ struct  Ragd__V1__StatsResponse
    */
   size_t n_queues;
   Ragd__V1__WorkQueueStats **queues;
+  /*
+   * the embedder this server uses, e.g. "hashing-v2-384"
+   */
+  char *embedder;
+  /*
+   * its vectors encode word overlap only: hybrid ranks by BM25, vectors fill in
+   */
+  protobuf_c_boolean lexical_embedder;
 };
 #define RAGD__V1__STATS_RESPONSE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__stats_response__descriptor) \
-    , 0,NULL, 0, 0, 0,NULL, 0, (char *)protobuf_c_empty_string, 0, 0, NULL, 0,NULL, 0,NULL }
+    , 0,NULL, 0, 0, 0,NULL, 0, (char *)protobuf_c_empty_string, 0, 0, NULL, 0,NULL, 0,NULL, (char *)protobuf_c_empty_string, 0 }
 
 
 /*
