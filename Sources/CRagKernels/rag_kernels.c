@@ -14,12 +14,26 @@ static inline float reduce16(const float l[16]) {
     return h2[0] + h2[1];
 }
 
+// 64 lanes in memory -> one float, as every variant does it.
+static inline float reduce64(const float acc[64]) {
+    float l[16];
+    for (int i = 0; i < 16; i++) l[i] = (acc[i] + acc[i + 16]) + (acc[i + 32] + acc[i + 48]);
+    return reduce16(l);
+}
+
 static float dot_portable(const float *a, const float *b, size_t n) {
     float acc[64];
     memset(acc, 0, sizeof acc);
     for (size_t i = 0; i < n; i++) acc[i & 63] = fmaf(a[i], b[i], acc[i & 63]);
+    return reduce64(acc);
+}
+
+// The avx2 end of a dot: eight 8-lane accumulators (s[2g], s[2g+1] = lanes 16g..16g+15).
+__attribute__((target("avx2")))
+static inline float reduce256x8(const __m256 s[8]) {
     float l[16];
-    for (int i = 0; i < 16; i++) l[i] = (acc[i] + acc[i + 16]) + (acc[i + 32] + acc[i + 48]);
+    _mm256_storeu_ps(l, _mm256_add_ps(_mm256_add_ps(s[0], s[2]), _mm256_add_ps(s[4], s[6])));
+    _mm256_storeu_ps(l + 8, _mm256_add_ps(_mm256_add_ps(s[1], s[3]), _mm256_add_ps(s[5], s[7])));
     return reduce16(l);
 }
 
@@ -36,13 +50,7 @@ static float dot_avx2(const float *a, const float *b, size_t n) {
         memcpy(tb, b + i, (n - i) * sizeof(float));
         for (int k = 0; k < 8; k++) s[k] = _mm256_fmadd_ps(_mm256_loadu_ps(ta + 8 * k), _mm256_loadu_ps(tb + 8 * k), s[k]);
     }
-    // Lanes 0-15 are s[0] (0-7) and s[1] (8-15); group g is s[2g], s[2g+1].
-    __m256 lo = _mm256_add_ps(_mm256_add_ps(s[0], s[2]), _mm256_add_ps(s[4], s[6]));
-    __m256 hi = _mm256_add_ps(_mm256_add_ps(s[1], s[3]), _mm256_add_ps(s[5], s[7]));
-    float l[16];
-    _mm256_storeu_ps(l, lo);
-    _mm256_storeu_ps(l + 8, hi);
-    return reduce16(l);
+    return reduce256x8(s);
 }
 
 // The avx512 end of a dot: four 16-lane accumulators (lanes 0-63) to one float.
@@ -99,9 +107,7 @@ static float dot_i8_portable(const signed char *a, const float *b, size_t n) {
     float acc[64];
     memset(acc, 0, sizeof acc);
     for (size_t i = 0; i < n; i++) acc[i & 63] = fmaf((float)a[i], b[i], acc[i & 63]);
-    float l[16];
-    for (int i = 0; i < 16; i++) l[i] = (acc[i] + acc[i + 16]) + (acc[i + 32] + acc[i + 48]);
-    return reduce16(l);
+    return reduce64(acc);
 }
 
 __attribute__((target("avx2,fma")))
@@ -114,12 +120,7 @@ static float dot_i8_avx2(const signed char *a, const float *b, size_t n) {
             __m256 x = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(a + i + 8 * k))));
             s[k] = _mm256_fmadd_ps(x, _mm256_loadu_ps(b + i + 8 * k), s[k]);
         }
-    __m256 lo = _mm256_add_ps(_mm256_add_ps(s[0], s[2]), _mm256_add_ps(s[4], s[6]));
-    __m256 hi = _mm256_add_ps(_mm256_add_ps(s[1], s[3]), _mm256_add_ps(s[5], s[7]));
-    float l[16];
-    _mm256_storeu_ps(l, lo);
-    _mm256_storeu_ps(l + 8, hi);
-    return reduce16(l);
+    return reduce256x8(s);
 }
 
 __attribute__((target("avx512f")))

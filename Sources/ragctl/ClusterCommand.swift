@@ -19,11 +19,7 @@ struct ClusterCommand: AsyncParsableCommand {
         @OptionGroup var connection: ConnectionOptions
 
         func run() async throws {
-            let client = try connection.client()
-            try await runReporting {
-                let s = try await client.clusterStatus(timeout: connection.deadline)
-                if connection.json { printJSON(s); return }
-                if !s.degraded.isEmpty { print("degraded: \(s.degraded)") }
+            try await ClusterCommand.status(connection) { s in
                 print("placement: \(s.shards) logical partitions × \(s.replicationFactor) replicas (version \(s.placementVersion)); \(s.nodes.count) nodes registered")
                 for n in s.nodes {
                     let free = String(format: "%.1f GiB free", Double(n.freeBytes) / 1_073_741_824)
@@ -40,11 +36,7 @@ struct ClusterCommand: AsyncParsableCommand {
         @OptionGroup var connection: ConnectionOptions
 
         func run() async throws {
-            let client = try connection.client()
-            try await runReporting {
-                let s = try await client.clusterStatus(timeout: connection.deadline)
-                if connection.json { printJSON(s); return }
-                if !s.degraded.isEmpty { print("degraded: \(s.degraded)") }
+            try await ClusterCommand.status(connection) { s in
                 print("placement version \(s.placementVersion): \(s.shards) logical partitions × \(s.replicationFactor) replicas"
                       + (s.unassigned > 0 ? ", \(s.unassigned) replicas unassigned" : ""))
                 print("mover: \(s.mover.isEmpty ? "(none)" : s.mover)")
@@ -60,6 +52,17 @@ struct ClusterCommand: AsyncParsableCommand {
                                  Double(m.copiedBytes) / 1e6, m.bytesPerSecond / 1e6, m.error.isEmpty ? "" : " — \(m.error)"))
                 }
             }
+        }
+    }
+
+    /// ClusterStatus, as JSON with --json, else handed to `show` after any degraded line.
+    static func status(_ connection: ConnectionOptions, _ show: @escaping (ClusterStatus) -> Void) async throws {
+        let client = try connection.client()
+        try await runReporting {
+            let s = try await client.clusterStatus(timeout: connection.deadline)
+            if connection.json { printJSON(s); return }
+            if !s.degraded.isEmpty { print("degraded: \(s.degraded)") }
+            show(s)
         }
     }
 

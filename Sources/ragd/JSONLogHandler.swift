@@ -10,6 +10,7 @@ struct JSONLogHandler: LogHandler {
     var logLevel: Logger.Level = .info
     var metadata: Logger.Metadata = [:]
     static let lock = Mutex(())
+    static let time = Date.ISO8601FormatStyle(includingFractionalSeconds: true)
 
     subscript(metadataKey key: String) -> Logger.Metadata.Value? {
         get { metadata[key] }
@@ -21,7 +22,7 @@ struct JSONLogHandler: LogHandler {
         var fields: [String: String] = [:]
         for (k, v) in metadata { fields[k] = "\(v)" }
         for (k, v) in explicit ?? [:] { fields[k] = "\(v)" }
-        fields["time"] = Date.ISO8601FormatStyle(includingFractionalSeconds: true).format(Date())
+        fields["time"] = Self.time.format(Date())
         fields["level"] = level.rawValue
         fields["logger"] = label
         fields["message"] = message.description

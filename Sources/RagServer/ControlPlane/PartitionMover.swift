@@ -113,7 +113,7 @@ public final class PartitionMover: Sendable {
                 var batch: [Ragd_V1_StoredDocument] = []
                 var batchBytes = 0
                 for d in docs {
-                    let size = d.embeddings.count + d.chunks.reduce(0) { $0 + $1.utf8.count } + 256
+                    let size = d.encodedSizeBound
                     if !batch.isEmpty, batchBytes + size > Self.maxBatchBytes {
                         bytes += try await apply(batch, deletes: [], key: key, session: record.session, target: target, partition: p)
                         batch = []
@@ -259,17 +259,16 @@ public final class PartitionMover: Sendable {
         }
     }
 
-    /// Sends copies to the target; returns the bytes sent.
+    /// Sends copies to the target; returns (a bound of) the bytes sent.
     func apply(_ docs: [Ragd_V1_StoredDocument], deletes: [String], key: Ragd_V1_ShardKey, session: String, target: String, partition: Int) async throws(RagError) -> Int {
         guard !docs.isEmpty || !deletes.isEmpty else { return 0 }
         let request = Ragd_V1_ShardReceiveRequest.with {
             $0.partition = UInt32(partition); $0.session = session; $0.shard = key; $0.documents = docs; $0.repair = deletes
         }
-        let payload: Data
-        do { payload = try request.serializedData() } catch { throw RagError(.internal, "copy batch: \(error)") }
         let r = try await call(target, .shardReceive, request, as: Ragd_V1_ShardReceiveResponse.self)
         guard r.known else { throw RagError(.aborted, "the receive session on \(target) was lost (it restarted); copying again") }
-        return payload.count
+        // Counted, not encoded a second time: the throttle and the progress need no more.
+        return docs.reduce(0) { $0 + $1.encodedSizeBound }
     }
 
     /// The node to copy from: the leaving one if it answers, else another current replica.

@@ -218,8 +218,12 @@ public final class Cluster: Sendable {
 }
 
 extension Placement {
+    /// How a node's refusal of an older placement version begins (ABORTED):
+    /// the code alone is shared with other retryable refusals.
+    static let staleMarker = "stale placement"
+
     /// A node's refusal of a request routed by an older placement version.
     static func isStale(_ error: RagError) -> Bool {
-        error.code == .aborted && error.message.hasPrefix("stale placement")
+        error.code == .aborted && error.message.hasPrefix(staleMarker)
     }
 }

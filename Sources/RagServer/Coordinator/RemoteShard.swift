@@ -167,7 +167,7 @@ public final class RemoteShard: Shard {
         size = 0
         for d in upserts {
             let wire = d.wire
-            let n = ((try? wire.serializedData())?.count ?? Int.max / 2) + 16
+            let n = wire.encodedSizeBound + 6
             guard n <= limit else {
                 throw RagError.invalidArgument("document \(d.id.truncatedUTF8(maxBytes: 64).debugDescription) is \(n / 1_048_576) MiB with its embeddings; "
                     + "one write to a shard carries at most \(limit / 1_048_576) MiB: split the document")

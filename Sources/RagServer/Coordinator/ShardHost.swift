@@ -99,7 +99,7 @@ public actor ShardHost {
     public nonisolated func checkFence(_ version: UInt64) throws(RagError) {
         let f = fence.load(ordering: .acquiring)
         guard version == 0 || Int64(version) >= f else {
-            throw RagError(.aborted, "stale placement: version \(version) is older than this node's fence \(f); read the placement again")
+            throw RagError(.aborted, "\(Placement.staleMarker): version \(version) is older than this node's fence \(f); read the placement again")
         }
     }
 

@@ -65,3 +65,18 @@ extension PreparedDocument {
         return w
     }
 }
+
+extension Ragd_V1_StoredDocument {
+    /// An upper bound of its encoded size, without encoding it: each length-
+    /// delimited field costs at most its bytes plus 6 (tag and length varint),
+    /// a metadata entry at most its key plus 32 (a value message, or a string's bytes).
+    var encodedSizeBound: Int {
+        var n = id.utf8.count + 6 + embeddings.count + 6 + 11
+        for c in chunks { n += c.utf8.count + 6 }
+        for (k, v) in metadata {
+            n += k.utf8.count + 32
+            if case .stringValue(let s)? = v.kind { n += s.utf8.count }
+        }
+        return n
+    }
+}
