@@ -127,7 +127,7 @@ public final class RedisJobQueue: JobQueue {
 
     func claimOnce(kind: String, worker: String) async throws -> ClaimedJob? {
         try await ensureGroup(kind)
-        try await sweepConsumers(kind)
+        try await sweepConsumers(kind, sweeper: worker)
         // Retries whose backoff is over go back on the stream (once: ZREM decides).
         _ = try await eval("""
             local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, 10)
@@ -167,8 +167,10 @@ public final class RedisJobQueue: JobQueue {
 
     /// Workers that stopped stay listed in the group; once one holds no deliveries
     /// and has been silent for three visibility timeouts (a live worker polls
-    /// every 100 ms), remove it. Checked once per visibility timeout.
-    func sweepConsumers(_ kind: String) async throws {
+    /// every 100 ms), remove it. Checked once per visibility timeout. Never the
+    /// sweeper itself: it is alive, though Redis (before 7.2) counts a consumer
+    /// idle from its last delivery, not its last read.
+    func sweepConsumers(_ kind: String, sweeper: String) async throws {
         let due = lastSweep.withLock { last in
             guard last.duration(to: .now) > visibilityTimeout else { return false }
             last = .now
@@ -180,7 +182,7 @@ public final class RedisJobQueue: JobQueue {
             var info: [String: RedisConnection.Reply] = [:]
             let kv = c.array
             for i in stride(from: 0, to: kv.count - 1, by: 2) { if let k = kv[i].text { info[k] = kv[i + 1] } }
-            guard let name = info["name"]?.text, info["pending"]?.integer == 0, (info["idle"]?.integer ?? 0) > silentMS else { continue }
+            guard let name = info["name"]?.text, name != sweeper, info["pending"]?.integer == 0, (info["idle"]?.integer ?? 0) > silentMS else { continue }
             _ = try await redis.command("XGROUP", "DELCONSUMER", stream(kind), Self.group, name)
         }
     }
