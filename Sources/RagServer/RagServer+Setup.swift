@@ -25,8 +25,7 @@ extension RagServer {
                 guard let file = configuration.cluster else { throw RagError.invalidArgument("--role coordinator needs --cluster FILE or --etcd") }
                 placement = Placement(file: file)
             }
-            let c = try Cluster(placement: placement, store: store, hintPath: configuration.dataDirectory + "/hints.sqlite",
-                                tls: configuration.clusterTLS, maxFrameSize: configuration.maxFrameSize, logger: logger) { metrics.placementVersion($0.version) }
+            let c = try Cluster(placement: placement, store: store, tls: configuration.clusterTLS, maxFrameSize: configuration.maxFrameSize, logger: logger) { metrics.placementVersion($0.version) }
             let catalog = etcd.map { EtcdCatalog(etcd: $0) }
             let registry = try await CollectionRegistry(configuration: configuration, partitions: placement.partitions, catalog: catalog) { info, p in
                 guard info.partitions <= c.partitions else {

@@ -111,7 +111,6 @@ public final class RagServer: Service, Sendable {
                 group.addTask { try await endpoint.run() }
             }
             if let cluster {
-                group.addTask { await cluster.replayHints() }
                 group.addTask { await cluster.watch() }
             }
             if let rebalancer {

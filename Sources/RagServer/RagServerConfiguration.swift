@@ -58,6 +58,9 @@ public struct RagServerConfiguration: Sendable {
     /// Vector dimension of the built-in hashing embedder.
     public var embeddingDimension: Int = 384
     public var synchronous: PartitionStore.Synchronous = .full
+    /// Replication log entries a shard node keeps per partition behind the
+    /// newest, for replicas that catch up (older ones catch up by a copy).
+    public var logEntries: Int = 10_000
     /// How long a graceful shutdown waits for in-flight calls.
     public var shutdownGracePeriod: Duration = .seconds(10)
     /// Chunks embedded per embedder call while indexing.

@@ -50,15 +50,33 @@ public final class PartitionStore: Sendable {
                 t.primaryKey(["documentId", "ordinal"])
             }
         }
+        m.registerMigration("v2-oplog") { db in
+            // The replication log: every sequenced write, kept for peers to catch up from.
+            try db.execute(sql: "CREATE TABLE oplog (seq INTEGER PRIMARY KEY, version INTEGER NOT NULL, payload BLOB NOT NULL)")
+            // The last entry applied (also when the log was truncated or a copy set it).
+            try db.execute(sql: "CREATE TABLE applied (id INTEGER PRIMARY KEY CHECK (id = 0), seq INTEGER NOT NULL, version INTEGER NOT NULL)")
+            try db.execute(sql: "INSERT INTO applied (id, seq, version) VALUES (0, 0, 0)")
+        }
         return m
     }
 
     /// Applies upserts and deletes in one transaction: either all are durable
     /// when this returns, or none. Returns the ids of `deletes` that existed.
+    /// `entry`: the write is that replication log entry; it is logged and
+    /// recorded as the last applied in the same transaction, and entries more
+    /// than `keep` behind it are dropped from the log.
     @discardableResult
-    public func write(upserts: [PreparedDocument], deletes: [String] = []) throws(RagError) -> Set<String> {
+    public func write(upserts: [PreparedDocument], deletes: [String] = [], entry: LogEntry? = nil, keep: Int = 0) throws(RagError) -> Set<String> {
         do {
             return try pool.write { db in
+                if let entry {
+                    try db.execute(sql: "INSERT OR REPLACE INTO oplog (seq, version, payload) VALUES (?, ?, ?)",
+                                   arguments: [Int64(entry.seq), Int64(entry.version), entry.payload])
+                    try db.execute(sql: "UPDATE applied SET seq = ?, version = ? WHERE id = 0", arguments: [Int64(entry.seq), Int64(entry.version)])
+                    if keep > 0, entry.seq % 64 == 0 {
+                        try db.execute(sql: "DELETE FROM oplog WHERE seq <= ?", arguments: [Int64(entry.seq) - Int64(keep)])
+                    }
+                }
                 var deleted = Set<String>()
                 for id in deletes {
                     try db.execute(sql: "DELETE FROM chunk WHERE documentId = ?", arguments: [id])

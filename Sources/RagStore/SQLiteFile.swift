@@ -1,7 +1,7 @@
 import Foundation
 import GRDB
 
-/// Opens the small single-writer SQLite files beside the data (catalog, hints,
+/// Opens the small single-writer SQLite files beside the data (catalog,
 /// jobs, experiments): parent directory created, WAL journal, chosen
 /// `synchronous` level, migrations applied.
 public enum SQLiteFile {

@@ -35,6 +35,7 @@ public enum RagMethod: String, Sendable, CaseIterable {
     case shardSlot = "ShardSlot"
     case shardReceive = "ShardReceive"
     case shardDrop = "ShardDrop"
+    case shardLog = "ShardLog"
 
     /// Methods that answer with stream messages and an end-of-stream frame.
     public var isStreaming: Bool { self == .stream || self == .indexStream }

@@ -35,6 +35,7 @@ public final class SQLiteSharedCache: SharedCache {
             var config = Configuration()
             // A cache may lose its last writes on power loss; it must not slow queries.
             config.prepareDatabase { db in try db.execute(sql: "PRAGMA synchronous = NORMAL") }
+            try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
             pool = try DatabasePool(path: path, configuration: config)
             var m = DatabaseMigrator()
             m.registerMigration("v1") { db in

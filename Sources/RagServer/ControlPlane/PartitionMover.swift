@@ -41,10 +41,26 @@ public final class PartitionMover: Sendable {
         self.metrics = metrics
     }
 
-    /// Begins `move`: the record and the joining node in one transaction.
+    /// Begins `move`: the target's receive session first (with where each
+    /// collection's log replay will start), then the record and the joining
+    /// node in one transaction.
     func start(_ move: PlannedMove, placement: Placement, revision: Int64) async throws(RagError) -> Bool {
-        let record = MoveRecord(partition: move.partition, from: move.from, to: move.to, phase: "copying",
+        var record = MoveRecord(partition: move.partition, from: move.from, to: move.to, phase: "copying",
                                 session: UUID().uuidString, startedAt: Date().timeIntervalSince1970)
+        let slot = placement.slots[move.partition]
+        if let primary = slot.primary {
+            var bases: [String: [UInt64]] = [:]
+            let source = try address(primary, placement)
+            for entry in try await call(source, .shardSlot, Ragd_V1_ShardSlotRequest.with { $0.partition = UInt32(move.partition) },
+                                        as: Ragd_V1_ShardSlotResponse.self).entries {
+                var key = entry.shard
+                key.placementVersion = UInt64(placement.version)
+                let s = try await call(source, .shardCounts, Ragd_V1_ShardCountsRequest.with { $0.shard = key }, as: Ragd_V1_ShardCountsResponse.self)
+                bases[key.collection] = [s.seq, s.seqVersion]
+            }
+            record.bases = bases
+        }
+        try await begin(record, clear: true, placement: placement)
         let next = placement.next { $0.slots[move.partition].joining.append(move.to) }
         let ok = try await store.publish(next, over: revision, mover: me, move: (record, 0, false))
         if ok {
@@ -77,9 +93,7 @@ public final class PartitionMover: Sendable {
         try await fence(slot.writeSet, placement: placement)
         let target = try address(record.to, placement)
         let clear = record.doneCollections.isEmpty && record.cursor.isEmpty && record.copiedDocuments == 0
-        _ = try await call(target, .shardReceive, Ragd_V1_ShardReceiveRequest.with {
-            $0.partition = UInt32(p); $0.session = record.session; $0.begin = true; $0.clear = clear
-        }, as: Ragd_V1_ShardReceiveResponse.self)
+        try await begin(record, clear: clear, placement: placement)
         let source = try await sourceNode(record, slot: slot, placement: placement)
         let entries = try await call(source, .shardSlot, Ragd_V1_ShardSlotRequest.with { $0.partition = UInt32(p) }, as: Ragd_V1_ShardSlotResponse.self).entries
         record.totalDocuments = entries.reduce(0) { $0 + Int($1.documents) }
@@ -139,14 +153,31 @@ public final class PartitionMover: Sendable {
             try await save()
         }
         try await verify(entries, source: source, target: target, record: record, placement: placement)
+        // The copy is made: the target leaves copy mode and replays the
+        // primary's log from each collection's base, in order; writers keep
+        // sending it every new entry meanwhile (filling any gap from the log).
+        _ = try await call(target, .shardReceive, Ragd_V1_ShardReceiveRequest.with { $0.partition = UInt32(p); $0.session = record.session; $0.end = true },
+                           as: Ragd_V1_ShardReceiveResponse.self)
+        do {
+            try await catchUp(partition: p, target: target, source: source, placement: placement)
+        } catch where error.message.hasPrefix(Replication.needsCopyMarker) {
+            _ = try await store.markFailed(partition: p, node: record.to, reason: error.message)
+            throw error
+        }
         // Switch: the copy is current, and writes keep reaching it.
         record.phase = "switched"
         let from = record.from
         let next = placement.next { pl in
             var s = pl.slots[p]
             s.joining.removeAll { $0 == record.to }
-            if let from { s.replicas.removeAll { $0 == from }; s.leaving.append(from) }
+            if let from {
+                s.replicas.removeAll { $0 == from }
+                s.leaving.append(from)
+                s.inSync?.removeAll { $0 == from }
+                s.syncing?.removeAll { $0 == from }
+            }
             s.replicas.append(record.to)
+            if s.inSync != nil { s.inSync!.append(record.to) }
             pl.slots[p] = s
         }
         guard try await store.publish(next, over: prev, mover: me, move: (record, revision, false)) else {
@@ -271,15 +302,36 @@ public final class PartitionMover: Sendable {
         return docs.reduce(0) { $0 + $1.encodedSizeBound }
     }
 
-    /// The node to copy from: the leaving one if it answers, else another current replica.
+    /// The node to copy from: the primary, whose log the copy's replay continues.
     func sourceNode(_ record: MoveRecord, slot: Placement.Slot, placement: Placement) async throws(RagError) -> String {
-        var candidates = slot.replicas.filter { $0 != record.to }
-        if let from = record.from { candidates.removeAll { $0 == from }; candidates.insert(from, at: 0) }
-        for id in candidates {
-            let a = try address(id, placement)
-            if cluster.hints.count(a) == 0, (try? cluster.node(address: a))?.isDown != true { return a }
+        guard let primary = slot.primary else { throw RagError(.unavailable, "partition \(record.partition): no in-sync replica to copy from") }
+        return try address(primary, placement)
+    }
+
+    /// Opens (or finds open) the target's receive session.
+    func begin(_ record: MoveRecord, clear: Bool, placement: Placement) async throws(RagError) {
+        _ = try await call(try address(record.to, placement), .shardReceive, Ragd_V1_ShardReceiveRequest.with {
+            $0.partition = UInt32(record.partition); $0.session = record.session; $0.begin = true; $0.clear = clear
+            $0.bases = (record.bases ?? [:]).sorted { $0.key < $1.key }.map { c, b in
+                Ragd_V1_ShardBase.with { $0.shard.collection = c; $0.shard.partition = UInt32(record.partition); $0.seq = b.first ?? 0; $0.version = b.last ?? 0 }
+            }
+        }, as: Ragd_V1_ShardReceiveResponse.self)
+    }
+
+    /// Replays the source's log on the target, every collection, up to the
+    /// source's head (the writers send everything after it).
+    func catchUp(partition p: Int, target: String, source: String, placement: Placement) async throws(RagError) {
+        let src = try cluster.node(address: source).client
+        let dst = try cluster.node(address: target).client
+        for entry in try await call(source, .shardSlot, Ragd_V1_ShardSlotRequest.with { $0.partition = UInt32(p) }, as: Ragd_V1_ShardSlotResponse.self).entries {
+            var key = entry.shard
+            key.placementVersion = UInt64(placement.version)
+            let state = try await call(target, .shardCounts, Ragd_V1_ShardCountsRequest.with { $0.shard = key }, as: Ragd_V1_ShardCountsResponse.self)
+            guard try await ReplicaSync.isPrefix(target: state, primary: src, key: key, timeout: .seconds(30)) else {
+                throw Replication.needsCopy("partition \(p) of \(key.collection) on \(target) does not continue the primary's log")
+            }
+            try await ReplicaSync.fill(target: dst, primary: src, key: key, after: state.seq, timeout: .seconds(30))
         }
-        throw RagError(.unavailable, "partition \(record.partition): no current replica to copy from")
     }
 
     /// Raises the fence of every node in `ids` to the placement's version.
@@ -296,8 +348,12 @@ public final class PartitionMover: Sendable {
     }
 
     func call<Resp: SwiftProtobuf.Message>(_ address: String, _ method: RagMethod, _ request: some SwiftProtobuf.Message, as: Resp.Type) async throws(RagError) -> Resp {
+        let node = try cluster.node(address: address)
+        let t = ContinuousClock.now
         do {
-            return try await cluster.node(address: address).client.call(method, request, as: Resp.self, timeout: .seconds(30))
+            let r = try await node.client.call(method, request, as: Resp.self, timeout: .seconds(30))
+            node.succeeded(latency: t.elapsedSeconds)
+            return r
         } catch {
             throw RagError(from: error)
         }

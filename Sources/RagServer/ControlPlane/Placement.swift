@@ -31,8 +31,28 @@ public struct Placement: Codable, Sendable, Hashable {
         public var joining: [String] = []
         public var leaving: [String] = []
 
+        /// Replicas that hold every acknowledged write (nil: all of `replicas`).
+        /// A replica that misses a write is taken out before the write is
+        /// acknowledged; it comes back after catching up from the primary.
+        public var inSync: [String]?
+        /// Members of `inSync` that still replay entries ordered before they
+        /// joined it: they get every write, and are not read yet.
+        public var syncing: [String]?
+
         /// Every node a write must reach.
         public var writeSet: [String] { replicas + joining + leaving }
+        /// Replicas every write must reach (in `replicas` order).
+        public var writers: [String] { replicas.filter { inSync?.contains($0) ?? true } }
+        /// Replicas that answer reads.
+        public var readers: [String] { writers.filter { !(syncing ?? []).contains($0) } }
+        /// The replica that orders writes: the first reader.
+        public var primary: String? { readers.first }
+
+        /// Takes `ids` out of the in-sync set.
+        mutating func dropInSync(_ ids: [String]) {
+            inSync = writers.filter { !ids.contains($0) }
+            syncing = (syncing ?? []).filter { !ids.contains($0) }
+        }
     }
 
     /// 0 for a static cluster file (never fenced); from 1 in etcd.

@@ -23,6 +23,9 @@ public struct MoveRecord: Codable, Sendable, Hashable {
     public var bytesPerSecond = 0.0
     public var startedAt: Double
     public var error = ""
+    /// Per collection, the primary's last entry [seq, version] when the copy
+    /// began: the target replays the log from there once the copy is made.
+    public var bases: [String: [UInt64]]?
 
     /// Where it lives in etcd.
     public var key: String { PlacementStore.movesPrefix + String(format: "%05d", partition) }

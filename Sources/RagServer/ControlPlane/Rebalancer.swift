@@ -104,12 +104,14 @@ public final class Rebalancer: Sendable {
             try await mover.drive(record, revision: rev)
             return true
         }
+        // Replicas out of sync come back before anything moves.
+        if try await ReplicaRecovery(mover: mover).step(placement) { return true }
         var plan = RebalancePlanner.plan(placement)
         guard !plan.isEmpty else { return false }
         // Partitions no node holds yet hold no data: assign them all at once.
         let empty = plan.filter { placement.slots[$0.partition].replicas.isEmpty && placement.slots[$0.partition].joining.isEmpty }
         if !empty.isEmpty {
-            let next = placement.next { p in for m in empty { p.slots[m.partition].replicas.append(m.to) } }
+            let next = placement.next { p in for m in empty { p.slots[m.partition].replicas.append(m.to); p.slots[m.partition].inSync = nil; p.slots[m.partition].syncing = nil } }
             if try await store.publish(next, over: revision, mover: me) {
                 cluster.adopt(next)
                 logger.info("assigned \(empty.count) empty partition replicas (placement \(next.version))")

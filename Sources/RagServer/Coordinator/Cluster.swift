@@ -41,23 +41,28 @@ public final class Replica: Sendable {
 /// Where one logical partition's calls go, under one placement version.
 struct Route: Sendable {
     var version: Int64
-    /// Read replicas; writes must reach these at the write quorum.
+    /// Replicas that answer reads (in sync).
     var replicas: [Replica]
+    /// The replica that orders writes.
+    var primary: (id: String, replica: Replica)?
+    /// The other in-sync replicas: every write must reach them, or they are
+    /// taken out of the in-sync set before it is acknowledged.
+    var followers: [(id: String, replica: Replica)]
     /// Nodes receiving a copy (a move): every write must reach them, or the move is undone.
     var joining: [(id: String, replica: Replica)]
     /// Nodes a partition is moving off: written to, never read.
     var leaving: [Replica]
-    var quorum: Int
+    /// A cluster file's placement: no in-sync set to change, so every replica must take every write.
+    var isStatic: Bool { version == 0 }
 }
 
 /// The shard nodes of a cluster and the placement that maps logical partitions
-/// to them, shared by every collection's `RemoteShard`s, plus the
-/// hinted-handoff log and its replayer. The placement is fixed (a cluster
-/// file) or follows etcd: watched, and refreshed at once when a node says the
-/// version used is stale.
+/// to them, shared by every collection's `RemoteShard`s. The placement is
+/// fixed (a cluster file) or follows etcd: watched, and refreshed at once when
+/// a node says the version used is stale. A coordinator keeps nothing on disk
+/// for writes: what was acknowledged is on every in-sync replica.
 public final class Cluster: Sendable {
     private let state: Mutex<(placement: Placement, nodes: [String: Replica])>
-    public let hints: HintLog
     /// nil: a static cluster file.
     public let store: PlacementStore?
     let tls: ClientTLS?
@@ -69,13 +74,12 @@ public final class Cluster: Sendable {
 
     /// `tls`: the coordinator's client certificate and the cluster CA, for the
     /// shards' internal listeners (nil: plain TCP, only with --insecure).
-    public init(placement: Placement, store: PlacementStore?, hintPath: String, tls: ClientTLS? = nil, maxFrameSize: Int = 16 * 1024 * 1024,
+    public init(placement: Placement, store: PlacementStore?, tls: ClientTLS? = nil, maxFrameSize: Int = 16 * 1024 * 1024,
                 logger: Logger, observe: @escaping @Sendable (Placement) -> Void = { _ in }) throws(RagError) {
         maxWriteBytes = max(64 * 1024, maxFrameSize - 64 * 1024)
         state = Mutex((placement, [:]))
         self.store = store
         self.tls = tls
-        hints = try HintLog(path: hintPath)
         self.logger = logger
         self.observe = observe
         observe(placement)
@@ -109,11 +113,36 @@ public final class Cluster: Sendable {
         var joining: [(String, Replica)] = []
         for id in slot.joining { joining.append((id, try replica(id))) }
         var replicas: [Replica] = []
-        for id in slot.replicas { replicas.append(try replica(id)) }
+        for id in slot.readers { replicas.append(try replica(id)) }
+        var followers: [(String, Replica)] = []
+        for id in slot.writers where id != slot.primary { followers.append((id, try replica(id))) }
         var leaving: [Replica] = []
         for id in slot.leaving { leaving.append(try replica(id)) }
-        return Route(version: p.version, replicas: replicas, joining: joining, leaving: leaving,
-                     quorum: min(p.writeQuorum ?? replicas.count, replicas.count))
+        guard let primary = slot.primary else {
+            throw RagError(.unavailable, "logical partition \(partition) has no in-sync replica: its nodes are down or still catching up")
+        }
+        return Route(version: p.version, replicas: replicas, primary: (primary, try replica(primary)), followers: followers,
+                     joining: joining, leaving: leaving)
+    }
+
+    /// Changes partition `partition`'s slot in etcd if the placement is still
+    /// at `version`; else (or when another coordinator changed it first) throws
+    /// a stale-placement refusal, so the caller routes again by the newer one.
+    func changeSlot(_ partition: Int, at version: Int64, _ change: (inout Placement.Slot) throws(RagError) -> Void) async throws(RagError) {
+        guard let store else { throw RagError(.unavailable, "a static cluster cannot change its replicas") }
+        guard let (p, revision) = try await store.load() else { throw RagError(.unavailable, "no placement in etcd") }
+        guard p.version == version, partition < p.slots.count else {
+            adopt(p)
+            throw RagError(.aborted, "\(Placement.staleMarker): the placement changed to version \(p.version)")
+        }
+        var slot = p.slots[partition]
+        try change(&slot)
+        let next = p.next { $0.slots[partition] = slot }
+        guard try await store.publish(next, over: revision) else {
+            try? await refresh()
+            throw RagError(.aborted, "\(Placement.staleMarker): the placement changed while partition \(partition) was updated")
+        }
+        adopt(next)
     }
 
     /// Takes `next` if it is newer than the placement in use.
@@ -155,65 +184,20 @@ public final class Cluster: Sendable {
         return p.members.keys.sorted().compactMap { id -> Ragd_V1_ReplicaHealth? in
             guard let m = p.members[id], let r = try? node(address: m.address) else { return nil }
             let h = r.health.withLock { $0 }
-            let pending = hints.count(r.address)
+            // Partitions it holds but is not read for: it missed writes and catches up.
+            let behind = p.slots.filter { $0.replicas.contains(id) && !$0.readers.contains(id) }.count
             return Ragd_V1_ReplicaHealth.with {
                 $0.shard = UInt32(firstSlot[id] ?? 0)
                 $0.address = r.address
-                $0.state = h.downSince != nil ? "down" : (pending > 0 ? "lagging" : "up")
+                $0.state = h.downSince != nil ? "down" : (behind > 0 ? "lagging" : "up")
                 $0.latencySeconds = h.latency
-                $0.pendingWrites = UInt64(pending)
+                $0.pendingWrites = UInt64(behind)
             }
-        }
-    }
-
-    /// Replays hinted writes to replicas that answer again, oldest first, until
-    /// cancelled. A replica catches up before it is considered current. A hint
-    /// travels with the placement version in use now; one for a partition the
-    /// node no longer holds is dropped (its copy moved, and was dropped with it).
-    public func replayHints() async {
-        while !Task.isCancelled {
-            let p = placement
-            for address in hints.replicasWithHints() {
-                guard let r = try? node(address: address) else { continue }
-                while let hint = try? hints.oldest(address) {
-                    do {
-                        guard var request = try? FrameCodec.payload(Ragd_V1_ShardWriteRequest.self, from: hint.payload) else {
-                            try hints.remove(hint.id, replica: address)
-                            continue
-                        }
-                        let slot = Int(request.shard.partition)
-                        let holders = slot < p.slots.count ? p.slots[slot].writeSet.compactMap { p.members[$0]?.address } : []
-                        if p.version > 0, !holders.contains(address) {
-                            logger.info("dropped a hint for \(address): it no longer holds partition \(slot)")
-                            try hints.remove(hint.id, replica: address)
-                            continue
-                        }
-                        request.shard.placementVersion = UInt64(p.version)
-                        let t = ContinuousClock.now
-                        _ = try await r.client.unary(.shardWrite, payload: try FrameCodec.bytes(request), timeout: .seconds(5))
-                        r.succeeded(latency: t.elapsedSeconds)
-                        try hints.remove(hint.id, replica: address)
-                    } catch {
-                        let e = RagError(from: error)
-                        if RemoteShard.permanent(e.code) {
-                            // It would be refused again forever, wedging every later write behind it.
-                            logger.error("dropped a hinted write that \(address) refuses: \(e)")
-                            try? hints.remove(hint.id, replica: address)
-                            continue
-                        }
-                        if Placement.isStale(e) { try? await refresh() } else { r.failed(e) }
-                        break
-                    }
-                }
-                if hints.count(address) == 0 { logger.info("replica \(address) caught up") }
-            }
-            try? await Task.sleep(for: .milliseconds(200))
         }
     }
 
     public func close() async {
         for r in state.withLock({ Array($0.nodes.values) }) { await r.client.close() }
-        hints.close()
     }
 }
 

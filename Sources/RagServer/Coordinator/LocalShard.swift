@@ -1,3 +1,4 @@
+import Foundation
 import RagCore
 import RagEngine
 import RagStore
@@ -17,13 +18,20 @@ public actor LocalShard: Shard {
     /// While this partition receives a copy (a move): the session, and every
     /// document id written through the cluster since it began.
     nonisolated let receiving = Mutex<(session: String, touched: Set<String>)?>(nil)
+    /// The last replication log entry applied (0 before the first).
+    var applied: (seq: UInt64, version: UInt64)
+    /// Log entries kept behind the newest, for replicas that catch up.
+    let logKeep: Int
 
     /// Opens (or creates) the partition file and loads its vectors into memory.
     /// `int8`: an int8 first pass with exact rescoring (`--vector-index int8`).
-    public init(path: String, partition: Int, dimension: Int, synchronous: PartitionStore.Synchronous, int8: Bool = false) throws(RagError) {
+    public init(path: String, partition: Int, dimension: Int, synchronous: PartitionStore.Synchronous, int8: Bool = false,
+                logKeep: Int = 10_000) throws(RagError) {
         self.partition = partition
         self.dimension = dimension
+        self.logKeep = logKeep
         store = try PartitionStore(path: path, synchronous: synchronous)
+        applied = try store.applied()
         let index = PartitionIndex(dimension: dimension, partition: partition, int8: int8)
         try store.loadAll { doc in
             guard doc.embeddings.allSatisfy({ $0.count == dimension }) else {
@@ -54,8 +62,18 @@ public actor LocalShard: Shard {
     }
 
     public func write(upserts: [PreparedDocument], deletes: [String]) throws -> Set<String> {
-        // Checked before anything is stored: a write that does not fit this
-        // partition is an error for its sender, never a crash after the commit.
+        try check(upserts)
+        receiving.withLock { r in
+            guard r != nil else { return }
+            for d in upserts { r!.touched.insert(d.id) }
+            for id in deletes { r!.touched.insert(id) }
+        }
+        return try apply(upserts: upserts, deletes: deletes)
+    }
+
+    /// Checked before anything is stored: a write that does not fit this
+    /// partition is an error for its sender, never a crash after the commit.
+    func check(_ upserts: [PreparedDocument]) throws {
         for d in upserts {
             guard d.chunks.count == d.embeddings.count else {
                 throw RagError.invalidArgument("document \(d.id.truncatedUTF8(maxBytes: 64).debugDescription) has \(d.chunks.count) chunks but \(d.embeddings.count) embeddings")
@@ -67,16 +85,11 @@ public actor LocalShard: Shard {
                 guard v.allSatisfy(\.isFinite) else { throw RagError.invalidArgument("an embedding holds a value that is not finite") }
             }
         }
-        receiving.withLock { r in
-            guard r != nil else { return }
-            for d in upserts { r!.touched.insert(d.id) }
-            for id in deletes { r!.touched.insert(id) }
-        }
-        return try apply(upserts: upserts, deletes: deletes)
     }
 
-    private func apply(upserts: [PreparedDocument], deletes: [String]) throws -> Set<String> {
-        let deleted = try store.write(upserts: upserts, deletes: deletes)
+    private func apply(upserts: [PreparedDocument], deletes: [String], entry: LogEntry? = nil) throws -> Set<String> {
+        let deleted = try store.write(upserts: upserts, deletes: deletes, entry: entry, keep: logKeep)
+        if let entry { applied = (entry.seq, entry.version) }
         for id in deletes { index.remove(id) }
         for doc in upserts { index.upsert(doc) }
         return deleted
@@ -97,6 +110,71 @@ public actor LocalShard: Shard {
         }
         _ = try apply(upserts: ups, deletes: dels)
         return (ups.count + dels.count, upserts.count + deletes.count - ups.count - dels.count)
+    }
+
+    // MARK: replication
+
+    /// The primary's side: gives the write the next sequence number, logs it
+    /// and applies it in one transaction. `version`: the placement version it
+    /// was routed by (never below the last entry's: an older primary's write
+    /// would fork the log).
+    public func sequence(upserts: [PreparedDocument], deletes: [String], version: UInt64, payload: Data) throws -> (seq: UInt64, deleted: Set<String>) {
+        try check(upserts)
+        guard version >= applied.version else {
+            throw RagError(.aborted, "\(Placement.staleMarker): entry \(applied.seq) here was ordered at version \(applied.version), after \(version)")
+        }
+        let entry = LogEntry(seq: applied.seq + 1, version: version, payload: payload)
+        return (entry.seq, try apply(upserts: upserts, deletes: deletes, entry: entry))
+    }
+
+    /// A replica's side: applies the primary's entry `entry` if it is the next
+    /// one. An entry already applied is acknowledged again (a retry, or a
+    /// catch-up that raced a writer); one that skips ahead is refused with the
+    /// sequence applied here, so the sender can send what is missing first;
+    /// one that contradicts what was applied at that number is refused as divergent.
+    /// While a move copies into this partition, entries are applied like
+    /// ordinary writes (the copy's log replay orders them afterwards).
+    public func apply(entry: LogEntry, upserts: [PreparedDocument], deletes: [String]) throws -> Set<String> {
+        try check(upserts)
+        if receiving.withLock({ $0 != nil }) {
+            guard entry.seq > applied.seq else { return [] }
+            return try write(upserts: upserts, deletes: deletes)
+        }
+        if entry.seq <= applied.seq {
+            let have = entry.seq == applied.seq ? applied.version : try store.version(of: entry.seq)
+            // Not in the log any more: below a copy's base or long truncated, so covered.
+            guard let have, have != entry.version else { return [] }
+            throw Replication.diverged(seq: entry.seq, here: have, entry: entry.version)
+        }
+        guard entry.seq == applied.seq + 1 else { throw Replication.gap(applied: applied.seq, entry: entry.seq) }
+        guard entry.version >= applied.version else { throw Replication.diverged(seq: entry.seq, here: applied.version, entry: entry.version) }
+        return try apply(upserts: upserts, deletes: deletes, entry: entry)
+    }
+
+    /// Log entries after `seq` (up to ~`maxBytes`), and whether some are gone.
+    public func log(after seq: UInt64, maxBytes: Int) throws -> (entries: [LogEntry], truncated: Bool, head: (seq: UInt64, version: UInt64)) {
+        let head = applied
+        guard seq < head.seq else { return ([], false, head) }
+        let entries = try store.entries(after: seq, maxBytes: maxBytes)
+        return (entries, entries.first?.seq != seq + 1, head)
+    }
+
+    /// Sets where this copy's log continues (a copy of the source after `seq` is being made).
+    public func setBase(seq: UInt64, version: UInt64) throws {
+        try store.setApplied(seq: seq, version: version)
+        applied = (seq, version)
+    }
+
+    /// What replicas compare: the last entry applied, the oldest logged, and a
+    /// hash of every document id and content hash, in any order.
+    public func replicationState() throws -> ReplicaState {
+        var digest: UInt64 = 0
+        for id in index.documentIDs {
+            let h = StableHash.fnv1a(id) ^ (index.contentHash(of: id) ?? 0) &* 0x9E37_79B9_7F4A_7C15
+            digest = digest &+ (h ^ (h >> 29))
+        }
+        return ReplicaState(seq: applied.seq, version: applied.version, firstLogged: try store.firstLogged(), digest: digest,
+                            documents: index.documentCount, chunks: index.chunkCount)
     }
 
     public func contentHashes(_ ids: [String]) -> [String: UInt64] {

@@ -7,9 +7,11 @@ import SwiftProtobuf
 import Synchronization
 
 /// A partition held by shard nodes: the same operations as `LocalShard`, over
-/// the wire. Reads go to one replica (current ones first, rotating) and fail
-/// over to the next within the call's remaining deadline; writes go to every
-/// replica and succeed at the write quorum, with hints for the ones that missed.
+/// the wire. Reads go to one in-sync replica (rotating) and fail over to the
+/// next within the call's remaining deadline. A write is ordered by the
+/// partition's primary (logged and applied there first), then sent with its
+/// sequence number to every other in-sync replica; it is acknowledged when all
+/// have applied it, or when the ones that failed are out of the in-sync set.
 public final class RemoteShard: Shard {
     public let partition: Int
     let collection: String
@@ -68,12 +70,12 @@ public final class RemoteShard: Shard {
     /// from one copy (queries differ in pin, which spreads the load).
     @TaskLocal static var pin: Int?
 
-    /// Replicas in the order to try: current and up first (rotating for balance,
-    /// or from the query's pin), then lagging ones, then those seen down.
+    /// In-sync replicas in the order to try: up first (rotating for balance,
+    /// or from the query's pin), then those seen down.
     func readOrder(_ rs: [Replica]) -> [Replica] {
         let start = Self.pin ?? turn.wrappingAdd(1, ordering: .relaxed).oldValue
         let rotated = (0..<rs.count).map { rs[(start + $0) % rs.count] }
-        func rank(_ r: Replica) -> Int { r.isDown ? 2 : (cluster.hints.count(r.address) > 0 ? 1 : 0) }
+        func rank(_ r: Replica) -> Int { r.isDown ? 1 : 0 }
         return rotated.enumerated().sorted { (rank($0.element), $0.offset) < (rank($1.element), $1.offset) }.map(\.element)
     }
 
@@ -132,10 +134,10 @@ public final class RemoteShard: Shard {
         return out
     }
 
-    /// Writes to every replica. A write larger than one frame goes as ordered
-    /// sub-writes (each atomic on its own; re-running the request completes a
-    /// write that failed half way); a single document that cannot fit a frame
-    /// is refused before any replica sees it.
+    /// Writes through the primary. A write larger than one frame goes as
+    /// ordered sub-writes (each atomic on its own; re-running the request
+    /// completes a write that failed half way); a single document that cannot
+    /// fit a frame is refused before any replica sees it.
     public func write(upserts: [PreparedDocument], deletes: [String]) async throws -> Set<String> {
         var deleted = Set<String>()
         for (ups, dels) in try Self.split(upserts: upserts, deletes: deletes, limit: cluster.maxWriteBytes) {
@@ -143,11 +145,7 @@ public final class RemoteShard: Shard {
             w.upserts = ups
             w.deletes = dels
             let message = w
-            try await routed { route in
-                var request = message
-                request.shard = key(route.version)
-                deleted.formUnion(try await write(try FrameCodec.bytes(request), route: route))
-            }
+            try await routed { route in deleted.formUnion(try await replicate(message, route: route)) }
         }
         return deleted
     }
@@ -180,88 +178,99 @@ public final class RemoteShard: Shard {
         return out
     }
 
-    /// Errors that the same write would meet again: never hinted nor retried.
+    /// Errors that the same write would meet again: never retried.
     static func permanent(_ code: RagError.Code) -> Bool {
         [.invalidArgument, .failedPrecondition, .outOfRange, .unimplemented, .permissionDenied, .unauthenticated, .alreadyExists, .notFound, .dataLoss]
             .contains(code)
     }
 
-    enum Target { case replica, joining(String), leaving }
+    enum Target { case follower(String), joining(String), leaving }
 
-    /// One write to every node of `route`. Read replicas count towards the write
-    /// quorum and get a hint when they miss it; a joining node that misses it
-    /// has its move marked failed in etcd first (else the write is not
-    /// acknowledged: the move could switch to a copy without it).
-    func write(_ payload: Data, route: Route) async throws -> Set<String> {
+    /// One write under `route`: ordered and applied by the primary, then sent
+    /// to every other node of the partition at once. A primary that does not
+    /// answer is replaced by the next in-sync replica (in etcd) and the write
+    /// tried again there; a follower that misses it is taken out of the
+    /// in-sync set before the write is acknowledged; a joining node that
+    /// misses it fails its move. Without etcd (a cluster file) nothing can be
+    /// taken out: the write fails unless every replica applied it.
+    func replicate(_ message: Ragd_V1_ShardWriteRequest, route: Route) async throws -> Set<String> {
+        guard let (primaryID, primary) = route.primary else { throw RagError(.unavailable, "shard \(partition) has no in-sync replica") }
         let timeout = CallDeadline.remaining ?? .seconds(30)
-        let hints = cluster.hints
-        let targets: [(Replica, Target)] = route.replicas.map { ($0, .replica) } + route.joining.map { ($0.replica, .joining($0.id)) }
+        var request = message
+        request.shard = key(route.version)
+        request.sequence = true
+        let ordered: Ragd_V1_ShardWriteResponse
+        let t = ContinuousClock.now
+        do {
+            ordered = try await primary.client.call(.shardWrite, request, as: Ragd_V1_ShardWriteResponse.self, timeout: timeout)
+            primary.succeeded(latency: t.elapsedSeconds)
+        } catch {
+            if Task.isCancelled { throw CancellationError() }
+            let e = RagError(from: error)
+            guard Self.retryable(e.code), !Placement.isStale(e) else { throw e }
+            primary.failed(e)
+            guard !route.isStatic else { throw RagError(e.code, "shard \(partition): the primary \(primary.address) did not take the write: \(e.message)") }
+            // Fail over: the next in-sync replica holds every acknowledged write.
+            try await cluster.changeSlot(partition, at: route.version) { (slot) throws(RagError) in
+                slot.dropInSync([primaryID])
+                guard !slot.readers.isEmpty else {
+                    throw RagError(.unavailable, "shard \(partition): the primary \(primary.address) does not answer (\(e.message)) and no other replica is in sync")
+                }
+            }
+            cluster.logger.warning("partition \(partition): primary \(primaryID) failed (\(e.message)); \(cluster.placement.slots[partition].primary ?? "none") orders writes now")
+            throw RagError(.aborted, "\(Placement.staleMarker): partition \(partition) failed over")
+        }
+        var entry = message
+        entry.shard = key(route.version)
+        entry.seq = ordered.seq
+        entry.entryVersion = ordered.entryVersion
+        let sent = entry
+        let targets: [(Replica, Target)] = route.followers.map { ($0.replica, .follower($0.id)) } + route.joining.map { ($0.replica, .joining($0.id)) }
             + route.leaving.map { ($0, .leaving) }
-        let outcomes = await withTaskGroup(of: (Int, Result<Set<String>, RagError>).self) { group in
-            for (i, (r, target)) in targets.enumerated() {
+        let outcomes = await withTaskGroup(of: (Int, RagError?).self) { group in
+            for (i, (r, _)) in targets.enumerated() {
                 group.addTask {
-                    // A replica with hints must apply them first: queue behind them.
-                    if case .replica = target, hints.count(r.address) > 0 {
-                        return (i, .failure(RagError(.unavailable, "\(r.address) is catching up")))
-                    }
                     let t = ContinuousClock.now
                     do {
-                        let data = try await r.client.unary(.shardWrite, payload: payload, timeout: timeout)
+                        _ = try await ReplicaSync.forward(sent, to: r.client, primary: primary.client, timeout: timeout)
                         r.succeeded(latency: t.elapsedSeconds)
-                        let resp = try FrameCodec.payload(Ragd_V1_ShardWriteResponse.self, from: data)
-                        return (i, .success(Set(resp.deleted)))
+                        return (i, nil)
                     } catch {
                         let e = RagError(from: error)
-                        if !Placement.isStale(e), !Self.permanent(e.code) { r.failed(e) }
-                        return (i, .failure(e))
+                        if !Placement.isStale(e), Self.retryable(e.code) { r.failed(e) }
+                        return (i, e)
                     }
                 }
             }
             return await group.reduce(into: []) { $0.append($1) }
         }
-        if let stale = outcomes.compactMap({ if case .failure(let e) = $0.1, Placement.isStale(e) { return e } else { return nil } }).first {
-            throw stale
-        }
-        // A write a replica refuses for good (it does not fit what that replica
-        // stores) is not hinted: it would be refused again forever, and every
-        // later write would queue behind it.
-        let refused = outcomes.compactMap { i, o -> (Replica, RagError)? in
-            if case .failure(let e) = o, Self.permanent(e.code) { return (targets[i].0, e) } else { return nil }
-        }
-        if let (r, e) = refused.first {
-            let applied = outcomes.filter { if case .success = $0.1 { return true } else { return false } }.count
-            throw RagError(e.code, "shard \(partition): \(r.address) refused the write: \(e.message)"
-                + (applied > 0 ? " (\(applied) of \(targets.count) nodes applied it; ragctl cluster status shows them)" : ""))
-        }
-        var deleted = Set<String>()
-        var committed = 0
+        if let stale = outcomes.compactMap({ $0.1 }).first(where: Placement.isStale) { throw stale }
+        var dropped: [String] = []
         var failures: [String] = []
-        for (i, outcome) in outcomes {
+        for (i, error) in outcomes {
+            guard let e = error else { continue }
             let (r, target) = targets[i]
-            switch outcome {
-            case .success(let d):
-                if case .replica = target { committed += 1 }
-                deleted.formUnion(d)
-            case .failure(let e):
-                switch target {
-                case .replica:
-                    failures.append("\(r.address): \(e)")
-                    try hints.append(replica: r.address, payload: payload)
-                case .joining(let id):
-                    let store = cluster.store
-                    let undone = try await store?.markFailed(partition: partition, node: id, reason: "a write did not reach it: \(e.message)") ?? false
-                    // Not copying any more: it is a replica now, and catches up like one.
-                    if !undone { try hints.append(replica: r.address, payload: payload) }
-                case .leaving:
-                    break  // nothing reads it any more; its copy is dropped next
-                }
+            switch target {
+            case .follower(let id):
+                dropped.append(id)
+                failures.append("\(r.address): \(e.message)")
+            case .joining(let id):
+                let undone = try await cluster.store?.markFailed(partition: partition, node: id, reason: "a write did not reach it: \(e.message)") ?? false
+                // Not copying any more: it is a replica now, and one that missed a write.
+                if !undone { dropped.append(id); failures.append("\(r.address): \(e.message)") }
+            case .leaving:
+                break  // nothing reads it any more; its copy is dropped next
             }
         }
-        guard committed >= route.quorum else {
-            throw RagError(.unavailable, "shard \(partition): write committed on \(committed) of \(route.replicas.count) replicas, quorum is \(route.quorum); "
-                + "the others will catch up (\(failures.joined(separator: "; ")))")
+        if !dropped.isEmpty {
+            guard !route.isStatic else {
+                throw RagError(.unavailable, "shard \(partition): write \(ordered.seq) was not applied by every replica, so it is not acknowledged "
+                    + "(\(failures.joined(separator: "; "))); a cluster file cannot take a replica out of sync: run with --etcd")
+            }
+            try await cluster.changeSlot(partition, at: route.version) { slot in slot.dropInSync(dropped) }
+            cluster.logger.warning("partition \(partition): \(dropped.joined(separator: ", ")) out of sync after missing write \(ordered.seq): \(failures.joined(separator: "; "))")
         }
-        return deleted
+        return Set(ordered.deleted)
     }
 
     public func contentHashes(_ ids: [String]) async throws -> [String: UInt64] {

@@ -12,6 +12,8 @@ public actor ShardHost {
     private var shards: [String: LocalShard] = [:]
     /// Open receive sessions (partition moves), by logical partition.
     private var sessions: [Int: String] = [:]
+    /// Where each collection's copy starts, for a receive session's partitions not created yet.
+    private var bases: [String: (seq: UInt64, version: UInt64)] = [:]
     /// The placement fence: requests routed by an older version are refused.
     /// Kept on disk, so a node that restarts does not take stale routes again.
     public nonisolated let fence: Atomic<Int64>
@@ -30,7 +32,7 @@ public actor ShardHost {
                 let dimension = Self.dimension(root + "/" + collection)
                 shards[Self.key(collection, p)] = try LocalShard(path: root + "/" + collection + "/" + file, partition: p,
                                                                   dimension: dimension, synchronous: configuration.synchronous,
-                                   int8: configuration.vectorIndex == .int8)
+                                                                  int8: configuration.vectorIndex == .int8, logKeep: configuration.logEntries)
             }
         }
     }
@@ -55,7 +57,7 @@ public actor ShardHost {
     /// the collection: dimension, embedder and placement (partition count). The
     /// first write records them; a later one that disagrees is refused.
     public func openOrCreate(_ collection: String, _ partition: Int, dimension: Int,
-                             placement: ShardPlacement = ShardPlacement()) throws(RagError) -> LocalShard {
+                             placement: ShardPlacement = ShardPlacement()) async throws(RagError) -> LocalShard {
         try CollectionRegistry.validateName(collection)
         let dir = configuration.dataDirectory + "/collections/" + collection
         guard (0...Self.maxPartition).contains(partition) else { throw .invalidArgument("partition \(partition) is outside 0...\(Self.maxPartition)") }
@@ -83,8 +85,11 @@ public actor ShardHost {
         try placement.record(in: dir)
         let shard = try LocalShard(path: Self.path(dir, partition), partition: partition,
                                    dimension: dimension, synchronous: configuration.synchronous,
-                                   int8: configuration.vectorIndex == .int8)
+                                   int8: configuration.vectorIndex == .int8, logKeep: configuration.logEntries)
         if let session = sessions[partition] { shard.receiving.withLock { $0 = (session, []) } }
+        if let base = bases[Self.key(collection, partition)] {
+            do { try await shard.setBase(seq: base.seq, version: base.version) } catch { throw RagError(from: error) }
+        }
         shards[Self.key(collection, partition)] = shard
         return shard
     }
@@ -131,17 +136,27 @@ public actor ShardHost {
     /// Opens (or keeps) a receive session on logical partition `partition`;
     /// returns whether it was open already. `clear`: a new move, so any copy
     /// left here by an earlier one is deleted first.
-    public func beginReceive(_ partition: Int, session: String, clear: Bool) async throws(RagError) -> Bool {
+    /// `bases`: per collection, the source's last entry before the copy; the
+    /// copy's log replay continues from there.
+    public func beginReceive(_ partition: Int, session: String, clear: Bool,
+                             bases: [(collection: String, seq: UInt64, version: UInt64)] = []) async throws(RagError) -> Bool {
         if sessions[partition] == session { return true }
         if clear { try await drop(partition) }
         sessions[partition] = session
-        for (_, s) in self.partition(partition) { s.receiving.withLock { $0 = (session, []) } }
+        for b in bases { self.bases[Self.key(b.collection, partition)] = (b.seq, b.version) }
+        for (collection, s) in self.partition(partition) {
+            s.receiving.withLock { $0 = (session, []) }
+            if let b = self.bases[Self.key(collection, partition)] {
+                do { try await s.setBase(seq: b.seq, version: b.version) } catch { throw RagError(from: error) }
+            }
+        }
         return false
     }
 
     public func endReceive(_ partition: Int, session: String) {
         guard sessions[partition] == session else { return }
         sessions[partition] = nil
+        bases = bases.filter { !$0.key.hasSuffix("/\(partition)") }
         for (_, s) in self.partition(partition) { s.receiving.withLock { $0 = nil } }
     }
 

@@ -1,6 +1,7 @@
 import Foundation
 import RagCore
 import RagEngine
+import RagStore
 import RagWire
 import SwiftProtobuf
 
@@ -24,18 +25,19 @@ public struct ShardService: Sendable {
             RagMethod.shardSlot.rawValue: .unary { p, _ in try await slot(p) },
             RagMethod.shardReceive.rawValue: .unary { p, _ in try await receive(p) },
             RagMethod.shardDrop.rawValue: .unary { p, _ in try await drop(p) },
+            RagMethod.shardLog.rawValue: .unary { p, _ in try await log(p) },
         ]
     }
 
     /// Decodes a request and checks its placement version against the fence.
-    func decode<M: SwiftProtobuf.Message>(_ type: M.Type, _ payload: Data, key: (M) -> Ragd_V1_ShardKey) throws(RagError) -> M {
+    func decode<M: SwiftProtobuf.Message>(_ type: M.Type, _ payload: Data, key: (M) -> Ragd_V1_ShardKey) async throws(RagError) -> M {
         let r = try FrameCodec.payload(M.self, from: payload)
-        try host.checkFence(key(r).placementVersion)
+        try await host.checkFence(key(r).placementVersion)
         return r
     }
 
     func search(_ payload: Data) async throws -> Data {
-        let r = try decode(Ragd_V1_ShardSearchRequest.self, payload) { $0.shard }
+        let r = try await decode(Ragd_V1_ShardSearchRequest.self, payload) { $0.shard }
         var out = Ragd_V1_ShardSearchResponse()
         guard let shard = try await host.existing(r.shard.collection, Int(r.shard.partition)) else { return try FrameCodec.bytes(out) }
         if !r.vector.isEmpty, r.vector.count != shard.dimension {
@@ -52,7 +54,7 @@ public struct ShardService: Sendable {
     }
 
     func stats(_ payload: Data) async throws -> Data {
-        let r = try decode(Ragd_V1_ShardStatsRequest.self, payload) { $0.shard }
+        let r = try await decode(Ragd_V1_ShardStatsRequest.self, payload) { $0.shard }
         var out = Ragd_V1_ShardStatsResponse()
         if let shard = try await host.existing(r.shard.collection, Int(r.shard.partition)) {
             out.stats = try await shard.keywordStats(terms: r.terms).wire
@@ -63,21 +65,54 @@ public struct ShardService: Sendable {
     }
 
     func write(_ payload: Data) async throws -> Data {
-        let r = try decode(Ragd_V1_ShardWriteRequest.self, payload) { $0.shard }
+        let r = try await decode(Ragd_V1_ShardWriteRequest.self, payload) { $0.shard }
         let dimension = Int(r.shard.dimension)
         let upserts = try r.upserts.map { (d) throws(RagError) in try PreparedDocument(wire: d, dimension: dimension) }
         var out = Ragd_V1_ShardWriteResponse()
-        if upserts.isEmpty, try await host.existing(r.shard.collection, Int(r.shard.partition)) == nil {
+        if upserts.isEmpty, !r.sequence, r.seq == 0, try await host.existing(r.shard.collection, Int(r.shard.partition)) == nil {
             return try FrameCodec.bytes(out)  // deletes on a partition that was never written: nothing to do
         }
         let shard = try await host.openOrCreate(r.shard.collection, Int(r.shard.partition), dimension: dimension,
                                                 placement: ShardPlacement(embedder: r.shard.embedder, partitions: Int(r.shard.partitions)))
-        out.deleted = Array(try await shard.write(upserts: upserts, deletes: r.deletes)).sorted()
+        let deleted: Set<String>
+        if r.sequence {
+            let (seq, d) = try await shard.sequence(upserts: upserts, deletes: r.deletes, version: r.shard.placementVersion,
+                                                    payload: try Self.entryPayload(r))
+            out.seq = seq
+            out.entryVersion = r.shard.placementVersion
+            deleted = d
+        } else if r.seq > 0 {
+            let entry = LogEntry(seq: r.seq, version: r.entryVersion, payload: try Self.entryPayload(r))
+            deleted = try await shard.apply(entry: entry, upserts: upserts, deletes: r.deletes)
+            out.seq = r.seq
+            out.entryVersion = r.entryVersion
+        } else {
+            deleted = try await shard.write(upserts: upserts, deletes: r.deletes)
+        }
+        out.deleted = Array(deleted).sorted()
+        return try FrameCodec.bytes(out)
+    }
+
+    /// What the log keeps of a write: its documents and deletes, nothing of its routing.
+    static func entryPayload(_ r: Ragd_V1_ShardWriteRequest) throws(RagError) -> Data {
+        try FrameCodec.bytes(Ragd_V1_ShardWriteRequest.with { $0.upserts = r.upserts; $0.deletes = r.deletes })
+    }
+
+    func log(_ payload: Data) async throws -> Data {
+        let r = try await decode(Ragd_V1_ShardLogRequest.self, payload) { $0.shard }
+        var out = Ragd_V1_ShardLogResponse()
+        guard let shard = try await host.existing(r.shard.collection, Int(r.shard.partition)) else { return try FrameCodec.bytes(out) }
+        let maxBytes = Int(clamping: min(max(r.maxBytes, 64 * 1024), 8 * 1024 * 1024))
+        let (entries, truncated, head) = try await shard.log(after: r.after, maxBytes: maxBytes)
+        out.entries = entries.map { e in Ragd_V1_ShardLogEntry.with { $0.seq = e.seq; $0.version = e.version; $0.payload = e.payload } }
+        out.truncated = truncated
+        out.head = head.seq
+        out.headVersion = head.version
         return try FrameCodec.bytes(out)
     }
 
     func hashes(_ payload: Data) async throws -> Data {
-        let r = try decode(Ragd_V1_ShardHashesRequest.self, payload) { $0.shard }
+        let r = try await decode(Ragd_V1_ShardHashesRequest.self, payload) { $0.shard }
         var out = Ragd_V1_ShardHashesResponse()
         if let shard = try await host.existing(r.shard.collection, Int(r.shard.partition)) {
             out.hashes = try await shard.contentHashes(r.ids.isEmpty ? await shard.documentIDs() : r.ids)
@@ -86,18 +121,22 @@ public struct ShardService: Sendable {
     }
 
     func counts(_ payload: Data) async throws -> Data {
-        let r = try decode(Ragd_V1_ShardCountsRequest.self, payload) { $0.shard }
+        let r = try await decode(Ragd_V1_ShardCountsRequest.self, payload) { $0.shard }
         var out = Ragd_V1_ShardCountsResponse()
         if let shard = try await host.existing(r.shard.collection, Int(r.shard.partition)) {
-            let c = await shard.counts()
+            let c = try await shard.replicationState()
             out.documents = UInt64(c.documents)
             out.chunks = UInt64(c.chunks)
+            out.seq = c.seq
+            out.seqVersion = c.version
+            out.digest = c.digest
+            out.firstLogged = c.firstLogged
         }
         return try FrameCodec.bytes(out)
     }
 
     func fetch(_ payload: Data) async throws -> Data {
-        let r = try decode(Ragd_V1_ShardFetchRequest.self, payload) { $0.shard }
+        let r = try await decode(Ragd_V1_ShardFetchRequest.self, payload) { $0.shard }
         var out = Ragd_V1_ShardFetchResponse()
         if let shard = try await host.existing(r.shard.collection, Int(r.shard.partition)) {
             out.documents = await shard.stored(r.ids).map(\.wire)
@@ -138,7 +177,8 @@ public struct ShardService: Sendable {
         guard !r.session.isEmpty else { throw RagError.invalidArgument("a receive request needs a session") }
         var out = Ragd_V1_ShardReceiveResponse()
         if r.begin {
-            out.known = try await host.beginReceive(partition, session: r.session, clear: r.clear)
+            out.known = try await host.beginReceive(partition, session: r.session, clear: r.clear,
+                                                    bases: r.bases.map { ($0.shard.collection, $0.seq, $0.version) })
             return try FrameCodec.bytes(out)
         }
         if r.end {

@@ -1251,7 +1251,7 @@ public nonisolated struct Ragd_V1_ReplicaHealth: Sendable {
   /// last successful call
   public var latencySeconds: Double = 0
 
-  /// hinted writes waiting for this replica
+  /// partitions it holds but is not in sync for (catching up)
   public var pendingWrites: UInt64 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -1481,6 +1481,10 @@ public nonisolated struct Ragd_V1_StoredDocument: Sendable {
   public init() {}
 }
 
+/// A write to one partition. Replicated writes are ordered by the partition's
+/// primary: `sequence` asks the primary to give the write the next sequence
+/// number (log it, apply it); a write with `seq` set is that logged entry, sent
+/// to another replica, which applies entries strictly in sequence order.
 public nonisolated struct Ragd_V1_ShardWriteRequest: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -1499,6 +1503,15 @@ public nonisolated struct Ragd_V1_ShardWriteRequest: Sendable {
 
   public var deletes: [String] = []
 
+  /// primary: assign the next sequence number
+  public var sequence: Bool = false
+
+  /// replica: the entry's sequence number (0: unsequenced)
+  public var seq: UInt64 = 0
+
+  /// replica: the placement version the entry was sequenced at
+  public var entryVersion: UInt64 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1512,6 +1525,74 @@ public nonisolated struct Ragd_V1_ShardWriteResponse: Sendable {
   // methods supported on all messages.
 
   public var deleted: [String] = []
+
+  /// the entry's sequence number
+  public var seq: UInt64 = 0
+
+  public var entryVersion: UInt64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// Entries of a partition's operation log after `after`, up to ~max_bytes.
+public nonisolated struct Ragd_V1_ShardLogRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var shard: Ragd_V1_ShardKey {
+    get {_shard ?? Ragd_V1_ShardKey()}
+    set {_shard = newValue}
+  }
+  /// Returns true if `shard` has been explicitly set.
+  public var hasShard: Bool {self._shard != nil}
+  /// Clears the value of `shard`. Subsequent reads from it will return its default value.
+  public mutating func clearShard() {self._shard = nil}
+
+  public var after: UInt64 = 0
+
+  public var maxBytes: UInt64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _shard: Ragd_V1_ShardKey? = nil
+}
+
+public nonisolated struct Ragd_V1_ShardLogEntry: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var seq: UInt64 = 0
+
+  public var version: UInt64 = 0
+
+  /// a ShardWriteRequest with upserts and deletes only
+  public var payload: Data = Data()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Ragd_V1_ShardLogResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var entries: [Ragd_V1_ShardLogEntry] = []
+
+  /// entries after `after` are no longer all in the log
+  public var truncated: Bool = false
+
+  /// the last sequence number applied
+  public var head: UInt64 = 0
+
+  public var headVersion: UInt64 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1583,6 +1664,18 @@ public nonisolated struct Ragd_V1_ShardCountsResponse: Sendable {
   public var documents: UInt64 = 0
 
   public var chunks: UInt64 = 0
+
+  /// last sequence number applied
+  public var seq: UInt64 = 0
+
+  /// the placement version of that entry
+  public var seqVersion: UInt64 = 0
+
+  /// order-independent hash of every document id and content hash
+  public var digest: UInt64 = 0
+
+  /// oldest entry still in the log (0: none)
+  public var firstLogged: UInt64 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1736,6 +1829,36 @@ public nonisolated struct Ragd_V1_ShardReceiveRequest: Sendable {
 
   /// with begin: a new move; delete what an earlier one left here
   public var clear: Bool = false
+
+  /// with begin: where each collection's log replay starts
+  public var bases: [Ragd_V1_ShardBase] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _shard: Ragd_V1_ShardKey? = nil
+}
+
+/// A copy is made over the source's state after entry `seq`: the target
+/// records `seq` (and `version`) as applied, so the log after it completes the copy.
+public nonisolated struct Ragd_V1_ShardBase: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var shard: Ragd_V1_ShardKey {
+    get {_shard ?? Ragd_V1_ShardKey()}
+    set {_shard = newValue}
+  }
+  /// Returns true if `shard` has been explicitly set.
+  public var hasShard: Bool {self._shard != nil}
+  /// Clears the value of `shard`. Subsequent reads from it will return its default value.
+  public mutating func clearShard() {self._shard = nil}
+
+  public var seq: UInt64 = 0
+
+  public var version: UInt64 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -5131,7 +5254,7 @@ nonisolated extension Ragd_V1_StoredDocument: SwiftProtobuf.Message, SwiftProtob
 
 nonisolated extension Ragd_V1_ShardWriteRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ShardWriteRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}shard\0\u{1}upserts\0\u{1}deletes\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}shard\0\u{1}upserts\0\u{1}deletes\0\u{1}sequence\0\u{1}seq\0\u{3}entry_version\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -5142,6 +5265,9 @@ nonisolated extension Ragd_V1_ShardWriteRequest: SwiftProtobuf.Message, SwiftPro
       case 1: try { try decoder.decodeSingularMessageField(value: &self._shard) }()
       case 2: try { try decoder.decodeRepeatedMessageField(value: &self.upserts) }()
       case 3: try { try decoder.decodeRepeatedStringField(value: &self.deletes) }()
+      case 4: try { try decoder.decodeSingularBoolField(value: &self.sequence) }()
+      case 5: try { try decoder.decodeSingularUInt64Field(value: &self.seq) }()
+      case 6: try { try decoder.decodeSingularUInt64Field(value: &self.entryVersion) }()
       default: break
       }
     }
@@ -5161,6 +5287,15 @@ nonisolated extension Ragd_V1_ShardWriteRequest: SwiftProtobuf.Message, SwiftPro
     if !self.deletes.isEmpty {
       try visitor.visitRepeatedStringField(value: self.deletes, fieldNumber: 3)
     }
+    if self.sequence != false {
+      try visitor.visitSingularBoolField(value: self.sequence, fieldNumber: 4)
+    }
+    if self.seq != 0 {
+      try visitor.visitSingularUInt64Field(value: self.seq, fieldNumber: 5)
+    }
+    if self.entryVersion != 0 {
+      try visitor.visitSingularUInt64Field(value: self.entryVersion, fieldNumber: 6)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -5168,6 +5303,9 @@ nonisolated extension Ragd_V1_ShardWriteRequest: SwiftProtobuf.Message, SwiftPro
     if lhs._shard != rhs._shard {return false}
     if lhs.upserts != rhs.upserts {return false}
     if lhs.deletes != rhs.deletes {return false}
+    if lhs.sequence != rhs.sequence {return false}
+    if lhs.seq != rhs.seq {return false}
+    if lhs.entryVersion != rhs.entryVersion {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -5175,7 +5313,7 @@ nonisolated extension Ragd_V1_ShardWriteRequest: SwiftProtobuf.Message, SwiftPro
 
 nonisolated extension Ragd_V1_ShardWriteResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ShardWriteResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}deleted\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}deleted\0\u{1}seq\0\u{3}entry_version\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -5184,6 +5322,8 @@ nonisolated extension Ragd_V1_ShardWriteResponse: SwiftProtobuf.Message, SwiftPr
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
       case 1: try { try decoder.decodeRepeatedStringField(value: &self.deleted) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.seq) }()
+      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.entryVersion) }()
       default: break
       }
     }
@@ -5193,11 +5333,148 @@ nonisolated extension Ragd_V1_ShardWriteResponse: SwiftProtobuf.Message, SwiftPr
     if !self.deleted.isEmpty {
       try visitor.visitRepeatedStringField(value: self.deleted, fieldNumber: 1)
     }
+    if self.seq != 0 {
+      try visitor.visitSingularUInt64Field(value: self.seq, fieldNumber: 2)
+    }
+    if self.entryVersion != 0 {
+      try visitor.visitSingularUInt64Field(value: self.entryVersion, fieldNumber: 3)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Ragd_V1_ShardWriteResponse, rhs: Ragd_V1_ShardWriteResponse) -> Bool {
     if lhs.deleted != rhs.deleted {return false}
+    if lhs.seq != rhs.seq {return false}
+    if lhs.entryVersion != rhs.entryVersion {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Ragd_V1_ShardLogRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ShardLogRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}shard\0\u{1}after\0\u{3}max_bytes\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularMessageField(value: &self._shard) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.after) }()
+      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.maxBytes) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    try { if let v = self._shard {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+    } }()
+    if self.after != 0 {
+      try visitor.visitSingularUInt64Field(value: self.after, fieldNumber: 2)
+    }
+    if self.maxBytes != 0 {
+      try visitor.visitSingularUInt64Field(value: self.maxBytes, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Ragd_V1_ShardLogRequest, rhs: Ragd_V1_ShardLogRequest) -> Bool {
+    if lhs._shard != rhs._shard {return false}
+    if lhs.after != rhs.after {return false}
+    if lhs.maxBytes != rhs.maxBytes {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Ragd_V1_ShardLogEntry: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ShardLogEntry"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}seq\0\u{1}version\0\u{1}payload\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.seq) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.version) }()
+      case 3: try { try decoder.decodeSingularBytesField(value: &self.payload) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.seq != 0 {
+      try visitor.visitSingularUInt64Field(value: self.seq, fieldNumber: 1)
+    }
+    if self.version != 0 {
+      try visitor.visitSingularUInt64Field(value: self.version, fieldNumber: 2)
+    }
+    if !self.payload.isEmpty {
+      try visitor.visitSingularBytesField(value: self.payload, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Ragd_V1_ShardLogEntry, rhs: Ragd_V1_ShardLogEntry) -> Bool {
+    if lhs.seq != rhs.seq {return false}
+    if lhs.version != rhs.version {return false}
+    if lhs.payload != rhs.payload {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Ragd_V1_ShardLogResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ShardLogResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}entries\0\u{1}truncated\0\u{1}head\0\u{3}head_version\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.entries) }()
+      case 2: try { try decoder.decodeSingularBoolField(value: &self.truncated) }()
+      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.head) }()
+      case 4: try { try decoder.decodeSingularUInt64Field(value: &self.headVersion) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.entries.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.entries, fieldNumber: 1)
+    }
+    if self.truncated != false {
+      try visitor.visitSingularBoolField(value: self.truncated, fieldNumber: 2)
+    }
+    if self.head != 0 {
+      try visitor.visitSingularUInt64Field(value: self.head, fieldNumber: 3)
+    }
+    if self.headVersion != 0 {
+      try visitor.visitSingularUInt64Field(value: self.headVersion, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Ragd_V1_ShardLogResponse, rhs: Ragd_V1_ShardLogResponse) -> Bool {
+    if lhs.entries != rhs.entries {return false}
+    if lhs.truncated != rhs.truncated {return false}
+    if lhs.head != rhs.head {return false}
+    if lhs.headVersion != rhs.headVersion {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -5308,7 +5585,7 @@ nonisolated extension Ragd_V1_ShardCountsRequest: SwiftProtobuf.Message, SwiftPr
 
 nonisolated extension Ragd_V1_ShardCountsResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ShardCountsResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}documents\0\u{1}chunks\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}documents\0\u{1}chunks\0\u{1}seq\0\u{3}seq_version\0\u{1}digest\0\u{3}first_logged\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -5318,6 +5595,10 @@ nonisolated extension Ragd_V1_ShardCountsResponse: SwiftProtobuf.Message, SwiftP
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularUInt64Field(value: &self.documents) }()
       case 2: try { try decoder.decodeSingularUInt64Field(value: &self.chunks) }()
+      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.seq) }()
+      case 4: try { try decoder.decodeSingularUInt64Field(value: &self.seqVersion) }()
+      case 5: try { try decoder.decodeSingularUInt64Field(value: &self.digest) }()
+      case 6: try { try decoder.decodeSingularUInt64Field(value: &self.firstLogged) }()
       default: break
       }
     }
@@ -5330,12 +5611,28 @@ nonisolated extension Ragd_V1_ShardCountsResponse: SwiftProtobuf.Message, SwiftP
     if self.chunks != 0 {
       try visitor.visitSingularUInt64Field(value: self.chunks, fieldNumber: 2)
     }
+    if self.seq != 0 {
+      try visitor.visitSingularUInt64Field(value: self.seq, fieldNumber: 3)
+    }
+    if self.seqVersion != 0 {
+      try visitor.visitSingularUInt64Field(value: self.seqVersion, fieldNumber: 4)
+    }
+    if self.digest != 0 {
+      try visitor.visitSingularUInt64Field(value: self.digest, fieldNumber: 5)
+    }
+    if self.firstLogged != 0 {
+      try visitor.visitSingularUInt64Field(value: self.firstLogged, fieldNumber: 6)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Ragd_V1_ShardCountsResponse, rhs: Ragd_V1_ShardCountsResponse) -> Bool {
     if lhs.documents != rhs.documents {return false}
     if lhs.chunks != rhs.chunks {return false}
+    if lhs.seq != rhs.seq {return false}
+    if lhs.seqVersion != rhs.seqVersion {return false}
+    if lhs.digest != rhs.digest {return false}
+    if lhs.firstLogged != rhs.firstLogged {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -5576,7 +5873,7 @@ nonisolated extension Ragd_V1_ShardSlotResponse: SwiftProtobuf.Message, SwiftPro
 
 nonisolated extension Ragd_V1_ShardReceiveRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ShardReceiveRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}partition\0\u{1}session\0\u{1}begin\0\u{1}end\0\u{1}shard\0\u{1}documents\0\u{1}repair\0\u{1}clear\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}partition\0\u{1}session\0\u{1}begin\0\u{1}end\0\u{1}shard\0\u{1}documents\0\u{1}repair\0\u{1}clear\0\u{1}bases\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -5592,6 +5889,7 @@ nonisolated extension Ragd_V1_ShardReceiveRequest: SwiftProtobuf.Message, SwiftP
       case 6: try { try decoder.decodeRepeatedMessageField(value: &self.documents) }()
       case 7: try { try decoder.decodeRepeatedStringField(value: &self.repair) }()
       case 8: try { try decoder.decodeSingularBoolField(value: &self.clear) }()
+      case 9: try { try decoder.decodeRepeatedMessageField(value: &self.bases) }()
       default: break
       }
     }
@@ -5626,6 +5924,9 @@ nonisolated extension Ragd_V1_ShardReceiveRequest: SwiftProtobuf.Message, SwiftP
     if self.clear != false {
       try visitor.visitSingularBoolField(value: self.clear, fieldNumber: 8)
     }
+    if !self.bases.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.bases, fieldNumber: 9)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -5638,6 +5939,51 @@ nonisolated extension Ragd_V1_ShardReceiveRequest: SwiftProtobuf.Message, SwiftP
     if lhs.documents != rhs.documents {return false}
     if lhs.repair != rhs.repair {return false}
     if lhs.clear != rhs.clear {return false}
+    if lhs.bases != rhs.bases {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Ragd_V1_ShardBase: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ShardBase"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}shard\0\u{1}seq\0\u{1}version\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularMessageField(value: &self._shard) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.seq) }()
+      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.version) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    try { if let v = self._shard {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+    } }()
+    if self.seq != 0 {
+      try visitor.visitSingularUInt64Field(value: self.seq, fieldNumber: 2)
+    }
+    if self.version != 0 {
+      try visitor.visitSingularUInt64Field(value: self.version, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Ragd_V1_ShardBase, rhs: Ragd_V1_ShardBase) -> Bool {
+    if lhs._shard != rhs._shard {return false}
+    if lhs.seq != rhs.seq {return false}
+    if lhs.version != rhs.version {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -2062,6 +2062,141 @@ void   ragd__v1__shard_write_response__free_unpacked
   assert(message->base.descriptor == &ragd__v1__shard_write_response__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   ragd__v1__shard_log_request__init
+                     (Ragd__V1__ShardLogRequest         *message)
+{
+  static const Ragd__V1__ShardLogRequest init_value = RAGD__V1__SHARD_LOG_REQUEST__INIT;
+  *message = init_value;
+}
+size_t ragd__v1__shard_log_request__get_packed_size
+                     (const Ragd__V1__ShardLogRequest *message)
+{
+  assert(message->base.descriptor == &ragd__v1__shard_log_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t ragd__v1__shard_log_request__pack
+                     (const Ragd__V1__ShardLogRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &ragd__v1__shard_log_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t ragd__v1__shard_log_request__pack_to_buffer
+                     (const Ragd__V1__ShardLogRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &ragd__v1__shard_log_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Ragd__V1__ShardLogRequest *
+       ragd__v1__shard_log_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Ragd__V1__ShardLogRequest *)
+     protobuf_c_message_unpack (&ragd__v1__shard_log_request__descriptor,
+                                allocator, len, data);
+}
+void   ragd__v1__shard_log_request__free_unpacked
+                     (Ragd__V1__ShardLogRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &ragd__v1__shard_log_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   ragd__v1__shard_log_entry__init
+                     (Ragd__V1__ShardLogEntry         *message)
+{
+  static const Ragd__V1__ShardLogEntry init_value = RAGD__V1__SHARD_LOG_ENTRY__INIT;
+  *message = init_value;
+}
+size_t ragd__v1__shard_log_entry__get_packed_size
+                     (const Ragd__V1__ShardLogEntry *message)
+{
+  assert(message->base.descriptor == &ragd__v1__shard_log_entry__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t ragd__v1__shard_log_entry__pack
+                     (const Ragd__V1__ShardLogEntry *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &ragd__v1__shard_log_entry__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t ragd__v1__shard_log_entry__pack_to_buffer
+                     (const Ragd__V1__ShardLogEntry *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &ragd__v1__shard_log_entry__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Ragd__V1__ShardLogEntry *
+       ragd__v1__shard_log_entry__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Ragd__V1__ShardLogEntry *)
+     protobuf_c_message_unpack (&ragd__v1__shard_log_entry__descriptor,
+                                allocator, len, data);
+}
+void   ragd__v1__shard_log_entry__free_unpacked
+                     (Ragd__V1__ShardLogEntry *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &ragd__v1__shard_log_entry__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   ragd__v1__shard_log_response__init
+                     (Ragd__V1__ShardLogResponse         *message)
+{
+  static const Ragd__V1__ShardLogResponse init_value = RAGD__V1__SHARD_LOG_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t ragd__v1__shard_log_response__get_packed_size
+                     (const Ragd__V1__ShardLogResponse *message)
+{
+  assert(message->base.descriptor == &ragd__v1__shard_log_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t ragd__v1__shard_log_response__pack
+                     (const Ragd__V1__ShardLogResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &ragd__v1__shard_log_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t ragd__v1__shard_log_response__pack_to_buffer
+                     (const Ragd__V1__ShardLogResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &ragd__v1__shard_log_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Ragd__V1__ShardLogResponse *
+       ragd__v1__shard_log_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Ragd__V1__ShardLogResponse *)
+     protobuf_c_message_unpack (&ragd__v1__shard_log_response__descriptor,
+                                allocator, len, data);
+}
+void   ragd__v1__shard_log_response__free_unpacked
+                     (Ragd__V1__ShardLogResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &ragd__v1__shard_log_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   ragd__v1__shard_hashes_request__init
                      (Ragd__V1__ShardHashesRequest         *message)
 {
@@ -2606,6 +2741,51 @@ void   ragd__v1__shard_receive_request__free_unpacked
   if(!message)
     return;
   assert(message->base.descriptor == &ragd__v1__shard_receive_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   ragd__v1__shard_base__init
+                     (Ragd__V1__ShardBase         *message)
+{
+  static const Ragd__V1__ShardBase init_value = RAGD__V1__SHARD_BASE__INIT;
+  *message = init_value;
+}
+size_t ragd__v1__shard_base__get_packed_size
+                     (const Ragd__V1__ShardBase *message)
+{
+  assert(message->base.descriptor == &ragd__v1__shard_base__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t ragd__v1__shard_base__pack
+                     (const Ragd__V1__ShardBase *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &ragd__v1__shard_base__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t ragd__v1__shard_base__pack_to_buffer
+                     (const Ragd__V1__ShardBase *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &ragd__v1__shard_base__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Ragd__V1__ShardBase *
+       ragd__v1__shard_base__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Ragd__V1__ShardBase *)
+     protobuf_c_message_unpack (&ragd__v1__shard_base__descriptor,
+                                allocator, len, data);
+}
+void   ragd__v1__shard_base__free_unpacked
+                     (Ragd__V1__ShardBase *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &ragd__v1__shard_base__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
 void   ragd__v1__shard_receive_response__init
@@ -8443,7 +8623,7 @@ const ProtobufCMessageDescriptor ragd__v1__stored_document__descriptor =
   (ProtobufCMessageInit) ragd__v1__stored_document__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor ragd__v1__shard_write_request__field_descriptors[3] =
+static const ProtobufCFieldDescriptor ragd__v1__shard_write_request__field_descriptors[6] =
 {
   {
     "shard",
@@ -8481,16 +8661,55 @@ static const ProtobufCFieldDescriptor ragd__v1__shard_write_request__field_descr
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "sequence",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ShardWriteRequest, sequence),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "seq",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ShardWriteRequest, seq),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "entry_version",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ShardWriteRequest, entry_version),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned ragd__v1__shard_write_request__field_indices_by_name[] = {
   2,   /* field[2] = deletes */
+  5,   /* field[5] = entry_version */
+  4,   /* field[4] = seq */
+  3,   /* field[3] = sequence */
   0,   /* field[0] = shard */
   1,   /* field[1] = upserts */
 };
 static const ProtobufCIntRange ragd__v1__shard_write_request__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 3 }
+  { 0, 6 }
 };
 const ProtobufCMessageDescriptor ragd__v1__shard_write_request__descriptor =
 {
@@ -8500,14 +8719,14 @@ const ProtobufCMessageDescriptor ragd__v1__shard_write_request__descriptor =
   "Ragd__V1__ShardWriteRequest",
   "ragd.v1",
   sizeof(Ragd__V1__ShardWriteRequest),
-  3,
+  6,
   ragd__v1__shard_write_request__field_descriptors,
   ragd__v1__shard_write_request__field_indices_by_name,
   1,  ragd__v1__shard_write_request__number_ranges,
   (ProtobufCMessageInit) ragd__v1__shard_write_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor ragd__v1__shard_write_response__field_descriptors[1] =
+static const ProtobufCFieldDescriptor ragd__v1__shard_write_response__field_descriptors[3] =
 {
   {
     "deleted",
@@ -8521,14 +8740,40 @@ static const ProtobufCFieldDescriptor ragd__v1__shard_write_response__field_desc
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "seq",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ShardWriteResponse, seq),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "entry_version",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ShardWriteResponse, entry_version),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned ragd__v1__shard_write_response__field_indices_by_name[] = {
   0,   /* field[0] = deleted */
+  2,   /* field[2] = entry_version */
+  1,   /* field[1] = seq */
 };
 static const ProtobufCIntRange ragd__v1__shard_write_response__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 1 }
+  { 0, 3 }
 };
 const ProtobufCMessageDescriptor ragd__v1__shard_write_response__descriptor =
 {
@@ -8538,11 +8783,216 @@ const ProtobufCMessageDescriptor ragd__v1__shard_write_response__descriptor =
   "Ragd__V1__ShardWriteResponse",
   "ragd.v1",
   sizeof(Ragd__V1__ShardWriteResponse),
-  1,
+  3,
   ragd__v1__shard_write_response__field_descriptors,
   ragd__v1__shard_write_response__field_indices_by_name,
   1,  ragd__v1__shard_write_response__number_ranges,
   (ProtobufCMessageInit) ragd__v1__shard_write_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor ragd__v1__shard_log_request__field_descriptors[3] =
+{
+  {
+    "shard",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ShardLogRequest, shard),
+    &ragd__v1__shard_key__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "after",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ShardLogRequest, after),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "max_bytes",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ShardLogRequest, max_bytes),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned ragd__v1__shard_log_request__field_indices_by_name[] = {
+  1,   /* field[1] = after */
+  2,   /* field[2] = max_bytes */
+  0,   /* field[0] = shard */
+};
+static const ProtobufCIntRange ragd__v1__shard_log_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor ragd__v1__shard_log_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "ragd.v1.ShardLogRequest",
+  "ShardLogRequest",
+  "Ragd__V1__ShardLogRequest",
+  "ragd.v1",
+  sizeof(Ragd__V1__ShardLogRequest),
+  3,
+  ragd__v1__shard_log_request__field_descriptors,
+  ragd__v1__shard_log_request__field_indices_by_name,
+  1,  ragd__v1__shard_log_request__number_ranges,
+  (ProtobufCMessageInit) ragd__v1__shard_log_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor ragd__v1__shard_log_entry__field_descriptors[3] =
+{
+  {
+    "seq",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ShardLogEntry, seq),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "version",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ShardLogEntry, version),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "payload",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BYTES,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ShardLogEntry, payload),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned ragd__v1__shard_log_entry__field_indices_by_name[] = {
+  2,   /* field[2] = payload */
+  0,   /* field[0] = seq */
+  1,   /* field[1] = version */
+};
+static const ProtobufCIntRange ragd__v1__shard_log_entry__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor ragd__v1__shard_log_entry__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "ragd.v1.ShardLogEntry",
+  "ShardLogEntry",
+  "Ragd__V1__ShardLogEntry",
+  "ragd.v1",
+  sizeof(Ragd__V1__ShardLogEntry),
+  3,
+  ragd__v1__shard_log_entry__field_descriptors,
+  ragd__v1__shard_log_entry__field_indices_by_name,
+  1,  ragd__v1__shard_log_entry__number_ranges,
+  (ProtobufCMessageInit) ragd__v1__shard_log_entry__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor ragd__v1__shard_log_response__field_descriptors[4] =
+{
+  {
+    "entries",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Ragd__V1__ShardLogResponse, n_entries),
+    offsetof(Ragd__V1__ShardLogResponse, entries),
+    &ragd__v1__shard_log_entry__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "truncated",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ShardLogResponse, truncated),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "head",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ShardLogResponse, head),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "head_version",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ShardLogResponse, head_version),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned ragd__v1__shard_log_response__field_indices_by_name[] = {
+  0,   /* field[0] = entries */
+  2,   /* field[2] = head */
+  3,   /* field[3] = head_version */
+  1,   /* field[1] = truncated */
+};
+static const ProtobufCIntRange ragd__v1__shard_log_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 4 }
+};
+const ProtobufCMessageDescriptor ragd__v1__shard_log_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "ragd.v1.ShardLogResponse",
+  "ShardLogResponse",
+  "Ragd__V1__ShardLogResponse",
+  "ragd.v1",
+  sizeof(Ragd__V1__ShardLogResponse),
+  4,
+  ragd__v1__shard_log_response__field_descriptors,
+  ragd__v1__shard_log_response__field_indices_by_name,
+  1,  ragd__v1__shard_log_response__number_ranges,
+  (ProtobufCMessageInit) ragd__v1__shard_log_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCFieldDescriptor ragd__v1__shard_hashes_request__field_descriptors[2] =
@@ -8723,7 +9173,7 @@ const ProtobufCMessageDescriptor ragd__v1__shard_counts_request__descriptor =
   (ProtobufCMessageInit) ragd__v1__shard_counts_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor ragd__v1__shard_counts_response__field_descriptors[2] =
+static const ProtobufCFieldDescriptor ragd__v1__shard_counts_response__field_descriptors[6] =
 {
   {
     "documents",
@@ -8749,15 +9199,67 @@ static const ProtobufCFieldDescriptor ragd__v1__shard_counts_response__field_des
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "seq",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ShardCountsResponse, seq),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "seq_version",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ShardCountsResponse, seq_version),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "digest",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ShardCountsResponse, digest),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "first_logged",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ShardCountsResponse, first_logged),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned ragd__v1__shard_counts_response__field_indices_by_name[] = {
   1,   /* field[1] = chunks */
+  4,   /* field[4] = digest */
   0,   /* field[0] = documents */
+  5,   /* field[5] = first_logged */
+  2,   /* field[2] = seq */
+  3,   /* field[3] = seq_version */
 };
 static const ProtobufCIntRange ragd__v1__shard_counts_response__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 2 }
+  { 0, 6 }
 };
 const ProtobufCMessageDescriptor ragd__v1__shard_counts_response__descriptor =
 {
@@ -8767,7 +9269,7 @@ const ProtobufCMessageDescriptor ragd__v1__shard_counts_response__descriptor =
   "Ragd__V1__ShardCountsResponse",
   "ragd.v1",
   sizeof(Ragd__V1__ShardCountsResponse),
-  2,
+  6,
   ragd__v1__shard_counts_response__field_descriptors,
   ragd__v1__shard_counts_response__field_indices_by_name,
   1,  ragd__v1__shard_counts_response__number_ranges,
@@ -9079,7 +9581,7 @@ const ProtobufCMessageDescriptor ragd__v1__shard_slot_response__descriptor =
   (ProtobufCMessageInit) ragd__v1__shard_slot_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor ragd__v1__shard_receive_request__field_descriptors[8] =
+static const ProtobufCFieldDescriptor ragd__v1__shard_receive_request__field_descriptors[9] =
 {
   {
     "partition",
@@ -9177,8 +9679,21 @@ static const ProtobufCFieldDescriptor ragd__v1__shard_receive_request__field_des
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "bases",
+    9,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Ragd__V1__ShardReceiveRequest, n_bases),
+    offsetof(Ragd__V1__ShardReceiveRequest, bases),
+    &ragd__v1__shard_base__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned ragd__v1__shard_receive_request__field_indices_by_name[] = {
+  8,   /* field[8] = bases */
   2,   /* field[2] = begin */
   7,   /* field[7] = clear */
   5,   /* field[5] = documents */
@@ -9191,7 +9706,7 @@ static const unsigned ragd__v1__shard_receive_request__field_indices_by_name[] =
 static const ProtobufCIntRange ragd__v1__shard_receive_request__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 8 }
+  { 0, 9 }
 };
 const ProtobufCMessageDescriptor ragd__v1__shard_receive_request__descriptor =
 {
@@ -9201,11 +9716,75 @@ const ProtobufCMessageDescriptor ragd__v1__shard_receive_request__descriptor =
   "Ragd__V1__ShardReceiveRequest",
   "ragd.v1",
   sizeof(Ragd__V1__ShardReceiveRequest),
-  8,
+  9,
   ragd__v1__shard_receive_request__field_descriptors,
   ragd__v1__shard_receive_request__field_indices_by_name,
   1,  ragd__v1__shard_receive_request__number_ranges,
   (ProtobufCMessageInit) ragd__v1__shard_receive_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor ragd__v1__shard_base__field_descriptors[3] =
+{
+  {
+    "shard",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ShardBase, shard),
+    &ragd__v1__shard_key__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "seq",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ShardBase, seq),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "version",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ShardBase, version),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned ragd__v1__shard_base__field_indices_by_name[] = {
+  1,   /* field[1] = seq */
+  0,   /* field[0] = shard */
+  2,   /* field[2] = version */
+};
+static const ProtobufCIntRange ragd__v1__shard_base__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor ragd__v1__shard_base__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "ragd.v1.ShardBase",
+  "ShardBase",
+  "Ragd__V1__ShardBase",
+  "ragd.v1",
+  sizeof(Ragd__V1__ShardBase),
+  3,
+  ragd__v1__shard_base__field_descriptors,
+  ragd__v1__shard_base__field_indices_by_name,
+  1,  ragd__v1__shard_base__number_ranges,
+  (ProtobufCMessageInit) ragd__v1__shard_base__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCFieldDescriptor ragd__v1__shard_receive_response__field_descriptors[4] =

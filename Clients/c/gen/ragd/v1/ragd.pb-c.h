@@ -65,6 +65,9 @@ typedef struct Ragd__V1__StoredDocument Ragd__V1__StoredDocument;
 typedef struct Ragd__V1__StoredDocument__MetadataEntry Ragd__V1__StoredDocument__MetadataEntry;
 typedef struct Ragd__V1__ShardWriteRequest Ragd__V1__ShardWriteRequest;
 typedef struct Ragd__V1__ShardWriteResponse Ragd__V1__ShardWriteResponse;
+typedef struct Ragd__V1__ShardLogRequest Ragd__V1__ShardLogRequest;
+typedef struct Ragd__V1__ShardLogEntry Ragd__V1__ShardLogEntry;
+typedef struct Ragd__V1__ShardLogResponse Ragd__V1__ShardLogResponse;
 typedef struct Ragd__V1__ShardHashesRequest Ragd__V1__ShardHashesRequest;
 typedef struct Ragd__V1__ShardHashesResponse Ragd__V1__ShardHashesResponse;
 typedef struct Ragd__V1__ShardHashesResponse__HashesEntry Ragd__V1__ShardHashesResponse__HashesEntry;
@@ -78,6 +81,7 @@ typedef struct Ragd__V1__ShardSlotRequest Ragd__V1__ShardSlotRequest;
 typedef struct Ragd__V1__ShardSlotEntry Ragd__V1__ShardSlotEntry;
 typedef struct Ragd__V1__ShardSlotResponse Ragd__V1__ShardSlotResponse;
 typedef struct Ragd__V1__ShardReceiveRequest Ragd__V1__ShardReceiveRequest;
+typedef struct Ragd__V1__ShardBase Ragd__V1__ShardBase;
 typedef struct Ragd__V1__ShardReceiveResponse Ragd__V1__ShardReceiveResponse;
 typedef struct Ragd__V1__ShardDropRequest Ragd__V1__ShardDropRequest;
 typedef struct Ragd__V1__ShardDropResponse Ragd__V1__ShardDropResponse;
@@ -908,7 +912,7 @@ struct  Ragd__V1__ReplicaHealth
    */
   double latency_seconds;
   /*
-   * hinted writes waiting for this replica
+   * partitions it holds but is not in sync for (catching up)
    */
   uint64_t pending_writes;
 };
@@ -1116,6 +1120,12 @@ struct  Ragd__V1__StoredDocument
     , (char *)protobuf_c_empty_string, 0,NULL, 0, 0,NULL, {0,NULL} }
 
 
+/*
+ * A write to one partition. Replicated writes are ordered by the partition's
+ * primary: `sequence` asks the primary to give the write the next sequence
+ * number (log it, apply it); a write with `seq` set is that logged entry, sent
+ * to another replica, which applies entries strictly in sequence order.
+ */
 struct  Ragd__V1__ShardWriteRequest
 {
   ProtobufCMessage base;
@@ -1124,10 +1134,22 @@ struct  Ragd__V1__ShardWriteRequest
   Ragd__V1__StoredDocument **upserts;
   size_t n_deletes;
   char **deletes;
+  /*
+   * primary: assign the next sequence number
+   */
+  protobuf_c_boolean sequence;
+  /*
+   * replica: the entry's sequence number (0: unsequenced)
+   */
+  uint64_t seq;
+  /*
+   * replica: the placement version the entry was sequenced at
+   */
+  uint64_t entry_version;
 };
 #define RAGD__V1__SHARD_WRITE_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__shard_write_request__descriptor) \
-    , NULL, 0,NULL, 0,NULL }
+    , NULL, 0,NULL, 0,NULL, 0, 0, 0 }
 
 
 struct  Ragd__V1__ShardWriteResponse
@@ -1135,10 +1157,65 @@ struct  Ragd__V1__ShardWriteResponse
   ProtobufCMessage base;
   size_t n_deleted;
   char **deleted;
+  /*
+   * the entry's sequence number
+   */
+  uint64_t seq;
+  uint64_t entry_version;
 };
 #define RAGD__V1__SHARD_WRITE_RESPONSE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__shard_write_response__descriptor) \
-    , 0,NULL }
+    , 0,NULL, 0, 0 }
+
+
+/*
+ * Entries of a partition's operation log after `after`, up to ~max_bytes.
+ */
+struct  Ragd__V1__ShardLogRequest
+{
+  ProtobufCMessage base;
+  Ragd__V1__ShardKey *shard;
+  uint64_t after;
+  uint64_t max_bytes;
+};
+#define RAGD__V1__SHARD_LOG_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__shard_log_request__descriptor) \
+    , NULL, 0, 0 }
+
+
+struct  Ragd__V1__ShardLogEntry
+{
+  ProtobufCMessage base;
+  uint64_t seq;
+  uint64_t version;
+  /*
+   * a ShardWriteRequest with upserts and deletes only
+   */
+  ProtobufCBinaryData payload;
+};
+#define RAGD__V1__SHARD_LOG_ENTRY__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__shard_log_entry__descriptor) \
+    , 0, 0, {0,NULL} }
+
+
+struct  Ragd__V1__ShardLogResponse
+{
+  ProtobufCMessage base;
+  size_t n_entries;
+  Ragd__V1__ShardLogEntry **entries;
+  /*
+   * entries after `after` are no longer all in the log
+   */
+  protobuf_c_boolean truncated;
+  /*
+   * the last sequence number applied
+   */
+  uint64_t head;
+  uint64_t head_version;
+};
+#define RAGD__V1__SHARD_LOG_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__shard_log_response__descriptor) \
+    , 0,NULL, 0, 0, 0 }
 
 
 struct  Ragd__V1__ShardHashesRequest
@@ -1193,10 +1270,26 @@ struct  Ragd__V1__ShardCountsResponse
   ProtobufCMessage base;
   uint64_t documents;
   uint64_t chunks;
+  /*
+   * last sequence number applied
+   */
+  uint64_t seq;
+  /*
+   * the placement version of that entry
+   */
+  uint64_t seq_version;
+  /*
+   * order-independent hash of every document id and content hash
+   */
+  uint64_t digest;
+  /*
+   * oldest entry still in the log (0: none)
+   */
+  uint64_t first_logged;
 };
 #define RAGD__V1__SHARD_COUNTS_RESPONSE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__shard_counts_response__descriptor) \
-    , 0, 0 }
+    , 0, 0, 0, 0, 0, 0 }
 
 
 struct  Ragd__V1__ShardFetchRequest
@@ -1316,10 +1409,31 @@ struct  Ragd__V1__ShardReceiveRequest
    * with begin: a new move; delete what an earlier one left here
    */
   protobuf_c_boolean clear;
+  /*
+   * with begin: where each collection's log replay starts
+   */
+  size_t n_bases;
+  Ragd__V1__ShardBase **bases;
 };
 #define RAGD__V1__SHARD_RECEIVE_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__shard_receive_request__descriptor) \
-    , 0, (char *)protobuf_c_empty_string, 0, 0, NULL, 0,NULL, 0,NULL, 0 }
+    , 0, (char *)protobuf_c_empty_string, 0, 0, NULL, 0,NULL, 0,NULL, 0, 0,NULL }
+
+
+/*
+ * A copy is made over the source's state after entry `seq`: the target
+ * records `seq` (and `version`) as applied, so the log after it completes the copy.
+ */
+struct  Ragd__V1__ShardBase
+{
+  ProtobufCMessage base;
+  Ragd__V1__ShardKey *shard;
+  uint64_t seq;
+  uint64_t version;
+};
+#define RAGD__V1__SHARD_BASE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__shard_base__descriptor) \
+    , NULL, 0, 0 }
 
 
 struct  Ragd__V1__ShardReceiveResponse
@@ -3051,6 +3165,63 @@ Ragd__V1__ShardWriteResponse *
 void   ragd__v1__shard_write_response__free_unpacked
                      (Ragd__V1__ShardWriteResponse *message,
                       ProtobufCAllocator *allocator);
+/* Ragd__V1__ShardLogRequest methods */
+void   ragd__v1__shard_log_request__init
+                     (Ragd__V1__ShardLogRequest         *message);
+size_t ragd__v1__shard_log_request__get_packed_size
+                     (const Ragd__V1__ShardLogRequest   *message);
+size_t ragd__v1__shard_log_request__pack
+                     (const Ragd__V1__ShardLogRequest   *message,
+                      uint8_t             *out);
+size_t ragd__v1__shard_log_request__pack_to_buffer
+                     (const Ragd__V1__ShardLogRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Ragd__V1__ShardLogRequest *
+       ragd__v1__shard_log_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   ragd__v1__shard_log_request__free_unpacked
+                     (Ragd__V1__ShardLogRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Ragd__V1__ShardLogEntry methods */
+void   ragd__v1__shard_log_entry__init
+                     (Ragd__V1__ShardLogEntry         *message);
+size_t ragd__v1__shard_log_entry__get_packed_size
+                     (const Ragd__V1__ShardLogEntry   *message);
+size_t ragd__v1__shard_log_entry__pack
+                     (const Ragd__V1__ShardLogEntry   *message,
+                      uint8_t             *out);
+size_t ragd__v1__shard_log_entry__pack_to_buffer
+                     (const Ragd__V1__ShardLogEntry   *message,
+                      ProtobufCBuffer     *buffer);
+Ragd__V1__ShardLogEntry *
+       ragd__v1__shard_log_entry__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   ragd__v1__shard_log_entry__free_unpacked
+                     (Ragd__V1__ShardLogEntry *message,
+                      ProtobufCAllocator *allocator);
+/* Ragd__V1__ShardLogResponse methods */
+void   ragd__v1__shard_log_response__init
+                     (Ragd__V1__ShardLogResponse         *message);
+size_t ragd__v1__shard_log_response__get_packed_size
+                     (const Ragd__V1__ShardLogResponse   *message);
+size_t ragd__v1__shard_log_response__pack
+                     (const Ragd__V1__ShardLogResponse   *message,
+                      uint8_t             *out);
+size_t ragd__v1__shard_log_response__pack_to_buffer
+                     (const Ragd__V1__ShardLogResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Ragd__V1__ShardLogResponse *
+       ragd__v1__shard_log_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   ragd__v1__shard_log_response__free_unpacked
+                     (Ragd__V1__ShardLogResponse *message,
+                      ProtobufCAllocator *allocator);
 /* Ragd__V1__ShardHashesRequest methods */
 void   ragd__v1__shard_hashes_request__init
                      (Ragd__V1__ShardHashesRequest         *message);
@@ -3281,6 +3452,25 @@ Ragd__V1__ShardReceiveRequest *
                       const uint8_t       *data);
 void   ragd__v1__shard_receive_request__free_unpacked
                      (Ragd__V1__ShardReceiveRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Ragd__V1__ShardBase methods */
+void   ragd__v1__shard_base__init
+                     (Ragd__V1__ShardBase         *message);
+size_t ragd__v1__shard_base__get_packed_size
+                     (const Ragd__V1__ShardBase   *message);
+size_t ragd__v1__shard_base__pack
+                     (const Ragd__V1__ShardBase   *message,
+                      uint8_t             *out);
+size_t ragd__v1__shard_base__pack_to_buffer
+                     (const Ragd__V1__ShardBase   *message,
+                      ProtobufCBuffer     *buffer);
+Ragd__V1__ShardBase *
+       ragd__v1__shard_base__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   ragd__v1__shard_base__free_unpacked
+                     (Ragd__V1__ShardBase *message,
                       ProtobufCAllocator *allocator);
 /* Ragd__V1__ShardReceiveResponse methods */
 void   ragd__v1__shard_receive_response__init
@@ -4330,6 +4520,15 @@ typedef void (*Ragd__V1__ShardWriteRequest_Closure)
 typedef void (*Ragd__V1__ShardWriteResponse_Closure)
                  (const Ragd__V1__ShardWriteResponse *message,
                   void *closure_data);
+typedef void (*Ragd__V1__ShardLogRequest_Closure)
+                 (const Ragd__V1__ShardLogRequest *message,
+                  void *closure_data);
+typedef void (*Ragd__V1__ShardLogEntry_Closure)
+                 (const Ragd__V1__ShardLogEntry *message,
+                  void *closure_data);
+typedef void (*Ragd__V1__ShardLogResponse_Closure)
+                 (const Ragd__V1__ShardLogResponse *message,
+                  void *closure_data);
 typedef void (*Ragd__V1__ShardHashesRequest_Closure)
                  (const Ragd__V1__ShardHashesRequest *message,
                   void *closure_data);
@@ -4368,6 +4567,9 @@ typedef void (*Ragd__V1__ShardSlotResponse_Closure)
                   void *closure_data);
 typedef void (*Ragd__V1__ShardReceiveRequest_Closure)
                  (const Ragd__V1__ShardReceiveRequest *message,
+                  void *closure_data);
+typedef void (*Ragd__V1__ShardBase_Closure)
+                 (const Ragd__V1__ShardBase *message,
                   void *closure_data);
 typedef void (*Ragd__V1__ShardReceiveResponse_Closure)
                  (const Ragd__V1__ShardReceiveResponse *message,
@@ -4573,6 +4775,9 @@ extern const ProtobufCMessageDescriptor ragd__v1__stored_document__descriptor;
 extern const ProtobufCMessageDescriptor ragd__v1__stored_document__metadata_entry__descriptor;
 extern const ProtobufCMessageDescriptor ragd__v1__shard_write_request__descriptor;
 extern const ProtobufCMessageDescriptor ragd__v1__shard_write_response__descriptor;
+extern const ProtobufCMessageDescriptor ragd__v1__shard_log_request__descriptor;
+extern const ProtobufCMessageDescriptor ragd__v1__shard_log_entry__descriptor;
+extern const ProtobufCMessageDescriptor ragd__v1__shard_log_response__descriptor;
 extern const ProtobufCMessageDescriptor ragd__v1__shard_hashes_request__descriptor;
 extern const ProtobufCMessageDescriptor ragd__v1__shard_hashes_response__descriptor;
 extern const ProtobufCMessageDescriptor ragd__v1__shard_hashes_response__hashes_entry__descriptor;
@@ -4586,6 +4791,7 @@ extern const ProtobufCMessageDescriptor ragd__v1__shard_slot_request__descriptor
 extern const ProtobufCMessageDescriptor ragd__v1__shard_slot_entry__descriptor;
 extern const ProtobufCMessageDescriptor ragd__v1__shard_slot_response__descriptor;
 extern const ProtobufCMessageDescriptor ragd__v1__shard_receive_request__descriptor;
+extern const ProtobufCMessageDescriptor ragd__v1__shard_base__descriptor;
 extern const ProtobufCMessageDescriptor ragd__v1__shard_receive_response__descriptor;
 extern const ProtobufCMessageDescriptor ragd__v1__shard_drop_request__descriptor;
 extern const ProtobufCMessageDescriptor ragd__v1__shard_drop_response__descriptor;
