@@ -73,7 +73,7 @@ public final class PartitionStore: Sendable {
                     try db.execute(sql: "INSERT OR REPLACE INTO oplog (seq, version, payload) VALUES (?, ?, ?)",
                                    arguments: [Int64(entry.seq), Int64(entry.version), entry.payload])
                     try db.execute(sql: "UPDATE applied SET seq = ?, version = ? WHERE id = 0", arguments: [Int64(entry.seq), Int64(entry.version)])
-                    if keep > 0, entry.seq % 64 == 0 {
+                    if keep > 0, entry.seq % UInt64(min(64, keep)) == 0 {
                         try db.execute(sql: "DELETE FROM oplog WHERE seq <= ?", arguments: [Int64(entry.seq) - Int64(keep)])
                     }
                 }

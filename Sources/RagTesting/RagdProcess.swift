@@ -77,6 +77,10 @@ public final class RagdProcess: @unchecked Sendable {
     public var isRunning: Bool { process.isRunning }
     public var pid: Int32 { process.pid }
 
+    /// SIGSTOP: a paused process (connections open, nothing answers).
+    public func pause() { process.signal(SIGSTOP) }
+    public func resume() { process.signal(SIGCONT) }
+
     /// SIGKILL: no chance to flush or close anything.
     public func kill9() {
         process.signal(SIGKILL)

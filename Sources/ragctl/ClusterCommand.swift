@@ -38,11 +38,13 @@ struct ClusterCommand: AsyncParsableCommand {
         func run() async throws {
             try await ClusterCommand.status(connection) { s in
                 print("placement version \(s.placementVersion): \(s.shards) logical partitions × \(s.replicationFactor) replicas"
-                      + (s.unassigned > 0 ? ", \(s.unassigned) replicas unassigned" : ""))
+                      + (s.unassigned > 0 ? ", \(s.unassigned) replicas unassigned" : "")
+                      + (s.outOfSync > 0 ? ", \(s.outOfSync) replicas out of sync (catching up)" : ""))
                 print("mover: \(s.mover.isEmpty ? "(none)" : s.mover)")
-                print("node\taddress\tstate\tlease\tpartitions\tchunks")
+                print("node\taddress\tstate\tlease\tpartitions\tprimary\tout-of-sync\tchunks")
                 for m in s.members {
-                    print([m.id, m.address, m.state, m.live ? "live" : "EXPIRED", "\(m.partitions)", "\(m.chunks)"].joined(separator: "\t"))
+                    print([m.id, m.address, m.state, m.live ? "live" : "EXPIRED", "\(m.partitions)", "\(m.primaryOf)", "\(m.outOfSync)", "\(m.chunks)"]
+                        .joined(separator: "\t"))
                 }
                 if s.moves.isEmpty { print("no moves in progress") }
                 for m in s.moves {

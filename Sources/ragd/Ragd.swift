@@ -40,6 +40,7 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Cluster file (JSON) for --role coordinator (with --etcd: published there by the first coordinator).") var cluster: String?
     @Option(help: "etcd endpoints host:port[,host:port…] (its client port): coordinators share the cluster layout, catalog, write generations and keys there; every node registers there under a lease.") var etcd: String?
     @Option(name: .customLong("node-id"), help: "This node's id in etcd (default: host name and public port).") var nodeID: String?
+    @Option(name: .customLong("replication-log"), help: "Shard node: replication log entries kept per partition behind the newest, for replicas that catch up (default 10000; older ones are copied).") var replicationLog: Int?
     @Option(name: .customLong("logical-partitions"), help: "Coordinator with --etcd: logical partitions of the cluster placement when it is first created (default 64; fixed afterwards).") var logicalPartitions: Int?
     @Option(help: "Coordinator with --etcd and no cluster file: replicas per logical partition when the placement is first created (default 1).") var replication: Int?
     @Option(help: "Host other nodes and clients use to reach this node (default: --host, or the host name when --host is a wildcard).") var advertise: String?
@@ -132,6 +133,10 @@ struct Serve: AsyncParsableCommand {
         if let n = try integer(logicalPartitions, env: "RAGD_LOGICAL_PARTITIONS", file: file, key: "logical-partitions") {
             guard (1...4096).contains(n) else { throw ValidationError("--logical-partitions must be between 1 and 4096") }
             c.logicalPartitions = n
+        }
+        if let n = try integer(replicationLog, env: "RAGD_REPLICATION_LOG", file: file, key: "replication-log") {
+            guard (1...10_000_000).contains(n) else { throw ValidationError("--replication-log must be between 1 and 10000000") }
+            c.logEntries = n
         }
         if let n = try integer(replication, env: "RAGD_REPLICATION", file: file, key: "replication") {
             guard (1...16).contains(n) else { throw ValidationError("--replication must be between 1 and 16") }

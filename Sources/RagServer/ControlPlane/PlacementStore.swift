@@ -58,7 +58,22 @@ public final class PlacementStore: Sendable {
     /// The placement in etcd, creating it first when there is none: from the
     /// cluster file if given (shard s keeps partition s), else empty.
     public func bootstrap(file: ClusterConfiguration?, partitions: Int, replication: Int, logger: Logger) async throws(RagError) -> Placement {
-        if let (p, _) = try await load() {
+        // A coordinator that starts while etcd elects a leader or restarts a
+        // member waits a little rather than exiting.
+        var loaded: (Placement, revision: Int64)?
+        var attempt = 0
+        while true {
+            attempt += 1
+            do {
+                loaded = try await load()
+                break
+            } catch {
+                guard error.code == .unavailable, attempt < 15 else { throw error }
+                logger.warning("etcd: \(error.message); trying again")
+                try? await Task.sleep(for: .seconds(1))
+            }
+        }
+        if let (p, _) = loaded {
             if file != nil { logger.info("etcd already holds the placement (version \(p.version)); the cluster file is not used") }
             return p
         }

@@ -54,7 +54,7 @@ public final class RemoteShard: Shard {
     func routed<T>(_ body: (Route) async throws -> T) async throws -> T {
         var attempt = 0
         while true {
-            let route = try cluster.route(partition)
+            let route = try await currentRoute()
             do {
                 return try await body(route)
             } catch let e as RagError where Placement.isStale(e) && attempt < 5 {
@@ -62,6 +62,16 @@ public final class RemoteShard: Shard {
                 try? await cluster.refresh()
                 if cluster.placement.version <= route.version { try await Task.sleep(for: .milliseconds(50 * attempt)) }
             }
+        }
+    }
+
+    /// The partition's route; when there is none (no node, none in sync),
+    /// perhaps only this coordinator's copy of the placement is behind: read it again first.
+    func currentRoute() async throws(RagError) -> Route {
+        do { return try cluster.route(partition) } catch {
+            guard cluster.store != nil else { throw error }
+            try? await cluster.refresh()
+            return try cluster.route(partition)
         }
     }
 
@@ -195,7 +205,10 @@ public final class RemoteShard: Shard {
     /// taken out: the write fails unless every replica applied it.
     func replicate(_ message: Ragd_V1_ShardWriteRequest, route: Route) async throws -> Set<String> {
         guard let (primaryID, primary) = route.primary else { throw RagError(.unavailable, "shard \(partition) has no in-sync replica") }
-        let timeout = CallDeadline.remaining ?? .seconds(30)
+        // Half the time left each for the primary and for the others, so a
+        // node that hangs (paused, not dead) leaves time to fail over or to
+        // take it out of the in-sync set within the caller's deadline.
+        let timeout = (CallDeadline.remaining ?? .seconds(30)) / 2
         var request = message
         request.shard = key(route.version)
         request.sequence = true
@@ -225,6 +238,7 @@ public final class RemoteShard: Shard {
         entry.seq = ordered.seq
         entry.entryVersion = ordered.entryVersion
         let sent = entry
+        let forwardTimeout = max((CallDeadline.remaining ?? .seconds(30)) / 2, .milliseconds(100))
         let targets: [(Replica, Target)] = route.followers.map { ($0.replica, .follower($0.id)) } + route.joining.map { ($0.replica, .joining($0.id)) }
             + route.leaving.map { ($0, .leaving) }
         let outcomes = await withTaskGroup(of: (Int, RagError?).self) { group in
@@ -232,7 +246,7 @@ public final class RemoteShard: Shard {
                 group.addTask {
                     let t = ContinuousClock.now
                     do {
-                        _ = try await ReplicaSync.forward(sent, to: r.client, primary: primary.client, timeout: timeout)
+                        _ = try await ReplicaSync.forward(sent, to: r.client, primary: primary.client, timeout: forwardTimeout)
                         r.succeeded(latency: t.elapsedSeconds)
                         return (i, nil)
                     } catch {

@@ -28,6 +28,7 @@ extension RagService {
         r.replicationFactor = UInt32(placement.replication)
         r.placementVersion = UInt64(placement.version)
         r.unassigned = UInt64(placement.unassigned)
+        r.outOfSync = UInt64(placement.slots.reduce(0) { $0 + $1.replicas.count - $1.readers.count })
         let load = placement.load
         do {
             let nodes = try await NodeRegistration.nodes(etcd)
@@ -55,6 +56,8 @@ extension RagService {
                     $0.live = byAddress[m.address] != nil
                     $0.partitions = UInt32(load[id] ?? 0)
                     $0.chunks = UInt64(max(0, byAddress[m.address]?.chunks ?? 0))
+                    $0.outOfSync = UInt32(placement.slots.filter { $0.replicas.contains(id) && !$0.readers.contains(id) }.count)
+                    $0.primaryOf = UInt32(placement.slots.filter { $0.primary == id }.count)
                 }
             }
             r.unregistered = r.members.filter { !$0.live }.map(\.address).sorted()

@@ -2603,6 +2603,9 @@ public nonisolated struct Ragd_V1_ClusterStatusResponse: Sendable {
   /// partition replicas with no node yet
   public var unassigned: UInt64 = 0
 
+  /// partition replicas out of the in-sync set (catching up)
+  public var outOfSync: UInt64 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -2629,6 +2632,12 @@ public nonisolated struct Ragd_V1_ClusterMember: Sendable {
 
   /// as its registration reports
   public var chunks: UInt64 = 0
+
+  /// partitions it holds but is not in sync for (catching up)
+  public var outOfSync: UInt32 = 0
+
+  /// partitions whose writes it orders
+  public var primaryOf: UInt32 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -7350,7 +7359,7 @@ nonisolated extension Ragd_V1_ClusterStatusRequest: SwiftProtobuf.Message, Swift
 
 nonisolated extension Ragd_V1_ClusterStatusResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ClusterStatusResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}nodes\0\u{1}shards\0\u{3}replication_factor\0\u{1}unregistered\0\u{1}degraded\0\u{3}placement_version\0\u{1}members\0\u{1}moves\0\u{1}mover\0\u{1}unassigned\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}nodes\0\u{1}shards\0\u{3}replication_factor\0\u{1}unregistered\0\u{1}degraded\0\u{3}placement_version\0\u{1}members\0\u{1}moves\0\u{1}mover\0\u{1}unassigned\0\u{3}out_of_sync\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -7368,6 +7377,7 @@ nonisolated extension Ragd_V1_ClusterStatusResponse: SwiftProtobuf.Message, Swif
       case 8: try { try decoder.decodeRepeatedMessageField(value: &self.moves) }()
       case 9: try { try decoder.decodeSingularStringField(value: &self.mover) }()
       case 10: try { try decoder.decodeSingularUInt64Field(value: &self.unassigned) }()
+      case 11: try { try decoder.decodeSingularUInt64Field(value: &self.outOfSync) }()
       default: break
       }
     }
@@ -7404,6 +7414,9 @@ nonisolated extension Ragd_V1_ClusterStatusResponse: SwiftProtobuf.Message, Swif
     if self.unassigned != 0 {
       try visitor.visitSingularUInt64Field(value: self.unassigned, fieldNumber: 10)
     }
+    if self.outOfSync != 0 {
+      try visitor.visitSingularUInt64Field(value: self.outOfSync, fieldNumber: 11)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -7418,6 +7431,7 @@ nonisolated extension Ragd_V1_ClusterStatusResponse: SwiftProtobuf.Message, Swif
     if lhs.moves != rhs.moves {return false}
     if lhs.mover != rhs.mover {return false}
     if lhs.unassigned != rhs.unassigned {return false}
+    if lhs.outOfSync != rhs.outOfSync {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -7425,7 +7439,7 @@ nonisolated extension Ragd_V1_ClusterStatusResponse: SwiftProtobuf.Message, Swif
 
 nonisolated extension Ragd_V1_ClusterMember: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ClusterMember"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}address\0\u{1}state\0\u{1}live\0\u{1}partitions\0\u{1}chunks\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}address\0\u{1}state\0\u{1}live\0\u{1}partitions\0\u{1}chunks\0\u{3}out_of_sync\0\u{3}primary_of\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -7439,6 +7453,8 @@ nonisolated extension Ragd_V1_ClusterMember: SwiftProtobuf.Message, SwiftProtobu
       case 4: try { try decoder.decodeSingularBoolField(value: &self.live) }()
       case 5: try { try decoder.decodeSingularUInt32Field(value: &self.partitions) }()
       case 6: try { try decoder.decodeSingularUInt64Field(value: &self.chunks) }()
+      case 7: try { try decoder.decodeSingularUInt32Field(value: &self.outOfSync) }()
+      case 8: try { try decoder.decodeSingularUInt32Field(value: &self.primaryOf) }()
       default: break
       }
     }
@@ -7463,6 +7479,12 @@ nonisolated extension Ragd_V1_ClusterMember: SwiftProtobuf.Message, SwiftProtobu
     if self.chunks != 0 {
       try visitor.visitSingularUInt64Field(value: self.chunks, fieldNumber: 6)
     }
+    if self.outOfSync != 0 {
+      try visitor.visitSingularUInt32Field(value: self.outOfSync, fieldNumber: 7)
+    }
+    if self.primaryOf != 0 {
+      try visitor.visitSingularUInt32Field(value: self.primaryOf, fieldNumber: 8)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -7473,6 +7495,8 @@ nonisolated extension Ragd_V1_ClusterMember: SwiftProtobuf.Message, SwiftProtobu
     if lhs.live != rhs.live {return false}
     if lhs.partitions != rhs.partitions {return false}
     if lhs.chunks != rhs.chunks {return false}
+    if lhs.outOfSync != rhs.outOfSync {return false}
+    if lhs.primaryOf != rhs.primaryOf {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

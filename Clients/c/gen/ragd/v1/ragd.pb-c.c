@@ -11795,7 +11795,7 @@ const ProtobufCMessageDescriptor ragd__v1__cluster_status_request__descriptor =
   (ProtobufCMessageInit) ragd__v1__cluster_status_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor ragd__v1__cluster_status_response__field_descriptors[10] =
+static const ProtobufCFieldDescriptor ragd__v1__cluster_status_response__field_descriptors[11] =
 {
   {
     "nodes",
@@ -11917,6 +11917,18 @@ static const ProtobufCFieldDescriptor ragd__v1__cluster_status_response__field_d
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "out_of_sync",
+    11,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ClusterStatusResponse, out_of_sync),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned ragd__v1__cluster_status_response__field_indices_by_name[] = {
   4,   /* field[4] = degraded */
@@ -11924,6 +11936,7 @@ static const unsigned ragd__v1__cluster_status_response__field_indices_by_name[]
   8,   /* field[8] = mover */
   7,   /* field[7] = moves */
   0,   /* field[0] = nodes */
+  10,   /* field[10] = out_of_sync */
   5,   /* field[5] = placement_version */
   2,   /* field[2] = replication_factor */
   1,   /* field[1] = shards */
@@ -11933,7 +11946,7 @@ static const unsigned ragd__v1__cluster_status_response__field_indices_by_name[]
 static const ProtobufCIntRange ragd__v1__cluster_status_response__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 10 }
+  { 0, 11 }
 };
 const ProtobufCMessageDescriptor ragd__v1__cluster_status_response__descriptor =
 {
@@ -11943,14 +11956,14 @@ const ProtobufCMessageDescriptor ragd__v1__cluster_status_response__descriptor =
   "Ragd__V1__ClusterStatusResponse",
   "ragd.v1",
   sizeof(Ragd__V1__ClusterStatusResponse),
-  10,
+  11,
   ragd__v1__cluster_status_response__field_descriptors,
   ragd__v1__cluster_status_response__field_indices_by_name,
   1,  ragd__v1__cluster_status_response__number_ranges,
   (ProtobufCMessageInit) ragd__v1__cluster_status_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor ragd__v1__cluster_member__field_descriptors[6] =
+static const ProtobufCFieldDescriptor ragd__v1__cluster_member__field_descriptors[8] =
 {
   {
     "id",
@@ -12024,19 +12037,45 @@ static const ProtobufCFieldDescriptor ragd__v1__cluster_member__field_descriptor
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "out_of_sync",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ClusterMember, out_of_sync),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "primary_of",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ClusterMember, primary_of),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned ragd__v1__cluster_member__field_indices_by_name[] = {
   1,   /* field[1] = address */
   5,   /* field[5] = chunks */
   0,   /* field[0] = id */
   3,   /* field[3] = live */
+  6,   /* field[6] = out_of_sync */
   4,   /* field[4] = partitions */
+  7,   /* field[7] = primary_of */
   2,   /* field[2] = state */
 };
 static const ProtobufCIntRange ragd__v1__cluster_member__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 6 }
+  { 0, 8 }
 };
 const ProtobufCMessageDescriptor ragd__v1__cluster_member__descriptor =
 {
@@ -12046,7 +12085,7 @@ const ProtobufCMessageDescriptor ragd__v1__cluster_member__descriptor =
   "Ragd__V1__ClusterMember",
   "ragd.v1",
   sizeof(Ragd__V1__ClusterMember),
-  6,
+  8,
   ragd__v1__cluster_member__field_descriptors,
   ragd__v1__cluster_member__field_indices_by_name,
   1,  ragd__v1__cluster_member__number_ranges,

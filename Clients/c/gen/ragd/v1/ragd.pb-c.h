@@ -2015,10 +2015,14 @@ struct  Ragd__V1__ClusterStatusResponse
    * partition replicas with no node yet
    */
   uint64_t unassigned;
+  /*
+   * partition replicas out of the in-sync set (catching up)
+   */
+  uint64_t out_of_sync;
 };
 #define RAGD__V1__CLUSTER_STATUS_RESPONSE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__cluster_status_response__descriptor) \
-    , 0,NULL, 0, 0, 0,NULL, (char *)protobuf_c_empty_string, 0, 0,NULL, 0,NULL, (char *)protobuf_c_empty_string, 0 }
+    , 0,NULL, 0, 0, 0,NULL, (char *)protobuf_c_empty_string, 0, 0,NULL, 0,NULL, (char *)protobuf_c_empty_string, 0, 0 }
 
 
 struct  Ragd__V1__ClusterMember
@@ -2045,10 +2049,18 @@ struct  Ragd__V1__ClusterMember
    * as its registration reports
    */
   uint64_t chunks;
+  /*
+   * partitions it holds but is not in sync for (catching up)
+   */
+  uint32_t out_of_sync;
+  /*
+   * partitions whose writes it orders
+   */
+  uint32_t primary_of;
 };
 #define RAGD__V1__CLUSTER_MEMBER__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__cluster_member__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, 0 }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, 0, 0, 0 }
 
 
 struct  Ragd__V1__PartitionMove
