@@ -1,13 +1,10 @@
 import Foundation
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
 import RagCore
 import Synchronization
 
 /// etcd's v3 API through its JSON gateway (HTTP POST to /v3/…), which every
 /// etcd ≥ 3.4 serves on its client port. JSON over HTTP rather than gRPC: the
-/// calls Ragd makes are few and small, and URLSession is already in the
+/// calls Ragd makes are few and small, and the HTTP client is already in the
 /// process (model providers); a gRPC stack would add minutes of build time
 /// for no measurable gain at this call rate.
 ///
@@ -171,31 +168,22 @@ public final class EtcdClient: Sendable {
         do { payload = try JSONSerialization.data(withJSONObject: body) } catch { throw RagError(.internal, "etcd request: \(error)") }
         var failures: [String] = []
         for endpoint in endpoints {
-            guard let url = URL(string: "http://\(endpoint)\(path)") else { continue }
-            var r = URLRequest(url: url, timeoutInterval: timeout.inSeconds)
-            r.httpMethod = "POST"
-            r.httpBody = payload
-            r.setValue("application/json", forHTTPHeaderField: "Content-Type")
-            let request = r
             do {
-                guard let (data, response) = try await withTimeout(timeout, { try await URLSession.shared.data(for: request) }) else {
-                    throw URLError(.timedOut)  // Linux URLSession does not reliably honour its own timeout
-                }
-                let status = (response as? HTTPURLResponse)?.statusCode ?? 0
-                let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] ?? [:]
-                guard (200...299).contains(status) else {
-                    let message = (object["message"] as? String) ?? (object["error"] as? String) ?? "HTTP \(status)"
+                let r = try await OutboundHTTP.post("http://\(endpoint)\(path)", body: payload, timeout: timeout)
+                let object = (try? JSONSerialization.jsonObject(with: r.body)) as? [String: Any] ?? [:]
+                guard (200...299).contains(r.status) else {
+                    let message = (object["message"] as? String) ?? (object["error"] as? String) ?? "HTTP \(r.status)"
                     // 5xx: this member cannot serve (no leader, stopping); another may.
-                    if status >= 500 { failures.append("\(endpoint): \(message)"); continue }
+                    if r.status >= 500 { failures.append("\(endpoint): \(message)"); continue }
                     throw RagError(.failedPrecondition, "etcd refused \(path): \(message)")
                 }
                 return object
-            } catch let e as RagError {
+            } catch let e as RagError where e.code != .deadlineExceeded {
                 throw e
             } catch is CancellationError {
                 throw RagError(.cancelled, "etcd call cancelled")
             } catch {
-                failures.append("\(endpoint): \(error.localizedDescription)")
+                failures.append("\(endpoint): \(RagError(from: error).message)")
             }
         }
         throw RagError(.unavailable, "etcd is unreachable (\(failures.joined(separator: "; ")))")

@@ -327,6 +327,8 @@ public final class PartitionMover: Sendable {
             var key = entry.shard
             key.placementVersion = UInt64(placement.version)
             let state = try await call(target, .shardCounts, Ragd_V1_ShardCountsRequest.with { $0.shard = key }, as: Ragd_V1_ShardCountsResponse.self)
+            // A copy left half made (its maker died): only a new copy completes it.
+            guard !state.receiving else { throw Replication.needsCopy("partition \(p) of \(key.collection) on \(target) holds an unfinished copy") }
             guard try await ReplicaSync.isPrefix(target: state, primary: src, key: key, timeout: .seconds(30)) else {
                 throw Replication.needsCopy("partition \(p) of \(key.collection) on \(target) does not continue the primary's log")
             }

@@ -98,6 +98,19 @@ struct ReplicaRecovery {
         _ = try await mover.call(target, .shardReceive, Ragd_V1_ShardReceiveRequest.with {
             $0.partition = UInt32(p); $0.session = session; $0.begin = true; $0.clear = true; $0.bases = bases
         }, as: Ragd_V1_ShardReceiveResponse.self)
+        do {
+            try await copyDocuments(entries, p: p, session: session, target: target, source: source, version: version)
+        } catch {
+            // Not left open: a later catch-up must see the copy as unfinished, not replay over it.
+            _ = try? await mover.call(target, .shardReceive, Ragd_V1_ShardReceiveRequest.with { $0.partition = UInt32(p); $0.session = session; $0.end = true },
+                                      as: Ragd_V1_ShardReceiveResponse.self)
+            throw error
+        }
+        _ = try await mover.call(target, .shardReceive, Ragd_V1_ShardReceiveRequest.with { $0.partition = UInt32(p); $0.session = session; $0.end = true },
+                                 as: Ragd_V1_ShardReceiveResponse.self)
+    }
+
+    func copyDocuments(_ entries: [Ragd_V1_ShardSlotEntry], p: Int, session: String, target: String, source: String, version: Int64) async throws(RagError) {
         for entry in entries {
             var key = entry.shard
             key.placementVersion = UInt64(version)
@@ -119,7 +132,5 @@ struct ReplicaRecovery {
                 _ = try await mover.apply(batch, deletes: [], key: key, session: session, target: target, partition: p)
             }
         }
-        _ = try await mover.call(target, .shardReceive, Ragd_V1_ShardReceiveRequest.with { $0.partition = UInt32(p); $0.session = session; $0.end = true },
-                                 as: Ragd_V1_ShardReceiveResponse.self)
     }
 }

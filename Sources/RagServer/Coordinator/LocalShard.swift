@@ -16,8 +16,10 @@ public actor LocalShard: Shard {
     let store: PartitionStore
     let index: PartitionIndex
     /// While this partition receives a copy (a move): the session, and every
-    /// document id written through the cluster since it began.
-    nonisolated let receiving = Mutex<(session: String, touched: Set<String>)?>(nil)
+    /// document id written through the cluster since it began, with the
+    /// sequence number of the entry that wrote it last (`UInt64.max`: an
+    /// unsequenced write), so entries arriving out of order never undo a later one.
+    nonisolated let receiving = Mutex<(session: String, touched: [String: UInt64])?>(nil)
     /// The last replication log entry applied (0 before the first).
     var applied: (seq: UInt64, version: UInt64)
     /// Log entries kept behind the newest, for replicas that catch up.
@@ -65,8 +67,8 @@ public actor LocalShard: Shard {
         try check(upserts)
         receiving.withLock { r in
             guard r != nil else { return }
-            for d in upserts { r!.touched.insert(d.id) }
-            for id in deletes { r!.touched.insert(id) }
+            for d in upserts { r!.touched[d.id] = .max }
+            for id in deletes { r!.touched[id] = .max }
         }
         return try apply(upserts: upserts, deletes: deletes)
     }
@@ -103,8 +105,8 @@ public actor LocalShard: Shard {
         guard let touched = receiving.withLock({ $0?.session == session ? $0!.touched : nil }) else {
             throw RagError(.aborted, "receive session \(session) is not open on this node")
         }
-        let ups = upserts.filter { !touched.contains($0.id) }
-        let dels = deletes.filter { !touched.contains($0) }
+        let ups = upserts.filter { touched[$0.id] == nil }
+        let dels = deletes.filter { touched[$0] == nil }
         for d in ups where d.chunks.count != d.embeddings.count || d.embeddings.contains(where: { $0.count != dimension }) {
             throw RagError.invalidArgument("copied document \(d.id.truncatedUTF8(maxBytes: 64).debugDescription) does not fit this partition")
         }
@@ -138,7 +140,15 @@ public actor LocalShard: Shard {
         try check(upserts)
         if receiving.withLock({ $0 != nil }) {
             guard entry.seq > applied.seq else { return [] }
-            return try write(upserts: upserts, deletes: deletes)
+            // Per document, only what is newer than the last entry applied to it.
+            let (ups, dels) = receiving.withLock { r -> ([PreparedDocument], [String]) in
+                let touched = r!.touched
+                let out = (upserts.filter { (touched[$0.id] ?? 0) < entry.seq }, deletes.filter { (touched[$0] ?? 0) < entry.seq })
+                for d in out.0 { r!.touched[d.id] = entry.seq }
+                for id in out.1 { r!.touched[id] = entry.seq }
+                return out
+            }
+            return try apply(upserts: ups, deletes: dels)
         }
         if entry.seq <= applied.seq {
             let have = entry.seq == applied.seq ? applied.version : try store.version(of: entry.seq)

@@ -86,7 +86,7 @@ public actor ShardHost {
         let shard = try LocalShard(path: Self.path(dir, partition), partition: partition,
                                    dimension: dimension, synchronous: configuration.synchronous,
                                    int8: configuration.vectorIndex == .int8, logKeep: configuration.logEntries)
-        if let session = sessions[partition] { shard.receiving.withLock { $0 = (session, []) } }
+        if let session = sessions[partition] { shard.receiving.withLock { $0 = (session, [:]) } }
         if let base = bases[Self.key(collection, partition)] {
             do { try await shard.setBase(seq: base.seq, version: base.version) } catch { throw RagError(from: error) }
         }
@@ -145,7 +145,7 @@ public actor ShardHost {
         sessions[partition] = session
         for b in bases { self.bases[Self.key(b.collection, partition)] = (b.seq, b.version) }
         for (collection, s) in self.partition(partition) {
-            s.receiving.withLock { $0 = (session, []) }
+            s.receiving.withLock { $0 = (session, [:]) }
             if let b = self.bases[Self.key(collection, partition)] {
                 do { try await s.setBase(seq: b.seq, version: b.version) } catch { throw RagError(from: error) }
             }

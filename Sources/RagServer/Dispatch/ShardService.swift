@@ -131,6 +131,7 @@ public struct ShardService: Sendable {
             out.seqVersion = c.version
             out.digest = c.digest
             out.firstLogged = c.firstLogged
+            out.receiving = shard.receiving.withLock { $0 != nil }
         }
         return try FrameCodec.bytes(out)
     }
@@ -195,7 +196,7 @@ public struct ShardService: Sendable {
         if upserts.isEmpty, r.repair.isEmpty {
             // A status call: which ids the cluster wrote during the session.
             if let s = try await host.existing(r.shard.collection, partition) {
-                out.touched = s.receiving.withLock { $0?.session == r.session ? Array($0!.touched).sorted() : [] }
+                out.touched = s.receiving.withLock { $0?.session == r.session ? Array($0!.touched.keys).sorted() : [] }
             }
             return try FrameCodec.bytes(out)
         }

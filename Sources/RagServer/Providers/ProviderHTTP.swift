@@ -1,15 +1,12 @@
 import Foundation
 import Logging
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
 import RagCore
 
 /// The two wire formats model servers speak: OpenAI-compatible (OpenAI, vLLM,
 /// llama.cpp, LM Studio, TEI's OpenAI route) and Ollama.
 public enum ProviderFlavor: String, Sendable, Hashable { case openai, ollama }
 
-/// JSON over HTTP for model providers, through Foundation's URLSession. Retries
+/// JSON over HTTP for model providers (`OutboundHTTP`). Retries
 /// 429, 5xx and connection errors with exponential backoff (and jitter); other
 /// statuses fail at once. The API key is read from an environment variable at
 /// call time and never logged or echoed in errors.
@@ -31,23 +28,10 @@ public struct ProviderHTTP: Sendable {
 
     var seconds: Double { timeout.inSeconds }
 
-    func request(_ path: String, body: Data) throws(RagError) -> URLRequest {
-        guard let url = URL(string: baseURL + path) else { throw .invalidArgument("bad provider URL \(baseURL + path)") }
-        var r = URLRequest(url: url, timeoutInterval: seconds)
-        r.httpMethod = "POST"
-        r.httpBody = body
-        r.setValue("application/json", forHTTPHeaderField: "Content-Type")
-        if let env = apiKeyEnvironment, let key = ProcessInfo.processInfo.environment[env], !key.isEmpty {
-            r.setValue("Bearer \(key)", forHTTPHeaderField: "Authorization")
-        }
-        return r
-    }
-
-    /// Runs `body` within the provider timeout (URLSession's own timeouts are
-    /// not reliably honoured by Linux Foundation for delegate-based sessions).
-    func bounded<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) async throws -> T {
-        guard let value = try await withTimeout(timeout, body) else { throw URLError(.timedOut) }
-        return value
+    /// The request's headers: the API key read from its environment variable now.
+    var headers: [(String, String)] {
+        guard let env = apiKeyEnvironment, let key = ProcessInfo.processInfo.environment[env], !key.isEmpty else { return [] }
+        return [("Authorization", "Bearer \(key)")]
     }
 
     /// A provider's error body can hold anything (an echo of the key, internal
@@ -68,19 +52,17 @@ public struct ProviderHTTP: Sendable {
         for attempt in 0...retries {
             if attempt > 0 { try await backoff(attempt - 1) }
             do {
-                let req = try request(path, body: body)
-                let (data, response) = try await bounded { try await URLSession.shared.data(for: req) }
-                let status = (response as? HTTPURLResponse)?.statusCode ?? 0
-                if (200...299).contains(status) { return data }
-                last = "HTTP \(status)"
-                Self.logBody(path, status, String(decoding: data.prefix(500), as: UTF8.self))
-                guard Self.retryable(status) else { throw RagError(.failedPrecondition, "provider \(path) answered \(last)") }
+                let r = try await OutboundHTTP.post(baseURL + path, body: body, headers: headers, timeout: timeout)
+                if (200...299).contains(r.status) { return r.body }
+                last = "HTTP \(r.status)"
+                Self.logBody(path, r.status, String(decoding: r.body.prefix(500), as: UTF8.self))
+                guard Self.retryable(r.status) else { throw RagError(.failedPrecondition, "provider \(path) answered \(last)") }
             } catch let e as RagError {
                 throw e
             } catch is CancellationError {
                 throw CancellationError()
             } catch {
-                last = "\(error.localizedDescription)"
+                last = RagError(from: error).message
             }
         }
         throw RagError(.unavailable, "provider \(path) failed after \(retries + 1) attempts: \(last)")
@@ -92,30 +74,20 @@ public struct ProviderHTTP: Sendable {
         var last = ""
         for attempt in 0...retries {
             if attempt > 0 { try await backoff(attempt - 1) }
-            let stream = LineStream(request: try request(path, body: body))
             do {
-                try await bounded { try await stream.start() }
-                return stream.lines
-            } catch let e as HTTPStatus {
-                stream.cancel()
+                return try await OutboundHTTP.lines(baseURL + path, body: body, headers: headers, timeout: timeout)
+            } catch let e as OutboundHTTP.Status {
                 last = "HTTP \(e.status)"
                 Self.logBody(path, e.status, e.body)
                 guard Self.retryable(e.status) else { throw RagError(.failedPrecondition, "provider \(path) answered \(last)") }
             } catch is CancellationError {
-                stream.cancel()
                 throw CancellationError()
             } catch {
-                stream.cancel()
-                last = "\(error.localizedDescription)"
+                last = RagError(from: error).message
             }
         }
         throw RagError(.unavailable, "provider \(path) failed after \(retries + 1) attempts: \(last)")
     }
-}
-
-struct HTTPStatus: Error {
-    var status: Int
-    var body: String
 }
 
 let providerLog = Logger(label: "ragd.provider")

@@ -1677,6 +1677,9 @@ public nonisolated struct Ragd_V1_ShardCountsResponse: Sendable {
   /// oldest entry still in the log (0: none)
   public var firstLogged: UInt64 = 0
 
+  /// a copy is being received (a move or a recovery): its log replay has not run yet
+  public var receiving: Bool = false
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -5594,7 +5597,7 @@ nonisolated extension Ragd_V1_ShardCountsRequest: SwiftProtobuf.Message, SwiftPr
 
 nonisolated extension Ragd_V1_ShardCountsResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ShardCountsResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}documents\0\u{1}chunks\0\u{1}seq\0\u{3}seq_version\0\u{1}digest\0\u{3}first_logged\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}documents\0\u{1}chunks\0\u{1}seq\0\u{3}seq_version\0\u{1}digest\0\u{3}first_logged\0\u{1}receiving\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -5608,6 +5611,7 @@ nonisolated extension Ragd_V1_ShardCountsResponse: SwiftProtobuf.Message, SwiftP
       case 4: try { try decoder.decodeSingularUInt64Field(value: &self.seqVersion) }()
       case 5: try { try decoder.decodeSingularUInt64Field(value: &self.digest) }()
       case 6: try { try decoder.decodeSingularUInt64Field(value: &self.firstLogged) }()
+      case 7: try { try decoder.decodeSingularBoolField(value: &self.receiving) }()
       default: break
       }
     }
@@ -5632,6 +5636,9 @@ nonisolated extension Ragd_V1_ShardCountsResponse: SwiftProtobuf.Message, SwiftP
     if self.firstLogged != 0 {
       try visitor.visitSingularUInt64Field(value: self.firstLogged, fieldNumber: 6)
     }
+    if self.receiving != false {
+      try visitor.visitSingularBoolField(value: self.receiving, fieldNumber: 7)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -5642,6 +5649,7 @@ nonisolated extension Ragd_V1_ShardCountsResponse: SwiftProtobuf.Message, SwiftP
     if lhs.seqVersion != rhs.seqVersion {return false}
     if lhs.digest != rhs.digest {return false}
     if lhs.firstLogged != rhs.firstLogged {return false}
+    if lhs.receiving != rhs.receiving {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

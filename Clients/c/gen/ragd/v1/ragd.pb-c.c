@@ -9173,7 +9173,7 @@ const ProtobufCMessageDescriptor ragd__v1__shard_counts_request__descriptor =
   (ProtobufCMessageInit) ragd__v1__shard_counts_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor ragd__v1__shard_counts_response__field_descriptors[6] =
+static const ProtobufCFieldDescriptor ragd__v1__shard_counts_response__field_descriptors[7] =
 {
   {
     "documents",
@@ -9247,19 +9247,32 @@ static const ProtobufCFieldDescriptor ragd__v1__shard_counts_response__field_des
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "receiving",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ShardCountsResponse, receiving),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned ragd__v1__shard_counts_response__field_indices_by_name[] = {
   1,   /* field[1] = chunks */
   4,   /* field[4] = digest */
   0,   /* field[0] = documents */
   5,   /* field[5] = first_logged */
+  6,   /* field[6] = receiving */
   2,   /* field[2] = seq */
   3,   /* field[3] = seq_version */
 };
 static const ProtobufCIntRange ragd__v1__shard_counts_response__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 6 }
+  { 0, 7 }
 };
 const ProtobufCMessageDescriptor ragd__v1__shard_counts_response__descriptor =
 {
@@ -9269,7 +9282,7 @@ const ProtobufCMessageDescriptor ragd__v1__shard_counts_response__descriptor =
   "Ragd__V1__ShardCountsResponse",
   "ragd.v1",
   sizeof(Ragd__V1__ShardCountsResponse),
-  6,
+  7,
   ragd__v1__shard_counts_response__field_descriptors,
   ragd__v1__shard_counts_response__field_indices_by_name,
   1,  ragd__v1__shard_counts_response__number_ranges,

@@ -1286,10 +1286,14 @@ struct  Ragd__V1__ShardCountsResponse
    * oldest entry still in the log (0: none)
    */
   uint64_t first_logged;
+  /*
+   * a copy is being received (a move or a recovery): its log replay has not run yet
+   */
+  protobuf_c_boolean receiving;
 };
 #define RAGD__V1__SHARD_COUNTS_RESPONSE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__shard_counts_response__descriptor) \
-    , 0, 0, 0, 0, 0, 0 }
+    , 0, 0, 0, 0, 0, 0, 0 }
 
 
 struct  Ragd__V1__ShardFetchRequest
