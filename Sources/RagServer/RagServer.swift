@@ -64,7 +64,7 @@ public final class RagServer: Service, Sendable {
         self.cluster = cluster
         rebalancer = cluster?.store.map {
             Rebalancer(store: $0, cluster: cluster!, me: (configuration.nodeID ?? "\(ProcessInfo.processInfo.hostName):\(configuration.port)") + "#\(getpid())",
-                       logger: logger, metrics: metrics)
+                       logger: logger, metrics: metrics, antiEntropyInterval: configuration.antiEntropyInterval)
         }
         let embedder = try await Self.resolveEmbedder(embedder, configuration)
         cache = try Self.makeCache(configuration, etcd: etcd, metrics: metrics, logger: logger)

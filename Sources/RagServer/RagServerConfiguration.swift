@@ -61,6 +61,9 @@ public struct RagServerConfiguration: Sendable {
     /// Replication log entries a shard node keeps per partition behind the
     /// newest, for replicas that catch up (older ones catch up by a copy).
     public var logEntries: Int = 10_000
+    /// Coordinators (the mover): how often in-sync replicas are compared with
+    /// their primary and repaired (nil: never).
+    public var antiEntropyInterval: Duration? = .seconds(10)
     /// How long a graceful shutdown waits for in-flight calls.
     public var shutdownGracePeriod: Duration = .seconds(10)
     /// Chunks embedded per embedder call while indexing.

@@ -32,7 +32,8 @@ public final class ChaosCluster: @unchecked Sendable {
         }
         coordinatorSpecs = (0..<c).map { i in
             Spec(dataDirectory: "\(root)/coordinator\(i)", port: StablePort.reserve(), internalPort: 0,
-                 arguments: ["--role", "coordinator", "--etcd", etcd.endpoints, "--replication", "\(replication)", "--logical-partitions", "\(partitions)"]
+                 arguments: ["--role", "coordinator", "--etcd", etcd.endpoints, "--replication", "\(replication)", "--logical-partitions", "\(partitions)",
+                             "--anti-entropy-interval", "1"]
                     + TestCertificates.shared.clusterFlags)
         }
         nodes = Mutex(try nodeSpecs.map(Self.start))

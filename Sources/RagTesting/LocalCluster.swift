@@ -13,12 +13,15 @@ public final class LocalCluster: @unchecked Sendable {
 
     /// etcd endpoint the coordinators share (nil: the cluster file alone).
     public let etcd: String?
+    /// Arguments every shard node gets beyond the defaults (kept for restarts).
+    let shardExtra: [String]
 
     /// With `etcd`, the first coordinator publishes the layout there and more
     /// coordinators can join with `addCoordinator()`.
     public init(shards: Int, replicas: Int, writeQuorum: Int? = nil, etcd: String? = nil, coordinatorArguments: [String] = [],
                 shardArguments: [String] = []) throws {
         self.etcd = etcd
+        shardExtra = shardArguments
         root = makeTemporaryDirectory("ragd-cluster")
         for s in 0..<shards {
             var row: [RagdProcess] = []
@@ -64,7 +67,7 @@ public final class LocalCluster: @unchecked Sendable {
     /// stopped with the cluster.
     public func addShardNode(_ name: String) throws -> RagdProcess {
         let node = try RagdProcess(dataDirectory: "\(root)/\(name)", port: StablePort.reserve(),
-                                   extraArguments: Self.shardArguments(internalPort: StablePort.reserve(), etcd: etcd))
+                                   extraArguments: Self.shardArguments(internalPort: StablePort.reserve(), etcd: etcd) + shardExtra)
         extra.withLock { $0.append(node) }
         return node
     }
@@ -75,7 +78,7 @@ public final class LocalCluster: @unchecked Sendable {
     public func restart(shard: Int, replica: Int) throws {
         let old = nodes[shard][replica]
         nodes[shard][replica] = try RagdProcess(dataDirectory: old.dataDirectory, port: old.port,
-                                                extraArguments: Self.shardArguments(internalPort: old.internalPort, etcd: etcd))
+                                                extraArguments: Self.shardArguments(internalPort: old.internalPort, etcd: etcd) + shardExtra)
     }
 
     /// Tears the cluster down at once (SIGKILL: this runs in `defer`s on the

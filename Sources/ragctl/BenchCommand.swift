@@ -36,12 +36,15 @@ struct BenchCommand: AsyncParsableCommand {
             }
             let t0 = Date()
             let batches = stride(from: 0, to: corpus.count, by: batch).map { Array(corpus[$0..<min($0 + batch, corpus.count)]) }
+            let calls = LatencyRecorder()
             let chunks = try await withThrowingTaskGroup(of: Int.self) { group in
                 for worker in 0..<max(1, indexConcurrency) {
                     group.addTask {
                         var n = 0
                         for i in stride(from: worker, to: batches.count, by: max(1, indexConcurrency)) {
+                            let s = Date()
                             n += Int(try await client.index(batches[i], collection: collection, timeout: connection.deadline).chunks)
+                            calls.add(Date().timeIntervalSince(s))
                         }
                         return n
                     }
@@ -49,8 +52,13 @@ struct BenchCommand: AsyncParsableCommand {
                 return try await group.reduce(0, +)
             }
             let indexSeconds = Date().timeIntervalSince(t0)
-            print(String(format: "index: %d docs (%d chunks) in %.2f s = %.0f docs/s, %.0f chunks/s (batch %d, %d calls in flight)",
-                         docs, chunks, indexSeconds, Double(docs) / indexSeconds, Double(chunks) / indexSeconds, batch, indexConcurrency))
+            if docs > 0 {
+                let c = calls.sorted()
+                func p(_ q: Double) -> Double { c[min(c.count - 1, Int(q * Double(c.count)))] * 1000 }
+                print(String(format: "index: %d docs (%d chunks) in %.2f s = %.0f docs/s, %.0f chunks/s (batch %d, %d calls in flight); "
+                             + "per call p50 %.1f ms, p99 %.1f ms", docs, chunks, indexSeconds, Double(docs) / indexSeconds, Double(chunks) / indexSeconds,
+                             batch, indexConcurrency, p(0.5), p(0.99)))
+            }
             guard queries > 0 else { return }
             let questions = (0..<queries).map { _ in SyntheticText.document(&rng, words: 6) }
             if cache { return try await cacheBench(client, questions: questions, mode: m) }

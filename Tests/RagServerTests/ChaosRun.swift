@@ -165,11 +165,17 @@ final class ChaosRun: Sendable {
         }
     }
 
-    /// Waits until every partition replica is in sync again and nothing moves.
-    func healed(within seconds: Int) async -> Bool {
+    /// Waits until every partition replica is in sync again and nothing
+    /// moves; with `verify` (writes stopped), also until `cluster verify`
+    /// finds every in-sync copy identical (the anti-entropy pass repairs a
+    /// replica left without an unacknowledged write).
+    func healed(within seconds: Int, verify: Bool = false) async -> Bool {
         await eventually(seconds: seconds) {
-            guard let s = try? await self.client(0).1.clusterStatus(timeout: .seconds(5)) else { return false }
-            return s.outOfSync == 0 && s.moves.isEmpty && s.degraded.isEmpty
+            let c = self.client(0).1
+            guard let s = try? await c.clusterStatus(timeout: .seconds(5)), s.outOfSync == 0, s.moves.isEmpty, s.degraded.isEmpty else { return false }
+            guard verify else { return true }
+            guard let v = try? await c.clusterVerify(collection: self.collection, timeout: .seconds(30)) else { return false }
+            return v.mismatchCount == 0 && v.skipped.isEmpty
         }
     }
 

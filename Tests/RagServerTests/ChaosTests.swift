@@ -39,12 +39,13 @@ import Testing
         let run = ChaosRun(cluster: cluster, seed: seed)
         try await run.run(for: .seconds(Self.minutes * 60))
         // Heal: every fault was undone by the injector; wait for every replica to be in sync.
-        let healed = await run.healed(within: 120)
+        let healed = await run.healed(within: 120, verify: true)
         #expect(healed, "the cluster did not heal:\n\(cluster.logs())")
         guard healed else { return }
 
         // 1. Every replica of every partition: same sequence number, digest and documents.
         var compared = 0
+        var drifted: [Int] = []
         var stored: [String: String] = [:]  // id -> stored text, from one replica
         for p in 0..<Self.partitions {
             let key = Ragd_V1_ShardKey.with { $0.collection = run.collection; $0.partition = UInt32(p) }
@@ -63,6 +64,9 @@ import Testing
                 states.append((s, h))
             }
             compared += states.count
+            if states.count != replication || Set(states.map(\.0.seq)).count > 1 || Set(states.map(\.0.digest)).count > 1 || Set(states.map(\.1)).count > 1 {
+                drifted.append(p)
+            }
             #expect(states.count == replication, "partition \(p): \(states.count) copies")
             #expect(Set(states.map(\.0.seq)).count == 1, "partition \(p): sequence numbers \(states.map(\.0.seq))")
             #expect(Set(states.map(\.0.digest)).count == 1, "partition \(p): digests differ at \(states.map(\.0.seq))")
@@ -88,11 +92,14 @@ import Testing
         let s = single.client()
         if !present.isEmpty { _ = try await s.index(present, collection: run.collection) }
         var queries = 0
+        var differing = 0
         for word in ClusterCorpus.words {
             for mode in [SearchMode.keyword, .hybrid] {
                 let a = try await admin.query(word, collection: run.collection, topK: 10, mode: mode, noCache: true)
                 let b = try await s.query(word, collection: run.collection, topK: 10, mode: mode, noCache: true)
-                #expect(a.sources.map(\.chunkID) == b.sources.map(\.chunkID) && a.sources.map(\.score) == b.sources.map(\.score), "\(mode) \(word)")
+                let same = a.sources.map(\.chunkID) == b.sources.map(\.chunkID) && a.sources.map(\.score) == b.sources.map(\.score)
+                #expect(same, "\(mode) \(word)")
+                if !same { differing += 1 }
                 queries += 1
             }
         }
@@ -103,10 +110,11 @@ import Testing
         #expect(counts.unhealed == 0)
         let faults = counts.faults.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")
         let heal = counts.heals.sorted()
-        print("chaos verdict: \(lost.isEmpty && counts.readFailures.isEmpty ? "PASS" : "FAIL") seed \(seed) replication \(replication) "
+        let pass = lost.isEmpty && drifted.isEmpty && differing == 0 && counts.readFailures.isEmpty && counts.unhealed == 0
+        print("chaos verdict: \(pass ? "PASS" : "FAIL") seed \(seed) replication \(replication) "
               + "\(String(format: "%.1f", Self.minutes)) min: writes acknowledged \(counts.acknowledged) (deletes \(counts.deletes) of all), "
-              + "not acknowledged \(counts.failed); faults \(counts.values(faults)); replicas compared \(compared) in \(Self.partitions) partitions; "
-              + "documents \(present.count); queries \(counts.queries) during, \(queries) compared with a single node; failed queries \(counts.readFailures.count); "
+              + "not acknowledged \(counts.failed); faults \(counts.values(faults)); replicas compared \(compared) in \(Self.partitions) partitions (drifted \(drifted.count)); "
+              + "documents \(present.count); queries \(counts.queries) during, \(queries) compared with a single node (\(differing) differ); lost writes \(lost.count); failed queries \(counts.readFailures.count); "
               + "heal p50 \(String(format: "%.1f", heal.isEmpty ? 0 : heal[heal.count / 2])) s max \(String(format: "%.1f", heal.last ?? 0)) s")
         await s.close()
         await admin.close()

@@ -323,6 +323,9 @@ public final class PartitionMover: Sendable {
     func catchUp(partition p: Int, target: String, source: String, placement: Placement) async throws(RagError) {
         let src = try cluster.node(address: source).client
         let dst = try cluster.node(address: target).client
+        // The source refuses writes routed by older versions from now on, so
+        // the collections listed next and their logs' heads cover them all.
+        _ = try await call(source, .shardFence, Ragd_V1_ShardFenceRequest.with { $0.version = UInt64(placement.version) }, as: Ragd_V1_ShardFenceResponse.self)
         for entry in try await call(source, .shardSlot, Ragd_V1_ShardSlotRequest.with { $0.partition = UInt32(p) }, as: Ragd_V1_ShardSlotResponse.self).entries {
             var key = entry.shard
             key.placementVersion = UInt64(placement.version)

@@ -21,8 +21,13 @@ public final class Rebalancer: Sendable {
     private let leading = Atomic<Bool>(false)
     /// Set by ClusterChange: plan again now rather than at the next tick.
     private let wake = Atomic<Int>(0)
+    /// How often replicas are compared with their primary (nil: never).
+    let antiEntropyInterval: Duration?
+    private let lastAntiEntropy = Mutex<ContinuousClock.Instant?>(nil)
 
-    public init(store: PlacementStore, cluster: Cluster, me: String, logger: Logger, metrics: RagMetrics?, ttl: Int = 5) {
+    public init(store: PlacementStore, cluster: Cluster, me: String, logger: Logger, metrics: RagMetrics?, ttl: Int = 5,
+                antiEntropyInterval: Duration? = .seconds(10)) {
+        self.antiEntropyInterval = antiEntropyInterval
         self.store = store
         self.cluster = cluster
         self.me = me
@@ -106,6 +111,11 @@ public final class Rebalancer: Sendable {
         }
         // Replicas out of sync come back before anything moves.
         if try await ReplicaRecovery(mover: mover).step(placement) { return true }
+        if let every = antiEntropyInterval, lastAntiEntropy.withLock({ $0.map { $0.duration(to: .now) >= every } ?? true }) {
+            lastAntiEntropy.withLock { $0 = .now }
+            let r = await AntiEntropy(mover: mover).pass(placement)
+            if r.filled > 0 || !r.dropped.isEmpty { return true }
+        }
         var plan = RebalancePlanner.plan(placement)
         guard !plan.isEmpty else { return false }
         // Partitions no node holds yet hold no data: assign them all at once.

@@ -43,7 +43,7 @@ struct ReplicaRecovery {
         var placement = placement
         if !placement.slots[p].writers.contains(id) {
             let copied = try await catchUp(p, target: target, source: source, version: placement.version, copyIfNeeded: true)
-            try await cluster.changeSlot(p, at: placement.version) { slot in
+            try await cluster.changeSlot(p, from: placement.slots[p]) { slot in
                 slot.inSync = slot.writers + [id]
                 slot.syncing = (slot.syncing ?? []) + [id]
             }
@@ -56,10 +56,10 @@ struct ReplicaRecovery {
             _ = try await catchUp(p, target: target, source: source, version: placement.version, copyIfNeeded: false)
         } catch where error.message.hasPrefix(Replication.needsCopyMarker) {
             // Back to step 1 (a copy), out of the in-sync set meanwhile.
-            try await cluster.changeSlot(p, at: placement.version) { slot in slot.dropInSync([id]) }
+            try await cluster.changeSlot(p, from: placement.slots[p]) { slot in slot.dropInSync([id]) }
             throw error
         }
-        try await cluster.changeSlot(p, at: placement.version) { slot in slot.syncing = (slot.syncing ?? []).filter { $0 != id } }
+        try await cluster.changeSlot(p, from: placement.slots[p]) { slot in slot.syncing = (slot.syncing ?? []).filter { $0 != id } }
         logger.info("partition \(p): \(id) is in sync again after \(String(format: "%.1f", started.elapsedSeconds)) s (placement \(cluster.placement.version))")
     }
 

@@ -41,6 +41,8 @@ public final class Replica: Sendable {
 /// Where one logical partition's calls go, under one placement version.
 struct Route: Sendable {
     var version: Int64
+    /// The slot this route was made from.
+    var slot: Placement.Slot
     /// Replicas that answer reads (in sync).
     var replicas: [Replica]
     /// The replica that orders writes.
@@ -121,28 +123,30 @@ public final class Cluster: Sendable {
         guard let primary = slot.primary else {
             throw RagError(.unavailable, "logical partition \(partition) has no in-sync replica: its nodes are down or still catching up")
         }
-        return Route(version: p.version, replicas: replicas, primary: (primary, try replica(primary)), followers: followers,
+        return Route(version: p.version, slot: slot, replicas: replicas, primary: (primary, try replica(primary)), followers: followers,
                      joining: joining, leaving: leaving)
     }
 
-    /// Changes partition `partition`'s slot in etcd if the placement is still
-    /// at `version`; else (or when another coordinator changed it first) throws
-    /// a stale-placement refusal, so the caller routes again by the newer one.
-    func changeSlot(_ partition: Int, at version: Int64, _ change: (inout Placement.Slot) throws(RagError) -> Void) async throws(RagError) {
+    /// Changes partition `partition`'s slot in etcd if it is still `seen` (other
+    /// partitions may have changed meanwhile: the change is made over them);
+    /// else throws a stale-placement refusal, so the caller routes again.
+    func changeSlot(_ partition: Int, from seen: Placement.Slot, _ change: (inout Placement.Slot) throws(RagError) -> Void) async throws(RagError) {
         guard let store else { throw RagError(.unavailable, "a static cluster cannot change its replicas") }
-        guard let (p, revision) = try await store.load() else { throw RagError(.unavailable, "no placement in etcd") }
-        guard p.version == version, partition < p.slots.count else {
-            adopt(p)
-            throw RagError(.aborted, "\(Placement.staleMarker): the placement changed to version \(p.version)")
+        for _ in 0..<32 {
+            guard let (p, revision) = try await store.load() else { throw RagError(.unavailable, "no placement in etcd") }
+            guard partition < p.slots.count, p.slots[partition] == seen else {
+                adopt(p)
+                throw RagError(.aborted, "\(Placement.staleMarker): partition \(partition) changed (placement version \(p.version))")
+            }
+            var slot = seen
+            try change(&slot)
+            let next = p.next { $0.slots[partition] = slot }
+            if try await store.publish(next, over: revision) {
+                adopt(next)
+                return
+            }
         }
-        var slot = p.slots[partition]
-        try change(&slot)
-        let next = p.next { $0.slots[partition] = slot }
-        guard try await store.publish(next, over: revision) else {
-            try? await refresh()
-            throw RagError(.aborted, "\(Placement.staleMarker): the placement changed while partition \(partition) was updated")
-        }
-        adopt(next)
+        throw RagError(.unavailable, "partition \(partition): the placement in etcd changes too often to record a replica change; try again")
     }
 
     /// Takes `next` if it is newer than the placement in use.

@@ -119,6 +119,13 @@ public final class RemoteShard: Shard {
             if let left = CallDeadline.remaining, left <= .zero {
                 throw RagError(.deadlineExceeded, "shard \(partition) did not answer within the deadline (\(failures.joined(separator: "; ")))")
             }
+            // Perhaps the replicas in sync changed and this coordinator has not read it yet.
+            if cluster.store != nil {
+                try? await cluster.refresh()
+                if cluster.placement.version > route.version {
+                    throw RagError(.aborted, "\(Placement.staleMarker): no replica of shard \(partition) answered under version \(route.version)")
+                }
+            }
             throw RagError(.unavailable, "shard \(partition): no replica answered (\(failures.joined(separator: "; ")))")
         }
     }
@@ -224,7 +231,7 @@ public final class RemoteShard: Shard {
             primary.failed(e)
             guard !route.isStatic else { throw RagError(e.code, "shard \(partition): the primary \(primary.address) did not take the write: \(e.message)") }
             // Fail over: the next in-sync replica holds every acknowledged write.
-            try await cluster.changeSlot(partition, at: route.version) { (slot) throws(RagError) in
+            try await cluster.changeSlot(partition, from: route.slot) { (slot) throws(RagError) in
                 slot.dropInSync([primaryID])
                 guard !slot.readers.isEmpty else {
                     throw RagError(.unavailable, "shard \(partition): the primary \(primary.address) does not answer (\(e.message)) and no other replica is in sync")
@@ -281,7 +288,7 @@ public final class RemoteShard: Shard {
                 throw RagError(.unavailable, "shard \(partition): write \(ordered.seq) was not applied by every replica, so it is not acknowledged "
                     + "(\(failures.joined(separator: "; "))); a cluster file cannot take a replica out of sync: run with --etcd")
             }
-            try await cluster.changeSlot(partition, at: route.version) { slot in slot.dropInSync(dropped) }
+            try await cluster.changeSlot(partition, from: route.slot) { slot in slot.dropInSync(dropped) }
             cluster.logger.warning("partition \(partition): \(dropped.joined(separator: ", ")) out of sync after missing write \(ordered.seq): \(failures.joined(separator: "; "))")
         }
         return Set(ordered.deleted)
