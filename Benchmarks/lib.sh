@@ -16,3 +16,15 @@ start_server() {  # dir, extra flags… → sets pid, port
   echo "ragd did not start: $(cat "$dir.err")" >&2; exit 1
 }
 stop_server() { kill "$pid"; wait "$pid" 2>/dev/null || true; }
+
+# A cluster's scratch directory, certificates and the processes to kill on exit:
+# sets work, pids, cluster_tls.
+cluster_setup() {
+  work=$(mktemp -d)
+  pids=()
+  trap 'kill ${pids[*]:-} 2>/dev/null || true; rm -rf "$work"' EXIT
+  Scripts/make-certs.sh "$work/certs" node client >/dev/null
+  local c="$work/certs"
+  cluster_tls="--cluster-ca $c/ca.pem --cluster-cert $c/node.pem --cluster-key $c/node.key"
+}
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }

@@ -10,14 +10,8 @@ cd "$(dirname "$0")/.."
 docs=${1:-60000}
 queries=${2:-1500}
 . Benchmarks/lib.sh
-work=$(mktemp -d)
-pids=()
-trap 'kill ${pids[*]:-} 2>/dev/null || true; rm -rf "$work"' EXIT
-Scripts/make-certs.sh "$work/certs" node client >/dev/null
-c="$work/certs"
-cluster_tls="--cluster-ca $c/ca.pem --cluster-cert $c/node.pem --cluster-key $c/node.key"
+cluster_setup
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 ep=$(free_port); pp=$(free_port)
 etcd --name bench --data-dir "$work/etcd" --listen-client-urls "http://127.0.0.1:$ep" --advertise-client-urls "http://127.0.0.1:$ep" \
   --listen-peer-urls "http://127.0.0.1:$pp" --initial-advertise-peer-urls "http://127.0.0.1:$pp" --initial-cluster "bench=http://127.0.0.1:$pp" \

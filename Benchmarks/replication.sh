@@ -13,13 +13,7 @@ cd "$(dirname "$0")/.."
 write_docs=${1:-8000}
 recovery_docs=${2:-50000}
 . Benchmarks/lib.sh
-work=$(mktemp -d)
-pids=()
-trap 'kill ${pids[*]:-} 2>/dev/null || true; rm -rf "$work"' EXIT
-Scripts/make-certs.sh "$work/certs" node client >/dev/null
-c="$work/certs"
-cluster_tls="--cluster-ca $c/ca.pem --cluster-cert $c/node.pem --cluster-key $c/node.key"
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+cluster_setup
 
 start_etcd() {  # → sets ep
   ep=$(free_port); local pp; pp=$(free_port)

@@ -58,9 +58,9 @@ public struct RagServerConfiguration: Sendable {
     /// Vector dimension of the built-in hashing embedder.
     public var embeddingDimension: Int = 384
     public var synchronous: PartitionStore.Synchronous = .full
-    /// Replication log entries a shard node keeps per partition behind the
-    /// newest, for replicas that catch up (older ones catch up by a copy).
-    public var logEntries: Int = 10_000
+    /// The replication log a shard node keeps per partition behind the newest
+    /// entry, for replicas that catch up (those further behind are copied).
+    public var replicationLog = LogRetention()
     /// Coordinators (the mover): how often in-sync replicas are compared with
     /// their primary and repaired (nil: never).
     public var antiEntropyInterval: Duration? = .seconds(10)

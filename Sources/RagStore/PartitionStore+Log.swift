@@ -17,6 +17,21 @@ public struct LogEntry: Sendable, Hashable {
     }
 }
 
+/// How much of a partition's replication log is kept behind its newest entry:
+/// at most `entries` entries and about `bytes` bytes (the older end goes first).
+public struct LogRetention: Sendable, Hashable {
+    public var entries: Int
+    public var bytes: Int
+
+    public init(entries: Int = 10_000, bytes: Int = 64 << 20) {
+        self.entries = entries
+        self.bytes = bytes
+    }
+
+    /// No log (a single node's partitions).
+    public static let none = LogRetention(entries: 0, bytes: 0)
+}
+
 extension PartitionStore {
     /// The last entry applied: its sequence number and version.
     public func applied() throws(RagError) -> (seq: UInt64, version: UInt64) {

@@ -63,18 +63,23 @@ public final class PartitionStore: Sendable {
     /// Applies upserts and deletes in one transaction: either all are durable
     /// when this returns, or none. Returns the ids of `deletes` that existed.
     /// `entry`: the write is that replication log entry; it is logged and
-    /// recorded as the last applied in the same transaction, and entries more
-    /// than `keep` behind it are dropped from the log.
+    /// recorded as the last applied in the same transaction, and the log is
+    /// cut to `keep` now and then.
     @discardableResult
-    public func write(upserts: [PreparedDocument], deletes: [String] = [], entry: LogEntry? = nil, keep: Int = 0) throws(RagError) -> Set<String> {
+    public func write(upserts: [PreparedDocument], deletes: [String] = [], entry: LogEntry? = nil, keep: LogRetention = .none) throws(RagError) -> Set<String> {
         do {
             return try pool.write { db in
                 if let entry {
                     try db.execute(sql: "INSERT OR REPLACE INTO oplog (seq, version, payload) VALUES (?, ?, ?)",
                                    arguments: [Int64(entry.seq), Int64(entry.version), entry.payload])
                     try db.execute(sql: "UPDATE applied SET seq = ?, version = ? WHERE id = 0", arguments: [Int64(entry.seq), Int64(entry.version)])
-                    if keep > 0, entry.seq % UInt64(min(64, keep)) == 0 {
-                        try db.execute(sql: "DELETE FROM oplog WHERE seq <= ?", arguments: [Int64(entry.seq) - Int64(keep)])
+                    if keep.entries > 0, entry.seq % UInt64(min(64, keep.entries)) == 0 {
+                        try db.execute(sql: "DELETE FROM oplog WHERE seq <= ?", arguments: [Int64(entry.seq) - Int64(keep.entries)])
+                        // The newest entries that fit `bytes` stay (at least the newest one).
+                        try db.execute(sql: """
+                            DELETE FROM oplog WHERE seq < (SELECT COALESCE(MIN(seq), 0) FROM
+                              (SELECT seq, SUM(LENGTH(payload)) OVER (ORDER BY seq DESC) AS total FROM oplog) WHERE total <= ?)
+                            """, arguments: [max(keep.bytes, 1)])
                     }
                 }
                 var deleted = Set<String>()

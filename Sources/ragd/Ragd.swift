@@ -42,6 +42,7 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("node-id"), help: "This node's id in etcd (default: host name and public port).") var nodeID: String?
     @Option(name: .customLong("replication-log"), help: "Shard node: replication log entries kept per partition behind the newest, for replicas that catch up (default 10000; older ones are copied).") var replicationLog: Int?
     @Option(name: .customLong("anti-entropy-interval"), help: "Coordinator with --etcd: seconds between comparisons of every in-sync replica with its primary (repairs are logged; 0: off; default 10).") var antiEntropyInterval: Double?
+    @Option(name: .customLong("replication-log-mb"), help: "Shard node: megabytes of replication log kept per partition (default 64; the entry limit applies too).") var replicationLogMB: Int?
     @Option(name: .customLong("logical-partitions"), help: "Coordinator with --etcd: logical partitions of the cluster placement when it is first created (default 64; fixed afterwards).") var logicalPartitions: Int?
     @Option(help: "Coordinator with --etcd and no cluster file: replicas per logical partition when the placement is first created (default 1).") var replication: Int?
     @Option(help: "Host other nodes and clients use to reach this node (default: --host, or the host name when --host is a wildcard).") var advertise: String?
@@ -137,7 +138,11 @@ struct Serve: AsyncParsableCommand {
         }
         if let n = try integer(replicationLog, env: "RAGD_REPLICATION_LOG", file: file, key: "replication-log") {
             guard (1...10_000_000).contains(n) else { throw ValidationError("--replication-log must be between 1 and 10000000") }
-            c.logEntries = n
+            c.replicationLog.entries = n
+        }
+        if let n = try integer(replicationLogMB, env: "RAGD_REPLICATION_LOG_MB", file: file, key: "replication-log-mb") {
+            guard (1...1_000_000).contains(n) else { throw ValidationError("--replication-log-mb must be between 1 and 1000000") }
+            c.replicationLog.bytes = n << 20
         }
         if let s = antiEntropyInterval ?? setting(nil, env: "RAGD_ANTI_ENTROPY_INTERVAL", file: file, key: "anti-entropy-interval").flatMap(Double.init) {
             guard s >= 0, s <= 86_400 else { throw ValidationError("--anti-entropy-interval must be between 0 and 86400 seconds") }

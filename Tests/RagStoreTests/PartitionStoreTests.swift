@@ -18,6 +18,33 @@ import Testing
         return docs
     }
 
+    /// The replication log: entries in order with the write they came with,
+    /// the applied number durable across a reopen, and cut by entries and by bytes.
+    @Test func replicationLogKeepsTheNewestEntries() throws {
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let path = dir + "/p001.sqlite"
+        let payload = Data(repeating: 7, count: 10_000)
+        do {
+            let store = try PartitionStore(path: path)
+            for seq in 1...200 as ClosedRange<UInt64> {
+                try store.write(upserts: [prepared("d\(seq % 5)", ["v\(seq)"])], entry: LogEntry(seq: seq, version: 2, payload: payload),
+                                keep: LogRetention(entries: 150, bytes: 100_000))
+            }
+            try store.close()
+        }
+        let store = try PartitionStore(path: path)
+        #expect(try store.applied() == (200, 2))
+        let entries = try store.entries(after: 0, maxBytes: 1 << 30)
+        // Cut at the 192nd write (every 64, and at the end of each 64): about 100 kB of the newest, in order.
+        #expect(entries.map(\.seq) == Array(183...200))
+        #expect(entries.reduce(0) { $0 + $1.payload.count } <= 100_000 + payload.count * 8)
+        #expect(try store.firstLogged() == 183)
+        #expect(try store.version(of: 190) == 2 && store.version(of: 100) == nil)
+        #expect(try loaded(store).count == 5)
+        try store.setApplied(seq: 500, version: 3)
+        #expect(try store.applied() == (500, 3) && store.firstLogged() == 0)
+    }
+
     @Test func writesSurviveReopenExactly() throws {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let path = dir + "/p000.sqlite"

@@ -23,12 +23,12 @@ public actor LocalShard: Shard {
     /// The last replication log entry applied (0 before the first).
     var applied: (seq: UInt64, version: UInt64)
     /// Log entries kept behind the newest, for replicas that catch up.
-    let logKeep: Int
+    let logKeep: LogRetention
 
     /// Opens (or creates) the partition file and loads its vectors into memory.
     /// `int8`: an int8 first pass with exact rescoring (`--vector-index int8`).
     public init(path: String, partition: Int, dimension: Int, synchronous: PartitionStore.Synchronous, int8: Bool = false,
-                logKeep: Int = 10_000) throws(RagError) {
+                logKeep: LogRetention = LogRetention()) throws(RagError) {
         self.partition = partition
         self.dimension = dimension
         self.logKeep = logKeep
