@@ -7,7 +7,7 @@
 #  2. recovery: with replication 2 over 2 nodes, one node is killed, DOCS documents
 #     (~2 chunks each) are indexed without it, and it is restarted: the time until
 #     it is in sync again, by the log (default) and by a copy (--replication-log 100).
-# Usage: Benchmarks/replication.sh [WRITE_DOCS=8000] [RECOVERY_DOCS=50000]
+# Usage: Benchmarks/replication.sh [WRITE_DOCS=8000] [RECOVERY_DOCS=50000]  (0 skips a part)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 write_docs=${1:-8000}
@@ -34,8 +34,10 @@ start_node() {  # dir, internal port (0: any), extra flags… → sets node_pid,
   node_pid=$!
   pids+=($node_pid)
   for _ in $(seq 200); do
-    iport=$(sed -n 's/^ragd internal listener on .*:\([0-9]*\)$/\1/p' "$dir.out")
-    grep -q "^ragd listening on" "$dir.out" && return 0
+    if grep -q "^ragd listening on" "$dir.out"; then
+      iport=$(sed -n 's/^ragd internal listener on .*:\([0-9]*\)$/\1/p' "$dir.out")
+      return 0
+    fi
     sleep 0.05
   done
   echo "node did not start: $(cat "$dir.err")" >&2; exit 1
@@ -46,7 +48,7 @@ wait_in_sync() {  # → seconds until no replica is out of sync and nothing move
   local t0; t0=$(date +%s.%N)
   for _ in $(seq 6000); do
     s=$(ctl cluster status --json 2>/dev/null || true)
-    if echo "$s" | python3 -c 'import json,sys; s=json.load(sys.stdin); sys.exit(0 if not s.get("outOfSync") and not s.get("unassigned") and not s.get("moves") else 1)' 2>/dev/null; then
+    if echo "$s" | python3 -c 'import json,sys; s=json.load(sys.stdin); sys.exit(0 if not s.get("out_of_sync") and not s.get("unassigned") and not s.get("moves") else 1)' 2>/dev/null; then
       python3 -c "print(f'{$(date +%s.%N) - $t0:.1f}')"; return 0
     fi
     sleep 0.1
@@ -54,24 +56,30 @@ wait_in_sync() {  # → seconds until no replica is out of sync and nothing move
   echo "never in sync" >&2; exit 1
 }
 
+runs=0
 cluster() {  # nodes, replication, extra node flags… → a coordinator on $port over fresh nodes
   local n=$1 r=$2; shift 2
+  runs=$((runs + 1))
+  local tag="run$runs-r$r"
   start_etcd
   node_addrs=(); node_pids=(); node_dirs=(); node_ports=()
   for i in $(seq "$n"); do
-    start_node "$work/r$r-n$i" 0 "$@"
-    node_addrs+=("127.0.0.1:$iport"); node_pids+=("$node_pid"); node_dirs+=("$work/r$r-n$i"); node_ports+=("$iport")
+    start_node "$work/$tag-n$i" 0 "$@"
+    node_addrs+=("127.0.0.1:$iport"); node_pids+=("$node_pid"); node_dirs+=("$work/$tag-n$i"); node_ports+=("$iport")
   done
   # shellcheck disable=SC2086
-  start_server "$work/r$r-coord" --role coordinator --etcd "127.0.0.1:$ep" --replication "$r" --logical-partitions 8 $cluster_tls
+  start_server "$work/$tag-coord" --role coordinator --etcd "127.0.0.1:$ep" --replication "$r" --logical-partitions 8 $cluster_tls
   pids+=($pid)
-  for a in "${node_addrs[@]}"; do
-    for _ in $(seq 100); do ctl cluster add-node "$a" >/dev/null 2>&1 && break; sleep 0.1; done
+  for a in "${node_addrs[@]}"; do  # once the node has registered in etcd
+    local added=""
+    for _ in $(seq 300); do ctl cluster add-node "$a" >/dev/null 2>&1 && { added=1; break; }; sleep 0.2; done
+    [ -n "$added" ] || { echo "could not add $a" >&2; exit 1; }
   done
   wait_in_sync >/dev/null
 }
 teardown() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; pids=(); }
 
+if [ "$write_docs" -gt 0 ]; then
 echo "== writes: $write_docs documents, batch 16, 4 calls in flight"
 start_server "$work/single" --partitions 8
 pids+=($pid)
@@ -82,6 +90,8 @@ for r in 1 2 3; do
   echo "replication $r:  $(ctl bench --docs "$write_docs" --queries 0 --batch 16 --index-concurrency 4)"
   teardown
 done
+fi
+[ "$recovery_docs" -gt 0 ] || exit 0
 
 echo "== recovery: replication 2 over 2 nodes; one misses $recovery_docs documents"
 for mode in log copy; do

@@ -47,6 +47,21 @@ final class BlockingEmbedder: Embedder {
 
     /// #19.1: a provider outage's extractive fallback is served, never cached;
     /// strict callers never get it from the cache either.
+    /// Index calls racing to create one collection all succeed and create it
+    /// once (the registry's actor suspended in the catalog call, and a second
+    /// call opened the collection again and failed on its unique name: INTERNAL).
+    @Test func concurrentFirstWritesCreateACollectionOnce() async throws {
+        try await withRagServer(configure: { $0.partitions = 8 }) { client, _ in
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for i in 0..<8 {
+                    group.addTask { _ = try await client.index([RagDocument(id: "d\(i)", text: "racing writer \(i)")], collection: "fresh") }
+                }
+                try await group.waitForAll()
+            }
+            #expect(try await client.stats(collection: "fresh").collections.first?.documents == 8)
+        }
+    }
+
     @Test func degradedAnswersAreNeverCached() async throws {
         let fake = try await onThread { try FakeProvider() }
         // "flaky": the first two chat requests get 429, then the model answers.

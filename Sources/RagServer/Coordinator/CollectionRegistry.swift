@@ -102,8 +102,14 @@ public actor CollectionRegistry {
         let info = CollectionInfo(name: name, embedder: embedder.id, dimension: embedder.dimension, partitions: partitionsForNew)
         guard catalog.isShared else {
             let handle = try Self.open(info, makeShard: makeShard)
-            _ = try await catalog.create(info)
+            // Registered before the catalog call suspends this actor: a second
+            // Index racing to create the same collection finds it instead of
+            // opening it twice and failing on the catalog's unique name.
             collections[name] = handle
+            do { _ = try await catalog.create(info) } catch {
+                collections[name] = nil
+                throw error
+            }
             return handle
         }
         // Shared: whoever creates it first decides its embedder and partitions.

@@ -57,10 +57,13 @@ public final class RemoteShard: Shard {
             let route = try await currentRoute()
             do {
                 return try await body(route)
-            } catch let e as RagError where Placement.isStale(e) && attempt < 5 {
+            } catch let e as RagError where Placement.isStale(e) && attempt < 30 && (CallDeadline.remaining.map { $0 > .zero } ?? true) {
+                // The placement can change several times in a row (a move's
+                // steps, failovers of many partitions): try again while the
+                // deadline allows, reading it each time.
                 attempt += 1
                 try? await cluster.refresh()
-                if cluster.placement.version <= route.version { try await Task.sleep(for: .milliseconds(50 * attempt)) }
+                if cluster.placement.version <= route.version { try await Task.sleep(for: .milliseconds(min(50 * attempt, 500))) }
             }
         }
     }
