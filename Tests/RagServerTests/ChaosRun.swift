@@ -32,6 +32,10 @@ final class ChaosRun: Sendable {
         var queries = 0
         var faults: [String: Int] = [:]
         var readFailures: [String] = []
+        /// UNAVAILABLE while a node was down or paused and some replica was
+        /// out of sync: a partition whose only in-sync replica was that node
+        /// may refuse reads (allowed: no in-sync replica of it was up).
+        var refusedWithoutInSyncReplica = 0
         var heals: [Double] = []
         var unhealed = 0
     }
@@ -40,6 +44,8 @@ final class ChaosRun: Sendable {
     let counts = Mutex(Counts())
     /// Coordinators killed now: nobody calls them meanwhile.
     let down = Mutex<Set<Int>>([])
+    /// A node is killed or paused now.
+    let nodeFault = Mutex(false)
     private let clients: [RagClient]
 
     init(cluster: ChaosCluster, seed: UInt64) {
@@ -109,12 +115,28 @@ final class ChaosRun: Sendable {
             } catch {
                 // A coordinator killed under the call is not the cluster failing a query.
                 if !down.withLock({ $0.contains(i) }), error.code != .notFound {
-                    counts.withLock { $0.readFailures.append("\(error)") }
+                    if await noInSyncReplicaUp(error) {
+                        counts.withLock { $0.refusedWithoutInSyncReplica += 1 }
+                    } else {
+                        counts.withLock { $0.readFailures.append("\(error)") }
+                    }
                 }
             }
             counts.withLock { $0.queries += 1 }
             try? await Task.sleep(for: .milliseconds(20))
         }
+    }
+
+    /// Whether a failed read is the allowed refusal: UNAVAILABLE because no
+    /// replica of a partition answered, while a node fault was on and the
+    /// placement had replicas out of sync (so that node could have been a
+    /// partition's only in-sync replica).
+    func noInSyncReplicaUp(_ error: RagError) async -> Bool {
+        guard error.code == .unavailable, error.message.contains("no replica answered"), nodeFault.withLock({ $0 }) else { return false }
+        for i in 0..<clients.count where !down.withLock({ $0.contains(i) }) {
+            if let s = try? await clients[i].clusterStatus(timeout: .seconds(5)) { return s.outOfSync > 0 }
+        }
+        return false
     }
 
     func inject(until end: ContinuousClock.Instant) async {
@@ -129,15 +151,19 @@ final class ChaosRun: Sendable {
                 case 0..<35:
                     let i = Int(rng.next() % UInt64(cluster.nodeCount))
                     kind = "kill -9 node"
+                    nodeFault.withLock { $0 = true }
                     cluster.killNode(i)
                     try await Task.sleep(for: hold)
                     try await cluster.relaunchNode(i)
+                    nodeFault.withLock { $0 = false }
                 case 35..<65:
                     let i = Int(rng.next() % UInt64(cluster.nodeCount))
                     kind = "SIGSTOP node"
+                    nodeFault.withLock { $0 = true }
                     cluster.node(i).pause()
                     try await Task.sleep(for: hold)
                     cluster.node(i).resume()
+                    nodeFault.withLock { $0 = false }
                 case 65..<85:
                     let i = Int(rng.next() % UInt64(cluster.coordinatorCount))
                     kind = "kill -9 coordinator"

@@ -114,7 +114,7 @@ import Testing
         print("chaos verdict: \(pass ? "PASS" : "FAIL") seed \(seed) replication \(replication) "
               + "\(String(format: "%.1f", Self.minutes)) min: writes acknowledged \(counts.acknowledged) (deletes \(counts.deletes) of all), "
               + "not acknowledged \(counts.failed); faults \(counts.values(faults)); replicas compared \(compared) in \(Self.partitions) partitions (drifted \(drifted.count)); "
-              + "documents \(present.count); queries \(counts.queries) during, \(queries) compared with a single node (\(differing) differ); lost writes \(lost.count); failed queries \(counts.readFailures.count); "
+              + "documents \(present.count); queries \(counts.queries) during, \(queries) compared with a single node (\(differing) differ); lost writes \(lost.count); failed queries \(counts.readFailures.count) (refused while no in-sync replica of a partition was up: \(counts.refusedWithoutInSyncReplica)); "
               + "heal p50 \(String(format: "%.1f", heal.isEmpty ? 0 : heal[heal.count / 2])) s max \(String(format: "%.1f", heal.last ?? 0)) s")
         await s.close()
         await admin.close()
