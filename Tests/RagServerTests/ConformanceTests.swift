@@ -39,7 +39,9 @@ func run(_ args: [String], cwd: String? = nil, environment: [String: String] = [
 }
 
 func runBlocking(_ args: [String], cwd: String? = nil) throws -> (status: Int32, output: String, errors: String) {
-    try runChild("/usr/bin/env", args, directory: cwd)
+    // A guard against a hung child, not a time limit: 20,000 documents through
+    // `ragctl index` took over a minute on 2 cores beside the chaos test's clusters.
+    try runChild("/usr/bin/env", args, directory: cwd, timeout: 600)
 }
 
 /// The Swift client's run of Tests/Conformance/scenarios.tsv (same format as the C and Python runners).
