@@ -49,16 +49,8 @@ public final class PartitionMover: Sendable {
                                 session: UUID().uuidString, startedAt: Date().timeIntervalSince1970)
         let slot = placement.slots[move.partition]
         if let primary = slot.primary {
-            var bases: [String: [UInt64]] = [:]
-            let source = try address(primary, placement)
-            for entry in try await call(source, .shardSlot, Ragd_V1_ShardSlotRequest.with { $0.partition = UInt32(move.partition) },
-                                        as: Ragd_V1_ShardSlotResponse.self).entries {
-                var key = entry.shard
-                key.placementVersion = UInt64(placement.version)
-                let s = try await call(source, .shardCounts, Ragd_V1_ShardCountsRequest.with { $0.shard = key }, as: Ragd_V1_ShardCountsResponse.self)
-                bases[key.collection] = [s.seq, s.seqVersion]
-            }
-            record.bases = bases
+            let (_, bases) = try await bases(move.partition, source: try address(primary, placement), version: placement.version)
+            record.bases = Dictionary(uniqueKeysWithValues: bases.map { ($0.shard.collection, [$0.seq, $0.version]) })
         }
         try await begin(record, clear: true, placement: placement)
         let next = placement.next { $0.slots[move.partition].joining.append(move.to) }
@@ -306,6 +298,20 @@ public final class PartitionMover: Sendable {
     func sourceNode(_ record: MoveRecord, slot: Placement.Slot, placement: Placement) async throws(RagError) -> String {
         guard let primary = slot.primary else { throw RagError(.unavailable, "partition \(record.partition): no in-sync replica to copy from") }
         return try address(primary, placement)
+    }
+
+    /// Every collection `source` holds of partition `p`, each with the last
+    /// entry it applied: where a copy made from it now continues by the log.
+    func bases(_ p: Int, source: String, version: Int64) async throws(RagError) -> (entries: [Ragd_V1_ShardSlotEntry], bases: [Ragd_V1_ShardBase]) {
+        let entries = try await call(source, .shardSlot, Ragd_V1_ShardSlotRequest.with { $0.partition = UInt32(p) }, as: Ragd_V1_ShardSlotResponse.self).entries
+        var bases: [Ragd_V1_ShardBase] = []
+        for entry in entries {
+            var key = entry.shard
+            key.placementVersion = UInt64(version)
+            let s = try await call(source, .shardCounts, Ragd_V1_ShardCountsRequest.with { $0.shard = key }, as: Ragd_V1_ShardCountsResponse.self)
+            bases.append(Ragd_V1_ShardBase.with { $0.shard = key; $0.seq = s.seq; $0.version = s.seqVersion })
+        }
+        return (entries, bases)
     }
 
     /// Opens (or finds open) the target's receive session.

@@ -87,14 +87,7 @@ struct ReplicaRecovery {
     /// then the documents (the log replay afterwards orders what changed meanwhile).
     func copy(_ p: Int, target: String, source: String, version: Int64) async throws(RagError) {
         let session = UUID().uuidString
-        var bases: [Ragd_V1_ShardBase] = []
-        let entries = try await mover.call(source, .shardSlot, Ragd_V1_ShardSlotRequest.with { $0.partition = UInt32(p) }, as: Ragd_V1_ShardSlotResponse.self).entries
-        for entry in entries {
-            var key = entry.shard
-            key.placementVersion = UInt64(version)
-            let s = try await mover.call(source, .shardCounts, Ragd_V1_ShardCountsRequest.with { $0.shard = key }, as: Ragd_V1_ShardCountsResponse.self)
-            bases.append(Ragd_V1_ShardBase.with { $0.shard = key; $0.seq = s.seq; $0.version = s.seqVersion })
-        }
+        let (entries, bases) = try await mover.bases(p, source: source, version: version)
         _ = try await mover.call(target, .shardReceive, Ragd_V1_ShardReceiveRequest.with {
             $0.partition = UInt32(p); $0.session = session; $0.begin = true; $0.clear = true; $0.bases = bases
         }, as: Ragd_V1_ShardReceiveResponse.self)

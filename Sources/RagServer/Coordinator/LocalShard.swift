@@ -22,6 +22,9 @@ public actor LocalShard: Shard {
     nonisolated let receiving = Mutex<(session: String, touched: [String: UInt64])?>(nil)
     /// The last replication log entry applied (0 before the first).
     var applied: (seq: UInt64, version: UInt64)
+    /// Sum of `digestTerm` over every stored document, kept as writes apply
+    /// (ShardCounts, which Stats calls too, reports it without a scan).
+    var digest: UInt64
     /// Log entries kept behind the newest, for replicas that catch up.
     let logKeep: LogRetention
 
@@ -35,13 +38,16 @@ public actor LocalShard: Shard {
         store = try PartitionStore(path: path, synchronous: synchronous)
         applied = try store.applied()
         let index = PartitionIndex(dimension: dimension, partition: partition, int8: int8)
+        var digest: UInt64 = 0
         try store.loadAll { doc in
             guard doc.embeddings.allSatisfy({ $0.count == dimension }) else {
                 throw RagError(.failedPrecondition, "\(path): stored vectors do not have dimension \(dimension)")
             }
             index.upsert(doc)
+            digest &+= Self.digestTerm(doc.id, doc.contentHash)
         }
         self.index = index
+        self.digest = digest
     }
 
     public func keywordStats(terms: [String]) throws -> KeywordStats {
@@ -92,9 +98,18 @@ public actor LocalShard: Shard {
     private func apply(upserts: [PreparedDocument], deletes: [String], entry: LogEntry? = nil) throws -> Set<String> {
         let deleted = try store.write(upserts: upserts, deletes: deletes, entry: entry, keep: logKeep)
         if let entry { applied = (entry.seq, entry.version) }
+        let touched = Set(deletes).union(upserts.map(\.id))
+        for id in touched { if let h = index.contentHash(of: id) { digest &-= Self.digestTerm(id, h) } }
         for id in deletes { index.remove(id) }
         for doc in upserts { index.upsert(doc) }
+        for id in touched { if let h = index.contentHash(of: id) { digest &+= Self.digestTerm(id, h) } }
         return deleted
+    }
+
+    /// One document's share of the partition digest (a sum, so order never matters).
+    static func digestTerm(_ id: String, _ contentHash: UInt64) -> UInt64 {
+        let h = StableHash.fnv1a(id) ^ contentHash &* 0x9E37_79B9_7F4A_7C15
+        return h ^ (h >> 29)
     }
 
     /// Applies copies from a move's source, except documents written through
@@ -178,11 +193,6 @@ public actor LocalShard: Shard {
     /// What replicas compare: the last entry applied, the oldest logged, and a
     /// hash of every document id and content hash, in any order.
     public func replicationState() throws -> ReplicaState {
-        var digest: UInt64 = 0
-        for id in index.documentIDs {
-            let h = StableHash.fnv1a(id) ^ (index.contentHash(of: id) ?? 0) &* 0x9E37_79B9_7F4A_7C15
-            digest = digest &+ (h ^ (h >> 29))
-        }
         return ReplicaState(seq: applied.seq, version: applied.version, firstLogged: try store.firstLogged(), digest: digest,
                             documents: index.documentCount, chunks: index.chunkCount)
     }
