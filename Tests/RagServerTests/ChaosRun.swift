@@ -51,7 +51,7 @@ final class ChaosRun: Sendable {
     init(cluster: ChaosCluster, seed: UInt64) {
         self.cluster = cluster
         self.seed = seed
-        clients = (0..<cluster.coordinatorCount).map { cluster.client($0, timeout: .seconds(10)) }
+        clients = (0..<cluster.coordinatorCount).map { cluster.client($0, timeout: hangGuard) }
     }
 
     static func text(id: String, revision: String) -> String {
@@ -111,7 +111,7 @@ final class ChaosRun: Sendable {
             let (i, c) = client(r)
             do {
                 _ = try await c.query(word, collection: collection, topK: 5, mode: rng.next() % 2 == 0 ? .keyword : .hybrid, noCache: true,
-                                      timeout: .seconds(10))
+                                      timeout: hangGuard)
             } catch {
                 // A coordinator killed under the call is not the cluster failing a query.
                 if !down.withLock({ $0.contains(i) }), error.code != .notFound {

@@ -51,11 +51,11 @@ import Testing
             let key = Ragd_V1_ShardKey.with { $0.collection = run.collection; $0.partition = UInt32(p) }
             var states: [(Ragd_V1_ShardCountsResponse, [String: UInt64])] = []
             for i in 0..<cluster.nodeCount {
-                let c = cluster.node(i).internalClient(timeout: .seconds(10))
+                let c = cluster.node(i).internalClient(timeout: hangGuard)
                 defer { Task { await c.close() } }
-                let s = try await c.call(.shardCounts, Ragd_V1_ShardCountsRequest.with { $0.shard = key }, as: Ragd_V1_ShardCountsResponse.self, timeout: .seconds(10))
+                let s = try await c.call(.shardCounts, Ragd_V1_ShardCountsRequest.with { $0.shard = key }, as: Ragd_V1_ShardCountsResponse.self, timeout: hangGuard)
                 guard s.seq > 0 || s.documents > 0 else { continue }
-                let h = try await c.call(.shardHashes, Ragd_V1_ShardHashesRequest.with { $0.shard = key }, as: Ragd_V1_ShardHashesResponse.self, timeout: .seconds(10)).hashes
+                let h = try await c.call(.shardHashes, Ragd_V1_ShardHashesRequest.with { $0.shard = key }, as: Ragd_V1_ShardHashesResponse.self, timeout: hangGuard).hashes
                 if states.isEmpty, !h.isEmpty {
                     let docs = try await c.call(.shardFetch, Ragd_V1_ShardFetchRequest.with { $0.shard = key; $0.ids = Array(h.keys) },
                                                 as: Ragd_V1_ShardFetchResponse.self, timeout: .seconds(30)).documents

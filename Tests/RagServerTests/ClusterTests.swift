@@ -99,7 +99,7 @@ struct Lcg {
         defer { etcd.stop() }
         let cluster = try await LocalCluster.launch(shards: 3, replicas: 2, etcd: etcd.endpoint)
         defer { cluster.stop() }
-        let c = cluster.client(timeout: .seconds(10))
+        let c = cluster.client(timeout: hangGuard)
         _ = try await c.index(ClusterCorpus.documents, collection: "kb")
         let baseline = try await c.query("replica shard merge", collection: "kb", topK: 10, noCache: true)
         let partitions = LocalCluster.testPartitions
@@ -151,8 +151,8 @@ struct Lcg {
             var hashes: [[String: UInt64]] = []
             for r in 0..<2 {
                 let client = cluster.nodes[0][r].internalClient()
-                states.append(try await client.call(.shardCounts, Ragd_V1_ShardCountsRequest.with { $0.shard = key }, as: Ragd_V1_ShardCountsResponse.self, timeout: .seconds(5)))
-                hashes.append(try await client.call(.shardHashes, Ragd_V1_ShardHashesRequest.with { $0.shard = key }, as: Ragd_V1_ShardHashesResponse.self, timeout: .seconds(5)).hashes)
+                states.append(try await client.call(.shardCounts, Ragd_V1_ShardCountsRequest.with { $0.shard = key }, as: Ragd_V1_ShardCountsResponse.self, timeout: hangGuard))
+                hashes.append(try await client.call(.shardHashes, Ragd_V1_ShardHashesRequest.with { $0.shard = key }, as: Ragd_V1_ShardHashesResponse.self, timeout: hangGuard).hashes)
                 await client.close()
             }
             #expect(states[0].seq == states[1].seq && states[0].seq > 0 && states[0].digest == states[1].digest, "partition \(p)")
@@ -208,7 +208,7 @@ struct Lcg {
         for r in 0..<2 {
             let client = cluster.nodes[0][r].internalClient()
             hashes.append(try await client.call(.shardHashes, Ragd_V1_ShardHashesRequest.with { $0.shard = key }, as: Ragd_V1_ShardHashesResponse.self,
-                                                timeout: .seconds(5)).hashes)
+                                                timeout: hangGuard).hashes)
             await client.close()
         }
         #expect(hashes[0] == hashes[1] && hashes[0].count == 25 && hashes[0]["too-big"] == nil)
@@ -239,7 +239,7 @@ struct Lcg {
             }]
         }
         let node = cluster.nodes[p][1].internalClient()
-        _ = try await node.call(.shardWrite, tamper, as: Ragd_V1_ShardWriteResponse.self, timeout: .seconds(10))
+        _ = try await node.call(.shardWrite, tamper, as: Ragd_V1_ShardWriteResponse.self, timeout: hangGuard)
         await node.close()
         let drift = try await c.clusterVerify(collection: "kb")
         #expect(drift.mismatchCount == 1 && drift.mismatches.first?.documentID == victim && drift.mismatches.first?.partition == UInt32(p))

@@ -110,7 +110,7 @@ struct SwiftConformanceRunner {
             do {
                 switch f[0] {
                 case "index":
-                    let r = try await client("main").index(docs, collection: collection, timeout: .seconds(10))
+                    let r = try await client("main").index(docs, collection: collection, timeout: hangGuard)
                     out["documents"] = Int(r.documents)
                     out["chunks"] = Int(r.chunks)
                 case "query", "stream":
@@ -140,11 +140,11 @@ struct SwiftConformanceRunner {
                         out["done"] = done
                     }
                 case "stats":
-                    let r = try await client("main").stats(collection: collection, timeout: .seconds(10))
+                    let r = try await client("main").stats(collection: collection, timeout: hangGuard)
                     out["documents"] = Int(r.collections[0].documents)
                     out["chunks"] = Int(r.collections[0].chunks)
                 case "delete":
-                    let r = try await client("main").delete(f[2].split(separator: ",").map(String.init), collection: collection, timeout: .seconds(10))
+                    let r = try await client("main").delete(f[2].split(separator: ",").map(String.init), collection: collection, timeout: hangGuard)
                     out["deleted"] = Int(r.deleted)
                     out["not_found"] = r.notFound
                 default: continue

@@ -140,7 +140,7 @@ import Testing
         defer { cluster.stop() }
         let c = cluster.client()
         _ = try await c.index(Fixtures.documents, collection: "kb")
-        func status() async throws -> ClusterStatus { try await c.clusterStatus(timeout: .seconds(10)) }
+        func status() async throws -> ClusterStatus { try await c.clusterStatus(timeout: hangGuard) }
         #expect(await eventually { (try? await status().nodes.count) == 3 })
         let s = try await status()
         #expect(s.shards == UInt32(LocalCluster.testPartitions) && s.replicationFactor == 1 && s.unregistered.isEmpty && s.members.count == 2)
@@ -178,15 +178,15 @@ import Testing
         _ = try await ca.create(e)
         #expect(await code { _ = try await cb.create(experiment("other", [("only", 1.0, nil)])) } == .failedPrecondition)
         #expect(await code { _ = try await cb.create(e) } == .alreadyExists)
-        #expect(await eventually { (try? await cb.call(.listExperiments, Ragd_V1_ListExperimentsRequest(), as: Ragd_V1_ListExperimentsResponse.self, timeout: .seconds(10)))?
+        #expect(await eventually { (try? await cb.call(.listExperiments, Ragd_V1_ListExperimentsRequest(), as: Ragd_V1_ListExperimentsResponse.self, timeout: hangGuard))?
             .experiments.map(\.name) == ["modes"] })
         for user in ["ann", "bob", "cy", "dee", "eve"] {
             let x = try await ca.query("raft leader", collection: "kb", topK: 3, userID: user, noCache: true)
             let y = try await cb.query("raft leader", collection: "kb", topK: 3, userID: user, noCache: true)
             #expect(x.experiment == "modes" && x.variant == y.variant && x.experiment == y.experiment, "\(user): \(x.variant) vs \(y.variant)")
         }
-        _ = try await cb.call(.stopExperiment, Ragd_V1_StopExperimentRequest.with { $0.name = "modes" }, as: Ragd_V1_StopExperimentResponse.self, timeout: .seconds(10))
-        #expect(await eventually { (try? await ca.call(.listExperiments, Ragd_V1_ListExperimentsRequest(), as: Ragd_V1_ListExperimentsResponse.self, timeout: .seconds(10)))?
+        _ = try await cb.call(.stopExperiment, Ragd_V1_StopExperimentRequest.with { $0.name = "modes" }, as: Ragd_V1_StopExperimentResponse.self, timeout: hangGuard)
+        #expect(await eventually { (try? await ca.call(.listExperiments, Ragd_V1_ListExperimentsRequest(), as: Ragd_V1_ListExperimentsResponse.self, timeout: hangGuard))?
             .experiments.first?.state == "stopped" })
         _ = try await ca.create(experiment("next", [("only", 1.0, nil)]))  // the collection is free again
         for c in [ca, cb] { await c.close() }

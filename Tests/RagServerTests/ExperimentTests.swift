@@ -16,11 +16,11 @@ func experiment(_ name: String, collection: String = "kb", _ variants: [(String,
 
 extension RagClient {
     func create(_ e: Ragd_V1_Experiment) async throws(RagError) -> Ragd_V1_Experiment {
-        try await call(.createExperiment, Ragd_V1_CreateExperimentRequest.with { $0.experiment = e }, as: Ragd_V1_CreateExperimentResponse.self, timeout: .seconds(10)).experiment
+        try await call(.createExperiment, Ragd_V1_CreateExperimentRequest.with { $0.experiment = e }, as: Ragd_V1_CreateExperimentResponse.self, timeout: hangGuard).experiment
     }
 
     func report(_ name: String) async throws(RagError) -> Ragd_V1_ExperimentReportResponse {
-        try await call(.experimentReport, Ragd_V1_ExperimentReportRequest.with { $0.name = name }, as: Ragd_V1_ExperimentReportResponse.self, timeout: .seconds(10))
+        try await call(.experimentReport, Ragd_V1_ExperimentReportRequest.with { $0.name = name }, as: Ragd_V1_ExperimentReportResponse.self, timeout: hangGuard)
     }
 
     func feedback(_ queryID: String, relevance: Double? = nil, thumbsUp: Bool? = nil) async throws(RagError) -> Ragd_V1_FeedbackResponse {
@@ -28,7 +28,7 @@ extension RagClient {
         r.queryID = queryID
         if let relevance { r.relevance = relevance }
         if let thumbsUp { r.thumbsUp = thumbsUp }
-        return try await call(.feedback, r, as: Ragd_V1_FeedbackResponse.self, timeout: .seconds(10))
+        return try await call(.feedback, r, as: Ragd_V1_FeedbackResponse.self, timeout: hangGuard)
     }
 }
 
@@ -117,7 +117,7 @@ extension Ragd_V1_Experiment {
         }
         #expect(seen == ["control", "three"])
         #expect(try await clients[0].query("sqlite busy", collection: "kb").variant == "control")
-        _ = try await clients[0].call(.stopExperiment, Ragd_V1_StopExperimentRequest.with { $0.name = "topk" }, as: Ragd_V1_StopExperimentResponse.self, timeout: .seconds(5))
+        _ = try await clients[0].call(.stopExperiment, Ragd_V1_StopExperimentRequest.with { $0.name = "topk" }, as: Ragd_V1_StopExperimentResponse.self, timeout: hangGuard)
         for i in 0..<10 {
             let r = try await clients[0].query("sqlite busy", collection: "kb", userID: "u\(i)")
             #expect(r.variant == "control" && r.sources.count == 5)

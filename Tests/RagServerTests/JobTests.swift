@@ -79,7 +79,7 @@ func withJobServer(_ backend: String, configure: (inout RagServerConfiguration) 
             let q = try await client.submit(Ragd_V1_JobSpec.with { $0.query = Ragd_V1_QueryRequest.with { $0.collection = "kb"; $0.query = "SQLITE_BUSY" } })
             let done = try await client.awaitJob(q.id)
             #expect(try Ragd_V1_QueryResponse(serializedBytes: done.result).sources.first?.documentID == "sqlite")
-            let listed = try await client.call(.listJobs, Ragd_V1_ListJobsRequest.with { $0.state = "succeeded" }, as: Ragd_V1_ListJobsResponse.self, timeout: .seconds(5))
+            let listed = try await client.call(.listJobs, Ragd_V1_ListJobsRequest.with { $0.state = "succeeded" }, as: Ragd_V1_ListJobsResponse.self, timeout: hangGuard)
             #expect(listed.jobs.map(\.id) == [submitted.id, q.id])
             // Retention: nothing is old enough after an hour's age limit; with none, both finished jobs go.
             #expect(try await server.jobs.queue.purge(olderThan: 3600) == 0)
@@ -106,7 +106,7 @@ func withJobServer(_ backend: String, configure: (inout RagServerConfiguration) 
             // This one fails once (retryable) and waits 30 s for its retry: cancel it meanwhile.
             let slow = try await client.submit(indexSpec(Fixtures.documents))
             for _ in 0..<100 where try await client.job(slow.id).attempts == 0 { try await Task.sleep(for: .milliseconds(20)) }
-            let c = try await client.call(.cancelJob, Ragd_V1_CancelJobRequest.with { $0.id = slow.id }, as: Ragd_V1_CancelJobResponse.self, timeout: .seconds(5))
+            let c = try await client.call(.cancelJob, Ragd_V1_CancelJobRequest.with { $0.id = slow.id }, as: Ragd_V1_CancelJobResponse.self, timeout: hangGuard)
             #expect(c.job.state == "cancelled")
             do { _ = try await client.job("nope"); Issue.record("expected NOT_FOUND") } catch { #expect(RagError(from: error).code == .notFound) }
         }
@@ -118,7 +118,7 @@ func withJobServer(_ backend: String, configure: (inout RagServerConfiguration) 
             let docs = (0..<300).map { RagDocument(id: "p\($0)", text: "Part document \($0) mentions word\($0).") }
             func part(_ range: Range<Int>) -> Ragd_V1_JobSpec { indexSpec(Array(docs[range]), collection: "parts") }
             func send(_ r: Ragd_V1_SubmitJobRequest) async throws(RagError) -> Ragd_V1_Job {
-                try await client.call(.submitJob, r, as: Ragd_V1_SubmitJobResponse.self, timeout: .seconds(10)).job
+                try await client.call(.submitJob, r, as: Ragd_V1_SubmitJobResponse.self, timeout: hangGuard).job
             }
             let first = try await send(.with { $0.spec = part(0..<100); $0.more = true })
             #expect(first.state == "staging" && first.progressTotal == 100)

@@ -235,7 +235,7 @@ import Testing
             r.shard.embedder = embedder
             r.shard.partitions = partitions
             r.upserts = [PreparedDocument(id: "d", metadata: [:], contentHash: 1, chunks: ["text"], embeddings: [[Float](repeating: 0.1, count: dimension)]).wire]
-            _ = try await client.call(.shardWrite, r, as: Ragd_V1_ShardWriteResponse.self, timeout: .seconds(10))
+            _ = try await client.call(.shardWrite, r, as: Ragd_V1_ShardWriteResponse.self, timeout: hangGuard)
         }
         try await write(partition: 0, dimension: 8)
         let refused: [(UInt32, Int, String, UInt32, RagError.Code)] = [

@@ -88,7 +88,7 @@ import Testing
             try good.write(toFile: dir + "/good.json", atomically: true, encoding: .utf8)
             let created = try await run([ragctl, "experiments", "create", dir + "/good.json"] + address)
             #expect(created.status == 0, "\(created.errors)")
-            let list = try await client.call(.listExperiments, Ragd_V1_ListExperimentsRequest(), as: Ragd_V1_ListExperimentsResponse.self, timeout: .seconds(10))
+            let list = try await client.call(.listExperiments, Ragd_V1_ListExperimentsRequest(), as: Ragd_V1_ListExperimentsResponse.self, timeout: hangGuard)
             #expect(list.experiments.first?.variants.last?.config.mode == .keyword)
             for u in 0..<40 { _ = try await client.query("raft leader", collection: "kb", userID: "user\(u)") }
             let report = try await run([ragctl, "experiments", "report", "modes"] + address)

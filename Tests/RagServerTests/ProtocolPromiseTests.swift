@@ -119,7 +119,7 @@ extension RawConnection {
     @Test func commandsRunInParallelOnAPool() async throws {
         let redis = try await RedisProcess.launch()
         defer { redis.stop() }
-        let conn = RedisConnection(host: "127.0.0.1", port: redis.port, timeout: .seconds(10), connections: 4)
+        let conn = RedisConnection(host: "127.0.0.1", port: redis.port, timeout: hangGuard, connections: 4)
         try await withThrowingTaskGroup(of: Void.self) { group in
             for i in 0..<4 { group.addTask { _ = try await conn.command("BLPOP", "list\(i)", "10") } }
             var blocked = 0

@@ -29,7 +29,7 @@ import Testing
         return out
     }
 
-    func status(_ c: RagClient) async throws -> ClusterStatus { try await c.clusterStatus(timeout: .seconds(10)) }
+    func status(_ c: RagClient) async throws -> ClusterStatus { try await c.clusterStatus(timeout: hangGuard) }
 
     /// Every active member within one partition of the others, nothing moving.
     func balanced(_ s: ClusterStatus, members: Int) -> Bool {

@@ -30,7 +30,7 @@ import Testing
     }
 
     static func state(_ c: RagClient, _ collection: String = "kb", _ p: Int = 0) async throws -> Ragd_V1_ShardCountsResponse {
-        try await c.call(.shardCounts, Ragd_V1_ShardCountsRequest.with { $0.shard = key(collection, p) }, as: Ragd_V1_ShardCountsResponse.self, timeout: .seconds(10))
+        try await c.call(.shardCounts, Ragd_V1_ShardCountsRequest.with { $0.shard = key(collection, p) }, as: Ragd_V1_ShardCountsResponse.self, timeout: hangGuard)
     }
 
     /// One node: entries apply strictly in order; a gap, a contradicting entry
@@ -42,7 +42,7 @@ import Testing
         defer { node.kill9() }
         let c = node.internalClient()
         func write(_ r: Ragd_V1_ShardWriteRequest) async throws(RagError) -> Ragd_V1_ShardWriteResponse {
-            try await c.call(.shardWrite, r, as: Ragd_V1_ShardWriteResponse.self, timeout: .seconds(10))
+            try await c.call(.shardWrite, r, as: Ragd_V1_ShardWriteResponse.self, timeout: hangGuard)
         }
         #expect(try await write(Self.entry("a", seq: 1, version: 3)).seq == 1)
         // Skips ahead: refused with what was applied, so the sender sends entry 2 first.
@@ -63,7 +63,7 @@ import Testing
         #expect(s.seq == 2 && s.seqVersion == 3 && s.documents == 2)
         // The log holds both entries, in order, for a replica that catches up.
         let log = try await c.call(.shardLog, Ragd_V1_ShardLogRequest.with { $0.shard = Self.key("kb", 0); $0.after = 0 }, as: Ragd_V1_ShardLogResponse.self,
-                                   timeout: .seconds(10))
+                                   timeout: hangGuard)
         #expect(log.entries.map(\.seq) == [1, 2] && log.head == 2 && !log.truncated)
         // Durable: after kill -9 the node comes back at the same place.
         node.kill9()
@@ -164,7 +164,7 @@ import Testing
                 let client = r.internalClient()
                 states.append(try await state(client, collection, p))
                 hashes.append(try await client.call(.shardHashes, Ragd_V1_ShardHashesRequest.with { $0.shard = key(collection, p) },
-                                                    as: Ragd_V1_ShardHashesResponse.self, timeout: .seconds(10)).hashes)
+                                                    as: Ragd_V1_ShardHashesResponse.self, timeout: hangGuard).hashes)
                 await client.close()
             }
             #expect(Set(states.map(\.seq)).count == 1 && Set(states.map(\.digest)).count == 1, "partition \(p): \(states.map { ($0.seq, $0.digest) })")

@@ -37,8 +37,8 @@ import Testing
                 let payload = Data()
                 func call(_ c: RagClient) async -> RagError.Code {
                     await code {
-                        if m.isStreaming { for try await _ in try await c.streaming(m, payload: payload, timeout: .seconds(10)) {} }
-                        else { _ = try await c.unary(m, payload: payload, timeout: .seconds(10)) }
+                        if m.isStreaming { for try await _ in try await c.streaming(m, payload: payload, timeout: hangGuard) {} }
+                        else { _ = try await c.unary(m, payload: payload, timeout: hangGuard) }
                     }
                 }
                 #expect(await call(open) == .unauthenticated, "\(m) without a key")
