@@ -42,7 +42,7 @@ let package = Package(
         .systemLibrary(name: "COpenBLAS", providers: [.apt(["libopenblas-dev"])]),
         .target(
             name: "RagEngine",
-            dependencies: ["RagCore", "COpenBLAS", "CRagKernels", .product(name: "HeapModule", package: "swift-collections")],
+            dependencies: ["RagCore", "COpenBLAS", "CRagKernels", "CRagEncoder", .product(name: "HeapModule", package: "swift-collections")],
             swiftSettings: strict
         ),
         .target(
@@ -83,6 +83,7 @@ let package = Package(
         .target(name: "CRagSpawn"),
         // Distance kernels dispatched at run time (cpuid) to AVX-512 / AVX2+FMA / portable C.
         .target(name: "CRagKernels", cSettings: [.unsafeFlags(["-O3"])]),
+        .target(name: "CRagEncoder", cSettings: [.unsafeFlags(["-O3"])]),
         .target(name: "RagTesting", dependencies: ["RagServer", "RagClient", "RagEngine", "RagWire", "CRagSpawn"], swiftSettings: strict),
         .executableTarget(
             name: "ragd",
@@ -108,7 +109,7 @@ let package = Package(
             dependencies: ["RagWire", .product(name: "NIOTestUtils", package: "swift-nio"),
                            .product(name: "NIOEmbedded", package: "swift-nio")]
         ),
-        .testTarget(name: "RagEngineTests", dependencies: ["RagEngine"]),
+        .testTarget(name: "RagEngineTests", dependencies: ["RagEngine", "CRagEncoder"]),
         .testTarget(name: "RagStoreTests", dependencies: ["RagStore"]),
         .testTarget(name: "RagServerTests", dependencies: ["RagServer", "RagClient", "RagTesting", "RagWire", "RagEngine"]),
     ]

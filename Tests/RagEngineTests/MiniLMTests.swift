@@ -17,8 +17,15 @@ import Testing
         var embedding: [Float]
     }
 
-    @Test func matchesTheReferenceImplementation() async throws {
-        let embedder = try MiniLMEmbedder(directory: Self.modelDirectory)
+    /// float32 is the reference computation. int8 (the default) stays within
+    /// cosine 0.98 of it on each of these stress sentences (0.986 measured, on
+    /// a 2-word one: short texts average out less rounding) and 0.995 on average;
+    /// on corpus chunks of ~200 word pieces the mean is 0.998.
+    @Test(arguments: MiniLMPrecision.allCases)
+    func matchesTheReferenceImplementation(precision: MiniLMPrecision) async throws {
+        let embedder = try MiniLMEmbedder(directory: Self.modelDirectory, precision: precision)
+        let bound: Float = precision == .float32 ? 0.999 : 0.98
+        var total: Float = 0
         let lines = try String(contentsOfFile: Self.referenceFile, encoding: .utf8).split(separator: "\n")
         let refs = try lines.map { try JSONDecoder().decode(Reference.self, from: Data($0.utf8)) }
         #expect(refs.count == 40)
@@ -28,8 +35,10 @@ import Testing
             let v = try await embedder.embed([r.text])[0]
             let cosine = VectorMath.dot(v, r.embedding)
             worst = min(worst, cosine)
-            #expect(cosine >= 0.999, "cosine \(cosine) for \(r.text.prefix(60).debugDescription)")
+            total += cosine
+            #expect(cosine >= bound, "\(precision) cosine \(cosine) for \(r.text.prefix(60).debugDescription)")
         }
-        print("MiniLM: worst cosine against the reference over \(refs.count) sentences: \(worst)")
+        #expect(total / Float(refs.count) >= (precision == .float32 ? 0.9999 : 0.995))
+        print("MiniLM \(embedder.kernel): worst cosine against the reference over \(refs.count) sentences: \(worst), mean \(total / Float(refs.count))")
     }
 }

@@ -67,10 +67,7 @@ public final class MiniLMModel: Sendable {
     /// The pooled, normalised embedding of one token sequence.
     public func embed(ids: [Int32]) -> [Float] {
         let n = ids.count, d = Self.hidden
-        var x = [Float](repeating: 0, count: n * d)
-        for (i, id) in ids.enumerated() {
-            for c in 0..<d { x[i * d + c] = word[Int(id) * d + c] + position[i * d + c] + tokenType[c] }
-        }
+        var x = inputEmbeddings(ids)
         Self.layerNorm(&x, n, embLNg, embLNb)
         let scale = 1 / Float(Self.headSize).squareRoot()
         for L in layerWeights {
@@ -108,9 +105,25 @@ public final class MiniLMModel: Sendable {
             Self.layerNorm(&out, n, L.ln2g, L.ln2b)
             x = out
         }
+        return Self.meanPoolNormalised(x, n)
+    }
+
+    /// Word + position + token-type embeddings of each id, n × 384.
+    func inputEmbeddings(_ ids: [Int32]) -> [Float] {
+        let d = Self.hidden
+        var x = [Float](repeating: 0, count: ids.count * d)
+        for (i, id) in ids.enumerated() {
+            for c in 0..<d { x[i * d + c] = word[Int(id) * d + c] + position[i * d + c] + tokenType[c] }
+        }
+        return x
+    }
+
+    /// The mean over all n positions, L2-normalised.
+    static func meanPoolNormalised(_ x: [Float], _ n: Int) -> [Float] {
+        let d = hidden
         var pooled = [Float](repeating: 0, count: d)
         for r in 0..<n { for c in 0..<d { pooled[c] += x[r * d + c] } }
-        for c in 0..<d { pooled[c] /= Float(n) }
+        for c in 0..<d { pooled[c] /= Float(max(n, 1)) }
         var norm: Float = 0
         for v in pooled { norm += v * v }
         let inv = 1 / max(norm.squareRoot(), 1e-12)
