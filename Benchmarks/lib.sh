@@ -6,7 +6,7 @@ bin=$(swift build -c release --show-bin-path)
 
 start_server() {  # dir, extra flags… → sets pid, port
   local dir=$1; shift
-  "$bin/ragd" serve --port 0 --data-dir "$dir" --metrics-port off --log-level warning "$@" >"$dir.out" 2>"$dir.err" &
+  "$bin/ragd" serve --port 0 --data-dir "$dir" --metrics-port off --log-level warning --embedder "${BENCH_EMBEDDER:-hashing}" "$@" >"$dir.out" 2>"$dir.err" &
   pid=$!
   for _ in $(seq 200); do
     port=$(sed -n 's/^ragd listening on .*:\([0-9]*\)$/\1/p' "$dir.out")

@@ -75,7 +75,10 @@ public final class RagServer: Service, Sendable {
         coordinator = Self.makeCoordinator(configuration, registry: registry, embedder: embedder, generator: generator,
                                            metrics: metrics, cache: cache, experiments: experiments)
         stats = ServerStats(metrics: metrics)
-        logger.info("embedder \(embedder.id)\(embedder.isLexical ? " (lexical: hybrid queries rank by BM25 and vector hits only fill in; --embedder minilm for semantic search)" : "")")
+        if configuration.role != .shard {
+            let why = configuration.embedderChoice.map { ", \($0)" } ?? ""
+            logger.info("embedder \(coordinator.embedderDescription)\(why)\(embedder.isLexical ? "; lexical: hybrid queries rank by BM25 and vector hits only fill in" : "")")
+        }
         (jobs, dispatcher, internalDispatcher, authorizer) = try await Self.makeDispatchers(configuration, coordinator: coordinator, stats: stats, cache: cache, metrics: metrics,
                                                      cluster: cluster, rebalancer: rebalancer, experiments: experiments, shardHost: shardHost, etcd: etcd, logger: logger)
         await Self.reportCollections(registry, metrics: metrics, logger: logger, started: started, configuration: configuration)

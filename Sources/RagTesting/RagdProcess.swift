@@ -33,7 +33,10 @@ public final class RagdProcess: @unchecked Sendable {
     public init(dataDirectory: String, port: Int = 0, extraArguments: [String] = [], environment: [String: String] = [:]) throws {
         self.dataDirectory = dataDirectory
         FileManager.default.createFile(atPath: logPath, contents: nil)
-        process = try ChildProcess(Self.binary, ["serve", "--port", "\(port)", "--data-dir", dataDirectory, "--log-level", "warning", "--metrics-port", "0"] + extraArguments,
+        // Tests rank with the built-in hashing embedder unless they ask for
+        // another: `ragd serve` alone picks MiniLM when its weights are installed.
+        let embedder = extraArguments.contains("--embedder") ? [] : ["--embedder", "hashing"]
+        process = try ChildProcess(Self.binary, ["serve", "--port", "\(port)", "--data-dir", dataDirectory, "--log-level", "warning", "--metrics-port", "0"] + embedder + extraArguments,
                                    environment: environment.isEmpty ? nil : ProcessInfo.processInfo.environment.merging(environment) { $1 },
                                    stdout: .pipe, stderr: .file(logPath))
         let deadline = Date().addingTimeInterval(60)

@@ -51,7 +51,7 @@ struct HealthCommand: AsyncParsableCommand {
         try await runReporting {
             let h = try await client.health(timeout: connection.deadline)
             if connection.json { printJSON(h); return }
-            print("\(h.status) (ragd \(h.version), role \(h.role), up \(Int(h.uptimeSeconds)) s)")
+            print("\(h.status) (ragd \(h.version), role \(h.role), up \(Int(h.uptimeSeconds)) s\(h.embedder.isEmpty ? "" : ", embedder \(h.embedder)"))")
         }
     }
 }

@@ -46,7 +46,8 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("logical-partitions"), help: "Coordinator with --etcd: logical partitions of the cluster placement when it is first created (default 64; fixed afterwards).") var logicalPartitions: Int?
     @Option(help: "Coordinator with --etcd and no cluster file: replicas per logical partition when the placement is first created (default 1).") var replication: Int?
     @Option(help: "Host other nodes and clients use to reach this node (default: --host, or the host name when --host is a wildcard).") var advertise: String?
-    @Option(help: "Embedder: hashing (built in, default), minilm (local all-MiniLM-L6-v2), openai (OpenAI-compatible /v1/embeddings) or ollama (/api/embed).") var embedder: String?
+    @Option(help: "Embedder: auto (default: minilm when its weights are installed, else hashing), minilm (local all-MiniLM-L6-v2), hashing (built in, lexical), openai (OpenAI-compatible /v1/embeddings) or ollama (/api/embed).") var embedder: String?
+    @Option(name: .customLong("minilm-precision"), help: "MiniLM's linear layers: int8 (default; Ragd's own kernels, AVX-512 VNNI where the CPU has it) or float32 (OpenBLAS, the reference).") var miniLMPrecision: String?
     @Option(name: .customLong("minilm-dir"), help: "all-MiniLM-L6-v2 files for --embedder minilm (default: where Scripts/fetch-minilm.sh installed them, see README).") var miniLMDir: String?
     @Option(name: .customLong("embedder-url"), help: "Embedding provider base URL.") var embedderURL: String?
     @Option(name: .customLong("embedder-model"), help: "Embedding model name.") var embedderModel: String?
@@ -167,9 +168,26 @@ struct Serve: AsyncParsableCommand {
             p.timeout = .milliseconds(timeoutMS)
             return p
         }
-        if setting(embedder, env: "RAGD_EMBEDDER", file: file, key: "embedder")?.lowercased() == "minilm" {
-            c.miniLMDirectory = try setting(miniLMDir, env: "RAGD_MINILM_DIR", file: file, key: "minilm-dir") ?? MiniLMLocation.find()
-        } else {
+        if let p = setting(miniLMPrecision, env: "RAGD_MINILM_PRECISION", file: file, key: "minilm-precision") {
+            guard let v = MiniLMPrecision(rawValue: p.lowercased()) else { throw ValidationError("--minilm-precision must be int8 or float32") }
+            c.miniLMPrecision = v
+        }
+        let directory = setting(miniLMDir, env: "RAGD_MINILM_DIR", file: file, key: "minilm-dir")
+        switch setting(embedder, env: "RAGD_EMBEDDER", file: file, key: "embedder")?.lowercased() ?? "auto" {
+        case "minilm":
+            c.miniLMDirectory = try directory ?? MiniLMLocation.find()
+            c.embedderChoice = "--embedder minilm"
+        case "auto" where c.role != .shard:
+            // The best offline pipeline this machine has: shard nodes never embed.
+            if let found = try? directory ?? MiniLMLocation.find() {
+                c.miniLMDirectory = found
+                c.embedderChoice = "auto: MiniLM weights found in \(found)"
+            } else {
+                c.embedderChoice = "auto: no MiniLM weights (Scripts/fetch-minilm.sh installs them), so the lexical hashing embedder"
+            }
+        case "auto":
+            break
+        default:
             c.embeddingProvider = try provider(embedder, embedderURL, embedderModel, embedderKeyEnv, prefix: "embedder", builtIn: "hashing")
         }
         c.generationProvider = try provider(generator, generatorURL, generatorModel, generatorKeyEnv, prefix: "generator", builtIn: "extractive")

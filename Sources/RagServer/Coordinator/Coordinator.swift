@@ -38,7 +38,7 @@ public final class Coordinator: Sendable {
 
     /// Everything besides the request that decides an answer (part of cache keys).
     public var configurationID: String {
-        "\(embedder.id)|\(generator.id)|rrf\(Int(Fusion.defaultK))|depth3k50"
+        "\(embedder.id)|\(generator.id)|rrf\(Int(Fusion.defaultK))|depth3k100|title\(PartitionIndex.titleWeight)"
     }
 
     /// Weights of the vector and keyword lists in hybrid fusion. A lexical
@@ -47,6 +47,11 @@ public final class Coordinator: Sendable {
     /// 0.617 against keyword 0.673), so its list only breaks exact ties and
     /// fills the answer up to k after every keyword hit.
     public var fusionWeights: [Double] { embedder.isLexical ? [Fusion.fillInWeight, 1] : [1, 1] }
+
+    /// The embedder's id and how it runs, e.g. "minilm-l6-v2-384 (int8 avx512-vnni)".
+    public var embedderDescription: String {
+        (embedder as? MiniLMEmbedder).map { "\(embedder.id) (\($0.kernel))" } ?? embedder.id
+    }
 
     /// True when letter case in a question cannot change its answer: the embedder
     /// folds case and the extractive generator matches lower-cased terms. (A chat
@@ -57,7 +62,7 @@ public final class Coordinator: Sendable {
 
     /// Candidates fetched from each list before hybrid fusion: deep enough that
     /// fusion sees what either list ranks well, bounded so cost stays flat.
-    static func fusionDepth(k: Int) -> Int { min(1000, max(50, 3 * k)) }
+    static func fusionDepth(k: Int) -> Int { min(1000, max(100, 3 * k)) }
 
     public func validate(_ q: QueryOptions) throws(RagError) -> QueryOptions {
         var q = q

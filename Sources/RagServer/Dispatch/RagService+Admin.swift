@@ -105,6 +105,7 @@ extension RagService {
         r.uptimeSeconds = stats.snapshot().uptimeSeconds
         r.role = role
         r.replicas = cluster?.health() ?? []
+        if role != "shard" { r.embedder = coordinator.embedderDescription }
         if let etcd = controlPlane, let reason = await etcd.probe() {
             r.degraded = "etcd unreachable (\(reason)): queries use the catalog and layout seen last; writes are refused"
         }

@@ -1231,6 +1231,10 @@ public nonisolated struct Ragd_V1_HealthResponse: Sendable {
   /// are answered from the catalog and layout seen last, writes are refused).
   public var degraded: String = String()
 
+  /// The embedder queries and writes use, with how it runs, e.g. "minilm-l6-v2-384
+  /// (int8 avx512-vnni)"; empty on a shard node (coordinators embed).
+  public var embedder: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -4735,7 +4739,7 @@ nonisolated extension Ragd_V1_HealthRequest: SwiftProtobuf.Message, SwiftProtobu
 
 nonisolated extension Ragd_V1_HealthResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".HealthResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}status\0\u{1}version\0\u{3}uptime_seconds\0\u{1}role\0\u{1}replicas\0\u{1}degraded\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}status\0\u{1}version\0\u{3}uptime_seconds\0\u{1}role\0\u{1}replicas\0\u{1}degraded\0\u{1}embedder\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -4749,6 +4753,7 @@ nonisolated extension Ragd_V1_HealthResponse: SwiftProtobuf.Message, SwiftProtob
       case 4: try { try decoder.decodeSingularStringField(value: &self.role) }()
       case 5: try { try decoder.decodeRepeatedMessageField(value: &self.replicas) }()
       case 6: try { try decoder.decodeSingularStringField(value: &self.degraded) }()
+      case 7: try { try decoder.decodeSingularStringField(value: &self.embedder) }()
       default: break
       }
     }
@@ -4773,6 +4778,9 @@ nonisolated extension Ragd_V1_HealthResponse: SwiftProtobuf.Message, SwiftProtob
     if !self.degraded.isEmpty {
       try visitor.visitSingularStringField(value: self.degraded, fieldNumber: 6)
     }
+    if !self.embedder.isEmpty {
+      try visitor.visitSingularStringField(value: self.embedder, fieldNumber: 7)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -4783,6 +4791,7 @@ nonisolated extension Ragd_V1_HealthResponse: SwiftProtobuf.Message, SwiftProtob
     if lhs.role != rhs.role {return false}
     if lhs.replicas != rhs.replicas {return false}
     if lhs.degraded != rhs.degraded {return false}
+    if lhs.embedder != rhs.embedder {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -7592,7 +7592,7 @@ const ProtobufCMessageDescriptor ragd__v1__health_request__descriptor =
   (ProtobufCMessageInit) ragd__v1__health_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor ragd__v1__health_response__field_descriptors[6] =
+static const ProtobufCFieldDescriptor ragd__v1__health_response__field_descriptors[7] =
 {
   {
     "status",
@@ -7666,9 +7666,22 @@ static const ProtobufCFieldDescriptor ragd__v1__health_response__field_descripto
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "embedder",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__HealthResponse, embedder),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned ragd__v1__health_response__field_indices_by_name[] = {
   5,   /* field[5] = degraded */
+  6,   /* field[6] = embedder */
   4,   /* field[4] = replicas */
   3,   /* field[3] = role */
   0,   /* field[0] = status */
@@ -7678,7 +7691,7 @@ static const unsigned ragd__v1__health_response__field_indices_by_name[] = {
 static const ProtobufCIntRange ragd__v1__health_response__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 6 }
+  { 0, 7 }
 };
 const ProtobufCMessageDescriptor ragd__v1__health_response__descriptor =
 {
@@ -7688,7 +7701,7 @@ const ProtobufCMessageDescriptor ragd__v1__health_response__descriptor =
   "Ragd__V1__HealthResponse",
   "ragd.v1",
   sizeof(Ragd__V1__HealthResponse),
-  6,
+  7,
   ragd__v1__health_response__field_descriptors,
   ragd__v1__health_response__field_indices_by_name,
   1,  ragd__v1__health_response__number_ranges,

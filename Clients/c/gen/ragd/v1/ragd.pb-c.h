@@ -892,10 +892,15 @@ struct  Ragd__V1__HealthResponse
    * are answered from the catalog and layout seen last, writes are refused).
    */
   char *degraded;
+  /*
+   * The embedder queries and writes use, with how it runs, e.g. "minilm-l6-v2-384
+   * (int8 avx512-vnni)"; empty on a shard node (coordinators embed).
+   */
+  char *embedder;
 };
 #define RAGD__V1__HEALTH_RESPONSE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__health_response__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, 0,NULL, (char *)protobuf_c_empty_string }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, 0,NULL, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
 
 
 struct  Ragd__V1__ReplicaHealth
