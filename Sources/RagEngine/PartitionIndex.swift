@@ -48,6 +48,23 @@ public final class PartitionIndex {
         if int8 { quantizer = ScalarQuantizer(dimension: dimension) }
     }
 
+    /// How many times a document's title terms count in each of its chunks.
+    /// Development corpus, MiniLM hybrid nDCG@10 (keyword alone): 0 0.747
+    /// (0.673), 1 0.754 (0.678), 2 0.753 (0.680), 3 0.755 (0.682).
+    public static let titleWeight = 2
+
+    /// A chunk's BM25 terms: its text's, then its document's title's (the
+    /// `title` metadata) `titleWeight` times: a field weight in the manner of
+    /// BM25F, so every chunk of a document matches its title.
+    static func terms(_ text: String, metadata: Metadata) -> [String] {
+        var terms = Tokenizer.terms(text)
+        if case .string(let title)? = metadata["title"] {
+            let t = Tokenizer.terms(title)
+            for _ in 0..<titleWeight { terms += t }
+        }
+        return terms
+    }
+
     public func contentHash(of documentID: String) -> UInt64? {
         documentIndex[documentID].flatMap { documents[Int($0)]?.contentHash }
     }
@@ -79,7 +96,7 @@ public final class PartitionIndex {
             slotDocument[Int(s)] = d
             slotOrdinal[Int(s)] = Int32(ordinal)
             slotText[Int(s)] = text
-            let terms = Tokenizer.terms(text)
+            let terms = Self.terms(text, metadata: doc.metadata)
             slotLength[Int(s)] = Int32(terms.count)
             totalLength += terms.count
             var tf: [String: Int32] = [:]
@@ -99,7 +116,7 @@ public final class PartitionIndex {
         for s in entry.slots {
             let i = Int(s)
             var seen = Set<String>()
-            for t in Tokenizer.terms(slotText[i]) where seen.insert(t).inserted {
+            for t in Self.terms(slotText[i], metadata: entry.metadata) where seen.insert(t).inserted {
                 // In place: copying the list out and back would copy all of it (copy-on-write).
                 if let at = postings[t]?.firstIndex(where: { $0.slot == s }) {
                     postings[t]!.swapAt(at, postings[t]!.count - 1)

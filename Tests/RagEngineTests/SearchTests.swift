@@ -129,10 +129,11 @@ func doc(_ id: String, _ text: String, _ meta: Metadata = [:], vector: [Float]? 
     }
 
     @Test func reciprocalRankFusionOrder() {
-        // x: 1/61 + 1/63; y: 1/62 + 1/61; z: 1/63; w: 1/62.
+        // With k = Fusion.defaultK: x 1/(k+1) + 1/(k+3); y 1/(k+2) + 1/(k+1); z 1/(k+3); w 1/(k+2).
         let fused = Fusion.reciprocalRank([[hit("x"), hit("y"), hit("z")], [hit("y"), hit("w"), hit("x")]], limit: 4)
         #expect(fused.map(\.key.documentID) == ["y", "x", "w", "z"])
-        #expect(abs(fused[0].score - (1.0 / 62 + 1.0 / 61)) < 1e-12)
+        let k = Fusion.defaultK
+        #expect(abs(fused[0].score - (1 / (k + 2) + 1 / (k + 1))) < 1e-12)
         // A tie (same ranks swapped) breaks by id.
         let tie = Fusion.reciprocalRank([[hit("b"), hit("a")], [hit("a"), hit("b")]], limit: 2)
         #expect(tie.map(\.key.documentID) == ["a", "b"])
