@@ -147,9 +147,16 @@ extension RagServer {
 
     /// Counts what was loaded, for the chunk gauges and the start-up log line.
     static func reportCollections(_ registry: CollectionRegistry, metrics: RagMetrics, logger: Logger, started: ContinuousClock.Instant,
-                                  configuration: RagServerConfiguration) async {
+                                  configuration: RagServerConfiguration, embedder: any Embedder) async {
         let (collections, chunks) = await refreshChunkGauges(registry, metrics: metrics)
         logger.info("opened \(collections) collections (\(chunks) chunks) in \(String(format: "%.2f", started.elapsedSeconds)) s from \(configuration.dataDirectory)")
+        // After an upgrade `--embedder auto` may pick MiniLM over data the hashing
+        // embedder built: say so once, not only in each refused call.
+        guard configuration.role != .shard else { return }
+        for c in await registry.all() where c.info.embedder != embedder.id {
+            let flag = Coordinator.embedderFlag(for: c.info.embedder)
+            logger.warning("collection \(c.info.name) was built with \(c.info.embedder), not \(embedder.id): its queries and writes are refused; start with \(flag) to serve it, or re-index it into a new collection")
+        }
     }
 
     /// This node as etcd's membership shows it (refreshed with each lease renewal).

@@ -81,7 +81,7 @@ public final class RagServer: Service, Sendable {
         }
         (jobs, dispatcher, internalDispatcher, authorizer) = try await Self.makeDispatchers(configuration, coordinator: coordinator, stats: stats, cache: cache, metrics: metrics,
                                                      cluster: cluster, rebalancer: rebalancer, experiments: experiments, shardHost: shardHost, etcd: etcd, logger: logger)
-        await Self.reportCollections(registry, metrics: metrics, logger: logger, started: started, configuration: configuration)
+        await Self.reportCollections(registry, metrics: metrics, logger: logger, started: started, configuration: configuration, embedder: embedder)
     }
 
     /// The address the listener is bound to, once it is.

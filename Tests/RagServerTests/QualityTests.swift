@@ -1,5 +1,6 @@
 import Foundation
 import RagClient
+import RagCore
 import RagTesting
 import Testing
 
@@ -35,5 +36,27 @@ import Testing
         #expect(vector.ndcg >= keyword.ndcg + 0.05)
         #expect(hybrid.ndcg >= 0.72)
         #expect(try at("hybrid", 1).hit_rate >= 0.45)
+    }
+
+    /// A data directory the hashing embedder built, opened by a server whose
+    /// default now picks MiniLM: it says so at start-up and in each refusal, with
+    /// the flag that serves the data again, and nothing stored is touched.
+    @Test func anUpgradeNamesTheEmbedderThatBuiltACollection() async throws {
+        let dir = makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var old = try await RagdProcess.launch(dataDirectory: dir)  // the harness's --embedder hashing
+        _ = try await old.client().index(Fixtures.documents, collection: "kb")
+        await old.stop()
+        let upgraded = try await RagdProcess.launch(dataDirectory: dir, extraArguments: ["--embedder", "auto", "--log-level", "info"])
+        #expect(upgraded.log.contains("collection kb was built with hashing") && upgraded.log.contains("start with --embedder hashing"), "\(upgraded.log)")
+        let e = await code { _ = try await upgraded.client().query("sqlite busy", collection: "kb") }
+        #expect(e == .failedPrecondition)
+        do { _ = try await upgraded.client().query("sqlite busy", collection: "kb"); Issue.record("expected a refusal") } catch {
+            #expect(RagError(from: error).message.contains("--embedder hashing"))
+        }
+        await upgraded.stop()
+        old = try await RagdProcess.launch(dataDirectory: dir)
+        #expect(try await old.client().query("sqlite busy", collection: "kb", topK: 1).sources.first?.documentID == "sqlite")
+        await old.stop()
     }
 }

@@ -87,8 +87,16 @@ public final class Coordinator: Sendable {
         guard handle.info.embedder == embedder.id, handle.info.dimension == embedder.dimension else {
             throw .failedPrecondition(
                 "collection \(handle.info.name) was built with embedder \(handle.info.embedder) (\(handle.info.dimension) dimensions) "
-                    + "but this server uses \(embedder.id) (\(embedder.dimension)); re-index it into a new collection or start the server with the original embedder")
+                    + "but this server uses \(embedder.id) (\(embedder.dimension)); re-index it into a new collection or start the server with "
+                    + Self.embedderFlag(for: handle.info.embedder))
         }
+    }
+
+    /// How to start a server with the embedder that built a collection.
+    static func embedderFlag(for id: String) -> String {
+        if id.hasPrefix("hashing") { return "--embedder hashing" }
+        if id.hasPrefix("minilm") { return "--embedder minilm" }
+        return "the embedder that built it (\(id))"
     }
 
     /// Retrieval alone: the merged top-k hits and stage timings.
