@@ -101,6 +101,7 @@ static float *quantise_rows(const rag_qlinear *L, const float *x, size_t n, uint
     return sx;
 }
 
+__attribute__((target_clones("avx2", "default")))
 static void apply_portable(const rag_qlinear *L, const uint8_t *xu, const float *sx, size_t n, float *y) {
     size_t kp = L->kp;
     for (size_t r = 0; r < n; r++)
@@ -190,6 +191,7 @@ static inline __m512 exp512(__m512 x) {
     return _mm512_scalef_ps(y, fx);
 }
 
+__attribute__((target_clones("avx2", "default")))
 static void attention_portable(const float *q, const float *k, const float *v, size_t n, size_t stride, float scale,
                                float *ctx, size_t ctx_stride, float *scratch) {
     float *s = scratch;
@@ -333,6 +335,9 @@ static int variant;  // 0 portable, 1 avx512, 2 avx512 + vnni
 static pthread_once_t chosen = PTHREAD_ONCE_INIT;
 static void choose_once(void) {
     __builtin_cpu_init();
+    // RAGD_ENCODER_KERNEL=portable: what a CPU without AVX-512 runs (benchmarks, tests).
+    const char *forced = getenv("RAGD_ENCODER_KERNEL");
+    if (forced && strcmp(forced, "portable") == 0) return;
     if (__builtin_cpu_supports("avx512f")) variant = 1;
     if (variant == 1 && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vnni")) variant = 2;
 }

@@ -42,7 +42,7 @@ extension RagServer {
     static func resolveEmbedder(_ given: (any Embedder)?, _ configuration: RagServerConfiguration) async throws -> any Embedder {
         if let given { return given }
         if let dir = configuration.miniLMDirectory {
-            do { return try MiniLMEmbedder(directory: dir, precision: configuration.miniLMPrecision) } catch { throw RagError(from: error) }
+            do { return try MiniLMEmbedder(directory: dir, precision: configuration.miniLMPrecision ?? .preferred) } catch { throw RagError(from: error) }
         }
         if let p = configuration.embeddingProvider {
             return try await HTTPEmbedder.connect(flavor: p.flavor, model: p.model, http: p.http)

@@ -112,8 +112,8 @@ public struct RagServerConfiguration: Sendable {
     /// Directory of the local all-MiniLM-L6-v2 model (vocab.txt, model.safetensors):
     /// when set, the in-process neural embedder replaces the hashing one.
     public var miniLMDirectory: String?
-    /// int8 (default) or float32 linear layers for MiniLM.
-    public var miniLMPrecision: MiniLMPrecision = .int8
+    /// int8 or float32 linear layers for MiniLM (nil: `MiniLMPrecision.preferred`).
+    public var miniLMPrecision: MiniLMPrecision?
     /// Why this embedder was chosen, for the start-up log (set by the edge).
     public var embedderChoice: String?
     /// Embeddings from a provider instead of the built-in hashing embedder.

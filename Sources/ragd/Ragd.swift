@@ -47,7 +47,7 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Coordinator with --etcd and no cluster file: replicas per logical partition when the placement is first created (default 1).") var replication: Int?
     @Option(help: "Host other nodes and clients use to reach this node (default: --host, or the host name when --host is a wildcard).") var advertise: String?
     @Option(help: "Embedder: auto (default: minilm when its weights are installed, else hashing), minilm (local all-MiniLM-L6-v2), hashing (built in, lexical), openai (OpenAI-compatible /v1/embeddings) or ollama (/api/embed).") var embedder: String?
-    @Option(name: .customLong("minilm-precision"), help: "MiniLM's linear layers: int8 (default; Ragd's own kernels, AVX-512 VNNI where the CPU has it) or float32 (OpenBLAS, the reference).") var miniLMPrecision: String?
+    @Option(name: .customLong("minilm-precision"), help: "MiniLM's linear layers: int8 (Ragd's own kernels; the default on CPUs with AVX-512 VNNI) or float32 (OpenBLAS, the reference; the default elsewhere).") var miniLMPrecision: String?
     @Option(name: .customLong("minilm-dir"), help: "all-MiniLM-L6-v2 files for --embedder minilm (default: where Scripts/fetch-minilm.sh installed them, see README).") var miniLMDir: String?
     @Option(name: .customLong("embedder-url"), help: "Embedding provider base URL.") var embedderURL: String?
     @Option(name: .customLong("embedder-model"), help: "Embedding model name.") var embedderModel: String?

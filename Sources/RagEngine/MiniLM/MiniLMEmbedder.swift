@@ -18,7 +18,7 @@ public struct MiniLMEmbedder: Embedder {
     public var id: String { "minilm-l6-v2-384" }
     public var dimension: Int { 384 }
 
-    public init(directory: String, precision: MiniLMPrecision = .int8) throws {
+    public init(directory: String, precision: MiniLMPrecision = .preferred) throws {
         try MiniLMLocation.check(directory)
         tokenizer = try WordPieceTokenizer(vocabularyFile: directory + "/vocab.txt", maxLength: 256)
         model = try MiniLMModel(safetensors: directory + "/model.safetensors")
