@@ -40,6 +40,7 @@ let package = Package(
             swiftSettings: strict
         ),
         .systemLibrary(name: "COpenBLAS", providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CZlib", providers: [.apt(["zlib1g-dev"])]),
         .target(
             name: "RagEngine",
             dependencies: ["RagCore", "COpenBLAS", "CRagKernels", "CRagEncoder", .product(name: "HeapModule", package: "swift-collections")],
@@ -47,7 +48,7 @@ let package = Package(
         ),
         .target(
             name: "RagStore",
-            dependencies: ["RagCore", "RagEngine", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: ["RagCore", "RagEngine", "CZlib", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: strict
         ),
         .target(
@@ -111,6 +112,6 @@ let package = Package(
         ),
         .testTarget(name: "RagEngineTests", dependencies: ["RagEngine", "CRagEncoder"]),
         .testTarget(name: "RagStoreTests", dependencies: ["RagStore"]),
-        .testTarget(name: "RagServerTests", dependencies: ["RagServer", "RagClient", "RagTesting", "RagWire", "RagEngine"]),
+        .testTarget(name: "RagServerTests", dependencies: ["RagServer", "RagClient", "RagTesting", "RagWire", "RagEngine", "RagStore"]),
     ]
 )

@@ -2,7 +2,7 @@
 # Installs the Debian packages Ragd needs to build, test and run.
 # Swift itself (6.x) is expected on PATH.
 set -euo pipefail
-pkgs=(libsqlite3-dev protobuf-compiler libhiredis-dev redis-server libprotobuf-c-dev protobuf-c-compiler make gcc valgrind libopenblas-dev curl openssl libssl-dev etcd-server)
+pkgs=(libsqlite3-dev protobuf-compiler libhiredis-dev redis-server libprotobuf-c-dev protobuf-c-compiler make gcc valgrind libopenblas-dev zlib1g-dev curl openssl libssl-dev etcd-server)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

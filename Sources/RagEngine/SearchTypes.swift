@@ -1,3 +1,4 @@
+import Foundation
 import RagCore
 
 /// Identifies a chunk: its document and its position in that document.
@@ -28,13 +29,18 @@ public struct PreparedDocument: Sendable {
     public var contentHash: UInt64
     public var chunks: [String]
     public var embeddings: [[Float]]
+    /// The original text, deflated (`SourceText`), kept on disk for re-chunking
+    /// and re-embedding; empty when unknown (indexed before it was kept). Never
+    /// held by the in-memory index.
+    public var source: Data
 
-    public init(id: String, metadata: Metadata, contentHash: UInt64, chunks: [String], embeddings: [[Float]]) {
+    public init(id: String, metadata: Metadata, contentHash: UInt64, chunks: [String], embeddings: [[Float]], source: Data = Data()) {
         self.id = id
         self.metadata = metadata
         self.contentHash = contentHash
         self.chunks = chunks
         self.embeddings = embeddings
+        self.source = source
     }
 }
 

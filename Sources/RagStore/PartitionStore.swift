@@ -57,6 +57,10 @@ public final class PartitionStore: Sendable {
             try db.execute(sql: "CREATE TABLE applied (id INTEGER PRIMARY KEY CHECK (id = 0), seq INTEGER NOT NULL, version INTEGER NOT NULL)")
             try db.execute(sql: "INSERT INTO applied (id, seq, version) VALUES (0, 0, 0)")
         }
+        m.registerMigration("v3-source") { db in
+            // Each document's original text, deflated (SourceText); NULL: not kept.
+            try db.execute(sql: "ALTER TABLE document ADD COLUMN source BLOB")
+        }
         return m
     }
 
@@ -96,11 +100,11 @@ public final class PartitionStore: Sendable {
                     let meta = String(decoding: try encoder.encode(doc.metadata), as: UTF8.self)
                     try db.execute(
                         sql: """
-                        INSERT INTO document (id, contentHash, metadata, chunkCount, updatedAt) VALUES (?, ?, ?, ?, ?)
+                        INSERT INTO document (id, contentHash, metadata, chunkCount, updatedAt, source) VALUES (?, ?, ?, ?, ?, ?)
                         ON CONFLICT(id) DO UPDATE SET contentHash = excluded.contentHash, metadata = excluded.metadata,
-                          chunkCount = excluded.chunkCount, updatedAt = excluded.updatedAt
+                          chunkCount = excluded.chunkCount, updatedAt = excluded.updatedAt, source = excluded.source
                         """,
-                        arguments: [doc.id, Int64(bitPattern: doc.contentHash), meta, doc.chunks.count, now])
+                        arguments: [doc.id, Int64(bitPattern: doc.contentHash), meta, doc.chunks.count, now, doc.source.isEmpty ? nil : doc.source])
                     let insert = try db.cachedStatement(sql: "INSERT INTO chunk (documentId, ordinal, text, embedding) VALUES (?, ?, ?, ?)")
                     for (i, (text, vector)) in zip(doc.chunks, doc.embeddings).enumerated() {
                         try insert.execute(arguments: [doc.id, i, text, Self.blob(vector)])
@@ -142,6 +146,21 @@ public final class PartitionStore: Sendable {
             throw e
         } catch {
             throw RagError(.dataLoss, "cannot read \(path): \(error)")
+        }
+    }
+
+    /// The kept source texts (deflated) of these documents; documents without one are left out.
+    public func sources(_ ids: [String]) throws(RagError) -> [String: Data] {
+        do {
+            return try pool.read { db in
+                var out: [String: Data] = [:]
+                for id in ids {
+                    if let d = try Data.fetchOne(db, sql: "SELECT source FROM document WHERE id = ? AND source IS NOT NULL", arguments: [id]) { out[id] = d }
+                }
+                return out
+            }
+        } catch {
+            throw RagError(.internal, "read of \(path) failed: \(error)")
         }
     }
 

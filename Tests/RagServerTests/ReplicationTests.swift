@@ -2,6 +2,7 @@ import Foundation
 import RagClient
 import RagCore
 @testable import RagServer
+import RagStore
 import RagTesting
 import RagWire
 import Testing
@@ -127,6 +128,21 @@ import Testing
         #expect(cluster.coordinator.log.contains("copying it again"))
         try await Self.expectIdentical(cluster.nodes[0], partitions: LocalCluster.testPartitions)
         #expect(try await c.stats(collection: "kb").collections.first?.documents == UInt64(docs.count - 5))
+        // The original texts came along with the copy: each replica returns every
+        // document's source, and it inflates to the text that was indexed.
+        let kept = Array(docs[5...])
+        for r in cluster.nodes[0] {
+            let client = r.internalClient()
+            var sources: [String: Data] = [:]
+            for p in 0..<LocalCluster.testPartitions {
+                let fetched = try await client.call(.shardFetch, Ragd_V1_ShardFetchRequest.with { $0.shard = Self.key("kb", p); $0.ids = kept.map(\.id) },
+                                                    as: Ragd_V1_ShardFetchResponse.self, timeout: hangGuard)
+                for d in fetched.documents { sources[d.id] = d.source }
+            }
+            await client.close()
+            #expect(sources.count == kept.count)
+            #expect(try kept.allSatisfy { d in try sources[d.id].map(SourceText.decompress) == d.text })
+        }
     }
 
     /// Two coordinators write one id at once: every replica applies the

@@ -65,6 +65,32 @@ import Testing
         #expect(try String(decoding: Data(contentsOf: URL(fileURLWithPath: path)).prefix(16), as: UTF8.self).hasPrefix("SQLite format 3"))
     }
 
+    @Test func sourceTextsAreKeptOnDiskAndInflateExactly() throws {
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let texts = ["", "plain", "Ünïcödé 日本語 🙂 " + String(repeating: "man page paragraph. ", count: 5_000)]
+        for t in texts { #expect(try SourceText.decompress(SourceText.compress(t)) == t) }
+        let big = SourceText.compress(texts[2])
+        #expect(big.count < texts[2].utf8.count / 10, "repetitive text deflates: \(big.count) bytes")
+        // Corrupt or hostile bytes are DATA_LOSS, never a crash or a huge allocation.
+        for bad in [Data(), Data([1, 2]), Data([0xFF, 0xFF, 0xFF, 0x7F, 0x78, 0x9C]), big.prefix(big.count / 2)] {
+            #expect(throws: RagError.self) { _ = try SourceText.decompress(bad) }
+        }
+        let path = dir + "/p.sqlite"
+        do {
+            let store = try PartitionStore(path: path)
+            var a = prepared("a", ["one"])
+            a.source = SourceText.compress("the original text of a")
+            try store.write(upserts: [a, prepared("b", ["two"])])
+            try store.close()
+        }
+        let store = try PartitionStore(path: path)
+        let sources = try store.sources(["a", "b", "missing"])
+        #expect(Array(sources.keys) == ["a"])
+        #expect(try SourceText.decompress(sources["a"]!) == "the original text of a")
+        // The in-memory load never carries sources.
+        #expect(try loaded(store).allSatisfy { $0.source.isEmpty })
+    }
+
     @Test func replaceAndDelete() throws {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let store = try PartitionStore(path: dir + "/p.sqlite")

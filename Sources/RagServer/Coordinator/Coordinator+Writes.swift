@@ -1,5 +1,6 @@
 import RagCore
 import RagEngine
+import RagStore
 
 /// One target of a write (the collection, or one chunking profile's index of it)
 /// with everything chunked and embedded, ready to commit.
@@ -117,7 +118,8 @@ extension Coordinator {
                             summary.replaced += 1
                         }
                         let chunks = chunker.chunks(d.text)
-                        prepared.append(PreparedDocument(id: d.id, metadata: d.metadata, contentHash: hash, chunks: chunks, embeddings: []))
+                        prepared.append(PreparedDocument(id: d.id, metadata: d.metadata, contentHash: hash, chunks: chunks, embeddings: [],
+                                                         source: SourceText.compress(d.text)))
                         pendingTexts.append(contentsOf: chunks.map { Self.embeddingInput(chunk: $0, metadata: d.metadata) })
                     }
                     var vectors: [[Float]] = []

@@ -209,7 +209,13 @@ public actor LocalShard: Shard {
 
     public func documentIDs() -> [String] { index.documentIDs }
 
-    public func stored(_ ids: [String]) -> [PreparedDocument] { ids.compactMap { index.stored($0) } }
+    /// Stored documents with their kept source texts (read from disk: the
+    /// in-memory index never holds them), for copies to other replicas.
+    public func stored(_ ids: [String]) throws -> [PreparedDocument] {
+        let docs = ids.compactMap { index.stored($0) }
+        let sources = try store.sources(docs.map(\.id))
+        return docs.map { d in var d = d; d.source = sources[d.id] ?? Data(); return d }
+    }
 
     public func close() {
         try? store.close()

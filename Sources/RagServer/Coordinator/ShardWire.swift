@@ -50,7 +50,8 @@ extension PreparedDocument {
         var all = [Float](repeating: 0, count: floats)
         _ = all.withUnsafeMutableBytes { w.embeddings.copyBytes(to: $0) }
         let rows = (0..<w.chunks.count).map { Array(all[$0 * dimension..<($0 + 1) * dimension]) }
-        self.init(id: w.id, metadata: try RagWire.metadata(fromWire: w.metadata), contentHash: w.contentHash, chunks: w.chunks, embeddings: rows)
+        self.init(id: w.id, metadata: try RagWire.metadata(fromWire: w.metadata), contentHash: w.contentHash, chunks: w.chunks, embeddings: rows,
+                  source: w.source)
     }
 
     var wire: Ragd_V1_StoredDocument {
@@ -62,6 +63,7 @@ extension PreparedDocument {
         var bytes = Data(capacity: embeddings.count * (embeddings.first?.count ?? 0) * 4)
         for row in embeddings { row.withUnsafeBytes { bytes.append(contentsOf: $0) } }
         w.embeddings = bytes
+        w.source = source
         return w
     }
 }
@@ -71,7 +73,7 @@ extension Ragd_V1_StoredDocument {
     /// delimited field costs at most its bytes plus 6 (tag and length varint),
     /// a metadata entry at most its key plus 32 (a value message, or a string's bytes).
     var encodedSizeBound: Int {
-        var n = id.utf8.count + 6 + embeddings.count + 6 + 11
+        var n = id.utf8.count + 6 + embeddings.count + 6 + 11 + source.count + 6
         for c in chunks { n += c.utf8.count + 6 }
         for (k, v) in metadata {
             n += k.utf8.count + 32

@@ -140,7 +140,7 @@ public struct ShardService: Sendable {
         let r = try await decode(Ragd_V1_ShardFetchRequest.self, payload) { $0.shard }
         var out = Ragd_V1_ShardFetchResponse()
         if let shard = try await host.existing(r.shard.collection, Int(r.shard.partition)) {
-            out.documents = await shard.stored(r.ids).map(\.wire)
+            out.documents = try await shard.stored(r.ids).map(\.wire)
         }
         return try FrameCodec.bytes(out)
     }

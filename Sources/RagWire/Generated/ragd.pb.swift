@@ -1480,6 +1480,9 @@ public nonisolated struct Ragd_V1_StoredDocument: Sendable {
   /// chunks x dimension float32, little-endian, row-major
   public var embeddings: Data = Data()
 
+  /// the original text: 4-byte little-endian length, then zlib (empty: not kept)
+  public var source: Data = Data()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -5225,7 +5228,7 @@ nonisolated extension Ragd_V1_ShardStatsResponse: SwiftProtobuf.Message, SwiftPr
 
 nonisolated extension Ragd_V1_StoredDocument: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".StoredDocument"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}metadata\0\u{3}content_hash\0\u{1}chunks\0\u{1}embeddings\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}metadata\0\u{3}content_hash\0\u{1}chunks\0\u{1}embeddings\0\u{1}source\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -5238,6 +5241,7 @@ nonisolated extension Ragd_V1_StoredDocument: SwiftProtobuf.Message, SwiftProtob
       case 3: try { try decoder.decodeSingularUInt64Field(value: &self.contentHash) }()
       case 4: try { try decoder.decodeRepeatedStringField(value: &self.chunks) }()
       case 5: try { try decoder.decodeSingularBytesField(value: &self.embeddings) }()
+      case 6: try { try decoder.decodeSingularBytesField(value: &self.source) }()
       default: break
       }
     }
@@ -5259,6 +5263,9 @@ nonisolated extension Ragd_V1_StoredDocument: SwiftProtobuf.Message, SwiftProtob
     if !self.embeddings.isEmpty {
       try visitor.visitSingularBytesField(value: self.embeddings, fieldNumber: 5)
     }
+    if !self.source.isEmpty {
+      try visitor.visitSingularBytesField(value: self.source, fieldNumber: 6)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -5268,6 +5275,7 @@ nonisolated extension Ragd_V1_StoredDocument: SwiftProtobuf.Message, SwiftProtob
     if lhs.contentHash != rhs.contentHash {return false}
     if lhs.chunks != rhs.chunks {return false}
     if lhs.embeddings != rhs.embeddings {return false}
+    if lhs.source != rhs.source {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

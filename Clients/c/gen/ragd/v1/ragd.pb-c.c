@@ -8546,7 +8546,7 @@ const ProtobufCMessageDescriptor ragd__v1__stored_document__metadata_entry__desc
   (ProtobufCMessageInit) ragd__v1__stored_document__metadata_entry__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor ragd__v1__stored_document__field_descriptors[5] =
+static const ProtobufCFieldDescriptor ragd__v1__stored_document__field_descriptors[6] =
 {
   {
     "id",
@@ -8608,6 +8608,18 @@ static const ProtobufCFieldDescriptor ragd__v1__stored_document__field_descripto
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "source",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BYTES,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__StoredDocument, source),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned ragd__v1__stored_document__field_indices_by_name[] = {
   3,   /* field[3] = chunks */
@@ -8615,11 +8627,12 @@ static const unsigned ragd__v1__stored_document__field_indices_by_name[] = {
   4,   /* field[4] = embeddings */
   0,   /* field[0] = id */
   1,   /* field[1] = metadata */
+  5,   /* field[5] = source */
 };
 static const ProtobufCIntRange ragd__v1__stored_document__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 5 }
+  { 0, 6 }
 };
 const ProtobufCMessageDescriptor ragd__v1__stored_document__descriptor =
 {
@@ -8629,7 +8642,7 @@ const ProtobufCMessageDescriptor ragd__v1__stored_document__descriptor =
   "Ragd__V1__StoredDocument",
   "ragd.v1",
   sizeof(Ragd__V1__StoredDocument),
-  5,
+  6,
   ragd__v1__stored_document__field_descriptors,
   ragd__v1__stored_document__field_indices_by_name,
   1,  ragd__v1__stored_document__number_ranges,

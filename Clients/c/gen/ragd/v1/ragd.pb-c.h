@@ -1119,10 +1119,14 @@ struct  Ragd__V1__StoredDocument
    * chunks x dimension float32, little-endian, row-major
    */
   ProtobufCBinaryData embeddings;
+  /*
+   * the original text: 4-byte little-endian length, then zlib (empty: not kept)
+   */
+  ProtobufCBinaryData source;
 };
 #define RAGD__V1__STORED_DOCUMENT__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__stored_document__descriptor) \
-    , (char *)protobuf_c_empty_string, 0,NULL, 0, 0,NULL, {0,NULL} }
+    , (char *)protobuf_c_empty_string, 0,NULL, 0, 0,NULL, {0,NULL}, {0,NULL} }
 
 
 /*
