@@ -11,8 +11,14 @@ public final class EtcdProcess: @unchecked Sendable {
     public var endpoint: String { "127.0.0.1:\(port)" }
 
     public init() throws {
-        port = try RedisProcess.freePort()
-        peerPort = try RedisProcess.freePort()
+        // Never a port another test's etcd got: a kernel-chosen free port is free
+        // until etcd binds it, so two tests starting etcd at once could be handed
+        // the same one; the loser's /health check then reached the winner's etcd,
+        // and one test's coordinators read the other's API keys (a CI failure:
+        // "this server requires an API key"). Nor one a stopped etcd had, since its
+        // clients keep calling it.
+        port = StablePort.reserve()
+        peerPort = StablePort.reserve()
         dataDirectory = makeTemporaryDirectory("ragd-etcd")
         let client = "http://127.0.0.1:\(port)", peer = "http://127.0.0.1:\(peerPort)"
         process = try ChildProcess("/usr/bin/etcd", [

@@ -6,7 +6,7 @@ public final class RedisProcess: @unchecked Sendable {
     private(set) var process: ChildProcess!
 
     public init() throws {
-        port = try Self.freePort()
+        port = StablePort.reserve()  // not reused within a run (see EtcdProcess)
         process = try ChildProcess("/usr/bin/redis-server", [
             "--port", "\(port)", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--loglevel", "warning", "--enable-debug-command", "yes"])
         for _ in 0..<200 {
@@ -29,19 +29,6 @@ public final class RedisProcess: @unchecked Sendable {
     }
 
     deinit { stop() }
-
-    /// Asks the kernel for a free port by binding port 0.
-    public static func freePort() throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
-        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
-        return Int(UInt16(bigEndian: addr.sin_port))
-    }
 }
 
 #if canImport(Glibc)

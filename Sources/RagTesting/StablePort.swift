@@ -2,7 +2,9 @@ import Foundation
 import Glibc
 import Synchronization
 
-/// Ports for processes that a test restarts on the same address. Port 0 hands
+/// Ports for processes that a test restarts on the same address, and for the
+/// etcd and Redis servers tests start (a stopped one's clients keep calling its
+/// port, which must not lead them to another test's server). Port 0 hands
 /// out ports from the kernel's ephemeral range, which every outgoing
 /// connection and every other test's listener also draws from: a port freed by
 /// a SIGKILL can be taken before the restart binds it again. These come from
