@@ -53,16 +53,14 @@ public final class PartitionIndex {
     /// (0.673), 1 0.754 (0.678), 2 0.753 (0.680), 3 0.755 (0.682).
     public static let titleWeight = 2
 
-    /// A chunk's BM25 terms: its text's, then its document's title's (the
-    /// `title` metadata) `titleWeight` times: a field weight in the manner of
-    /// BM25F, so every chunk of a document matches its title.
-    static func terms(_ text: String, metadata: Metadata) -> [String] {
-        var terms = Tokenizer.terms(text)
-        if case .string(let title)? = metadata["title"] {
-            let t = Tokenizer.terms(title)
-            for _ in 0..<titleWeight { terms += t }
-        }
-        return terms
+    /// The terms every chunk of a document gets besides its text's: its title's
+    /// (the `title` metadata) `titleWeight` times, a field weight in the manner
+    /// of BM25F, so every chunk of a document matches its title. Computed once
+    /// per document, not per chunk.
+    static func titleTerms(_ metadata: Metadata) -> [String] {
+        guard case .string(let title)? = metadata["title"] else { return [] }
+        let t = Tokenizer.terms(title)
+        return (0..<titleWeight).flatMap { _ in t }
     }
 
     public func contentHash(of documentID: String) -> UInt64? {
@@ -81,6 +79,7 @@ public final class PartitionIndex {
         if let free = freeDocuments.popLast() { d = free } else { d = Int32(documents.count); documents.append(nil) }
         var slots: [Int32] = []
         slots.reserveCapacity(doc.chunks.count)
+        let titleTerms = Self.titleTerms(doc.metadata)
         for (ordinal, (text, vector)) in zip(doc.chunks, doc.embeddings).enumerated() {
             precondition(vector.count == dimension, "embedding dimension mismatch")
             let s = allocateSlot()
@@ -96,7 +95,7 @@ public final class PartitionIndex {
             slotDocument[Int(s)] = d
             slotOrdinal[Int(s)] = Int32(ordinal)
             slotText[Int(s)] = text
-            let terms = Self.terms(text, metadata: doc.metadata)
+            let terms = Tokenizer.terms(text) + titleTerms
             slotLength[Int(s)] = Int32(terms.count)
             totalLength += terms.count
             var tf: [String: Int32] = [:]
@@ -113,10 +112,11 @@ public final class PartitionIndex {
     @discardableResult
     public func remove(_ documentID: String) -> Bool {
         guard let d = documentIndex.removeValue(forKey: documentID), let entry = documents[Int(d)] else { return false }
+        let titleTerms = Self.titleTerms(entry.metadata)
         for s in entry.slots {
             let i = Int(s)
             var seen = Set<String>()
-            for t in Self.terms(slotText[i], metadata: entry.metadata) where seen.insert(t).inserted {
+            for t in Tokenizer.terms(slotText[i]) + titleTerms where seen.insert(t).inserted {
                 // In place: copying the list out and back would copy all of it (copy-on-write).
                 if let at = postings[t]?.firstIndex(where: { $0.slot == s }) {
                     postings[t]!.swapAt(at, postings[t]!.count - 1)

@@ -153,9 +153,11 @@ public final class PartitionStore: Sendable {
     public func sources(_ ids: [String]) throws(RagError) -> [String: Data] {
         do {
             return try pool.read { db in
+                // One statement, prepared once, for a page of ids.
+                let select = try db.cachedStatement(sql: "SELECT source FROM document WHERE id = ? AND source IS NOT NULL")
                 var out: [String: Data] = [:]
                 for id in ids {
-                    if let d = try Data.fetchOne(db, sql: "SELECT source FROM document WHERE id = ? AND source IS NOT NULL", arguments: [id]) { out[id] = d }
+                    if let d = try Data.fetchOne(select, arguments: [id]) { out[id] = d }
                 }
                 return out
             }

@@ -38,7 +38,7 @@ public final class Coordinator: Sendable {
 
     /// Everything besides the request that decides an answer (part of cache keys).
     public var configurationID: String {
-        "\(embedder.id)|\(generator.id)|rrf\(Int(Fusion.defaultK))|depth3k100|title\(PartitionIndex.titleWeight)"
+        "\(embedder.id)|\(generator.id)|rrf\(Int(Fusion.defaultK))|depth3k\(Self.minimumFusionDepth)|title\(PartitionIndex.titleWeight)"
     }
 
     /// Weights of the vector and keyword lists in hybrid fusion. A lexical
@@ -62,7 +62,8 @@ public final class Coordinator: Sendable {
 
     /// Candidates fetched from each list before hybrid fusion: deep enough that
     /// fusion sees what either list ranks well, bounded so cost stays flat.
-    static func fusionDepth(k: Int) -> Int { min(1000, max(100, 3 * k)) }
+    static func fusionDepth(k: Int) -> Int { min(1000, max(minimumFusionDepth, 3 * k)) }
+    static let minimumFusionDepth = 100
 
     public func validate(_ q: QueryOptions) throws(RagError) -> QueryOptions {
         var q = q
