@@ -187,7 +187,8 @@ struct Serve: AsyncParsableCommand {
             }
         case "auto":
             break
-        default:
+        case let other:
+            guard ["hashing", "openai", "ollama"].contains(other) else { throw ValidationError("--embedder must be auto, minilm, hashing, openai or ollama") }
             c.embeddingProvider = try provider(embedder, embedderURL, embedderModel, embedderKeyEnv, prefix: "embedder", builtIn: "hashing")
         }
         c.generationProvider = try provider(generator, generatorURL, generatorModel, generatorKeyEnv, prefix: "generator", builtIn: "extractive")

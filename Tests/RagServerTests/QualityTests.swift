@@ -59,4 +59,15 @@ import Testing
         #expect(try await old.client().query("sqlite busy", collection: "kb", topK: 1).sources.first?.documentID == "sqlite")
         await old.stop()
     }
+
+    /// Bad embedder settings stop the server at once and list the choices.
+    @Test func badEmbedderFlagsNameTheChoices() async throws {
+        let dir = makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        for (flag, value, message) in [("--embedder", "bogus", "--embedder must be auto, minilm, hashing, openai or ollama"),
+                                       ("--minilm-precision", "int4", "--minilm-precision must be int8 or float32")] {
+            let bad = try await run([RagdProcess.binary, "serve", flag, value, "--port", "0", "--data-dir", dir])
+            #expect(bad.status != 0 && bad.errors.contains(message), "\(bad.errors)")
+        }
+    }
 }
