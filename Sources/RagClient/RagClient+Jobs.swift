@@ -49,6 +49,22 @@ extension RagClient {
         return try await call(.submitJob, Ragd_V1_SubmitJobRequest.with { $0.spec = spec }, as: Ragd_V1_SubmitJobResponse.self, timeout: timeout).job
     }
 
+    /// Submits a reindex of `collection` (see `Ragd_V1_ReindexRequest`); its
+    /// result is a `ReindexResponse` in `Job.result`, its progress in documents.
+    public func submitReindexJob(collection: String, embedder: String = "", chunkSize: Int = 0, chunkOverlap: Int = 0,
+                                 maxRetries: Int = 0, timeout: Duration? = nil) async throws(RagError) -> Job {
+        let spec = Ragd_V1_JobSpec.with {
+            $0.reindex = .with {
+                $0.collection = collection
+                $0.embedder = embedder
+                $0.chunkSize = UInt32(clamping: chunkSize)
+                $0.chunkOverlap = UInt32(clamping: chunkOverlap)
+            }
+            $0.maxRetries = UInt32(clamping: maxRetries)
+        }
+        return try await call(.submitJob, Ragd_V1_SubmitJobRequest.with { $0.spec = spec }, as: Ragd_V1_SubmitJobResponse.self, timeout: timeout).job
+    }
+
     public func job(_ id: String, timeout: Duration? = nil) async throws(RagError) -> Job {
         try await call(.getJob, Ragd_V1_GetJobRequest.with { $0.id = id }, as: Ragd_V1_GetJobResponse.self, timeout: timeout).job
     }

@@ -31,7 +31,7 @@ extension RagServer {
                 guard info.partitions <= c.partitions else {
                     throw RagError.failedPrecondition("collection \(info.name) has \(info.partitions) partitions but the cluster has \(c.partitions) logical partitions")
                 }
-                return RemoteShard(collection: info.name, partition: p, dimension: info.dimension, embedder: info.embedder,
+                return RemoteShard(collection: info.storage, partition: p, dimension: info.dimension, embedder: info.embedder,
                                    partitions: info.partitions, cluster: c)
             }
             return (registry, c, nil)
@@ -90,8 +90,11 @@ extension RagServer {
         case .sqlite: queue = try SQLiteJobQueue(path: configuration.dataDirectory + "/jobs.sqlite")
         case .redis(let host, let port): queue = RedisJobQueue(host: host, port: port, visibilityTimeout: configuration.jobs.visibilityTimeout)
         }
+        // Reindex reads and switches storages in this process: single servers only.
+        let reindexer = configuration.role == .all
+            ? Reindexer(coordinator: coordinator, dataDirectory: configuration.dataDirectory, logger: logger) : nil
         let jobs = JobRunner(queue: queue, settings: configuration.jobs,
-                             coordinator: coordinator, logger: logger) { request in
+                             coordinator: coordinator, logger: logger, reindexer: reindexer) { request in
             guard let service = queries.withLock({ $0 }) else { throw RagError.unavailable("server is starting") }
             let context = CallContext(callID: 0, method: "Query", requestID: Dispatcher.newRequestID(), deadline: nil, logger: logger)
             return try await service.query(try FrameCodec.bytes(request), context)

@@ -144,7 +144,8 @@ func withJobServer(_ backend: String, configure: (inout RagServerConfiguration) 
             // Malformed submissions are refused with a reason; nothing is queued.
             let before = try await client.jobs().count
             let bad: [(Ragd_V1_SubmitJobRequest, String)] = [
-                (.with { _ in }, "a job needs an index or a query"),
+                (.with { _ in }, "a job needs an index, a query or a reindex"),
+                (.with { $0.spec.reindex = .with { $0.collection = "parts" }; $0.more = true }, "a reindex job has no parts"),
                 (.with { $0.spec.query = .with { $0.collection = "parts"; $0.query = "q" }; $0.more = true }, "a query job has no parts"),
                 (.with { $0.appendTo = first.id; $0.spec.query = .with { $0.collection = "parts"; $0.query = "q" } }, "append_to takes documents"),
                 (.with { $0.spec = indexSpec([], collection: "parts") }, "index job has no documents"),

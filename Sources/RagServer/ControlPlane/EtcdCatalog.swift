@@ -34,6 +34,20 @@ public final class EtcdCatalog: CollectionCatalog {
     /// catalog entry itself never changes after creation.
     public func bumpGeneration(_ name: String) async throws(RagError) {}
 
+    /// Coordinators that share a catalog cache each collection's entry, so a
+    /// switch made by one would not reach the writes of another: reindex runs
+    /// on single servers (`Reindexer` refuses it here before calling these).
+    public func setBuilding(_ name: String, _ build: StorageBuild?) async throws(RagError) {
+        throw Self.reindexUnsupported
+    }
+
+    public func switchStorage(_ name: String, to build: StorageBuild) async throws(RagError) {
+        throw Self.reindexUnsupported
+    }
+
+    static let reindexUnsupported = RagError.failedPrecondition(
+        "reindex is not available on coordinators that share an etcd catalog; index into a new collection instead")
+
     static func decode(_ data: Data) throws(RagError) -> CollectionInfo {
         do { return try JSONDecoder().decode(CollectionInfo.self, from: data) } catch {
             throw RagError(.dataLoss, "a catalog entry in etcd is not valid: \(error)")

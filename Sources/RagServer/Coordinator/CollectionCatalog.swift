@@ -13,6 +13,10 @@ public protocol CollectionCatalog: Sendable {
     /// creator's entry, when two race).
     func create(_ info: CollectionInfo) async throws(RagError) -> CollectionInfo
     func bumpGeneration(_ name: String) async throws(RagError)
+    /// Records (nil: clears) the storage a reindex builds for a collection.
+    func setBuilding(_ name: String, _ build: StorageBuild?) async throws(RagError)
+    /// Points a collection at the storage a reindex built, in one update.
+    func switchStorage(_ name: String, to build: StorageBuild) async throws(RagError)
     /// Lets go of files or connections (at shutdown).
     func close() async
 }

@@ -22,7 +22,9 @@ public actor CollectionRegistry {
     let makeShard: ShardFactory
     /// Partitions of a new collection (a coordinator: the cluster's shard count).
     let partitionsForNew: Int
-    private var collections: [String: CollectionHandle] = [:]
+    var collections: [String: CollectionHandle] = [:]
+    /// Storages being built by reindex jobs, by collection name (see `CollectionInfo.building`).
+    var builds: [String: CollectionHandle] = [:]
     /// Names a shared catalog said do not exist, and when: asked again within a
     /// second, they are NOT_FOUND without a round trip, so calls naming random
     /// collections cannot turn into a flood of etcd reads. Bounded.
@@ -37,7 +39,7 @@ public actor CollectionRegistry {
         self.configuration = configuration
         self.partitionsForNew = partitions ?? configuration.partitions
         let makeShard = makeShard ?? { info, p in
-            let path = String(format: "%@/collections/%@/p%03d.sqlite", configuration.dataDirectory, info.name, p)
+            let path = String(format: "%@/collections/%@/p%03d.sqlite", configuration.dataDirectory, info.storage, p)
             return try LocalShard(path: path, partition: p, dimension: info.dimension, synchronous: configuration.synchronous,
                                    int8: configuration.vectorIndex == .int8)
         }
@@ -46,10 +48,13 @@ public actor CollectionRegistry {
         if let shared { catalog = shared } else { catalog = try Catalog(path: configuration.dataDirectory + "/catalog.sqlite") }
         self.catalog = catalog
         var opened: [String: CollectionHandle] = [:]
+        var building: [String: CollectionHandle] = [:]
         for info in try await catalog.all() {
             opened[info.name] = try Self.open(info, makeShard: makeShard)
+            if let b = info.building { building[info.name] = try Self.open(Self.target(info, b), makeShard: makeShard) }
         }
         collections = opened
+        builds = building
     }
 
     /// Opens every partition, loading them in parallel (start-up is dominated by
@@ -66,6 +71,20 @@ public actor CollectionRegistry {
         var shards: [any Shard] = []
         for p in 0..<info.partitions { shards.append(try opened[p]!.get()) }
         return CollectionHandle(info: info, shards: shards)
+    }
+
+    /// A storage name as shard nodes receive it: a collection's name, or one
+    /// that a reindex built (`<name>~r<n>`, which no collection name can be).
+    public static func validateStorage(_ storage: String) throws(RagError) {
+        if let tilde = storage.lastIndex(of: "~") {
+            let suffix = storage[storage.index(after: tilde)...]
+            guard suffix.first == "r", suffix.count > 1, suffix.dropFirst().allSatisfy(\.isASCII), UInt32(suffix.dropFirst()) != nil else {
+                throw .invalidArgument("storage name \(storage.debugDescription) is not <collection>~r<number>")
+            }
+            try validateName(String(storage[..<tilde]))
+            return
+        }
+        try validateName(storage)
     }
 
     public static func validateName(_ name: String) throws(RagError) {

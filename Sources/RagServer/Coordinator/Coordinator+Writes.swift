@@ -11,6 +11,8 @@ struct WritePlan: Sendable {
     /// Prepared documents by partition (empty: nothing to write there).
     var groups: [[PreparedDocument]]
     var summary: IndexSummary
+    /// The storage a reindex builds: committed last, and a failure there names it.
+    var mirror = false
 }
 
 extension Coordinator {
@@ -37,20 +39,45 @@ extension Coordinator {
             }
             try Task.checkCancellation()
         } catch {
-            if error is CancellationError || Task.isCancelled {
-                throw RagError(.cancelled, "stopped before committing: nothing of this write was committed")
+            throw Self.nothingCommitted(error)
+        }
+        let prepared = plans
+        return try await gatedWrite(collection) {
+            // Inside the gate the collection's storage cannot change: a reindex
+            // that switched it, or began building, since the plans were made
+            // gets them made again for what is current.
+            var plans = prepared
+            do {
+                let current = try await registry.get(collection)
+                if current.info.storage != plans[0].handle.info.storage {
+                    plans[0] = try await prepare(handle: current, documents: documents, chunkSize: chunkSize, chunkOverlap: chunkOverlap)
+                }
+                if let target = await registry.build(collection) {
+                    var mirror = try await prepare(handle: target, documents: documents, chunkSize: chunkSize, chunkOverlap: chunkOverlap)
+                    mirror.mirror = true
+                    plans.insert(mirror, at: 1)
+                }
+                try Task.checkCancellation()
+            } catch {
+                throw Self.nothingCommitted(error)
             }
-            let e = RagError(from: error)
-            throw RagError(e.code, "\(e.message); nothing of this write was committed")
+            // Shielded from the caller's cancellation, with a budget of its own.
+            let ready = plans
+            let budget = max(CallDeadline.remaining ?? Self.commitGrace, Self.commitGrace)
+            try await CallDeadline.$current.withValue(.now + budget) {
+                try await Task { try await self.commit(ready) }.value
+            }
+            metrics?.indexed(documents: plans[0].summary.documents)
+            return plans[0].summary
         }
-        // Shielded from the caller's cancellation, with a budget of its own.
-        let ready = plans
-        let budget = max(CallDeadline.remaining ?? Self.commitGrace, Self.commitGrace)
-        try await CallDeadline.$current.withValue(.now + budget) {
-            try await Task { try await self.commit(ready) }.value
+    }
+
+    static func nothingCommitted(_ error: any Error) -> RagError {
+        if error is CancellationError || Task.isCancelled {
+            return RagError(.cancelled, "stopped before committing: nothing of this write was committed")
         }
-        metrics?.indexed(documents: plans[0].summary.documents)
-        return plans[0].summary
+        let e = RagError(from: error)
+        return RagError(e.code, "\(e.message); nothing of this write was committed")
     }
 
     /// One batch of a longer run (IndexStream, an index job): a failure names the
@@ -91,9 +118,23 @@ extension Coordinator {
     /// write that fails can leave it existing and empty.)
     func prepare(collection: String, documents: [RagDocument], chunkSize: Int, chunkOverlap: Int) async throws -> WritePlan {
         try CollectionRegistry.validateName(collection)
-        let chunker = try Chunker(size: chunkSize == 0 ? Chunker.defaultSize : chunkSize,
-                                  overlap: chunkSize == 0 && chunkOverlap == 0 ? Chunker.defaultOverlap : chunkOverlap)
         let handle = try await registry.getOrCreate(collection, embedder: embedder)
+        return try await prepare(handle: handle, documents: documents, chunkSize: chunkSize, chunkOverlap: chunkOverlap)
+    }
+
+    /// The chunker of a write: the one it names, else the collection's (set by a
+    /// reindex with a chunk size), else the server default.
+    static func chunker(size: Int, overlap: Int, collection info: CollectionInfo) throws(RagError) -> Chunker {
+        if size == 0 && overlap == 0 {
+            return info.chunkSize > 0 ? try Chunker(size: info.chunkSize, overlap: info.chunkOverlap) : try Chunker()
+        }
+        return try Chunker(size: size == 0 ? Chunker.defaultSize : size, overlap: overlap)
+    }
+
+    /// Chunks and embeds what must be written to one storage (`handle`).
+    func prepare(handle: CollectionHandle, documents: [RagDocument], chunkSize: Int, chunkOverlap: Int) async throws -> WritePlan {
+        let collection = handle.info.name
+        let chunker = try Self.chunker(size: chunkSize, overlap: chunkOverlap, collection: handle.info)
         try checkEmbedder(handle)
         let partitions = handle.info.partitions
         var groups = [[RagDocument]](repeating: [], count: partitions)
@@ -185,10 +226,14 @@ extension Coordinator {
             if !failures.isEmpty { break }
         }
         guard let first = failures.first else { return }
+        // The build may now lack part of a write its old storage has: it checks
+        // every document again before it switches.
+        if plans.contains(where: \.mirror) { mirrorFailures.add(1, ordering: .relaxed) }
         if committed.isEmpty && first.plan == 0 {
             throw RagError(first.error.code, "\(first.error.message); nothing of this write was committed")
         }
-        let where_ = first.plan == 0 ? "" : " (in the index of chunking profile \(plans[first.plan].collection))"
+        let where_ = first.plan == 0 ? "" : plans[first.plan].mirror ? " (in the index a reindex is building)"
+            : " (in the index of chunking profile \(plans[first.plan].collection))"
         throw RagError(first.error.code, "\(first.error.message)\(where_); committed: \(committed.count) documents (\(RagError.named(committed.sorted()))); "
                            + "not committed: \(pending.count) (\(RagError.named(pending.sorted()))); re-running the same request completes it")
     }
@@ -206,28 +251,42 @@ extension Coordinator {
     func deleteOne(collection: String, documentIDs: [String]) async throws -> (deleted: Int, notFound: [String]) {
         guard !documentIDs.isEmpty else { throw RagError.invalidArgument("delete request has no document ids") }
         let documentIDs = documentIDs.map(RagDocument.normalizedID)
-        let handle = try await registry.get(collection)
-        let partitions = handle.info.partitions
-        var groups = [[String]](repeating: [], count: partitions)
-        for id in Set(documentIDs) {
-            groups[StableHash.partition(collection: collection, documentID: id, count: partitions)].append(id)
+        return try await gatedWrite(collection) {
+            let handle = try await registry.get(collection)
+            let partitions = handle.info.partitions
+            var groups = [[String]](repeating: [], count: partitions)
+            for id in Set(documentIDs) {
+                groups[StableHash.partition(collection: collection, documentID: id, count: partitions)].append(id)
+            }
+            let byPartition = groups
+            try await queryCache?.prepareWrite(collection)
+            let deleted: Set<String>
+            do {
+                deleted = try await fanOut(handle.shards) { shard in
+                    let ids = byPartition[shard.partition]
+                    return ids.isEmpty ? [] : try await shard.write(upserts: [], deletes: ids)
+                }.reduce(into: Set<String>()) { $0.formUnion($1) }
+            } catch {
+                // Some partitions may have deleted already: their answers must not be cached ones.
+                try? await recordWrite(collection)
+                if await registry.build(collection) != nil { mirrorFailures.add(1, ordering: .relaxed) }
+                throw error
+            }
+            if let target = await registry.build(collection), !deleted.isEmpty {
+                // A failure here leaves documents the build removes before it switches.
+                do {
+                    _ = try await fanOut(target.shards) { shard in
+                        let ids = byPartition[shard.partition].filter(deleted.contains)
+                        return ids.isEmpty ? [] : try await shard.write(upserts: [], deletes: ids)
+                    }
+                } catch {
+                    mirrorFailures.add(1, ordering: .relaxed)
+                }
+            }
+            if !deleted.isEmpty { try await recordWrite(collection) }
+            let notFound = documentIDs.filter { !deleted.contains($0) }
+            return (deleted.count, Array(Set(notFound)).sorted())
         }
-        let byPartition = groups
-        try await queryCache?.prepareWrite(collection)
-        let deleted: Set<String>
-        do {
-            deleted = try await fanOut(handle.shards) { shard in
-                let ids = byPartition[shard.partition]
-                return ids.isEmpty ? [] : try await shard.write(upserts: [], deletes: ids)
-            }.reduce(into: Set<String>()) { $0.formUnion($1) }
-        } catch {
-            // Some partitions may have deleted already: their answers must not be cached ones.
-            try? await recordWrite(collection)
-            throw error
-        }
-        if !deleted.isEmpty { try await recordWrite(collection) }
-        let notFound = documentIDs.filter { !deleted.contains($0) }
-        return (deleted.count, Array(Set(notFound)).sorted())
     }
 
     /// Bumps the collection's generation (catalog and shared cache) so no cached

@@ -1,5 +1,6 @@
 import RagCore
 import RagEngine
+import Synchronization
 
 /// Runs queries and writes over a collection's shards: embeds once, gathers
 /// global BM25 statistics, fans out to every shard in parallel and merges the
@@ -17,6 +18,10 @@ public final class Coordinator: Sendable {
     public let indexEmbedding: WorkLane
     public let queryEmbedding: WorkLane
     let queryCache: QueryCache?
+    /// Orders writes against reindex builds (see `WriteGates`).
+    let gates = WriteGates()
+    /// Writes that failed while a reindex build was mirrored (see `commit`).
+    let mirrorFailures = Atomic<Int>(0)
     /// Extra chunking profiles of a collection (from experiments): each keeps its own index.
     let chunkingProfiles: @Sendable (String) -> [(name: String, size: Int, overlap: Int)]
 

@@ -46,7 +46,7 @@ public actor ShardHost {
 
     /// The partition, or nil when nothing was ever written to it here.
     public func existing(_ collection: String, _ partition: Int) throws(RagError) -> LocalShard? {
-        try CollectionRegistry.validateName(collection)
+        try CollectionRegistry.validateStorage(collection)
         return shards[Self.key(collection, partition)]
     }
 
@@ -58,7 +58,7 @@ public actor ShardHost {
     /// first write records them; a later one that disagrees is refused.
     public func openOrCreate(_ collection: String, _ partition: Int, dimension: Int,
                              placement: ShardPlacement = ShardPlacement()) async throws(RagError) -> LocalShard {
-        try CollectionRegistry.validateName(collection)
+        try CollectionRegistry.validateStorage(collection)
         let dir = configuration.dataDirectory + "/collections/" + collection
         guard (0...Self.maxPartition).contains(partition) else { throw .invalidArgument("partition \(partition) is outside 0...\(Self.maxPartition)") }
         if placement.partitions > 0, partition >= placement.partitions {

@@ -22,6 +22,9 @@ extension RagService {
         case .query(let q):
             try ctx.principal.require(collection: q.collection)
             try ctx.principal.spendQueries()
+        case .reindex(let x):
+            try ctx.principal.require(.write, for: "a reindex")
+            try ctx.principal.require(collection: x.collection)
         case nil:
             break
         }

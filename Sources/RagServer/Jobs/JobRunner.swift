@@ -36,13 +36,16 @@ public final class JobRunner: Sendable {
     let settings: Settings
     let coordinator: Coordinator
     let runQuery: @Sendable (Ragd_V1_QueryRequest) async throws -> Data
+    /// Runs reindex jobs (nil where reindex is not available: coordinators, shard nodes).
+    let reindexer: Reindexer?
     let logger: Logger
     private let running = Mutex<[String: Task<Void, Never>]>([:])
     private let counts = Mutex<[String: (busy: Int, completed: UInt64)]>([:])
     private let batchesCommitted = Atomic<Int>(0)
 
-    public init(queue: any JobQueue, settings: Settings, coordinator: Coordinator, logger: Logger,
+    public init(queue: any JobQueue, settings: Settings, coordinator: Coordinator, logger: Logger, reindexer: Reindexer? = nil,
                 runQuery: @escaping @Sendable (Ragd_V1_QueryRequest) async throws -> Data) {
+        self.reindexer = reindexer
         self.queue = queue
         self.settings = settings
         self.coordinator = coordinator
@@ -79,8 +82,15 @@ public final class JobRunner: Sendable {
             guard !request.more else { throw .invalidArgument("a query job has no parts") }
             let specData = try FrameCodec.bytes(spec)
             try await queue.checked { try await queue.create(id: id, kind: "query", spec: specData, part: nil, total: 1, staging: false) }
+        case .reindex(let r):
+            guard !request.more else { throw .invalidArgument("a reindex job has no parts") }
+            guard let reindexer else { throw .failedPrecondition("reindex runs on single servers; this node does not hold collections itself") }
+            let total = try await reindexer.check(Self.options(r), jobState: state)
+            let specData = try FrameCodec.bytes(spec)
+            try await queue.checked { try await queue.create(id: id, kind: "reindex", spec: specData, part: nil, total: total, staging: false) }
+            reindexer.submitted.withLock { $0[r.collection] = id }
         case nil:
-            throw .invalidArgument("a job needs an index or a query")
+            throw .invalidArgument("a job needs an index, a query or a reindex")
         }
         return try await job(id)
     }
@@ -114,6 +124,13 @@ public final class JobRunner: Sendable {
             group.addTask { await self.janitor() }
             for _ in 0..<settings.indexWorkers { group.addTask { await self.worker(kind: "index") } }
             for _ in 0..<settings.queryWorkers { group.addTask { await self.worker(kind: "query") } }
+            if let reindexer {
+                group.addTask {
+                    // Builds left by jobs that ended while this server was down go first.
+                    await reindexer.recover(jobState: self.state)
+                    await self.worker(kind: "reindex")
+                }
+            }
         }
     }
 
@@ -164,6 +181,7 @@ public final class JobRunner: Sendable {
             running.withLock { $0[claimed.id] = task }
             await withTaskCancellationHandler { await task.value } onCancel: { task.cancel() }
             running.withLock { $0[claimed.id] = nil }
+            if kind == "reindex" { await reindexer?.recover(jobState: state) }
             counts.withLock { $0[kind, default: (0, 0)].busy -= 1; $0[kind, default: (0, 0)].completed += 1 }
         }
     }
@@ -183,6 +201,7 @@ public final class JobRunner: Sendable {
             switch spec.work {
             case .index(let r): return try await index(id, r, lost: { lost.value.store(true, ordering: .relaxed) })
             case .query(let r): return try await runQuery(r)
+            case .reindex(let r): return try await reindex(id, r, lost: { lost.value.store(true, ordering: .relaxed) })
             case nil: throw RagError.invalidArgument("empty job")
             }
         }
@@ -276,11 +295,43 @@ public final class JobRunner: Sendable {
         return try FrameCodec.bytes(total.wire)
     }
 
+    static func options(_ r: Ragd_V1_ReindexRequest) -> ReindexOptions {
+        ReindexOptions(collection: r.collection, embedder: r.embedder, chunkSize: Int(r.chunkSize), chunkOverlap: Int(r.chunkOverlap))
+    }
 
-    /// The index and query job pools, for Stats.
+    /// Runs a reindex, saving progress (documents) after each page.
+    func reindex(_ id: String, _ r: Ragd_V1_ReindexRequest, lost: @escaping @Sendable () -> Void) async throws -> Data {
+        guard let reindexer else { throw RagError.failedPrecondition("reindex is not available on this node") }
+        let queue = self.queue
+        let worker = settings.workerName
+        let s = try await reindexer.run(job: id, Self.options(r)) { done in
+            switch try await queue.progress(id: id, worker: worker, done: done) {
+            case .owned: break
+            case .cancelled: throw CancellationError()
+            case .lost: lost(); throw CancellationError()
+            }
+        }
+        return try FrameCodec.bytes(Ragd_V1_ReindexResponse.with {
+            $0.collection = s.collection
+            $0.embedder = s.embedder
+            $0.chunkSize = UInt32(s.chunkSize)
+            $0.chunkOverlap = UInt32(s.chunkOverlap)
+            $0.documents = UInt64(s.documents)
+            $0.reembedded = UInt64(s.reembedded)
+            $0.withoutSource = UInt64(s.withoutSource)
+            $0.skipped = UInt64(s.skipped)
+        })
+    }
+
+    /// A job's state ("" when the queue cannot say; nil when it does not exist).
+    @Sendable func state(_ id: String) async -> String? {
+        do { return try await queue.get(id: id)?.state } catch { return "" }
+    }
+
+    /// The index, query and reindex job pools, for Stats.
     public func stats() async -> [Ragd_V1_WorkQueueStats] {
         var out: [Ragd_V1_WorkQueueStats] = []
-        for (kind, workers) in [("index", settings.indexWorkers), ("query", settings.queryWorkers)] {
+        for (kind, workers) in [("index", settings.indexWorkers), ("query", settings.queryWorkers), ("reindex", reindexer == nil ? 0 : 1)] where workers > 0 {
             let c = counts.withLock { $0[kind] ?? (0, 0) }
             let waiting = (try? await queue.waiting(kind: kind)) ?? 0
             out.append(.with {

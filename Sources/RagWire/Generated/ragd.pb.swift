@@ -2331,6 +2331,14 @@ public nonisolated struct Ragd_V1_JobSpec: Sendable {
     set {work = .query(newValue)}
   }
 
+  public var reindex: Ragd_V1_ReindexRequest {
+    get {
+      if case .reindex(let v)? = work {return v}
+      return Ragd_V1_ReindexRequest()
+    }
+    set {work = .reindex(newValue)}
+  }
+
   /// retries after the first attempt (0: the server default, 3)
   public var maxRetries: UInt32 = 0
 
@@ -2342,8 +2350,65 @@ public nonisolated struct Ragd_V1_JobSpec: Sendable {
   public nonisolated enum OneOf_Work: Equatable, Sendable {
     case index(Ragd_V1_IndexRequest)
     case query(Ragd_V1_QueryRequest)
+    case reindex(Ragd_V1_ReindexRequest)
 
   }
+
+  public init() {}
+}
+
+/// Rebuilds a collection from its kept source texts with this server's
+/// embedder and the given chunking, beside the old index: queries are answered
+/// from the old index and writes go to both until the new one is complete, then
+/// the collection switches to it in one catalog update and the old is deleted.
+public nonisolated struct Ragd_V1_ReindexRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var collection: String = String()
+
+  /// "": this server's; otherwise it must name it ("minilm", "hashing", "auto" or the full id)
+  public var embedder: String = String()
+
+  /// 0 (with overlap 0): the collection's chunking; set, it becomes the collection's
+  public var chunkSize: UInt32 = 0
+
+  public var chunkOverlap: UInt32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Ragd_V1_ReindexResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var collection: String = String()
+
+  /// what the collection is built with now
+  public var embedder: String = String()
+
+  /// 0: the server default
+  public var chunkSize: UInt32 = 0
+
+  public var chunkOverlap: UInt32 = 0
+
+  /// documents in the new index
+  public var documents: UInt64 = 0
+
+  /// chunked and embedded by this job (the rest were already built, by live writes or an earlier attempt)
+  public var reembedded: UInt64 = 0
+
+  /// indexed before source texts were kept: their stored chunks were re-embedded as they were
+  public var withoutSource: UInt64 = 0
+
+  /// changed or deleted by a live write while being rebuilt (the live write is in the new index)
+  public var skipped: UInt64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 }
@@ -2355,7 +2420,7 @@ public nonisolated struct Ragd_V1_Job: Sendable {
 
   public var id: String = String()
 
-  /// "index" or "query"
+  /// "index", "query" or "reindex"
   public var kind: String = String()
 
   /// staging (parts still arriving), queued, running, succeeded, failed, cancelled
@@ -2375,12 +2440,12 @@ public nonisolated struct Ragd_V1_Job: Sendable {
 
   public var finishedAt: Double = 0
 
-  /// documents (index) done so far
+  /// documents (index, reindex) done so far
   public var progressDone: UInt64 = 0
 
   public var progressTotal: UInt64 = 0
 
-  /// IndexResponse or QueryResponse when succeeded
+  /// IndexResponse, QueryResponse or ReindexResponse when succeeded
   public var result: Data = Data()
 
   /// the worker running or last running the job (ragd --worker-name, default host/pid)
@@ -6852,7 +6917,7 @@ nonisolated extension Ragd_V1_ExperimentReportResponse: SwiftProtobuf.Message, S
 
 nonisolated extension Ragd_V1_JobSpec: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".JobSpec"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}index\0\u{1}query\0\u{3}max_retries\0\u{1}owner\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}index\0\u{1}query\0\u{3}max_retries\0\u{1}owner\0\u{1}reindex\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -6888,6 +6953,19 @@ nonisolated extension Ragd_V1_JobSpec: SwiftProtobuf.Message, SwiftProtobuf._Mes
       }()
       case 3: try { try decoder.decodeSingularUInt32Field(value: &self.maxRetries) }()
       case 4: try { try decoder.decodeSingularStringField(value: &self.owner) }()
+      case 5: try {
+        var v: Ragd_V1_ReindexRequest?
+        var hadOneofValue = false
+        if let current = self.work {
+          hadOneofValue = true
+          if case .reindex(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.work = .reindex(v)
+        }
+      }()
       default: break
       }
     }
@@ -6907,7 +6985,7 @@ nonisolated extension Ragd_V1_JobSpec: SwiftProtobuf.Message, SwiftProtobuf._Mes
       guard case .query(let v)? = self.work else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
     }()
-    case nil: break
+    default: break
     }
     if self.maxRetries != 0 {
       try visitor.visitSingularUInt32Field(value: self.maxRetries, fieldNumber: 3)
@@ -6915,6 +6993,9 @@ nonisolated extension Ragd_V1_JobSpec: SwiftProtobuf.Message, SwiftProtobuf._Mes
     if !self.owner.isEmpty {
       try visitor.visitSingularStringField(value: self.owner, fieldNumber: 4)
     }
+    try { if case .reindex(let v)? = self.work {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
+    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -6922,6 +7003,116 @@ nonisolated extension Ragd_V1_JobSpec: SwiftProtobuf.Message, SwiftProtobuf._Mes
     if lhs.work != rhs.work {return false}
     if lhs.maxRetries != rhs.maxRetries {return false}
     if lhs.owner != rhs.owner {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Ragd_V1_ReindexRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ReindexRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}collection\0\u{1}embedder\0\u{3}chunk_size\0\u{3}chunk_overlap\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.collection) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.embedder) }()
+      case 3: try { try decoder.decodeSingularUInt32Field(value: &self.chunkSize) }()
+      case 4: try { try decoder.decodeSingularUInt32Field(value: &self.chunkOverlap) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.collection.isEmpty {
+      try visitor.visitSingularStringField(value: self.collection, fieldNumber: 1)
+    }
+    if !self.embedder.isEmpty {
+      try visitor.visitSingularStringField(value: self.embedder, fieldNumber: 2)
+    }
+    if self.chunkSize != 0 {
+      try visitor.visitSingularUInt32Field(value: self.chunkSize, fieldNumber: 3)
+    }
+    if self.chunkOverlap != 0 {
+      try visitor.visitSingularUInt32Field(value: self.chunkOverlap, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Ragd_V1_ReindexRequest, rhs: Ragd_V1_ReindexRequest) -> Bool {
+    if lhs.collection != rhs.collection {return false}
+    if lhs.embedder != rhs.embedder {return false}
+    if lhs.chunkSize != rhs.chunkSize {return false}
+    if lhs.chunkOverlap != rhs.chunkOverlap {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Ragd_V1_ReindexResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ReindexResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}collection\0\u{1}embedder\0\u{3}chunk_size\0\u{3}chunk_overlap\0\u{1}documents\0\u{1}reembedded\0\u{3}without_source\0\u{1}skipped\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.collection) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.embedder) }()
+      case 3: try { try decoder.decodeSingularUInt32Field(value: &self.chunkSize) }()
+      case 4: try { try decoder.decodeSingularUInt32Field(value: &self.chunkOverlap) }()
+      case 5: try { try decoder.decodeSingularUInt64Field(value: &self.documents) }()
+      case 6: try { try decoder.decodeSingularUInt64Field(value: &self.reembedded) }()
+      case 7: try { try decoder.decodeSingularUInt64Field(value: &self.withoutSource) }()
+      case 8: try { try decoder.decodeSingularUInt64Field(value: &self.skipped) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.collection.isEmpty {
+      try visitor.visitSingularStringField(value: self.collection, fieldNumber: 1)
+    }
+    if !self.embedder.isEmpty {
+      try visitor.visitSingularStringField(value: self.embedder, fieldNumber: 2)
+    }
+    if self.chunkSize != 0 {
+      try visitor.visitSingularUInt32Field(value: self.chunkSize, fieldNumber: 3)
+    }
+    if self.chunkOverlap != 0 {
+      try visitor.visitSingularUInt32Field(value: self.chunkOverlap, fieldNumber: 4)
+    }
+    if self.documents != 0 {
+      try visitor.visitSingularUInt64Field(value: self.documents, fieldNumber: 5)
+    }
+    if self.reembedded != 0 {
+      try visitor.visitSingularUInt64Field(value: self.reembedded, fieldNumber: 6)
+    }
+    if self.withoutSource != 0 {
+      try visitor.visitSingularUInt64Field(value: self.withoutSource, fieldNumber: 7)
+    }
+    if self.skipped != 0 {
+      try visitor.visitSingularUInt64Field(value: self.skipped, fieldNumber: 8)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Ragd_V1_ReindexResponse, rhs: Ragd_V1_ReindexResponse) -> Bool {
+    if lhs.collection != rhs.collection {return false}
+    if lhs.embedder != rhs.embedder {return false}
+    if lhs.chunkSize != rhs.chunkSize {return false}
+    if lhs.chunkOverlap != rhs.chunkOverlap {return false}
+    if lhs.documents != rhs.documents {return false}
+    if lhs.reembedded != rhs.reembedded {return false}
+    if lhs.withoutSource != rhs.withoutSource {return false}
+    if lhs.skipped != rhs.skipped {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -3733,6 +3733,96 @@ void   ragd__v1__job_spec__free_unpacked
   assert(message->base.descriptor == &ragd__v1__job_spec__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   ragd__v1__reindex_request__init
+                     (Ragd__V1__ReindexRequest         *message)
+{
+  static const Ragd__V1__ReindexRequest init_value = RAGD__V1__REINDEX_REQUEST__INIT;
+  *message = init_value;
+}
+size_t ragd__v1__reindex_request__get_packed_size
+                     (const Ragd__V1__ReindexRequest *message)
+{
+  assert(message->base.descriptor == &ragd__v1__reindex_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t ragd__v1__reindex_request__pack
+                     (const Ragd__V1__ReindexRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &ragd__v1__reindex_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t ragd__v1__reindex_request__pack_to_buffer
+                     (const Ragd__V1__ReindexRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &ragd__v1__reindex_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Ragd__V1__ReindexRequest *
+       ragd__v1__reindex_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Ragd__V1__ReindexRequest *)
+     protobuf_c_message_unpack (&ragd__v1__reindex_request__descriptor,
+                                allocator, len, data);
+}
+void   ragd__v1__reindex_request__free_unpacked
+                     (Ragd__V1__ReindexRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &ragd__v1__reindex_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   ragd__v1__reindex_response__init
+                     (Ragd__V1__ReindexResponse         *message)
+{
+  static const Ragd__V1__ReindexResponse init_value = RAGD__V1__REINDEX_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t ragd__v1__reindex_response__get_packed_size
+                     (const Ragd__V1__ReindexResponse *message)
+{
+  assert(message->base.descriptor == &ragd__v1__reindex_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t ragd__v1__reindex_response__pack
+                     (const Ragd__V1__ReindexResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &ragd__v1__reindex_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t ragd__v1__reindex_response__pack_to_buffer
+                     (const Ragd__V1__ReindexResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &ragd__v1__reindex_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Ragd__V1__ReindexResponse *
+       ragd__v1__reindex_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Ragd__V1__ReindexResponse *)
+     protobuf_c_message_unpack (&ragd__v1__reindex_response__descriptor,
+                                allocator, len, data);
+}
+void   ragd__v1__reindex_response__free_unpacked
+                     (Ragd__V1__ReindexResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &ragd__v1__reindex_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   ragd__v1__job__init
                      (Ragd__V1__Job         *message)
 {
@@ -11047,7 +11137,7 @@ const ProtobufCMessageDescriptor ragd__v1__experiment_report_response__descripto
   (ProtobufCMessageInit) ragd__v1__experiment_report_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor ragd__v1__job_spec__field_descriptors[4] =
+static const ProtobufCFieldDescriptor ragd__v1__job_spec__field_descriptors[5] =
 {
   {
     "index",
@@ -11097,17 +11187,30 @@ static const ProtobufCFieldDescriptor ragd__v1__job_spec__field_descriptors[4] =
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "reindex",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Ragd__V1__JobSpec, work_case),
+    offsetof(Ragd__V1__JobSpec, reindex),
+    &ragd__v1__reindex_request__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned ragd__v1__job_spec__field_indices_by_name[] = {
   0,   /* field[0] = index */
   2,   /* field[2] = max_retries */
   3,   /* field[3] = owner */
   1,   /* field[1] = query */
+  4,   /* field[4] = reindex */
 };
 static const ProtobufCIntRange ragd__v1__job_spec__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 4 }
+  { 0, 5 }
 };
 const ProtobufCMessageDescriptor ragd__v1__job_spec__descriptor =
 {
@@ -11117,11 +11220,217 @@ const ProtobufCMessageDescriptor ragd__v1__job_spec__descriptor =
   "Ragd__V1__JobSpec",
   "ragd.v1",
   sizeof(Ragd__V1__JobSpec),
-  4,
+  5,
   ragd__v1__job_spec__field_descriptors,
   ragd__v1__job_spec__field_indices_by_name,
   1,  ragd__v1__job_spec__number_ranges,
   (ProtobufCMessageInit) ragd__v1__job_spec__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor ragd__v1__reindex_request__field_descriptors[4] =
+{
+  {
+    "collection",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ReindexRequest, collection),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "embedder",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ReindexRequest, embedder),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "chunk_size",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ReindexRequest, chunk_size),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "chunk_overlap",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ReindexRequest, chunk_overlap),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned ragd__v1__reindex_request__field_indices_by_name[] = {
+  3,   /* field[3] = chunk_overlap */
+  2,   /* field[2] = chunk_size */
+  0,   /* field[0] = collection */
+  1,   /* field[1] = embedder */
+};
+static const ProtobufCIntRange ragd__v1__reindex_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 4 }
+};
+const ProtobufCMessageDescriptor ragd__v1__reindex_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "ragd.v1.ReindexRequest",
+  "ReindexRequest",
+  "Ragd__V1__ReindexRequest",
+  "ragd.v1",
+  sizeof(Ragd__V1__ReindexRequest),
+  4,
+  ragd__v1__reindex_request__field_descriptors,
+  ragd__v1__reindex_request__field_indices_by_name,
+  1,  ragd__v1__reindex_request__number_ranges,
+  (ProtobufCMessageInit) ragd__v1__reindex_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor ragd__v1__reindex_response__field_descriptors[8] =
+{
+  {
+    "collection",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ReindexResponse, collection),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "embedder",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ReindexResponse, embedder),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "chunk_size",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ReindexResponse, chunk_size),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "chunk_overlap",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ReindexResponse, chunk_overlap),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "documents",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ReindexResponse, documents),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "reembedded",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ReindexResponse, reembedded),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "without_source",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ReindexResponse, without_source),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "skipped",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ReindexResponse, skipped),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned ragd__v1__reindex_response__field_indices_by_name[] = {
+  3,   /* field[3] = chunk_overlap */
+  2,   /* field[2] = chunk_size */
+  0,   /* field[0] = collection */
+  4,   /* field[4] = documents */
+  1,   /* field[1] = embedder */
+  5,   /* field[5] = reembedded */
+  7,   /* field[7] = skipped */
+  6,   /* field[6] = without_source */
+};
+static const ProtobufCIntRange ragd__v1__reindex_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 8 }
+};
+const ProtobufCMessageDescriptor ragd__v1__reindex_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "ragd.v1.ReindexResponse",
+  "ReindexResponse",
+  "Ragd__V1__ReindexResponse",
+  "ragd.v1",
+  sizeof(Ragd__V1__ReindexResponse),
+  8,
+  ragd__v1__reindex_response__field_descriptors,
+  ragd__v1__reindex_response__field_indices_by_name,
+  1,  ragd__v1__reindex_response__number_ranges,
+  (ProtobufCMessageInit) ragd__v1__reindex_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCFieldDescriptor ragd__v1__job__field_descriptors[15] =

@@ -103,6 +103,8 @@ typedef struct Ragd__V1__VariantComparison Ragd__V1__VariantComparison;
 typedef struct Ragd__V1__VariantReport Ragd__V1__VariantReport;
 typedef struct Ragd__V1__ExperimentReportResponse Ragd__V1__ExperimentReportResponse;
 typedef struct Ragd__V1__JobSpec Ragd__V1__JobSpec;
+typedef struct Ragd__V1__ReindexRequest Ragd__V1__ReindexRequest;
+typedef struct Ragd__V1__ReindexResponse Ragd__V1__ReindexResponse;
 typedef struct Ragd__V1__Job Ragd__V1__Job;
 typedef struct Ragd__V1__SubmitJobRequest Ragd__V1__SubmitJobRequest;
 typedef struct Ragd__V1__SubmitJobResponse Ragd__V1__SubmitJobResponse;
@@ -1777,7 +1779,8 @@ struct  Ragd__V1__ExperimentReportResponse
 typedef enum {
   RAGD__V1__JOB_SPEC__WORK__NOT_SET = 0,
   RAGD__V1__JOB_SPEC__WORK_INDEX = 1,
-  RAGD__V1__JOB_SPEC__WORK_QUERY = 2
+  RAGD__V1__JOB_SPEC__WORK_QUERY = 2,
+  RAGD__V1__JOB_SPEC__WORK_REINDEX = 5
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(RAGD__V1__JOB_SPEC__WORK__CASE)
 } Ragd__V1__JobSpec__WorkCase;
 
@@ -1796,6 +1799,7 @@ struct  Ragd__V1__JobSpec
   union {
     Ragd__V1__IndexRequest *index;
     Ragd__V1__QueryRequest *query;
+    Ragd__V1__ReindexRequest *reindex;
   };
 };
 #define RAGD__V1__JOB_SPEC__INIT \
@@ -1803,12 +1807,72 @@ struct  Ragd__V1__JobSpec
     , 0, (char *)protobuf_c_empty_string, RAGD__V1__JOB_SPEC__WORK__NOT_SET, {0} }
 
 
+/*
+ * Rebuilds a collection from its kept source texts with this server's
+ * embedder and the given chunking, beside the old index: queries are answered
+ * from the old index and writes go to both until the new one is complete, then
+ * the collection switches to it in one catalog update and the old is deleted.
+ */
+struct  Ragd__V1__ReindexRequest
+{
+  ProtobufCMessage base;
+  char *collection;
+  /*
+   * "": this server's; otherwise it must name it ("minilm", "hashing", "auto" or the full id)
+   */
+  char *embedder;
+  /*
+   * 0 (with overlap 0): the collection's chunking; set, it becomes the collection's
+   */
+  uint32_t chunk_size;
+  uint32_t chunk_overlap;
+};
+#define RAGD__V1__REINDEX_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__reindex_request__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0 }
+
+
+struct  Ragd__V1__ReindexResponse
+{
+  ProtobufCMessage base;
+  char *collection;
+  /*
+   * what the collection is built with now
+   */
+  char *embedder;
+  /*
+   * 0: the server default
+   */
+  uint32_t chunk_size;
+  uint32_t chunk_overlap;
+  /*
+   * documents in the new index
+   */
+  uint64_t documents;
+  /*
+   * chunked and embedded by this job (the rest were already built, by live writes or an earlier attempt)
+   */
+  uint64_t reembedded;
+  /*
+   * indexed before source texts were kept: their stored chunks were re-embedded as they were
+   */
+  uint64_t without_source;
+  /*
+   * changed or deleted by a live write while being rebuilt (the live write is in the new index)
+   */
+  uint64_t skipped;
+};
+#define RAGD__V1__REINDEX_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__reindex_response__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, 0, 0, 0, 0 }
+
+
 struct  Ragd__V1__Job
 {
   ProtobufCMessage base;
   char *id;
   /*
-   * "index" or "query"
+   * "index", "query" or "reindex"
    */
   char *kind;
   /*
@@ -1830,12 +1894,12 @@ struct  Ragd__V1__Job
   double started_at;
   double finished_at;
   /*
-   * documents (index) done so far
+   * documents (index, reindex) done so far
    */
   uint64_t progress_done;
   uint64_t progress_total;
   /*
-   * IndexResponse or QueryResponse when succeeded
+   * IndexResponse, QueryResponse or ReindexResponse when succeeded
    */
   ProtobufCBinaryData result;
   /*
@@ -3896,6 +3960,44 @@ Ragd__V1__JobSpec *
 void   ragd__v1__job_spec__free_unpacked
                      (Ragd__V1__JobSpec *message,
                       ProtobufCAllocator *allocator);
+/* Ragd__V1__ReindexRequest methods */
+void   ragd__v1__reindex_request__init
+                     (Ragd__V1__ReindexRequest         *message);
+size_t ragd__v1__reindex_request__get_packed_size
+                     (const Ragd__V1__ReindexRequest   *message);
+size_t ragd__v1__reindex_request__pack
+                     (const Ragd__V1__ReindexRequest   *message,
+                      uint8_t             *out);
+size_t ragd__v1__reindex_request__pack_to_buffer
+                     (const Ragd__V1__ReindexRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Ragd__V1__ReindexRequest *
+       ragd__v1__reindex_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   ragd__v1__reindex_request__free_unpacked
+                     (Ragd__V1__ReindexRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Ragd__V1__ReindexResponse methods */
+void   ragd__v1__reindex_response__init
+                     (Ragd__V1__ReindexResponse         *message);
+size_t ragd__v1__reindex_response__get_packed_size
+                     (const Ragd__V1__ReindexResponse   *message);
+size_t ragd__v1__reindex_response__pack
+                     (const Ragd__V1__ReindexResponse   *message,
+                      uint8_t             *out);
+size_t ragd__v1__reindex_response__pack_to_buffer
+                     (const Ragd__V1__ReindexResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Ragd__V1__ReindexResponse *
+       ragd__v1__reindex_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   ragd__v1__reindex_response__free_unpacked
+                     (Ragd__V1__ReindexResponse *message,
+                      ProtobufCAllocator *allocator);
 /* Ragd__V1__Job methods */
 void   ragd__v1__job__init
                      (Ragd__V1__Job         *message);
@@ -4659,6 +4761,12 @@ typedef void (*Ragd__V1__ExperimentReportResponse_Closure)
 typedef void (*Ragd__V1__JobSpec_Closure)
                  (const Ragd__V1__JobSpec *message,
                   void *closure_data);
+typedef void (*Ragd__V1__ReindexRequest_Closure)
+                 (const Ragd__V1__ReindexRequest *message,
+                  void *closure_data);
+typedef void (*Ragd__V1__ReindexResponse_Closure)
+                 (const Ragd__V1__ReindexResponse *message,
+                  void *closure_data);
 typedef void (*Ragd__V1__Job_Closure)
                  (const Ragd__V1__Job *message,
                   void *closure_data);
@@ -4838,6 +4946,8 @@ extern const ProtobufCMessageDescriptor ragd__v1__variant_comparison__descriptor
 extern const ProtobufCMessageDescriptor ragd__v1__variant_report__descriptor;
 extern const ProtobufCMessageDescriptor ragd__v1__experiment_report_response__descriptor;
 extern const ProtobufCMessageDescriptor ragd__v1__job_spec__descriptor;
+extern const ProtobufCMessageDescriptor ragd__v1__reindex_request__descriptor;
+extern const ProtobufCMessageDescriptor ragd__v1__reindex_response__descriptor;
 extern const ProtobufCMessageDescriptor ragd__v1__job__descriptor;
 extern const ProtobufCMessageDescriptor ragd__v1__submit_job_request__descriptor;
 extern const ProtobufCMessageDescriptor ragd__v1__submit_job_response__descriptor;
