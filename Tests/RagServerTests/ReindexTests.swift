@@ -233,4 +233,43 @@ import Testing
         }
         await c.close()
     }
+
+    /// An experiment that defines a chunking profile on a collection that holds
+    /// documents gets that profile's index filled from the kept sources by a job
+    /// (before, its variant searched only what was written after it began).
+    @Test func anExperimentsChunkingProfileIsFilledWithEarlierDocuments() async throws {
+        try await withRagServer { c, _ in
+            let docs = Array(Self.documents.prefix(100))
+            try await Self.index(docs, into: "kb", c)
+            var small = Ragd_V1_VariantConfig()
+            small.chunking = Ragd_V1_ChunkingProfile.with { $0.name = "small"; $0.chunkSize = 200; $0.chunkOverlap = 20 }
+            let created = try await c.call(.createExperiment, Ragd_V1_CreateExperimentRequest.with {
+                $0.experiment = experiment("chunks", [("control", 0.5, nil), ("small", 0.5, small)])
+            }, as: Ragd_V1_CreateExperimentResponse.self, timeout: hangGuard)
+            try #require(created.backfillJobs.count == 1)
+            let done = try await Self.job(created.backfillJobs[0], c)
+            #expect(done.state == "succeeded" && done.kind == "reindex" && done.progressDone == 100, "\(done.errors)")
+            try await Self.index(docs, into: "fresh", c, chunkSize: 200, chunkOverlap: 20)
+            let filled = try await Self.counts("kb.chunk-small", c), fresh = try await Self.counts("fresh", c)
+            #expect(filled.documents == 100 && filled.chunks == fresh.chunks)
+            // The small variant now finds a document indexed before the experiment.
+            var sawSmall = false
+            for i in 0..<40 {
+                guard case .string(let title)? = docs[7].metadata["title"] else { Issue.record("no title"); return }
+                let r = try await c.query(title, collection: "kb", topK: 10, mode: .keyword,
+                                          userID: "user\(i)", noCache: true, timeout: hangGuard)
+                guard r.variant == "small" else { continue }
+                sawSmall = true
+                #expect(r.sources.contains { $0.documentID == docs[7].id } && r.sources.allSatisfy { $0.content.count <= 200 }, "\(r.sources.map(\.documentID))")
+            }
+            #expect(sawSmall)
+            // A second experiment with the same profile adds no job: its index is there.
+            _ = try await c.call(.stopExperiment, Ragd_V1_StopExperimentRequest.with { $0.name = "chunks" }, as: Ragd_V1_StopExperimentResponse.self,
+                                 timeout: hangGuard)
+            let again = try await c.call(.createExperiment, Ragd_V1_CreateExperimentRequest.with {
+                $0.experiment = experiment("chunks2", [("control", 0.5, nil), ("small", 0.5, small)])
+            }, as: Ragd_V1_CreateExperimentResponse.self, timeout: hangGuard)
+            #expect(again.backfillJobs.isEmpty)
+        }
+    }
 }

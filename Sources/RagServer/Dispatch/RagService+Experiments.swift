@@ -27,10 +27,32 @@ extension RagService {
         return q
     }
 
-    func createExperiment(_ payload: Data) async throws -> Data {
+    func createExperiment(_ payload: Data, _ ctx: CallContext) async throws -> Data {
         let r = try FrameCodec.payload(Ragd_V1_CreateExperimentRequest.self, from: payload)
+        let before = Set(coordinator.chunkingProfiles(r.experiment.collection).map(\.name))
         let e = try await manager().create(r.experiment)
-        return try FrameCodec.bytes(Ragd_V1_CreateExperimentResponse.with { $0.experiment = e })
+        let jobs = await backfill(e, profilesBefore: before, ctx)
+        return try FrameCodec.bytes(Ragd_V1_CreateExperimentResponse.with { $0.experiment = e; $0.backfillJobs = jobs })
+    }
+
+    /// Submits a job per chunking profile the experiment adds to a collection
+    /// that already holds documents, filling that profile's index from the kept
+    /// sources (single servers: elsewhere there is no reindexer, and the index
+    /// fills with the writes that follow). A job that cannot be submitted is
+    /// logged, not an error: the experiment exists either way.
+    func backfill(_ e: Ragd_V1_Experiment, profilesBefore: Set<String>, _ ctx: CallContext) async -> [String] {
+        guard let jobs, jobs.reindexer != nil, (try? await coordinator.registry.get(e.collection)) != nil else { return [] }
+        var ids: [String] = []
+        for p in coordinator.chunkingProfiles(e.collection) where !profilesBefore.contains(p.name) {
+            let request = Ragd_V1_SubmitJobRequest.with {
+                $0.spec.reindex = .with { $0.collection = e.collection; $0.profile = p.name }
+                $0.spec.owner = ctx.principal.keyID
+            }
+            do { ids.append(try await jobs.submit(request).id) } catch {
+                ctx.logger.warning("experiment \(e.name): cannot fill the index of chunking profile \(p.name): \(error)")
+            }
+        }
+        return ids
     }
 
     func listExperiments(_ payload: Data) throws -> Data {

@@ -47,7 +47,7 @@ public struct RagService: Sendable {
             RagMethod.health.rawValue: .unary { try await health($0, $1) },
             RagMethod.listCollections.rawValue: .unary { try await listCollections($0, $1) },
             RagMethod.clearCache.rawValue: .unary { try await clearCache($0, $1) },
-            RagMethod.createExperiment.rawValue: .unary { p, _ in try await createExperiment(p) },
+            RagMethod.createExperiment.rawValue: .unary { p, ctx in try await createExperiment(p, ctx) },
             RagMethod.listExperiments.rawValue: .unary { p, _ in try listExperiments(p) },
             RagMethod.stopExperiment.rawValue: .unary { p, _ in try await stopExperiment(p) },
             RagMethod.experimentReport.rawValue: .unary { p, _ in try experimentReport(p) },

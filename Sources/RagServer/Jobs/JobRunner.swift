@@ -88,7 +88,7 @@ public final class JobRunner: Sendable {
             let total = try await reindexer.check(Self.options(r), jobState: state)
             let specData = try FrameCodec.bytes(spec)
             try await queue.checked { try await queue.create(id: id, kind: "reindex", spec: specData, part: nil, total: total, staging: false) }
-            reindexer.submitted.withLock { $0[r.collection] = id }
+            reindexer.submitted.withLock { $0[Reindexer.key(Self.options(r))] = id }
         case nil:
             throw .invalidArgument("a job needs an index, a query or a reindex")
         }
@@ -296,7 +296,7 @@ public final class JobRunner: Sendable {
     }
 
     static func options(_ r: Ragd_V1_ReindexRequest) -> ReindexOptions {
-        ReindexOptions(collection: r.collection, embedder: r.embedder, chunkSize: Int(r.chunkSize), chunkOverlap: Int(r.chunkOverlap))
+        ReindexOptions(collection: r.collection, embedder: r.embedder, chunkSize: Int(r.chunkSize), chunkOverlap: Int(r.chunkOverlap), profile: r.profile)
     }
 
     /// Runs a reindex, saving progress (documents) after each page.

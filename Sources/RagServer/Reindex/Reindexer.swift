@@ -13,8 +13,11 @@ public struct ReindexOptions: Sendable {
     /// 0 with overlap 0: the collection's chunking.
     public var chunkSize: Int
     public var chunkOverlap: Int
+    /// A chunking profile: fill that profile's index instead (`Reindexer.backfill`).
+    public var profile: String
 
-    public init(collection: String, embedder: String = "", chunkSize: Int = 0, chunkOverlap: Int = 0) {
+    public init(collection: String, embedder: String = "", chunkSize: Int = 0, chunkOverlap: Int = 0, profile: String = "") {
+        self.profile = profile
         self.collection = collection
         self.embedder = embedder
         self.chunkSize = chunkSize
@@ -85,18 +88,24 @@ public final class Reindexer: Sendable {
         try checkEmbedder(o.embedder)
         _ = try chunking(o, CollectionInfo(name: o.collection, embedder: "", dimension: 1, partitions: 1))
         let handle = try await registry.get(o.collection)
-        if let b = handle.info.building {
+        if !o.profile.isEmpty { _ = try profile(o) }
+        if o.profile.isEmpty, let b = handle.info.building {
             throw .failedPrecondition("collection \(o.collection) is being reindexed by job \(b.job); wait for it or cancel it")
         }
-        if let earlier = submitted.withLock({ $0[o.collection] }) {
+        if let earlier = submitted.withLock({ $0[Self.key(o)] }) {
             if let state = await jobState(earlier), ["staging", "queued", "running", ""].contains(state) {
                 throw .failedPrecondition("collection \(o.collection) is being reindexed by job \(earlier); wait for it or cancel it")
             }
-            submitted.withLock { _ = $0.removeValue(forKey: o.collection) }
+            submitted.withLock { _ = $0.removeValue(forKey: Self.key(o)) }
         }
         var total = 0
         for shard in try local(handle) { total += await shard.counts().documents }
         return total
+    }
+
+    /// What `submitted` knows a job by: its collection, or its profile's index.
+    static func key(_ o: ReindexOptions) -> String {
+        o.profile.isEmpty ? o.collection : ExperimentManager.variantCollection(o.collection, profile: o.profile)
     }
 
     /// The collection's partitions in this process (reindex reads them directly).
@@ -133,6 +142,7 @@ public final class Reindexer: Sendable {
     /// Runs a reindex job (also a resumed one); `progress` gets documents done.
     public func run(job: String, _ o: ReindexOptions, progress: (Int) async throws -> Void) async throws -> ReindexSummary {
         try checkEmbedder(o.embedder)
+        if !o.profile.isEmpty { return try await backfill(job: job, o, progress: progress) }
         let name = o.collection
         let old = try await registry.get(name)
         let sources = try local(old)
@@ -141,20 +151,20 @@ public final class Reindexer: Sendable {
         let planned = old.info.building ?? StorageBuild(storage: Self.nextStorage(old.info), embedder: embedder.id, dimension: embedder.dimension,
                                                          chunkSize: size, chunkOverlap: overlap, job: job)
         let target = try await coordinator.exclusively(name) { try await registry.beginBuild(name, planned) }
-        let targets = try local(target)
+        let targets = Target(shards: try local(target), placedUnder: name)
         logger.info("reindex of \(name) (job \(job)): building \(planned.storage) with \(planned.embedder), chunks \(planned.chunkSize == 0 ? "default" : "\(planned.chunkSize)/\(planned.chunkOverlap)")")
         var summary = ReindexSummary(collection: name, embedder: planned.embedder, chunkSize: planned.chunkSize, chunkOverlap: planned.chunkOverlap)
         var pass = 0
         while true {
             pass += 1
             let failuresBefore = coordinator.mirrorFailures.load(ordering: .relaxed)
-            let changed = try await rebuildPass(name, sources: sources, targets: targets, chunker: chunker, summary: &summary,
+            let changed = try await rebuildPass(name, sources: sources, target: targets, chunker: chunker, summary: &summary,
                                                 progress: { if pass == 1 { try await progress($0) } })
             // The switch happens with writes held off, and only after a pass in
             // which nothing was missing and no mirrored write failed.
             let switched = try await coordinator.exclusively(name) { () async throws -> CollectionHandle? in
                 guard changed == 0, coordinator.mirrorFailures.load(ordering: .relaxed) == failuresBefore else { return nil }
-                summary.skipped += try await removeExtra(sources: sources, targets: targets)
+                summary.skipped += try await removeExtra(sources: sources, target: targets)
                 let retired = try await registry.finishBuild(name)
                 try await coordinator.recordWrite(name)
                 return retired
@@ -165,35 +175,52 @@ public final class Reindexer: Sendable {
             }
             guard pass < 5 else { throw RagError(.aborted, "reindex of \(name): writes kept failing to reach the new index; the job retries") }
         }
-        for shard in targets { summary.documents += await shard.counts().documents }
+        for shard in targets.shards { summary.documents += await shard.counts().documents }
         logger.info("reindex of \(name) (job \(job)): switched to \(planned.storage): \(summary.documents) documents, \(summary.reembedded) embedded, \(summary.withoutSource) without a kept source, \(summary.skipped) skipped")
         return summary
     }
 
+    /// Where rebuilt documents go: a storage's partitions, and which one holds a
+    /// document (by the name documents are placed under, which for a chunking
+    /// profile's index is not the collection's).
+    struct Target {
+        var shards: [LocalShard]
+        var placedUnder: String
+
+        func partition(_ id: String) -> Int {
+            StableHash.partition(collection: placedUnder, documentID: id, count: shards.count)
+        }
+
+        func grouped<T>(_ items: [T], id: (T) -> String) -> [Int: [T]] {
+            Dictionary(grouping: items) { partition(id($0)) }
+        }
+    }
+
     /// One walk over every document; returns how many it had to write.
-    func rebuildPass(_ name: String, sources: [LocalShard], targets: [LocalShard], chunker: Chunker, summary: inout ReindexSummary,
+    /// `name` is the collection whose gate orders the build against its writes.
+    func rebuildPass(_ name: String, sources: [LocalShard], target: Target, chunker: Chunker, summary: inout ReindexSummary,
                      progress: (Int) async throws -> Void) async throws -> Int {
         var done = 0
         var written = 0
-        for (source, target) in zip(sources, targets) {
+        for source in sources {
             let ids = await source.documentIDs().sorted()
             for start in stride(from: 0, to: ids.count, by: Self.pageSize) {
                 try Task.checkCancellation()
                 let page = Array(ids[start..<min(start + Self.pageSize, ids.count)])
                 let docs = try await source.stored(page)
-                let (built, withoutSource) = try await rebuild(docs, name: name, target: target, chunker: chunker)
+                let (built, withoutSource) = try await rebuild(docs, target: target, chunker: chunker)
                 summary.withoutSource += withoutSource
                 if !built.isEmpty {
                     let read = Dictionary(docs.map { ($0.id, $0.contentHash) }, uniquingKeysWith: { a, _ in a })
-                    let kept = try await coordinator.exclusively(name) { () async throws -> [PreparedDocument] in
+                    let kept = try await coordinator.exclusively(name) { () async throws -> Int in
                         let now = await source.contentHashes(built.map(\.id))
                         let kept = built.filter { now[$0.id] != nil && now[$0.id] == read[$0.id] }
-                        if !kept.isEmpty { _ = try await target.write(upserts: kept, deletes: []) }
-                        return kept
+                        for (p, docs) in target.grouped(kept, id: \.id) { _ = try await target.shards[p].write(upserts: docs, deletes: []) }
+                        return kept.count
                     }
-                    summary.skipped += built.count - kept.count
-                    summary.reembedded += kept.count
-                    written += kept.count
+                    summary.skipped += built.count - kept
+                    summary.reembedded += kept
+                    written += kept
                 }
                 done += page.count
                 try await progress(done)
@@ -203,11 +230,14 @@ public final class Reindexer: Sendable {
         return written
     }
 
-    /// The documents of a page as the build stores them, leaving out those it
+    /// The documents of a page as the target stores them, leaving out those it
     /// already holds in that form; and how many had no kept source.
-    func rebuild(_ docs: [PreparedDocument], name: String, target: LocalShard, chunker: Chunker) async throws -> ([PreparedDocument], Int) {
+    func rebuild(_ docs: [PreparedDocument], target: Target, chunker: Chunker) async throws -> ([PreparedDocument], Int) {
         let embedder = coordinator.embedder
-        let existing = await target.contentHashes(docs.map(\.id))
+        var existing: [String: UInt64] = [:]
+        for (p, ids) in target.grouped(docs.map(\.id), id: { $0 }) {
+            existing.merge(await target.shards[p].contentHashes(ids)) { a, _ in a }
+        }
         var out: [PreparedDocument] = []
         var texts: [String] = []
         var withoutSource = 0
@@ -242,14 +272,15 @@ public final class Reindexer: Sendable {
         return (out, withoutSource)
     }
 
-    /// Removes what the build holds and the collection does not (a delete whose
+    /// Removes what the target holds and the collection does not (a delete whose
     /// mirror failed); called with the gate held. Returns how many.
-    func removeExtra(sources: [LocalShard], targets: [LocalShard]) async throws -> Int {
+    func removeExtra(sources: [LocalShard], target: Target) async throws -> Int {
+        var keep = Set<String>()
+        for source in sources { keep.formUnion(await source.documentIDs()) }
         var removed = 0
-        for (source, target) in zip(sources, targets) {
-            let keep = Set(await source.documentIDs())
-            let extra = await target.documentIDs().filter { !keep.contains($0) }
-            if !extra.isEmpty { removed += try await target.write(upserts: [], deletes: extra).count }
+        for shard in target.shards {
+            let extra = await shard.documentIDs().filter { !keep.contains($0) }
+            if !extra.isEmpty { removed += try await shard.write(upserts: [], deletes: extra).count }
         }
         return removed
     }

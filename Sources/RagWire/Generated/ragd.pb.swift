@@ -2079,6 +2079,10 @@ public nonisolated struct Ragd_V1_CreateExperimentResponse: Sendable {
   /// Clears the value of `experiment`. Subsequent reads from it will return its default value.
   public mutating func clearExperiment() {self._experiment = nil}
 
+  /// Reindex jobs that fill each chunking profile's index with the documents
+  /// the collection already holds (single servers; one per new profile).
+  public var backfillJobs: [String] = []
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -2375,6 +2379,11 @@ public nonisolated struct Ragd_V1_ReindexRequest: Sendable {
   public var chunkSize: UInt32 = 0
 
   public var chunkOverlap: UInt32 = 0
+
+  /// A chunking profile of an experiment on the collection: fills that profile's
+  /// index from the collection's kept sources instead (chunking and embedder
+  /// are the profile's and the server's; the collection itself is not touched).
+  public var profile: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -6429,7 +6438,7 @@ nonisolated extension Ragd_V1_CreateExperimentRequest: SwiftProtobuf.Message, Sw
 
 nonisolated extension Ragd_V1_CreateExperimentResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".CreateExperimentResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}experiment\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}experiment\0\u{3}backfill_jobs\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -6438,6 +6447,7 @@ nonisolated extension Ragd_V1_CreateExperimentResponse: SwiftProtobuf.Message, S
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularMessageField(value: &self._experiment) }()
+      case 2: try { try decoder.decodeRepeatedStringField(value: &self.backfillJobs) }()
       default: break
       }
     }
@@ -6451,11 +6461,15 @@ nonisolated extension Ragd_V1_CreateExperimentResponse: SwiftProtobuf.Message, S
     try { if let v = self._experiment {
       try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
     } }()
+    if !self.backfillJobs.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.backfillJobs, fieldNumber: 2)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Ragd_V1_CreateExperimentResponse, rhs: Ragd_V1_CreateExperimentResponse) -> Bool {
     if lhs._experiment != rhs._experiment {return false}
+    if lhs.backfillJobs != rhs.backfillJobs {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -7010,7 +7024,7 @@ nonisolated extension Ragd_V1_JobSpec: SwiftProtobuf.Message, SwiftProtobuf._Mes
 
 nonisolated extension Ragd_V1_ReindexRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ReindexRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}collection\0\u{1}embedder\0\u{3}chunk_size\0\u{3}chunk_overlap\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}collection\0\u{1}embedder\0\u{3}chunk_size\0\u{3}chunk_overlap\0\u{1}profile\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -7022,6 +7036,7 @@ nonisolated extension Ragd_V1_ReindexRequest: SwiftProtobuf.Message, SwiftProtob
       case 2: try { try decoder.decodeSingularStringField(value: &self.embedder) }()
       case 3: try { try decoder.decodeSingularUInt32Field(value: &self.chunkSize) }()
       case 4: try { try decoder.decodeSingularUInt32Field(value: &self.chunkOverlap) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.profile) }()
       default: break
       }
     }
@@ -7040,6 +7055,9 @@ nonisolated extension Ragd_V1_ReindexRequest: SwiftProtobuf.Message, SwiftProtob
     if self.chunkOverlap != 0 {
       try visitor.visitSingularUInt32Field(value: self.chunkOverlap, fieldNumber: 4)
     }
+    if !self.profile.isEmpty {
+      try visitor.visitSingularStringField(value: self.profile, fieldNumber: 5)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -7048,6 +7066,7 @@ nonisolated extension Ragd_V1_ReindexRequest: SwiftProtobuf.Message, SwiftProtob
     if lhs.embedder != rhs.embedder {return false}
     if lhs.chunkSize != rhs.chunkSize {return false}
     if lhs.chunkOverlap != rhs.chunkOverlap {return false}
+    if lhs.profile != rhs.profile {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -10428,7 +10428,7 @@ const ProtobufCMessageDescriptor ragd__v1__create_experiment_request__descriptor
   (ProtobufCMessageInit) ragd__v1__create_experiment_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor ragd__v1__create_experiment_response__field_descriptors[1] =
+static const ProtobufCFieldDescriptor ragd__v1__create_experiment_response__field_descriptors[2] =
 {
   {
     "experiment",
@@ -10442,14 +10442,27 @@ static const ProtobufCFieldDescriptor ragd__v1__create_experiment_response__fiel
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "backfill_jobs",
+    2,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_STRING,
+    offsetof(Ragd__V1__CreateExperimentResponse, n_backfill_jobs),
+    offsetof(Ragd__V1__CreateExperimentResponse, backfill_jobs),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned ragd__v1__create_experiment_response__field_indices_by_name[] = {
+  1,   /* field[1] = backfill_jobs */
   0,   /* field[0] = experiment */
 };
 static const ProtobufCIntRange ragd__v1__create_experiment_response__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 1 }
+  { 0, 2 }
 };
 const ProtobufCMessageDescriptor ragd__v1__create_experiment_response__descriptor =
 {
@@ -10459,7 +10472,7 @@ const ProtobufCMessageDescriptor ragd__v1__create_experiment_response__descripto
   "Ragd__V1__CreateExperimentResponse",
   "ragd.v1",
   sizeof(Ragd__V1__CreateExperimentResponse),
-  1,
+  2,
   ragd__v1__create_experiment_response__field_descriptors,
   ragd__v1__create_experiment_response__field_indices_by_name,
   1,  ragd__v1__create_experiment_response__number_ranges,
@@ -11227,7 +11240,7 @@ const ProtobufCMessageDescriptor ragd__v1__job_spec__descriptor =
   (ProtobufCMessageInit) ragd__v1__job_spec__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor ragd__v1__reindex_request__field_descriptors[4] =
+static const ProtobufCFieldDescriptor ragd__v1__reindex_request__field_descriptors[5] =
 {
   {
     "collection",
@@ -11277,17 +11290,30 @@ static const ProtobufCFieldDescriptor ragd__v1__reindex_request__field_descripto
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "profile",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ReindexRequest, profile),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned ragd__v1__reindex_request__field_indices_by_name[] = {
   3,   /* field[3] = chunk_overlap */
   2,   /* field[2] = chunk_size */
   0,   /* field[0] = collection */
   1,   /* field[1] = embedder */
+  4,   /* field[4] = profile */
 };
 static const ProtobufCIntRange ragd__v1__reindex_request__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 4 }
+  { 0, 5 }
 };
 const ProtobufCMessageDescriptor ragd__v1__reindex_request__descriptor =
 {
@@ -11297,7 +11323,7 @@ const ProtobufCMessageDescriptor ragd__v1__reindex_request__descriptor =
   "Ragd__V1__ReindexRequest",
   "ragd.v1",
   sizeof(Ragd__V1__ReindexRequest),
-  4,
+  5,
   ragd__v1__reindex_request__field_descriptors,
   ragd__v1__reindex_request__field_indices_by_name,
   1,  ragd__v1__reindex_request__number_ranges,

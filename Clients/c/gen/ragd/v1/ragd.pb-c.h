@@ -1596,10 +1596,16 @@ struct  Ragd__V1__CreateExperimentResponse
 {
   ProtobufCMessage base;
   Ragd__V1__Experiment *experiment;
+  /*
+   * Reindex jobs that fill each chunking profile's index with the documents
+   * the collection already holds (single servers; one per new profile).
+   */
+  size_t n_backfill_jobs;
+  char **backfill_jobs;
 };
 #define RAGD__V1__CREATE_EXPERIMENT_RESPONSE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__create_experiment_response__descriptor) \
-    , NULL }
+    , NULL, 0,NULL }
 
 
 struct  Ragd__V1__ListExperimentsRequest
@@ -1826,10 +1832,16 @@ struct  Ragd__V1__ReindexRequest
    */
   uint32_t chunk_size;
   uint32_t chunk_overlap;
+  /*
+   * A chunking profile of an experiment on the collection: fills that profile's
+   * index from the collection's kept sources instead (chunking and embedder
+   * are the profile's and the server's; the collection itself is not touched).
+   */
+  char *profile;
 };
 #define RAGD__V1__REINDEX_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__reindex_request__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0 }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, (char *)protobuf_c_empty_string }
 
 
 struct  Ragd__V1__ReindexResponse
