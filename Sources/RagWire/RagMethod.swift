@@ -24,6 +24,12 @@ public enum RagMethod: String, Sendable, CaseIterable {
     case clusterStatus = "ClusterStatus"
     case clusterChange = "ClusterChange"
     case clusterVerify = "ClusterVerify"
+    case createSnapshot = "CreateSnapshot"
+    case listSnapshots = "ListSnapshots"
+    case deleteSnapshot = "DeleteSnapshot"
+    case readSnapshot = "ReadSnapshot"
+    case uploadSnapshot = "UploadSnapshot"
+    case restoreSnapshot = "RestoreSnapshot"
     // Internal: coordinator -> shard.
     case shardSearch = "ShardSearch"
     case shardStats = "ShardStats"

@@ -9,7 +9,7 @@ struct Ragctl: AsyncParsableCommand {
         commandName: "ragctl",
         abstract: "Command-line client for a Ragd server.",
         subcommands: [IndexCommand.self, QueryCommand.self, StreamCommand.self, StatsCommand.self,
-                      HealthCommand.self, DeleteCommand.self, CollectionsCommand.self, CacheCommand.self, ExperimentsCommand.self, JobsCommand.self, EvalCommand.self, BenchCommand.self, KeysCommand.self, ClusterCommand.self, ReindexCommand.self])
+                      HealthCommand.self, DeleteCommand.self, CollectionsCommand.self, CacheCommand.self, ExperimentsCommand.self, JobsCommand.self, EvalCommand.self, BenchCommand.self, KeysCommand.self, ClusterCommand.self, ReindexCommand.self, SnapshotCommand.self])
 }
 
 /// Where the server is and how long to wait: shared by every subcommand.

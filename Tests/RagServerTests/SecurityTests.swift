@@ -31,7 +31,9 @@ import Testing
             let needs: [RagMethod: KeyRole] = [.index: .write, .indexStream: .write, .delete: .write, .clearCache: .admin,
                                                .createExperiment: .admin, .listExperiments: .admin, .stopExperiment: .admin,
                                                .experimentReport: .admin, .createKey: .admin, .listKeys: .admin, .revokeKey: .admin,
-                                               .clusterStatus: .admin, .clusterChange: .admin, .clusterVerify: .admin]
+                                               .clusterStatus: .admin, .clusterChange: .admin, .clusterVerify: .admin,
+                                               .createSnapshot: .admin, .listSnapshots: .admin, .deleteSnapshot: .admin, .readSnapshot: .admin,
+                                               .uploadSnapshot: .admin, .restoreSnapshot: .admin]
             var expectedDenied = 0
             for m in Self.publicMethods {
                 let payload = Data()

@@ -59,7 +59,8 @@ public final class Authorizer: Sendable {
             m[r.rawValue] = .read
         }
         for r in [RagMethod.index, .indexStream, .delete] { m[r.rawValue] = .write }
-        for r in [RagMethod.clearCache, .createExperiment, .listExperiments, .stopExperiment, .experimentReport, .createKey, .listKeys, .revokeKey, .clusterStatus, .clusterChange, .clusterVerify] {
+        for r in [RagMethod.clearCache, .createExperiment, .listExperiments, .stopExperiment, .experimentReport, .createKey, .listKeys, .revokeKey, .clusterStatus, .clusterChange, .clusterVerify,
+                  .createSnapshot, .listSnapshots, .deleteSnapshot, .readSnapshot, .uploadSnapshot, .restoreSnapshot] {
             m[r.rawValue] = .admin
         }
         return m

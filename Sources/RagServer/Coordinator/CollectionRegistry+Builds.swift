@@ -49,6 +49,20 @@ extension CollectionRegistry {
         return old
     }
 
+    /// Registers a collection whose storage is already on disk (a restored
+    /// snapshot); ALREADY_EXISTS if the name was taken meanwhile.
+    public func create(_ info: CollectionInfo) async throws(RagError) -> CollectionHandle {
+        guard collections[info.name] == nil else { throw RagError(.alreadyExists, "collection \(info.name) was created meanwhile; restore over it") }
+        let handle = try Self.open(info, makeShard: makeShard)
+        collections[info.name] = handle
+        do { _ = try await catalog.create(info) } catch {
+            collections[info.name] = nil
+            for s in handle.shards { await s.close() }
+            throw error
+        }
+        return handle
+    }
+
     /// Forgets a build (its job failed or was cancelled); returns its storage to delete.
     public func abandonBuild(_ name: String) async throws(RagError) -> CollectionHandle? {
         guard var current = collections[name], current.info.building != nil else { return nil }

@@ -52,7 +52,7 @@ extension Coordinator {
                 if current.info.storage != plans[0].handle.info.storage {
                     plans[0] = try await prepare(handle: current, documents: documents, chunkSize: chunkSize, chunkOverlap: chunkOverlap)
                 }
-                if let target = await registry.build(collection) {
+                if let target = await registry.build(collection), target.info.embedder == embedder.id {
                     var mirror = try await prepare(handle: target, documents: documents, chunkSize: chunkSize, chunkOverlap: chunkOverlap)
                     mirror.mirror = true
                     plans.insert(mirror, at: 1)

@@ -13,7 +13,7 @@ import Synchronization
 public actor LocalShard: Shard {
     public nonisolated let partition: Int
     public nonisolated let dimension: Int
-    let store: PartitionStore
+    nonisolated let store: PartitionStore
     let index: PartitionIndex
     /// While this partition receives a copy (a move): the session, and every
     /// document id written through the cluster since it began, with the

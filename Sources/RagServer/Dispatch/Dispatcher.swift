@@ -140,7 +140,8 @@ public final class Dispatcher: Sendable {
     static let serverSide: Set<RagError.Code> = [.internal, .dataLoss, .unknown]
 
     func redacted(_ e: RagError, requestID: String) -> RagError {
-        if Self.serverSide.contains(e.code) {
+        // A damaged snapshot archive is the caller's data, named by entry only: it says what failed.
+        if Self.serverSide.contains(e.code), !(e.code == .dataLoss && e.message.hasPrefix(TarArchive.damagedPrefix)) {
             return RagError(e.code, "\(e.code == .dataLoss ? "stored data failed a check" : "internal error") (request id \(requestID)); the server log has the details")
         }
         var message = e.message

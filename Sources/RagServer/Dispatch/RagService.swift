@@ -19,10 +19,13 @@ public struct RagService: Sendable {
     let authorizer: Authorizer?
     let controlPlane: EtcdClient?
     let rebalancer: Rebalancer?
+    /// Snapshots of collections (single servers).
+    let snapshots: SnapshotManager?
 
     public init(coordinator: Coordinator, stats: ServerStats, cache: QueryCache? = nil, metrics: RagMetrics? = nil, role: String = "all",
                 cluster: Cluster? = nil, rebalancer: Rebalancer? = nil, experiments: ExperimentManager? = nil, jobs: JobRunner? = nil, authorizer: Authorizer? = nil,
-                controlPlane: EtcdClient? = nil) {
+                controlPlane: EtcdClient? = nil, snapshots: SnapshotManager? = nil) {
+        self.snapshots = snapshots
         self.authorizer = authorizer
         self.controlPlane = controlPlane
         self.rebalancer = rebalancer
@@ -56,7 +59,7 @@ public struct RagService: Sendable {
             RagMethod.getJob.rawValue: .unary { try await getJob($0, $1) },
             RagMethod.listJobs.rawValue: .unary { try await listJobs($0, $1) },
             RagMethod.cancelJob.rawValue: .unary { try await cancelJob($0, $1) },
-        ].merging(keyHandlers) { a, _ in a }.merging(clusterHandlers) { a, _ in a }
+        ].merging(keyHandlers) { a, _ in a }.merging(clusterHandlers) { a, _ in a }.merging(snapshotHandlers) { a, _ in a }
     }
 
     static func rerank(_ w: Ragd_V1_Rerank) throws(RagError) -> RerankOptions? {

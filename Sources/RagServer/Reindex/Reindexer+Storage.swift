@@ -53,10 +53,13 @@ extension Reindexer {
         for c in await registry.all() {
             guard let b = c.info.building else { continue }
             let state = await jobState(b.job)
-            if let state, state.isEmpty || ["staging", "queued", "running"].contains(state) { continue }  // "": the queue cannot say now
+            // A server started with another embedder than the build's cannot go on with it: the job starts a new one.
+            let embeddable = b.embedder == coordinator.embedder.id
+            if embeddable, let state, state.isEmpty || ["staging", "queued", "running"].contains(state) { continue }  // "": the queue cannot say now
             do {
                 if let handle = try await coordinator.exclusively(c.info.name, { try await registry.abandonBuild(c.info.name) }) {
-                    logger.warning("reindex of \(c.info.name): job \(b.job) is \(state ?? "gone"); its unfinished build \(b.storage) is deleted")
+                    let why = embeddable ? "job \(b.job) is \(state ?? "gone")" : "this server embeds with \(coordinator.embedder.id), not \(b.embedder)"
+                    logger.warning("reindex of \(c.info.name): \(why); its unfinished build \(b.storage) is deleted")
                     await delete(handle)
                 }
             } catch {

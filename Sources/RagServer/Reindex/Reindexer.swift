@@ -146,10 +146,16 @@ public final class Reindexer: Sendable {
         let name = o.collection
         let old = try await registry.get(name)
         let sources = try local(old)
-        let (size, overlap, chunker) = try chunking(o, old.info)
+        let (size, overlap, _) = try chunking(o, old.info)
         let embedder = coordinator.embedder
         let planned = old.info.building ?? StorageBuild(storage: Self.nextStorage(old.info), embedder: embedder.id, dimension: embedder.dimension,
                                                          chunkSize: size, chunkOverlap: overlap, job: job)
+        // A build resumes as it began (`recover` abandons one this server cannot embed for).
+        let chunker = try Coordinator.chunker(size: planned.chunkSize, overlap: planned.chunkOverlap,
+                                              collection: CollectionInfo(name: name, embedder: "", dimension: 1, partitions: 1))
+        guard planned.embedder == embedder.id else {
+            throw RagError.failedPrecondition("the unfinished build of \(name) embeds with \(planned.embedder); this server embeds with \(embedder.id)")
+        }
         let target = try await coordinator.exclusively(name) { try await registry.beginBuild(name, planned) }
         let targets = Target(shards: try local(target), placedUnder: name)
         logger.info("reindex of \(name) (job \(job)): building \(planned.storage) with \(planned.embedder), chunks \(planned.chunkSize == 0 ? "default" : "\(planned.chunkSize)/\(planned.chunkOverlap)")")

@@ -4999,6 +4999,591 @@ void   ragd__v1__revoke_key_response__free_unpacked
   assert(message->base.descriptor == &ragd__v1__revoke_key_response__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   ragd__v1__snapshot_info__init
+                     (Ragd__V1__SnapshotInfo         *message)
+{
+  static const Ragd__V1__SnapshotInfo init_value = RAGD__V1__SNAPSHOT_INFO__INIT;
+  *message = init_value;
+}
+size_t ragd__v1__snapshot_info__get_packed_size
+                     (const Ragd__V1__SnapshotInfo *message)
+{
+  assert(message->base.descriptor == &ragd__v1__snapshot_info__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t ragd__v1__snapshot_info__pack
+                     (const Ragd__V1__SnapshotInfo *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &ragd__v1__snapshot_info__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t ragd__v1__snapshot_info__pack_to_buffer
+                     (const Ragd__V1__SnapshotInfo *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &ragd__v1__snapshot_info__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Ragd__V1__SnapshotInfo *
+       ragd__v1__snapshot_info__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Ragd__V1__SnapshotInfo *)
+     protobuf_c_message_unpack (&ragd__v1__snapshot_info__descriptor,
+                                allocator, len, data);
+}
+void   ragd__v1__snapshot_info__free_unpacked
+                     (Ragd__V1__SnapshotInfo *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &ragd__v1__snapshot_info__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   ragd__v1__create_snapshot_request__init
+                     (Ragd__V1__CreateSnapshotRequest         *message)
+{
+  static const Ragd__V1__CreateSnapshotRequest init_value = RAGD__V1__CREATE_SNAPSHOT_REQUEST__INIT;
+  *message = init_value;
+}
+size_t ragd__v1__create_snapshot_request__get_packed_size
+                     (const Ragd__V1__CreateSnapshotRequest *message)
+{
+  assert(message->base.descriptor == &ragd__v1__create_snapshot_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t ragd__v1__create_snapshot_request__pack
+                     (const Ragd__V1__CreateSnapshotRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &ragd__v1__create_snapshot_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t ragd__v1__create_snapshot_request__pack_to_buffer
+                     (const Ragd__V1__CreateSnapshotRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &ragd__v1__create_snapshot_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Ragd__V1__CreateSnapshotRequest *
+       ragd__v1__create_snapshot_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Ragd__V1__CreateSnapshotRequest *)
+     protobuf_c_message_unpack (&ragd__v1__create_snapshot_request__descriptor,
+                                allocator, len, data);
+}
+void   ragd__v1__create_snapshot_request__free_unpacked
+                     (Ragd__V1__CreateSnapshotRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &ragd__v1__create_snapshot_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   ragd__v1__create_snapshot_response__init
+                     (Ragd__V1__CreateSnapshotResponse         *message)
+{
+  static const Ragd__V1__CreateSnapshotResponse init_value = RAGD__V1__CREATE_SNAPSHOT_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t ragd__v1__create_snapshot_response__get_packed_size
+                     (const Ragd__V1__CreateSnapshotResponse *message)
+{
+  assert(message->base.descriptor == &ragd__v1__create_snapshot_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t ragd__v1__create_snapshot_response__pack
+                     (const Ragd__V1__CreateSnapshotResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &ragd__v1__create_snapshot_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t ragd__v1__create_snapshot_response__pack_to_buffer
+                     (const Ragd__V1__CreateSnapshotResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &ragd__v1__create_snapshot_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Ragd__V1__CreateSnapshotResponse *
+       ragd__v1__create_snapshot_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Ragd__V1__CreateSnapshotResponse *)
+     protobuf_c_message_unpack (&ragd__v1__create_snapshot_response__descriptor,
+                                allocator, len, data);
+}
+void   ragd__v1__create_snapshot_response__free_unpacked
+                     (Ragd__V1__CreateSnapshotResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &ragd__v1__create_snapshot_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   ragd__v1__list_snapshots_request__init
+                     (Ragd__V1__ListSnapshotsRequest         *message)
+{
+  static const Ragd__V1__ListSnapshotsRequest init_value = RAGD__V1__LIST_SNAPSHOTS_REQUEST__INIT;
+  *message = init_value;
+}
+size_t ragd__v1__list_snapshots_request__get_packed_size
+                     (const Ragd__V1__ListSnapshotsRequest *message)
+{
+  assert(message->base.descriptor == &ragd__v1__list_snapshots_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t ragd__v1__list_snapshots_request__pack
+                     (const Ragd__V1__ListSnapshotsRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &ragd__v1__list_snapshots_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t ragd__v1__list_snapshots_request__pack_to_buffer
+                     (const Ragd__V1__ListSnapshotsRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &ragd__v1__list_snapshots_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Ragd__V1__ListSnapshotsRequest *
+       ragd__v1__list_snapshots_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Ragd__V1__ListSnapshotsRequest *)
+     protobuf_c_message_unpack (&ragd__v1__list_snapshots_request__descriptor,
+                                allocator, len, data);
+}
+void   ragd__v1__list_snapshots_request__free_unpacked
+                     (Ragd__V1__ListSnapshotsRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &ragd__v1__list_snapshots_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   ragd__v1__list_snapshots_response__init
+                     (Ragd__V1__ListSnapshotsResponse         *message)
+{
+  static const Ragd__V1__ListSnapshotsResponse init_value = RAGD__V1__LIST_SNAPSHOTS_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t ragd__v1__list_snapshots_response__get_packed_size
+                     (const Ragd__V1__ListSnapshotsResponse *message)
+{
+  assert(message->base.descriptor == &ragd__v1__list_snapshots_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t ragd__v1__list_snapshots_response__pack
+                     (const Ragd__V1__ListSnapshotsResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &ragd__v1__list_snapshots_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t ragd__v1__list_snapshots_response__pack_to_buffer
+                     (const Ragd__V1__ListSnapshotsResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &ragd__v1__list_snapshots_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Ragd__V1__ListSnapshotsResponse *
+       ragd__v1__list_snapshots_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Ragd__V1__ListSnapshotsResponse *)
+     protobuf_c_message_unpack (&ragd__v1__list_snapshots_response__descriptor,
+                                allocator, len, data);
+}
+void   ragd__v1__list_snapshots_response__free_unpacked
+                     (Ragd__V1__ListSnapshotsResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &ragd__v1__list_snapshots_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   ragd__v1__delete_snapshot_request__init
+                     (Ragd__V1__DeleteSnapshotRequest         *message)
+{
+  static const Ragd__V1__DeleteSnapshotRequest init_value = RAGD__V1__DELETE_SNAPSHOT_REQUEST__INIT;
+  *message = init_value;
+}
+size_t ragd__v1__delete_snapshot_request__get_packed_size
+                     (const Ragd__V1__DeleteSnapshotRequest *message)
+{
+  assert(message->base.descriptor == &ragd__v1__delete_snapshot_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t ragd__v1__delete_snapshot_request__pack
+                     (const Ragd__V1__DeleteSnapshotRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &ragd__v1__delete_snapshot_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t ragd__v1__delete_snapshot_request__pack_to_buffer
+                     (const Ragd__V1__DeleteSnapshotRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &ragd__v1__delete_snapshot_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Ragd__V1__DeleteSnapshotRequest *
+       ragd__v1__delete_snapshot_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Ragd__V1__DeleteSnapshotRequest *)
+     protobuf_c_message_unpack (&ragd__v1__delete_snapshot_request__descriptor,
+                                allocator, len, data);
+}
+void   ragd__v1__delete_snapshot_request__free_unpacked
+                     (Ragd__V1__DeleteSnapshotRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &ragd__v1__delete_snapshot_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   ragd__v1__delete_snapshot_response__init
+                     (Ragd__V1__DeleteSnapshotResponse         *message)
+{
+  static const Ragd__V1__DeleteSnapshotResponse init_value = RAGD__V1__DELETE_SNAPSHOT_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t ragd__v1__delete_snapshot_response__get_packed_size
+                     (const Ragd__V1__DeleteSnapshotResponse *message)
+{
+  assert(message->base.descriptor == &ragd__v1__delete_snapshot_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t ragd__v1__delete_snapshot_response__pack
+                     (const Ragd__V1__DeleteSnapshotResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &ragd__v1__delete_snapshot_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t ragd__v1__delete_snapshot_response__pack_to_buffer
+                     (const Ragd__V1__DeleteSnapshotResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &ragd__v1__delete_snapshot_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Ragd__V1__DeleteSnapshotResponse *
+       ragd__v1__delete_snapshot_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Ragd__V1__DeleteSnapshotResponse *)
+     protobuf_c_message_unpack (&ragd__v1__delete_snapshot_response__descriptor,
+                                allocator, len, data);
+}
+void   ragd__v1__delete_snapshot_response__free_unpacked
+                     (Ragd__V1__DeleteSnapshotResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &ragd__v1__delete_snapshot_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   ragd__v1__read_snapshot_request__init
+                     (Ragd__V1__ReadSnapshotRequest         *message)
+{
+  static const Ragd__V1__ReadSnapshotRequest init_value = RAGD__V1__READ_SNAPSHOT_REQUEST__INIT;
+  *message = init_value;
+}
+size_t ragd__v1__read_snapshot_request__get_packed_size
+                     (const Ragd__V1__ReadSnapshotRequest *message)
+{
+  assert(message->base.descriptor == &ragd__v1__read_snapshot_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t ragd__v1__read_snapshot_request__pack
+                     (const Ragd__V1__ReadSnapshotRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &ragd__v1__read_snapshot_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t ragd__v1__read_snapshot_request__pack_to_buffer
+                     (const Ragd__V1__ReadSnapshotRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &ragd__v1__read_snapshot_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Ragd__V1__ReadSnapshotRequest *
+       ragd__v1__read_snapshot_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Ragd__V1__ReadSnapshotRequest *)
+     protobuf_c_message_unpack (&ragd__v1__read_snapshot_request__descriptor,
+                                allocator, len, data);
+}
+void   ragd__v1__read_snapshot_request__free_unpacked
+                     (Ragd__V1__ReadSnapshotRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &ragd__v1__read_snapshot_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   ragd__v1__read_snapshot_response__init
+                     (Ragd__V1__ReadSnapshotResponse         *message)
+{
+  static const Ragd__V1__ReadSnapshotResponse init_value = RAGD__V1__READ_SNAPSHOT_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t ragd__v1__read_snapshot_response__get_packed_size
+                     (const Ragd__V1__ReadSnapshotResponse *message)
+{
+  assert(message->base.descriptor == &ragd__v1__read_snapshot_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t ragd__v1__read_snapshot_response__pack
+                     (const Ragd__V1__ReadSnapshotResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &ragd__v1__read_snapshot_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t ragd__v1__read_snapshot_response__pack_to_buffer
+                     (const Ragd__V1__ReadSnapshotResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &ragd__v1__read_snapshot_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Ragd__V1__ReadSnapshotResponse *
+       ragd__v1__read_snapshot_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Ragd__V1__ReadSnapshotResponse *)
+     protobuf_c_message_unpack (&ragd__v1__read_snapshot_response__descriptor,
+                                allocator, len, data);
+}
+void   ragd__v1__read_snapshot_response__free_unpacked
+                     (Ragd__V1__ReadSnapshotResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &ragd__v1__read_snapshot_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   ragd__v1__upload_snapshot_request__init
+                     (Ragd__V1__UploadSnapshotRequest         *message)
+{
+  static const Ragd__V1__UploadSnapshotRequest init_value = RAGD__V1__UPLOAD_SNAPSHOT_REQUEST__INIT;
+  *message = init_value;
+}
+size_t ragd__v1__upload_snapshot_request__get_packed_size
+                     (const Ragd__V1__UploadSnapshotRequest *message)
+{
+  assert(message->base.descriptor == &ragd__v1__upload_snapshot_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t ragd__v1__upload_snapshot_request__pack
+                     (const Ragd__V1__UploadSnapshotRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &ragd__v1__upload_snapshot_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t ragd__v1__upload_snapshot_request__pack_to_buffer
+                     (const Ragd__V1__UploadSnapshotRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &ragd__v1__upload_snapshot_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Ragd__V1__UploadSnapshotRequest *
+       ragd__v1__upload_snapshot_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Ragd__V1__UploadSnapshotRequest *)
+     protobuf_c_message_unpack (&ragd__v1__upload_snapshot_request__descriptor,
+                                allocator, len, data);
+}
+void   ragd__v1__upload_snapshot_request__free_unpacked
+                     (Ragd__V1__UploadSnapshotRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &ragd__v1__upload_snapshot_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   ragd__v1__upload_snapshot_response__init
+                     (Ragd__V1__UploadSnapshotResponse         *message)
+{
+  static const Ragd__V1__UploadSnapshotResponse init_value = RAGD__V1__UPLOAD_SNAPSHOT_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t ragd__v1__upload_snapshot_response__get_packed_size
+                     (const Ragd__V1__UploadSnapshotResponse *message)
+{
+  assert(message->base.descriptor == &ragd__v1__upload_snapshot_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t ragd__v1__upload_snapshot_response__pack
+                     (const Ragd__V1__UploadSnapshotResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &ragd__v1__upload_snapshot_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t ragd__v1__upload_snapshot_response__pack_to_buffer
+                     (const Ragd__V1__UploadSnapshotResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &ragd__v1__upload_snapshot_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Ragd__V1__UploadSnapshotResponse *
+       ragd__v1__upload_snapshot_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Ragd__V1__UploadSnapshotResponse *)
+     protobuf_c_message_unpack (&ragd__v1__upload_snapshot_response__descriptor,
+                                allocator, len, data);
+}
+void   ragd__v1__upload_snapshot_response__free_unpacked
+                     (Ragd__V1__UploadSnapshotResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &ragd__v1__upload_snapshot_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   ragd__v1__restore_snapshot_request__init
+                     (Ragd__V1__RestoreSnapshotRequest         *message)
+{
+  static const Ragd__V1__RestoreSnapshotRequest init_value = RAGD__V1__RESTORE_SNAPSHOT_REQUEST__INIT;
+  *message = init_value;
+}
+size_t ragd__v1__restore_snapshot_request__get_packed_size
+                     (const Ragd__V1__RestoreSnapshotRequest *message)
+{
+  assert(message->base.descriptor == &ragd__v1__restore_snapshot_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t ragd__v1__restore_snapshot_request__pack
+                     (const Ragd__V1__RestoreSnapshotRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &ragd__v1__restore_snapshot_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t ragd__v1__restore_snapshot_request__pack_to_buffer
+                     (const Ragd__V1__RestoreSnapshotRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &ragd__v1__restore_snapshot_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Ragd__V1__RestoreSnapshotRequest *
+       ragd__v1__restore_snapshot_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Ragd__V1__RestoreSnapshotRequest *)
+     protobuf_c_message_unpack (&ragd__v1__restore_snapshot_request__descriptor,
+                                allocator, len, data);
+}
+void   ragd__v1__restore_snapshot_request__free_unpacked
+                     (Ragd__V1__RestoreSnapshotRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &ragd__v1__restore_snapshot_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   ragd__v1__restore_snapshot_response__init
+                     (Ragd__V1__RestoreSnapshotResponse         *message)
+{
+  static const Ragd__V1__RestoreSnapshotResponse init_value = RAGD__V1__RESTORE_SNAPSHOT_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t ragd__v1__restore_snapshot_response__get_packed_size
+                     (const Ragd__V1__RestoreSnapshotResponse *message)
+{
+  assert(message->base.descriptor == &ragd__v1__restore_snapshot_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t ragd__v1__restore_snapshot_response__pack
+                     (const Ragd__V1__RestoreSnapshotResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &ragd__v1__restore_snapshot_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t ragd__v1__restore_snapshot_response__pack_to_buffer
+                     (const Ragd__V1__RestoreSnapshotResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &ragd__v1__restore_snapshot_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Ragd__V1__RestoreSnapshotResponse *
+       ragd__v1__restore_snapshot_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Ragd__V1__RestoreSnapshotResponse *)
+     protobuf_c_message_unpack (&ragd__v1__restore_snapshot_response__descriptor,
+                                allocator, len, data);
+}
+void   ragd__v1__restore_snapshot_response__free_unpacked
+                     (Ragd__V1__RestoreSnapshotResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &ragd__v1__restore_snapshot_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 static const ProtobufCFieldDescriptor ragd__v1__metadata__field_descriptors[4] =
 {
   {
@@ -13418,6 +14003,707 @@ const ProtobufCMessageDescriptor ragd__v1__revoke_key_response__descriptor =
   ragd__v1__revoke_key_response__field_indices_by_name,
   1,  ragd__v1__revoke_key_response__number_ranges,
   (ProtobufCMessageInit) ragd__v1__revoke_key_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor ragd__v1__snapshot_info__field_descriptors[9] =
+{
+  {
+    "name",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__SnapshotInfo, name),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "collection",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__SnapshotInfo, collection),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "embedder",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__SnapshotInfo, embedder),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "dimension",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__SnapshotInfo, dimension),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "partitions",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__SnapshotInfo, partitions),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "documents",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__SnapshotInfo, documents),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "chunks",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__SnapshotInfo, chunks),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "bytes",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__SnapshotInfo, bytes),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "created_at",
+    9,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_DOUBLE,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__SnapshotInfo, created_at),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned ragd__v1__snapshot_info__field_indices_by_name[] = {
+  7,   /* field[7] = bytes */
+  6,   /* field[6] = chunks */
+  1,   /* field[1] = collection */
+  8,   /* field[8] = created_at */
+  3,   /* field[3] = dimension */
+  5,   /* field[5] = documents */
+  2,   /* field[2] = embedder */
+  0,   /* field[0] = name */
+  4,   /* field[4] = partitions */
+};
+static const ProtobufCIntRange ragd__v1__snapshot_info__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 9 }
+};
+const ProtobufCMessageDescriptor ragd__v1__snapshot_info__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "ragd.v1.SnapshotInfo",
+  "SnapshotInfo",
+  "Ragd__V1__SnapshotInfo",
+  "ragd.v1",
+  sizeof(Ragd__V1__SnapshotInfo),
+  9,
+  ragd__v1__snapshot_info__field_descriptors,
+  ragd__v1__snapshot_info__field_indices_by_name,
+  1,  ragd__v1__snapshot_info__number_ranges,
+  (ProtobufCMessageInit) ragd__v1__snapshot_info__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor ragd__v1__create_snapshot_request__field_descriptors[1] =
+{
+  {
+    "collection",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__CreateSnapshotRequest, collection),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned ragd__v1__create_snapshot_request__field_indices_by_name[] = {
+  0,   /* field[0] = collection */
+};
+static const ProtobufCIntRange ragd__v1__create_snapshot_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor ragd__v1__create_snapshot_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "ragd.v1.CreateSnapshotRequest",
+  "CreateSnapshotRequest",
+  "Ragd__V1__CreateSnapshotRequest",
+  "ragd.v1",
+  sizeof(Ragd__V1__CreateSnapshotRequest),
+  1,
+  ragd__v1__create_snapshot_request__field_descriptors,
+  ragd__v1__create_snapshot_request__field_indices_by_name,
+  1,  ragd__v1__create_snapshot_request__number_ranges,
+  (ProtobufCMessageInit) ragd__v1__create_snapshot_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor ragd__v1__create_snapshot_response__field_descriptors[2] =
+{
+  {
+    "snapshot",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__CreateSnapshotResponse, snapshot),
+    &ragd__v1__snapshot_info__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "seconds",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_DOUBLE,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__CreateSnapshotResponse, seconds),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned ragd__v1__create_snapshot_response__field_indices_by_name[] = {
+  1,   /* field[1] = seconds */
+  0,   /* field[0] = snapshot */
+};
+static const ProtobufCIntRange ragd__v1__create_snapshot_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor ragd__v1__create_snapshot_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "ragd.v1.CreateSnapshotResponse",
+  "CreateSnapshotResponse",
+  "Ragd__V1__CreateSnapshotResponse",
+  "ragd.v1",
+  sizeof(Ragd__V1__CreateSnapshotResponse),
+  2,
+  ragd__v1__create_snapshot_response__field_descriptors,
+  ragd__v1__create_snapshot_response__field_indices_by_name,
+  1,  ragd__v1__create_snapshot_response__number_ranges,
+  (ProtobufCMessageInit) ragd__v1__create_snapshot_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+#define ragd__v1__list_snapshots_request__field_descriptors NULL
+#define ragd__v1__list_snapshots_request__field_indices_by_name NULL
+#define ragd__v1__list_snapshots_request__number_ranges NULL
+const ProtobufCMessageDescriptor ragd__v1__list_snapshots_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "ragd.v1.ListSnapshotsRequest",
+  "ListSnapshotsRequest",
+  "Ragd__V1__ListSnapshotsRequest",
+  "ragd.v1",
+  sizeof(Ragd__V1__ListSnapshotsRequest),
+  0,
+  ragd__v1__list_snapshots_request__field_descriptors,
+  ragd__v1__list_snapshots_request__field_indices_by_name,
+  0,  ragd__v1__list_snapshots_request__number_ranges,
+  (ProtobufCMessageInit) ragd__v1__list_snapshots_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor ragd__v1__list_snapshots_response__field_descriptors[1] =
+{
+  {
+    "snapshots",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Ragd__V1__ListSnapshotsResponse, n_snapshots),
+    offsetof(Ragd__V1__ListSnapshotsResponse, snapshots),
+    &ragd__v1__snapshot_info__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned ragd__v1__list_snapshots_response__field_indices_by_name[] = {
+  0,   /* field[0] = snapshots */
+};
+static const ProtobufCIntRange ragd__v1__list_snapshots_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor ragd__v1__list_snapshots_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "ragd.v1.ListSnapshotsResponse",
+  "ListSnapshotsResponse",
+  "Ragd__V1__ListSnapshotsResponse",
+  "ragd.v1",
+  sizeof(Ragd__V1__ListSnapshotsResponse),
+  1,
+  ragd__v1__list_snapshots_response__field_descriptors,
+  ragd__v1__list_snapshots_response__field_indices_by_name,
+  1,  ragd__v1__list_snapshots_response__number_ranges,
+  (ProtobufCMessageInit) ragd__v1__list_snapshots_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor ragd__v1__delete_snapshot_request__field_descriptors[1] =
+{
+  {
+    "name",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__DeleteSnapshotRequest, name),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned ragd__v1__delete_snapshot_request__field_indices_by_name[] = {
+  0,   /* field[0] = name */
+};
+static const ProtobufCIntRange ragd__v1__delete_snapshot_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor ragd__v1__delete_snapshot_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "ragd.v1.DeleteSnapshotRequest",
+  "DeleteSnapshotRequest",
+  "Ragd__V1__DeleteSnapshotRequest",
+  "ragd.v1",
+  sizeof(Ragd__V1__DeleteSnapshotRequest),
+  1,
+  ragd__v1__delete_snapshot_request__field_descriptors,
+  ragd__v1__delete_snapshot_request__field_indices_by_name,
+  1,  ragd__v1__delete_snapshot_request__number_ranges,
+  (ProtobufCMessageInit) ragd__v1__delete_snapshot_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+#define ragd__v1__delete_snapshot_response__field_descriptors NULL
+#define ragd__v1__delete_snapshot_response__field_indices_by_name NULL
+#define ragd__v1__delete_snapshot_response__number_ranges NULL
+const ProtobufCMessageDescriptor ragd__v1__delete_snapshot_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "ragd.v1.DeleteSnapshotResponse",
+  "DeleteSnapshotResponse",
+  "Ragd__V1__DeleteSnapshotResponse",
+  "ragd.v1",
+  sizeof(Ragd__V1__DeleteSnapshotResponse),
+  0,
+  ragd__v1__delete_snapshot_response__field_descriptors,
+  ragd__v1__delete_snapshot_response__field_indices_by_name,
+  0,  ragd__v1__delete_snapshot_response__number_ranges,
+  (ProtobufCMessageInit) ragd__v1__delete_snapshot_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor ragd__v1__read_snapshot_request__field_descriptors[3] =
+{
+  {
+    "name",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ReadSnapshotRequest, name),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "offset",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ReadSnapshotRequest, offset),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "length",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ReadSnapshotRequest, length),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned ragd__v1__read_snapshot_request__field_indices_by_name[] = {
+  2,   /* field[2] = length */
+  0,   /* field[0] = name */
+  1,   /* field[1] = offset */
+};
+static const ProtobufCIntRange ragd__v1__read_snapshot_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor ragd__v1__read_snapshot_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "ragd.v1.ReadSnapshotRequest",
+  "ReadSnapshotRequest",
+  "Ragd__V1__ReadSnapshotRequest",
+  "ragd.v1",
+  sizeof(Ragd__V1__ReadSnapshotRequest),
+  3,
+  ragd__v1__read_snapshot_request__field_descriptors,
+  ragd__v1__read_snapshot_request__field_indices_by_name,
+  1,  ragd__v1__read_snapshot_request__number_ranges,
+  (ProtobufCMessageInit) ragd__v1__read_snapshot_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor ragd__v1__read_snapshot_response__field_descriptors[2] =
+{
+  {
+    "data",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BYTES,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ReadSnapshotResponse, data),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "total",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ReadSnapshotResponse, total),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned ragd__v1__read_snapshot_response__field_indices_by_name[] = {
+  0,   /* field[0] = data */
+  1,   /* field[1] = total */
+};
+static const ProtobufCIntRange ragd__v1__read_snapshot_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor ragd__v1__read_snapshot_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "ragd.v1.ReadSnapshotResponse",
+  "ReadSnapshotResponse",
+  "Ragd__V1__ReadSnapshotResponse",
+  "ragd.v1",
+  sizeof(Ragd__V1__ReadSnapshotResponse),
+  2,
+  ragd__v1__read_snapshot_response__field_descriptors,
+  ragd__v1__read_snapshot_response__field_indices_by_name,
+  1,  ragd__v1__read_snapshot_response__number_ranges,
+  (ProtobufCMessageInit) ragd__v1__read_snapshot_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor ragd__v1__upload_snapshot_request__field_descriptors[4] =
+{
+  {
+    "name",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__UploadSnapshotRequest, name),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "offset",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__UploadSnapshotRequest, offset),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "data",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BYTES,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__UploadSnapshotRequest, data),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "last",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__UploadSnapshotRequest, last),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned ragd__v1__upload_snapshot_request__field_indices_by_name[] = {
+  2,   /* field[2] = data */
+  3,   /* field[3] = last */
+  0,   /* field[0] = name */
+  1,   /* field[1] = offset */
+};
+static const ProtobufCIntRange ragd__v1__upload_snapshot_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 4 }
+};
+const ProtobufCMessageDescriptor ragd__v1__upload_snapshot_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "ragd.v1.UploadSnapshotRequest",
+  "UploadSnapshotRequest",
+  "Ragd__V1__UploadSnapshotRequest",
+  "ragd.v1",
+  sizeof(Ragd__V1__UploadSnapshotRequest),
+  4,
+  ragd__v1__upload_snapshot_request__field_descriptors,
+  ragd__v1__upload_snapshot_request__field_indices_by_name,
+  1,  ragd__v1__upload_snapshot_request__number_ranges,
+  (ProtobufCMessageInit) ragd__v1__upload_snapshot_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor ragd__v1__upload_snapshot_response__field_descriptors[1] =
+{
+  {
+    "snapshot",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__UploadSnapshotResponse, snapshot),
+    &ragd__v1__snapshot_info__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned ragd__v1__upload_snapshot_response__field_indices_by_name[] = {
+  0,   /* field[0] = snapshot */
+};
+static const ProtobufCIntRange ragd__v1__upload_snapshot_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor ragd__v1__upload_snapshot_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "ragd.v1.UploadSnapshotResponse",
+  "UploadSnapshotResponse",
+  "Ragd__V1__UploadSnapshotResponse",
+  "ragd.v1",
+  sizeof(Ragd__V1__UploadSnapshotResponse),
+  1,
+  ragd__v1__upload_snapshot_response__field_descriptors,
+  ragd__v1__upload_snapshot_response__field_indices_by_name,
+  1,  ragd__v1__upload_snapshot_response__number_ranges,
+  (ProtobufCMessageInit) ragd__v1__upload_snapshot_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor ragd__v1__restore_snapshot_request__field_descriptors[2] =
+{
+  {
+    "name",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__RestoreSnapshotRequest, name),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "collection",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__RestoreSnapshotRequest, collection),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned ragd__v1__restore_snapshot_request__field_indices_by_name[] = {
+  1,   /* field[1] = collection */
+  0,   /* field[0] = name */
+};
+static const ProtobufCIntRange ragd__v1__restore_snapshot_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor ragd__v1__restore_snapshot_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "ragd.v1.RestoreSnapshotRequest",
+  "RestoreSnapshotRequest",
+  "Ragd__V1__RestoreSnapshotRequest",
+  "ragd.v1",
+  sizeof(Ragd__V1__RestoreSnapshotRequest),
+  2,
+  ragd__v1__restore_snapshot_request__field_descriptors,
+  ragd__v1__restore_snapshot_request__field_indices_by_name,
+  1,  ragd__v1__restore_snapshot_request__number_ranges,
+  (ProtobufCMessageInit) ragd__v1__restore_snapshot_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor ragd__v1__restore_snapshot_response__field_descriptors[4] =
+{
+  {
+    "collection",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__RestoreSnapshotResponse, collection),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "documents",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__RestoreSnapshotResponse, documents),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "chunks",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__RestoreSnapshotResponse, chunks),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "seconds",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_DOUBLE,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__RestoreSnapshotResponse, seconds),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned ragd__v1__restore_snapshot_response__field_indices_by_name[] = {
+  2,   /* field[2] = chunks */
+  0,   /* field[0] = collection */
+  1,   /* field[1] = documents */
+  3,   /* field[3] = seconds */
+};
+static const ProtobufCIntRange ragd__v1__restore_snapshot_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 4 }
+};
+const ProtobufCMessageDescriptor ragd__v1__restore_snapshot_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "ragd.v1.RestoreSnapshotResponse",
+  "RestoreSnapshotResponse",
+  "Ragd__V1__RestoreSnapshotResponse",
+  "ragd.v1",
+  sizeof(Ragd__V1__RestoreSnapshotResponse),
+  4,
+  ragd__v1__restore_snapshot_response__field_descriptors,
+  ragd__v1__restore_snapshot_response__field_indices_by_name,
+  1,  ragd__v1__restore_snapshot_response__number_ranges,
+  (ProtobufCMessageInit) ragd__v1__restore_snapshot_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCEnumValue ragd__v1__status_code__enum_values_by_number[17] =

@@ -132,6 +132,19 @@ typedef struct Ragd__V1__ListKeysRequest Ragd__V1__ListKeysRequest;
 typedef struct Ragd__V1__ListKeysResponse Ragd__V1__ListKeysResponse;
 typedef struct Ragd__V1__RevokeKeyRequest Ragd__V1__RevokeKeyRequest;
 typedef struct Ragd__V1__RevokeKeyResponse Ragd__V1__RevokeKeyResponse;
+typedef struct Ragd__V1__SnapshotInfo Ragd__V1__SnapshotInfo;
+typedef struct Ragd__V1__CreateSnapshotRequest Ragd__V1__CreateSnapshotRequest;
+typedef struct Ragd__V1__CreateSnapshotResponse Ragd__V1__CreateSnapshotResponse;
+typedef struct Ragd__V1__ListSnapshotsRequest Ragd__V1__ListSnapshotsRequest;
+typedef struct Ragd__V1__ListSnapshotsResponse Ragd__V1__ListSnapshotsResponse;
+typedef struct Ragd__V1__DeleteSnapshotRequest Ragd__V1__DeleteSnapshotRequest;
+typedef struct Ragd__V1__DeleteSnapshotResponse Ragd__V1__DeleteSnapshotResponse;
+typedef struct Ragd__V1__ReadSnapshotRequest Ragd__V1__ReadSnapshotRequest;
+typedef struct Ragd__V1__ReadSnapshotResponse Ragd__V1__ReadSnapshotResponse;
+typedef struct Ragd__V1__UploadSnapshotRequest Ragd__V1__UploadSnapshotRequest;
+typedef struct Ragd__V1__UploadSnapshotResponse Ragd__V1__UploadSnapshotResponse;
+typedef struct Ragd__V1__RestoreSnapshotRequest Ragd__V1__RestoreSnapshotRequest;
+typedef struct Ragd__V1__RestoreSnapshotResponse Ragd__V1__RestoreSnapshotResponse;
 
 
 /* --- enums --- */
@@ -2396,6 +2409,178 @@ struct  Ragd__V1__RevokeKeyResponse
     , NULL }
 
 
+struct  Ragd__V1__SnapshotInfo
+{
+  ProtobufCMessage base;
+  /*
+   * the archive's name on the server
+   */
+  char *name;
+  /*
+   * the collection it was taken of
+   */
+  char *collection;
+  char *embedder;
+  uint32_t dimension;
+  uint32_t partitions;
+  uint64_t documents;
+  uint64_t chunks;
+  /*
+   * archive size
+   */
+  uint64_t bytes;
+  /*
+   * seconds since 1970
+   */
+  double created_at;
+};
+#define RAGD__V1__SNAPSHOT_INFO__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__snapshot_info__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, 0, 0, 0, 0 }
+
+
+struct  Ragd__V1__CreateSnapshotRequest
+{
+  ProtobufCMessage base;
+  char *collection;
+};
+#define RAGD__V1__CREATE_SNAPSHOT_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__create_snapshot_request__descriptor) \
+    , (char *)protobuf_c_empty_string }
+
+
+struct  Ragd__V1__CreateSnapshotResponse
+{
+  ProtobufCMessage base;
+  Ragd__V1__SnapshotInfo *snapshot;
+  double seconds;
+};
+#define RAGD__V1__CREATE_SNAPSHOT_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__create_snapshot_response__descriptor) \
+    , NULL, 0 }
+
+
+struct  Ragd__V1__ListSnapshotsRequest
+{
+  ProtobufCMessage base;
+};
+#define RAGD__V1__LIST_SNAPSHOTS_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__list_snapshots_request__descriptor) \
+     }
+
+
+struct  Ragd__V1__ListSnapshotsResponse
+{
+  ProtobufCMessage base;
+  size_t n_snapshots;
+  Ragd__V1__SnapshotInfo **snapshots;
+};
+#define RAGD__V1__LIST_SNAPSHOTS_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__list_snapshots_response__descriptor) \
+    , 0,NULL }
+
+
+struct  Ragd__V1__DeleteSnapshotRequest
+{
+  ProtobufCMessage base;
+  char *name;
+};
+#define RAGD__V1__DELETE_SNAPSHOT_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__delete_snapshot_request__descriptor) \
+    , (char *)protobuf_c_empty_string }
+
+
+struct  Ragd__V1__DeleteSnapshotResponse
+{
+  ProtobufCMessage base;
+};
+#define RAGD__V1__DELETE_SNAPSHOT_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__delete_snapshot_response__descriptor) \
+     }
+
+
+/*
+ * Reads up to `length` bytes (at most 4 MiB) of an archive from `offset`.
+ */
+struct  Ragd__V1__ReadSnapshotRequest
+{
+  ProtobufCMessage base;
+  char *name;
+  uint64_t offset;
+  uint32_t length;
+};
+#define RAGD__V1__READ_SNAPSHOT_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__read_snapshot_request__descriptor) \
+    , (char *)protobuf_c_empty_string, 0, 0 }
+
+
+struct  Ragd__V1__ReadSnapshotResponse
+{
+  ProtobufCMessage base;
+  ProtobufCBinaryData data;
+  uint64_t total;
+};
+#define RAGD__V1__READ_SNAPSHOT_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__read_snapshot_response__descriptor) \
+    , {0,NULL}, 0 }
+
+
+/*
+ * Uploads an archive in parts, in order; `last` checks it (DATA_LOSS if any
+ * file fails its checksum, and nothing is kept) and makes it a snapshot.
+ */
+struct  Ragd__V1__UploadSnapshotRequest
+{
+  ProtobufCMessage base;
+  char *name;
+  uint64_t offset;
+  ProtobufCBinaryData data;
+  protobuf_c_boolean last;
+};
+#define RAGD__V1__UPLOAD_SNAPSHOT_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__upload_snapshot_request__descriptor) \
+    , (char *)protobuf_c_empty_string, 0, {0,NULL}, 0 }
+
+
+struct  Ragd__V1__UploadSnapshotResponse
+{
+  ProtobufCMessage base;
+  Ragd__V1__SnapshotInfo *snapshot;
+};
+#define RAGD__V1__UPLOAD_SNAPSHOT_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__upload_snapshot_response__descriptor) \
+    , NULL }
+
+
+/*
+ * Restores a snapshot into `collection` (default: the one it was taken of):
+ * a new collection, or over an existing one, switched in one step (queries
+ * see the old documents or the restored ones, never a mix).
+ */
+struct  Ragd__V1__RestoreSnapshotRequest
+{
+  ProtobufCMessage base;
+  char *name;
+  char *collection;
+};
+#define RAGD__V1__RESTORE_SNAPSHOT_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__restore_snapshot_request__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+
+
+struct  Ragd__V1__RestoreSnapshotResponse
+{
+  ProtobufCMessage base;
+  char *collection;
+  uint64_t documents;
+  uint64_t chunks;
+  double seconds;
+};
+#define RAGD__V1__RESTORE_SNAPSHOT_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__restore_snapshot_response__descriptor) \
+    , (char *)protobuf_c_empty_string, 0, 0, 0 }
+
+
 /* Ragd__V1__Metadata methods */
 void   ragd__v1__metadata__init
                      (Ragd__V1__Metadata         *message);
@@ -4507,6 +4692,253 @@ Ragd__V1__RevokeKeyResponse *
 void   ragd__v1__revoke_key_response__free_unpacked
                      (Ragd__V1__RevokeKeyResponse *message,
                       ProtobufCAllocator *allocator);
+/* Ragd__V1__SnapshotInfo methods */
+void   ragd__v1__snapshot_info__init
+                     (Ragd__V1__SnapshotInfo         *message);
+size_t ragd__v1__snapshot_info__get_packed_size
+                     (const Ragd__V1__SnapshotInfo   *message);
+size_t ragd__v1__snapshot_info__pack
+                     (const Ragd__V1__SnapshotInfo   *message,
+                      uint8_t             *out);
+size_t ragd__v1__snapshot_info__pack_to_buffer
+                     (const Ragd__V1__SnapshotInfo   *message,
+                      ProtobufCBuffer     *buffer);
+Ragd__V1__SnapshotInfo *
+       ragd__v1__snapshot_info__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   ragd__v1__snapshot_info__free_unpacked
+                     (Ragd__V1__SnapshotInfo *message,
+                      ProtobufCAllocator *allocator);
+/* Ragd__V1__CreateSnapshotRequest methods */
+void   ragd__v1__create_snapshot_request__init
+                     (Ragd__V1__CreateSnapshotRequest         *message);
+size_t ragd__v1__create_snapshot_request__get_packed_size
+                     (const Ragd__V1__CreateSnapshotRequest   *message);
+size_t ragd__v1__create_snapshot_request__pack
+                     (const Ragd__V1__CreateSnapshotRequest   *message,
+                      uint8_t             *out);
+size_t ragd__v1__create_snapshot_request__pack_to_buffer
+                     (const Ragd__V1__CreateSnapshotRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Ragd__V1__CreateSnapshotRequest *
+       ragd__v1__create_snapshot_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   ragd__v1__create_snapshot_request__free_unpacked
+                     (Ragd__V1__CreateSnapshotRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Ragd__V1__CreateSnapshotResponse methods */
+void   ragd__v1__create_snapshot_response__init
+                     (Ragd__V1__CreateSnapshotResponse         *message);
+size_t ragd__v1__create_snapshot_response__get_packed_size
+                     (const Ragd__V1__CreateSnapshotResponse   *message);
+size_t ragd__v1__create_snapshot_response__pack
+                     (const Ragd__V1__CreateSnapshotResponse   *message,
+                      uint8_t             *out);
+size_t ragd__v1__create_snapshot_response__pack_to_buffer
+                     (const Ragd__V1__CreateSnapshotResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Ragd__V1__CreateSnapshotResponse *
+       ragd__v1__create_snapshot_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   ragd__v1__create_snapshot_response__free_unpacked
+                     (Ragd__V1__CreateSnapshotResponse *message,
+                      ProtobufCAllocator *allocator);
+/* Ragd__V1__ListSnapshotsRequest methods */
+void   ragd__v1__list_snapshots_request__init
+                     (Ragd__V1__ListSnapshotsRequest         *message);
+size_t ragd__v1__list_snapshots_request__get_packed_size
+                     (const Ragd__V1__ListSnapshotsRequest   *message);
+size_t ragd__v1__list_snapshots_request__pack
+                     (const Ragd__V1__ListSnapshotsRequest   *message,
+                      uint8_t             *out);
+size_t ragd__v1__list_snapshots_request__pack_to_buffer
+                     (const Ragd__V1__ListSnapshotsRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Ragd__V1__ListSnapshotsRequest *
+       ragd__v1__list_snapshots_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   ragd__v1__list_snapshots_request__free_unpacked
+                     (Ragd__V1__ListSnapshotsRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Ragd__V1__ListSnapshotsResponse methods */
+void   ragd__v1__list_snapshots_response__init
+                     (Ragd__V1__ListSnapshotsResponse         *message);
+size_t ragd__v1__list_snapshots_response__get_packed_size
+                     (const Ragd__V1__ListSnapshotsResponse   *message);
+size_t ragd__v1__list_snapshots_response__pack
+                     (const Ragd__V1__ListSnapshotsResponse   *message,
+                      uint8_t             *out);
+size_t ragd__v1__list_snapshots_response__pack_to_buffer
+                     (const Ragd__V1__ListSnapshotsResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Ragd__V1__ListSnapshotsResponse *
+       ragd__v1__list_snapshots_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   ragd__v1__list_snapshots_response__free_unpacked
+                     (Ragd__V1__ListSnapshotsResponse *message,
+                      ProtobufCAllocator *allocator);
+/* Ragd__V1__DeleteSnapshotRequest methods */
+void   ragd__v1__delete_snapshot_request__init
+                     (Ragd__V1__DeleteSnapshotRequest         *message);
+size_t ragd__v1__delete_snapshot_request__get_packed_size
+                     (const Ragd__V1__DeleteSnapshotRequest   *message);
+size_t ragd__v1__delete_snapshot_request__pack
+                     (const Ragd__V1__DeleteSnapshotRequest   *message,
+                      uint8_t             *out);
+size_t ragd__v1__delete_snapshot_request__pack_to_buffer
+                     (const Ragd__V1__DeleteSnapshotRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Ragd__V1__DeleteSnapshotRequest *
+       ragd__v1__delete_snapshot_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   ragd__v1__delete_snapshot_request__free_unpacked
+                     (Ragd__V1__DeleteSnapshotRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Ragd__V1__DeleteSnapshotResponse methods */
+void   ragd__v1__delete_snapshot_response__init
+                     (Ragd__V1__DeleteSnapshotResponse         *message);
+size_t ragd__v1__delete_snapshot_response__get_packed_size
+                     (const Ragd__V1__DeleteSnapshotResponse   *message);
+size_t ragd__v1__delete_snapshot_response__pack
+                     (const Ragd__V1__DeleteSnapshotResponse   *message,
+                      uint8_t             *out);
+size_t ragd__v1__delete_snapshot_response__pack_to_buffer
+                     (const Ragd__V1__DeleteSnapshotResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Ragd__V1__DeleteSnapshotResponse *
+       ragd__v1__delete_snapshot_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   ragd__v1__delete_snapshot_response__free_unpacked
+                     (Ragd__V1__DeleteSnapshotResponse *message,
+                      ProtobufCAllocator *allocator);
+/* Ragd__V1__ReadSnapshotRequest methods */
+void   ragd__v1__read_snapshot_request__init
+                     (Ragd__V1__ReadSnapshotRequest         *message);
+size_t ragd__v1__read_snapshot_request__get_packed_size
+                     (const Ragd__V1__ReadSnapshotRequest   *message);
+size_t ragd__v1__read_snapshot_request__pack
+                     (const Ragd__V1__ReadSnapshotRequest   *message,
+                      uint8_t             *out);
+size_t ragd__v1__read_snapshot_request__pack_to_buffer
+                     (const Ragd__V1__ReadSnapshotRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Ragd__V1__ReadSnapshotRequest *
+       ragd__v1__read_snapshot_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   ragd__v1__read_snapshot_request__free_unpacked
+                     (Ragd__V1__ReadSnapshotRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Ragd__V1__ReadSnapshotResponse methods */
+void   ragd__v1__read_snapshot_response__init
+                     (Ragd__V1__ReadSnapshotResponse         *message);
+size_t ragd__v1__read_snapshot_response__get_packed_size
+                     (const Ragd__V1__ReadSnapshotResponse   *message);
+size_t ragd__v1__read_snapshot_response__pack
+                     (const Ragd__V1__ReadSnapshotResponse   *message,
+                      uint8_t             *out);
+size_t ragd__v1__read_snapshot_response__pack_to_buffer
+                     (const Ragd__V1__ReadSnapshotResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Ragd__V1__ReadSnapshotResponse *
+       ragd__v1__read_snapshot_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   ragd__v1__read_snapshot_response__free_unpacked
+                     (Ragd__V1__ReadSnapshotResponse *message,
+                      ProtobufCAllocator *allocator);
+/* Ragd__V1__UploadSnapshotRequest methods */
+void   ragd__v1__upload_snapshot_request__init
+                     (Ragd__V1__UploadSnapshotRequest         *message);
+size_t ragd__v1__upload_snapshot_request__get_packed_size
+                     (const Ragd__V1__UploadSnapshotRequest   *message);
+size_t ragd__v1__upload_snapshot_request__pack
+                     (const Ragd__V1__UploadSnapshotRequest   *message,
+                      uint8_t             *out);
+size_t ragd__v1__upload_snapshot_request__pack_to_buffer
+                     (const Ragd__V1__UploadSnapshotRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Ragd__V1__UploadSnapshotRequest *
+       ragd__v1__upload_snapshot_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   ragd__v1__upload_snapshot_request__free_unpacked
+                     (Ragd__V1__UploadSnapshotRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Ragd__V1__UploadSnapshotResponse methods */
+void   ragd__v1__upload_snapshot_response__init
+                     (Ragd__V1__UploadSnapshotResponse         *message);
+size_t ragd__v1__upload_snapshot_response__get_packed_size
+                     (const Ragd__V1__UploadSnapshotResponse   *message);
+size_t ragd__v1__upload_snapshot_response__pack
+                     (const Ragd__V1__UploadSnapshotResponse   *message,
+                      uint8_t             *out);
+size_t ragd__v1__upload_snapshot_response__pack_to_buffer
+                     (const Ragd__V1__UploadSnapshotResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Ragd__V1__UploadSnapshotResponse *
+       ragd__v1__upload_snapshot_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   ragd__v1__upload_snapshot_response__free_unpacked
+                     (Ragd__V1__UploadSnapshotResponse *message,
+                      ProtobufCAllocator *allocator);
+/* Ragd__V1__RestoreSnapshotRequest methods */
+void   ragd__v1__restore_snapshot_request__init
+                     (Ragd__V1__RestoreSnapshotRequest         *message);
+size_t ragd__v1__restore_snapshot_request__get_packed_size
+                     (const Ragd__V1__RestoreSnapshotRequest   *message);
+size_t ragd__v1__restore_snapshot_request__pack
+                     (const Ragd__V1__RestoreSnapshotRequest   *message,
+                      uint8_t             *out);
+size_t ragd__v1__restore_snapshot_request__pack_to_buffer
+                     (const Ragd__V1__RestoreSnapshotRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Ragd__V1__RestoreSnapshotRequest *
+       ragd__v1__restore_snapshot_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   ragd__v1__restore_snapshot_request__free_unpacked
+                     (Ragd__V1__RestoreSnapshotRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Ragd__V1__RestoreSnapshotResponse methods */
+void   ragd__v1__restore_snapshot_response__init
+                     (Ragd__V1__RestoreSnapshotResponse         *message);
+size_t ragd__v1__restore_snapshot_response__get_packed_size
+                     (const Ragd__V1__RestoreSnapshotResponse   *message);
+size_t ragd__v1__restore_snapshot_response__pack
+                     (const Ragd__V1__RestoreSnapshotResponse   *message,
+                      uint8_t             *out);
+size_t ragd__v1__restore_snapshot_response__pack_to_buffer
+                     (const Ragd__V1__RestoreSnapshotResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Ragd__V1__RestoreSnapshotResponse *
+       ragd__v1__restore_snapshot_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   ragd__v1__restore_snapshot_response__free_unpacked
+                     (Ragd__V1__RestoreSnapshotResponse *message,
+                      ProtobufCAllocator *allocator);
 /* --- per-message closures --- */
 
 typedef void (*Ragd__V1__Metadata_Closure)
@@ -4860,6 +5292,45 @@ typedef void (*Ragd__V1__RevokeKeyRequest_Closure)
 typedef void (*Ragd__V1__RevokeKeyResponse_Closure)
                  (const Ragd__V1__RevokeKeyResponse *message,
                   void *closure_data);
+typedef void (*Ragd__V1__SnapshotInfo_Closure)
+                 (const Ragd__V1__SnapshotInfo *message,
+                  void *closure_data);
+typedef void (*Ragd__V1__CreateSnapshotRequest_Closure)
+                 (const Ragd__V1__CreateSnapshotRequest *message,
+                  void *closure_data);
+typedef void (*Ragd__V1__CreateSnapshotResponse_Closure)
+                 (const Ragd__V1__CreateSnapshotResponse *message,
+                  void *closure_data);
+typedef void (*Ragd__V1__ListSnapshotsRequest_Closure)
+                 (const Ragd__V1__ListSnapshotsRequest *message,
+                  void *closure_data);
+typedef void (*Ragd__V1__ListSnapshotsResponse_Closure)
+                 (const Ragd__V1__ListSnapshotsResponse *message,
+                  void *closure_data);
+typedef void (*Ragd__V1__DeleteSnapshotRequest_Closure)
+                 (const Ragd__V1__DeleteSnapshotRequest *message,
+                  void *closure_data);
+typedef void (*Ragd__V1__DeleteSnapshotResponse_Closure)
+                 (const Ragd__V1__DeleteSnapshotResponse *message,
+                  void *closure_data);
+typedef void (*Ragd__V1__ReadSnapshotRequest_Closure)
+                 (const Ragd__V1__ReadSnapshotRequest *message,
+                  void *closure_data);
+typedef void (*Ragd__V1__ReadSnapshotResponse_Closure)
+                 (const Ragd__V1__ReadSnapshotResponse *message,
+                  void *closure_data);
+typedef void (*Ragd__V1__UploadSnapshotRequest_Closure)
+                 (const Ragd__V1__UploadSnapshotRequest *message,
+                  void *closure_data);
+typedef void (*Ragd__V1__UploadSnapshotResponse_Closure)
+                 (const Ragd__V1__UploadSnapshotResponse *message,
+                  void *closure_data);
+typedef void (*Ragd__V1__RestoreSnapshotRequest_Closure)
+                 (const Ragd__V1__RestoreSnapshotRequest *message,
+                  void *closure_data);
+typedef void (*Ragd__V1__RestoreSnapshotResponse_Closure)
+                 (const Ragd__V1__RestoreSnapshotResponse *message,
+                  void *closure_data);
 
 /* --- services --- */
 
@@ -4987,6 +5458,19 @@ extern const ProtobufCMessageDescriptor ragd__v1__list_keys_request__descriptor;
 extern const ProtobufCMessageDescriptor ragd__v1__list_keys_response__descriptor;
 extern const ProtobufCMessageDescriptor ragd__v1__revoke_key_request__descriptor;
 extern const ProtobufCMessageDescriptor ragd__v1__revoke_key_response__descriptor;
+extern const ProtobufCMessageDescriptor ragd__v1__snapshot_info__descriptor;
+extern const ProtobufCMessageDescriptor ragd__v1__create_snapshot_request__descriptor;
+extern const ProtobufCMessageDescriptor ragd__v1__create_snapshot_response__descriptor;
+extern const ProtobufCMessageDescriptor ragd__v1__list_snapshots_request__descriptor;
+extern const ProtobufCMessageDescriptor ragd__v1__list_snapshots_response__descriptor;
+extern const ProtobufCMessageDescriptor ragd__v1__delete_snapshot_request__descriptor;
+extern const ProtobufCMessageDescriptor ragd__v1__delete_snapshot_response__descriptor;
+extern const ProtobufCMessageDescriptor ragd__v1__read_snapshot_request__descriptor;
+extern const ProtobufCMessageDescriptor ragd__v1__read_snapshot_response__descriptor;
+extern const ProtobufCMessageDescriptor ragd__v1__upload_snapshot_request__descriptor;
+extern const ProtobufCMessageDescriptor ragd__v1__upload_snapshot_response__descriptor;
+extern const ProtobufCMessageDescriptor ragd__v1__restore_snapshot_request__descriptor;
+extern const ProtobufCMessageDescriptor ragd__v1__restore_snapshot_response__descriptor;
 
 PROTOBUF_C__END_DECLS
 
