@@ -53,25 +53,23 @@ extension Coordinator {
             await gates.release(collection, exclusive: false)
             exclusive = true
         }
-        do {
-            let value = try await body()
-            await gates.release(collection, exclusive: exclusive)
-            return value
-        } catch {
-            await gates.release(collection, exclusive: exclusive)
-            throw error
-        }
+        return try await releasing(collection, exclusive: exclusive, after: body)
     }
 
     /// Runs `body` with the collection's gate held exclusively (a reindex step).
     func exclusively<T: Sendable>(_ collection: String, _ body: () async throws -> T) async throws -> T {
         await gates.acquire(collection, exclusive: true)
+        return try await releasing(collection, exclusive: true, after: body)
+    }
+
+    /// Runs `body`, then releases the gate held, whatever `body` does.
+    private func releasing<T: Sendable>(_ collection: String, exclusive: Bool, after body: () async throws -> T) async throws -> T {
         do {
             let value = try await body()
-            await gates.release(collection, exclusive: true)
+            await gates.release(collection, exclusive: exclusive)
             return value
         } catch {
-            await gates.release(collection, exclusive: true)
+            await gates.release(collection, exclusive: exclusive)
             throw error
         }
     }
