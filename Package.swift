@@ -110,7 +110,7 @@ let package = Package(
             dependencies: ["RagWire", .product(name: "NIOTestUtils", package: "swift-nio"),
                            .product(name: "NIOEmbedded", package: "swift-nio")]
         ),
-        .testTarget(name: "RagEngineTests", dependencies: ["RagEngine", "CRagEncoder"]),
+        .testTarget(name: "RagEngineTests", dependencies: ["RagEngine", "CRagEncoder", "RagServer"]),
         .testTarget(name: "RagStoreTests", dependencies: ["RagStore"]),
         .testTarget(name: "RagServerTests", dependencies: ["RagServer", "RagClient", "RagTesting", "RagWire", "RagEngine", "RagStore"]),
     ]

@@ -1,5 +1,6 @@
 import Foundation
 import RagEngine
+import RagServer
 import Testing
 
 /// all-MiniLM-L6-v2 against the reference vectors in ../shared/embed (produced by
@@ -23,6 +24,14 @@ import Testing
     /// on corpus chunks of ~200 word pieces the mean is 0.998.
     @Test(arguments: MiniLMPrecision.allCases)
     func matchesTheReferenceImplementation(precision: MiniLMPrecision) async throws {
+        // Tens of seconds of arithmetic: on threads of its own, not on the few
+        // cooperative threads that every in-process server of the run shares.
+        let executor = ThreadPoolExecutor(name: "minilm-test", threads: 1)
+        defer { executor.shutdown() }
+        try await withTaskExecutorPreference(executor) { try await compareWithReference(precision) }
+    }
+
+    func compareWithReference(_ precision: MiniLMPrecision) async throws {
         let embedder = try MiniLMEmbedder(directory: Self.modelDirectory, precision: precision)
         let bound: Float = precision == .float32 ? 0.999 : 0.98
         var total: Float = 0

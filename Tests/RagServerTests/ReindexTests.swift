@@ -131,7 +131,7 @@ import Testing
         #expect(await eventually(seconds: 60) { !FileManager.default.fileExists(atPath: dir + "/collections/kb") })
         #expect(FileManager.default.fileExists(atPath: dir + "/collections/kb~r1"))
         await c.close()
-        server.terminate()
+        _ = await server.stop()
     }
 
     /// The server is SIGKILLed after the build's third page and started again:
@@ -167,14 +167,14 @@ import Testing
         #expect(answers != old, "the rebuilt chunks answer differently from the old ones")
         await c.close()
         // The switch is durable.
-        second.terminate()
+        _ = await second.stop()
         let third = try await RagdProcess.launch(dataDirectory: dir)
         let c3 = third.client()
         let after = try await Self.answers("kb", c3)
         #expect(after == answers)
         #expect(!FileManager.default.fileExists(atPath: dir + "/collections/kb"))
         await c3.close()
-        third.terminate()
+        _ = await third.stop()
     }
 
     /// Bad requests are refused before a job exists; a cancelled reindex leaves
@@ -210,7 +210,7 @@ import Testing
         _ = try await c.index([RagDocument(id: "after", text: "written after the cancelled reindex")], collection: "kb", timeout: hangGuard)
         #expect(try await Self.counts("kb", c).documents == 101)
         await c.close()
-        server.terminate()
+        _ = await server.stop()
     }
 
     /// The upgrade a new default brings: a collection the hashing embedder built,
@@ -220,7 +220,7 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let old = try await RagdProcess.launch(dataDirectory: dir)  // the harness's --embedder hashing
         _ = try await old.client().index(Fixtures.documents, collection: "kb", timeout: hangGuard)
-        old.terminate()
+        _ = await old.stop()
         let server = try await RagdProcess.launch(dataDirectory: dir, extraArguments: ["--embedder", "auto"])
         let c = server.client()
         #expect(await code { _ = try await c.query("sqlite busy", collection: "kb", timeout: hangGuard) } == .failedPrecondition)
