@@ -1,5 +1,6 @@
 /* ragd-c-query HOST PORT COLLECTION QUESTION [TOP_K]: asks a question, prints the answer and sources.
- * $RAGD_API_KEY is sent as the API key; $RAGD_TLS_CA (a PEM CA file) turns TLS on. */
+ * $RAGD_API_KEY is sent as the API key; $RAGD_TLS_CA (a PEM CA file) turns TLS on;
+ * $TRACEPARENT (W3C trace context) is sent with the call. */
 #include <stdio.h>
 #include <stdlib.h>
 #include "ragd_client.h"
@@ -13,6 +14,7 @@ int main(int argc, char **argv) {
     ragd_options o = {0};
     o.api_key = getenv("RAGD_API_KEY");
     o.tls_ca = getenv("RAGD_TLS_CA");
+    o.traceparent = getenv("TRACEPARENT");
     ragd_client *c = ragd_connect_with(argv[1], atoi(argv[2]), &o, &err);
     if (!c) { fprintf(stderr, "ragd-c-query: %s: %s\n", ragd_status_name(err.code), err.message); return 1; }
     Ragd__V1__QueryRequest req = RAGD__V1__QUERY_REQUEST__INIT;

@@ -23,6 +23,7 @@ struct ragd_client {
     uint64_t next_call_id;
     uint32_t max_frame;
     char *api_key;
+    char *traceparent;
     SSL_CTX *ssl_ctx;
     SSL *ssl;
 };
@@ -145,6 +146,7 @@ ragd_client *ragd_connect_with(const char *host, int port, const ragd_options *o
     c->next_call_id = 1;
     c->max_frame = RAGD_DEFAULT_MAX_FRAME;
     if (opts && opts->api_key && *opts->api_key) c->api_key = strdup(opts->api_key);
+    if (opts && opts->traceparent && *opts->traceparent) c->traceparent = strdup(opts->traceparent);
     if (opts && (opts->tls || opts->tls_ca || opts->tls_cert) && start_tls(c, host, opts, err) != RAGD_OK) {
         ragd_close(c);
         return NULL;
@@ -167,6 +169,7 @@ void ragd_close(ragd_client *c) {
     drop_connection(c);
     if (c->ssl_ctx) SSL_CTX_free(c->ssl_ctx);
     free(c->api_key);
+    free(c->traceparent);
     free(c);
 }
 
@@ -289,6 +292,7 @@ static ragd_status start_call(ragd_client *c, const char *method, const uint8_t 
     f.payload.len = payload_len;
     md.deadline_ms = deadline_ms;
     if (c->api_key) md.api_key = c->api_key;
+    if (c->traceparent) md.traceparent = c->traceparent;
     f.metadata = &md;
     return send_frame(c, &f, err);
 }
@@ -453,4 +457,15 @@ ragd_status ragd_stream(ragd_client *c, const Ragd__V1__QueryRequest *req, uint3
             return fail(err, RAGD_CANCELLED, "stream stopped by the caller");
         }
     }
+}
+
+ragd_status ragd_set_traceparent(ragd_client *c, const char *traceparent, ragd_error *err) {
+    char *copy = NULL;
+    if (traceparent && *traceparent) {
+        if (strlen(traceparent) > 256) return fail(err, RAGD_INVALID_ARGUMENT, "traceparent is longer than 256 bytes");
+        if (!(copy = strdup(traceparent))) return fail(err, RAGD_INTERNAL, "out of memory");
+    }
+    free(c->traceparent);
+    c->traceparent = copy;
+    return RAGD_OK;
 }

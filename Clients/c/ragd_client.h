@@ -54,6 +54,7 @@ typedef struct {
     const char *tls_cert;    /* PEM client certificate and key, for mutual TLS */
     const char *tls_key;
     const char *server_name; /* name to verify; NULL: host (an IP is checked as an IP) */
+    const char *traceparent; /* W3C trace context sent with every call; NULL: none (see ragd_set_traceparent) */
 } ragd_options;
 
 typedef struct ragd_client ragd_client;
@@ -70,6 +71,11 @@ ragd_client *ragd_connect(const char *host, int port, ragd_error *err);
  * handshake or certificate check is UNAVAILABLE with OpenSSL's reason. */
 ragd_client *ragd_connect_with(const char *host, int port, const ragd_options *opts, ragd_error *err);
 void ragd_close(ragd_client *client);
+
+/* Sets (NULL or "": clears) the W3C traceparent sent with every later call,
+ * e.g. "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01". A server
+ * started with --otel-endpoint continues that trace. */
+ragd_status ragd_set_traceparent(ragd_client *client, const char *traceparent, ragd_error *err);
 
 /* deadline_ms: 0 = no deadline; otherwise sent to the server and enforced locally. */
 ragd_status ragd_query(ragd_client *c, const Ragd__V1__QueryRequest *req, uint32_t deadline_ms,

@@ -100,6 +100,7 @@ public final class RagClient: Sendable {
         f.kind = .request
         f.payload = payload
         if let apiKey { f.metadata.apiKey = apiKey }
+        Self.addTraceContext(to: &f.metadata)
         if let t = timeout ?? defaultTimeout {
             f.metadata.deadlineMs = UInt64(max(1, t.inMilliseconds))
         }

@@ -34,6 +34,8 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("max-frame-size"), help: "Largest accepted frame in bytes (default 16 MiB).") var maxFrameSize: Int?
     @Option(help: "SQLite synchronous mode: full (default, survives power loss) or normal.") var synchronous: String?
     @Option(name: .customLong("log-level"), help: "trace, debug, info (default), notice, warning, error.") var logLevel: String?
+    @Option(name: .customLong("otel-endpoint"), help: "Export traces over OTLP/HTTP to this collector (e.g. http://127.0.0.1:4318); off by default.") var otelEndpoint: String?
+    @Option(name: .customLong("otel-service-name"), help: "Service name in exported traces (default ragd-ROLE).") var otelServiceName: String?
     @Option(name: .customLong("log-format"), help: "text (default) or json (one object per line, for log shippers).") var logFormat: String?
     @Flag(name: .customLong("access-log"), help: "Log every finished call at info: request id, method, status, duration.") var accessLog = false
     @Option(help: "all (default: everything in one process), coordinator (public RPCs over shard nodes) or shard.") var role: String?
@@ -244,6 +246,12 @@ struct Serve: AsyncParsableCommand {
             return h
         }
         let logger = Logger(label: "ragd")
+        // Before anything can make a span.
+        var tracing: (any Service)?
+        if let endpoint = setting(otelEndpoint, env: "RAGD_OTEL_ENDPOINT", file: file, key: "otel-endpoint") {
+            let name = setting(otelServiceName, env: "RAGD_OTEL_SERVICE_NAME", file: file, key: "otel-service-name") ?? "ragd-\(c.role.rawValue)"
+            tracing = try RagdTracing.bootstrap(endpoint: endpoint, serviceName: name, logger: logger)
+        }
         // Connections and collections each take descriptors: use all the system allows.
         let descriptors = FileDescriptors.raiseSoftLimit()
         logger.info("file descriptor limit \(descriptors)")
@@ -258,8 +266,9 @@ struct Serve: AsyncParsableCommand {
             }
             FileHandle.standardOutput.write(Data(line.utf8))
         }
+        let services: [any Service] = [server] + (tracing.map { [$0] } ?? [])
         let group = ServiceGroup(configuration: .init(
-            services: [server], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
     }
 }

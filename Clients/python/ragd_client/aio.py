@@ -13,6 +13,8 @@ class AsyncRagdClient:
         """Options as for RagdClient (api_key, tls, tls_ca, tls_cert, tls_key)."""
         self.host, self.port, self.default_timeout = host, port, timeout
         self.api_key = wire.api_key_or_env(api_key)
+        # A W3C traceparent ("00-<trace id>-<span id>-01") sent with every call; None: none.
+        self.traceparent = None
         self._ssl = wire.tls_context(tls, tls_ca, tls_cert, tls_key)
         self._server_name = server_name or host
         self._reader = self._writer = self._task = None
@@ -79,7 +81,7 @@ class AsyncRagdClient:
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout + 0.25
         try:
-            self._writer.write(wire.encode_frame(wire.request_frame(call_id, method, request, timeout, self.api_key)))
+            self._writer.write(wire.encode_frame(wire.request_frame(call_id, method, request, timeout, self.api_key, self.traceparent)))
             await self._writer.drain()
             while True:
                 left = None if deadline is None else deadline - loop.time()

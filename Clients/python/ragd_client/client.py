@@ -19,6 +19,8 @@ class RagdClient:
                  tls_key=None, server_name=None):
         self.host, self.port, self.default_timeout = host, port, timeout
         self.api_key = wire.api_key_or_env(api_key)
+        # A W3C traceparent ("00-<trace id>-<span id>-01") sent with every call; None: none.
+        self.traceparent = None
         self._ssl = wire.tls_context(tls, tls_ca, tls_cert, tls_key)
         self._server_name = server_name or host
         self._sock = None
@@ -94,7 +96,7 @@ class RagdClient:
             call_id = self._next_id
             self._next_id += 1
             try:
-                sock.sendall(wire.encode_frame(wire.request_frame(call_id, method, request, timeout, self.api_key)))
+                sock.sendall(wire.encode_frame(wire.request_frame(call_id, method, request, timeout, self.api_key, self.traceparent)))
                 while True:
                     f = self._read_frame(deadline)
                     if f.call_id not in (call_id, 0):

@@ -62,10 +62,13 @@ def encode_frame(frame):
     return struct.pack(">I", len(body)) + body
 
 
-def request_frame(call_id, method, request, timeout, api_key=None):
+def request_frame(call_id, method, request, timeout, api_key=None, traceparent=None):
     f = pb.Frame(call_id=call_id, method=method, kind=pb.FRAME_KIND_REQUEST, payload=request.SerializeToString())
     if api_key:
         f.metadata.api_key = api_key
+    if traceparent:
+        # W3C trace context: a server started with --otel-endpoint continues this trace.
+        f.metadata.traceparent = traceparent
     if timeout is not None:
         f.metadata.deadline_ms = max(1, int(timeout * 1000))
     return f

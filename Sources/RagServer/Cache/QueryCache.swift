@@ -1,4 +1,5 @@
 import Foundation
+import Tracing
 import Logging
 import RagCore
 import Synchronization
@@ -111,13 +112,21 @@ public final class QueryCache: Sendable {
     /// outage's fallback — is served once, never cached).
     /// Returns the bytes and where they came from ("l1", "l2" or "" when computed).
     public func value(for key: String, compute: @escaping @Sendable () async throws -> (Data, cacheable: Bool)) async throws -> (Data, String) {
-        if let hit = l1.get(key) {
+        if let hit = withSpan("cache l1", { span in
+            let hit = l1.get(key)
+            span.attributes["ragd.cache.result"] = hit == nil ? "miss" : "hit"
+            return hit
+        }) {
             counters.withLock { $0.l1Hits += 1 }
             metrics?.cacheRequest(level: "l1", result: "hit")
             return (hit, "l1")
         }
         metrics?.cacheRequest(level: "l1", result: "miss")
-        if let l2, let found = await bounded({ try await l2.get(key) }) {
+        if let l2, let found = await withSpan("cache l2", { span in
+            let found = await bounded({ try await l2.get(key) })
+            span.attributes["ragd.cache.result"] = found.map { $0 == nil ? "miss" : "hit" } ?? "unavailable"
+            return found
+        }) {
             if let hit = found {
                 counters.withLock { $0.l2Hits += 1 }
                 metrics?.cacheRequest(level: "l2", result: "hit")

@@ -1,6 +1,7 @@
 import RagCore
 import RagEngine
 import Synchronization
+import Tracing
 
 /// Runs queries and writes over a collection's shards: embeds once, gathers
 /// global BM25 statistics, fans out to every shard in parallel and merges the
@@ -119,7 +120,10 @@ public final class Coordinator: Sendable {
 
         var vector: [Float]?
         if q.mode != .keyword {
-            vector = try await embeddingCache.embed(q.query, with: embedder, in: queryEmbedding)
+            vector = try await withSpan("embed") { span in
+                span.attributes["ragd.embedder"] = embedder.id
+                return try await embeddingCache.embed(q.query, with: embedder, in: queryEmbedding)
+            }
         }
         timings.embed = start.elapsedSeconds
         let searchStart = ContinuousClock.now
@@ -128,13 +132,15 @@ public final class Coordinator: Sendable {
         var missing: [Int] = []
         var stats: KeywordStats?
         if q.mode != .vector, !terms.isEmpty {
-            if q.allowPartial {
-                let (parts, failed) = await fanOutPartial(shards) { try await $0.keywordStats(terms: terms) }
-                missing = failed
-                shards = shards.filter { !failed.contains($0.partition) }
-                stats = parts.reduce(into: KeywordStats()) { $0.add($1) }
-            } else {
-                stats = try await gatherStats(shards, terms: terms)
+            try await withSpan("keyword statistics") { _ in
+                if q.allowPartial {
+                    let (parts, failed) = await fanOutPartial(shards) { try await $0.keywordStats(terms: terms) }
+                    missing = failed
+                    shards = shards.filter { !failed.contains($0.partition) }
+                    stats = parts.reduce(into: KeywordStats()) { $0.add($1) }
+                } else {
+                    stats = try await gatherStats(shards, terms: terms)
+                }
             }
         }
         let k = q.topK!
@@ -145,10 +151,14 @@ public final class Coordinator: Sendable {
                                          includeVectors: q.rerank?.method == .mmr)
         let metrics = self.metrics
         let search: @Sendable (any Shard) async throws -> ShardSearchResult = { shard in
-            let t = ContinuousClock.now
-            let r = try await shard.search(request)
-            metrics?.partitionSearch(partition: shard.partition, seconds: t.elapsedSeconds)
-            return r
+            try await withSpan("search partition \(shard.partition)") { span in
+                span.attributes["ragd.partition"] = shard.partition
+                let t = ContinuousClock.now
+                let r = try await shard.search(request)
+                metrics?.partitionSearch(partition: shard.partition, seconds: t.elapsedSeconds)
+                span.attributes["ragd.hits"] = r.vectorHits.count + r.keywordHits.count
+                return r
+            }
         }
         let results: [ShardSearchResult]
         if q.allowPartial {
@@ -164,12 +174,19 @@ public final class Coordinator: Sendable {
         switch q.mode {
         case .vector: hits = Array(vectorTop.prefix(fetch))
         case .keyword: hits = Array(keywordTop.prefix(fetch))
-        case .hybrid: hits = Fusion.reciprocalRank([vectorTop, keywordTop], weights: fusionWeights, limit: fetch)
+        case .hybrid:
+            hits = withSpan("fuse") { span in
+                span.attributes["ragd.fusion"] = "rrf k=\(Int(Fusion.defaultK))"
+                return Fusion.reciprocalRank([vectorTop, keywordTop], weights: fusionWeights, limit: fetch)
+            }
         }
         timings.search = searchStart.elapsedSeconds
         var rerankDegraded: String?
         if let r = q.rerank {
             let t = ContinuousClock.now
+            let span = startSpan("rerank")
+            span.attributes["ragd.rerank"] = "\(r.method)"
+            defer { span.end() }
             switch r.method {
             case .mmr where hits.allSatisfy({ $0.vector != nil }):
                 hits = MMR.rerank(hits, vectors: hits.map { $0.vector! }, lambda: r.lambda, k: k)

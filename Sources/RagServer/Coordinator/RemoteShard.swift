@@ -3,6 +3,7 @@ import RagClient
 import RagCore
 import RagEngine
 import RagWire
+import Tracing
 import SwiftProtobuf
 import Synchronization
 
@@ -108,7 +109,12 @@ public final class RemoteShard: Shard {
                 }
                 let t = ContinuousClock.now
                 do {
-                    let resp = try await r.client.call(method, message, as: Resp.self, timeout: timeout)
+                    let resp = try await withSpan(method.rawValue, ofKind: .client) { span in
+                        span.attributes["ragd.partition"] = partition
+                        span.attributes["ragd.replica"] = r.address
+                        span.attributes["ragd.collection"] = collection
+                        return try await r.client.call(method, message, as: Resp.self, timeout: timeout)
+                    }
                     r.succeeded(latency: t.elapsedSeconds)
                     return resp
                 } catch {

@@ -2,6 +2,8 @@ import Foundation
 import Logging
 import RagCore
 import RagWire
+import RagClient
+import Tracing
 import Synchronization
 
 /// What a handler knows about its call.
@@ -92,6 +94,23 @@ public final class Dispatcher: Sendable {
                               RagError(.unimplemented, "method \(frame.method.truncatedUTF8(maxBytes: 64).debugDescription) is not implemented; known: \(handlers.keys.sorted().joined(separator: ", "))")))
             return
         }
+        // A server span per call, continuing the caller's trace (no-op without --otel-endpoint).
+        var traceContext = ServiceContext.topLevel
+        InstrumentationSystem.instrument.extract(frame.metadata, into: &traceContext, using: FrameMetadataCarrier())
+        await withSpan(frame.method, context: traceContext, ofKind: .server) { span in
+            span.attributes["rpc.system"] = "ragd"
+            span.attributes["rpc.method"] = frame.method
+            span.attributes["ragd.request_id"] = requestID
+            await serve(frame, handler: handler, context: context, deadline: deadline, deadlineMS: deadlineMS, reply: reply, span: span, send: send)
+        }
+    }
+
+    func serve(_ frame: Ragd_V1_Frame, handler: RPCHandler, context: CallContext, deadline: ContinuousClock.Instant?, deadlineMS: UInt64,
+               reply: Ragd_V1_Frame, span: any Span, send: @escaping @Sendable (Ragd_V1_Frame) async -> Void) async {
+        var context = context
+        var reply = reply
+        let logger = context.logger
+        let requestID = context.requestID
         let payload = frame.payload
         do {
             if let authorizer {
@@ -126,6 +145,8 @@ public final class Dispatcher: Sendable {
             }
         } catch {
             let e = RagError(from: error)
+            span.attributes["rpc.ragd.status_code"] = e.code.description
+            span.setStatus(SpanStatus(code: .error, message: e.code.description))
             metrics?.rpcError(method: frame.method, code: e.code.description)
             if Self.serverSide.contains(e.code) { logger.error("call failed: \(e)") } else { logger.debug("call failed: \(e)") }
             var f = Ragd_V1_Frame.error(callID: frame.callID, method: frame.method, redacted(e, requestID: requestID))

@@ -2,6 +2,7 @@ import Foundation
 import RagCore
 import RagEngine
 import RagWire
+import Tracing
 
 /// The public RPCs: decode the request, call the coordinator, encode the reply.
 /// Proto <-> domain conversion happens here and nowhere deeper.
@@ -124,7 +125,10 @@ public struct RagService: Sendable {
     func answer(_ q: QueryOptions, requestID: String, start: ContinuousClock.Instant) async throws -> Ragd_V1_QueryResponse {
         var result = try await coordinator.retrieve(q)
         let genStart = ContinuousClock.now
-        let (answer, degraded) = try await generate(q, hits: result.hits) { _ in }
+        let (answer, degraded) = try await withSpan("generate") { span in
+            span.attributes["ragd.generator"] = coordinator.generator.id
+            return try await generate(q, hits: result.hits) { _ in }
+        }
         result.timings.generate = genStart.elapsedSeconds
         result.timings.total = start.elapsedSeconds
         var r = Ragd_V1_QueryResponse()

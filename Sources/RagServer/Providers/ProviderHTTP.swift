@@ -1,4 +1,6 @@
 import Foundation
+import Instrumentation
+import Tracing
 import Logging
 import RagCore
 
@@ -29,9 +31,12 @@ public struct ProviderHTTP: Sendable {
     var seconds: Double { timeout.inSeconds }
 
     /// The request's headers: the API key read from its environment variable now.
+    /// The current trace context goes along, so a traced provider joins the trace.
     var headers: [(String, String)] {
-        guard let env = apiKeyEnvironment, let key = ProcessInfo.processInfo.environment[env], !key.isEmpty else { return [] }
-        return [("Authorization", "Bearer \(key)")]
+        var out = TraceHeaders.current()
+        guard let env = apiKeyEnvironment, let key = ProcessInfo.processInfo.environment[env], !key.isEmpty else { return out }
+        out.append(("Authorization", "Bearer \(key)"))
+        return out
     }
 
     /// A provider's error body can hold anything (an echo of the key, internal
@@ -52,7 +57,13 @@ public struct ProviderHTTP: Sendable {
         for attempt in 0...retries {
             if attempt > 0 { try await backoff(attempt - 1) }
             do {
-                let r = try await OutboundHTTP.post(baseURL + path, body: body, headers: headers, timeout: timeout)
+                let r = try await withSpan("POST \(path)", ofKind: .client) { span in
+                    span.attributes["http.request.method"] = "POST"
+                    span.attributes["url.full"] = baseURL + path
+                    let r = try await OutboundHTTP.post(baseURL + path, body: body, headers: headers, timeout: timeout)
+                    span.attributes["http.response.status_code"] = r.status
+                    return r
+                }
                 if (200...299).contains(r.status) { return r.body }
                 last = "HTTP \(r.status)"
                 Self.logBody(path, r.status, String(decoding: r.body.prefix(500), as: UTF8.self))
@@ -75,7 +86,11 @@ public struct ProviderHTTP: Sendable {
         for attempt in 0...retries {
             if attempt > 0 { try await backoff(attempt - 1) }
             do {
-                return try await OutboundHTTP.lines(baseURL + path, body: body, headers: headers, timeout: timeout)
+                // The span covers the wait for the response head; the stream outlives it.
+                return try await withSpan("POST \(path) (stream)", ofKind: .client) { span in
+                    span.attributes["url.full"] = baseURL + path
+                    return try await OutboundHTTP.lines(baseURL + path, body: body, headers: headers, timeout: timeout)
+                }
             } catch let e as OutboundHTTP.Status {
                 last = "HTTP \(e.status)"
                 Self.logBody(path, e.status, e.body)
@@ -91,3 +106,17 @@ public struct ProviderHTTP: Sendable {
 }
 
 let providerLog = Logger(label: "ragd.provider")
+
+/// W3C trace context as HTTP headers, for calls to model providers.
+enum TraceHeaders {
+    struct Carrier: Injector {
+        func inject(_ value: String, forKey key: String, into carrier: inout [(String, String)]) { carrier.append((key, value)) }
+    }
+
+    static func current() -> [(String, String)] {
+        guard let context = ServiceContext.current else { return [] }
+        var out: [(String, String)] = []
+        InstrumentationSystem.instrument.inject(context, into: &out, using: Carrier())
+        return out
+    }
+}

@@ -321,6 +321,13 @@ public nonisolated struct Ragd_V1_Metadata: Sendable {
   /// would be admitted, in milliseconds from now.
   public var retryAfterMs: UInt64 = 0
 
+  /// Client -> server: W3C trace context (https://www.w3.org/TR/trace-context/),
+  /// "00-<trace id>-<parent span id>-<flags>". A server with --otel-endpoint
+  /// continues the trace; it also sends one with each call to a shard.
+  public var traceparent: String = String()
+
+  public var tracestate: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -3228,7 +3235,7 @@ nonisolated extension Ragd_V1_SearchMode: SwiftProtobuf._ProtoNameProviding {
 
 nonisolated extension Ragd_V1_Metadata: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Metadata"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}deadline_ms\0\u{3}api_key\0\u{3}retry_after_ms\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}deadline_ms\0\u{3}api_key\0\u{3}retry_after_ms\0\u{1}traceparent\0\u{1}tracestate\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -3240,6 +3247,8 @@ nonisolated extension Ragd_V1_Metadata: SwiftProtobuf.Message, SwiftProtobuf._Me
       case 2: try { try decoder.decodeSingularUInt64Field(value: &self.deadlineMs) }()
       case 3: try { try decoder.decodeSingularStringField(value: &self.apiKey) }()
       case 4: try { try decoder.decodeSingularUInt64Field(value: &self.retryAfterMs) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.traceparent) }()
+      case 6: try { try decoder.decodeSingularStringField(value: &self.tracestate) }()
       default: break
       }
     }
@@ -3258,6 +3267,12 @@ nonisolated extension Ragd_V1_Metadata: SwiftProtobuf.Message, SwiftProtobuf._Me
     if self.retryAfterMs != 0 {
       try visitor.visitSingularUInt64Field(value: self.retryAfterMs, fieldNumber: 4)
     }
+    if !self.traceparent.isEmpty {
+      try visitor.visitSingularStringField(value: self.traceparent, fieldNumber: 5)
+    }
+    if !self.tracestate.isEmpty {
+      try visitor.visitSingularStringField(value: self.tracestate, fieldNumber: 6)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -3266,6 +3281,8 @@ nonisolated extension Ragd_V1_Metadata: SwiftProtobuf.Message, SwiftProtobuf._Me
     if lhs.deadlineMs != rhs.deadlineMs {return false}
     if lhs.apiKey != rhs.apiKey {return false}
     if lhs.retryAfterMs != rhs.retryAfterMs {return false}
+    if lhs.traceparent != rhs.traceparent {return false}
+    if lhs.tracestate != rhs.tracestate {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -5584,7 +5584,7 @@ void   ragd__v1__restore_snapshot_response__free_unpacked
   assert(message->base.descriptor == &ragd__v1__restore_snapshot_response__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
-static const ProtobufCFieldDescriptor ragd__v1__metadata__field_descriptors[4] =
+static const ProtobufCFieldDescriptor ragd__v1__metadata__field_descriptors[6] =
 {
   {
     "request_id",
@@ -5634,17 +5634,43 @@ static const ProtobufCFieldDescriptor ragd__v1__metadata__field_descriptors[4] =
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "traceparent",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__Metadata, traceparent),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "tracestate",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__Metadata, tracestate),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned ragd__v1__metadata__field_indices_by_name[] = {
   2,   /* field[2] = api_key */
   1,   /* field[1] = deadline_ms */
   0,   /* field[0] = request_id */
   3,   /* field[3] = retry_after_ms */
+  4,   /* field[4] = traceparent */
+  5,   /* field[5] = tracestate */
 };
 static const ProtobufCIntRange ragd__v1__metadata__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 4 }
+  { 0, 6 }
 };
 const ProtobufCMessageDescriptor ragd__v1__metadata__descriptor =
 {
@@ -5654,7 +5680,7 @@ const ProtobufCMessageDescriptor ragd__v1__metadata__descriptor =
   "Ragd__V1__Metadata",
   "ragd.v1",
   sizeof(Ragd__V1__Metadata),
-  4,
+  6,
   ragd__v1__metadata__field_descriptors,
   ragd__v1__metadata__field_indices_by_name,
   1,  ragd__v1__metadata__number_ranges,

@@ -249,10 +249,17 @@ struct  Ragd__V1__Metadata
    * would be admitted, in milliseconds from now.
    */
   uint64_t retry_after_ms;
+  /*
+   * Client -> server: W3C trace context (https://www.w3.org/TR/trace-context/),
+   * "00-<trace id>-<parent span id>-<flags>". A server with --otel-endpoint
+   * continues the trace; it also sends one with each call to a shard.
+   */
+  char *traceparent;
+  char *tracestate;
 };
 #define RAGD__V1__METADATA__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__metadata__descriptor) \
-    , (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, 0 }
+    , (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
 
 
 struct  Ragd__V1__Frame
