@@ -25,6 +25,8 @@ public final class RagServer: Service, Sendable {
     let rebalancer: Rebalancer?
     public let experiments: ExperimentManager
     public let jobs: JobRunner
+    /// Server-wide connection counters, shared by every connection.
+    let budget: ConnectionBudget
     let dispatcher: Dispatcher
     /// Shard RPCs, on a shard node's internal listener.
     let internalDispatcher: Dispatcher?
@@ -49,6 +51,7 @@ public final class RagServer: Service, Sendable {
         onListening: @escaping @Sendable (ListenerAddress) -> Void = { _ in }
     ) async throws {
         self.configuration = configuration
+        budget = ConnectionBudget(limits: configuration.limits)
         self.logger = logger
         self.group = eventLoopGroup
         self.onListening = onListening
@@ -89,6 +92,10 @@ public final class RagServer: Service, Sendable {
 
     /// The address of a shard node's internal listener, once it is bound.
     public var internalLocalAddress: SocketAddress? { internalAddress.withLock { $0 } }
+
+    /// Bytes of incomplete request frames the server holds for all its connections
+    /// (the budget `ConnectionLimits.maxBufferedFrameBytes` bounds).
+    public var bufferedFrameBytes: Int { budget.bufferedFrameBytes.load(ordering: .relaxed) }
 
     /// The address of the `/metrics` endpoint, once it is bound (nil when disabled).
     public var metricsLocalAddress: SocketAddress? { metricsAddress.withLock { $0 } }
@@ -199,7 +206,7 @@ public final class RagServer: Service, Sendable {
         let servers = bound.map(\.1.channel)
         let listening = bound
         onListening(.public(localAddress!))
-        let budget = ConnectionBudget(limits: configuration.limits)
+        let budget = self.budget
         let shutdown = self.shutdown
         let stats = self.stats
         let logger = self.logger

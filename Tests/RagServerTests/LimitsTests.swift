@@ -138,7 +138,8 @@ import Testing
             let a = try RawConnection(port: port), b = try RawConnection(port: port)
             let header: (Int) -> [UInt8] = { n in [UInt8(n >> 24 & 0xFF), UInt8(n >> 16 & 0xFF), UInt8(n >> 8 & 0xFF), UInt8(n & 0xFF)] }
             await a.write(header(900_000) + [UInt8](repeating: 1, count: 700_000))
-            try await Task.sleep(for: .milliseconds(200))
+            // B writes once the server holds A's bytes (not after a fixed sleep: under load it may not yet).
+            #expect(await eventually(seconds: 60) { server.bufferedFrameBytes >= 700_000 })
             await b.write(header(900_000) + [UInt8](repeating: 1, count: 400_000))
             let f = try Self.decode(await b.nextFrame())
             #expect(f.status == .resourceExhausted && f.statusMessage.contains("incomplete"))
