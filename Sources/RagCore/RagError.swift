@@ -48,11 +48,16 @@ public struct RagError: Error, Sendable, Hashable, CustomStringConvertible {
     /// For RESOURCE_EXHAUSTED from a rate limit: when a retry would be admitted.
     /// Travels in the frame metadata (`retry_after_ms`), not in the message.
     public var retryAfter: Duration?
+    /// The message speaks only of what the caller sent (e.g. which entry of an
+    /// uploaded archive is damaged), so it reaches the client even for codes
+    /// whose messages the server otherwise keeps to its log (DATA_LOSS, INTERNAL).
+    public var messageIsForClient = false
 
-    public init(_ code: Code, _ message: String, retryAfter: Duration? = nil) {
+    public init(_ code: Code, _ message: String, retryAfter: Duration? = nil, messageIsForClient: Bool = false) {
         self.code = code
         self.message = message
         self.retryAfter = retryAfter
+        self.messageIsForClient = messageIsForClient
     }
 
     public var description: String { "\(code): \(message)" }

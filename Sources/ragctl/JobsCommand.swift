@@ -17,6 +17,15 @@ struct JobsCommand: AsyncParsableCommand {
         return s
     }
 
+    /// Waits for a job to finish, drawing its progress bar (label: the job's kind).
+    static func wait(for id: String, _ client: RagClient, label: String?, showProgress: Bool) async throws(RagError) -> Ragd_V1_Job {
+        var progress: Progress?
+        return try await client.waitForJob(id, every: .milliseconds(300)) { j in
+            if progress == nil { progress = Progress(total: Int(j.progressTotal), label: label ?? j.kind) }
+            if showProgress { progress?.update(Int(j.progressDone)) }
+        }
+    }
+
     struct Submit: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Submit an index job (files/folders) or a query job (--query).",
@@ -88,11 +97,7 @@ struct JobsCommand: AsyncParsableCommand {
             let client = try connection.client()
             var failed = false
             try await runReporting {
-                var progress: Progress?
-                let j = try await client.waitForJob(id, every: .milliseconds(300)) { j in
-                    if progress == nil { progress = Progress(total: Int(j.progressTotal), label: j.kind) }
-                    if !connection.json { progress?.update(Int(j.progressDone)) }
-                }
+                let j = try await JobsCommand.wait(for: id, client, label: nil, showProgress: !connection.json)
                 print(connection.json ? j.jsonText : JobsCommand.describe(j))
                 failed = j.state != "succeeded"
             }

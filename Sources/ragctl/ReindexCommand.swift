@@ -30,11 +30,7 @@ struct ReindexCommand: AsyncParsableCommand {
                 print(connection.json ? submitted.jsonText : submitted.id)
                 return
             }
-            var progress: Progress?
-            let j = try await client.waitForJob(submitted.id, every: .milliseconds(300)) { j in
-                if progress == nil { progress = Progress(total: Int(j.progressTotal), label: "reindex \(collection)") }
-                if !connection.json { progress?.update(Int(j.progressDone)) }
-            }
+            let j = try await JobsCommand.wait(for: submitted.id, client, label: "reindex \(collection)", showProgress: !connection.json)
             if connection.json { print(j.jsonText) }
             failed = j.state != "succeeded"
             guard !failed else {

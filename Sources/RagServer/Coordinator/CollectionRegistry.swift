@@ -87,10 +87,16 @@ public actor CollectionRegistry {
         try validateName(storage)
     }
 
+    /// 1 to `maxBytes` of A-Z a-z 0-9 _ - . not starting with '.': safe as a
+    /// file name (collections, their storages, snapshots).
+    static func isSafeName(_ name: String, maxBytes: Int) -> Bool {
+        !name.isEmpty && name.utf8.count <= maxBytes && name.first != "."
+            && name.utf8.allSatisfy { ($0 >= 48 && $0 <= 57) || ($0 >= 65 && $0 <= 90) || ($0 >= 97 && $0 <= 122) || $0 == 95 || $0 == 45 || $0 == 46 }
+    }
+
     public static func validateName(_ name: String) throws(RagError) {
         guard !name.isEmpty else { throw .invalidArgument("collection name must not be empty") }
-        guard name.utf8.count <= 64, name.utf8.allSatisfy({ ($0 >= 48 && $0 <= 57) || ($0 >= 65 && $0 <= 90) || ($0 >= 97 && $0 <= 122) || $0 == 95 || $0 == 45 || $0 == 46 }),
-              name.first != "." else {
+        guard isSafeName(name, maxBytes: 64) else {
             throw .invalidArgument("collection name \(name.debugDescription) must be 1-64 characters of A-Z a-z 0-9 _ - . and not start with '.'")
         }
     }

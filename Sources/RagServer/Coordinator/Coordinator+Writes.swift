@@ -125,9 +125,12 @@ extension Coordinator {
     /// The chunker of a write: the one it names, else the collection's (set by a
     /// reindex with a chunk size), else the server default.
     static func chunker(size: Int, overlap: Int, collection info: CollectionInfo) throws(RagError) -> Chunker {
-        if size == 0 && overlap == 0 {
-            return info.chunkSize > 0 ? try Chunker(size: info.chunkSize, overlap: info.chunkOverlap) : try Chunker()
-        }
+        size == 0 && overlap == 0 ? try chunker(size: info.chunkSize, overlap: info.chunkOverlap) : try chunker(size: size, overlap: overlap)
+    }
+
+    /// The chunker for a size and overlap as requests give them (0 and 0: the server default).
+    static func chunker(size: Int, overlap: Int) throws(RagError) -> Chunker {
+        if size == 0 && overlap == 0 { return try Chunker() }
         return try Chunker(size: size == 0 ? Chunker.defaultSize : size, overlap: overlap)
     }
 
@@ -142,8 +145,6 @@ extension Coordinator {
             groups[StableHash.partition(collection: collection, documentID: d.id, count: partitions)].append(d)
         }
         let embedder = self.embedder
-        let batch = configuration.embedBatchSize
-        let lane = indexEmbedding
         let prepared = try await withThrowingTaskGroup(of: (Int, [PreparedDocument], IndexSummary).self) { group in
             for (p, docs) in groups.enumerated() where !docs.isEmpty {
                 let shard = handle.shards[p]
@@ -151,7 +152,6 @@ extension Coordinator {
                     var summary = IndexSummary()
                     let existing = try await shard.contentHashes(docs.map(\.id))
                     var prepared: [PreparedDocument] = []
-                    var pendingTexts: [String] = []
                     for d in docs {
                         let hash = Self.contentHash(d, chunker: chunker, embedder: embedder.id)
                         if let old = existing[d.id] {
@@ -161,23 +161,10 @@ extension Coordinator {
                         let chunks = chunker.chunks(d.text)
                         prepared.append(PreparedDocument(id: d.id, metadata: d.metadata, contentHash: hash, chunks: chunks, embeddings: [],
                                                          source: SourceText.compress(d.text)))
-                        pendingTexts.append(contentsOf: chunks.map { Self.embeddingInput(chunk: $0, metadata: d.metadata) })
                     }
-                    var vectors: [[Float]] = []
-                    vectors.reserveCapacity(pendingTexts.count)
-                    for start in stride(from: 0, to: pendingTexts.count, by: batch) {
-                        try Task.checkCancellation()
-                        let texts = Array(pendingTexts[start..<min(start + batch, pendingTexts.count)])
-                        vectors += try await lane.run { try await embedder.embed(texts) }
-                    }
-                    var offset = 0
-                    for i in prepared.indices {
-                        let n = prepared[i].chunks.count
-                        prepared[i].embeddings = Array(vectors[offset..<offset + n])
-                        offset += n
-                    }
+                    try await self.embed(&prepared)
                     summary.documents = prepared.count
-                    summary.chunks = offset
+                    summary.chunks = prepared.map(\.chunks.count).reduce(0, +)
                     return (p, prepared, summary)
                 }
             }
@@ -286,6 +273,26 @@ extension Coordinator {
             if !deleted.isEmpty { try await recordWrite(collection) }
             let notFound = documentIDs.filter { !deleted.contains($0) }
             return (deleted.count, Array(Set(notFound)).sorted())
+        }
+    }
+
+    /// Embeds every chunk of `docs` ("title: chunk", see `embeddingInput`) in
+    /// batches on the indexing lane and stores the vectors in the documents.
+    func embed(_ docs: inout [PreparedDocument]) async throws {
+        let texts = docs.flatMap { d in d.chunks.map { Self.embeddingInput(chunk: $0, metadata: d.metadata) } }
+        let batch = configuration.embedBatchSize
+        let embedder = self.embedder
+        var vectors: [[Float]] = []
+        vectors.reserveCapacity(texts.count)
+        for start in stride(from: 0, to: texts.count, by: batch) {
+            try Task.checkCancellation()
+            let slice = Array(texts[start..<min(start + batch, texts.count)])
+            vectors += try await indexEmbedding.run { try await embedder.embed(slice) }
+        }
+        var offset = 0
+        for i in docs.indices {
+            docs[i].embeddings = Array(vectors[offset..<offset + docs[i].chunks.count])
+            offset += docs[i].chunks.count
         }
     }
 

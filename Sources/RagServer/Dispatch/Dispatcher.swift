@@ -82,7 +82,7 @@ public final class Dispatcher: Sendable {
         logger[metadataKey: "method"] = "\(frame.method)"
         let deadlineMS = frame.metadata.deadlineMs
         let deadline = deadlineMS > 0 ? receivedAt.advanced(by: .milliseconds(Int64(min(deadlineMS, UInt64(Int64.max / 1_000_000))))) : nil
-        var context = CallContext(callID: frame.callID, method: frame.method, requestID: requestID, deadline: deadline, logger: logger)
+        let context = CallContext(callID: frame.callID, method: frame.method, requestID: requestID, deadline: deadline, logger: logger)
         var reply = Ragd_V1_Frame()
         reply.callID = frame.callID
         reply.method = frame.method
@@ -161,8 +161,7 @@ public final class Dispatcher: Sendable {
     static let serverSide: Set<RagError.Code> = [.internal, .dataLoss, .unknown]
 
     func redacted(_ e: RagError, requestID: String) -> RagError {
-        // A damaged snapshot archive is the caller's data, named by entry only: it says what failed.
-        if Self.serverSide.contains(e.code), !(e.code == .dataLoss && e.message.hasPrefix(TarArchive.damagedPrefix)) {
+        if Self.serverSide.contains(e.code), !e.messageIsForClient {
             return RagError(e.code, "\(e.code == .dataLoss ? "stored data failed a check" : "internal error") (request id \(requestID)); the server log has the details")
         }
         var message = e.message

@@ -29,7 +29,7 @@ extension Reindexer {
         let target = Target(shards: try local(variant), placedUnder: name)
         logger.info("backfill of \(name) (job \(job)): chunks \(p.size)/\(p.overlap) from \(o.collection)'s kept sources")
         var summary = ReindexSummary(collection: name, embedder: variant.info.embedder, chunkSize: p.size, chunkOverlap: p.overlap)
-        _ = try await rebuildPass(o.collection, sources: sources, target: target, chunker: chunker, summary: &summary, progress: progress)
+        try await rebuildPass(o.collection, sources: sources, target: target, chunker: chunker, summary: &summary, progress: progress)
         summary.skipped += try await coordinator.exclusively(o.collection) { try await removeExtra(sources: sources, target: target) }
         try await coordinator.recordWrite(name)
         for shard in target.shards { summary.documents += await shard.counts().documents }

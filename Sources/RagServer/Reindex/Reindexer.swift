@@ -86,7 +86,7 @@ public final class Reindexer: Sendable {
         try CollectionRegistry.validateName(o.collection)
         guard !registry.isSharedCatalog else { throw EtcdCatalog.reindexUnsupported }
         try checkEmbedder(o.embedder)
-        _ = try chunking(o, CollectionInfo(name: o.collection, embedder: "", dimension: 1, partitions: 1))
+        _ = try Coordinator.chunker(size: o.chunkSize, overlap: o.chunkOverlap)
         let handle = try await registry.get(o.collection)
         if !o.profile.isEmpty { _ = try profile(o) }
         if o.profile.isEmpty, let b = handle.info.building {
@@ -129,14 +129,13 @@ public final class Reindexer: Sendable {
     func chunking(_ o: ReindexOptions, _ info: CollectionInfo) throws(RagError) -> (size: Int, overlap: Int, chunker: Chunker) {
         guard o.chunkSize >= 0, o.chunkOverlap >= 0 else { throw .invalidArgument("chunk size and overlap must not be negative") }
         let (size, overlap) = o.chunkSize == 0 && o.chunkOverlap == 0 ? (info.chunkSize, info.chunkOverlap) : (o.chunkSize, o.chunkOverlap)
-        let chunker = try Coordinator.chunker(size: size, overlap: overlap, collection: CollectionInfo(name: info.name, embedder: "", dimension: 1, partitions: 1))
-        return (size, overlap, chunker)
+        return (size, overlap, try Coordinator.chunker(size: size, overlap: overlap))
     }
 
     /// The next storage name: `<name>~r<n>` one above the current one's.
-    static func nextStorage(_ info: CollectionInfo) -> String {
-        let n = info.storage.split(separator: "~").last.flatMap { $0.hasPrefix("r") ? Int($0.dropFirst()) : nil } ?? 0
-        return "\(info.name)~r\(n + 1)"
+    static func nextStorage(name: String, current storage: String) -> String {
+        let n = storage.split(separator: "~").last.flatMap { $0.hasPrefix("r") ? Int($0.dropFirst()) : nil } ?? 0
+        return "\(name)~r\(n + 1)"
     }
 
     /// Runs a reindex job (also a resumed one); `progress` gets documents done.
@@ -148,11 +147,10 @@ public final class Reindexer: Sendable {
         let sources = try local(old)
         let (size, overlap, _) = try chunking(o, old.info)
         let embedder = coordinator.embedder
-        let planned = old.info.building ?? StorageBuild(storage: Self.nextStorage(old.info), embedder: embedder.id, dimension: embedder.dimension,
+        let planned = old.info.building ?? StorageBuild(storage: Self.nextStorage(name: name, current: old.info.storage), embedder: embedder.id, dimension: embedder.dimension,
                                                          chunkSize: size, chunkOverlap: overlap, job: job)
         // A build resumes as it began (`recover` abandons one this server cannot embed for).
-        let chunker = try Coordinator.chunker(size: planned.chunkSize, overlap: planned.chunkOverlap,
-                                              collection: CollectionInfo(name: name, embedder: "", dimension: 1, partitions: 1))
+        let chunker = try Coordinator.chunker(size: planned.chunkSize, overlap: planned.chunkOverlap)
         guard planned.embedder == embedder.id else {
             throw RagError.failedPrecondition("the unfinished build of \(name) embeds with \(planned.embedder); this server embeds with \(embedder.id)")
         }
@@ -164,12 +162,14 @@ public final class Reindexer: Sendable {
         while true {
             pass += 1
             let failuresBefore = coordinator.mirrorFailures.load(ordering: .relaxed)
-            let changed = try await rebuildPass(name, sources: sources, target: targets, chunker: chunker, summary: &summary,
-                                                progress: { if pass == 1 { try await progress($0) } })
-            // The switch happens with writes held off, and only after a pass in
-            // which nothing was missing and no mirrored write failed.
+            try await rebuildPass(name, sources: sources, target: targets, chunker: chunker, summary: &summary,
+                                  progress: { if pass == 1 { try await progress($0) } })
+            // The switch happens with writes held off. Each page was checked against
+            // the live writes when it was committed, and those writes reach the
+            // build too: only a mirrored write that failed since the pass began
+            // (the build may lack it) calls for another pass.
             let switched = try await coordinator.exclusively(name) { () async throws -> CollectionHandle? in
-                guard changed == 0, coordinator.mirrorFailures.load(ordering: .relaxed) == failuresBefore else { return nil }
+                guard coordinator.mirrorFailures.load(ordering: .relaxed) == failuresBefore else { return nil }
                 summary.skipped += try await removeExtra(sources: sources, target: targets)
                 let retired = try await registry.finishBuild(name)
                 try await coordinator.recordWrite(name)
@@ -202,12 +202,11 @@ public final class Reindexer: Sendable {
         }
     }
 
-    /// One walk over every document; returns how many it had to write.
+    /// One walk over every document, writing what the target lacks.
     /// `name` is the collection whose gate orders the build against its writes.
     func rebuildPass(_ name: String, sources: [LocalShard], target: Target, chunker: Chunker, summary: inout ReindexSummary,
-                     progress: (Int) async throws -> Void) async throws -> Int {
+                     progress: (Int) async throws -> Void) async throws {
         var done = 0
-        var written = 0
         for source in sources {
             let ids = await source.documentIDs().sorted()
             for start in stride(from: 0, to: ids.count, by: Self.pageSize) {
@@ -226,14 +225,12 @@ public final class Reindexer: Sendable {
                     }
                     summary.skipped += built.count - kept
                     summary.reembedded += kept
-                    written += kept
                 }
                 done += page.count
                 try await progress(done)
                 try await Failpoint.reindexPageCommitted(pagesCommitted.wrappingAdd(1, ordering: .relaxed).newValue)
             }
         }
-        return written
     }
 
     /// The documents of a page as the target stores them, leaving out those it
@@ -245,10 +242,9 @@ public final class Reindexer: Sendable {
             existing.merge(await target.shards[p].contentHashes(ids)) { a, _ in a }
         }
         var out: [PreparedDocument] = []
-        var texts: [String] = []
         var withoutSource = 0
         for d in docs {
-            var doc: PreparedDocument
+            let doc: PreparedDocument
             if d.source.isEmpty {
                 // Indexed before sources were kept: its chunks are all there is, embedded again as they are.
                 withoutSource += 1
@@ -260,21 +256,9 @@ public final class Reindexer: Sendable {
                 doc = PreparedDocument(id: d.id, metadata: d.metadata, contentHash: hash, chunks: chunker.chunks(text), embeddings: [], source: d.source)
             }
             if existing[d.id] == doc.contentHash { continue }
-            texts += doc.chunks.map { Coordinator.embeddingInput(chunk: $0, metadata: d.metadata) }
             out.append(doc)
         }
-        var vectors: [[Float]] = []
-        let batch = coordinator.configuration.embedBatchSize
-        for start in stride(from: 0, to: texts.count, by: batch) {
-            try Task.checkCancellation()
-            let slice = Array(texts[start..<min(start + batch, texts.count)])
-            vectors += try await coordinator.indexEmbedding.run { try await embedder.embed(slice) }
-        }
-        var offset = 0
-        for i in out.indices {
-            out[i].embeddings = Array(vectors[offset..<offset + out[i].chunks.count])
-            offset += out[i].chunks.count
-        }
+        try await coordinator.embed(&out)
         return (out, withoutSource)
     }
 

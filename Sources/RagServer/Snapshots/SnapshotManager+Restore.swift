@@ -14,7 +14,7 @@ extension SnapshotManager {
         }
         let json = try TarArchive.read(m, from: path, limit: 16 << 20)
         let sum = String(decoding: try TarArchive.read(s, from: path, limit: 64), as: UTF8.self)
-        guard TarArchive.hex(SHA256.hash(data: json)) == sum else { throw RagError(.dataLoss, TarArchive.damagedPrefix + "manifest.json failed its checksum") }
+        guard TarArchive.hex(SHA256.hash(data: json)) == sum else { throw TarArchive.damaged("manifest.json failed its checksum") }
         let manifest = try SnapshotManifest.decode(json)
         for f in manifest.files {
             guard let e = entries.first(where: { $0.name == f.name }), e.size == f.bytes else { throw TarArchive.damaged("\(f.name) is missing or has the wrong size") }
@@ -28,7 +28,7 @@ extension SnapshotManager {
         for f in manifest.files {
             let e = entries.first { $0.name == f.name }!
             let sha = try TarArchive.extract(e, from: path, to: "\(dir)/\(f.name)")
-            guard sha == f.sha256 else { throw RagError(.dataLoss, TarArchive.damagedPrefix + "\(f.name) failed its checksum") }
+            guard sha == f.sha256 else { throw TarArchive.damaged("\(f.name) failed its checksum") }
         }
     }
 
@@ -89,7 +89,7 @@ extension SnapshotManager {
             throw RagError.failedPrecondition("collection \(target) is being reindexed by job \(b.job); restore after it")
         }
         let partitions = existing?.info.partitions ?? manifest.partitions
-        let storage = Reindexer.nextStorage(existing?.info ?? CollectionInfo(name: target, embedder: "", dimension: 1, partitions: 1))
+        let storage = Reindexer.nextStorage(name: target, current: existing?.info.storage ?? target)
         let storageDir = "\(reindexer.dataDirectory)/collections/\(storage)"
         let staging = "\(directory)/.restore-\(UUID().uuidString)"
         let fm = FileManager.default

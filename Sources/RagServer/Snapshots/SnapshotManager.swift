@@ -43,9 +43,7 @@ public final class SnapshotManager: Sendable {
 
     /// Snapshot names: 1-128 of A-Z a-z 0-9 _ - . not starting with '.'.
     static func validateName(_ name: String) throws(RagError) {
-        guard !name.isEmpty, name.utf8.count <= 128, name.first != ".",
-              name.utf8.allSatisfy({ ($0 >= 48 && $0 <= 57) || ($0 >= 65 && $0 <= 90) || ($0 >= 97 && $0 <= 122) || $0 == 95 || $0 == 45 || $0 == 46 })
-        else { throw .invalidArgument("snapshot name \(name.truncatedUTF8(maxBytes: 64).debugDescription) must be 1-128 characters of A-Z a-z 0-9 _ - . and not start with '.'") }
+        guard CollectionRegistry.isSafeName(name, maxBytes: 128) else { throw .invalidArgument("snapshot name \(name.truncatedUTF8(maxBytes: 64).debugDescription) must be 1-128 characters of A-Z a-z 0-9 _ - . and not start with '.'") }
     }
 
     func archivePath(_ name: String) -> String { "\(directory)/\(name).ragsnap" }

@@ -163,9 +163,9 @@ enum TarArchive {
         } catch let e as RagError { throw e } catch { throw RagError(.internal, "cannot restore \(e.name): \(error.localizedDescription)") }
     }
 
-    static let damagedPrefix = "snapshot archive is damaged: "
-
+    /// DATA_LOSS naming what failed in an archive the caller made or sent: the
+    /// message names archive entries only, so the client sees it.
     static func damaged(_ what: String) -> RagError {
-        RagError(.dataLoss, TarArchive.damagedPrefix + "\(what)")
+        RagError(.dataLoss, "snapshot archive is damaged: \(what)", messageIsForClient: true)
     }
 }
