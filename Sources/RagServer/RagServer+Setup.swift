@@ -104,7 +104,8 @@ extension RagServer {
         let authorizer = try await Authorizer(store: keyStore, required: configuration.requireKeys)
         let service = RagService(coordinator: coordinator, stats: stats, cache: cache, metrics: metrics, role: configuration.role.rawValue,
                                  cluster: cluster, rebalancer: rebalancer, experiments: experiments, jobs: jobs, authorizer: authorizer, controlPlane: etcd,
-                                 snapshots: reindexer.map { SnapshotManager(coordinator: coordinator, reindexer: $0, dataDirectory: configuration.dataDirectory, logger: logger) })
+                                 snapshots: configuration.role == .shard ? nil
+                                    : SnapshotManager(coordinator: coordinator, reindexer: reindexer, dataDirectory: configuration.dataDirectory, logger: logger))
         queries.withLock { $0 = service }
         func dispatcher(_ handlers: [String: RPCHandler], _ authorizer: Authorizer?) -> Dispatcher {
             Dispatcher(handlers: handlers, logger: logger, metrics: metrics, maxFrameSize: configuration.maxFrameSize,

@@ -8,6 +8,12 @@ public struct PartitionCopy: Sendable, Codable, Hashable {
     public var chunks: Int
     /// The last replication log entry applied (0 on a single server).
     public var seq: UInt64
+
+    public init(documents: Int, chunks: Int, seq: UInt64) {
+        self.documents = documents
+        self.chunks = chunks
+        self.seq = seq
+    }
 }
 
 extension PartitionStore {

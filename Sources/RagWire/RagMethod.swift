@@ -42,6 +42,8 @@ public enum RagMethod: String, Sendable, CaseIterable {
     case shardReceive = "ShardReceive"
     case shardDrop = "ShardDrop"
     case shardLog = "ShardLog"
+    case shardBackup = "ShardBackup"
+    case shardBackupRead = "ShardBackupRead"
 
     /// Methods that answer with stream messages and an end-of-stream frame.
     public var isStreaming: Bool { self == .stream || self == .indexStream }

@@ -45,6 +45,24 @@ struct Lcg {
 }
 
 @Suite(.serialized) struct ClusterTests {
+    /// Asks both servers every query in every mode: the same chunks, scores,
+    /// partitions and answers. Returns how many were compared.
+    static func expectSameAnswers(_ a: RagClient, _ b: RagClient, queries: [(String, MetadataFilter?)]) async throws -> Int {
+        var compared = 0
+        for mode in SearchMode.allCases {
+            for (q, filter) in queries {
+                let x = try await a.query(q, collection: "kb", topK: 10, filter: filter, mode: mode, noCache: true)
+                let y = try await b.query(q, collection: "kb", topK: 10, filter: filter, mode: mode, noCache: true)
+                #expect(x.sources.map(\.chunkID) == y.sources.map(\.chunkID), "\(mode) \(q)")
+                #expect(x.sources.map(\.score) == y.sources.map(\.score), "\(mode) \(q)")
+                #expect(x.sources.map(\.partition) == y.sources.map(\.partition))
+                #expect(x.answer == y.answer)
+                compared += 1
+            }
+        }
+        return compared
+    }
+
     @Test func clusterResultsEqualSingleNodeResults() async throws {
         let cluster = try await LocalCluster.launch(shards: 3, replicas: 2)
         defer { cluster.stop() }
@@ -60,18 +78,7 @@ struct Lcg {
             let b = try await s.index(batch, collection: "kb")
             #expect(a.chunks == b.chunks)
         }
-        var compared = 0
-        for mode in SearchMode.allCases {
-            for (q, filter) in ClusterCorpus.queries {
-                let a = try await c.query(q, collection: "kb", topK: 10, filter: filter, mode: mode, noCache: true)
-                let b = try await s.query(q, collection: "kb", topK: 10, filter: filter, mode: mode, noCache: true)
-                #expect(a.sources.map(\.chunkID) == b.sources.map(\.chunkID), "\(mode) \(q)")
-                #expect(a.sources.map(\.score) == b.sources.map(\.score), "\(mode) \(q)")
-                #expect(a.sources.map(\.partition) == b.sources.map(\.partition))
-                #expect(a.answer == b.answer)
-                compared += 1
-            }
-        }
+        let compared = try await Self.expectSameAnswers(c, s, queries: ClusterCorpus.queries)
         #expect(compared == 300)
         // Stats aggregate the shards; every shard holds some documents.
         let stats = try await c.stats(collection: "kb")

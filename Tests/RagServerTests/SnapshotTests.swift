@@ -31,30 +31,12 @@ import Testing
         try await withServer { c in
             let base = Array(ReindexTests.documents.prefix(120))
             try await ReindexTests.index(base, into: "kb", c)
-            func batch(_ i: Int) -> [RagDocument] {
+            @Sendable func batch(_ i: Int) -> [RagDocument] {
                 (0..<3).map { j in RagDocument(id: "w-\(i)-\(j)", text: "Write \(i) part \(j): ledger quota spool \(i * 3 + j). " + String(repeating: "filler words \(j) ", count: 10)) }
             }
-            let done = Atomic<Int>(0)
-            let writer = Task {
-                var i = 0
-                while !Task.isCancelled {
-                    do { _ = try await c.index(batch(i), collection: "kb", timeout: hangGuard) } catch { break }
-                    i += 1
-                    done.store(i, ordering: .relaxed)
-                }
-            }
-            // Taken with writes before it and writes still coming after it.
-            #expect(await eventually(seconds: 60) { done.load(ordering: .relaxed) >= 5 })
-            let snap = try await c.createSnapshot(collection: "kb", timeout: hangGuard)
-            let n = (Int(snap.snapshot.documents) - base.count) / 3
-            #expect(Int(snap.snapshot.documents) == base.count + 3 * n, "whole writes only: \(snap.snapshot.documents)")
-            #expect(await eventually(seconds: 60) { done.load(ordering: .relaxed) >= n + 3 })
-            writer.cancel()
-            _ = await writer.value
-            #expect(n >= 5, "the snapshot holds the writes acknowledged before it: \(n)")
-
+            let (snap, n) = try await Self.snapshotWhileWriting(c, holding: base.count, batch: batch)
             // Restored under another name (so documents move to that name's partitions).
-            let restored = try await c.restoreSnapshot(snap.snapshot.name, into: "copy", timeout: hangGuard)
+            let restored = try await c.restoreSnapshot(snap.name, into: "copy", timeout: hangGuard)
             #expect(restored.documents == UInt64(base.count + 3 * n) && restored.collection == "copy")
             for i in [0, n - 1] {
                 let r = try await c.query("ledger quota spool \(i * 3 + 1)", collection: "copy", topK: 1, mode: .keyword, timeout: hangGuard)
@@ -67,8 +49,33 @@ import Testing
             #expect(copyStats.documents == freshStats.documents && copyStats.chunks == freshStats.chunks)
             let copyAnswers = try await ReindexTests.answers("copy", c), freshAnswers = try await ReindexTests.answers("fresh", c)
             #expect(copyAnswers == freshAnswers)
-            #expect(try await c.listSnapshots(timeout: hangGuard).map(\.name) == [snap.snapshot.name])
+            #expect(try await c.listSnapshots(timeout: hangGuard).map(\.name) == [snap.name])
         }
+    }
+
+    /// Takes a snapshot of "kb" while a writer adds `batch(i)` (three documents)
+    /// per call, one call after another, with calls acknowledged before it and
+    /// calls still coming after it. Returns the snapshot and how many calls it
+    /// holds, having checked that it holds whole calls only.
+    static func snapshotWhileWriting(_ c: RagClient, holding base: Int, batch: @escaping @Sendable (Int) -> [RagDocument]) async throws -> (Ragd_V1_SnapshotInfo, Int) {
+        let done = Atomic<Int>(0)
+        let writer = Task {
+            var i = 0
+            while !Task.isCancelled {
+                do { _ = try await c.index(batch(i), collection: "kb", timeout: hangGuard) } catch { break }
+                i += 1
+                done.store(i, ordering: .relaxed)
+            }
+        }
+        #expect(await eventually(seconds: 60) { done.load(ordering: .relaxed) >= 5 })
+        let snap = try await c.createSnapshot(collection: "kb", timeout: hangGuard).snapshot
+        let n = (Int(snap.documents) - base) / 3
+        #expect(Int(snap.documents) == base + 3 * n, "whole writes only: \(snap.documents)")
+        #expect(await eventually(seconds: 60) { done.load(ordering: .relaxed) >= n + 3 })
+        writer.cancel()
+        _ = await writer.value
+        #expect(n >= 5, "the snapshot holds the writes acknowledged before it: \(n)")
+        return (snap, n)
     }
 
     /// A ragd process of its own (writers and readers here run in tight loops).

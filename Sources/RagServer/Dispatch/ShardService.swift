@@ -8,9 +8,11 @@ import SwiftProtobuf
 /// The internal RPCs a shard node answers for its coordinator.
 public struct ShardService: Sendable {
     let host: ShardHost
+    let backups: ShardBackups
 
     public init(host: ShardHost) {
         self.host = host
+        backups = ShardBackups(dataDirectory: host.configuration.dataDirectory)
     }
 
     public var handlers: [String: RPCHandler] {
@@ -26,6 +28,8 @@ public struct ShardService: Sendable {
             RagMethod.shardReceive.rawValue: .unary { p, _ in try await receive(p) },
             RagMethod.shardDrop.rawValue: .unary { p, _ in try await drop(p) },
             RagMethod.shardLog.rawValue: .unary { p, _ in try await log(p) },
+            RagMethod.shardBackup.rawValue: .unary { p, _ in try await backup(p) },
+            RagMethod.shardBackupRead.rawValue: .unary { p, _ in try await backupRead(p) },
         ]
     }
 
@@ -109,6 +113,29 @@ public struct ShardService: Sendable {
         out.head = head.seq
         out.headVersion = head.version
         return try FrameCodec.bytes(out)
+    }
+
+    func backup(_ payload: Data) async throws -> Data {
+        let r = try await decode(Ragd_V1_ShardBackupRequest.self, payload) { $0.shard }
+        let shard = try await host.existing(r.shard.collection, Int(r.shard.partition))
+        let token = try await backups.start(shard?.store)
+        return try FrameCodec.bytes(Ragd_V1_ShardBackupResponse.with { $0.token = token })
+    }
+
+    func backupRead(_ payload: Data) async throws -> Data {
+        let r = try FrameCodec.payload(Ragd_V1_ShardBackupReadRequest.self, from: payload)
+        if r.release {
+            backups.release(r.token)
+            return try FrameCodec.bytes(Ragd_V1_ShardBackupReadResponse())
+        }
+        let (data, total, copy) = try await backups.read(r.token, offset: r.offset, length: Int(r.length == 0 ? UInt32(SnapshotManager.maxPart) : r.length))
+        return try FrameCodec.bytes(Ragd_V1_ShardBackupReadResponse.with {
+            $0.data = data
+            $0.total = total
+            $0.documents = UInt64(copy.documents)
+            $0.chunks = UInt64(copy.chunks)
+            $0.seq = copy.seq
+        })
     }
 
     func hashes(_ payload: Data) async throws -> Data {

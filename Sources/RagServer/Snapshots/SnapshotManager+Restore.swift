@@ -34,7 +34,7 @@ extension SnapshotManager {
 
     /// Appends a part of an archive being uploaded; `last` checks it and keeps it as snapshot `name`.
     public func upload(name: String, offset: UInt64, data: Data, last: Bool) throws(RagError) -> SnapshotManifest? {
-        try requireLocal()
+        _ = try requireLocal()
         try Self.validateName(name)
         guard data.count <= Self.maxPart else { throw .invalidArgument("an upload part holds at most \(Self.maxPart) bytes") }
         let partial = "\(directory)/.upload-\(name)"
@@ -77,7 +77,7 @@ extension SnapshotManager {
     /// every file passes its checksum; over an existing collection, the switch
     /// is one catalog update, as a reindex's.
     public func restore(name: String, into collection: String?) async throws -> (collection: String, documents: Int, chunks: Int) {
-        try requireLocal()
+        let reindexer = try requireLocal()
         try Self.validateName(name)
         let path = archivePath(name)
         guard FileManager.default.fileExists(atPath: path) else { throw RagError.notFound("snapshot \(name.debugDescription) does not exist") }

@@ -17,7 +17,8 @@ import Synchronization
 /// to open, not for the copy.
 public final class SnapshotManager: Sendable {
     let coordinator: Coordinator
-    let reindexer: Reindexer
+    /// Storages and their retirement (single servers; nil on a coordinator, which restores nothing).
+    let reindexer: Reindexer?
     let directory: String
     let logger: Logger
     /// The largest archive an upload may make.
@@ -25,7 +26,7 @@ public final class SnapshotManager: Sendable {
     /// Longest part of a read or an upload.
     public static let maxPart = 4 << 20
 
-    public init(coordinator: Coordinator, reindexer: Reindexer, dataDirectory: String, logger: Logger) {
+    public init(coordinator: Coordinator, reindexer: Reindexer?, dataDirectory: String, logger: Logger) {
         self.coordinator = coordinator
         self.reindexer = reindexer
         self.logger = logger
@@ -49,16 +50,20 @@ public final class SnapshotManager: Sendable {
     func archivePath(_ name: String) -> String { "\(directory)/\(name).ragsnap" }
     func infoPath(_ name: String) -> String { "\(directory)/\(name).json" }
 
-    func requireLocal() throws(RagError) {
-        guard !registry.isSharedCatalog else { throw .failedPrecondition("snapshots run on single servers; this coordinator shares an etcd catalog") }
+    /// Restores and uploads change this process's storages: single servers only.
+    func requireLocal() throws(RagError) -> Reindexer {
+        guard let reindexer, !registry.isSharedCatalog else {
+            throw .failedPrecondition("snapshots are restored on single servers: download this one (ragctl snapshot download) and restore it on a server started without --role")
+        }
+        return reindexer
     }
 
-    /// Takes a snapshot of `collection`.
+    /// Takes a snapshot of `collection`: of this server's partitions, or on a
+    /// coordinator, of one in-sync replica of each partition on the shard nodes.
     public func create(collection: String) async throws -> SnapshotManifest {
-        try requireLocal()
         try CollectionRegistry.validateName(collection)
         let handle = try await registry.get(collection)
-        let shards = try reindexer.local(handle)
+        let shards = handle.shards.sorted { $0.partition < $1.partition }
         let stamp = ISO8601DateFormatter.string(from: Date(), timeZone: .gmt, formatOptions: [.withYear, .withMonth, .withDay, .withTime])
             .replacingOccurrences(of: ":", with: "")
         let name = "\(collection)-\(stamp)-\(String(UInt32.random(in: 0...UInt32.max), radix: 16))"
@@ -70,25 +75,20 @@ public final class SnapshotManager: Sendable {
         // the copies run after, each on a thread of its own (they block).
         let executor = ThreadPoolExecutor(name: "snapshot", threads: shards.count + 1)
         defer { executor.shutdown() }
-        let latch = Latch(shards.count)
-        let copies = try await coordinator.exclusively(collection) { () async -> [Task<PartitionCopy, any Error>] in
-            let tasks = shards.map { shard in
-                let path = "\(staging)/\(Self.fileName(shard.partition))"
-                return Task(executorPreference: executor) { try shard.store.backup(to: path) { latch.arrive() } }
-            }
-            await latch.wait()
-            return tasks
+        let copies = try await coordinator.exclusively(collection) { () async throws -> [(Task<PartitionCopy, any Error>, String?)] in
+            try await self.pin(shards, into: staging, executor: executor)
         }
         // The archive is written on those threads too: reading, hashing and
         // writing hundreds of megabytes must not hold a cooperative thread.
         var manifest = try await withTaskExecutorPreference(executor) { () async throws -> SnapshotManifest in
             var files: [SnapshotManifest.File] = []
             let writer = try TarArchive.Writer(path: "\(staging)/archive")
-            for (shard, task) in zip(shards, copies) {
+            for (shard, (task, replica)) in zip(shards, copies) {
                 let copy = try await task.value
                 let file = Self.fileName(shard.partition)
                 let (sha, bytes) = try writer.add(name: file, file: "\(staging)/\(file)")
-                files.append(.init(name: file, partition: shard.partition, bytes: bytes, sha256: sha, documents: copy.documents, chunks: copy.chunks, seq: copy.seq))
+                files.append(.init(name: file, partition: shard.partition, bytes: bytes, sha256: sha, documents: copy.documents,
+                                   chunks: copy.chunks, seq: copy.seq, replica: replica))
             }
             let manifest = SnapshotManifest(collection: collection, embedder: handle.info.embedder, dimension: handle.info.dimension,
                                             partitions: handle.info.partitions, chunkSize: handle.info.chunkSize, chunkOverlap: handle.info.chunkOverlap,
@@ -105,6 +105,50 @@ public final class SnapshotManager: Sendable {
         try JSONEncoder().encode(manifest).write(to: URL(fileURLWithPath: infoPath(name)), options: .atomic)
         logger.info("snapshot \(name) of \(collection): \(manifest.documents) documents, \(manifest.chunks) chunks, \(manifest.bytes) bytes")
         return manifest
+    }
+
+    /// Starts a copy of every partition and returns once all are pinned: the
+    /// copy tasks, with the shard node each is read from (nil: this process).
+    func pin(_ shards: [any Shard], into staging: String, executor: ThreadPoolExecutor) async throws -> [(Task<PartitionCopy, any Error>, String?)] {
+        func path(_ shard: any Shard) -> String { "\(staging)/\(Self.fileName(shard.partition))" }
+        let locals = shards.compactMap { $0 as? LocalShard }
+        if locals.count == shards.count {
+            let latch = Latch(locals.count)
+            let tasks = locals.map { shard in
+                let target = path(shard)
+                return Task(executorPreference: executor) { try shard.store.backup(to: target) { latch.arrive() } }
+            }
+            await latch.wait()
+            return tasks.map { ($0, nil) }
+        }
+        let remotes = shards.compactMap { $0 as? RemoteShard }
+        guard remotes.count == shards.count else { throw RagError(.internal, "a collection's partitions are neither all local nor all remote") }
+        // Each node answers once its copy is pinned; all at once, so writes wait for the slowest only.
+        var backups: [Int: RemoteBackup] = [:]
+        var failure: (any Error)?
+        await withTaskGroup(of: Result<(Int, RemoteBackup), any Error>.self) { group in
+            for shard in remotes {
+                group.addTask {
+                    do { return .success((shard.partition, try await shard.startBackup())) } catch { return .failure(error) }
+                }
+            }
+            // Every answer is collected, so the copies that did start can be released.
+            for await result in group {
+                switch result {
+                case .success(let (p, backup)): backups[p] = backup
+                case .failure(let e): failure = failure ?? e
+                }
+            }
+        }
+        if let failure {
+            for backup in backups.values { backup.release() }
+            throw failure
+        }
+        return remotes.map { shard in
+            let backup = backups[shard.partition]!
+            let target = path(shard)
+            return (Task(executorPreference: executor) { try await backup.download(to: target) }, backup.replica.address)
+        }
     }
 
     /// The snapshots this server keeps, oldest first.

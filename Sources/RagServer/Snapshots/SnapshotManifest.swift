@@ -14,6 +14,8 @@ public struct SnapshotManifest: Codable, Sendable, Hashable {
         public var chunks: Int
         /// The replication log position the copy is at (0 on a single server).
         public var seq: UInt64
+        /// The shard node the copy was read from (nil: a single server).
+        public var replica: String?
     }
 
     public static let currentFormat = "ragd-snapshot-1"

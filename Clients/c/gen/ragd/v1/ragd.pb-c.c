@@ -2923,6 +2923,186 @@ void   ragd__v1__shard_drop_response__free_unpacked
   assert(message->base.descriptor == &ragd__v1__shard_drop_response__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   ragd__v1__shard_backup_request__init
+                     (Ragd__V1__ShardBackupRequest         *message)
+{
+  static const Ragd__V1__ShardBackupRequest init_value = RAGD__V1__SHARD_BACKUP_REQUEST__INIT;
+  *message = init_value;
+}
+size_t ragd__v1__shard_backup_request__get_packed_size
+                     (const Ragd__V1__ShardBackupRequest *message)
+{
+  assert(message->base.descriptor == &ragd__v1__shard_backup_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t ragd__v1__shard_backup_request__pack
+                     (const Ragd__V1__ShardBackupRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &ragd__v1__shard_backup_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t ragd__v1__shard_backup_request__pack_to_buffer
+                     (const Ragd__V1__ShardBackupRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &ragd__v1__shard_backup_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Ragd__V1__ShardBackupRequest *
+       ragd__v1__shard_backup_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Ragd__V1__ShardBackupRequest *)
+     protobuf_c_message_unpack (&ragd__v1__shard_backup_request__descriptor,
+                                allocator, len, data);
+}
+void   ragd__v1__shard_backup_request__free_unpacked
+                     (Ragd__V1__ShardBackupRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &ragd__v1__shard_backup_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   ragd__v1__shard_backup_response__init
+                     (Ragd__V1__ShardBackupResponse         *message)
+{
+  static const Ragd__V1__ShardBackupResponse init_value = RAGD__V1__SHARD_BACKUP_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t ragd__v1__shard_backup_response__get_packed_size
+                     (const Ragd__V1__ShardBackupResponse *message)
+{
+  assert(message->base.descriptor == &ragd__v1__shard_backup_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t ragd__v1__shard_backup_response__pack
+                     (const Ragd__V1__ShardBackupResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &ragd__v1__shard_backup_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t ragd__v1__shard_backup_response__pack_to_buffer
+                     (const Ragd__V1__ShardBackupResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &ragd__v1__shard_backup_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Ragd__V1__ShardBackupResponse *
+       ragd__v1__shard_backup_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Ragd__V1__ShardBackupResponse *)
+     protobuf_c_message_unpack (&ragd__v1__shard_backup_response__descriptor,
+                                allocator, len, data);
+}
+void   ragd__v1__shard_backup_response__free_unpacked
+                     (Ragd__V1__ShardBackupResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &ragd__v1__shard_backup_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   ragd__v1__shard_backup_read_request__init
+                     (Ragd__V1__ShardBackupReadRequest         *message)
+{
+  static const Ragd__V1__ShardBackupReadRequest init_value = RAGD__V1__SHARD_BACKUP_READ_REQUEST__INIT;
+  *message = init_value;
+}
+size_t ragd__v1__shard_backup_read_request__get_packed_size
+                     (const Ragd__V1__ShardBackupReadRequest *message)
+{
+  assert(message->base.descriptor == &ragd__v1__shard_backup_read_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t ragd__v1__shard_backup_read_request__pack
+                     (const Ragd__V1__ShardBackupReadRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &ragd__v1__shard_backup_read_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t ragd__v1__shard_backup_read_request__pack_to_buffer
+                     (const Ragd__V1__ShardBackupReadRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &ragd__v1__shard_backup_read_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Ragd__V1__ShardBackupReadRequest *
+       ragd__v1__shard_backup_read_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Ragd__V1__ShardBackupReadRequest *)
+     protobuf_c_message_unpack (&ragd__v1__shard_backup_read_request__descriptor,
+                                allocator, len, data);
+}
+void   ragd__v1__shard_backup_read_request__free_unpacked
+                     (Ragd__V1__ShardBackupReadRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &ragd__v1__shard_backup_read_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   ragd__v1__shard_backup_read_response__init
+                     (Ragd__V1__ShardBackupReadResponse         *message)
+{
+  static const Ragd__V1__ShardBackupReadResponse init_value = RAGD__V1__SHARD_BACKUP_READ_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t ragd__v1__shard_backup_read_response__get_packed_size
+                     (const Ragd__V1__ShardBackupReadResponse *message)
+{
+  assert(message->base.descriptor == &ragd__v1__shard_backup_read_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t ragd__v1__shard_backup_read_response__pack
+                     (const Ragd__V1__ShardBackupReadResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &ragd__v1__shard_backup_read_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t ragd__v1__shard_backup_read_response__pack_to_buffer
+                     (const Ragd__V1__ShardBackupReadResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &ragd__v1__shard_backup_read_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Ragd__V1__ShardBackupReadResponse *
+       ragd__v1__shard_backup_read_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Ragd__V1__ShardBackupReadResponse *)
+     protobuf_c_message_unpack (&ragd__v1__shard_backup_read_response__descriptor,
+                                allocator, len, data);
+}
+void   ragd__v1__shard_backup_read_response__free_unpacked
+                     (Ragd__V1__ShardBackupReadResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &ragd__v1__shard_backup_read_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   ragd__v1__chunking_profile__init
                      (Ragd__V1__ChunkingProfile         *message)
 {
@@ -10691,6 +10871,249 @@ const ProtobufCMessageDescriptor ragd__v1__shard_drop_response__descriptor =
   ragd__v1__shard_drop_response__field_indices_by_name,
   1,  ragd__v1__shard_drop_response__number_ranges,
   (ProtobufCMessageInit) ragd__v1__shard_drop_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor ragd__v1__shard_backup_request__field_descriptors[1] =
+{
+  {
+    "shard",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ShardBackupRequest, shard),
+    &ragd__v1__shard_key__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned ragd__v1__shard_backup_request__field_indices_by_name[] = {
+  0,   /* field[0] = shard */
+};
+static const ProtobufCIntRange ragd__v1__shard_backup_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor ragd__v1__shard_backup_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "ragd.v1.ShardBackupRequest",
+  "ShardBackupRequest",
+  "Ragd__V1__ShardBackupRequest",
+  "ragd.v1",
+  sizeof(Ragd__V1__ShardBackupRequest),
+  1,
+  ragd__v1__shard_backup_request__field_descriptors,
+  ragd__v1__shard_backup_request__field_indices_by_name,
+  1,  ragd__v1__shard_backup_request__number_ranges,
+  (ProtobufCMessageInit) ragd__v1__shard_backup_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor ragd__v1__shard_backup_response__field_descriptors[1] =
+{
+  {
+    "token",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ShardBackupResponse, token),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned ragd__v1__shard_backup_response__field_indices_by_name[] = {
+  0,   /* field[0] = token */
+};
+static const ProtobufCIntRange ragd__v1__shard_backup_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor ragd__v1__shard_backup_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "ragd.v1.ShardBackupResponse",
+  "ShardBackupResponse",
+  "Ragd__V1__ShardBackupResponse",
+  "ragd.v1",
+  sizeof(Ragd__V1__ShardBackupResponse),
+  1,
+  ragd__v1__shard_backup_response__field_descriptors,
+  ragd__v1__shard_backup_response__field_indices_by_name,
+  1,  ragd__v1__shard_backup_response__number_ranges,
+  (ProtobufCMessageInit) ragd__v1__shard_backup_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor ragd__v1__shard_backup_read_request__field_descriptors[4] =
+{
+  {
+    "token",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ShardBackupReadRequest, token),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "offset",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ShardBackupReadRequest, offset),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "length",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ShardBackupReadRequest, length),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "release",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ShardBackupReadRequest, release),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned ragd__v1__shard_backup_read_request__field_indices_by_name[] = {
+  2,   /* field[2] = length */
+  1,   /* field[1] = offset */
+  3,   /* field[3] = release */
+  0,   /* field[0] = token */
+};
+static const ProtobufCIntRange ragd__v1__shard_backup_read_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 4 }
+};
+const ProtobufCMessageDescriptor ragd__v1__shard_backup_read_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "ragd.v1.ShardBackupReadRequest",
+  "ShardBackupReadRequest",
+  "Ragd__V1__ShardBackupReadRequest",
+  "ragd.v1",
+  sizeof(Ragd__V1__ShardBackupReadRequest),
+  4,
+  ragd__v1__shard_backup_read_request__field_descriptors,
+  ragd__v1__shard_backup_read_request__field_indices_by_name,
+  1,  ragd__v1__shard_backup_read_request__number_ranges,
+  (ProtobufCMessageInit) ragd__v1__shard_backup_read_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor ragd__v1__shard_backup_read_response__field_descriptors[5] =
+{
+  {
+    "data",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BYTES,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ShardBackupReadResponse, data),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "total",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ShardBackupReadResponse, total),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "documents",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ShardBackupReadResponse, documents),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "chunks",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ShardBackupReadResponse, chunks),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "seq",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ShardBackupReadResponse, seq),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned ragd__v1__shard_backup_read_response__field_indices_by_name[] = {
+  3,   /* field[3] = chunks */
+  0,   /* field[0] = data */
+  2,   /* field[2] = documents */
+  4,   /* field[4] = seq */
+  1,   /* field[1] = total */
+};
+static const ProtobufCIntRange ragd__v1__shard_backup_read_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 5 }
+};
+const ProtobufCMessageDescriptor ragd__v1__shard_backup_read_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "ragd.v1.ShardBackupReadResponse",
+  "ShardBackupReadResponse",
+  "Ragd__V1__ShardBackupReadResponse",
+  "ragd.v1",
+  sizeof(Ragd__V1__ShardBackupReadResponse),
+  5,
+  ragd__v1__shard_backup_read_response__field_descriptors,
+  ragd__v1__shard_backup_read_response__field_indices_by_name,
+  1,  ragd__v1__shard_backup_read_response__number_ranges,
+  (ProtobufCMessageInit) ragd__v1__shard_backup_read_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCFieldDescriptor ragd__v1__chunking_profile__field_descriptors[3] =

@@ -85,6 +85,10 @@ typedef struct Ragd__V1__ShardBase Ragd__V1__ShardBase;
 typedef struct Ragd__V1__ShardReceiveResponse Ragd__V1__ShardReceiveResponse;
 typedef struct Ragd__V1__ShardDropRequest Ragd__V1__ShardDropRequest;
 typedef struct Ragd__V1__ShardDropResponse Ragd__V1__ShardDropResponse;
+typedef struct Ragd__V1__ShardBackupRequest Ragd__V1__ShardBackupRequest;
+typedef struct Ragd__V1__ShardBackupResponse Ragd__V1__ShardBackupResponse;
+typedef struct Ragd__V1__ShardBackupReadRequest Ragd__V1__ShardBackupReadRequest;
+typedef struct Ragd__V1__ShardBackupReadResponse Ragd__V1__ShardBackupReadResponse;
 typedef struct Ragd__V1__ChunkingProfile Ragd__V1__ChunkingProfile;
 typedef struct Ragd__V1__VariantConfig Ragd__V1__VariantConfig;
 typedef struct Ragd__V1__Variant Ragd__V1__Variant;
@@ -1517,6 +1521,73 @@ struct  Ragd__V1__ShardDropResponse
 #define RAGD__V1__SHARD_DROP_RESPONSE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__shard_drop_response__descriptor) \
     , 0 }
+
+
+/*
+ * Methods: ShardBackup, ShardBackupRead. A coordinator's snapshot: ShardBackup
+ * opens a read transaction on the node's copy of a partition and answers once
+ * it is open (writes committed later are not in the copy); the copy is made
+ * in the background into a file of its own. ShardBackupRead waits for it and
+ * reads it part by part; `release` deletes it (an unread copy is deleted
+ * after ten idle minutes, and at the node's next start).
+ */
+struct  Ragd__V1__ShardBackupRequest
+{
+  ProtobufCMessage base;
+  Ragd__V1__ShardKey *shard;
+};
+#define RAGD__V1__SHARD_BACKUP_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__shard_backup_request__descriptor) \
+    , NULL }
+
+
+struct  Ragd__V1__ShardBackupResponse
+{
+  ProtobufCMessage base;
+  char *token;
+};
+#define RAGD__V1__SHARD_BACKUP_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__shard_backup_response__descriptor) \
+    , (char *)protobuf_c_empty_string }
+
+
+struct  Ragd__V1__ShardBackupReadRequest
+{
+  ProtobufCMessage base;
+  char *token;
+  uint64_t offset;
+  /*
+   * at most 4 MiB
+   */
+  uint32_t length;
+  /*
+   * delete the copy (nothing is read)
+   */
+  protobuf_c_boolean release;
+};
+#define RAGD__V1__SHARD_BACKUP_READ_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__shard_backup_read_request__descriptor) \
+    , (char *)protobuf_c_empty_string, 0, 0, 0 }
+
+
+struct  Ragd__V1__ShardBackupReadResponse
+{
+  ProtobufCMessage base;
+  ProtobufCBinaryData data;
+  /*
+   * the copy's size
+   */
+  uint64_t total;
+  uint64_t documents;
+  uint64_t chunks;
+  /*
+   * the partition's last applied log entry in the copy
+   */
+  uint64_t seq;
+};
+#define RAGD__V1__SHARD_BACKUP_READ_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__shard_backup_read_response__descriptor) \
+    , {0,NULL}, 0, 0, 0, 0 }
 
 
 struct  Ragd__V1__ChunkingProfile
@@ -3822,6 +3893,82 @@ Ragd__V1__ShardDropResponse *
 void   ragd__v1__shard_drop_response__free_unpacked
                      (Ragd__V1__ShardDropResponse *message,
                       ProtobufCAllocator *allocator);
+/* Ragd__V1__ShardBackupRequest methods */
+void   ragd__v1__shard_backup_request__init
+                     (Ragd__V1__ShardBackupRequest         *message);
+size_t ragd__v1__shard_backup_request__get_packed_size
+                     (const Ragd__V1__ShardBackupRequest   *message);
+size_t ragd__v1__shard_backup_request__pack
+                     (const Ragd__V1__ShardBackupRequest   *message,
+                      uint8_t             *out);
+size_t ragd__v1__shard_backup_request__pack_to_buffer
+                     (const Ragd__V1__ShardBackupRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Ragd__V1__ShardBackupRequest *
+       ragd__v1__shard_backup_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   ragd__v1__shard_backup_request__free_unpacked
+                     (Ragd__V1__ShardBackupRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Ragd__V1__ShardBackupResponse methods */
+void   ragd__v1__shard_backup_response__init
+                     (Ragd__V1__ShardBackupResponse         *message);
+size_t ragd__v1__shard_backup_response__get_packed_size
+                     (const Ragd__V1__ShardBackupResponse   *message);
+size_t ragd__v1__shard_backup_response__pack
+                     (const Ragd__V1__ShardBackupResponse   *message,
+                      uint8_t             *out);
+size_t ragd__v1__shard_backup_response__pack_to_buffer
+                     (const Ragd__V1__ShardBackupResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Ragd__V1__ShardBackupResponse *
+       ragd__v1__shard_backup_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   ragd__v1__shard_backup_response__free_unpacked
+                     (Ragd__V1__ShardBackupResponse *message,
+                      ProtobufCAllocator *allocator);
+/* Ragd__V1__ShardBackupReadRequest methods */
+void   ragd__v1__shard_backup_read_request__init
+                     (Ragd__V1__ShardBackupReadRequest         *message);
+size_t ragd__v1__shard_backup_read_request__get_packed_size
+                     (const Ragd__V1__ShardBackupReadRequest   *message);
+size_t ragd__v1__shard_backup_read_request__pack
+                     (const Ragd__V1__ShardBackupReadRequest   *message,
+                      uint8_t             *out);
+size_t ragd__v1__shard_backup_read_request__pack_to_buffer
+                     (const Ragd__V1__ShardBackupReadRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Ragd__V1__ShardBackupReadRequest *
+       ragd__v1__shard_backup_read_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   ragd__v1__shard_backup_read_request__free_unpacked
+                     (Ragd__V1__ShardBackupReadRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Ragd__V1__ShardBackupReadResponse methods */
+void   ragd__v1__shard_backup_read_response__init
+                     (Ragd__V1__ShardBackupReadResponse         *message);
+size_t ragd__v1__shard_backup_read_response__get_packed_size
+                     (const Ragd__V1__ShardBackupReadResponse   *message);
+size_t ragd__v1__shard_backup_read_response__pack
+                     (const Ragd__V1__ShardBackupReadResponse   *message,
+                      uint8_t             *out);
+size_t ragd__v1__shard_backup_read_response__pack_to_buffer
+                     (const Ragd__V1__ShardBackupReadResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Ragd__V1__ShardBackupReadResponse *
+       ragd__v1__shard_backup_read_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   ragd__v1__shard_backup_read_response__free_unpacked
+                     (Ragd__V1__ShardBackupReadResponse *message,
+                      ProtobufCAllocator *allocator);
 /* Ragd__V1__ChunkingProfile methods */
 void   ragd__v1__chunking_profile__init
                      (Ragd__V1__ChunkingProfile         *message);
@@ -5158,6 +5305,18 @@ typedef void (*Ragd__V1__ShardDropRequest_Closure)
 typedef void (*Ragd__V1__ShardDropResponse_Closure)
                  (const Ragd__V1__ShardDropResponse *message,
                   void *closure_data);
+typedef void (*Ragd__V1__ShardBackupRequest_Closure)
+                 (const Ragd__V1__ShardBackupRequest *message,
+                  void *closure_data);
+typedef void (*Ragd__V1__ShardBackupResponse_Closure)
+                 (const Ragd__V1__ShardBackupResponse *message,
+                  void *closure_data);
+typedef void (*Ragd__V1__ShardBackupReadRequest_Closure)
+                 (const Ragd__V1__ShardBackupReadRequest *message,
+                  void *closure_data);
+typedef void (*Ragd__V1__ShardBackupReadResponse_Closure)
+                 (const Ragd__V1__ShardBackupReadResponse *message,
+                  void *closure_data);
 typedef void (*Ragd__V1__ChunkingProfile_Closure)
                  (const Ragd__V1__ChunkingProfile *message,
                   void *closure_data);
@@ -5418,6 +5577,10 @@ extern const ProtobufCMessageDescriptor ragd__v1__shard_base__descriptor;
 extern const ProtobufCMessageDescriptor ragd__v1__shard_receive_response__descriptor;
 extern const ProtobufCMessageDescriptor ragd__v1__shard_drop_request__descriptor;
 extern const ProtobufCMessageDescriptor ragd__v1__shard_drop_response__descriptor;
+extern const ProtobufCMessageDescriptor ragd__v1__shard_backup_request__descriptor;
+extern const ProtobufCMessageDescriptor ragd__v1__shard_backup_response__descriptor;
+extern const ProtobufCMessageDescriptor ragd__v1__shard_backup_read_request__descriptor;
+extern const ProtobufCMessageDescriptor ragd__v1__shard_backup_read_response__descriptor;
 extern const ProtobufCMessageDescriptor ragd__v1__chunking_profile__descriptor;
 extern const ProtobufCMessageDescriptor ragd__v1__variant_config__descriptor;
 extern const ProtobufCMessageDescriptor ragd__v1__variant__descriptor;
