@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A Ragd cluster on this machine, on loopback: S shards x R replicas and one coordinator.
 #
-#   Scripts/cluster-local.sh start [--shards S] [--replicas R] [--port P] [--shard-port Q] [--dir DIR]
+#   Scripts/cluster-local.sh start [--shards S] [--replicas R] [--port P] [--shard-port Q] [--dir DIR] [--embedder NAME]
 #   Scripts/cluster-local.sh status [--dir DIR]
 #   Scripts/cluster-local.sh stop [--dir DIR]
 #
@@ -18,7 +18,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 cmd=${1:-start}
 [ $# -gt 0 ] && shift
-shards=3 replicas=2 port=7878 shard_port=7101
+shards=3 replicas=2 port=7878 shard_port=7101 embedder=auto
 dir=${RAGD_CLUSTER_DIR:-${XDG_STATE_HOME:-$HOME/.local/state}/ragd-cluster}
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -27,6 +27,7 @@ while [ $# -gt 0 ]; do
     --port) port=$2; shift 2 ;;
     --shard-port) shard_port=$2; shift 2 ;;
     --dir) dir=$2; shift 2 ;;
+    --embedder) embedder=$2; shift 2 ;;
     -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
     *) echo "cluster-local.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -119,7 +120,7 @@ start() {
     entries+=("{\"id\": $s, \"replicas\": [$(IFS=,; echo "${list[*]}")]}")
   done
   echo "{\"replication_factor\": $replicas, \"shards\": [$(IFS=,; echo "${entries[*]}")]}" >"$dir/cluster.json"
-  "$bin" serve --role coordinator --port "$port" --cluster "$dir/cluster.json" --data-dir "$dir/coordinator" --metrics-port off \
+  "$bin" serve --role coordinator --port "$port" --cluster "$dir/cluster.json" --data-dir "$dir/coordinator" --metrics-port off --embedder "$embedder" \
     --cluster-ca "$dir/certs/ca.pem" --cluster-cert "$dir/certs/coordinator.pem" --cluster-key "$dir/certs/coordinator.key" \
     >"$dir/coordinator.log" 2>&1 &
   echo $! >"$dir/coordinator.pid"

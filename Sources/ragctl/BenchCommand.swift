@@ -23,8 +23,22 @@ struct BenchCommand: AsyncParsableCommand {
     @Flag(help: "Measure the query cache: a pass of misses, then the same queries again (hits), then warm QPS.") var cache = false
     @Option(help: "Vectors for --search-only.") var vectors = 100_000
     @Option(help: "Dimension for --search-only.") var dimension = 384
+    @Option(help: "With --search-only: exact (flat float32 and int8 first pass) or hnsw (clustered synthetic vectors, or --base).") var index = "exact"
+    @Option(help: "With --index hnsw: base vectors (.fvecs); without it, --vectors clustered synthetic vectors.") var base: String?
+    @Option(name: .customLong("query-vectors"), help: "With --base: query vectors (.fvecs).") var queryVectors: String?
+    @Option(help: "With --base: ground truth (.ivecs); without it, exact search here.") var truth: String?
+    @Option(help: "With --index hnsw: links per node.") var m = 16
+    @Option(name: .customLong("ef-construction"), help: "With --index hnsw: candidates kept while linking.") var efConstruction = 200
+    @Option(help: "With --index hnsw: comma-separated ef values to measure.") var ef = "16,32,64,128,256"
 
     func run() async throws {
+        if searchOnly, index == "hnsw" {
+            let efs = ef.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+            guard !efs.isEmpty, efs.allSatisfy({ $0 > 0 }) else { throw ValidationError("--ef takes positive integers, e.g. 16,32,64") }
+            return try ANNBench.run(base: base, queries: queryVectors, truth: truth, vectors: vectors, dimension: dimension,
+                                    m: m, efConstruction: efConstruction, efs: efs, k: 10)
+        }
+        guard index == "exact" else { throw ValidationError("--index is exact or hnsw") }
         if searchOnly { return try SearchBench.run(vectors: vectors, dimension: dimension) }
         if let dir = embedOnly { return try await EmbedBench.run(directory: dir, corpus: corpus, count: docs) }
         guard let m = SearchMode(rawValue: mode) else { throw ValidationError("bad --mode") }
@@ -136,17 +150,6 @@ final class LatencyRecorder: @unchecked Sendable {
     func sorted() -> [Double] { lock.lock(); defer { lock.unlock() }; return values.sorted() }
 }
 
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 enum SyntheticText {
     static let vocabulary: [String] = {

@@ -19,6 +19,12 @@ void rag_dot_rows_i8(const signed char *rows_base, size_t rows, size_t dim, cons
 /// One inner product, with the same arithmetic as rag_dot_rows.
 float rag_dot(const float *a, const float *b, size_t n);
 
+/// Asks the CPU to start loading `bytes` from `p` into cache (a graph search
+/// prefetches the vectors of the neighbours it is about to score).
+static inline void rag_prefetch(const void *p, size_t bytes) {
+    for (size_t o = 0; o < bytes; o += 64) __builtin_prefetch((const char *)p + o, 0, 3);
+}
+
 /// The kernel chosen: "avx512", "avx2" or "portable".
 const char *rag_kernel_name(void);
 

@@ -1,0 +1,402 @@
+import CRagKernels
+import Foundation
+
+/// A hierarchical navigable small-world graph (Malkov & Yashunin, 2016) over
+/// the inner product of normalised vectors: approximate top-k in far fewer
+/// distance computations than an exact scan.
+///
+/// - Inserts are incremental. A node's level comes from a hash of its id and
+///   the seed, and ties between equal scores go to the lower id, so the same
+///   inserts in the same order make the same graph, and the same query on the
+///   same graph gives the same ids every time.
+/// - Deletes are tombstones. A deleted node still routes searches but is never
+///   returned; `compacted()` rebuilds the graph without them.
+/// - A filter is applied while searching: nodes it rejects are walked through
+///   but not collected, and the search goes on until it holds k admitted nodes
+///   or has seen every node it can reach. With a selective filter (few nodes
+///   admitted) an exact scan of the admitted nodes is cheaper and is used.
+///
+/// Not thread-safe: one owner serialises access.
+public final class HNSWGraph {
+    public struct Parameters: Sendable, Hashable {
+        /// Links per node on the upper layers (twice as many on layer 0).
+        public var m: Int
+        /// Candidates kept while linking a new node.
+        public var efConstruction: Int
+        public var seed: UInt64
+
+        public init(m: Int = 16, efConstruction: Int = 200, seed: UInt64 = 0x5EED) {
+            self.m = max(2, m)
+            self.efConstruction = max(1, efConstruction)
+            self.seed = seed
+        }
+    }
+
+    public let dimension: Int
+    public let parameters: Parameters
+    let m0: Int
+    let levelScale: Double
+
+    /// Row-major vectors, node `i` at `i * dimension`.
+    private(set) var vectors: [Float] = []
+    private var levels: [UInt8] = []
+    /// Layer 0: per node, a count then up to `m0` neighbours.
+    private var links0: [Int32] = []
+    /// Layers 1...level: per node, `level` blocks of a count then up to `m` neighbours.
+    private var upper: [[Int32]] = []
+    private var deleted: [Bool] = []
+    private var visited: [UInt32] = []
+    private var visitTag: UInt32 = 0
+    private var entry: Int32 = -1
+    private var maxLevel = -1
+    public private(set) var deletedCount = 0
+
+    /// Below this share of admitted nodes (or this many), a filtered search scans them exactly.
+    public static let exactScanShare = 0.05
+    public static let exactScanNodes = 2_000
+    /// How much of each neighbour's vector to prefetch (the first cache lines; the rest streams).
+    private var prefetchBytes: Int { min(dimension * 4, 256) }
+
+    public init(dimension: Int, parameters: Parameters = Parameters()) {
+        self.dimension = dimension
+        self.parameters = parameters
+        m0 = 2 * parameters.m
+        levelScale = 1 / log(Double(parameters.m))
+    }
+
+    public var count: Int { levels.count }
+    public var liveCount: Int { count - deletedCount }
+
+    public func isDeleted(_ id: Int32) -> Bool { deleted[Int(id)] }
+
+    // MARK: writes
+
+    /// Adds a vector (normalised by the caller); returns its id (ids count up from 0).
+    @discardableResult
+    public func add(_ vector: [Float]) -> Int32 {
+        precondition(vector.count == dimension, "vector dimension mismatch")
+        let id = Int32(count)
+        let level = randomLevel(id)
+        vectors.append(contentsOf: vector)
+        levels.append(UInt8(level))
+        links0.append(contentsOf: repeatElement(0, count: m0 + 1))
+        upper.append(Array(repeating: 0, count: level * (parameters.m + 1)))
+        deleted.append(false)
+        visited.append(0)
+        guard entry >= 0 else {
+            entry = id
+            maxLevel = level
+            return id
+        }
+        vectors.withUnsafeBufferPointer { vb in
+            let v = vb.baseAddress!
+            let q = v + Int(id) * dimension
+            var ep = Scored(score: VectorMath.dot(q, v + Int(entry) * dimension, dimension), id: entry)
+            var layer = maxLevel
+            while layer > level {
+                ep = greedy(q, from: ep, layer: layer, v)
+                layer -= 1
+            }
+            var entries = [ep]
+            for l in stride(from: min(level, maxLevel), through: 0, by: -1) {
+                let found = searchLayer(q, entries: entries, ef: parameters.efConstruction, layer: l, admit: nil, v).sorted(by: Scored.before)
+                let chosen = selectNeighbours(found, max: parameters.m, v)
+                setLinks(id, l, chosen)
+                for n in chosen { connect(n, to: id, layer: l, v) }
+                entries = found
+            }
+        }
+        if level > maxLevel {
+            maxLevel = level
+            entry = id
+        }
+        return id
+    }
+
+    /// Marks a node deleted: never returned again, still walked through.
+    public func remove(_ id: Int32) {
+        guard !deleted[Int(id)] else { return }
+        deleted[Int(id)] = true
+        deletedCount += 1
+    }
+
+    /// The graph rebuilt from the live nodes, in id order, and each old id's
+    /// new one (nil: deleted).
+    public func compacted() -> (HNSWGraph, [Int32?]) {
+        let graph = HNSWGraph(dimension: dimension, parameters: parameters)
+        var map = [Int32?](repeating: nil, count: count)
+        for i in 0..<count where !deleted[i] {
+            map[i] = graph.add(Array(vectors[i * dimension..<(i + 1) * dimension]))
+        }
+        return (graph, map)
+    }
+
+    // MARK: search
+
+    /// The `k` best live nodes for `query` (normalised), best first. `ef`
+    /// (at least k) is how many candidates the bottom layer keeps: higher is
+    /// slower and closer to exact. `filter` admits node ids; `admitted`, when
+    /// known, is how many nodes it admits (a selective filter scans them exactly).
+    public func search(_ query: [Float], k: Int, ef: Int, filter: ((Int32) -> Bool)? = nil, admitted: Int? = nil) -> [Scored] {
+        precondition(query.count == dimension, "query dimension mismatch")
+        guard k > 0, entry >= 0 else { return [] }
+        if filter != nil, let admitted, admitted <= max(Self.exactScanNodes, Int(Double(count) * Self.exactScanShare)) {
+            return exactSearch(query, k: k, filter: filter)
+        }
+        return vectors.withUnsafeBufferPointer { vb in
+            query.withUnsafeBufferPointer { qb in
+                let v = vb.baseAddress!, q = qb.baseAddress!
+                var ep = Scored(score: VectorMath.dot(q, v + Int(entry) * dimension, dimension), id: entry)
+                var layer = maxLevel
+                while layer > 0 {
+                    ep = greedy(q, from: ep, layer: layer, v)
+                    layer -= 1
+                }
+                let deleted = self.deleted
+                let admit: ((Int32) -> Bool)? = filter == nil && deletedCount == 0 ? nil : { id in !deleted[Int(id)] && (filter?(id) ?? true) }
+                let found = searchLayer(q, entries: [ep], ef: max(ef, k), layer: 0, admit: admit, v)
+                return Array(found.sorted(by: Scored.before).prefix(k))
+            }
+        }
+    }
+
+    /// The exact top `k` of the live nodes `filter` admits (a full scan).
+    public func exactSearch(_ query: [Float], k: Int, filter: ((Int32) -> Bool)? = nil) -> [Scored] {
+        var top = TopScored(k: k)
+        vectors.withUnsafeBufferPointer { vb in
+            query.withUnsafeBufferPointer { qb in
+                for i in 0..<count where !deleted[i] && (filter?(Int32(i)) ?? true) {
+                    top.insert(Scored(score: VectorMath.dot(qb.baseAddress!, vb.baseAddress! + i * dimension, dimension), id: Int32(i)))
+                }
+            }
+        }
+        return top.sorted()
+    }
+
+    // MARK: internals
+
+    private func randomLevel(_ id: Int32) -> Int {
+        var h = SplitMix64(seed: parameters.seed ^ (UInt64(UInt32(bitPattern: id)) &* 0x9E37_79B9_7F4A_7C15))
+        let u = Double(h.next() >> 11 | 1) * 0x1p-53  // (0, 1)
+        return min(15, Int(-log(u) * levelScale))
+    }
+
+    /// Neighbours of `id` on `layer`, through `body`.
+    @inline(__always)
+    private func withLinks<T>(_ id: Int32, _ layer: Int, _ body: (UnsafeBufferPointer<Int32>) -> T) -> T {
+        if layer == 0 {
+            return links0.withUnsafeBufferPointer { b in
+                let base = Int(id) * (m0 + 1)
+                return body(UnsafeBufferPointer(rebasing: b[base + 1..<base + 1 + Int(b[base])]))
+            }
+        }
+        return upper[Int(id)].withUnsafeBufferPointer { b in
+            let base = (layer - 1) * (parameters.m + 1)
+            return body(UnsafeBufferPointer(rebasing: b[base + 1..<base + 1 + Int(b[base])]))
+        }
+    }
+
+    private func setLinks(_ id: Int32, _ layer: Int, _ ids: [Int32]) {
+        if layer == 0 {
+            let base = Int(id) * (m0 + 1)
+            links0[base] = Int32(ids.count)
+            for (i, n) in ids.enumerated() { links0[base + 1 + i] = n }
+        } else {
+            let base = (layer - 1) * (parameters.m + 1)
+            upper[Int(id)][base] = Int32(ids.count)
+            for (i, n) in ids.enumerated() { upper[Int(id)][base + 1 + i] = n }
+        }
+    }
+
+    /// Adds `new` to `node`'s links; when full, keeps the best by the heuristic.
+    private func connect(_ node: Int32, to new: Int32, layer: Int, _ v: UnsafePointer<Float>) {
+        let cap = layer == 0 ? m0 : parameters.m
+        var current = withLinks(node, layer) { Array($0) }
+        guard !current.contains(new) else { return }
+        if current.count < cap {
+            current.append(new)
+            return setLinks(node, layer, current)
+        }
+        let p = v + Int(node) * dimension
+        let scored = (current + [new]).map { Scored(score: VectorMath.dot(p, v + Int($0) * dimension, dimension), id: $0) }.sorted(by: Scored.before)
+        setLinks(node, layer, selectNeighbours(scored, max: cap, v))
+    }
+
+    /// The heuristic of the paper (and hnswlib): a candidate is kept unless it
+    /// is closer to one already kept than to the query, which keeps links that
+    /// point in different directions. `sorted` is best first.
+    private func selectNeighbours(_ sorted: [Scored], max: Int, _ v: UnsafePointer<Float>) -> [Int32] {
+        guard sorted.count > max else { return sorted.map(\.id) }
+        var kept: [Int32] = []
+        for c in sorted {
+            let p = v + Int(c.id) * dimension
+            if kept.allSatisfy({ VectorMath.dot(p, v + Int($0) * dimension, dimension) < c.score }) {
+                kept.append(c.id)
+                if kept.count == max { break }
+            }
+        }
+        return kept
+    }
+
+    private func greedy(_ q: UnsafePointer<Float>, from start: Scored, layer: Int, _ v: UnsafePointer<Float>) -> Scored {
+        var best = start
+        var moved = true
+        while moved {
+            moved = false
+            withLinks(best.id, layer) { links in
+                for n in links {
+                    let s = Scored(score: VectorMath.dot(q, v + Int(n) * dimension, dimension), id: n)
+                    if Scored.before(s, best) {
+                        best = s
+                        moved = true
+                    }
+                }
+            }
+        }
+        return best
+    }
+
+    /// The best `ef` nodes of `layer` reachable from `entries` that `admit`
+    /// accepts (all when nil); nodes it rejects are walked through.
+    private func searchLayer(_ q: UnsafePointer<Float>, entries: [Scored], ef: Int, layer: Int,
+                             admit: ((Int32) -> Bool)?, _ v: UnsafePointer<Float>) -> [Scored] {
+        visitTag &+= 1
+        if visitTag == 0 {
+            for i in visited.indices { visited[i] = 0 }
+            visitTag = 1
+        }
+        if layer == 0 {
+            // The hot path: layer 0's links through one pointer for the whole search.
+            let stride = m0 + 1
+            return links0.withUnsafeBufferPointer { l in
+                walk(q, entries: entries, ef: ef, admit: admit, v) { id in
+                    let base = Int(id) * stride
+                    return UnsafeBufferPointer(start: l.baseAddress! + base + 1, count: Int(l[base]))
+                }
+            }
+        }
+        return walk(q, entries: entries, ef: ef, admit: admit, v) { id in withLinks(id, layer) { $0 } }
+    }
+
+    @inline(__always)
+    private func walk(_ q: UnsafePointer<Float>, entries: [Scored], ef: Int, admit: ((Int32) -> Bool)?, _ v: UnsafePointer<Float>,
+                      links: (Int32) -> UnsafeBufferPointer<Int32>) -> [Scored] {
+        let tag = visitTag
+        let dimension = self.dimension, prefetch = prefetchBytes
+        var candidates = ScoredHeap(bestOnTop: true)
+        var results = ScoredHeap(bestOnTop: false)
+        return visited.withUnsafeMutableBufferPointer { seen in
+            for e in entries where seen[Int(e.id)] != tag {
+                seen[Int(e.id)] = tag
+                candidates.push(e)
+                if admit?(e.id) ?? true { results.push(e) }
+            }
+            while results.count > ef { _ = results.pop() }
+            while let c = candidates.pop() {
+                if results.count >= ef, let worst = results.top, Scored.before(worst, c) { break }
+                let neighbours = links(c.id)
+                // Start loading every unseen neighbour's vector before scoring the first.
+                for n in neighbours where seen[Int(n)] != tag { rag_prefetch(v + Int(n) * dimension, prefetch) }
+                for n in neighbours where seen[Int(n)] != tag {
+                    seen[Int(n)] = tag
+                    let s = Scored(score: VectorMath.dot(q, v + Int(n) * dimension, dimension), id: n)
+                    guard results.count < ef || Scored.before(s, results.top!) else { continue }
+                    candidates.push(s)
+                    if admit?(n) ?? true {
+                        results.push(s)
+                        if results.count > ef { _ = results.pop() }
+                    }
+                }
+            }
+            return results.items
+        }
+    }
+}
+
+/// A node and its score.
+public struct Scored: Sendable, Hashable {
+    public var score: Float
+    public var id: Int32
+
+    public init(score: Float, id: Int32) {
+        self.score = score
+        self.id = id
+    }
+
+    /// Higher score first; the lower id on a tie (so results are deterministic).
+    @inline(__always)
+    public static func before(_ a: Scored, _ b: Scored) -> Bool { a.score > b.score || (a.score == b.score && a.id < b.id) }
+}
+
+/// A binary heap of scored nodes: the best on top, or the worst.
+struct ScoredHeap {
+    private(set) var items: [Scored] = []
+    let bestOnTop: Bool
+
+    init(bestOnTop: Bool) { self.bestOnTop = bestOnTop }
+
+    var count: Int { items.count }
+    var top: Scored? { items.first }
+
+    @inline(__always)
+    private func above(_ a: Scored, _ b: Scored) -> Bool { bestOnTop ? Scored.before(a, b) : Scored.before(b, a) }
+
+    mutating func push(_ s: Scored) {
+        items.append(s)
+        var i = items.count - 1
+        while i > 0 {
+            let parent = (i - 1) / 2
+            guard above(items[i], items[parent]) else { break }
+            items.swapAt(i, parent)
+            i = parent
+        }
+    }
+
+    mutating func pop() -> Scored? {
+        guard let first = items.first else { return nil }
+        let last = items.removeLast()
+        guard !items.isEmpty else { return first }
+        items[0] = last
+        var i = 0
+        while true {
+            let l = 2 * i + 1, r = l + 1
+            var best = i
+            if l < items.count, above(items[l], items[best]) { best = l }
+            if r < items.count, above(items[r], items[best]) { best = r }
+            guard best != i else { return first }
+            items.swapAt(i, best)
+            i = best
+        }
+    }
+}
+
+/// The best `k` scored nodes seen.
+struct TopScored {
+    let k: Int
+    private var heap = ScoredHeap(bestOnTop: false)
+
+    init(k: Int) { self.k = k }
+
+    mutating func insert(_ s: Scored) {
+        if heap.count < k { heap.push(s) } else if let worst = heap.top, Scored.before(s, worst) {
+            _ = heap.pop()
+            heap.push(s)
+        }
+    }
+
+    func sorted() -> [Scored] { heap.items.sorted(by: Scored.before) }
+}
+
+/// SplitMix64 (Steele, Lea & Flood): a small seeded generator, the same
+/// numbers on every machine (levels here, synthetic data in benchmarks).
+public struct SplitMix64: RandomNumberGenerator, Sendable {
+    public var state: UInt64
+    public init(seed: UInt64) { state = seed }
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}

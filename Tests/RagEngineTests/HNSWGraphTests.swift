@@ -1,0 +1,113 @@
+import Foundation
+import RagEngine
+import Testing
+
+/// The HNSW graph against exact search on seeded clustered data. Thresholds sit
+/// below what the benchmark measures (`ragctl bench --search-only --index hnsw`),
+/// so they hold on any seed's graph.
+@Suite struct HNSWGraphTests {
+    static let dimension = 32
+
+    /// Points around 50 centres (σ = 1/√d), normalised.
+    static func points(_ n: Int, seed: UInt64) -> [[Float]] {
+        var rng = SplitMix64(seed: seed)
+        func gaussian() -> Float {
+            let u1 = max(Double.random(in: 0..<1, using: &rng), 1e-300), u2 = Double.random(in: 0..<1, using: &rng)
+            return Float(sqrt(-2 * log(u1)) * cos(2 * .pi * u2))
+        }
+        func unit(_ v: [Float]) -> [Float] {
+            var v = v
+            VectorMath.normalize(&v)
+            return v
+        }
+        var centres = SplitMix64(seed: 99)
+        let c = (0..<50).map { _ in unit((0..<dimension).map { _ in Float.random(in: -1...1, using: &centres) }) }
+        return (0..<n).map { _ in unit(c[Int.random(in: 0..<50, using: &rng)].map { $0 + gaussian() / Float(dimension).squareRoot() }) }
+    }
+
+    static func build(_ vectors: [[Float]]) -> HNSWGraph {
+        let g = HNSWGraph(dimension: dimension, parameters: .init(m: 8, efConstruction: 64))
+        for v in vectors { g.add(v) }
+        return g
+    }
+
+    static func recall(_ g: HNSWGraph, _ queries: [[Float]], ef: Int, filter: ((Int32) -> Bool)? = nil) -> Double {
+        var found = 0, wanted = 0
+        for q in queries {
+            let exact = Set(g.exactSearch(q, k: 10, filter: filter).map(\.id))
+            wanted += exact.count
+            found += g.search(q, k: 10, ef: ef, filter: filter).filter { exact.contains($0.id) }.count
+        }
+        return Double(found) / Double(max(wanted, 1))
+    }
+
+    @Test func recallAgainstExactRisesWithEf() {
+        let g = Self.build(Self.points(3_000, seed: 1))
+        let queries = Self.points(60, seed: 2)
+        let low = Self.recall(g, queries, ef: 10), high = Self.recall(g, queries, ef: 100)
+        #expect(high >= 0.95, "recall@10 at ef 100: \(high)")
+        #expect(high >= low)
+        // Scores are exact inner products, best first.
+        let q = queries[0]
+        let hits = g.search(q, k: 10, ef: 100)
+        #expect(hits.count == 10 && zip(hits, hits.dropFirst()).allSatisfy { Scored.before($0, $1) })
+        let all = Dictionary(uniqueKeysWithValues: g.exactSearch(q, k: 3_000).map { ($0.id, $0.score) })
+        #expect(hits.allSatisfy { hit in abs(hit.score - all[hit.id]!) < 1e-6 })
+    }
+
+    @Test func sameInsertsSameGraphSameResults() {
+        let data = Self.points(1_500, seed: 3)
+        let a = Self.build(data), b = Self.build(data)
+        for q in Self.points(30, seed: 4) {
+            let x = a.search(q, k: 10, ef: 40)
+            #expect(x == b.search(q, k: 10, ef: 40))
+            #expect(x == a.search(q, k: 10, ef: 40))
+        }
+    }
+
+    @Test func deletedNodesAreNeverReturned() {
+        let g = Self.build(Self.points(2_000, seed: 5))
+        let queries = Self.points(40, seed: 6)
+        // Delete every node that is some query's best, and a third of the rest.
+        var gone = Set(queries.compactMap { g.exactSearch($0, k: 1).first?.id })
+        for i in stride(from: 0, to: 2_000, by: 3) { gone.insert(Int32(i)) }
+        for id in gone { g.remove(id) }
+        #expect(g.liveCount == 2_000 - gone.count)
+        for q in queries {
+            let hits = g.search(q, k: 10, ef: 64)
+            #expect(hits.count == 10 && hits.allSatisfy { !gone.contains($0.id) })
+        }
+        #expect(Self.recall(g, queries, ef: 100) >= 0.9)
+        // Compaction drops them and keeps the answers.
+        let (c, map) = g.compacted()
+        #expect(c.count == g.liveCount && c.deletedCount == 0)
+        let q = queries[0]
+        #expect(Set(g.exactSearch(q, k: 10).map { map[Int($0.id)]! }) == Set(c.exactSearch(q, k: 10).map(\.id)))
+    }
+
+    /// A filter never makes a search short of k when k nodes pass it: broad
+    /// filters walk the graph, selective ones (by the admitted count) scan.
+    @Test func filteredSearchesAreNeverShort() {
+        let g = Self.build(Self.points(3_000, seed: 7))
+        let queries = Self.points(30, seed: 8)
+        for modulus in [2, 10, 50, 1_000] {
+            let filter: (Int32) -> Bool = { $0 % Int32(modulus) == 0 }
+            let admitted = (0..<3_000).filter { $0 % modulus == 0 }.count
+            for q in queries {
+                for hint in [nil, admitted] {
+                    let hits = g.search(q, k: 10, ef: 40, filter: filter, admitted: hint)
+                    #expect(hits.count == min(10, admitted), "modulus \(modulus): \(hits.count)")
+                    #expect(hits.allSatisfy { filter($0.id) })
+                }
+            }
+            // The admitted count makes a selective filter exact.
+            if admitted <= HNSWGraph.exactScanNodes {
+                for q in queries.prefix(5) {
+                    #expect(g.search(q, k: 10, ef: 10, filter: filter, admitted: admitted) == g.exactSearch(q, k: 10, filter: filter))
+                }
+            } else {
+                #expect(Self.recall(g, queries, ef: 100, filter: filter) >= 0.9)
+            }
+        }
+    }
+}
