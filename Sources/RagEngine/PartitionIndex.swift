@@ -21,13 +21,13 @@ public final class PartitionIndex {
 
     /// Row-major: slot `s` occupies `vectors[s*dimension ..< (s+1)*dimension]`.
     private(set) var vectors: [Float] = []
-    private var slotDocument: [Int32] = []   // -1 = free slot
+    private(set) var slotDocument: [Int32] = []   // -1 = free slot
     private var slotOrdinal: [Int32] = []
     private var slotText: [String] = []
     private var slotLength: [Int32] = []
     private var freeSlots: [Int32] = []
 
-    private var documents: [DocumentEntry?] = []
+    private(set) var documents: [DocumentEntry?] = []
     private var freeDocuments: [Int32] = []
     private var documentIndex: [String: Int32] = [:]
 
@@ -40,12 +40,33 @@ public final class PartitionIndex {
     /// int8 codes for a first pass, rescored exactly (nil: exact scan only).
     private var quantizer: ScalarQuantizer?
 
+    /// The HNSW graph over this partition's chunks (nil: no graph). Its nodes
+    /// are numbered in insertion order; a deleted chunk's node is a tombstone
+    /// until the graph is compacted.
+    var graph: HNSWGraph?
+    let hnsw: HNSWSettings
+    /// Per slot, its graph node (-1: none); per graph node, its slot.
+    var slotNode: [Int32] = []
+    var nodeSlot: [Int32] = []
+
     /// `int8`: keep int8 codes beside the float vectors, scan those first and
     /// rescore the best candidates exactly (four times less memory read per query).
-    public init(dimension: Int, partition: Int, int8: Bool = false) {
+    public convenience init(dimension: Int, partition: Int, int8: Bool = false) {
+        self.init(dimension: dimension, partition: partition, kind: int8 ? .int8 : .flat)
+    }
+
+    public init(dimension: Int, partition: Int, kind: VectorIndexKind) {
         self.dimension = dimension
         self.partition = partition
-        if int8 { quantizer = ScalarQuantizer(dimension: dimension) }
+        switch kind {
+        case .flat: hnsw = HNSWSettings()
+        case .int8:
+            hnsw = HNSWSettings()
+            quantizer = ScalarQuantizer(dimension: dimension)
+        case .hnsw(let settings):
+            hnsw = settings
+            graph = HNSWGraph(dimension: dimension, parameters: .init(m: settings.m, efConstruction: settings.efConstruction))
+        }
     }
 
     /// How many times a document's title terms count in each of its chunks.
@@ -92,6 +113,10 @@ public final class PartitionIndex {
                 let fits = vector.withUnsafeBufferPointer { quantizer!.set(row: Int(s), $0) }
                 if !fits { quantizer!.rebuild(vectors, rows: slotDocument.count) }
             }
+            if let graph {
+                slotNode[Int(s)] = graph.add(vector)
+                nodeSlot.append(s)
+            }
             slotDocument[Int(s)] = d
             slotOrdinal[Int(s)] = Int32(ordinal)
             slotText[Int(s)] = text
@@ -132,11 +157,16 @@ public final class PartitionIndex {
                 for j in 0..<dimension { buf[i * dimension + j] = 0 }
             }
             quantizer?.clear(row: i)
+            if let graph, slotNode[i] >= 0 {
+                graph.remove(slotNode[i])
+                slotNode[i] = -1
+            }
             freeSlots.append(s)
             chunkCount -= 1
         }
         documents[Int(d)] = nil
         freeDocuments.append(d)
+        compactGraphIfWorthIt()
         return true
     }
 
@@ -148,6 +178,7 @@ public final class PartitionIndex {
         slotOrdinal.append(0)
         slotText.append("")
         slotLength.append(0)
+        if graph != nil { slotNode.append(-1) }
         return s
     }
 
@@ -159,11 +190,11 @@ public final class PartitionIndex {
         return documents.map { $0.map { filter.matches($0.metadata) } ?? false }
     }
 
-    private func key(_ slot: Int32) -> ChunkKey {
+    func key(_ slot: Int32) -> ChunkKey {
         ChunkKey(documentID: documents[Int(slotDocument[Int(slot)])]!.id, ordinal: Int(slotOrdinal[Int(slot)]))
     }
 
-    private func hit(_ e: TopK<ChunkKey>.Entry) -> Hit {
+    func hit(_ e: TopK<ChunkKey>.Entry) -> Hit {
         let d = documents[Int(documentIndex[e.key.documentID]!)]!
         let slot = d.slots[e.key.ordinal]
         return Hit(key: e.key, score: e.score, text: slotText[Int(slot)], metadata: d.metadata, partition: partition)
@@ -174,6 +205,7 @@ public final class PartitionIndex {
     public func vectorSearch(_ query: [Float], k: Int, filter: MetadataFilter? = nil) throws -> [Hit] {
         precondition(query.count == dimension)
         let allowed = admitted(filter)
+        if let graph { return graphSearch(query, k: k, graph: graph, allowed: allowed) }
         if let quantizer, allowed == nil { return try quantizedSearch(query, k: k, quantizer: quantizer) }
         var top = TopK<ChunkKey>(k: k)
         let slotDocument = self.slotDocument  // a local copy keeps class access out of the loop

@@ -39,8 +39,18 @@ public struct RagServerConfiguration: Sendable {
     /// How vectors are searched: `flat` (exact scan of float32) or `int8` (a
     /// scan of int8 codes, four times fewer bytes, then the best candidates
     /// rescored exactly from float32; recall measured by `ragctl bench --search-only`).
-    public enum VectorIndex: String, Sendable, CaseIterable { case flat, int8 }
+    /// `hnsw`: an HNSW graph per partition (approximate; `hnsw` holds its settings).
+    public enum VectorIndex: String, Sendable, CaseIterable { case flat, int8, hnsw }
     public var vectorIndex: VectorIndex = .flat
+    public var hnsw = HNSWSettings()
+    /// What each partition builds, from `vectorIndex` and `hnsw`.
+    public var vectorIndexKind: VectorIndexKind {
+        switch vectorIndex {
+        case .flat: .flat
+        case .int8: .int8
+        case .hnsw: .hnsw(hnsw)
+        }
+    }
     /// One info log line per finished call (request id, method, status, duration).
     public var accessLog = false
     /// Largest frame accepted, in bytes; a longer length prefix closes the connection.

@@ -30,7 +30,10 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Port to listen on; 0 picks a free one (default 7878).") var port: Int?
     @Option(name: .customLong("data-dir"), help: "Data directory (default ./ragd-data).") var dataDir: String?
     @Option(help: "Partitions per new collection (default 4).") var partitions: Int?
-    @Option(name: .customLong("vector-index"), help: "flat (exact float32 scan, default) or int8 (int8 first pass, best candidates rescored exactly).") var vectorIndex: String?
+    @Option(name: .customLong("vector-index"), help: "flat (exact float32 scan, default), int8 (int8 first pass, best candidates rescored exactly) or hnsw (an HNSW graph per partition: approximate, built at start).") var vectorIndex: String?
+    @Option(name: .customLong("hnsw-ef"), help: "With --vector-index hnsw: candidates a query keeps (default 64; at least k).") var hnswEf: Int?
+    @Option(name: .customLong("hnsw-m"), help: "With --vector-index hnsw: links per node (default 16).") var hnswM: Int?
+    @Option(name: .customLong("hnsw-ef-construction"), help: "With --vector-index hnsw: candidates kept while linking (default 100).") var hnswEfConstruction: Int?
     @Option(name: .customLong("max-frame-size"), help: "Largest accepted frame in bytes (default 16 MiB).") var maxFrameSize: Int?
     @Option(help: "SQLite synchronous mode: full (default, survives power loss) or normal.") var synchronous: String?
     @Option(name: .customLong("log-level"), help: "trace, debug, info (default), notice, warning, error.") var logLevel: String?
@@ -116,8 +119,20 @@ struct Serve: AsyncParsableCommand {
             c.synchronous = s
         }
         if let v = setting(vectorIndex, env: "RAGD_VECTOR_INDEX", file: file, key: "vector-index") {
-            guard let k = RagServerConfiguration.VectorIndex(rawValue: v.lowercased()) else { throw ValidationError("--vector-index must be flat or int8") }
+            guard let k = RagServerConfiguration.VectorIndex(rawValue: v.lowercased()) else { throw ValidationError("--vector-index must be flat, int8 or hnsw") }
             c.vectorIndex = k
+        }
+        if let v = try integer(hnswEf, env: "RAGD_HNSW_EF", file: file, key: "hnsw-ef") {
+            guard (1...10_000).contains(v) else { throw ValidationError("--hnsw-ef must be 1...10000") }
+            c.hnsw.ef = v
+        }
+        if let v = try integer(hnswM, env: "RAGD_HNSW_M", file: file, key: "hnsw-m") {
+            guard (2...128).contains(v) else { throw ValidationError("--hnsw-m must be 2...128") }
+            c.hnsw.m = v
+        }
+        if let v = try integer(hnswEfConstruction, env: "RAGD_HNSW_EF_CONSTRUCTION", file: file, key: "hnsw-ef-construction") {
+            guard (1...10_000).contains(v) else { throw ValidationError("--hnsw-ef-construction must be 1...10000") }
+            c.hnsw.efConstruction = v
         }
         if let v = setting(role, env: "RAGD_ROLE", file: file, key: "role") {
             guard let r = RagServerConfiguration.Role(rawValue: v.lowercased()) else { throw ValidationError("role must be all, coordinator or shard") }

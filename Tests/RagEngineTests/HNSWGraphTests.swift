@@ -1,4 +1,5 @@
 import Foundation
+import RagCore
 import RagEngine
 import Testing
 
@@ -109,5 +110,42 @@ import Testing
                 #expect(Self.recall(g, queries, ef: 100, filter: filter) >= 0.9)
             }
         }
+    }
+}
+
+/// A partition with `kind: .hnsw`: the graph follows inserts, replacements and
+/// deletes (through a compaction), and answers with exact scores.
+extension HNSWGraphTests {
+    @Test func aPartitionsGraphFollowsItsWrites() throws {
+        let settings = HNSWSettings(m: 8, efConstruction: 64, ef: 64)
+        let exact = PartitionIndex(dimension: Self.dimension, partition: 0)
+        let graph = PartitionIndex(dimension: Self.dimension, partition: 0, kind: .hnsw(settings))
+        let vectors = Self.points(4_000, seed: 11)
+        func write(_ doc: PreparedDocument) { exact.upsert(doc); graph.upsert(doc) }
+        // 1,500 documents of two chunks; then 1,300 of them deleted and 200 replaced.
+        for i in 0..<1_500 {
+            write(PreparedDocument(id: "d\(i)", metadata: ["even": .bool(i % 2 == 0)], contentHash: UInt64(i), chunks: ["a", "b"],
+                                   embeddings: [vectors[2 * i], vectors[2 * i + 1]]))
+        }
+        for i in 0..<1_300 { exact.remove("d\(i)"); graph.remove("d\(i)") }
+        for i in 1_300..<1_500 {
+            write(PreparedDocument(id: "d\(i)", metadata: ["even": .bool(i % 2 == 0)], contentHash: UInt64(i + 1), chunks: ["c"],
+                                   embeddings: [vectors[3_000 + i - 1_300]]))
+        }
+        // 3,000 nodes were added and 2,800 deleted: compacted along the way.
+        let nodes = try #require(graph.graphNodes)
+        #expect(nodes.nodes < 3_000 && nodes.nodes - nodes.deleted == 200, "\(nodes)")
+        var same = 0, total = 0
+        for q in Self.points(40, seed: 12) {
+            let a = try exact.vectorSearch(q, k: 10), b = try graph.vectorSearch(q, k: 10)
+            #expect(b.count == 10 && b.allSatisfy { Int($0.key.documentID.dropFirst())! >= 1_300 })
+            total += a.count
+            same += Set(a.map(\.key)).intersection(b.map(\.key)).count
+            for h in b { if let e = a.first(where: { $0.key == h.key }) { #expect(e.score == h.score) } }
+            let filter = MetadataFilter.compare(key: "even", op: .eq, values: [.bool(true)])
+            let f = try graph.vectorSearch(q, k: 10, filter: filter)
+            #expect(f.count == 10 && f.allSatisfy { $0.metadata["even"] == .bool(true) })
+        }
+        #expect(Double(same) / Double(total) >= 0.95, "recall \(same)/\(total)")
     }
 }

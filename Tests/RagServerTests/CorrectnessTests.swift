@@ -260,34 +260,56 @@ final class BlockingEmbedder: Embedder {
     }
 }
 
-/// `--vector-index int8`: a server that scans int8 codes and rescores exactly
-/// answers vector queries with the same ids and scores as the exact scan.
-@Suite struct Int8IndexTests {
-    @Test func int8ServerAnswersAsTheExactOne() async throws {
+/// `--vector-index int8` (int8 codes scanned, rescored exactly) and `hnsw`
+/// (a graph per partition) answer vector queries with the ids and scores of
+/// the exact scan; filtered graph searches are never short, deletes are never
+/// returned, and a restarted server (its graph rebuilt) answers alike.
+@Suite struct VectorIndexKindTests {
+    @Test(arguments: ["int8", "hnsw"]) func serverAnswersAsTheExactOne(kind: String) async throws {
         let a = makeTemporaryDirectory(), b = makeTemporaryDirectory()
         defer { for d in [a, b] { try? FileManager.default.removeItem(atPath: d) } }
         let flat = try await RagdProcess.launch(dataDirectory: a)
-        let int8 = try await RagdProcess.launch(dataDirectory: b, extraArguments: ["--vector-index", "int8"])
-        defer { flat.kill9(); int8.kill9() }
-        let x = flat.client(), y = int8.client()
+        var other = try await RagdProcess.launch(dataDirectory: b, extraArguments: ["--vector-index", kind])
+        defer { flat.kill9(); other.kill9() }
+        let x = flat.client()
+        var y = other.client()
         let docs = ClusterCorpus.documents
         for start in stride(from: 0, to: docs.count, by: 100) {
             let batch = Array(docs[start..<min(start + 100, docs.count)])
             _ = try await x.index(batch, collection: "kb")
             _ = try await y.index(batch, collection: "kb")
         }
+        let gone = docs.map(\.id).filter { $0.hasSuffix("3") }
+        _ = try await x.delete(gone, collection: "kb")
+        _ = try await y.delete(gone, collection: "kb")
         var same = 0, total = 0
+        var answers: [[String]] = []
         for (q, _) in ClusterCorpus.queries.prefix(40) {
             let r = try await x.query(q, collection: "kb", topK: 10, mode: .vector, noCache: true)
             let s = try await y.query(q, collection: "kb", topK: 10, mode: .vector, noCache: true)
             total += r.sources.count
             same += Set(r.sources.map(\.chunkID)).intersection(s.sources.map(\.chunkID)).count
             for h in s.sources { if let e = r.sources.first(where: { $0.chunkID == h.chunkID }) { #expect(e.score == h.score) } }
+            #expect(!s.sources.contains { gone.contains($0.documentID) })
+            answers.append(s.sources.map(\.chunkID))
         }
-        #expect(total > 0 && Double(same) / Double(total) >= 0.99, "recall \(same)/\(total)")
+        #expect(total > 0 && Double(same) / Double(total) >= (kind == "int8" ? 0.99 : 0.95), "recall \(same)/\(total)")
+        // Filters: as many hits as the exact scan, all admitted.
+        for (q, filter) in ClusterCorpus.queries.prefix(60) where filter != nil {
+            let r = try await x.query(q, collection: "kb", topK: 10, filter: filter, mode: .vector, noCache: true)
+            let s = try await y.query(q, collection: "kb", topK: 10, filter: filter, mode: .vector, noCache: true)
+            #expect(s.sources.count == r.sources.count, "\(q)")
+        }
+        await y.close()
+        await other.stop()
+        other = try await RagdProcess.launch(dataDirectory: b, extraArguments: ["--vector-index", kind])
+        y = other.client()
+        for ((q, _), before) in zip(ClusterCorpus.queries.prefix(40), answers) {
+            #expect(try await y.query(q, collection: "kb", topK: 10, mode: .vector, noCache: true).sources.map(\.chunkID) == before)
+        }
         for c in [x, y] { await c.close() }
         let bad = try await run([RagdProcess.binary, "serve", "--vector-index", "hnsw-please", "--port", "0", "--data-dir", a])
-        #expect(bad.status != 0 && bad.errors.contains("--vector-index must be flat or int8"), "\(bad.errors)")
+        #expect(bad.status != 0 && bad.errors.contains("--vector-index must be flat, int8 or hnsw"), "\(bad.errors)")
     }
 }
 

@@ -41,7 +41,7 @@ public actor CollectionRegistry {
         let makeShard = makeShard ?? { info, p in
             let path = String(format: "%@/collections/%@/p%03d.sqlite", configuration.dataDirectory, info.storage, p)
             return try LocalShard(path: path, partition: p, dimension: info.dimension, synchronous: configuration.synchronous,
-                                   int8: configuration.vectorIndex == .int8)
+                                   vectorIndex: configuration.vectorIndexKind)
         }
         self.makeShard = makeShard
         let catalog: any CollectionCatalog

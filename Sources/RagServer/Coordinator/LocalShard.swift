@@ -29,15 +29,15 @@ public actor LocalShard: Shard {
     let logKeep: LogRetention
 
     /// Opens (or creates) the partition file and loads its vectors into memory.
-    /// `int8`: an int8 first pass with exact rescoring (`--vector-index int8`).
-    public init(path: String, partition: Int, dimension: Int, synchronous: PartitionStore.Synchronous, int8: Bool = false,
+    /// `vectorIndex`: how vectors are searched (`--vector-index`).
+    public init(path: String, partition: Int, dimension: Int, synchronous: PartitionStore.Synchronous, vectorIndex: VectorIndexKind = .flat,
                 logKeep: LogRetention = LogRetention()) throws(RagError) {
         self.partition = partition
         self.dimension = dimension
         self.logKeep = logKeep
         store = try PartitionStore(path: path, synchronous: synchronous)
         applied = try store.applied()
-        let index = PartitionIndex(dimension: dimension, partition: partition, int8: int8)
+        let index = PartitionIndex(dimension: dimension, partition: partition, kind: vectorIndex)
         var digest: UInt64 = 0
         try store.loadAll { doc in
             guard doc.embeddings.allSatisfy({ $0.count == dimension }) else {

@@ -32,7 +32,7 @@ public actor ShardHost {
                 let dimension = Self.dimension(root + "/" + collection)
                 shards[Self.key(collection, p)] = try LocalShard(path: root + "/" + collection + "/" + file, partition: p,
                                                                   dimension: dimension, synchronous: configuration.synchronous,
-                                                                  int8: configuration.vectorIndex == .int8, logKeep: configuration.replicationLog)
+                                                                  vectorIndex: configuration.vectorIndexKind, logKeep: configuration.replicationLog)
             }
         }
     }
@@ -85,7 +85,7 @@ public actor ShardHost {
         try placement.record(in: dir)
         let shard = try LocalShard(path: Self.path(dir, partition), partition: partition,
                                    dimension: dimension, synchronous: configuration.synchronous,
-                                   int8: configuration.vectorIndex == .int8, logKeep: configuration.replicationLog)
+                                   vectorIndex: configuration.vectorIndexKind, logKeep: configuration.replicationLog)
         if let session = sessions[partition] { shard.receiving.withLock { $0 = (session, [:]) } }
         if let base = bases[Self.key(collection, partition)] {
             do { try await shard.setBase(seq: base.seq, version: base.version) } catch { throw RagError(from: error) }

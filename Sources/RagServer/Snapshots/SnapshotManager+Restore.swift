@@ -148,11 +148,10 @@ extension SnapshotManager {
     /// `collection` places it.
     func replace(_ m: SnapshotManifest, from staging: String, into dir: String, collection: String, partitions: Int) async throws {
         let configuration = coordinator.configuration
-        let int8 = configuration.vectorIndex == .int8
         var targets: [LocalShard] = []
         for p in 0..<partitions {
             targets.append(try LocalShard(path: "\(dir)/\(Self.fileName(p))", partition: p, dimension: m.dimension,
-                                          synchronous: configuration.synchronous, int8: int8))
+                                          synchronous: configuration.synchronous, vectorIndex: configuration.vectorIndexKind))
         }
         for f in m.files {
             let source = try LocalShard(path: "\(staging)/\(f.name)", partition: f.partition, dimension: m.dimension, synchronous: .normal)
