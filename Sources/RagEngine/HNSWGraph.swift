@@ -38,18 +38,18 @@ public final class HNSWGraph {
     let levelScale: Double
 
     /// Row-major vectors, node `i` at `i * dimension`.
-    private(set) var vectors: [Float] = []
-    private var levels: [UInt8] = []
+    var vectors: [Float] = []
+    var levels: [UInt8] = []
     /// Layer 0: per node, a count then up to `m0` neighbours.
-    private var links0: [Int32] = []
+    var links0: [Int32] = []
     /// Layers 1...level: per node, `level` blocks of a count then up to `m` neighbours.
-    private var upper: [[Int32]] = []
-    private var deleted: [Bool] = []
-    private var visited: [UInt32] = []
+    var upper: [[Int32]] = []
+    var deleted: [Bool] = []
+    var visited: [UInt32] = []
     private var visitTag: UInt32 = 0
-    private var entry: Int32 = -1
-    private var maxLevel = -1
-    public private(set) var deletedCount = 0
+    var entry: Int32 = -1
+    var maxLevel = -1
+    public internal(set) var deletedCount = 0
 
     /// Below this share of admitted nodes (or this many), a filtered search scans them exactly.
     public static let exactScanShare = 0.05
@@ -68,6 +68,9 @@ public final class HNSWGraph {
     public var liveCount: Int { count - deletedCount }
 
     public func isDeleted(_ id: Int32) -> Bool { deleted[Int(id)] }
+
+    /// Node `id`'s vector.
+    public func vector(_ id: Int32) -> ArraySlice<Float> { vectors[Int(id) * dimension..<(Int(id) + 1) * dimension] }
 
     // MARK: writes
 

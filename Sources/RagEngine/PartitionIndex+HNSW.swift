@@ -1,3 +1,5 @@
+import Foundation
+
 /// Vector search through the partition's HNSW graph (`--vector-index hnsw`).
 extension PartitionIndex {
     /// The graph's best `k` chunks, scored exactly. With a filter, the walk
@@ -38,6 +40,54 @@ extension PartitionIndex {
         }
         self.graph = compacted
         nodeSlot = slots
+    }
+
+    // MARK: saved graphs
+
+    /// The graph and each node's label, as the bytes of a graph file (nil: no graph).
+    public func graphData() -> Data? {
+        guard let graph else { return nil }
+        let labels = nodeSlot.enumerated().map { node, slot -> NodeLabel? in
+            guard slot >= 0, !graph.isDeleted(Int32(node)), let d = documents[Int(slotDocument[Int(slot)])] else { return nil }
+            return NodeLabel(documentID: d.id, ordinal: slotOrdinal[Int(slot)], contentHash: d.contentHash)
+        }
+        return graph.encoded(labels: labels)
+    }
+
+    /// Adopts a saved graph, before the partition's documents are loaded: each
+    /// loaded chunk whose document version, ordinal and vector match a node's
+    /// takes that node instead of being inserted. False (and nothing adopted)
+    /// when the bytes are not a graph of this partition's parameters.
+    public func adoptGraph(_ data: Data) -> Bool {
+        guard let graph, chunkCount == 0, let (saved, labels) = HNSWGraph.decode(data, dimension: dimension, parameters: graph.parameters) else { return false }
+        self.graph = saved
+        nodeSlot = [Int32](repeating: -1, count: saved.count)
+        unclaimedNodes = [:]
+        for (node, label) in labels.enumerated() { if let label { unclaimedNodes[label] = Int32(node) } }
+        adoptedNodes = saved.count
+        return true
+    }
+
+    /// Ends an adoption: the saved nodes no loaded chunk claimed (documents
+    /// changed or deleted after the graph was saved) become tombstones.
+    /// Returns how many nodes were reused and how many tombstoned.
+    @discardableResult
+    public func finishGraphAdoption() -> (reused: Int, tombstoned: Int) {
+        guard let graph else { return (0, 0) }
+        let left = unclaimedNodes.values
+        for node in left { graph.remove(node) }
+        unclaimedNodes = [:]
+        let reused = adoptedNodes - graph.deletedCount
+        adoptedNodes = 0
+        compactGraphIfWorthIt()
+        return (reused, left.count)
+    }
+
+    /// The saved node for this chunk, if its vector is the one saved.
+    func claimNode(_ label: NodeLabel, _ vector: [Float]) -> Int32? {
+        guard !unclaimedNodes.isEmpty, let graph, let node = unclaimedNodes[label], graph.vector(node).elementsEqual(vector) else { return nil }
+        unclaimedNodes[label] = nil
+        return node
     }
 
     /// Graph nodes, and how many of them are tombstones (nil: no graph).

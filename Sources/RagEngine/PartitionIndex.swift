@@ -22,7 +22,7 @@ public final class PartitionIndex {
     /// Row-major: slot `s` occupies `vectors[s*dimension ..< (s+1)*dimension]`.
     private(set) var vectors: [Float] = []
     private(set) var slotDocument: [Int32] = []   // -1 = free slot
-    private var slotOrdinal: [Int32] = []
+    private(set) var slotOrdinal: [Int32] = []
     private var slotText: [String] = []
     private var slotLength: [Int32] = []
     private var freeSlots: [Int32] = []
@@ -48,6 +48,9 @@ public final class PartitionIndex {
     /// Per slot, its graph node (-1: none); per graph node, its slot.
     var slotNode: [Int32] = []
     var nodeSlot: [Int32] = []
+    /// While a saved graph is adopted: its live nodes by label, not yet matched to a loaded chunk.
+    var unclaimedNodes: [NodeLabel: Int32] = [:]
+    var adoptedNodes = 0
 
     /// `int8`: keep int8 codes beside the float vectors, scan those first and
     /// rescore the best candidates exactly (four times less memory read per query).
@@ -114,8 +117,13 @@ public final class PartitionIndex {
                 if !fits { quantizer!.rebuild(vectors, rows: slotDocument.count) }
             }
             if let graph {
-                slotNode[Int(s)] = graph.add(vector)
-                nodeSlot.append(s)
+                if let node = claimNode(NodeLabel(documentID: doc.id, ordinal: Int32(ordinal), contentHash: doc.contentHash), vector) {
+                    slotNode[Int(s)] = node
+                    nodeSlot[Int(node)] = s
+                } else {
+                    slotNode[Int(s)] = graph.add(vector)
+                    nodeSlot.append(s)
+                }
             }
             slotDocument[Int(s)] = d
             slotOrdinal[Int(s)] = Int32(ordinal)

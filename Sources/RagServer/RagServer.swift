@@ -240,6 +240,7 @@ public final class RagServer: Service, Sendable {
         }
         await beforeClosingStorage()
         await coordinator.registry.close()
+        if let shardHost { for shard in await shardHost.all() { await shard.close() } }
         await cluster?.close()
         // Every file this server opened is closed when it stops, so a process that
         // runs servers one after another (tests, embedders) does not pile them up.

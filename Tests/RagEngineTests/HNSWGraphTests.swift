@@ -149,3 +149,70 @@ extension HNSWGraphTests {
         #expect(Double(same) / Double(total) >= 0.95, "recall \(same)/\(total)")
     }
 }
+
+/// A saved graph is adopted by the next load of the partition: every chunk it
+/// still matches reuses its node, the rest are tombstoned or inserted, and a
+/// damaged file is refused (the graph is then built from the documents).
+extension HNSWGraphTests {
+    static func documents(_ vectors: [[Float]], version: UInt64 = 0) -> [PreparedDocument] {
+        (0..<vectors.count / 2).map { i in
+            PreparedDocument(id: "d\(i)", metadata: [:], contentHash: UInt64(i) &+ version, chunks: ["a", "b"], embeddings: [vectors[2 * i], vectors[2 * i + 1]])
+        }
+    }
+
+    @Test func aSavedGraphIsAdoptedAndReconciled() throws {
+        let kind = VectorIndexKind.hnsw(HNSWSettings(m: 8, efConstruction: 64, ef: 64))
+        let docs = Self.documents(Self.points(2_000, seed: 21))
+        let original = PartitionIndex(dimension: Self.dimension, partition: 0, kind: kind)
+        for d in docs { original.upsert(d) }
+        let saved = try #require(original.graphData())
+        let queries = Self.points(30, seed: 22)
+
+        // Loaded in another order: every node reused, the same answers.
+        let again = PartitionIndex(dimension: Self.dimension, partition: 0, kind: kind)
+        #expect(again.adoptGraph(saved))
+        for d in docs.reversed() { again.upsert(d) }
+        let adoption = again.finishGraphAdoption()
+        #expect(adoption.reused == 2_000 && adoption.tombstoned == 0)
+        #expect(again.graphNodes! == (nodes: 2_000, deleted: 0))
+        for q in queries {
+            let a = try original.vectorSearch(q, k: 10), b = try again.vectorSearch(q, k: 10)
+            #expect(a.map(\.key) == b.map(\.key) && a.map(\.score) == b.map(\.score))
+        }
+
+        // Written after the save (a crash lost the newer graph): 100 documents
+        // deleted, 100 changed, 50 added. Those nodes are tombstoned or inserted.
+        let changed = Self.documents(Self.points(200, seed: 23), version: 7).map { d in
+            var d = d
+            d.id = "d\(Int(d.id.dropFirst())! + 100)"
+            return d
+        }
+        let added = Self.documents(Self.points(100, seed: 24)).map { d in var d = d; d.id = "new\(d.id)"; return d }
+        let now = Array(docs[200...]) + changed + added
+        let reconciled = PartitionIndex(dimension: Self.dimension, partition: 0, kind: kind)
+        #expect(reconciled.adoptGraph(saved))
+        for d in now { reconciled.upsert(d) }
+        let r = reconciled.finishGraphAdoption()
+        #expect(r.reused == 2 * 800 && r.tombstoned == 2 * 200)
+        let fresh = PartitionIndex(dimension: Self.dimension, partition: 0)
+        for d in now { fresh.upsert(d) }
+        var same = 0, total = 0
+        for q in queries + changed.flatMap(\.embeddings).prefix(20) + added.flatMap(\.embeddings).prefix(20) {
+            let a = try fresh.vectorSearch(q, k: 10), b = try reconciled.vectorSearch(q, k: 10)
+            total += a.count
+            same += Set(a.map(\.key)).intersection(b.map(\.key)).count
+            #expect(b.allSatisfy { h in reconciled.contentHash(of: h.key.documentID) != nil })
+        }
+        #expect(Double(same) / Double(total) >= 0.95, "recall \(same)/\(total)")
+
+        // Damaged or foreign bytes are refused, and nothing is adopted.
+        var flipped = saved
+        flipped[flipped.count / 2] ^= 0x40
+        let other = PartitionIndex(dimension: Self.dimension, partition: 0, kind: kind)
+        #expect(!other.adoptGraph(flipped))
+        #expect(!other.adoptGraph(saved.prefix(saved.count - 100)))
+        #expect(!PartitionIndex(dimension: Self.dimension, partition: 0, kind: .hnsw(HNSWSettings(m: 12))).adoptGraph(saved))
+        for d in docs { other.upsert(d) }
+        #expect(other.finishGraphAdoption().reused == 0 && other.graphNodes! == (nodes: 2_000, deleted: 0))  // built from the documents
+    }
+}

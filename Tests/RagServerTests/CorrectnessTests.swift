@@ -302,10 +302,28 @@ final class BlockingEmbedder: Embedder {
         }
         await y.close()
         await other.stop()
+        // A stopped hnsw server leaves each partition's graph beside it, and the next start adopts it.
+        let graphs = ((try? FileManager.default.contentsOfDirectory(atPath: b + "/collections/kb")) ?? []).filter { $0.hasSuffix(".sqlite-hnsw") }
+        #expect(graphs.count == (kind == "hnsw" ? 4 : 0), "\(graphs)")
         other = try await RagdProcess.launch(dataDirectory: b, extraArguments: ["--vector-index", kind])
         y = other.client()
         for ((q, _), before) in zip(ClusterCorpus.queries.prefix(40), answers) {
             #expect(try await y.query(q, collection: "kb", topK: 10, mode: .vector, noCache: true).sources.map(\.chunkID) == before)
+        }
+        // Writes the saved graphs do not know of, then kill -9: the next start
+        // tombstones the deleted and changed chunks and inserts the new ones.
+        let more = docs.filter { $0.id.hasSuffix("5") }.map { d in var d = d; d.text += " Revised."; return d }
+        _ = try await y.index(more + [RagDocument(id: "zz-new", text: "An entirely new document about zeppelin hangars.")], collection: "kb")
+        _ = try await y.delete(docs.map(\.id).filter { $0.hasSuffix("7") }, collection: "kb")
+        other.kill9()
+        other = try await RagdProcess.launch(dataDirectory: b, extraArguments: ["--vector-index", kind])
+        await y.close()
+        y = other.client()
+        let z = try await y.query("zeppelin hangars", collection: "kb", topK: 3, mode: .vector, noCache: true)
+        #expect(z.sources.first?.documentID == "zz-new")
+        for (q, _) in ClusterCorpus.queries.prefix(40) {
+            let s = try await y.query(q, collection: "kb", topK: 10, mode: .vector, noCache: true)
+            #expect(s.sources.count == 10 && !s.sources.contains { $0.documentID.hasSuffix("7") || gone.contains($0.documentID) })
         }
         for c in [x, y] { await c.close() }
         let bad = try await run([RagdProcess.binary, "serve", "--vector-index", "hnsw-please", "--port", "0", "--data-dir", a])

@@ -38,6 +38,9 @@ public actor LocalShard: Shard {
         store = try PartitionStore(path: path, synchronous: synchronous)
         applied = try store.applied()
         let index = PartitionIndex(dimension: dimension, partition: partition, kind: vectorIndex)
+        graphPath = path + "-hnsw"
+        // A graph saved at the last stop is adopted: chunks it holds are not inserted again.
+        if case .hnsw = vectorIndex, let saved = FileManager.default.contents(atPath: graphPath) { _ = index.adoptGraph(saved) }
         var digest: UInt64 = 0
         try store.loadAll { doc in
             guard doc.embeddings.allSatisfy({ $0.count == dimension }) else {
@@ -46,9 +49,13 @@ public actor LocalShard: Shard {
             index.upsert(doc)
             digest &+= Self.digestTerm(doc.id, doc.contentHash)
         }
+        index.finishGraphAdoption()
         self.index = index
         self.digest = digest
     }
+
+    /// Where the HNSW graph is saved when the partition closes (`<partition file>-hnsw`).
+    nonisolated let graphPath: String
 
     public func keywordStats(terms: [String]) throws -> KeywordStats {
         index.keywordStats(terms)
@@ -217,7 +224,17 @@ public actor LocalShard: Shard {
         return docs.map { d in var d = d; d.source = sources[d.id] ?? Data(); return d }
     }
 
+    /// Closes the file; saves the HNSW graph beside it (written whole, then
+    /// renamed into place), so the next start adopts it instead of rebuilding.
     public func close() {
         try? store.close()
+        if let data = index.graphData() {
+            let temporary = graphPath + ".tmp"
+            if FileManager.default.createFile(atPath: temporary, contents: data), let h = FileHandle(forWritingAtPath: temporary) {
+                try? h.synchronize()
+                try? h.close()
+                _ = rename(temporary, graphPath)
+            }
+        }
     }
 }

@@ -1,0 +1,162 @@
+import Foundation
+
+/// What a graph node stands for in a partition: a chunk of a document version.
+/// Saved with the graph, so that a graph written before a crash can be matched
+/// against what SQLite holds after it.
+public struct NodeLabel: Hashable, Sendable {
+    public var documentID: String
+    public var ordinal: Int32
+    public var contentHash: UInt64
+
+    public init(documentID: String, ordinal: Int32, contentHash: UInt64) {
+        self.documentID = documentID
+        self.ordinal = ordinal
+        self.contentHash = contentHash
+    }
+}
+
+/// The graph file: a header, the levels, the links of every layer, the
+/// tombstones, the vectors, each live node's label, and a checksum of all of
+/// it. Integers and floats are little-endian, as on every CPU Ragd runs on.
+extension HNSWGraph {
+    static let magic = Array("RGHNSW01".utf8)
+
+    /// The graph and `labels` (one per node; nil for tombstones) as bytes.
+    public func encoded(labels: [NodeLabel?]) -> Data {
+        precondition(labels.count == count)
+        var out = Data()
+        out.reserveCapacity(64 + count * (1 + 4 * (m0 + 1) + 1 + 4 * dimension + 32))
+        out.append(contentsOf: Self.magic)
+        for v in [UInt64(dimension), UInt64(parameters.m), UInt64(parameters.efConstruction), parameters.seed, UInt64(count),
+                  UInt64(bitPattern: Int64(entry)), UInt64(bitPattern: Int64(maxLevel))] { out.append(le: v) }
+        out.append(contentsOf: levels)
+        links0.withUnsafeBytes { out.append(contentsOf: $0) }
+        for u in upper { u.withUnsafeBytes { out.append(contentsOf: $0) } }
+        out.append(contentsOf: deleted.map { $0 ? 1 as UInt8 : 0 })
+        vectors.withUnsafeBytes { out.append(contentsOf: $0) }
+        for (i, label) in labels.enumerated() where !deleted[i] {
+            let l = label ?? NodeLabel(documentID: "", ordinal: -1, contentHash: 0)
+            let id = Array(l.documentID.utf8)
+            out.append(le: l.contentHash)
+            out.append(le: UInt64(bitPattern: Int64(l.ordinal)))
+            out.append(le: UInt64(id.count))
+            out.append(contentsOf: id)
+        }
+        out.append(le: Self.checksum(out))
+        return out
+    }
+
+    /// A graph read back by `encoded`, with its labels; nil when the bytes are
+    /// not such a graph (damaged, truncated, or other parameters than `parameters`).
+    public static func decode(_ data: Data, dimension: Int, parameters: Parameters) -> (HNSWGraph, [NodeLabel?])? {
+        guard data.count >= magic.count + 7 * 8 + 8 else { return nil }
+        let body = data.prefix(data.count - 8)
+        var reader = ByteReader(data: data)
+        guard checksum(body) == reader.u64(at: data.count - 8) else { return nil }
+        guard reader.bytes(magic.count).map(Array.init) == magic else { return nil }
+        let header = (0..<7).compactMap { _ in reader.u64() }
+        guard header.count == 7, header[0] == UInt64(dimension), header[1] == UInt64(parameters.m),
+              header[2] == UInt64(parameters.efConstruction), header[3] == parameters.seed, header[4] < UInt64(Int32.max) else { return nil }
+        let graph = HNSWGraph(dimension: dimension, parameters: parameters)
+        let n = Int(header[4])
+        let entry = Int64(bitPattern: header[5]), maxLevel = Int64(bitPattern: header[6])
+        guard (n == 0 && entry == -1) || (0..<Int64(n)).contains(entry), (-1...15).contains(maxLevel) else { return nil }
+        guard let levels = reader.bytes(n).map(Array.init), levels.allSatisfy({ $0 <= 15 }),
+              let links0 = reader.array(Int32.self, n * (graph.m0 + 1)) else { return nil }
+        var upper: [[Int32]] = []
+        upper.reserveCapacity(n)
+        for l in levels {
+            guard let u = reader.array(Int32.self, Int(l) * (parameters.m + 1)) else { return nil }
+            upper.append(u)
+        }
+        guard let deleted = reader.bytes(n).map({ $0.map { $0 != 0 } }), let vectors = reader.array(Float.self, n * dimension) else { return nil }
+        // Every link count and target in range, or the walk would read outside the graph.
+        func valid(_ block: ArraySlice<Int32>, cap: Int) -> Bool {
+            guard let c = block.first, (0...Int32(cap)).contains(c) else { return false }
+            return block.dropFirst().prefix(Int(c)).allSatisfy { (0..<Int32(n)).contains($0) }
+        }
+        for i in 0..<n {
+            guard valid(links0[i * (graph.m0 + 1)..<(i + 1) * (graph.m0 + 1)], cap: graph.m0) else { return nil }
+            for l in 0..<Int(levels[i]) {
+                guard valid(upper[i][l * (parameters.m + 1)..<(l + 1) * (parameters.m + 1)], cap: parameters.m) else { return nil }
+            }
+        }
+        var labels = [NodeLabel?](repeating: nil, count: n)
+        for i in 0..<n where !deleted[i] {
+            guard let hash = reader.u64(), let ordinal = reader.u64(), let length = reader.u64(), length <= 4096,
+                  let id = reader.bytes(Int(length)) else { return nil }
+            labels[i] = NodeLabel(documentID: String(decoding: id, as: UTF8.self), ordinal: Int32(truncatingIfNeeded: Int64(bitPattern: ordinal)), contentHash: hash)
+        }
+        guard reader.offset == data.count - 8 else { return nil }
+        graph.levels = levels
+        graph.links0 = links0
+        graph.upper = upper
+        graph.deleted = deleted
+        graph.deletedCount = deleted.filter { $0 }.count
+        graph.vectors = vectors
+        graph.visited = [UInt32](repeating: 0, count: n)
+        graph.entry = Int32(entry)
+        graph.maxLevel = Int(maxLevel)
+        return (graph, labels)
+    }
+
+    /// A 64-bit checksum, eight bytes at a time (a damaged file is rebuilt, not trusted).
+    static func checksum(_ data: Data) -> UInt64 {
+        data.withUnsafeBytes { raw in
+            var h: UInt64 = 0xCBF2_9CE4_8422_2325
+            var i = 0
+            while i + 8 <= raw.count {
+                h = (h ^ raw.loadUnaligned(fromByteOffset: i, as: UInt64.self)) &* 0x0000_0100_0000_01B3
+                h ^= h >> 29
+                i += 8
+            }
+            while i < raw.count {
+                h = (h ^ UInt64(raw[i])) &* 0x0000_0100_0000_01B3
+                i += 1
+            }
+            return h
+        }
+    }
+}
+
+extension Data {
+    mutating func append(le v: UInt64) { Swift.withUnsafeBytes(of: v.littleEndian) { append(contentsOf: $0) } }
+}
+
+/// Reads a graph file front to back; nil past its end.
+struct ByteReader {
+    let data: Data
+    var offset = 0
+
+    init(data: Data) { self.data = data }
+
+    func u64(at at: Int) -> UInt64 {
+        data.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(fromByteOffset: at, as: UInt64.self)) }
+    }
+
+    mutating func u64() -> UInt64? {
+        guard offset + 8 <= data.count else { return nil }
+        defer { offset += 8 }
+        return u64(at: offset)
+    }
+
+    mutating func bytes(_ n: Int) -> Data? {
+        guard n >= 0, offset + n <= data.count else { return nil }
+        defer { offset += n }
+        let start = data.startIndex + offset
+        return data[start..<start + n]
+    }
+
+    mutating func array<T>(_: T.Type, _ n: Int) -> [T]? {
+        let size = n * MemoryLayout<T>.stride
+        guard n >= 0, offset + size <= data.count else { return nil }
+        if n == 0 { return [] }
+        defer { offset += size }
+        return data.withUnsafeBytes { raw in
+            [T](unsafeUninitializedCapacity: n) { buf, count in
+                memcpy(buf.baseAddress!, raw.baseAddress! + offset, size)
+                count = n
+            }
+        }
+    }
+}
