@@ -108,8 +108,10 @@ public final class PartitionIndex {
             precondition(vector.count == dimension, "embedding dimension mismatch")
             let s = allocateSlot()
             let base = Int(s) * dimension
-            vectors.withUnsafeMutableBufferPointer { buf in
-                for i in 0..<dimension { buf[base + i] = vector[i] }
+            if graph == nil {
+                vectors.withUnsafeMutableBufferPointer { buf in
+                    for i in 0..<dimension { buf[base + i] = vector[i] }
+                }
             }
             if quantizer != nil {
                 quantizer!.grow(toRows: slotDocument.count)
@@ -161,8 +163,10 @@ public final class PartitionIndex {
             slotDocument[i] = -1
             slotText[i] = ""
             slotLength[i] = 0
-            vectors.withUnsafeMutableBufferPointer { buf in
-                for j in 0..<dimension { buf[i * dimension + j] = 0 }
+            if graph == nil {
+                vectors.withUnsafeMutableBufferPointer { buf in
+                    for j in 0..<dimension { buf[i * dimension + j] = 0 }
+                }
             }
             quantizer?.clear(row: i)
             if let graph, slotNode[i] >= 0 {
@@ -181,7 +185,8 @@ public final class PartitionIndex {
     private func allocateSlot() -> Int32 {
         if let s = freeSlots.popLast() { return s }
         let s = Int32(slotDocument.count)
-        vectors.append(contentsOf: repeatElement(0, count: dimension))
+        // With a graph, the graph holds the vectors (one copy, by node).
+        if graph == nil { vectors.append(contentsOf: repeatElement(0, count: dimension)) }
         slotDocument.append(-1)
         slotOrdinal.append(0)
         slotText.append("")
@@ -331,7 +336,7 @@ public final class PartitionIndex {
     func storedDocument(_ id: String) -> PreparedDocument? {
         guard let d = documentIndex[id], let entry = documents[Int(d)] else { return nil }
         let chunks = entry.slots.map { slotText[Int($0)] }
-        let embeddings = entry.slots.map { s in Array(vectors[Int(s) * dimension..<(Int(s) + 1) * dimension]) }
+        let embeddings = entry.slots.map { slotVector(Int($0)) }
         return PreparedDocument(id: entry.id, metadata: entry.metadata, contentHash: entry.contentHash, chunks: chunks, embeddings: embeddings)
     }
 
@@ -341,9 +346,15 @@ public final class PartitionIndex {
             guard let d = documentIndex[h.key.documentID], let entry = documents[Int(d)], h.key.ordinal < entry.slots.count else { return h }
             let s = Int(entry.slots[h.key.ordinal])
             var out = h
-            out.vector = Array(vectors[s * dimension..<(s + 1) * dimension])
+            out.vector = slotVector(s)
             return out
         }
+    }
+
+    /// Slot `s`'s vector, from the vector block or the graph that holds it.
+    func slotVector(_ s: Int) -> [Float] {
+        if let graph { return Array(graph.vector(slotNode[s])) }
+        return Array(vectors[s * dimension..<(s + 1) * dimension])
     }
 
     /// Counts of this partition's documents and chunks.

@@ -147,6 +147,8 @@ extension HNSWGraphTests {
             #expect(f.count == 10 && f.allSatisfy { $0.metadata["even"] == .bool(true) })
         }
         #expect(Double(same) / Double(total) >= 0.95, "recall \(same)/\(total)")
+        // The graph holds the only copy of the vectors: stored documents read them from it.
+        for id in ["d1300", "d1499"] { #expect(graph.stored(id)?.embeddings == exact.stored(id)?.embeddings && exact.stored(id) != nil) }
     }
 }
 

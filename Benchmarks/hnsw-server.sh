@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# A release ragd with --vector-index flat, then hnsw, each on a fresh data
+# directory (built-in embedder, 4 partitions): `ragctl bench` indexes DOCS
+# synthetic documents (two chunks each) and runs vector queries one at a time;
+# then the server is stopped (hnsw saves its graphs) and started again, and the
+# time until it listens is printed (hnsw adopts the saved graphs), then the
+# same after a kill -9 with the graph files removed (a full rebuild).
+# Usage: Benchmarks/hnsw-server.sh [DOCS=50000] [QUERIES=2000]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+docs=${1:-50000}; queries=${2:-2000}
+. Benchmarks/lib.sh
+restart() {  # dir, flags… → seconds until listening
+  local t0 t1; t0=$(date +%s.%N); start_server "$@"; t1=$(date +%s.%N); echo "$t1 - $t0" | bc
+}
+for kind in flat hnsw; do
+  dir=$(mktemp -d)
+  start_server "$dir" --vector-index "$kind" --cache off
+  "$bin/ragctl" bench --server "127.0.0.1:$port" --docs "$docs" --queries "$queries" --concurrency 1 --mode vector | grep -E "^(index|query|queries)" | sed "s/^/$kind: /"
+  echo "$kind: RSS $(ps -o rss= -p "$pid" | awk '{printf "%.0f MB", $1/1024}')"
+  t0=$(date +%s.%N); stop_server; echo "$kind: stop $(echo "$(date +%s.%N) - $t0" | bc) s"
+  echo "$kind: restart $(restart "$dir" --vector-index "$kind" --cache off) s"
+  "$bin/ragctl" bench --server "127.0.0.1:$port" --docs 0 --queries "$queries" --concurrency 1 --mode vector -c bench | grep -E "^query" | sed "s/^/$kind after restart: /"
+  kill -9 "$pid"; wait "$pid" 2>/dev/null || true
+  rm -f "$dir"/collections/*/*-hnsw
+  echo "$kind: start after kill -9 without saved graphs $(restart "$dir" --vector-index "$kind" --cache off) s"
+  stop_server
+  rm -rf "$dir" "$dir.out" "$dir.err"
+done
