@@ -118,6 +118,7 @@ let package = Package(
         ),
         .testTarget(name: "RagEngineTests", dependencies: ["RagEngine", "CRagEncoder", "RagServer"]),
         .testTarget(name: "RagStoreTests", dependencies: ["RagStore"]),
-        .testTarget(name: "RagServerTests", dependencies: ["RagServer", "RagClient", "RagTesting", "RagWire", "RagEngine", "RagStore"]),
+        .testTarget(name: "RagServerTests", dependencies: ["RagServer", "RagClient", "RagTesting", "RagWire", "RagEngine", "RagStore",
+                                                       .product(name: "GRDB", package: "GRDB.swift")]),
     ]
 )

@@ -3,12 +3,13 @@
 
   ann-peers.py data DIR [N=100000] [D=384] [Q=200]   writes DIR/base.fvecs, query.fvecs, truth.ivecs
   ann-peers.py peers DIR [EF=16,32,64,128,256]       hnswlib and FAISS HNSW (M=16, efConstruction=200)
+                                                     (ANN_PEERS=hnswlib: hnswlib only)
 
 Data: 1,000 random unit centres, each point a centre plus Gaussian noise of
 sigma = 1/sqrt(D), normalised (random Gaussian vectors defeat every graph
 index and are not a fair test); truth by exact inner product.
 (pip install numpy hnswlib faiss-cpu)"""
-import sys, time
+import os, sys, time
 import numpy as np
 
 
@@ -77,6 +78,8 @@ def peers(dir, efs):
     build = time.perf_counter() - t
     print(f"hnswlib {hnswlib.__version__ if hasattr(hnswlib, '__version__') else ''}, {n} x {d}, M=16, efConstruction=200, k=10, one thread: built in {build:.1f} s ({n / build:.0f} vectors/s)")
     measure("hnswlib", lambda v: index.knn_query(v, k=10)[0][0], query, truth, efs, index.set_ef)
+    if os.environ.get("ANN_PEERS", "hnswlib,faiss").find("faiss") < 0:
+        return
     import faiss
     faiss.omp_set_num_threads(1)
     f = faiss.IndexHNSWFlat(d, 16, faiss.METRIC_INNER_PRODUCT)

@@ -9,9 +9,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 docs=${1:-50000}; queries=${2:-2000}
+export START_TRIES=12000  # a graph rebuilt at start takes minutes
 . Benchmarks/lib.sh
-restart() {  # dir, flags… → seconds until listening
-  local t0 t1; t0=$(date +%s.%N); start_server "$@"; t1=$(date +%s.%N); echo "$t1 - $t0" | bc
+restart() {  # dir, flags… → sets elapsed (seconds until listening), pid, port
+  local t0; t0=$(date +%s.%N); start_server "$@"; elapsed=$(echo "$(date +%s.%N) - $t0" | bc)
 }
 for kind in flat hnsw; do
   dir=$(mktemp -d)
@@ -19,11 +20,11 @@ for kind in flat hnsw; do
   "$bin/ragctl" bench --server "127.0.0.1:$port" --docs "$docs" --queries "$queries" --concurrency 1 --mode vector | grep -E "^(index|query|queries)" | sed "s/^/$kind: /"
   echo "$kind: RSS $(ps -o rss= -p "$pid" | awk '{printf "%.0f MB", $1/1024}')"
   t0=$(date +%s.%N); stop_server; echo "$kind: stop $(echo "$(date +%s.%N) - $t0" | bc) s"
-  echo "$kind: restart $(restart "$dir" --vector-index "$kind" --cache off) s"
+  restart "$dir" --vector-index "$kind" --cache off; echo "$kind: restart $elapsed s"
   "$bin/ragctl" bench --server "127.0.0.1:$port" --docs 0 --queries "$queries" --concurrency 1 --mode vector -c bench | grep -E "^query" | sed "s/^/$kind after restart: /"
   kill -9 "$pid"; wait "$pid" 2>/dev/null || true
   rm -f "$dir"/collections/*/*-hnsw
-  echo "$kind: start after kill -9 without saved graphs $(restart "$dir" --vector-index "$kind" --cache off) s"
+  restart "$dir" --vector-index "$kind" --cache off; echo "$kind: start after kill -9 without saved graphs $elapsed s"
   stop_server
   rm -rf "$dir" "$dir.out" "$dir.err"
 done

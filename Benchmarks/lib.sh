@@ -8,7 +8,7 @@ start_server() {  # dir, extra flags… → sets pid, port
   local dir=$1; shift
   "$bin/ragd" serve --port 0 --data-dir "$dir" --metrics-port off --log-level warning --embedder "${BENCH_EMBEDDER:-hashing}" "$@" >"$dir.out" 2>"$dir.err" &
   pid=$!
-  for _ in $(seq 200); do
+  for _ in $(seq "${START_TRIES:-200}"); do  # 50 ms each
     port=$(sed -n 's/^ragd listening on .*:\([0-9]*\)$/\1/p' "$dir.out")
     [ -n "$port" ] && return 0
     sleep 0.05

@@ -94,7 +94,6 @@ extension HNSWGraph {
         graph.deleted = deleted
         graph.deletedCount = deleted.filter { $0 }.count
         graph.vectors = vectors
-        graph.visited = [UInt32](repeating: 0, count: n)
         graph.entry = Int32(entry)
         graph.maxLevel = Int(maxLevel)
         return (graph, labels)

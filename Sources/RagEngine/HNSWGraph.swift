@@ -1,5 +1,6 @@
 import CRagKernels
 import Foundation
+import Synchronization
 
 /// A hierarchical navigable small-world graph (Malkov & Yashunin, 2016) over
 /// the inner product of normalised vectors: approximate top-k in far fewer
@@ -16,7 +17,8 @@ import Foundation
 ///   or has seen every node it can reach. With a selective filter (few nodes
 ///   admitted) an exact scan of the admitted nodes is cheaper and is used.
 ///
-/// Not thread-safe: one owner serialises access.
+/// Searches may run side by side on several threads; a write (add, remove,
+/// compaction) must run alone.
 public final class HNSWGraph {
     public struct Parameters: Sendable, Hashable {
         /// Links per node on the upper layers (twice as many on layer 0).
@@ -45,8 +47,8 @@ public final class HNSWGraph {
     /// Layers 1...level: per node, `level` blocks of a count then up to `m` neighbours.
     var upper: [[Int32]] = []
     var deleted: [Bool] = []
-    var visited: [UInt32] = []
-    private var visitTag: UInt32 = 0
+    /// Visited marks, one set per walk in progress: searches run side by side.
+    let visitedPool = VisitedPool()
     var entry: Int32 = -1
     var maxLevel = -1
     public internal(set) var deletedCount = 0
@@ -85,7 +87,6 @@ public final class HNSWGraph {
         links0.append(contentsOf: repeatElement(0, count: m0 + 1))
         upper.append(Array(repeating: 0, count: level * (parameters.m + 1)))
         deleted.append(false)
-        visited.append(0)
         guard entry >= 0 else {
             entry = id
             maxLevel = level
@@ -263,32 +264,29 @@ public final class HNSWGraph {
     /// accepts (all when nil); nodes it rejects are walked through.
     private func searchLayer(_ q: UnsafePointer<Float>, entries: [Scored], ef: Int, layer: Int,
                              admit: ((Int32) -> Bool)?, _ v: UnsafePointer<Float>) -> [Scored] {
-        visitTag &+= 1
-        if visitTag == 0 {
-            for i in visited.indices { visited[i] = 0 }
-            visitTag = 1
-        }
+        var marks = visitedPool.acquire(count: count)
+        defer { visitedPool.release(marks) }
         if layer == 0 {
             // The hot path: layer 0's links through one pointer for the whole search.
             let stride = m0 + 1
             return links0.withUnsafeBufferPointer { l in
-                walk(q, entries: entries, ef: ef, admit: admit, v) { id in
+                walk(q, entries: entries, ef: ef, admit: admit, v, marks: &marks) { id in
                     let base = Int(id) * stride
                     return UnsafeBufferPointer(start: l.baseAddress! + base + 1, count: Int(l[base]))
                 }
             }
         }
-        return walk(q, entries: entries, ef: ef, admit: admit, v) { id in withLinks(id, layer) { $0 } }
+        return walk(q, entries: entries, ef: ef, admit: admit, v, marks: &marks) { id in withLinks(id, layer) { $0 } }
     }
 
     @inline(__always)
     private func walk(_ q: UnsafePointer<Float>, entries: [Scored], ef: Int, admit: ((Int32) -> Bool)?, _ v: UnsafePointer<Float>,
-                      links: (Int32) -> UnsafeBufferPointer<Int32>) -> [Scored] {
-        let tag = visitTag
+                      marks: inout VisitedPool.Marks, links: (Int32) -> UnsafeBufferPointer<Int32>) -> [Scored] {
+        let tag = marks.tag
         let dimension = self.dimension, prefetch = prefetchBytes
         var candidates = ScoredHeap(bestOnTop: true)
         var results = ScoredHeap(bestOnTop: false)
-        return visited.withUnsafeMutableBufferPointer { seen in
+        return marks.tags.withUnsafeMutableBufferPointer { seen in
             for e in entries where seen[Int(e.id)] != tag {
                 seen[Int(e.id)] = tag
                 candidates.push(e)
@@ -314,6 +312,31 @@ public final class HNSWGraph {
             return results.items
         }
     }
+}
+
+/// Sets of visited marks for graph walks, reused: a set is a tag per node,
+/// and a walk counts as having visited the nodes holding its own tag.
+final class VisitedPool: Sendable {
+    struct Marks: Sendable {
+        var tags: [UInt32] = []
+        var tag: UInt32 = 0
+    }
+
+    private let free = Mutex<[Marks]>([])
+
+    /// A set covering `count` nodes with a tag no node holds yet.
+    func acquire(count: Int) -> Marks {
+        var m = free.withLock { $0.popLast() } ?? Marks()
+        if m.tags.count < count { m.tags.append(contentsOf: repeatElement(0, count: count - m.tags.count)) }
+        m.tag &+= 1
+        if m.tag == 0 {
+            for i in m.tags.indices { m.tags[i] = 0 }
+            m.tag = 1
+        }
+        return m
+    }
+
+    func release(_ m: Marks) { free.withLock { if $0.count < 64 { $0.append(m) } } }
 }
 
 /// A node and its score.

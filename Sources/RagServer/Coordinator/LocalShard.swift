@@ -6,15 +6,24 @@ import Synchronization
 
 /// A partition in this process: its SQLite file and its in-memory index.
 ///
-/// An actor, so a write (SQLite commit, then the in-memory swap) is never
-/// interleaved with a search: a query sees a document's old chunks or its new
-/// ones, never both or neither. The write is synchronous inside the actor on
-/// purpose: no suspension point between commit and swap.
+/// Writes run on the actor, one at a time: the SQLite commit first, then the
+/// in-memory swap under the index's write lock. Searches do not use the
+/// actor: they take the read lock, so they run side by side, and during a
+/// commit they read the state before it. A query sees a document's old chunks
+/// or its new ones, never both or neither. The actor runs on storage threads
+/// (`StorageExecutor`), so a commit waiting on the disk holds none of the
+/// cooperative pool's.
 public actor LocalShard: Shard {
     public nonisolated let partition: Int
     public nonisolated let dimension: Int
     nonisolated let store: PartitionStore
-    let index: PartitionIndex
+    /// Changed only on the actor under `lock`'s write side; read by searches
+    /// under its read side, and on the actor (which writes nothing meanwhile).
+    nonisolated(unsafe) let index: PartitionIndex
+    nonisolated let lock = ReadWriteLock()
+    /// The actor runs on storage threads: its commits block one of those, not the cooperative pool.
+    nonisolated let executor = StorageExecutor()
+    public nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
     /// While this partition receives a copy (a move): the session, and every
     /// document id written through the cluster since it began, with the
     /// sequence number of the entry that wrote it last (`UInt64.max`: an
@@ -57,11 +66,15 @@ public actor LocalShard: Shard {
     /// Where the HNSW graph is saved when the partition closes (`<partition file>-hnsw`).
     nonisolated let graphPath: String
 
-    public func keywordStats(terms: [String]) throws -> KeywordStats {
-        index.keywordStats(terms)
+    public nonisolated func keywordStats(terms: [String]) throws -> KeywordStats {
+        lock.read { index.keywordStats(terms) }
     }
 
-    public func search(_ request: ShardSearchRequest) throws -> ShardSearchResult {
+    public nonisolated func search(_ request: ShardSearchRequest) throws -> ShardSearchResult {
+        try lock.read { try unlockedSearch(request) }
+    }
+
+    private nonisolated func unlockedSearch(_ request: ShardSearchRequest) throws -> ShardSearchResult {
         var result = ShardSearchResult()
         if let v = request.vector {
             result.vectorHits = try index.vectorSearch(v, k: request.k, filter: request.filter)
@@ -106,10 +119,14 @@ public actor LocalShard: Shard {
         let deleted = try store.write(upserts: upserts, deletes: deletes, entry: entry, keep: logKeep)
         if let entry { applied = (entry.seq, entry.version) }
         let touched = Set(deletes).union(upserts.map(\.id))
-        for id in touched { if let h = index.contentHash(of: id) { digest &-= Self.digestTerm(id, h) } }
-        for id in deletes { index.remove(id) }
-        for doc in upserts { index.upsert(doc) }
-        for id in touched { if let h = index.contentHash(of: id) { digest &+= Self.digestTerm(id, h) } }
+        var digest = self.digest
+        lock.write {
+            for id in touched { if let h = index.contentHash(of: id) { digest &-= Self.digestTerm(id, h) } }
+            for id in deletes { index.remove(id) }
+            for doc in upserts { index.upsert(doc) }
+            for id in touched { if let h = index.contentHash(of: id) { digest &+= Self.digestTerm(id, h) } }
+        }
+        self.digest = digest
         return deleted
     }
 

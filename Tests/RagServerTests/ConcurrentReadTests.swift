@@ -1,0 +1,117 @@
+import Foundation
+import GRDB
+import RagCore
+import RagEngine
+import RagServer
+import RagTesting
+import Synchronization
+import Testing
+
+/// Searches of one partition run side by side and never queue behind a write:
+/// the write's commit happens outside the index lock, its in-memory swap inside.
+@Suite struct ConcurrentReadTests {
+    static let dimension = 8
+
+    static func document(_ i: Int, version: Int) -> PreparedDocument {
+        // Three chunks of one version: a search must never see two versions of one document.
+        let chunks = (0..<3).map { c in "version\(version) chunk\(c) of document\(i) common" }
+        let vectors = (0..<3).map { c -> [Float] in
+            var v = (0..<dimension).map { Float(sin(Double(i * 31 + c * 7 + version * 3 + $0))) }
+            VectorMath.normalize(&v)
+            return v
+        }
+        return PreparedDocument(id: "d\(i)", metadata: ["version": .number(Double(version))], contentHash: UInt64(version),
+                                chunks: chunks, embeddings: vectors)
+    }
+
+    static func request(k: Int) -> ShardSearchRequest {
+        var v = (0..<dimension).map { Float($0 + 1) }
+        VectorMath.normalize(&v)
+        return ShardSearchRequest(vector: v, terms: ["common"],
+                                  keywordStats: KeywordStats(chunkCount: 150, totalLength: 1_000, documentFrequency: ["common": 150]), k: k, filter: nil)
+    }
+
+    @Test(arguments: ["flat", "hnsw"]) func searchesRunDuringWritesAndNeverSeeHalfAWrite(kind: String) async throws {
+        let dir = makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let path = dir + "/p000.sqlite"
+        let shard = try LocalShard(path: path, partition: 0, dimension: Self.dimension, synchronous: .normal,
+                                   vectorIndex: kind == "hnsw" ? .hnsw(HNSWSettings(m: 8, efConstruction: 32, ef: 64)) : .flat)
+        _ = try await shard.write(upserts: (0..<50).map { Self.document($0, version: 0) }, deletes: [])
+
+        // Another connection holds SQLite's write lock, so the next write waits
+        // in its commit (up to the 5 s busy timeout). Searches meanwhile answer
+        // from the state before it; had they queued behind the write, the lock
+        // would never be released in time and the write would fail.
+        // (On a thread of its own: it blocks, and the cooperative pool may have only two.)
+        let blocker = try DatabaseQueue(path: path)
+        let locked = Atomic<Int>(0)  // 1: holding the lock, 2: released, -1: failed
+        let release = ThreadGate()
+        Thread {
+            do {
+                try blocker.inDatabase { db in
+                    try db.execute(sql: "BEGIN IMMEDIATE")
+                    locked.store(1, ordering: .releasing)
+                    release.wait()
+                    try db.execute(sql: "COMMIT")
+                }
+                locked.store(2, ordering: .releasing)
+            } catch {
+                locked.store(-1, ordering: .releasing)
+            }
+        }.start()
+        #expect(await eventually(seconds: 30) { locked.load(ordering: .acquiring) == 1 })
+        let writing = Task { try await shard.write(upserts: (0..<50).map { Self.document($0, version: 1) }, deletes: []) }
+        // Only so that the write is likely under way (waiting for the lock) when the searches run.
+        try await Task.sleep(for: .milliseconds(200))
+        for _ in 0..<20 {
+            let r = try await shard.search(Self.request(k: 150))
+            #expect(r.keywordHits.count == 150 && !r.vectorHits.isEmpty)
+            #expect(r.keywordHits.allSatisfy { $0.text.hasPrefix("version0") }, "a write that has not committed is not visible")
+        }
+        release.open()
+        _ = try await writing.value
+        #expect(await eventually(seconds: 30) { locked.load(ordering: .acquiring) == 2 })
+        #expect(try await shard.search(Self.request(k: 150)).keywordHits.allSatisfy { $0.text.hasPrefix("version1") })
+
+        // Writers and readers together: every answer holds whole versions of each document.
+        let writer = Task {
+            for version in 2..<40 { _ = try await shard.write(upserts: (0..<50).map { Self.document($0, version: version) }, deletes: []) }
+        }
+        try await withThrowingTaskGroup(of: Int.self) { group in
+            for _ in 0..<4 {
+                group.addTask {
+                    var mixed = 0
+                    for _ in 0..<100 {
+                        let r = try await shard.search(Self.request(k: 150))
+                        let versions = Dictionary(grouping: r.keywordHits + r.vectorHits, by: \.key.documentID).mapValues { Set($0.map { $0.text.prefix(9) }) }
+                        mixed += versions.values.filter { $0.count > 1 }.count
+                    }
+                    return mixed
+                }
+            }
+            for try await mixed in group { #expect(mixed == 0) }
+        }
+        try await writer.value
+        await shard.close()
+    }
+}
+
+/// A one-shot gate for a thread that must wait (not a task: the blocker holds a SQLite connection).
+final class ThreadGate: Sendable {
+    private let condition = NSCondition()
+    private let state = Mutex(false)
+
+    func open() {
+        condition.lock()
+        state.withLock { $0 = true }
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    func wait() {
+        condition.lock()
+        while !state.withLock({ $0 }) { condition.wait() }
+        condition.unlock()
+    }
+}
