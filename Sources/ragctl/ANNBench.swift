@@ -54,26 +54,10 @@ enum ANNBench {
         }
     }
 
-    /// Vectors around `centres` random unit centres, each centre plus Gaussian
-    /// noise of σ = 1/√d, normalised; queries drawn the same way.
+    /// Clustered synthetic vectors (`ClusteredVectors`); queries drawn the same way.
     static func clustered(vectors: Int, dimension d: Int, centres: Int, queries: Int, seed: UInt64) -> DataSet {
-        var rng = SplitMix64(seed: seed)
-        func gaussian() -> Float {
-            let u1 = max(Double.random(in: 0..<1, using: &rng), 1e-300), u2 = Double.random(in: 0..<1, using: &rng)
-            return Float(sqrt(-2 * log(u1)) * cos(2 * .pi * u2))
-        }
-        func unit(_ v: [Float]) -> [Float] {
-            var v = v
-            VectorMath.normalize(&v)
-            return v
-        }
-        let c = (0..<centres).map { _ in unit((0..<d).map { _ in gaussian() }) }
-        let sigma = 1 / Float(d).squareRoot()
-        func point() -> [Float] {
-            let centre = c[Int.random(in: 0..<centres, using: &rng)]
-            return unit(centre.map { $0 + sigma * gaussian() })
-        }
-        return DataSet(base: (0..<vectors).map { _ in point() }, queries: (0..<queries).map { _ in point() }, truth: nil)
+        var data = ClusteredVectors(dimension: d, centres: centres, seed: seed)
+        return DataSet(base: data.points(vectors), queries: data.points(queries), truth: nil)
     }
 
     /// Reads an `.fvecs` (Float) or `.ivecs` (Int32) file: per vector, its

@@ -9,21 +9,10 @@ import Testing
 @Suite struct HNSWGraphTests {
     static let dimension = 32
 
-    /// Points around 50 centres (σ = 1/√d), normalised.
+    /// Points around 50 centres (`ClusteredVectors`); every seed draws the same centres.
     static func points(_ n: Int, seed: UInt64) -> [[Float]] {
-        var rng = SplitMix64(seed: seed)
-        func gaussian() -> Float {
-            let u1 = max(Double.random(in: 0..<1, using: &rng), 1e-300), u2 = Double.random(in: 0..<1, using: &rng)
-            return Float(sqrt(-2 * log(u1)) * cos(2 * .pi * u2))
-        }
-        func unit(_ v: [Float]) -> [Float] {
-            var v = v
-            VectorMath.normalize(&v)
-            return v
-        }
-        var centres = SplitMix64(seed: 99)
-        let c = (0..<50).map { _ in unit((0..<dimension).map { _ in Float.random(in: -1...1, using: &centres) }) }
-        return (0..<n).map { _ in unit(c[Int.random(in: 0..<50, using: &rng)].map { $0 + gaussian() / Float(dimension).squareRoot() }) }
+        var data = ClusteredVectors(dimension: dimension, centres: 50, seed: 99, pointSeed: seed)
+        return data.points(n)
     }
 
     static func build(_ vectors: [[Float]]) -> HNSWGraph {
