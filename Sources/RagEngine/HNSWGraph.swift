@@ -165,15 +165,15 @@ public final class HNSWGraph {
 
     /// The exact top `k` of the live nodes `filter` admits (a full scan).
     public func exactSearch(_ query: [Float], k: Int, filter: ((Int32) -> Bool)? = nil) -> [Scored] {
-        var top = TopScored(k: k)
+        var top = TopK<Int32>(k: k)  // ties to the lower id, as `Scored.before`
         vectors.withUnsafeBufferPointer { vb in
             query.withUnsafeBufferPointer { qb in
                 for i in 0..<count where !deleted[i] && (filter?(Int32(i)) ?? true) {
-                    top.insert(Scored(score: VectorMath.dot(qb.baseAddress!, vb.baseAddress! + i * dimension, dimension), id: Int32(i)))
+                    top.insert(score: Double(VectorMath.dot(qb.baseAddress!, vb.baseAddress! + i * dimension, dimension)), key: Int32(i))
                 }
             }
         }
-        return top.sorted()
+        return top.sorted().map { Scored(score: Float($0.score), id: $0.key) }
     }
 
     // MARK: internals

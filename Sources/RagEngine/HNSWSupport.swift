@@ -82,23 +82,6 @@ struct ScoredHeap {
     }
 }
 
-/// The best `k` scored nodes seen.
-struct TopScored {
-    let k: Int
-    private var heap = ScoredHeap(bestOnTop: false)
-
-    init(k: Int) { self.k = k }
-
-    mutating func insert(_ s: Scored) {
-        if heap.count < k { heap.push(s) } else if let worst = heap.top, Scored.before(s, worst) {
-            _ = heap.pop()
-            heap.push(s)
-        }
-    }
-
-    func sorted() -> [Scored] { heap.items.sorted(by: Scored.before) }
-}
-
 /// SplitMix64 (Steele, Lea & Flood): a small seeded generator, the same
 /// numbers on every machine (levels here, synthetic data in benchmarks).
 public struct SplitMix64: RandomNumberGenerator, Sendable {

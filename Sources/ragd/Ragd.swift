@@ -85,9 +85,10 @@ struct Serve: AsyncParsableCommand {
         return nil
     }
 
-    func integer(_ flag: Int?, env: String, file: [String: Any], key: String) throws -> Int? {
+    func integer(_ flag: Int?, env: String, file: [String: Any], key: String, in range: ClosedRange<Int>? = nil) throws -> Int? {
         guard let s = setting(flag.map(String.init), env: env, file: file, key: key) else { return nil }
         guard let n = Int(s) else { throw ValidationError("\(key) must be an integer, got \(s)") }
+        if let range, !range.contains(n) { throw ValidationError("--\(key) must be \(range.lowerBound)...\(range.upperBound)") }
         return n
     }
 
@@ -122,16 +123,9 @@ struct Serve: AsyncParsableCommand {
             guard let k = RagServerConfiguration.VectorIndex(rawValue: v.lowercased()) else { throw ValidationError("--vector-index must be flat, int8 or hnsw") }
             c.vectorIndex = k
         }
-        if let v = try integer(hnswEf, env: "RAGD_HNSW_EF", file: file, key: "hnsw-ef") {
-            guard (1...10_000).contains(v) else { throw ValidationError("--hnsw-ef must be 1...10000") }
-            c.hnsw.ef = v
-        }
-        if let v = try integer(hnswM, env: "RAGD_HNSW_M", file: file, key: "hnsw-m") {
-            guard (2...128).contains(v) else { throw ValidationError("--hnsw-m must be 2...128") }
-            c.hnsw.m = v
-        }
-        if let v = try integer(hnswEfConstruction, env: "RAGD_HNSW_EF_CONSTRUCTION", file: file, key: "hnsw-ef-construction") {
-            guard (1...10_000).contains(v) else { throw ValidationError("--hnsw-ef-construction must be 1...10000") }
+        if let v = try integer(hnswEf, env: "RAGD_HNSW_EF", file: file, key: "hnsw-ef", in: 1...10_000) { c.hnsw.ef = v }
+        if let v = try integer(hnswM, env: "RAGD_HNSW_M", file: file, key: "hnsw-m", in: 2...128) { c.hnsw.m = v }
+        if let v = try integer(hnswEfConstruction, env: "RAGD_HNSW_EF_CONSTRUCTION", file: file, key: "hnsw-ef-construction", in: 1...10_000) {
             c.hnsw.efConstruction = v
         }
         if let v = setting(role, env: "RAGD_ROLE", file: file, key: "role") {

@@ -8,8 +8,8 @@ import Foundation
 /// threads stop everything else in the process.
 public final class ThreadPoolExecutor: TaskExecutor, @unchecked Sendable {
     private let condition = NSCondition()
-    // Guarded by `condition`.
-    private var jobs = Deque<UnownedJob>()
+    // Guarded by `condition`: tasks' jobs and submitted closures, in arrival order.
+    private var jobs = Deque<@Sendable () -> Void>()
     private var stopped = false
 
     /// Starts `threads` threads named `name-N`.
@@ -24,8 +24,13 @@ public final class ThreadPoolExecutor: TaskExecutor, @unchecked Sendable {
 
     public func enqueue(_ job: consuming ExecutorJob) {
         let job = UnownedJob(job)
+        submit { [self] in job.runSynchronously(on: asUnownedTaskExecutor()) }
+    }
+
+    /// Runs `body` on one of the threads.
+    public func submit(_ body: @escaping @Sendable () -> Void) {
         condition.lock()
-        jobs.append(job)
+        jobs.append(body)
         condition.signal()
         condition.unlock()
     }
@@ -47,7 +52,7 @@ public final class ThreadPoolExecutor: TaskExecutor, @unchecked Sendable {
                 return
             }
             condition.unlock()
-            job.runSynchronously(on: asUnownedTaskExecutor())
+            job()
         }
     }
 }

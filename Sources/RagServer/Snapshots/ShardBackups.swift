@@ -68,16 +68,9 @@ public final class ShardBackups: Sendable {
             release(token)
             throw RagError(from: error)
         }
-        guard let handle = FileHandle(forReadingAtPath: backup.path) else { throw .notFound("partition copy \(token) is gone") }
-        defer { try? handle.close() }
-        do {
-            let total = try handle.seekToEnd()
-            guard offset <= total else { throw RagError(.outOfRange, "offset \(offset) is past the end of the copy (\(total) bytes)") }
-            try handle.seek(toOffset: offset)
-            let data = try handle.read(upToCount: max(0, min(length, SnapshotManager.maxPart))) ?? Data()
-            touch(token)
-            return (data, total, copy)
-        } catch let e as RagError { throw e } catch { throw RagError(.internal, "cannot read a partition copy") }
+        let (data, total) = try SnapshotManager.readPart(of: backup.path, offset: offset, length: length, what: "partition copy \(token)")
+        touch(token)
+        return (data, total, copy)
     }
 
     /// Deletes copy `token` (once it is made).

@@ -169,14 +169,20 @@ public final class SnapshotManager: Sendable {
     /// Up to `length` bytes of an archive from `offset`, and its size.
     public func read(name: String, offset: UInt64, length: Int) throws(RagError) -> (Data, UInt64) {
         try Self.validateName(name)
-        guard let handle = FileHandle(forReadingAtPath: archivePath(name)) else { throw .notFound("snapshot \(name.debugDescription) does not exist") }
+        return try Self.readPart(of: archivePath(name), offset: offset, length: length, what: "snapshot \(name.debugDescription)")
+    }
+
+    /// Up to `length` bytes (at most `maxPart`) of the file at `path` from
+    /// `offset`, and its size: a part of an archive or of a partition copy.
+    static func readPart(of path: String, offset: UInt64, length: Int, what: String) throws(RagError) -> (Data, UInt64) {
+        guard let handle = FileHandle(forReadingAtPath: path) else { throw .notFound("\(what) does not exist") }
         defer { try? handle.close() }
         do {
             let total = try handle.seekToEnd()
-            guard offset <= total else { throw RagError(.outOfRange, "offset \(offset) is past the end of snapshot \(name) (\(total) bytes)") }
+            guard offset <= total else { throw RagError(.outOfRange, "offset \(offset) is past the end of \(what) (\(total) bytes)") }
             try handle.seek(toOffset: offset)
-            return (try handle.read(upToCount: max(0, min(length, Self.maxPart))) ?? Data(), total)
-        } catch let e as RagError { throw e } catch { throw RagError(.internal, "cannot read snapshot \(name)") }
+            return (try handle.read(upToCount: max(0, min(length, maxPart))) ?? Data(), total)
+        } catch let e as RagError { throw e } catch { throw RagError(.internal, "cannot read \(what)") }
     }
 }
 
