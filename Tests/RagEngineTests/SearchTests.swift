@@ -138,6 +138,36 @@ func doc(_ id: String, _ text: String, _ meta: Metadata = [:], vector: [Float]? 
         let tie = Fusion.reciprocalRank([[hit("b"), hit("a")], [hit("a"), hit("b")]], limit: 2)
         #expect(tie.map(\.key.documentID) == ["a", "b"])
     }
+
+    func scored(_ pairs: [(String, Double)]) -> [Hit] {
+        pairs.map { var h = hit($0.0); h.score = $0.1; return h }
+    }
+
+    /// By hand: list 1 has mean 0.4125 and sd 0.29660, so a's z-score is
+    /// 0.4875 / 0.29660 = 1.6436; list 2 has mean 2.225 and sd 1.17128, a's z is
+    /// 0.575 / 1.17128 = 0.4909; a's fused score is their mean, 1.0673. Far ahead
+    /// in the first list and close behind in the second, a comes first, where
+    /// RRF puts b (second and first) ahead of it. d and e each miss one list and
+    /// count as its lowest (z of d in list 1, of e in list 2): an exact tie, broken by id.
+    @Test func distributionBasedFusionKeepsScoreGaps() {
+        let first = scored([("a", 0.9), ("b", 0.35), ("c", 0.3), ("d", 0.1)])
+        let second = scored([("b", 3.0), ("c", 2.9), ("a", 2.8), ("e", 0.2)])
+        let fused = Fusion.distributionBased([first, second], limit: 5)
+        #expect(fused.map(\.key.documentID) == ["a", "b", "c", "d", "e"])
+        #expect(abs(fused[0].score - 1.0673) < 1e-4)
+        #expect(fused[3].score == fused[4].score)
+        #expect(Fusion.reciprocalRank([first, second], limit: 5).map(\.key.documentID) == ["b", "a", "c", "d", "e"])
+        // A list's units do not matter: scaled and shifted, the same answer.
+        let rescaled = second.map { h -> Hit in var h = h; h.score = h.score * 100 + 7; return h }
+        let again = Fusion.distributionBased([first, rescaled], limit: 5)
+        #expect(again.map(\.key.documentID) == fused.map(\.key.documentID))
+        #expect(zip(again, fused).allSatisfy { abs($0.score - $1.score) < 1e-9 })
+        // A list without spread says nothing: the other list alone orders.
+        let flat = scored([("a", 1), ("b", 1), ("c", 1)])
+        #expect(Fusion.distributionBased([flat, second], limit: 4).map(\.key.documentID) == ["b", "c", "a", "e"])
+        #expect(Fusion.distributionBased([[], second], limit: 2).map(\.key.documentID) == ["b", "c"])
+        #expect(Fusion.distributionBased([[], []], limit: 2).isEmpty)
+    }
 }
 
 @Suite struct EmbedderTests {

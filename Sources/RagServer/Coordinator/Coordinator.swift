@@ -44,15 +44,23 @@ public final class Coordinator: Sendable {
 
     /// Everything besides the request that decides an answer (part of cache keys).
     public var configurationID: String {
-        "\(embedder.id)|\(generator.id)|rrf\(Int(Fusion.defaultK))|depth3k\(Self.minimumFusionDepth)|title\(PartitionIndex.titleWeight)"
+        "\(embedder.id)|\(generator.id)|\(fusionName)|depth3k\(Self.minimumFusionDepth)|title\(PartitionIndex.titleWeight)"
     }
 
-    /// Weights of the vector and keyword lists in hybrid fusion. A lexical
-    /// embedder's "vectors" repeat what BM25 knows and only add noise when
-    /// fused as equals (development corpus, hashing embedder: hybrid nDCG@10
-    /// 0.617 against keyword 0.673), so its list only breaks exact ties and
-    /// fills the answer up to k after every keyword hit.
-    public var fusionWeights: [Double] { embedder.isLexical ? [Fusion.fillInWeight, 1] : [1, 1] }
+    /// Hybrid fusion of the vector and keyword lists. A dense embedder's list is
+    /// fused with BM25's by score, as equals (`Fusion.distributionBased`). A
+    /// lexical embedder's "vectors" repeat what BM25 knows and only add noise
+    /// when fused as equals (development corpus, hashing embedder: hybrid
+    /// nDCG@10 0.617 against keyword 0.673), so its list only breaks exact ties
+    /// and fills the answer up to k after every keyword hit.
+    func fuse(vector: [Hit], keyword: [Hit], limit: Int) -> [Hit] {
+        embedder.isLexical
+            ? Fusion.reciprocalRank([vector, keyword], weights: [Fusion.fillInWeight, 1], limit: limit)
+            : Fusion.distributionBased([vector, keyword], limit: limit)
+    }
+
+    /// How `fuse` combines lists (traces and cache keys).
+    var fusionName: String { embedder.isLexical ? "rrf k=\(Int(Fusion.defaultK)) keyword first" : "dbsf 1:1" }
 
     /// The embedder's id and how it runs, e.g. "minilm-l6-v2-384 (int8 avx512-vnni)".
     public var embedderDescription: String {
@@ -176,8 +184,8 @@ public final class Coordinator: Sendable {
         case .keyword: hits = Array(keywordTop.prefix(fetch))
         case .hybrid:
             hits = withSpan("fuse") { span in
-                span.attributes["ragd.fusion"] = "rrf k=\(Int(Fusion.defaultK))"
-                return Fusion.reciprocalRank([vectorTop, keywordTop], weights: fusionWeights, limit: fetch)
+                span.attributes["ragd.fusion"] = fusionName
+                return fuse(vector: vectorTop, keyword: keywordTop, limit: fetch)
             }
         }
         timings.search = searchStart.elapsedSeconds
