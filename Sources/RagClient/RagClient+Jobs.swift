@@ -51,7 +51,7 @@ extension RagClient {
 
     /// Submits a reindex of `collection` (see `Ragd_V1_ReindexRequest`); its
     /// result is a `ReindexResponse` in `Job.result`, its progress in documents.
-    public func submitReindexJob(collection: String, embedder: String = "", chunkSize: Int = 0, chunkOverlap: Int = 0,
+    public func submitReindexJob(collection: String, embedder: String = "", chunkSize: Int = 0, chunkOverlap: Int = 0, index: String = "",
                                  maxRetries: Int = 0, timeout: Duration? = nil) async throws(RagError) -> Job {
         let spec = Ragd_V1_JobSpec.with {
             $0.reindex = .with {
@@ -59,6 +59,7 @@ extension RagClient {
                 $0.embedder = embedder
                 $0.chunkSize = UInt32(clamping: chunkSize)
                 $0.chunkOverlap = UInt32(clamping: chunkOverlap)
+                $0.index = index
             }
             $0.maxRetries = UInt32(clamping: maxRetries)
         }

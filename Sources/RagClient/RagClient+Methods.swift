@@ -66,28 +66,33 @@ extension RagClient {
         return events
     }
 
-    /// Indexes documents (chunk size/overlap 0: the server's defaults).
+    /// Indexes documents (chunk size/overlap 0: the server's defaults). `index`:
+    /// the vector index of a collection this call creates (`exact`, `int8`,
+    /// `hnsw`, `auto`; "": the server's).
     public func index(
-        _ documents: [RagDocument], collection: String, chunkSize: Int = 0, chunkOverlap: Int = 0, timeout: Duration? = nil
+        _ documents: [RagDocument], collection: String, chunkSize: Int = 0, chunkOverlap: Int = 0, index: String = "", timeout: Duration? = nil
     ) async throws(RagError) -> IndexResponse {
-        try await call(.index, Self.indexRequest(documents.map(\.wire), collection: collection, chunkSize: chunkSize, chunkOverlap: chunkOverlap),
+        try await call(.index, Self.indexRequest(documents.map(\.wire), collection: collection, chunkSize: chunkSize, chunkOverlap: chunkOverlap,
+                                                 index: index),
                        as: IndexResponse.self, timeout: timeout)
     }
 
-    static func indexRequest(_ documents: [Ragd_V1_Document], collection: String, chunkSize: Int, chunkOverlap: Int) -> Ragd_V1_IndexRequest {
+    static func indexRequest(_ documents: [Ragd_V1_Document], collection: String, chunkSize: Int, chunkOverlap: Int,
+                             index: String = "") -> Ragd_V1_IndexRequest {
         .with {
             $0.collection = collection
             $0.chunkSize = UInt32(clamping: chunkSize)
             $0.chunkOverlap = UInt32(clamping: chunkOverlap)
+            $0.index = index
             $0.documents = documents
         }
     }
 
     /// Indexes with progress: progress events after each committed batch, then the totals.
     public func indexStream(
-        _ documents: [RagDocument], collection: String, chunkSize: Int = 0, chunkOverlap: Int = 0, timeout: Duration? = nil
+        _ documents: [RagDocument], collection: String, chunkSize: Int = 0, chunkOverlap: Int = 0, index: String = "", timeout: Duration? = nil
     ) async throws(RagError) -> AsyncThrowingStream<Ragd_V1_IndexEvent, any Error> {
-        let r = Self.indexRequest(documents.map(\.wire), collection: collection, chunkSize: chunkSize, chunkOverlap: chunkOverlap)
+        let r = Self.indexRequest(documents.map(\.wire), collection: collection, chunkSize: chunkSize, chunkOverlap: chunkOverlap, index: index)
         let raw = try await streaming(.indexStream, payload: try FrameCodec.bytes(r), timeout: timeout)
         let (events, continuation) = AsyncThrowingStream.makeStream(of: Ragd_V1_IndexEvent.self)
         let task = Task {

@@ -20,7 +20,7 @@ public final class PartitionIndex {
     struct Posting { var slot: Int32; var tf: Int32 }
 
     /// Row-major: slot `s` occupies `vectors[s*dimension ..< (s+1)*dimension]`.
-    private(set) var vectors: [Float] = []
+    var vectors: [Float] = []
     private(set) var slotDocument: [Int32] = []   // -1 = free slot
     private(set) var slotOrdinal: [Int32] = []
     private var slotText: [String] = []
@@ -44,7 +44,7 @@ public final class PartitionIndex {
     /// are numbered in insertion order; a deleted chunk's node is a tombstone
     /// until the graph is compacted.
     var graph: HNSWGraph?
-    let hnsw: HNSWSettings
+    var hnsw: HNSWSettings
     /// Per slot, its graph node (-1: none); per graph node, its slot.
     var slotNode: [Int32] = []
     var nodeSlot: [Int32] = []
@@ -58,9 +58,16 @@ public final class PartitionIndex {
         self.init(dimension: dimension, partition: partition, kind: int8 ? .int8 : .flat)
     }
 
+    /// How this partition searches its vectors (an exact index can become a
+    /// graph: `finishGraphBuild`).
+    public internal(set) var kind: VectorIndexKind
+    /// While a graph is built outside the lock: the slots written since its input was taken.
+    var changedSlots: Set<Int32>?
+
     public init(dimension: Int, partition: Int, kind: VectorIndexKind) {
         self.dimension = dimension
         self.partition = partition
+        self.kind = kind
         switch kind {
         case .flat: hnsw = HNSWSettings()
         case .int8:
@@ -107,6 +114,7 @@ public final class PartitionIndex {
         for (ordinal, (text, vector)) in zip(doc.chunks, doc.embeddings).enumerated() {
             precondition(vector.count == dimension, "embedding dimension mismatch")
             let s = allocateSlot()
+            changedSlots?.insert(s)
             let base = Int(s) * dimension
             if graph == nil {
                 vectors.withUnsafeMutableBufferPointer { buf in
@@ -150,6 +158,7 @@ public final class PartitionIndex {
         let titleTerms = Self.titleTerms(entry.metadata)
         for s in entry.slots {
             let i = Int(s)
+            changedSlots?.insert(s)
             var seen = Set<String>()
             for t in Tokenizer.terms(slotText[i]) + titleTerms where seen.insert(t).inserted {
                 // In place: copying the list out and back would copy all of it (copy-on-write).

@@ -23,3 +23,58 @@ public struct HNSWSettings: Sendable, Hashable {
         self.ef = ef
     }
 }
+
+extension VectorIndexKind {
+    /// The name a user gives this kind (`exact`, `int8`, `hnsw`).
+    public var name: String {
+        switch self {
+        case .flat: "exact"
+        case .int8: "int8"
+        case .hnsw: "hnsw"
+        }
+    }
+}
+
+/// What a collection asks for: one kind of vector index for every partition,
+/// or `auto`: the exact scan while a partition is small, HNSW once it is large.
+public enum VectorIndexChoice: String, Sendable, CaseIterable {
+    case exact, int8, hnsw, auto
+
+    /// Parses a user's name for it; `flat` is an older name of `exact`.
+    public init?(name: String) {
+        let n = name.lowercased()
+        self.init(rawValue: n == "flat" ? "exact" : n)
+    }
+
+    /// The message for a name `init(name:)` refused.
+    public static func invalid(_ what: String) -> String { "\(what) must be exact, int8, hnsw or auto" }
+}
+
+/// How one partition's vector index is chosen: the collection's choice, the
+/// graph's settings and, for `auto`, the size at which a partition gets a graph.
+public struct VectorIndexPolicy: Sendable, Hashable {
+    public var choice: VectorIndexChoice
+    public var hnsw: HNSWSettings
+    /// `auto`: partitions holding at least this many chunks use HNSW. Below it
+    /// the exact scan costs about a millisecond of one core (5 ms per 100k
+    /// vectors) and is exact, and indexing runs twice as fast without a graph.
+    public var autoThreshold: Int
+
+    public static let defaultAutoThreshold = 20_000
+
+    public init(choice: VectorIndexChoice = .exact, hnsw: HNSWSettings = HNSWSettings(), autoThreshold: Int = Self.defaultAutoThreshold) {
+        self.choice = choice
+        self.hnsw = hnsw
+        self.autoThreshold = autoThreshold
+    }
+
+    /// The index for a partition that holds `chunks` chunks.
+    public func kind(chunks: Int) -> VectorIndexKind {
+        switch choice {
+        case .exact: .flat
+        case .int8: .int8
+        case .hnsw: .hnsw(hnsw)
+        case .auto: chunks >= autoThreshold ? .hnsw(hnsw) : .flat
+        }
+    }
+}

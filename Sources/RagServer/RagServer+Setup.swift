@@ -32,7 +32,7 @@ extension RagServer {
                     throw RagError.failedPrecondition("collection \(info.name) has \(info.partitions) partitions but the cluster has \(c.partitions) logical partitions")
                 }
                 return RemoteShard(collection: info.storage, partition: p, dimension: info.dimension, embedder: info.embedder,
-                                   partitions: info.partitions, cluster: c)
+                                   partitions: info.partitions, index: info.index, cluster: c)
             }
             return (registry, c, nil)
         }

@@ -36,21 +36,22 @@ public struct RagServerConfiguration: Sendable {
     public var dataDirectory: String = "./ragd-data"
     /// Partitions per new collection (fixed for a collection's lifetime).
     public var partitions: Int = 4
-    /// How vectors are searched: `flat` (exact scan of float32) or `int8` (a
-    /// scan of int8 codes, four times fewer bytes, then the best candidates
-    /// rescored exactly from float32; recall measured by `ragctl bench --search-only`).
-    /// `hnsw`: an HNSW graph per partition (approximate; `hnsw` holds its settings).
-    public enum VectorIndex: String, Sendable, CaseIterable { case flat, int8, hnsw }
-    public var vectorIndex: VectorIndex = .flat
+    /// How a collection that names no `index` searches its vectors: `exact`
+    /// (a scan of float32), `int8` (a scan of int8 codes, four times fewer
+    /// bytes, the best candidates rescored exactly from float32), `hnsw` (an
+    /// HNSW graph per partition: approximate; `hnsw` holds its settings) or
+    /// `auto` (exact while a partition holds fewer than `autoHNSWThreshold`
+    /// chunks, HNSW from there). Recall: `ragctl bench --search-only`.
+    public var vectorIndex: VectorIndexChoice = .exact
     public var hnsw = HNSWSettings()
-    /// What each partition builds, from `vectorIndex` and `hnsw`.
-    public var vectorIndexKind: VectorIndexKind {
-        switch vectorIndex {
-        case .flat: .flat
-        case .int8: .int8
-        case .hnsw: .hnsw(hnsw)
-        }
+    public var autoHNSWThreshold = VectorIndexPolicy.defaultAutoThreshold
+
+    /// How the partitions of a collection whose catalog entry names `index`
+    /// ("" or unknown: this server's `vectorIndex`) build their vector index.
+    public func vectorIndexPolicy(_ index: String) -> VectorIndexPolicy {
+        VectorIndexPolicy(choice: VectorIndexChoice(name: index) ?? vectorIndex, hnsw: hnsw, autoThreshold: autoHNSWThreshold)
     }
+
     /// One info log line per finished call (request id, method, status, duration).
     public var accessLog = false
     /// Largest frame accepted, in bytes; a longer length prefix closes the connection.

@@ -24,9 +24,14 @@ public struct CollectionInfo: Sendable, Hashable, Codable, FetchableRecord, Pers
     /// What a running reindex builds (nil: none). Writes go to both while it is
     /// set, also after a restart, until the reindex switches or is abandoned.
     public var building: StorageBuild?
+    /// The vector index its partitions build (`exact`, `int8`, `hnsw`, `auto`;
+    /// "": the server's `--vector-index`). Named by the Index call that
+    /// created the collection; a reindex can change it.
+    public var index: String
 
     public init(name: String, embedder: String, dimension: Int, partitions: Int, createdAt: Double = Date().timeIntervalSince1970,
-                generation: Int64 = 0, storage: String? = nil, chunkSize: Int = 0, chunkOverlap: Int = 0, building: StorageBuild? = nil) {
+                generation: Int64 = 0, storage: String? = nil, chunkSize: Int = 0, chunkOverlap: Int = 0, building: StorageBuild? = nil,
+                index: String = "") {
         self.name = name
         self.embedder = embedder
         self.dimension = dimension
@@ -37,10 +42,12 @@ public struct CollectionInfo: Sendable, Hashable, Codable, FetchableRecord, Pers
         self.chunkSize = chunkSize
         self.chunkOverlap = chunkOverlap
         self.building = building
+        self.index = index
     }
 
     enum CodingKeys: String, CodingKey {
         case name, embedder, dimension, partitions, createdAt, generation, storage, chunkSize, chunkOverlap, building
+        case index = "vectorIndex"
     }
 
     /// Entries written before reindex existed (etcd JSON, old catalog rows) lack the new fields.
@@ -56,6 +63,7 @@ public struct CollectionInfo: Sendable, Hashable, Codable, FetchableRecord, Pers
         chunkSize = try c.decodeIfPresent(Int.self, forKey: .chunkSize) ?? 0
         chunkOverlap = try c.decodeIfPresent(Int.self, forKey: .chunkOverlap) ?? 0
         building = try c.decodeIfPresent(StorageBuild.self, forKey: .building)
+        index = try c.decodeIfPresent(String.self, forKey: .index) ?? ""
     }
 }
 
@@ -69,14 +77,31 @@ public struct StorageBuild: Sendable, Hashable, Codable {
     public var chunkOverlap: Int
     /// The job building it (a second reindex is refused while it runs).
     public var job: String
+    /// The vector index it builds (see `CollectionInfo.index`).
+    public var index: String
 
-    public init(storage: String, embedder: String, dimension: Int, chunkSize: Int, chunkOverlap: Int, job: String) {
+    public init(storage: String, embedder: String, dimension: Int, chunkSize: Int, chunkOverlap: Int, job: String, index: String = "") {
         self.storage = storage
         self.embedder = embedder
         self.dimension = dimension
         self.chunkSize = chunkSize
         self.chunkOverlap = chunkOverlap
         self.job = job
+        self.index = index
+    }
+
+    enum CodingKeys: String, CodingKey { case storage, embedder, dimension, chunkSize, chunkOverlap, job, index }
+
+    /// Builds recorded before collections named their index lack it.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        storage = try c.decode(String.self, forKey: .storage)
+        embedder = try c.decode(String.self, forKey: .embedder)
+        dimension = try c.decode(Int.self, forKey: .dimension)
+        chunkSize = try c.decode(Int.self, forKey: .chunkSize)
+        chunkOverlap = try c.decode(Int.self, forKey: .chunkOverlap)
+        job = try c.decode(String.self, forKey: .job)
+        index = try c.decodeIfPresent(String.self, forKey: .index) ?? ""
     }
 }
 
@@ -105,6 +130,11 @@ public final class Catalog: Sendable {
                         t.add(column: "building", .text)
                     }
                     try db.execute(sql: "UPDATE collection SET storage = name")
+                }
+                m.registerMigration("v3-index") { db in
+                    try db.alter(table: "collection") { t in
+                        t.add(column: "vectorIndex", .text).notNull().defaults(to: "")
+                    }
                 }
             }
         } catch {
@@ -147,9 +177,9 @@ public final class Catalog: Sendable {
         do {
             try queue.write {
                 try $0.execute(sql: """
-                    UPDATE collection SET storage = ?, embedder = ?, dimension = ?, chunkSize = ?, chunkOverlap = ?, building = NULL,
-                    generation = generation + 1 WHERE name = ?
-                    """, arguments: [built.storage, built.embedder, built.dimension, built.chunkSize, built.chunkOverlap, name])
+                    UPDATE collection SET storage = ?, embedder = ?, dimension = ?, chunkSize = ?, chunkOverlap = ?, vectorIndex = ?,
+                    building = NULL, generation = generation + 1 WHERE name = ?
+                    """, arguments: [built.storage, built.embedder, built.dimension, built.chunkSize, built.chunkOverlap, built.index, name])
             }
         } catch { throw RagError(.internal, "\(error)") }
     }

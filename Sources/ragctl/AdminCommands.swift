@@ -35,8 +35,8 @@ struct StatsCommand: AsyncParsableCommand {
                     + e.variants.map { "\($0.variant) \($0.queries) queries" }.joined(separator: ", ") + "  (ragctl experiments report \(e.experiment.name))")
             }
             for c in s.collections {
-                print("collection \(c.name): \(c.documents) documents, \(c.chunks) chunks, \(c.embedder)")
-                for p in c.partitions { print("  partition \(p.partition): \(p.documents) documents, \(p.chunks) chunks") }
+                print("collection \(c.name): \(c.documents) documents, \(c.chunks) chunks, \(c.embedder), index \(c.index)")
+                for p in c.partitions { print("  partition \(p.partition): \(p.documents) documents, \(p.chunks) chunks" + (p.index.isEmpty ? "" : ", \(p.index)")) }
             }
         }
     }
@@ -82,7 +82,7 @@ struct CollectionsCommand: AsyncParsableCommand {
             let cs = try await client.listCollections(timeout: connection.deadline)
             if connection.json { printJSON(Ragd_V1_ListCollectionsResponse.with { $0.collections = cs }); return }
             if cs.isEmpty { print("no collections") }
-            for c in cs { print("\(c.name)\t\(c.documents) documents\t\(c.chunks) chunks\t\(c.embedder)") }
+            for c in cs { print("\(c.name)\t\(c.documents) documents\t\(c.chunks) chunks\t\(c.embedder)\t\(c.index)") }
         }
     }
 }

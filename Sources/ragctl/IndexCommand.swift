@@ -13,6 +13,7 @@ struct IndexCommand: AsyncParsableCommand {
     @Option(help: "Documents per request; 0 sends everything in one streamed request and shows the server's progress.") var batch = 64
     @Option(help: "Chunk size in characters (0: server default).") var chunkSize = 0
     @Option(help: "Chunk overlap in characters (0: server default).") var chunkOverlap = 0
+    @Option(help: "Vector index of a collection this creates: exact, int8, hnsw or auto (default: the server's --vector-index).") var index = ""
     @Argument(help: "Files or folders.") var paths: [String]
 
     func run() async throws {
@@ -24,7 +25,7 @@ struct IndexCommand: AsyncParsableCommand {
             var total = (documents: 0, chunks: 0, replaced: 0, unchanged: 0)
             if batch == 0 {
                 do {
-                    for try await e in try await client.indexStream(docs, collection: collection, chunkSize: chunkSize, chunkOverlap: chunkOverlap, timeout: connection.indexDeadline) {
+                    for try await e in try await client.indexStream(docs, collection: collection, chunkSize: chunkSize, chunkOverlap: chunkOverlap, index: index, timeout: connection.indexDeadline) {
                         switch e.event {
                         case .progress(let p): if !connection.json { progress.update(Int(p.documentsDone), extra: "\(p.chunksDone) chunks") }
                         case .done(let r): total = (Int(r.documents), Int(r.chunks), Int(r.replaced), Int(r.unchanged))
@@ -40,7 +41,7 @@ struct IndexCommand: AsyncParsableCommand {
                 let slice = Array(docs[start..<min(start + max(1, batch), docs.count)])
                 let r: IndexResponse
                 do {
-                    r = try await client.index(slice, collection: collection, chunkSize: chunkSize, chunkOverlap: chunkOverlap, timeout: connection.indexDeadline)
+                    r = try await client.index(slice, collection: collection, chunkSize: chunkSize, chunkOverlap: chunkOverlap, index: index, timeout: connection.indexDeadline)
                 } catch let e as RagError where e.code == .deadlineExceeded && e.message.hasPrefix(RagClient.noAnswerMessage) {
                     // The server never answered: unlike its own errors (after which
                     // nothing of the batch is visible), this batch may have committed.

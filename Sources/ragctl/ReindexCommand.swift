@@ -18,6 +18,7 @@ struct ReindexCommand: AsyncParsableCommand {
     @Option(help: "Embedder to build with; it must be the server's (default: the server's).") var embedder = ""
     @Option(name: .customLong("chunk-size"), help: "Characters per chunk (default: the collection's chunking).") var chunkSize = 0
     @Option(name: .customLong("chunk-overlap"), help: "Characters of overlap (with --chunk-size).") var chunkOverlap = 0
+    @Option(help: "Vector index to rebuild with: exact, int8, hnsw or auto (default: the collection's).") var index = ""
     @Flag(name: .customLong("no-wait"), help: "Print the job id and return.") var noWait = false
 
     func run() async throws {
@@ -25,7 +26,7 @@ struct ReindexCommand: AsyncParsableCommand {
         var failed = false
         try await runReporting {
             let submitted = try await client.submitReindexJob(collection: collection, embedder: embedder, chunkSize: chunkSize,
-                                                              chunkOverlap: chunkOverlap, timeout: connection.deadline)
+                                                              chunkOverlap: chunkOverlap, index: index, timeout: connection.deadline)
             if noWait {
                 print(connection.json ? submitted.jsonText : submitted.id)
                 return

@@ -30,7 +30,8 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Port to listen on; 0 picks a free one (default 7878).") var port: Int?
     @Option(name: .customLong("data-dir"), help: "Data directory (default ./ragd-data).") var dataDir: String?
     @Option(help: "Partitions per new collection (default 4).") var partitions: Int?
-    @Option(name: .customLong("vector-index"), help: "flat (exact float32 scan, default), int8 (int8 first pass, best candidates rescored exactly) or hnsw (an HNSW graph per partition: approximate, built at start).") var vectorIndex: String?
+    @Option(name: .customLong("vector-index"), help: "For collections whose Index call named no index: exact (float32 scan, default; also 'flat'), int8 (int8 first pass, best candidates rescored exactly), hnsw (an HNSW graph per partition: approximate) or auto (exact while a partition is small, hnsw from --auto-hnsw-threshold chunks).") var vectorIndex: String?
+    @Option(name: .customLong("auto-hnsw-threshold"), help: "Index kind auto: chunks in a partition from which it gets an HNSW graph (default 20000).") var autoHNSWThreshold: Int?
     @Option(name: .customLong("hnsw-ef"), help: "With --vector-index hnsw: candidates a query keeps (default 64; at least k).") var hnswEf: Int?
     @Option(name: .customLong("hnsw-m"), help: "With --vector-index hnsw: links per node (default 16).") var hnswM: Int?
     @Option(name: .customLong("hnsw-ef-construction"), help: "With --vector-index hnsw: candidates kept while linking (default 100).") var hnswEfConstruction: Int?
@@ -120,8 +121,11 @@ struct Serve: AsyncParsableCommand {
             c.synchronous = s
         }
         if let v = setting(vectorIndex, env: "RAGD_VECTOR_INDEX", file: file, key: "vector-index") {
-            guard let k = RagServerConfiguration.VectorIndex(rawValue: v.lowercased()) else { throw ValidationError("--vector-index must be flat, int8 or hnsw") }
+            guard let k = VectorIndexChoice(name: v) else { throw ValidationError(VectorIndexChoice.invalid("--vector-index")) }
             c.vectorIndex = k
+        }
+        if let v = try integer(autoHNSWThreshold, env: "RAGD_AUTO_HNSW_THRESHOLD", file: file, key: "auto-hnsw-threshold", in: 1...1_000_000_000) {
+            c.autoHNSWThreshold = v
         }
         if let v = try integer(hnswEf, env: "RAGD_HNSW_EF", file: file, key: "hnsw-ef", in: 1...10_000) { c.hnsw.ef = v }
         if let v = try integer(hnswM, env: "RAGD_HNSW_M", file: file, key: "hnsw-m", in: 2...128) { c.hnsw.m = v }

@@ -207,3 +207,58 @@ extension HNSWGraphTests {
         #expect(other.finishGraphAdoption().reused == 0 && other.graphNodes! == (nodes: 2_000, deleted: 0))  // built from the documents
     }
 }
+
+/// An exact partition turned into a graph while writes go on (index kind
+/// `auto`): writes made between the copy and the install are in the graph,
+/// deleted and replaced chunks are not, and answers match the exact scan.
+@Suite struct GraphBuildTests {
+    static func document(_ i: Int, _ v: [Float], version: Int = 0) -> PreparedDocument {
+        PreparedDocument(id: "d\(i)", metadata: [:], contentHash: UInt64(version), chunks: ["chunk \(i) v\(version)"], embeddings: [v])
+    }
+
+    @Test func writesDuringTheBuildAreReplayedIntoTheGraph() throws {
+        let dim = HNSWGraphTests.dimension
+        let data = HNSWGraphTests.points(2_400, seed: 11)
+        let live = PartitionIndex(dimension: dim, partition: 0, kind: .flat)
+        for i in 0..<2_000 { live.upsert(Self.document(i, data[i])) }
+        let input = try #require(live.beginGraphBuild())
+        #expect(live.beginGraphBuild() == nil && live.isBuildingGraph)
+        // Meanwhile: new documents, deletions, and replacements with other vectors.
+        for i in 2_000..<2_400 { live.upsert(Self.document(i, data[i])) }
+        let gone = Array(stride(from: 0, to: 2_000, by: 7))
+        for i in gone { live.remove("d\(i)") }
+        let replaced = Array(stride(from: 3, to: 2_000, by: 11)).filter { $0 % 7 != 0 }
+        for i in replaced { live.upsert(Self.document(i, data[2_399 - i % 400], version: 1)) }
+        let settings = HNSWSettings(m: 8, efConstruction: 64, ef: 80)
+        let graph = try #require(PartitionIndex.buildGraph(input, settings: settings))
+        live.finishGraphBuild(graph, input: input, settings: settings)
+        #expect(live.kind == .hnsw(settings) && !live.isBuildingGraph)
+
+        // The same documents written to an exact index from scratch.
+        let exact = PartitionIndex(dimension: dim, partition: 0, kind: .flat)
+        for i in 0..<2_400 where !gone.contains(i) {
+            exact.upsert(replaced.contains(i) ? Self.document(i, data[2_399 - i % 400], version: 1) : Self.document(i, data[i]))
+        }
+        #expect(live.chunkCount == exact.chunkCount)
+        var found = 0, wanted = 0
+        for q in HNSWGraphTests.points(50, seed: 12) {
+            let truth = try exact.vectorSearch(q, k: 10)
+            let got = try live.vectorSearch(q, k: 10)
+            #expect(got.count == 10)
+            #expect(!got.contains { gone.contains(Int($0.key.documentID.dropFirst())!) })
+            // A replaced document is found by its new vector and text only.
+            for h in got where replaced.contains(Int(h.key.documentID.dropFirst())!) { #expect(h.text.hasSuffix("v1")) }
+            wanted += truth.count
+            found += Set(truth.map(\.key)).intersection(got.map(\.key)).count
+            for h in got { if let t = truth.first(where: { $0.key == h.key }) { #expect(abs(t.score - h.score) < 1e-5) } }
+        }
+        #expect(Double(found) / Double(wanted) >= 0.95, "recall \(found)/\(wanted)")
+        // A build that is abandoned leaves the exact index as it was.
+        let other = PartitionIndex(dimension: dim, partition: 1, kind: .flat)
+        other.upsert(Self.document(0, data[0]))
+        _ = try #require(other.beginGraphBuild())
+        other.abandonGraphBuild()
+        let top = try other.vectorSearch(data[0], k: 1)
+        #expect(other.kind == .flat && !other.isBuildingGraph && top.first?.key.documentID == "d0")
+    }
+}

@@ -36,7 +36,7 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let path = dir + "/p000.sqlite"
         let shard = try LocalShard(path: path, partition: 0, dimension: Self.dimension, synchronous: .normal,
-                                   vectorIndex: kind == "hnsw" ? .hnsw(HNSWSettings(m: 8, efConstruction: 32, ef: 64)) : .flat)
+                                   vectorIndex: VectorIndexPolicy(choice: kind == "hnsw" ? .hnsw : .exact, hnsw: HNSWSettings(m: 8, efConstruction: 32, ef: 64)))
         _ = try await shard.write(upserts: (0..<50).map { Self.document($0, version: 0) }, deletes: [])
 
         // Another connection holds SQLite's write lock, so the next write waits

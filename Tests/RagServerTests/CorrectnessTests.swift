@@ -327,7 +327,7 @@ final class BlockingEmbedder: Embedder {
         }
         for c in [x, y] { await c.close() }
         let bad = try await run([RagdProcess.binary, "serve", "--vector-index", "hnsw-please", "--port", "0", "--data-dir", a])
-        #expect(bad.status != 0 && bad.errors.contains("--vector-index must be flat, int8 or hnsw"), "\(bad.errors)")
+        #expect(bad.status != 0 && bad.errors.contains("--vector-index must be exact, int8, hnsw or auto"), "\(bad.errors)")
     }
 }
 

@@ -123,8 +123,8 @@ class AsyncRagdClient:
                 e.ParseFromString(f.payload)
                 yield e
 
-    async def index(self, documents, collection, chunk_size=0, chunk_overlap=0, timeout=None):
-        return await self.call("Index", wire.index_request(collection, documents, chunk_size, chunk_overlap), timeout)
+    async def index(self, documents, collection, chunk_size=0, chunk_overlap=0, timeout=None, index=""):
+        return await self.call("Index", wire.index_request(collection, documents, chunk_size, chunk_overlap, index), timeout)
 
     async def delete(self, document_ids, collection, timeout=None):
         return await self.call("Delete", pb.DeleteRequest(collection=collection, document_ids=list(document_ids)), timeout)

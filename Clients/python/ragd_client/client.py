@@ -130,9 +130,11 @@ class RagdClient:
                 e.ParseFromString(f.payload)
                 yield e
 
-    def index(self, documents, collection, chunk_size=0, chunk_overlap=0, timeout=None):
-        """documents: dicts with id, text and optional metadata."""
-        return self.call("Index", wire.index_request(collection, documents, chunk_size, chunk_overlap), timeout)
+    def index(self, documents, collection, chunk_size=0, chunk_overlap=0, timeout=None, index=""):
+        """documents: dicts with id, text and optional metadata. index: the vector
+        index of a collection this call creates ("exact", "int8", "hnsw", "auto";
+        "": the server's)."""
+        return self.call("Index", wire.index_request(collection, documents, chunk_size, chunk_overlap, index), timeout)
 
     def delete(self, document_ids, collection, timeout=None):
         return self.call("Delete", pb.DeleteRequest(collection=collection, document_ids=list(document_ids)), timeout)

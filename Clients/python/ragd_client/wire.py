@@ -99,8 +99,8 @@ def query_request(collection, query, top_k=None, filter=None, mode=None, user_id
     return r
 
 
-def index_request(collection, documents, chunk_size=0, chunk_overlap=0):
-    r = pb.IndexRequest(collection=collection, chunk_size=chunk_size, chunk_overlap=chunk_overlap)
+def index_request(collection, documents, chunk_size=0, chunk_overlap=0, index=""):
+    r = pb.IndexRequest(collection=collection, chunk_size=chunk_size, chunk_overlap=chunk_overlap, index=index)
     for d in documents:
         doc = r.documents.add(id=d["id"], text=d["text"])
         for k, v in (d.get("metadata") or {}).items():

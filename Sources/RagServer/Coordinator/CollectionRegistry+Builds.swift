@@ -14,7 +14,7 @@ extension CollectionRegistry {
     /// partitions and generation with the build's storage, embedder and chunking.
     static func target(_ info: CollectionInfo, _ b: StorageBuild) -> CollectionInfo {
         CollectionInfo(name: info.name, embedder: b.embedder, dimension: b.dimension, partitions: info.partitions, createdAt: info.createdAt,
-                       generation: info.generation, storage: b.storage, chunkSize: b.chunkSize, chunkOverlap: b.chunkOverlap)
+                       generation: info.generation, storage: b.storage, chunkSize: b.chunkSize, chunkOverlap: b.chunkOverlap, index: b.index)
     }
 
     /// Records the build in the catalog (so writes are mirrored into it from now

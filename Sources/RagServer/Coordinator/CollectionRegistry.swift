@@ -41,7 +41,7 @@ public actor CollectionRegistry {
         let makeShard = makeShard ?? { info, p in
             let path = String(format: "%@/collections/%@/p%03d.sqlite", configuration.dataDirectory, info.storage, p)
             return try LocalShard(path: path, partition: p, dimension: info.dimension, synchronous: configuration.synchronous,
-                                   vectorIndex: configuration.vectorIndexKind)
+                                   vectorIndex: configuration.vectorIndexPolicy(info.index))
         }
         self.makeShard = makeShard
         let catalog: any CollectionCatalog
@@ -119,12 +119,15 @@ public actor CollectionRegistry {
         throw .notFound("collection \(name.debugDescription) does not exist")
     }
 
-    public func getOrCreate(_ name: String, embedder: any Embedder) async throws(RagError) -> CollectionHandle {
-        if let c = collections[name] { return c }
+    /// The collection, created if it does not exist. `index` (a checked
+    /// `VectorIndexChoice` name, or "": the server's) is what a new collection
+    /// builds; naming another than an existing collection's is FAILED_PRECONDITION.
+    public func getOrCreate(_ name: String, embedder: any Embedder, index: String = "") async throws(RagError) -> CollectionHandle {
+        if let c = collections[name] { return try Self.matching(c, index: index) }
         try Self.validateName(name)
         // Each partition holds a SQLite database with its WAL and shared memory.
         try FileDescriptors.require(partitionsForNew * 4 + 8, for: "collection \(name)")
-        let info = CollectionInfo(name: name, embedder: embedder.id, dimension: embedder.dimension, partitions: partitionsForNew)
+        let info = CollectionInfo(name: name, embedder: embedder.id, dimension: embedder.dimension, partitions: partitionsForNew, index: index)
         guard catalog.isShared else {
             let handle = try Self.open(info, makeShard: makeShard)
             // Registered before the catalog call suspends this actor: a second
@@ -137,9 +140,16 @@ public actor CollectionRegistry {
             }
             return handle
         }
-        // Shared: whoever creates it first decides its embedder and partitions.
+        // Shared: whoever creates it first decides its embedder, partitions and index.
         missing[name] = nil
-        return try adopt(try await catalog.create(info))
+        return try Self.matching(try adopt(try await catalog.create(info)), index: index)
+    }
+
+    /// `c`, unless the caller named an index kind other than the one it has.
+    static func matching(_ c: CollectionHandle, index: String) throws(RagError) -> CollectionHandle {
+        guard !index.isEmpty, index != c.info.index else { return c }
+        throw .failedPrecondition("collection \(c.info.name) has index \(c.info.index.isEmpty ? "(the server's default)" : c.info.index), not \(index); "
+            + "ragctl reindex -c \(c.info.name) --index \(index) rebuilds it with another")
     }
 
     /// Opens a collection known to the shared catalog (once, however many calls race here).

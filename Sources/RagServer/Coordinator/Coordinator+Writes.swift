@@ -26,13 +26,17 @@ extension Coordinator {
     /// A failure or a deadline before the commit phase leaves nothing visible; the
     /// commit phase is not cancelled. If a partition's commit itself fails (a disk
     /// error), the error names exactly the documents that were committed.
-    /// Unchanged documents (same content hash) are skipped.
-    public func index(collection: String, documents: [RagDocument], chunkSize: Int, chunkOverlap: Int) async throws -> IndexSummary {
+    /// Unchanged documents (same content hash) are skipped. `vectorIndex` is
+    /// the index a collection this call creates gets ("": the server's).
+    public func index(collection: String, documents: [RagDocument], chunkSize: Int, chunkOverlap: Int,
+                      vectorIndex: String = "") async throws -> IndexSummary {
         try CollectionRegistry.validateName(collection)
+        let vectorIndex = try Self.validIndex(vectorIndex)
         let documents = try Self.validate(documents, limits: configuration.requests)
         var plans: [WritePlan] = []
         do {
-            plans.append(try await prepare(collection: collection, documents: documents, chunkSize: chunkSize, chunkOverlap: chunkOverlap))
+            plans.append(try await prepare(collection: collection, documents: documents, chunkSize: chunkSize, chunkOverlap: chunkOverlap,
+                                           vectorIndex: vectorIndex))
             for profile in chunkingProfiles(collection) {
                 plans.append(try await prepare(collection: ExperimentManager.variantCollection(collection, profile: profile.name), documents: documents,
                                                chunkSize: profile.size, chunkOverlap: profile.overlap))
@@ -82,9 +86,11 @@ extension Coordinator {
 
     /// One batch of a longer run (IndexStream, an index job): a failure names the
     /// batch's documents and how many before them are committed.
-    func indexBatch(collection: String, documents: [RagDocument], chunkSize: Int, chunkOverlap: Int, committedBefore: Int) async throws -> IndexSummary {
+    func indexBatch(collection: String, documents: [RagDocument], chunkSize: Int, chunkOverlap: Int, vectorIndex: String = "",
+                    committedBefore: Int) async throws -> IndexSummary {
         do {
-            return try await index(collection: collection, documents: documents, chunkSize: chunkSize, chunkOverlap: chunkOverlap)
+            return try await index(collection: collection, documents: documents, chunkSize: chunkSize, chunkOverlap: chunkOverlap,
+                                   vectorIndex: vectorIndex)
         } catch where !(error is CancellationError) {
             throw RagError.batchFailed(error, documentIDs: documents.map(\.id), committedBefore: committedBefore)
         }
@@ -116,10 +122,17 @@ extension Coordinator {
     /// (A new collection is registered here, so that its shards can be asked
     /// what they already hold: on a coordinator they may hold it already. A first
     /// write that fails can leave it existing and empty.)
-    func prepare(collection: String, documents: [RagDocument], chunkSize: Int, chunkOverlap: Int) async throws -> WritePlan {
+    func prepare(collection: String, documents: [RagDocument], chunkSize: Int, chunkOverlap: Int, vectorIndex: String = "") async throws -> WritePlan {
         try CollectionRegistry.validateName(collection)
-        let handle = try await registry.getOrCreate(collection, embedder: embedder)
+        let handle = try await registry.getOrCreate(collection, embedder: embedder, index: vectorIndex)
         return try await prepare(handle: handle, documents: documents, chunkSize: chunkSize, chunkOverlap: chunkOverlap)
+    }
+
+    /// A vector index name as a call gives it, in its canonical form ("" stays "").
+    static func validIndex(_ name: String) throws(RagError) -> String {
+        guard !name.isEmpty else { return "" }
+        guard let choice = VectorIndexChoice(name: name) else { throw .invalidArgument(VectorIndexChoice.invalid("index")) }
+        return choice.rawValue
     }
 
     /// The chunker of a write: the one it names, else the collection's (set by a

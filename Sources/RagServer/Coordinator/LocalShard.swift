@@ -36,20 +36,27 @@ public actor LocalShard: Shard {
     var digest: UInt64
     /// Log entries kept behind the newest, for replicas that catch up.
     let logKeep: LogRetention
+    /// How the vector index is chosen (`auto`: see `LocalShard+AutoIndex.swift`).
+    nonisolated let vectorPolicy: VectorIndexPolicy
+    /// Set at close: a graph being built is dropped, not installed.
+    nonisolated let closing = Atomic<Bool>(false)
 
     /// Opens (or creates) the partition file and loads its vectors into memory.
-    /// `vectorIndex`: how vectors are searched (`--vector-index`).
-    public init(path: String, partition: Int, dimension: Int, synchronous: PartitionStore.Synchronous, vectorIndex: VectorIndexKind = .flat,
-                logKeep: LogRetention = LogRetention()) throws(RagError) {
+    /// `vectorIndex`: how vectors are searched (the collection's `index`, or
+    /// `--vector-index`); with `auto`, decided here by the chunks stored.
+    public init(path: String, partition: Int, dimension: Int, synchronous: PartitionStore.Synchronous,
+                vectorIndex: VectorIndexPolicy = VectorIndexPolicy(), logKeep: LogRetention = LogRetention()) throws(RagError) {
         self.partition = partition
         self.dimension = dimension
         self.logKeep = logKeep
+        vectorPolicy = vectorIndex
         store = try PartitionStore(path: path, synchronous: synchronous)
         applied = try store.applied()
-        let index = PartitionIndex(dimension: dimension, partition: partition, kind: vectorIndex)
         graphPath = path + "-hnsw"
+        let kind = try Self.initialKind(vectorIndex, store: store, graphPath: graphPath)
+        let index = PartitionIndex(dimension: dimension, partition: partition, kind: kind)
         // A graph saved at the last stop is adopted: chunks it holds are not inserted again.
-        if case .hnsw = vectorIndex, let saved = FileManager.default.contents(atPath: graphPath) { _ = index.adoptGraph(saved) }
+        if case .hnsw = kind, let saved = FileManager.default.contents(atPath: graphPath) { _ = index.adoptGraph(saved) }
         var digest: UInt64 = 0
         try store.loadAll { doc in
             guard doc.embeddings.allSatisfy({ $0.count == dimension }) else {
@@ -61,7 +68,11 @@ public actor LocalShard: Shard {
         index.finishGraphAdoption()
         self.index = index
         self.digest = digest
+        startGraphBuildIfDue()
     }
+
+    /// The vector index searched now (`exact`, `int8`, `hnsw`).
+    public nonisolated var indexName: String { lock.read { index.kind.name } }
 
     /// Where the HNSW graph is saved when the partition closes (`<partition file>-hnsw`).
     nonisolated let graphPath: String
@@ -127,6 +138,7 @@ public actor LocalShard: Shard {
             for id in touched { if let h = index.contentHash(of: id) { digest &+= Self.digestTerm(id, h) } }
         }
         self.digest = digest
+        startGraphBuildIfDue()
         return deleted
     }
 
@@ -228,7 +240,7 @@ public actor LocalShard: Shard {
     }
 
     public func counts() -> ShardCounts {
-        ShardCounts(partition: partition, documents: index.documentCount, chunks: index.chunkCount)
+        ShardCounts(partition: partition, documents: index.documentCount, chunks: index.chunkCount, index: indexName)
     }
 
     public func documentIDs() -> [String] { index.documentIDs }
@@ -244,6 +256,7 @@ public actor LocalShard: Shard {
     /// Closes the file; saves the HNSW graph beside it (written whole, then
     /// renamed into place), so the next start adopts it instead of rebuilding.
     public func close() {
+        closing.store(true, ordering: .relaxed)
         try? store.close()
         if let data = index.graphData() {
             let temporary = graphPath + ".tmp"

@@ -19,13 +19,17 @@ public final class RemoteShard: Shard {
     let dimension: Int
     let embedder: String
     let partitions: Int
+    /// The collection's vector index ("": each node's `--vector-index`).
+    let index: String
     let cluster: Cluster
     private let turn = Atomic<Int>(0)
 
     /// `embedder` and `partitions` travel with every request, so a shard can refuse
     /// writes that do not belong to the collection it stores.
-    public init(collection: String, partition: Int, dimension: Int, embedder: String = "", partitions: Int = 0, cluster: Cluster) {
+    public init(collection: String, partition: Int, dimension: Int, embedder: String = "", partitions: Int = 0, index: String = "",
+                cluster: Cluster) {
         self.collection = collection
+        self.index = index
         self.partition = partition
         self.dimension = dimension
         self.embedder = embedder
@@ -41,6 +45,7 @@ public final class RemoteShard: Shard {
             $0.embedder = embedder
             $0.partitions = UInt32(partitions)
             $0.placementVersion = UInt64(max(0, version))
+            $0.index = index
         }
     }
 
@@ -309,7 +314,7 @@ public final class RemoteShard: Shard {
 
     public func counts() async throws -> ShardCounts {
         let r = try await read(.shardCounts, as: Ragd_V1_ShardCountsResponse.self) { k in Ragd_V1_ShardCountsRequest.with { $0.shard = k } }
-        return ShardCounts(partition: partition, documents: Int(r.documents), chunks: Int(r.chunks))
+        return ShardCounts(partition: partition, documents: Int(r.documents), chunks: Int(r.chunks), index: r.index)
     }
 
     public func close() async {}

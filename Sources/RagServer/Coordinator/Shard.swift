@@ -31,6 +31,9 @@ public struct ShardCounts: Sendable {
     public var partition: Int
     public var documents: Int
     public var chunks: Int
+    /// The partition's vector index (`exact`, `int8`, `hnsw`; "" from a node
+    /// that does not say).
+    public var index: String = ""
 }
 
 /// One partition of a collection, wherever it lives. `LocalShard` is in this

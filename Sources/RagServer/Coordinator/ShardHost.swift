@@ -32,7 +32,8 @@ public actor ShardHost {
                 let dimension = Self.dimension(root + "/" + collection)
                 shards[Self.key(collection, p)] = try LocalShard(path: root + "/" + collection + "/" + file, partition: p,
                                                                   dimension: dimension, synchronous: configuration.synchronous,
-                                                                  vectorIndex: configuration.vectorIndexKind, logKeep: configuration.replicationLog)
+                                                                  vectorIndex: configuration.vectorIndexPolicy(Self.index(root + "/" + collection)),
+                                                                  logKeep: configuration.replicationLog)
             }
         }
     }
@@ -42,6 +43,11 @@ public actor ShardHost {
     /// The dimension recorded beside a collection's partitions.
     static func dimension(_ dir: String) -> Int {
         (try? String(contentsOfFile: dir + "/dimension", encoding: .utf8)).flatMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) } ?? 384
+    }
+
+    /// The vector index recorded beside a collection's partitions ("": this node's `--vector-index`).
+    static func index(_ dir: String) -> String {
+        (try? String(contentsOfFile: dir + "/index", encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
     }
 
     /// The partition, or nil when nothing was ever written to it here.
@@ -56,7 +62,8 @@ public actor ShardHost {
     /// The partition a write goes to, checked against what this node stores of
     /// the collection: dimension, embedder and placement (partition count). The
     /// first write records them; a later one that disagrees is refused.
-    public func openOrCreate(_ collection: String, _ partition: Int, dimension: Int,
+    /// `index`: the collection's vector index, recorded with its first partition here.
+    public func openOrCreate(_ collection: String, _ partition: Int, dimension: Int, index: String = "",
                              placement: ShardPlacement = ShardPlacement()) async throws(RagError) -> LocalShard {
         try CollectionRegistry.validateStorage(collection)
         let dir = configuration.dataDirectory + "/collections/" + collection
@@ -80,12 +87,15 @@ public actor ShardHost {
             guard stored == dimension else { throw .failedPrecondition("collection \(collection) stores \(stored)-dimensional vectors, not \(dimension)") }
         } else {
             try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            if !index.isEmpty, VectorIndexChoice(name: index) != nil {
+                try? "\(index)\n".write(toFile: dir + "/index", atomically: true, encoding: .utf8)
+            }
             try? "\(dimension)\n".write(toFile: dimensionFile, atomically: true, encoding: .utf8)
         }
         try placement.record(in: dir)
         let shard = try LocalShard(path: Self.path(dir, partition), partition: partition,
                                    dimension: dimension, synchronous: configuration.synchronous,
-                                   vectorIndex: configuration.vectorIndexKind, logKeep: configuration.replicationLog)
+                                   vectorIndex: configuration.vectorIndexPolicy(Self.index(dir)), logKeep: configuration.replicationLog)
         if let session = sessions[partition] { shard.receiving.withLock { $0 = (session, [:]) } }
         if let base = bases[Self.key(collection, partition)] {
             do { try await shard.setBase(seq: base.seq, version: base.version) } catch { throw RagError(from: error) }

@@ -1,5 +1,6 @@
 import Foundation
 import RagCore
+import RagEngine
 import RagWire
 
 // Operator RPCs: Stats, Health, ListCollections, ClearCache.
@@ -25,6 +26,7 @@ extension RagService {
             c.name = h.info.name
             c.dimension = UInt32(h.info.dimension)
             c.embedder = h.info.embedder
+            c.index = (VectorIndexChoice(name: h.info.index) ?? coordinator.configuration.vectorIndex).rawValue
             for s in h.shards {
                 let n = try await s.counts()
                 c.documents += UInt64(n.documents)
@@ -33,6 +35,7 @@ extension RagService {
                     $0.partition = UInt32(n.partition)
                     $0.documents = UInt64(n.documents)
                     $0.chunks = UInt64(n.chunks)
+                    $0.index = n.index
                 })
             }
             out.append(c)

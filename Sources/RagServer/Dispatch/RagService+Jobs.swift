@@ -18,6 +18,7 @@ extension RagService {
         case .index(let i):
             try ctx.principal.require(.write, for: "an index job")
             try ctx.principal.require(collection: i.collection)
+            _ = try Coordinator.validIndex(i.index)
             try ctx.principal.spendDocuments(i.documents.count)
         case .query(let q):
             try ctx.principal.require(collection: q.collection)
@@ -25,6 +26,7 @@ extension RagService {
         case .reindex(let x):
             try ctx.principal.require(.write, for: "a reindex")
             try ctx.principal.require(collection: x.collection)
+            _ = try Coordinator.validIndex(x.index)
         case nil:
             break
         }

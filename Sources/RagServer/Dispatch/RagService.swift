@@ -285,7 +285,8 @@ public struct RagService: Sendable {
         let docs = try request.documents.map { (d) throws(RagError) in try RagDocument(wire: d) }
         try ctx.principal.spendDocuments(docs.count)
         let summary = try await coordinator.index(collection: request.collection, documents: docs,
-                                                  chunkSize: Int(request.chunkSize), chunkOverlap: Int(request.chunkOverlap))
+                                                  chunkSize: Int(request.chunkSize), chunkOverlap: Int(request.chunkOverlap),
+                                                  vectorIndex: request.index)
         ctx.logger.info("indexed \(summary.documents) documents, \(summary.chunks) chunks into \(request.collection)")
         return try FrameCodec.bytes(summary.wire)
     }
@@ -295,6 +296,7 @@ public struct RagService: Sendable {
         let request = try FrameCodec.payload(Ragd_V1_IndexRequest.self, from: payload)
         // The same checks as Index, for the whole call, before the first batch commits.
         try CollectionRegistry.validateName(request.collection)
+        _ = try Coordinator.validIndex(request.index)
         try ctx.principal.require(collection: request.collection)
         let docs = try Coordinator.validate(request.documents.map { (d) throws(RagError) in try RagDocument(wire: d) },
                                             limits: coordinator.configuration.requests)
@@ -306,7 +308,8 @@ public struct RagService: Sendable {
         for first in stride(from: 0, to: docs.count, by: batch) {
             let slice = Array(docs[first..<min(first + batch, docs.count)])
             total += try await coordinator.indexBatch(collection: request.collection, documents: slice, chunkSize: Int(request.chunkSize),
-                                                      chunkOverlap: Int(request.chunkOverlap), committedBefore: done)
+                                                      chunkOverlap: Int(request.chunkOverlap), vectorIndex: request.index,
+                                                      committedBefore: done)
             done += slice.count
             var event = Ragd_V1_IndexEvent()
             event.progress = Ragd_V1_IndexProgress.with {

@@ -76,7 +76,7 @@ public struct ShardService: Sendable {
         if upserts.isEmpty, !r.sequence, r.seq == 0, try await host.existing(r.shard.collection, Int(r.shard.partition)) == nil {
             return try FrameCodec.bytes(out)  // deletes on a partition that was never written: nothing to do
         }
-        let shard = try await host.openOrCreate(r.shard.collection, Int(r.shard.partition), dimension: dimension,
+        let shard = try await host.openOrCreate(r.shard.collection, Int(r.shard.partition), dimension: dimension, index: r.shard.index,
                                                 placement: ShardPlacement(embedder: r.shard.embedder, partitions: Int(r.shard.partitions)))
         let deleted: Set<String>
         if r.sequence {
@@ -159,6 +159,7 @@ public struct ShardService: Sendable {
             out.digest = c.digest
             out.firstLogged = c.firstLogged
             out.receiving = shard.receiving.withLock { $0 != nil }
+            out.index = shard.indexName
         }
         return try FrameCodec.bytes(out)
     }
@@ -227,7 +228,7 @@ public struct ShardService: Sendable {
             }
             return try FrameCodec.bytes(out)
         }
-        shard = try await host.openOrCreate(r.shard.collection, partition, dimension: dimension,
+        shard = try await host.openOrCreate(r.shard.collection, partition, dimension: dimension, index: r.shard.index,
                                             placement: ShardPlacement(embedder: r.shard.embedder, partitions: Int(r.shard.partitions)))
         let (applied, skipped) = try await shard.receive(session: r.session, upserts: upserts, deletes: r.repair)
         out.applied = UInt64(applied)

@@ -272,7 +272,7 @@ public final class JobRunner: Sendable {
             try Task.checkCancellation()
             let docs = try batch.map { (d) throws(RagError) in try RagDocument(wire: d) }
             total += try await coordinator.indexBatch(collection: spec.collection, documents: docs, chunkSize: Int(spec.chunkSize),
-                                                      chunkOverlap: Int(spec.chunkOverlap), committedBefore: done)
+                                                      chunkOverlap: Int(spec.chunkOverlap), vectorIndex: spec.index, committedBefore: done)
             done += batch.count
             switch try await queue.progress(id: id, worker: settings.workerName, done: done) {
             case .owned: try await Failpoint.jobBatchCommitted(batchesCommitted.wrappingAdd(1, ordering: .relaxed).newValue)
@@ -296,7 +296,8 @@ public final class JobRunner: Sendable {
     }
 
     static func options(_ r: Ragd_V1_ReindexRequest) -> ReindexOptions {
-        ReindexOptions(collection: r.collection, embedder: r.embedder, chunkSize: Int(r.chunkSize), chunkOverlap: Int(r.chunkOverlap), profile: r.profile)
+        ReindexOptions(collection: r.collection, embedder: r.embedder, chunkSize: Int(r.chunkSize), chunkOverlap: Int(r.chunkOverlap), profile: r.profile,
+                       index: r.index)
     }
 
     /// Runs a reindex, saving progress (documents) after each page.

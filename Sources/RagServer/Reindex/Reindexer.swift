@@ -15,9 +15,12 @@ public struct ReindexOptions: Sendable {
     public var chunkOverlap: Int
     /// A chunking profile: fill that profile's index instead (`Reindexer.backfill`).
     public var profile: String
+    /// The vector index the rebuilt collection gets ("": the collection's current one).
+    public var index: String
 
-    public init(collection: String, embedder: String = "", chunkSize: Int = 0, chunkOverlap: Int = 0, profile: String = "") {
+    public init(collection: String, embedder: String = "", chunkSize: Int = 0, chunkOverlap: Int = 0, profile: String = "", index: String = "") {
         self.profile = profile
+        self.index = index
         self.collection = collection
         self.embedder = embedder
         self.chunkSize = chunkSize
@@ -147,8 +150,10 @@ public final class Reindexer: Sendable {
         let sources = try local(old)
         let (size, overlap, _) = try chunking(o, old.info)
         let embedder = coordinator.embedder
+        let index = o.index.isEmpty ? old.info.index : try Coordinator.validIndex(o.index)
         let planned = old.info.building ?? StorageBuild(storage: Self.nextStorage(name: name, current: old.info.storage), embedder: embedder.id, dimension: embedder.dimension,
-                                                         chunkSize: size, chunkOverlap: overlap, job: job)
+                                                         chunkSize: size, chunkOverlap: overlap, job: job,
+                                                         index: index)
         // A build resumes as it began (`recover` abandons one this server cannot embed for).
         let chunker = try Coordinator.chunker(size: planned.chunkSize, overlap: planned.chunkOverlap)
         guard planned.embedder == embedder.id else {

@@ -118,7 +118,8 @@ extension SnapshotManager {
             }
         }
         let build = StorageBuild(storage: storage, embedder: manifest.embedder, dimension: manifest.dimension,
-                                 chunkSize: manifest.chunkSize, chunkOverlap: manifest.chunkOverlap, job: "restore:\(name)")
+                                 chunkSize: manifest.chunkSize, chunkOverlap: manifest.chunkOverlap, job: "restore:\(name)",
+                                 index: manifest.index ?? "")
         let handle: CollectionHandle
         if existing != nil {
             let (new, old) = try await coordinator.exclusively(target) { () async throws -> (CollectionHandle, CollectionHandle) in
@@ -131,7 +132,8 @@ extension SnapshotManager {
             reindexer.retire(old)
         } else {
             handle = try await registry.create(CollectionInfo(name: target, embedder: manifest.embedder, dimension: manifest.dimension, partitions: partitions,
-                                                              storage: storage, chunkSize: manifest.chunkSize, chunkOverlap: manifest.chunkOverlap))
+                                                              storage: storage, chunkSize: manifest.chunkSize, chunkOverlap: manifest.chunkOverlap,
+                                                              index: manifest.index ?? ""))
         }
         installed = true
         var documents = 0, chunks = 0
@@ -149,9 +151,11 @@ extension SnapshotManager {
     func replace(_ m: SnapshotManifest, from staging: String, into dir: String, collection: String, partitions: Int) async throws {
         let configuration = coordinator.configuration
         var targets: [LocalShard] = []
+        // Written and closed here, then opened by the registry with the
+        // collection's index: an exact index builds no graph meanwhile.
         for p in 0..<partitions {
             targets.append(try LocalShard(path: "\(dir)/\(Self.fileName(p))", partition: p, dimension: m.dimension,
-                                          synchronous: configuration.synchronous, vectorIndex: configuration.vectorIndexKind))
+                                          synchronous: configuration.synchronous))
         }
         for f in m.files {
             let source = try LocalShard(path: "\(staging)/\(f.name)", partition: f.partition, dimension: m.dimension, synchronous: .normal)

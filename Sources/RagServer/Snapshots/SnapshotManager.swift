@@ -92,7 +92,8 @@ public final class SnapshotManager: Sendable {
             }
             let manifest = SnapshotManifest(collection: collection, embedder: handle.info.embedder, dimension: handle.info.dimension,
                                             partitions: handle.info.partitions, chunkSize: handle.info.chunkSize, chunkOverlap: handle.info.chunkOverlap,
-                                            createdAt: Date().timeIntervalSince1970, files: files)
+                                            createdAt: Date().timeIntervalSince1970, files: files,
+                                            index: handle.info.index.isEmpty ? nil : handle.info.index)
             let json = try JSONEncoder().encode(manifest)
             try writer.add(name: "manifest.json", data: json)
             try writer.add(name: "manifest.json.sha256", data: Data(TarArchive.hex(SHA256.hash(data: json)).utf8))

@@ -30,6 +30,8 @@ public struct SnapshotManifest: Codable, Sendable, Hashable {
     public var chunkOverlap: Int
     public var createdAt: Double
     public var files: [File]
+    /// The collection's vector index (nil in archives made before collections named one).
+    public var index: String?
     /// Archive size (set when it is stored; not part of the archive's own manifest).
     public var bytes = 0
 

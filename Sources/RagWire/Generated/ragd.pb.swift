@@ -839,6 +839,12 @@ public nonisolated struct Ragd_V1_IndexRequest: Sendable {
   /// characters; 0 means the default (100)
   public var chunkOverlap: UInt32 = 0
 
+  /// The vector index of a collection this call creates: "exact", "int8",
+  /// "hnsw" or "auto" (exact while a partition is small, hnsw once it is large);
+  /// "": the server's --vector-index. Naming another than an existing
+  /// collection's is FAILED_PRECONDITION (a reindex changes it).
+  public var index: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -973,6 +979,9 @@ public nonisolated struct Ragd_V1_PartitionStats: Sendable {
 
   public var chunks: UInt64 = 0
 
+  /// the vector index it searches now: "exact", "int8" or "hnsw"
+  public var index: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -994,6 +1003,9 @@ public nonisolated struct Ragd_V1_CollectionStats: Sendable {
   public var embedder: String = String()
 
   public var partitions: [Ragd_V1_PartitionStats] = []
+
+  /// what the collection asks for: "exact", "int8", "hnsw" or "auto"
+  public var index: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1314,6 +1326,10 @@ public nonisolated struct Ragd_V1_ShardKey: Sendable {
   /// The placement version the coordinator routed by (0: a static cluster file).
   /// A node refuses (ABORTED, "stale placement") a version older than its fence.
   public var placementVersion: UInt64 = 0
+
+  /// The collection's vector index ("": the node's --vector-index), recorded
+  /// when the partition is created on the node.
+  public var index: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1693,6 +1709,9 @@ public nonisolated struct Ragd_V1_ShardCountsResponse: Sendable {
 
   /// a copy is being received (a move or a recovery): its log replay has not run yet
   public var receiving: Bool = false
+
+  /// the vector index the partition searches now
+  public var index: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -2472,6 +2491,10 @@ public nonisolated struct Ragd_V1_ReindexRequest: Sendable {
   /// index from the collection's kept sources instead (chunking and embedder
   /// are the profile's and the server's; the collection itself is not touched).
   public var profile: String = String()
+
+  /// The vector index the rebuilt collection gets ("exact", "int8", "hnsw",
+  /// "auto"); "": the collection's current one.
+  public var index: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -4308,7 +4331,7 @@ nonisolated extension Ragd_V1_Document: SwiftProtobuf.Message, SwiftProtobuf._Me
 
 nonisolated extension Ragd_V1_IndexRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".IndexRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}collection\0\u{1}documents\0\u{3}chunk_size\0\u{3}chunk_overlap\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}collection\0\u{1}documents\0\u{3}chunk_size\0\u{3}chunk_overlap\0\u{1}index\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -4320,6 +4343,7 @@ nonisolated extension Ragd_V1_IndexRequest: SwiftProtobuf.Message, SwiftProtobuf
       case 2: try { try decoder.decodeRepeatedMessageField(value: &self.documents) }()
       case 3: try { try decoder.decodeSingularUInt32Field(value: &self.chunkSize) }()
       case 4: try { try decoder.decodeSingularUInt32Field(value: &self.chunkOverlap) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.index) }()
       default: break
       }
     }
@@ -4338,6 +4362,9 @@ nonisolated extension Ragd_V1_IndexRequest: SwiftProtobuf.Message, SwiftProtobuf
     if self.chunkOverlap != 0 {
       try visitor.visitSingularUInt32Field(value: self.chunkOverlap, fieldNumber: 4)
     }
+    if !self.index.isEmpty {
+      try visitor.visitSingularStringField(value: self.index, fieldNumber: 5)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -4346,6 +4373,7 @@ nonisolated extension Ragd_V1_IndexRequest: SwiftProtobuf.Message, SwiftProtobuf
     if lhs.documents != rhs.documents {return false}
     if lhs.chunkSize != rhs.chunkSize {return false}
     if lhs.chunkOverlap != rhs.chunkOverlap {return false}
+    if lhs.index != rhs.index {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -4610,7 +4638,7 @@ nonisolated extension Ragd_V1_StatsRequest: SwiftProtobuf.Message, SwiftProtobuf
 
 nonisolated extension Ragd_V1_PartitionStats: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".PartitionStats"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}partition\0\u{1}documents\0\u{1}chunks\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}partition\0\u{1}documents\0\u{1}chunks\0\u{1}index\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -4621,6 +4649,7 @@ nonisolated extension Ragd_V1_PartitionStats: SwiftProtobuf.Message, SwiftProtob
       case 1: try { try decoder.decodeSingularUInt32Field(value: &self.partition) }()
       case 2: try { try decoder.decodeSingularUInt64Field(value: &self.documents) }()
       case 3: try { try decoder.decodeSingularUInt64Field(value: &self.chunks) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.index) }()
       default: break
       }
     }
@@ -4636,6 +4665,9 @@ nonisolated extension Ragd_V1_PartitionStats: SwiftProtobuf.Message, SwiftProtob
     if self.chunks != 0 {
       try visitor.visitSingularUInt64Field(value: self.chunks, fieldNumber: 3)
     }
+    if !self.index.isEmpty {
+      try visitor.visitSingularStringField(value: self.index, fieldNumber: 4)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -4643,6 +4675,7 @@ nonisolated extension Ragd_V1_PartitionStats: SwiftProtobuf.Message, SwiftProtob
     if lhs.partition != rhs.partition {return false}
     if lhs.documents != rhs.documents {return false}
     if lhs.chunks != rhs.chunks {return false}
+    if lhs.index != rhs.index {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -4650,7 +4683,7 @@ nonisolated extension Ragd_V1_PartitionStats: SwiftProtobuf.Message, SwiftProtob
 
 nonisolated extension Ragd_V1_CollectionStats: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".CollectionStats"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}documents\0\u{1}chunks\0\u{1}dimension\0\u{1}embedder\0\u{1}partitions\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}documents\0\u{1}chunks\0\u{1}dimension\0\u{1}embedder\0\u{1}partitions\0\u{1}index\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -4664,6 +4697,7 @@ nonisolated extension Ragd_V1_CollectionStats: SwiftProtobuf.Message, SwiftProto
       case 4: try { try decoder.decodeSingularUInt32Field(value: &self.dimension) }()
       case 5: try { try decoder.decodeSingularStringField(value: &self.embedder) }()
       case 6: try { try decoder.decodeRepeatedMessageField(value: &self.partitions) }()
+      case 7: try { try decoder.decodeSingularStringField(value: &self.index) }()
       default: break
       }
     }
@@ -4688,6 +4722,9 @@ nonisolated extension Ragd_V1_CollectionStats: SwiftProtobuf.Message, SwiftProto
     if !self.partitions.isEmpty {
       try visitor.visitRepeatedMessageField(value: self.partitions, fieldNumber: 6)
     }
+    if !self.index.isEmpty {
+      try visitor.visitSingularStringField(value: self.index, fieldNumber: 7)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -4698,6 +4735,7 @@ nonisolated extension Ragd_V1_CollectionStats: SwiftProtobuf.Message, SwiftProto
     if lhs.dimension != rhs.dimension {return false}
     if lhs.embedder != rhs.embedder {return false}
     if lhs.partitions != rhs.partitions {return false}
+    if lhs.index != rhs.index {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -5291,7 +5329,7 @@ nonisolated extension Ragd_V1_ListCollectionsResponse: SwiftProtobuf.Message, Sw
 
 nonisolated extension Ragd_V1_ShardKey: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ShardKey"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}collection\0\u{1}partition\0\u{1}dimension\0\u{1}embedder\0\u{1}partitions\0\u{3}placement_version\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}collection\0\u{1}partition\0\u{1}dimension\0\u{1}embedder\0\u{1}partitions\0\u{3}placement_version\0\u{1}index\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -5305,6 +5343,7 @@ nonisolated extension Ragd_V1_ShardKey: SwiftProtobuf.Message, SwiftProtobuf._Me
       case 4: try { try decoder.decodeSingularStringField(value: &self.embedder) }()
       case 5: try { try decoder.decodeSingularUInt32Field(value: &self.partitions) }()
       case 6: try { try decoder.decodeSingularUInt64Field(value: &self.placementVersion) }()
+      case 7: try { try decoder.decodeSingularStringField(value: &self.index) }()
       default: break
       }
     }
@@ -5329,6 +5368,9 @@ nonisolated extension Ragd_V1_ShardKey: SwiftProtobuf.Message, SwiftProtobuf._Me
     if self.placementVersion != 0 {
       try visitor.visitSingularUInt64Field(value: self.placementVersion, fieldNumber: 6)
     }
+    if !self.index.isEmpty {
+      try visitor.visitSingularStringField(value: self.index, fieldNumber: 7)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -5339,6 +5381,7 @@ nonisolated extension Ragd_V1_ShardKey: SwiftProtobuf.Message, SwiftProtobuf._Me
     if lhs.embedder != rhs.embedder {return false}
     if lhs.partitions != rhs.partitions {return false}
     if lhs.placementVersion != rhs.placementVersion {return false}
+    if lhs.index != rhs.index {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -6004,7 +6047,7 @@ nonisolated extension Ragd_V1_ShardCountsRequest: SwiftProtobuf.Message, SwiftPr
 
 nonisolated extension Ragd_V1_ShardCountsResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ShardCountsResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}documents\0\u{1}chunks\0\u{1}seq\0\u{3}seq_version\0\u{1}digest\0\u{3}first_logged\0\u{1}receiving\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}documents\0\u{1}chunks\0\u{1}seq\0\u{3}seq_version\0\u{1}digest\0\u{3}first_logged\0\u{1}receiving\0\u{1}index\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -6019,6 +6062,7 @@ nonisolated extension Ragd_V1_ShardCountsResponse: SwiftProtobuf.Message, SwiftP
       case 5: try { try decoder.decodeSingularUInt64Field(value: &self.digest) }()
       case 6: try { try decoder.decodeSingularUInt64Field(value: &self.firstLogged) }()
       case 7: try { try decoder.decodeSingularBoolField(value: &self.receiving) }()
+      case 8: try { try decoder.decodeSingularStringField(value: &self.index) }()
       default: break
       }
     }
@@ -6046,6 +6090,9 @@ nonisolated extension Ragd_V1_ShardCountsResponse: SwiftProtobuf.Message, SwiftP
     if self.receiving != false {
       try visitor.visitSingularBoolField(value: self.receiving, fieldNumber: 7)
     }
+    if !self.index.isEmpty {
+      try visitor.visitSingularStringField(value: self.index, fieldNumber: 8)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -6057,6 +6104,7 @@ nonisolated extension Ragd_V1_ShardCountsResponse: SwiftProtobuf.Message, SwiftP
     if lhs.digest != rhs.digest {return false}
     if lhs.firstLogged != rhs.firstLogged {return false}
     if lhs.receiving != rhs.receiving {return false}
+    if lhs.index != rhs.index {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -7499,7 +7547,7 @@ nonisolated extension Ragd_V1_JobSpec: SwiftProtobuf.Message, SwiftProtobuf._Mes
 
 nonisolated extension Ragd_V1_ReindexRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ReindexRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}collection\0\u{1}embedder\0\u{3}chunk_size\0\u{3}chunk_overlap\0\u{1}profile\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}collection\0\u{1}embedder\0\u{3}chunk_size\0\u{3}chunk_overlap\0\u{1}profile\0\u{1}index\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -7512,6 +7560,7 @@ nonisolated extension Ragd_V1_ReindexRequest: SwiftProtobuf.Message, SwiftProtob
       case 3: try { try decoder.decodeSingularUInt32Field(value: &self.chunkSize) }()
       case 4: try { try decoder.decodeSingularUInt32Field(value: &self.chunkOverlap) }()
       case 5: try { try decoder.decodeSingularStringField(value: &self.profile) }()
+      case 6: try { try decoder.decodeSingularStringField(value: &self.index) }()
       default: break
       }
     }
@@ -7533,6 +7582,9 @@ nonisolated extension Ragd_V1_ReindexRequest: SwiftProtobuf.Message, SwiftProtob
     if !self.profile.isEmpty {
       try visitor.visitSingularStringField(value: self.profile, fieldNumber: 5)
     }
+    if !self.index.isEmpty {
+      try visitor.visitSingularStringField(value: self.index, fieldNumber: 6)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -7542,6 +7594,7 @@ nonisolated extension Ragd_V1_ReindexRequest: SwiftProtobuf.Message, SwiftProtob
     if lhs.chunkSize != rhs.chunkSize {return false}
     if lhs.chunkOverlap != rhs.chunkOverlap {return false}
     if lhs.profile != rhs.profile {return false}
+    if lhs.index != rhs.index {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -7203,7 +7203,7 @@ const ProtobufCMessageDescriptor ragd__v1__document__descriptor =
   (ProtobufCMessageInit) ragd__v1__document__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor ragd__v1__index_request__field_descriptors[4] =
+static const ProtobufCFieldDescriptor ragd__v1__index_request__field_descriptors[5] =
 {
   {
     "collection",
@@ -7253,17 +7253,30 @@ static const ProtobufCFieldDescriptor ragd__v1__index_request__field_descriptors
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "index",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__IndexRequest, index),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned ragd__v1__index_request__field_indices_by_name[] = {
   3,   /* field[3] = chunk_overlap */
   2,   /* field[2] = chunk_size */
   0,   /* field[0] = collection */
   1,   /* field[1] = documents */
+  4,   /* field[4] = index */
 };
 static const ProtobufCIntRange ragd__v1__index_request__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 4 }
+  { 0, 5 }
 };
 const ProtobufCMessageDescriptor ragd__v1__index_request__descriptor =
 {
@@ -7273,7 +7286,7 @@ const ProtobufCMessageDescriptor ragd__v1__index_request__descriptor =
   "Ragd__V1__IndexRequest",
   "ragd.v1",
   sizeof(Ragd__V1__IndexRequest),
-  4,
+  5,
   ragd__v1__index_request__field_descriptors,
   ragd__v1__index_request__field_indices_by_name,
   1,  ragd__v1__index_request__number_ranges,
@@ -7625,7 +7638,7 @@ const ProtobufCMessageDescriptor ragd__v1__stats_request__descriptor =
   (ProtobufCMessageInit) ragd__v1__stats_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor ragd__v1__partition_stats__field_descriptors[3] =
+static const ProtobufCFieldDescriptor ragd__v1__partition_stats__field_descriptors[4] =
 {
   {
     "partition",
@@ -7663,16 +7676,29 @@ static const ProtobufCFieldDescriptor ragd__v1__partition_stats__field_descripto
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "index",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__PartitionStats, index),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned ragd__v1__partition_stats__field_indices_by_name[] = {
   2,   /* field[2] = chunks */
   1,   /* field[1] = documents */
+  3,   /* field[3] = index */
   0,   /* field[0] = partition */
 };
 static const ProtobufCIntRange ragd__v1__partition_stats__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 3 }
+  { 0, 4 }
 };
 const ProtobufCMessageDescriptor ragd__v1__partition_stats__descriptor =
 {
@@ -7682,14 +7708,14 @@ const ProtobufCMessageDescriptor ragd__v1__partition_stats__descriptor =
   "Ragd__V1__PartitionStats",
   "ragd.v1",
   sizeof(Ragd__V1__PartitionStats),
-  3,
+  4,
   ragd__v1__partition_stats__field_descriptors,
   ragd__v1__partition_stats__field_indices_by_name,
   1,  ragd__v1__partition_stats__number_ranges,
   (ProtobufCMessageInit) ragd__v1__partition_stats__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor ragd__v1__collection_stats__field_descriptors[6] =
+static const ProtobufCFieldDescriptor ragd__v1__collection_stats__field_descriptors[7] =
 {
   {
     "name",
@@ -7763,19 +7789,32 @@ static const ProtobufCFieldDescriptor ragd__v1__collection_stats__field_descript
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "index",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__CollectionStats, index),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned ragd__v1__collection_stats__field_indices_by_name[] = {
   2,   /* field[2] = chunks */
   3,   /* field[3] = dimension */
   1,   /* field[1] = documents */
   4,   /* field[4] = embedder */
+  6,   /* field[6] = index */
   0,   /* field[0] = name */
   5,   /* field[5] = partitions */
 };
 static const ProtobufCIntRange ragd__v1__collection_stats__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 6 }
+  { 0, 7 }
 };
 const ProtobufCMessageDescriptor ragd__v1__collection_stats__descriptor =
 {
@@ -7785,7 +7824,7 @@ const ProtobufCMessageDescriptor ragd__v1__collection_stats__descriptor =
   "Ragd__V1__CollectionStats",
   "ragd.v1",
   sizeof(Ragd__V1__CollectionStats),
-  6,
+  7,
   ragd__v1__collection_stats__field_descriptors,
   ragd__v1__collection_stats__field_indices_by_name,
   1,  ragd__v1__collection_stats__number_ranges,
@@ -8735,7 +8774,7 @@ const ProtobufCMessageDescriptor ragd__v1__list_collections_response__descriptor
   (ProtobufCMessageInit) ragd__v1__list_collections_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor ragd__v1__shard_key__field_descriptors[6] =
+static const ProtobufCFieldDescriptor ragd__v1__shard_key__field_descriptors[7] =
 {
   {
     "collection",
@@ -8809,11 +8848,24 @@ static const ProtobufCFieldDescriptor ragd__v1__shard_key__field_descriptors[6] 
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "index",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ShardKey, index),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned ragd__v1__shard_key__field_indices_by_name[] = {
   0,   /* field[0] = collection */
   2,   /* field[2] = dimension */
   3,   /* field[3] = embedder */
+  6,   /* field[6] = index */
   1,   /* field[1] = partition */
   4,   /* field[4] = partitions */
   5,   /* field[5] = placement_version */
@@ -8821,7 +8873,7 @@ static const unsigned ragd__v1__shard_key__field_indices_by_name[] = {
 static const ProtobufCIntRange ragd__v1__shard_key__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 6 }
+  { 0, 7 }
 };
 const ProtobufCMessageDescriptor ragd__v1__shard_key__descriptor =
 {
@@ -8831,7 +8883,7 @@ const ProtobufCMessageDescriptor ragd__v1__shard_key__descriptor =
   "Ragd__V1__ShardKey",
   "ragd.v1",
   sizeof(Ragd__V1__ShardKey),
-  6,
+  7,
   ragd__v1__shard_key__field_descriptors,
   ragd__v1__shard_key__field_indices_by_name,
   1,  ragd__v1__shard_key__number_ranges,
@@ -10080,7 +10132,7 @@ const ProtobufCMessageDescriptor ragd__v1__shard_counts_request__descriptor =
   (ProtobufCMessageInit) ragd__v1__shard_counts_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor ragd__v1__shard_counts_response__field_descriptors[7] =
+static const ProtobufCFieldDescriptor ragd__v1__shard_counts_response__field_descriptors[8] =
 {
   {
     "documents",
@@ -10166,12 +10218,25 @@ static const ProtobufCFieldDescriptor ragd__v1__shard_counts_response__field_des
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "index",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ShardCountsResponse, index),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned ragd__v1__shard_counts_response__field_indices_by_name[] = {
   1,   /* field[1] = chunks */
   4,   /* field[4] = digest */
   0,   /* field[0] = documents */
   5,   /* field[5] = first_logged */
+  7,   /* field[7] = index */
   6,   /* field[6] = receiving */
   2,   /* field[2] = seq */
   3,   /* field[3] = seq_version */
@@ -10179,7 +10244,7 @@ static const unsigned ragd__v1__shard_counts_response__field_indices_by_name[] =
 static const ProtobufCIntRange ragd__v1__shard_counts_response__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 7 }
+  { 0, 8 }
 };
 const ProtobufCMessageDescriptor ragd__v1__shard_counts_response__descriptor =
 {
@@ -10189,7 +10254,7 @@ const ProtobufCMessageDescriptor ragd__v1__shard_counts_response__descriptor =
   "Ragd__V1__ShardCountsResponse",
   "ragd.v1",
   sizeof(Ragd__V1__ShardCountsResponse),
-  7,
+  8,
   ragd__v1__shard_counts_response__field_descriptors,
   ragd__v1__shard_counts_response__field_indices_by_name,
   1,  ragd__v1__shard_counts_response__number_ranges,
@@ -12274,7 +12339,7 @@ const ProtobufCMessageDescriptor ragd__v1__job_spec__descriptor =
   (ProtobufCMessageInit) ragd__v1__job_spec__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor ragd__v1__reindex_request__field_descriptors[5] =
+static const ProtobufCFieldDescriptor ragd__v1__reindex_request__field_descriptors[6] =
 {
   {
     "collection",
@@ -12336,18 +12401,31 @@ static const ProtobufCFieldDescriptor ragd__v1__reindex_request__field_descripto
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "index",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ReindexRequest, index),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned ragd__v1__reindex_request__field_indices_by_name[] = {
   3,   /* field[3] = chunk_overlap */
   2,   /* field[2] = chunk_size */
   0,   /* field[0] = collection */
   1,   /* field[1] = embedder */
+  5,   /* field[5] = index */
   4,   /* field[4] = profile */
 };
 static const ProtobufCIntRange ragd__v1__reindex_request__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 5 }
+  { 0, 6 }
 };
 const ProtobufCMessageDescriptor ragd__v1__reindex_request__descriptor =
 {
@@ -12357,7 +12435,7 @@ const ProtobufCMessageDescriptor ragd__v1__reindex_request__descriptor =
   "Ragd__V1__ReindexRequest",
   "ragd.v1",
   sizeof(Ragd__V1__ReindexRequest),
-  5,
+  6,
   ragd__v1__reindex_request__field_descriptors,
   ragd__v1__reindex_request__field_indices_by_name,
   1,  ragd__v1__reindex_request__number_ranges,

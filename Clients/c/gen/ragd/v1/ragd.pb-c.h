@@ -590,10 +590,17 @@ struct  Ragd__V1__IndexRequest
    * characters; 0 means the default (100)
    */
   uint32_t chunk_overlap;
+  /*
+   * The vector index of a collection this call creates: "exact", "int8",
+   * "hnsw" or "auto" (exact while a partition is small, hnsw once it is large);
+   * "": the server's --vector-index. Naming another than an existing
+   * collection's is FAILED_PRECONDITION (a reindex changes it).
+   */
+  char *index;
 };
 #define RAGD__V1__INDEX_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__index_request__descriptor) \
-    , (char *)protobuf_c_empty_string, 0,NULL, 0, 0 }
+    , (char *)protobuf_c_empty_string, 0,NULL, 0, 0, (char *)protobuf_c_empty_string }
 
 
 struct  Ragd__V1__IndexResponse
@@ -703,10 +710,14 @@ struct  Ragd__V1__PartitionStats
   uint32_t partition;
   uint64_t documents;
   uint64_t chunks;
+  /*
+   * the vector index it searches now: "exact", "int8" or "hnsw"
+   */
+  char *index;
 };
 #define RAGD__V1__PARTITION_STATS__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__partition_stats__descriptor) \
-    , 0, 0, 0 }
+    , 0, 0, 0, (char *)protobuf_c_empty_string }
 
 
 struct  Ragd__V1__CollectionStats
@@ -719,10 +730,14 @@ struct  Ragd__V1__CollectionStats
   char *embedder;
   size_t n_partitions;
   Ragd__V1__PartitionStats **partitions;
+  /*
+   * what the collection asks for: "exact", "int8", "hnsw" or "auto"
+   */
+  char *index;
 };
 #define RAGD__V1__COLLECTION_STATS__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__collection_stats__descriptor) \
-    , (char *)protobuf_c_empty_string, 0, 0, 0, (char *)protobuf_c_empty_string, 0,NULL }
+    , (char *)protobuf_c_empty_string, 0, 0, 0, (char *)protobuf_c_empty_string, 0,NULL, (char *)protobuf_c_empty_string }
 
 
 struct  Ragd__V1__LatencyStats
@@ -997,10 +1012,15 @@ struct  Ragd__V1__ShardKey
    * A node refuses (ABORTED, "stale placement") a version older than its fence.
    */
   uint64_t placement_version;
+  /*
+   * The collection's vector index ("": the node's --vector-index), recorded
+   * when the partition is created on the node.
+   */
+  char *index;
 };
 #define RAGD__V1__SHARD_KEY__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__shard_key__descriptor) \
-    , (char *)protobuf_c_empty_string, 0, 0, (char *)protobuf_c_empty_string, 0, 0 }
+    , (char *)protobuf_c_empty_string, 0, 0, (char *)protobuf_c_empty_string, 0, 0, (char *)protobuf_c_empty_string }
 
 
 struct  Ragd__V1__KeywordStats__DocumentFrequencyEntry
@@ -1325,10 +1345,14 @@ struct  Ragd__V1__ShardCountsResponse
    * a copy is being received (a move or a recovery): its log replay has not run yet
    */
   protobuf_c_boolean receiving;
+  /*
+   * the vector index the partition searches now
+   */
+  char *index;
 };
 #define RAGD__V1__SHARD_COUNTS_RESPONSE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__shard_counts_response__descriptor) \
-    , 0, 0, 0, 0, 0, 0, 0 }
+    , 0, 0, 0, 0, 0, 0, 0, (char *)protobuf_c_empty_string }
 
 
 struct  Ragd__V1__ShardFetchRequest
@@ -1929,10 +1953,15 @@ struct  Ragd__V1__ReindexRequest
    * are the profile's and the server's; the collection itself is not touched).
    */
   char *profile;
+  /*
+   * The vector index the rebuilt collection gets ("exact", "int8", "hnsw",
+   * "auto"); "": the collection's current one.
+   */
+  char *index;
 };
 #define RAGD__V1__REINDEX_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__reindex_request__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, (char *)protobuf_c_empty_string }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
 
 
 struct  Ragd__V1__ReindexResponse
