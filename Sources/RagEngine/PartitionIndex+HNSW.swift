@@ -25,11 +25,9 @@ extension PartitionIndex {
         return top.sorted().map(hit)
     }
 
-    /// Rebuilds the graph without its tombstones once they outnumber the live
-    /// nodes (and are more than a thousand): a search walks through every
-    /// tombstone it meets, so they cost time, and each holds a vector.
+    /// Rebuilds the graph without its tombstones, in place, when `graphNeedsCompaction`.
     func compactGraphIfWorthIt() {
-        guard let graph, graph.deletedCount > max(1_000, graph.liveCount) else { return }
+        guard graphNeedsCompaction, let graph else { return }
         let (compacted, map) = graph.compacted()
         var slots = [Int32](repeating: -1, count: compacted.count)
         for (old, new) in map.enumerated() {

@@ -59,9 +59,12 @@ public final class PartitionIndex {
     }
 
     /// How this partition searches its vectors (an exact index can become a
-    /// graph: `finishGraphBuild`).
+    /// graph: `beginGraphBuild`).
     public internal(set) var kind: VectorIndexKind
-    /// While a graph is built outside the lock: the slots written since its input was taken.
+    /// False when the owner compacts the graph itself, in the background
+    /// (`beginGraphBuild`); true: `remove` compacts when it is worth it.
+    public var compactsOnRemove = true
+    /// While a graph is built in the background: the slots written since its input was taken.
     var changedSlots: Set<Int32>?
 
     public init(dimension: Int, partition: Int, kind: VectorIndexKind) {
@@ -187,7 +190,7 @@ public final class PartitionIndex {
         }
         documents[Int(d)] = nil
         freeDocuments.append(d)
-        compactGraphIfWorthIt()
+        if compactsOnRemove { compactGraphIfWorthIt() }
         return true
     }
 

@@ -221,7 +221,8 @@ extension HNSWGraphTests {
         let data = HNSWGraphTests.points(2_400, seed: 11)
         let live = PartitionIndex(dimension: dim, partition: 0, kind: .flat)
         for i in 0..<2_000 { live.upsert(Self.document(i, data[i])) }
-        let input = try #require(live.beginGraphBuild())
+        let settings = HNSWSettings(m: 8, efConstruction: 64, ef: 80)
+        let input = try #require(live.beginGraphBuild(settings: settings))
         #expect(live.beginGraphBuild() == nil && live.isBuildingGraph)
         // Meanwhile: new documents, deletions, and replacements with other vectors.
         for i in 2_000..<2_400 { live.upsert(Self.document(i, data[i])) }
@@ -229,9 +230,8 @@ extension HNSWGraphTests {
         for i in gone { live.remove("d\(i)") }
         let replaced = Array(stride(from: 3, to: 2_000, by: 11)).filter { $0 % 7 != 0 }
         for i in replaced { live.upsert(Self.document(i, data[2_399 - i % 400], version: 1)) }
-        let settings = HNSWSettings(m: 8, efConstruction: 64, ef: 80)
-        let graph = try #require(PartitionIndex.buildGraph(input, settings: settings))
-        live.finishGraphBuild(graph, input: input, settings: settings)
+        let graph = try #require(PartitionIndex.buildGraph(input))
+        live.finishGraphBuild(graph, input: input)
         #expect(live.kind == .hnsw(settings) && !live.isBuildingGraph)
 
         // The same documents written to an exact index from scratch.
@@ -256,9 +256,43 @@ extension HNSWGraphTests {
         // A build that is abandoned leaves the exact index as it was.
         let other = PartitionIndex(dimension: dim, partition: 1, kind: .flat)
         other.upsert(Self.document(0, data[0]))
-        _ = try #require(other.beginGraphBuild())
+        _ = try #require(other.beginGraphBuild(settings: settings))
         other.abandonGraphBuild()
         let top = try other.vectorSearch(data[0], k: 1)
         #expect(other.kind == .flat && !other.isBuildingGraph && top.first?.key.documentID == "d0")
+    }
+
+    /// Compaction in the background: a graph with more tombstones than live
+    /// nodes is rebuilt from its live vectors while writes go on; afterwards it
+    /// holds no tombstone but those of the writes replayed, and answers alike.
+    @Test func aGraphIsCompactedWhileWritesGoOn() throws {
+        let dim = HNSWGraphTests.dimension
+        let data = HNSWGraphTests.points(4_000, seed: 21)
+        let settings = HNSWSettings(m: 8, efConstruction: 64, ef: 80)
+        let live = PartitionIndex(dimension: dim, partition: 0, kind: .hnsw(settings))
+        live.compactsOnRemove = false
+        let exact = PartitionIndex(dimension: dim, partition: 0, kind: .flat)
+        for i in 0..<3_000 { live.upsert(Self.document(i, data[i])); exact.upsert(Self.document(i, data[i])) }
+        for i in 0..<2_000 { live.remove("d\(i)"); exact.remove("d\(i)") }
+        #expect(live.graphNeedsCompaction && live.graphNodes?.deleted == 2_000)
+        let input = try #require(live.beginGraphBuild())
+        #expect(input.slots.count == 1_000 && input.settings == settings)
+        for i in 3_000..<3_300 { live.upsert(Self.document(i, data[i])); exact.upsert(Self.document(i, data[i])) }
+        for i in 2_000..<2_100 { live.remove("d\(i)"); exact.remove("d\(i)") }
+        let graph = try #require(PartitionIndex.buildGraph(input))
+        live.finishGraphBuild(graph, input: input)
+        let nodes = try #require(live.graphNodes)
+        #expect(nodes.deleted == 100 && nodes.nodes - nodes.deleted == 1_200, "\(nodes)")
+        #expect(!live.graphNeedsCompaction && !live.isBuildingGraph)
+        var found = 0, wanted = 0
+        for q in HNSWGraphTests.points(50, seed: 22) {
+            let truth = try exact.vectorSearch(q, k: 10), got = try live.vectorSearch(q, k: 10)
+            #expect(got.count == 10 && got.allSatisfy { Int($0.key.documentID.dropFirst())! >= 2_100 })
+            wanted += truth.count
+            found += Set(truth.map(\.key)).intersection(got.map(\.key)).count
+        }
+        #expect(Double(found) / Double(wanted) >= 0.95, "recall \(found)/\(wanted)")
+        // A cancelled build is not installed.
+        #expect(PartitionIndex.buildGraph(input, cancelled: { true }) == nil)
     }
 }

@@ -3,29 +3,36 @@ import RagCore
 import RagEngine
 import RagStore
 
-/// Index kind `auto`: a partition searches exactly while it is small and gets
-/// an HNSW graph once it holds `autoThreshold` chunks. The graph is built on a
-/// thread of its own from a copy of the vectors, while the partition keeps
-/// answering exactly and taking writes; the writes made meanwhile are replayed
-/// into the graph when it is installed under the write lock.
+/// Graph builds that neither hold the write lock nor delay a write: index
+/// kind `auto` giving a partition its graph once it has outgrown the exact
+/// scan, and compaction shedding a graph's tombstones. The graph is built on a
+/// thread of its own from a copy of the vectors while the partition answers
+/// and takes writes; the writes made meanwhile are replayed into it when it is
+/// installed, under the write lock, in one swap.
 extension LocalShard {
-    /// The kind a partition opens with. `auto` opens exact (a large partition
-    /// then builds its graph in the background, so start-up does not wait for
-    /// it), unless a graph saved at the last stop can be adopted.
+    /// The kind a partition opens with. `auto` opens exact unless a graph
+    /// saved at the last stop can be adopted; a large partition then builds
+    /// its graph in the background, so opening does not wait for it.
     static func initialKind(_ policy: VectorIndexPolicy, store: PartitionStore, graphPath: String) throws(RagError) -> VectorIndexKind {
         guard policy.choice == .auto else { return policy.kind(chunks: 0) }
         guard FileManager.default.fileExists(atPath: graphPath) else { return .flat }
         return try store.chunkCount() >= policy.autoThreshold ? .hnsw(policy.hnsw) : .flat
     }
 
-    /// Starts building the graph when an `auto` partition has outgrown the
-    /// exact scan. Call it only where no write runs: on the actor, or in init.
+    /// Starts a build when one is due. Call it only where no write runs: on the actor, or in init.
     nonisolated func startGraphBuildIfDue() {
-        guard vectorPolicy.choice == .auto, case .flat = index.kind, index.chunkCount >= vectorPolicy.autoThreshold,
-              !closing.load(ordering: .relaxed), let input = index.beginGraphBuild() else { return }
-        let settings = vectorPolicy.hnsw
+        guard !closing.load(ordering: .relaxed), !index.isBuildingGraph else { return }
+        let settings: HNSWSettings?
+        if vectorPolicy.choice == .auto, case .flat = index.kind, index.chunkCount >= vectorPolicy.autoThreshold {
+            settings = vectorPolicy.hnsw
+        } else if index.graphNeedsCompaction {
+            settings = nil  // the current graph's
+        } else {
+            return
+        }
+        guard let input = index.beginGraphBuild(settings: settings) else { return }
         let thread = Thread { [self] in
-            let built = PartitionIndex.buildGraph(input, settings: settings) { closing.load(ordering: .relaxed) }
+            let built = PartitionIndex.buildGraph(input) { closing.load(ordering: .relaxed) }
             let handoff = BuiltGraph(graph: built)
             Task { await self.installGraph(handoff, input) }
         }
@@ -39,7 +46,9 @@ extension LocalShard {
             index.abandonGraphBuild()
             return
         }
-        lock.write { index.finishGraphBuild(graph, input: input, settings: vectorPolicy.hnsw) }
+        lock.write { index.finishGraphBuild(graph, input: input) }
+        // Tombstones left by the writes replayed can call for the next build.
+        startGraphBuildIfDue()
     }
 }
 

@@ -66,6 +66,8 @@ public actor LocalShard: Shard {
             digest &+= Self.digestTerm(doc.id, doc.contentHash)
         }
         index.finishGraphAdoption()
+        // Compaction runs in the background (`startGraphBuildIfDue`), not inside a write.
+        index.compactsOnRemove = false
         self.index = index
         self.digest = digest
         startGraphBuildIfDue()
