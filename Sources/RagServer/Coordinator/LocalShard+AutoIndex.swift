@@ -32,6 +32,9 @@ extension LocalShard {
         }
         guard let input = index.beginGraphBuild(settings: settings) else { return }
         let thread = Thread { [self] in
+            // Below the threads that answer queries: a build may take minutes of a
+            // core. (On Linux the nice value is per thread; `who` 0 is this one.)
+            _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, 10)
             let built = PartitionIndex.buildGraph(input) { closing.load(ordering: .relaxed) }
             let handoff = BuiltGraph(graph: built)
             Task { await self.installGraph(handoff, input) }
