@@ -1,12 +1,21 @@
 import Foundation
 import RagCore
 import RagEngine
+import RagServer
 import Testing
 
 /// The HNSW graph against exact search on seeded clustered data. Thresholds sit
 /// below what the benchmark measures (`ragctl bench --search-only --index hnsw`),
 /// so they hold on any seed's graph.
 @Suite struct HNSWGraphTests {
+    /// Seconds of arithmetic each: on a thread of its own, not on the few
+    /// cooperative threads every in-process server of the run shares.
+    func onTestThread(_ body: @Sendable () throws -> Void) async throws {
+        let executor = ThreadPoolExecutor(name: "hnsw-test", threads: 1)
+        defer { executor.shutdown() }
+        try await withTaskExecutorPreference(executor) { try body() }
+    }
+
     static let dimension = 32
 
     /// Points around 50 centres (`ClusteredVectors`); every seed draws the same centres.
@@ -31,72 +40,80 @@ import Testing
         return Double(found) / Double(max(wanted, 1))
     }
 
-    @Test func recallAgainstExactRisesWithEf() {
-        let g = Self.build(Self.points(3_000, seed: 1))
-        let queries = Self.points(60, seed: 2)
-        let low = Self.recall(g, queries, ef: 10), high = Self.recall(g, queries, ef: 100)
-        #expect(high >= 0.95, "recall@10 at ef 100: \(high)")
-        #expect(high >= low)
-        // Scores are exact inner products, best first.
-        let q = queries[0]
-        let hits = g.search(q, k: 10, ef: 100)
-        #expect(hits.count == 10 && zip(hits, hits.dropFirst()).allSatisfy { Scored.before($0, $1) })
-        let all = Dictionary(uniqueKeysWithValues: g.exactSearch(q, k: 3_000).map { ($0.id, $0.score) })
-        #expect(hits.allSatisfy { hit in abs(hit.score - all[hit.id]!) < 1e-6 })
-    }
-
-    @Test func sameInsertsSameGraphSameResults() {
-        let data = Self.points(1_500, seed: 3)
-        let a = Self.build(data), b = Self.build(data)
-        for q in Self.points(30, seed: 4) {
-            let x = a.search(q, k: 10, ef: 40)
-            #expect(x == b.search(q, k: 10, ef: 40))
-            #expect(x == a.search(q, k: 10, ef: 40))
+    @Test func recallAgainstExactRisesWithEf() async throws {
+        try await onTestThread {
+            let g = Self.build(Self.points(3_000, seed: 1))
+            let queries = Self.points(60, seed: 2)
+            let low = Self.recall(g, queries, ef: 10), high = Self.recall(g, queries, ef: 100)
+            #expect(high >= 0.95, "recall@10 at ef 100: \(high)")
+            #expect(high >= low)
+            // Scores are exact inner products, best first.
+            let q = queries[0]
+            let hits = g.search(q, k: 10, ef: 100)
+            #expect(hits.count == 10 && zip(hits, hits.dropFirst()).allSatisfy { Scored.before($0, $1) })
+            let all = Dictionary(uniqueKeysWithValues: g.exactSearch(q, k: 3_000).map { ($0.id, $0.score) })
+            #expect(hits.allSatisfy { hit in abs(hit.score - all[hit.id]!) < 1e-6 })
         }
     }
 
-    @Test func deletedNodesAreNeverReturned() {
-        let g = Self.build(Self.points(2_000, seed: 5))
-        let queries = Self.points(40, seed: 6)
-        // Delete every node that is some query's best, and a third of the rest.
-        var gone = Set(queries.compactMap { g.exactSearch($0, k: 1).first?.id })
-        for i in stride(from: 0, to: 2_000, by: 3) { gone.insert(Int32(i)) }
-        for id in gone { g.remove(id) }
-        #expect(g.liveCount == 2_000 - gone.count)
-        for q in queries {
-            let hits = g.search(q, k: 10, ef: 64)
-            #expect(hits.count == 10 && hits.allSatisfy { !gone.contains($0.id) })
+    @Test func sameInsertsSameGraphSameResults() async throws {
+        try await onTestThread {
+            let data = Self.points(1_500, seed: 3)
+            let a = Self.build(data), b = Self.build(data)
+            for q in Self.points(30, seed: 4) {
+                let x = a.search(q, k: 10, ef: 40)
+                #expect(x == b.search(q, k: 10, ef: 40))
+                #expect(x == a.search(q, k: 10, ef: 40))
+            }
         }
-        #expect(Self.recall(g, queries, ef: 100) >= 0.9)
-        // Compaction drops them and keeps the answers.
-        let (c, map) = g.compacted()
-        #expect(c.count == g.liveCount && c.deletedCount == 0)
-        let q = queries[0]
-        #expect(Set(g.exactSearch(q, k: 10).map { map[Int($0.id)]! }) == Set(c.exactSearch(q, k: 10).map(\.id)))
+    }
+
+    @Test func deletedNodesAreNeverReturned() async throws {
+        try await onTestThread {
+            let g = Self.build(Self.points(2_000, seed: 5))
+            let queries = Self.points(40, seed: 6)
+            // Delete every node that is some query's best, and a third of the rest.
+            var gone = Set(queries.compactMap { g.exactSearch($0, k: 1).first?.id })
+            for i in stride(from: 0, to: 2_000, by: 3) { gone.insert(Int32(i)) }
+            for id in gone { g.remove(id) }
+            #expect(g.liveCount == 2_000 - gone.count)
+            for q in queries {
+                let hits = g.search(q, k: 10, ef: 64)
+                #expect(hits.count == 10 && hits.allSatisfy { !gone.contains($0.id) })
+            }
+            #expect(Self.recall(g, queries, ef: 100) >= 0.9)
+            // Compaction drops them and keeps the answers.
+            let (c, map) = g.compacted()
+            #expect(c.count == g.liveCount && c.deletedCount == 0)
+            let q = queries[0]
+            #expect(Set(g.exactSearch(q, k: 10).map { map[Int($0.id)]! }) == Set(c.exactSearch(q, k: 10).map(\.id)))
+        }
     }
 
     /// A filter never makes a search short of k when k nodes pass it: broad
     /// filters walk the graph, selective ones (by the admitted count) scan.
-    @Test func filteredSearchesAreNeverShort() {
-        let g = Self.build(Self.points(3_000, seed: 7))
-        let queries = Self.points(30, seed: 8)
-        for modulus in [2, 10, 50, 1_000] {
-            let filter: (Int32) -> Bool = { $0 % Int32(modulus) == 0 }
-            let admitted = (0..<3_000).filter { $0 % modulus == 0 }.count
-            for q in queries {
-                for hint in [nil, admitted] {
-                    let hits = g.search(q, k: 10, ef: 40, filter: filter, admitted: hint)
-                    #expect(hits.count == min(10, admitted), "modulus \(modulus): \(hits.count)")
-                    #expect(hits.allSatisfy { filter($0.id) })
+    @Test func filteredSearchesAreNeverShort() async throws {
+        try await onTestThread {
+            let g = Self.build(Self.points(3_000, seed: 7))
+            let queries = Self.points(30, seed: 8)
+            for modulus in [2, 10, 50, 1_000] {
+                let filter: (Int32) -> Bool = { $0 % Int32(modulus) == 0 }
+                let admitted = (0..<3_000).filter { $0 % modulus == 0 }.count
+                for q in queries {
+                    for hint in [nil, admitted] {
+                        let hits = g.search(q, k: 10, ef: 40, filter: filter, admitted: hint)
+                        #expect(hits.count == min(10, admitted), "modulus \(modulus): \(hits.count)")
+                        #expect(hits.allSatisfy { filter($0.id) })
+                    }
                 }
-            }
-            // The admitted count makes a selective filter exact.
-            if admitted <= HNSWGraph.exactScanNodes {
-                for q in queries.prefix(5) {
-                    #expect(g.search(q, k: 10, ef: 10, filter: filter, admitted: admitted) == g.exactSearch(q, k: 10, filter: filter))
+                // The admitted count makes a selective filter exact.
+                if admitted <= HNSWGraph.exactScanNodes {
+                    for q in queries.prefix(5) {
+                        #expect(g.search(q, k: 10, ef: 10, filter: filter, admitted: admitted) == g.exactSearch(q, k: 10, filter: filter))
+                    }
+                } else {
+                    #expect(Self.recall(g, queries, ef: 100, filter: filter) >= 0.9)
                 }
-            } else {
-                #expect(Self.recall(g, queries, ef: 100, filter: filter) >= 0.9)
             }
         }
     }
@@ -105,39 +122,41 @@ import Testing
 /// A partition with `kind: .hnsw`: the graph follows inserts, replacements and
 /// deletes (through a compaction), and answers with exact scores.
 extension HNSWGraphTests {
-    @Test func aPartitionsGraphFollowsItsWrites() throws {
-        let settings = HNSWSettings(m: 8, efConstruction: 64, ef: 64)
-        let exact = PartitionIndex(dimension: Self.dimension, partition: 0)
-        let graph = PartitionIndex(dimension: Self.dimension, partition: 0, kind: .hnsw(settings))
-        let vectors = Self.points(4_000, seed: 11)
-        func write(_ doc: PreparedDocument) { exact.upsert(doc); graph.upsert(doc) }
-        // 1,500 documents of two chunks; then 1,300 of them deleted and 200 replaced.
-        for i in 0..<1_500 {
-            write(PreparedDocument(id: "d\(i)", metadata: ["even": .bool(i % 2 == 0)], contentHash: UInt64(i), chunks: ["a", "b"],
-                                   embeddings: [vectors[2 * i], vectors[2 * i + 1]]))
+    @Test func aPartitionsGraphFollowsItsWrites() async throws {
+        try await onTestThread {
+            let settings = HNSWSettings(m: 8, efConstruction: 64, ef: 64)
+            let exact = PartitionIndex(dimension: Self.dimension, partition: 0)
+            let graph = PartitionIndex(dimension: Self.dimension, partition: 0, kind: .hnsw(settings))
+            let vectors = Self.points(4_000, seed: 11)
+            func write(_ doc: PreparedDocument) { exact.upsert(doc); graph.upsert(doc) }
+            // 1,500 documents of two chunks; then 1,300 of them deleted and 200 replaced.
+            for i in 0..<1_500 {
+                write(PreparedDocument(id: "d\(i)", metadata: ["even": .bool(i % 2 == 0)], contentHash: UInt64(i), chunks: ["a", "b"],
+                                       embeddings: [vectors[2 * i], vectors[2 * i + 1]]))
+            }
+            for i in 0..<1_300 { exact.remove("d\(i)"); graph.remove("d\(i)") }
+            for i in 1_300..<1_500 {
+                write(PreparedDocument(id: "d\(i)", metadata: ["even": .bool(i % 2 == 0)], contentHash: UInt64(i + 1), chunks: ["c"],
+                                       embeddings: [vectors[3_000 + i - 1_300]]))
+            }
+            // 3,000 nodes were added and 2,800 deleted: compacted along the way.
+            let nodes = try #require(graph.graphNodes)
+            #expect(nodes.nodes < 3_000 && nodes.nodes - nodes.deleted == 200, "\(nodes)")
+            var same = 0, total = 0
+            for q in Self.points(40, seed: 12) {
+                let a = try exact.vectorSearch(q, k: 10), b = try graph.vectorSearch(q, k: 10)
+                #expect(b.count == 10 && b.allSatisfy { Int($0.key.documentID.dropFirst())! >= 1_300 })
+                total += a.count
+                same += Set(a.map(\.key)).intersection(b.map(\.key)).count
+                for h in b { if let e = a.first(where: { $0.key == h.key }) { #expect(e.score == h.score) } }
+                let filter = MetadataFilter.compare(key: "even", op: .eq, values: [.bool(true)])
+                let f = try graph.vectorSearch(q, k: 10, filter: filter)
+                #expect(f.count == 10 && f.allSatisfy { $0.metadata["even"] == .bool(true) })
+            }
+            #expect(Double(same) / Double(total) >= 0.95, "recall \(same)/\(total)")
+            // The graph holds the only copy of the vectors: stored documents read them from it.
+            for id in ["d1300", "d1499"] { #expect(graph.stored(id)?.embeddings == exact.stored(id)?.embeddings && exact.stored(id) != nil) }
         }
-        for i in 0..<1_300 { exact.remove("d\(i)"); graph.remove("d\(i)") }
-        for i in 1_300..<1_500 {
-            write(PreparedDocument(id: "d\(i)", metadata: ["even": .bool(i % 2 == 0)], contentHash: UInt64(i + 1), chunks: ["c"],
-                                   embeddings: [vectors[3_000 + i - 1_300]]))
-        }
-        // 3,000 nodes were added and 2,800 deleted: compacted along the way.
-        let nodes = try #require(graph.graphNodes)
-        #expect(nodes.nodes < 3_000 && nodes.nodes - nodes.deleted == 200, "\(nodes)")
-        var same = 0, total = 0
-        for q in Self.points(40, seed: 12) {
-            let a = try exact.vectorSearch(q, k: 10), b = try graph.vectorSearch(q, k: 10)
-            #expect(b.count == 10 && b.allSatisfy { Int($0.key.documentID.dropFirst())! >= 1_300 })
-            total += a.count
-            same += Set(a.map(\.key)).intersection(b.map(\.key)).count
-            for h in b { if let e = a.first(where: { $0.key == h.key }) { #expect(e.score == h.score) } }
-            let filter = MetadataFilter.compare(key: "even", op: .eq, values: [.bool(true)])
-            let f = try graph.vectorSearch(q, k: 10, filter: filter)
-            #expect(f.count == 10 && f.allSatisfy { $0.metadata["even"] == .bool(true) })
-        }
-        #expect(Double(same) / Double(total) >= 0.95, "recall \(same)/\(total)")
-        // The graph holds the only copy of the vectors: stored documents read them from it.
-        for id in ["d1300", "d1499"] { #expect(graph.stored(id)?.embeddings == exact.stored(id)?.embeddings && exact.stored(id) != nil) }
     }
 }
 
@@ -151,60 +170,62 @@ extension HNSWGraphTests {
         }
     }
 
-    @Test func aSavedGraphIsAdoptedAndReconciled() throws {
-        let kind = VectorIndexKind.hnsw(HNSWSettings(m: 8, efConstruction: 64, ef: 64))
-        let docs = Self.documents(Self.points(2_000, seed: 21))
-        let original = PartitionIndex(dimension: Self.dimension, partition: 0, kind: kind)
-        for d in docs { original.upsert(d) }
-        let saved = try #require(original.graphData())
-        let queries = Self.points(30, seed: 22)
+    @Test func aSavedGraphIsAdoptedAndReconciled() async throws {
+        try await onTestThread {
+            let kind = VectorIndexKind.hnsw(HNSWSettings(m: 8, efConstruction: 64, ef: 64))
+            let docs = Self.documents(Self.points(2_000, seed: 21))
+            let original = PartitionIndex(dimension: Self.dimension, partition: 0, kind: kind)
+            for d in docs { original.upsert(d) }
+            let saved = try #require(original.graphData())
+            let queries = Self.points(30, seed: 22)
 
-        // Loaded in another order: every node reused, the same answers.
-        let again = PartitionIndex(dimension: Self.dimension, partition: 0, kind: kind)
-        #expect(again.adoptGraph(saved))
-        for d in docs.reversed() { again.upsert(d) }
-        let adoption = again.finishGraphAdoption()
-        #expect(adoption.reused == 2_000 && adoption.tombstoned == 0)
-        #expect(again.graphNodes! == (nodes: 2_000, deleted: 0))
-        for q in queries {
-            let a = try original.vectorSearch(q, k: 10), b = try again.vectorSearch(q, k: 10)
-            #expect(a.map(\.key) == b.map(\.key) && a.map(\.score) == b.map(\.score))
-        }
+            // Loaded in another order: every node reused, the same answers.
+            let again = PartitionIndex(dimension: Self.dimension, partition: 0, kind: kind)
+            #expect(again.adoptGraph(saved))
+            for d in docs.reversed() { again.upsert(d) }
+            let adoption = again.finishGraphAdoption()
+            #expect(adoption.reused == 2_000 && adoption.tombstoned == 0)
+            #expect(again.graphNodes! == (nodes: 2_000, deleted: 0))
+            for q in queries {
+                let a = try original.vectorSearch(q, k: 10), b = try again.vectorSearch(q, k: 10)
+                #expect(a.map(\.key) == b.map(\.key) && a.map(\.score) == b.map(\.score))
+            }
 
-        // Written after the save (a crash lost the newer graph): 100 documents
-        // deleted, 100 changed, 50 added. Those nodes are tombstoned or inserted.
-        let changed = Self.documents(Self.points(200, seed: 23), version: 7).map { d in
-            var d = d
-            d.id = "d\(Int(d.id.dropFirst())! + 100)"
-            return d
-        }
-        let added = Self.documents(Self.points(100, seed: 24)).map { d in var d = d; d.id = "new\(d.id)"; return d }
-        let now = Array(docs[200...]) + changed + added
-        let reconciled = PartitionIndex(dimension: Self.dimension, partition: 0, kind: kind)
-        #expect(reconciled.adoptGraph(saved))
-        for d in now { reconciled.upsert(d) }
-        let r = reconciled.finishGraphAdoption()
-        #expect(r.reused == 2 * 800 && r.tombstoned == 2 * 200)
-        let fresh = PartitionIndex(dimension: Self.dimension, partition: 0)
-        for d in now { fresh.upsert(d) }
-        var same = 0, total = 0
-        for q in queries + changed.flatMap(\.embeddings).prefix(20) + added.flatMap(\.embeddings).prefix(20) {
-            let a = try fresh.vectorSearch(q, k: 10), b = try reconciled.vectorSearch(q, k: 10)
-            total += a.count
-            same += Set(a.map(\.key)).intersection(b.map(\.key)).count
-            #expect(b.allSatisfy { h in reconciled.contentHash(of: h.key.documentID) != nil })
-        }
-        #expect(Double(same) / Double(total) >= 0.95, "recall \(same)/\(total)")
+            // Written after the save (a crash lost the newer graph): 100 documents
+            // deleted, 100 changed, 50 added. Those nodes are tombstoned or inserted.
+            let changed = Self.documents(Self.points(200, seed: 23), version: 7).map { d in
+                var d = d
+                d.id = "d\(Int(d.id.dropFirst())! + 100)"
+                return d
+            }
+            let added = Self.documents(Self.points(100, seed: 24)).map { d in var d = d; d.id = "new\(d.id)"; return d }
+            let now = Array(docs[200...]) + changed + added
+            let reconciled = PartitionIndex(dimension: Self.dimension, partition: 0, kind: kind)
+            #expect(reconciled.adoptGraph(saved))
+            for d in now { reconciled.upsert(d) }
+            let r = reconciled.finishGraphAdoption()
+            #expect(r.reused == 2 * 800 && r.tombstoned == 2 * 200)
+            let fresh = PartitionIndex(dimension: Self.dimension, partition: 0)
+            for d in now { fresh.upsert(d) }
+            var same = 0, total = 0
+            for q in queries + changed.flatMap(\.embeddings).prefix(20) + added.flatMap(\.embeddings).prefix(20) {
+                let a = try fresh.vectorSearch(q, k: 10), b = try reconciled.vectorSearch(q, k: 10)
+                total += a.count
+                same += Set(a.map(\.key)).intersection(b.map(\.key)).count
+                #expect(b.allSatisfy { h in reconciled.contentHash(of: h.key.documentID) != nil })
+            }
+            #expect(Double(same) / Double(total) >= 0.95, "recall \(same)/\(total)")
 
-        // Damaged or foreign bytes are refused, and nothing is adopted.
-        var flipped = saved
-        flipped[flipped.count / 2] ^= 0x40
-        let other = PartitionIndex(dimension: Self.dimension, partition: 0, kind: kind)
-        #expect(!other.adoptGraph(flipped))
-        #expect(!other.adoptGraph(saved.prefix(saved.count - 100)))
-        #expect(!PartitionIndex(dimension: Self.dimension, partition: 0, kind: .hnsw(HNSWSettings(m: 12))).adoptGraph(saved))
-        for d in docs { other.upsert(d) }
-        #expect(other.finishGraphAdoption().reused == 0 && other.graphNodes! == (nodes: 2_000, deleted: 0))  // built from the documents
+            // Damaged or foreign bytes are refused, and nothing is adopted.
+            var flipped = saved
+            flipped[flipped.count / 2] ^= 0x40
+            let other = PartitionIndex(dimension: Self.dimension, partition: 0, kind: kind)
+            #expect(!other.adoptGraph(flipped))
+            #expect(!other.adoptGraph(saved.prefix(saved.count - 100)))
+            #expect(!PartitionIndex(dimension: Self.dimension, partition: 0, kind: .hnsw(HNSWSettings(m: 12))).adoptGraph(saved))
+            for d in docs { other.upsert(d) }
+            #expect(other.finishGraphAdoption().reused == 0 && other.graphNodes! == (nodes: 2_000, deleted: 0))  // built from the documents
+        }
     }
 }
 
@@ -212,87 +233,93 @@ extension HNSWGraphTests {
 /// `auto`): writes made between the copy and the install are in the graph,
 /// deleted and replaced chunks are not, and answers match the exact scan.
 @Suite struct GraphBuildTests {
+    func onTestThread(_ body: @Sendable () throws -> Void) async throws { try await HNSWGraphTests().onTestThread(body) }
+
     static func document(_ i: Int, _ v: [Float], version: Int = 0) -> PreparedDocument {
         PreparedDocument(id: "d\(i)", metadata: [:], contentHash: UInt64(version), chunks: ["chunk \(i) v\(version)"], embeddings: [v])
     }
 
-    @Test func writesDuringTheBuildAreReplayedIntoTheGraph() throws {
-        let dim = HNSWGraphTests.dimension
-        let data = HNSWGraphTests.points(2_400, seed: 11)
-        let live = PartitionIndex(dimension: dim, partition: 0, kind: .flat)
-        for i in 0..<2_000 { live.upsert(Self.document(i, data[i])) }
-        let settings = HNSWSettings(m: 8, efConstruction: 64, ef: 80)
-        let input = try #require(live.beginGraphBuild(settings: settings))
-        #expect(live.beginGraphBuild() == nil && live.isBuildingGraph)
-        // Meanwhile: new documents, deletions, and replacements with other vectors.
-        for i in 2_000..<2_400 { live.upsert(Self.document(i, data[i])) }
-        let gone = Array(stride(from: 0, to: 2_000, by: 7))
-        for i in gone { live.remove("d\(i)") }
-        let replaced = Array(stride(from: 3, to: 2_000, by: 11)).filter { $0 % 7 != 0 }
-        for i in replaced { live.upsert(Self.document(i, data[2_399 - i % 400], version: 1)) }
-        let graph = try #require(PartitionIndex.buildGraph(input))
-        live.finishGraphBuild(graph, input: input)
-        #expect(live.kind == .hnsw(settings) && !live.isBuildingGraph)
+    @Test func writesDuringTheBuildAreReplayedIntoTheGraph() async throws {
+        try await onTestThread {
+            let dim = HNSWGraphTests.dimension
+            let data = HNSWGraphTests.points(2_400, seed: 11)
+            let live = PartitionIndex(dimension: dim, partition: 0, kind: .flat)
+            for i in 0..<2_000 { live.upsert(Self.document(i, data[i])) }
+            let settings = HNSWSettings(m: 8, efConstruction: 64, ef: 80)
+            let input = try #require(live.beginGraphBuild(settings: settings))
+            #expect(live.beginGraphBuild() == nil && live.isBuildingGraph)
+            // Meanwhile: new documents, deletions, and replacements with other vectors.
+            for i in 2_000..<2_400 { live.upsert(Self.document(i, data[i])) }
+            let gone = Array(stride(from: 0, to: 2_000, by: 7))
+            for i in gone { live.remove("d\(i)") }
+            let replaced = Array(stride(from: 3, to: 2_000, by: 11)).filter { $0 % 7 != 0 }
+            for i in replaced { live.upsert(Self.document(i, data[2_399 - i % 400], version: 1)) }
+            let graph = try #require(PartitionIndex.buildGraph(input))
+            live.finishGraphBuild(graph, input: input)
+            #expect(live.kind == .hnsw(settings) && !live.isBuildingGraph)
 
-        // The same documents written to an exact index from scratch.
-        let exact = PartitionIndex(dimension: dim, partition: 0, kind: .flat)
-        for i in 0..<2_400 where !gone.contains(i) {
-            exact.upsert(replaced.contains(i) ? Self.document(i, data[2_399 - i % 400], version: 1) : Self.document(i, data[i]))
+            // The same documents written to an exact index from scratch.
+            let exact = PartitionIndex(dimension: dim, partition: 0, kind: .flat)
+            for i in 0..<2_400 where !gone.contains(i) {
+                exact.upsert(replaced.contains(i) ? Self.document(i, data[2_399 - i % 400], version: 1) : Self.document(i, data[i]))
+            }
+            #expect(live.chunkCount == exact.chunkCount)
+            var found = 0, wanted = 0
+            for q in HNSWGraphTests.points(50, seed: 12) {
+                let truth = try exact.vectorSearch(q, k: 10)
+                let got = try live.vectorSearch(q, k: 10)
+                #expect(got.count == 10)
+                #expect(!got.contains { gone.contains(Int($0.key.documentID.dropFirst())!) })
+                // A replaced document is found by its new vector and text only.
+                for h in got where replaced.contains(Int(h.key.documentID.dropFirst())!) { #expect(h.text.hasSuffix("v1")) }
+                wanted += truth.count
+                found += Set(truth.map(\.key)).intersection(got.map(\.key)).count
+                for h in got { if let t = truth.first(where: { $0.key == h.key }) { #expect(abs(t.score - h.score) < 1e-5) } }
+            }
+            #expect(Double(found) / Double(wanted) >= 0.95, "recall \(found)/\(wanted)")
+            // A build that is abandoned leaves the exact index as it was.
+            let other = PartitionIndex(dimension: dim, partition: 1, kind: .flat)
+            other.upsert(Self.document(0, data[0]))
+            _ = try #require(other.beginGraphBuild(settings: settings))
+            other.abandonGraphBuild()
+            let top = try other.vectorSearch(data[0], k: 1)
+            #expect(other.kind == .flat && !other.isBuildingGraph && top.first?.key.documentID == "d0")
         }
-        #expect(live.chunkCount == exact.chunkCount)
-        var found = 0, wanted = 0
-        for q in HNSWGraphTests.points(50, seed: 12) {
-            let truth = try exact.vectorSearch(q, k: 10)
-            let got = try live.vectorSearch(q, k: 10)
-            #expect(got.count == 10)
-            #expect(!got.contains { gone.contains(Int($0.key.documentID.dropFirst())!) })
-            // A replaced document is found by its new vector and text only.
-            for h in got where replaced.contains(Int(h.key.documentID.dropFirst())!) { #expect(h.text.hasSuffix("v1")) }
-            wanted += truth.count
-            found += Set(truth.map(\.key)).intersection(got.map(\.key)).count
-            for h in got { if let t = truth.first(where: { $0.key == h.key }) { #expect(abs(t.score - h.score) < 1e-5) } }
-        }
-        #expect(Double(found) / Double(wanted) >= 0.95, "recall \(found)/\(wanted)")
-        // A build that is abandoned leaves the exact index as it was.
-        let other = PartitionIndex(dimension: dim, partition: 1, kind: .flat)
-        other.upsert(Self.document(0, data[0]))
-        _ = try #require(other.beginGraphBuild(settings: settings))
-        other.abandonGraphBuild()
-        let top = try other.vectorSearch(data[0], k: 1)
-        #expect(other.kind == .flat && !other.isBuildingGraph && top.first?.key.documentID == "d0")
     }
 
     /// Compaction in the background: a graph with more tombstones than live
     /// nodes is rebuilt from its live vectors while writes go on; afterwards it
     /// holds no tombstone but those of the writes replayed, and answers alike.
-    @Test func aGraphIsCompactedWhileWritesGoOn() throws {
-        let dim = HNSWGraphTests.dimension
-        let data = HNSWGraphTests.points(4_000, seed: 21)
-        let settings = HNSWSettings(m: 8, efConstruction: 64, ef: 80)
-        let live = PartitionIndex(dimension: dim, partition: 0, kind: .hnsw(settings))
-        live.compactsOnRemove = false
-        let exact = PartitionIndex(dimension: dim, partition: 0, kind: .flat)
-        for i in 0..<3_000 { live.upsert(Self.document(i, data[i])); exact.upsert(Self.document(i, data[i])) }
-        for i in 0..<2_000 { live.remove("d\(i)"); exact.remove("d\(i)") }
-        #expect(live.graphNeedsCompaction && live.graphNodes?.deleted == 2_000)
-        let input = try #require(live.beginGraphBuild())
-        #expect(input.slots.count == 1_000 && input.settings == settings)
-        for i in 3_000..<3_300 { live.upsert(Self.document(i, data[i])); exact.upsert(Self.document(i, data[i])) }
-        for i in 2_000..<2_100 { live.remove("d\(i)"); exact.remove("d\(i)") }
-        let graph = try #require(PartitionIndex.buildGraph(input))
-        live.finishGraphBuild(graph, input: input)
-        let nodes = try #require(live.graphNodes)
-        #expect(nodes.deleted == 100 && nodes.nodes - nodes.deleted == 1_200, "\(nodes)")
-        #expect(!live.graphNeedsCompaction && !live.isBuildingGraph)
-        var found = 0, wanted = 0
-        for q in HNSWGraphTests.points(50, seed: 22) {
-            let truth = try exact.vectorSearch(q, k: 10), got = try live.vectorSearch(q, k: 10)
-            #expect(got.count == 10 && got.allSatisfy { Int($0.key.documentID.dropFirst())! >= 2_100 })
-            wanted += truth.count
-            found += Set(truth.map(\.key)).intersection(got.map(\.key)).count
+    @Test func aGraphIsCompactedWhileWritesGoOn() async throws {
+        try await onTestThread {
+            let dim = HNSWGraphTests.dimension
+            let data = HNSWGraphTests.points(4_000, seed: 21)
+            let settings = HNSWSettings(m: 8, efConstruction: 64, ef: 80)
+            let live = PartitionIndex(dimension: dim, partition: 0, kind: .hnsw(settings))
+            live.compactsOnRemove = false
+            let exact = PartitionIndex(dimension: dim, partition: 0, kind: .flat)
+            for i in 0..<3_000 { live.upsert(Self.document(i, data[i])); exact.upsert(Self.document(i, data[i])) }
+            for i in 0..<2_000 { live.remove("d\(i)"); exact.remove("d\(i)") }
+            #expect(live.graphNeedsCompaction && live.graphNodes?.deleted == 2_000)
+            let input = try #require(live.beginGraphBuild())
+            #expect(input.slots.count == 1_000 && input.settings == settings)
+            for i in 3_000..<3_300 { live.upsert(Self.document(i, data[i])); exact.upsert(Self.document(i, data[i])) }
+            for i in 2_000..<2_100 { live.remove("d\(i)"); exact.remove("d\(i)") }
+            let graph = try #require(PartitionIndex.buildGraph(input))
+            live.finishGraphBuild(graph, input: input)
+            let nodes = try #require(live.graphNodes)
+            #expect(nodes.deleted == 100 && nodes.nodes - nodes.deleted == 1_200, "\(nodes)")
+            #expect(!live.graphNeedsCompaction && !live.isBuildingGraph)
+            var found = 0, wanted = 0
+            for q in HNSWGraphTests.points(50, seed: 22) {
+                let truth = try exact.vectorSearch(q, k: 10), got = try live.vectorSearch(q, k: 10)
+                #expect(got.count == 10 && got.allSatisfy { Int($0.key.documentID.dropFirst())! >= 2_100 })
+                wanted += truth.count
+                found += Set(truth.map(\.key)).intersection(got.map(\.key)).count
+            }
+            #expect(Double(found) / Double(wanted) >= 0.95, "recall \(found)/\(wanted)")
+            // A cancelled build is not installed.
+            #expect(PartitionIndex.buildGraph(input, cancelled: { true }) == nil)
         }
-        #expect(Double(found) / Double(wanted) >= 0.95, "recall \(found)/\(wanted)")
-        // A cancelled build is not installed.
-        #expect(PartitionIndex.buildGraph(input, cancelled: { true }) == nil)
     }
 }

@@ -147,7 +147,7 @@ import Testing
         try await withRagServer { open, server in
             let admin = client(server, key: try await open.createKey(name: "a", role: "admin").token)
             _ = try await admin.index(Fixtures.documents, collection: "kb")
-            let slow = client(server, key: try await admin.createKey(name: "slow", role: "write", queriesPerSecond: 1, documentsPerSecond: 5).token)
+            let slow = client(server, key: try await admin.createKey(name: "slow", role: "write", queriesPerSecond: 1, documentsPerSecond: 1).token)
             // Ten at once: whatever the machine's load, they reach the bucket
             // (one query per second, burst one) within the same second.
             let outcomes = await withTaskGroup(of: RagError?.self) { group in
@@ -165,7 +165,8 @@ import Testing
             for i in 0..<5 { _ = try await admin.query("raft \(i)", collection: "kb") }  // another key: not limited
             try await Task.sleep(for: wait + .milliseconds(50))
             _ = try await slow.query("raft again", collection: "kb")
-            // A batch larger than the burst goes through once, then the key waits for it.
+            // A batch larger than the burst goes through once, then the key waits for
+            // it: 20 s at one document per second, so a loaded machine cannot outlast it.
             _ = try await slow.index((0..<20).map { RagDocument(id: "d\($0)", text: "doc \($0)") }, collection: "kb")
             let next = await code { _ = try await slow.index([RagDocument(id: "e", text: "one more")], collection: "kb") }
             #expect(next == .resourceExhausted)
