@@ -46,26 +46,28 @@ public final class SQLiteJobQueue: JobQueue {
         }
     }
 
-    func write<T>(_ body: (Database) throws -> T) throws(RagError) -> T {
-        do { return try queue.write(body) } catch let e as RagError { throw e } catch { throw RagError(.internal, "job store: \(error)") }
+    /// On GRDB's queue, not the caller's thread: every write waits for an fsync,
+    /// which must not hold one of the few cooperative threads.
+    func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws(RagError) -> T {
+        do { return try await queue.write(body) } catch let e as RagError { throw e } catch { throw RagError(.internal, "job store: \(error)") }
     }
 
-    func read<T>(_ body: (Database) throws -> T) throws(RagError) -> T {
-        do { return try queue.read(body) } catch { throw RagError(.internal, "job store: \(error)") }
+    func read<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws(RagError) -> T {
+        do { return try await queue.read(body) } catch { throw RagError(.internal, "job store: \(error)") }
     }
 
     static var now: Double { Date().timeIntervalSince1970 }
 
-    public func create(id: String, kind: String, spec: Data, part: Data?, total: Int, staging: Bool) throws(RagError) {
-        try write { db in
+    public func create(id: String, kind: String, spec: Data, part: Data?, total: Int, staging: Bool) async throws(RagError) {
+        try await write { db in
             try db.execute(sql: "INSERT INTO job (id, kind, spec, state, created_at, next_run_at, progress_total) VALUES (?, ?, ?, ?, ?, ?, ?)",
                            arguments: [id, kind, spec, staging ? "staging" : "queued", Self.now, Self.now, total])
             if let part { try db.execute(sql: "INSERT INTO job_part (job_id, seq, documents) VALUES (?, 0, ?)", arguments: [id, part]) }
         }
     }
 
-    public func append(id: String, part: Data, count: Int, seal: Bool) throws(RagError) {
-        try write { db in
+    public func append(id: String, part: Data, count: Int, seal: Bool) async throws(RagError) {
+        try await write { db in
             guard let state = try String.fetchOne(db, sql: "SELECT state FROM job WHERE id = ?", arguments: [id]) else {
                 throw RagError.notFound("job \(id.debugDescription) does not exist")
             }
@@ -77,20 +79,20 @@ public final class SQLiteJobQueue: JobQueue {
         }
     }
 
-    public func partCount(id: String) throws(RagError) -> Int {
-        try read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM job_part WHERE job_id = ?", arguments: [id]) ?? 0 }
+    public func partCount(id: String) async throws(RagError) -> Int {
+        try await read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM job_part WHERE job_id = ?", arguments: [id]) ?? 0 }
     }
 
-    public func part(id: String, index: Int) throws(RagError) -> Data {
-        guard let d = try read({ try Data.fetchOne($0, sql: "SELECT documents FROM job_part WHERE job_id = ? AND seq = ?", arguments: [id, index]) }) else {
+    public func part(id: String, index: Int) async throws(RagError) -> Data {
+        guard let d = try await read({ try Data.fetchOne($0, sql: "SELECT documents FROM job_part WHERE job_id = ? AND seq = ?", arguments: [id, index]) }) else {
             throw RagError(.dataLoss, "job \(id) has lost its part \(index)")
         }
         return d
     }
 
-    public func claim(kind: String, worker: String) throws(RagError) -> ClaimedJob? {
+    public func claim(kind: String, worker: String) async throws(RagError) -> ClaimedJob? {
         let now = Self.now
-        return try write { db -> ClaimedJob? in
+        return try await write { db -> ClaimedJob? in
             guard let row = try Row.fetchOne(db, sql: """
                 SELECT id, spec, attempts FROM job WHERE state = 'queued' AND kind = ? AND next_run_at <= ? ORDER BY created_at LIMIT 1
                 """, arguments: [kind, now]) else { return nil }
@@ -102,28 +104,28 @@ public final class SQLiteJobQueue: JobQueue {
     }
 
     /// One process owns this file, so a claim is never lost; only cancellation matters.
-    public func heartbeat(id: String, worker: String) throws(RagError) -> ClaimStatus {
-        try read { try String.fetchOne($0, sql: "SELECT state FROM job WHERE id = ?", arguments: [id]) } == "cancelled" ? .cancelled : .owned
+    public func heartbeat(id: String, worker: String) async throws(RagError) -> ClaimStatus {
+        try await read { try String.fetchOne($0, sql: "SELECT state FROM job WHERE id = ?", arguments: [id]) } == "cancelled" ? .cancelled : .owned
     }
 
-    public func progress(id: String, worker: String, done: Int) throws(RagError) -> ClaimStatus {
-        try write { db in
+    public func progress(id: String, worker: String, done: Int) async throws(RagError) -> ClaimStatus {
+        try await write { db in
             try db.execute(sql: "UPDATE job SET progress_done = ? WHERE id = ? AND state = 'running' AND worker = ?", arguments: [done, id, worker])
             if db.changesCount > 0 { return .owned }
             return try String.fetchOne(db, sql: "SELECT state FROM job WHERE id = ?", arguments: [id]) == "cancelled" ? .cancelled : .lost
         }
     }
 
-    public func finish(id: String, result: Data) throws(RagError) {
-        try write { db in
+    public func finish(id: String, result: Data) async throws(RagError) {
+        try await write { db in
             try db.execute(sql: "UPDATE job SET state = 'succeeded', result = ?, finished_at = ? WHERE id = ? AND state != 'cancelled'",
                            arguments: [result, Self.now, id])
             try db.execute(sql: "DELETE FROM job_part WHERE job_id = ?", arguments: [id])
         }
     }
 
-    public func failAttempt(id: String, error: String, retryAfter backoff: Double?) throws(RagError) {
-        try write { db in
+    public func failAttempt(id: String, error: String, retryAfter backoff: Double?) async throws(RagError) {
+        try await write { db in
             if let backoff {
                 try db.execute(sql: """
                     UPDATE job SET state = 'queued', errors = json_insert(errors, '$[#]', ?), backoffs = json_insert(backoffs, '$[#]', ?),
@@ -138,19 +140,19 @@ public final class SQLiteJobQueue: JobQueue {
         }
     }
 
-    public func handBack(id: String, note: String) throws(RagError) {
-        try write { db in
+    public func handBack(id: String, note: String) async throws(RagError) {
+        try await write { db in
             try db.execute(sql: "UPDATE job SET state = 'queued', errors = json_insert(errors, '$[#]', ?) WHERE id = ? AND state = 'running'",
                            arguments: [note, id])
         }
     }
 
-    public func release(id: String) {
-        _ = try? write { try $0.execute(sql: "DELETE FROM job_part WHERE job_id = ?", arguments: [id]) }
+    public func release(id: String) async {
+        _ = try? await write { try $0.execute(sql: "DELETE FROM job_part WHERE job_id = ?", arguments: [id]) }
     }
 
-    public func cancel(id: String) throws(RagError) -> Bool {
-        try write { db in
+    public func cancel(id: String) async throws(RagError) -> Bool {
+        try await write { db in
             guard let state = try String.fetchOne(db, sql: "SELECT state FROM job WHERE id = ?", arguments: [id]),
                   ["staging", "queued", "running"].contains(state) else { return false }
             try db.execute(sql: "UPDATE job SET state = 'cancelled', finished_at = ? WHERE id = ?", arguments: [Self.now, id])
@@ -160,22 +162,22 @@ public final class SQLiteJobQueue: JobQueue {
         }
     }
 
-    public func get(id: String) throws(RagError) -> Ragd_V1_Job? {
-        try read { db in try Row.fetchOne(db, sql: "SELECT * FROM job WHERE id = ?", arguments: [id]).map(Self.job) }
+    public func get(id: String) async throws(RagError) -> Ragd_V1_Job? {
+        try await read { db in try Row.fetchOne(db, sql: "SELECT * FROM job WHERE id = ?", arguments: [id]).map(Self.job) }
     }
 
-    public func list(state: String) throws(RagError) -> [Ragd_V1_Job] {
-        try read { db in
+    public func list(state: String) async throws(RagError) -> [Ragd_V1_Job] {
+        try await read { db in
             try Row.fetchAll(db, sql: "SELECT * FROM job WHERE ? = '' OR state = ? ORDER BY created_at", arguments: [state, state]).map(Self.job)
         }
     }
 
-    public func waiting(kind: String) throws(RagError) -> Int {
-        try read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM job WHERE state = 'queued' AND kind = ?", arguments: [kind]) ?? 0 }
+    public func waiting(kind: String) async throws(RagError) -> Int {
+        try await read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM job WHERE state = 'queued' AND kind = ?", arguments: [kind]) ?? 0 }
     }
 
-    public func purge(olderThan age: Double) throws(RagError) -> Int {
-        try write { db in
+    public func purge(olderThan age: Double) async throws(RagError) -> Int {
+        try await write { db in
             try db.execute(sql: """
                 DELETE FROM job_part WHERE job_id IN (SELECT id FROM job WHERE state IN ('succeeded', 'failed', 'cancelled') AND finished_at < ?)
                 """, arguments: [Self.now - age])
@@ -184,8 +186,8 @@ public final class SQLiteJobQueue: JobQueue {
         }
     }
 
-    public func expireStaging(idleFor idle: Double) throws(RagError) -> [String] {
-        try write { db in
+    public func expireStaging(idleFor idle: Double) async throws(RagError) -> [String] {
+        try await write { db in
             // next_run_at is the time of the last part while a job is staging.
             let ids = try String.fetchAll(db, sql: "SELECT id FROM job WHERE state = 'staging' AND next_run_at < ?", arguments: [Self.now - idle])
             for id in ids {
