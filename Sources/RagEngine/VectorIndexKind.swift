@@ -59,13 +59,20 @@ public struct VectorIndexPolicy: Sendable, Hashable {
     /// the exact scan costs about a millisecond of one core (5 ms per 100k
     /// vectors) and is exact, and indexing runs twice as fast without a graph.
     public var autoThreshold: Int
+    /// A partition with a graph saves it in the background after this many
+    /// chunks were written or deleted since its last save (0: only when it
+    /// closes), bounding what a kill -9 leaves for the next start to redo.
+    public var saveEvery: Int
 
     public static let defaultAutoThreshold = 20_000
+    public static let defaultSaveEvery = 20_000
 
-    public init(choice: VectorIndexChoice = .exact, hnsw: HNSWSettings = HNSWSettings(), autoThreshold: Int = Self.defaultAutoThreshold) {
+    public init(choice: VectorIndexChoice = .exact, hnsw: HNSWSettings = HNSWSettings(), autoThreshold: Int = Self.defaultAutoThreshold,
+                saveEvery: Int = Self.defaultSaveEvery) {
         self.choice = choice
         self.hnsw = hnsw
         self.autoThreshold = autoThreshold
+        self.saveEvery = saveEvery
     }
 
     /// The index for a partition that holds `chunks` chunks.

@@ -45,11 +45,14 @@ public struct RagServerConfiguration: Sendable {
     public var vectorIndex: VectorIndexChoice = .exact
     public var hnsw = HNSWSettings()
     public var autoHNSWThreshold = VectorIndexPolicy.defaultAutoThreshold
+    /// Chunks written or deleted in a partition between background saves of its graph (0: only at stop).
+    public var hnswSaveEvery = VectorIndexPolicy.defaultSaveEvery
 
     /// How the partitions of a collection whose catalog entry names `index`
     /// ("" or unknown: this server's `vectorIndex`) build their vector index.
     public func vectorIndexPolicy(_ index: String) -> VectorIndexPolicy {
-        VectorIndexPolicy(choice: VectorIndexChoice(name: index) ?? vectorIndex, hnsw: hnsw, autoThreshold: autoHNSWThreshold)
+        VectorIndexPolicy(choice: VectorIndexChoice(name: index) ?? vectorIndex, hnsw: hnsw, autoThreshold: autoHNSWThreshold,
+                          saveEvery: hnswSaveEvery)
     }
 
     /// One info log line per finished call (request id, method, status, duration).

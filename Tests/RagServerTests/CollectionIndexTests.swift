@@ -1,6 +1,7 @@
 import Foundation
 import RagClient
 import RagCore
+import RagEngine
 import RagTesting
 import RagWire
 import Testing
@@ -129,6 +130,42 @@ import Testing
             (try? await Self.partitionKinds(c, "hn").allSatisfy { $0.index == "hnsw" }) ?? false
         })
         #expect(try await Self.overlap(c, exact: "ex", other: "hn") >= 0.95)
+        await c.close()
+    }
+
+    /// `--hnsw-save-every`: a partition saves its graph in the background while
+    /// it serves, so a kill -9 leaves only the writes since the last save to
+    /// redo. The files hold every chunk written before the save, and the
+    /// restarted server answers as the exact collection does.
+    @Test func graphsAreSavedWhileServing() async throws {
+        let dir = makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let flags = ["--vector-index", "hnsw", "--hnsw-save-every", "40"]
+        var server = try await RagdProcess.launch(dataDirectory: dir, extraArguments: flags)
+        defer { server.kill9() }
+        var c = server.client()
+        let docs = ClusterCorpus.documents
+        for start in stride(from: 0, to: docs.count, by: 50) {
+            let batch = Array(docs[start..<min(start + 50, docs.count)])
+            _ = try await c.index(batch, collection: "kb", timeout: hangGuard)
+            _ = try await c.index(batch, collection: "ex", index: "exact", timeout: hangGuard)
+        }
+        let files = (0..<4).map { String(format: "%@/collections/kb/p%03d.sqlite-hnsw", dir, $0) }
+        let counts = try await Self.partitionKinds(c, "kb").map(\.chunks)
+        // Each partition wrote more than 40 chunks: each has saved its graph, nodes labelled.
+        #expect(counts.allSatisfy { $0 > 40 })
+        #expect(await eventually(seconds: 30) { files.allSatisfy { FileManager.default.fileExists(atPath: $0) } })
+        for f in files {
+            let data = try #require(FileManager.default.contents(atPath: f))
+            let (graph, labels) = try #require(HNSWGraph.decode(data, dimension: 384, parameters: .init(m: 16, efConstruction: 100)))
+            #expect(graph.count >= 40 && labels.compactMap { $0 }.count >= 40)
+        }
+        await c.close()
+        server.kill9()
+        server = try await RagdProcess.launch(dataDirectory: dir, extraArguments: flags)
+        c = server.client()
+        #expect(try await Self.partitionKinds(c, "kb").map(\.chunks) == counts)
+        #expect(try await Self.overlap(c, exact: "ex", other: "kb") >= 0.95)
         await c.close()
     }
 }

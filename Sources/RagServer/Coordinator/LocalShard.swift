@@ -40,6 +40,10 @@ public actor LocalShard: Shard {
     nonisolated let vectorPolicy: VectorIndexPolicy
     /// Set at close: a graph being built is dropped, not installed.
     nonisolated let closing = Atomic<Bool>(false)
+    /// Chunks written or deleted since the graph was last saved.
+    var changesSinceSave = 0
+    /// Orders graph files written by background saves and by close: the newest state wins.
+    nonisolated let graphFiles = Mutex<(started: Int, renamed: Int, saving: Bool)>((0, 0, false))
 
     /// Opens (or creates) the partition file and loads its vectors into memory.
     /// `vectorIndex`: how vectors are searched (the collection's `index`, or
@@ -53,6 +57,7 @@ public actor LocalShard: Shard {
         store = try PartitionStore(path: path, synchronous: synchronous)
         applied = try store.applied()
         graphPath = path + "-hnsw"
+        Self.removeUnfinishedGraphFiles(graphPath)
         let kind = try Self.initialKind(vectorIndex, store: store, graphPath: graphPath)
         let index = PartitionIndex(dimension: dimension, partition: partition, kind: kind)
         // A graph saved at the last stop is adopted: chunks it holds are not inserted again.
@@ -140,7 +145,9 @@ public actor LocalShard: Shard {
             for id in touched { if let h = index.contentHash(of: id) { digest &+= Self.digestTerm(id, h) } }
         }
         self.digest = digest
+        changesSinceSave += upserts.reduce(0) { $0 + $1.chunks.count } + deletes.count
         startGraphBuildIfDue()
+        saveGraphIfDue()
         return deleted
     }
 
@@ -260,13 +267,6 @@ public actor LocalShard: Shard {
     public func close() {
         closing.store(true, ordering: .relaxed)
         try? store.close()
-        if let data = index.graphData() {
-            let temporary = graphPath + ".tmp"
-            if FileManager.default.createFile(atPath: temporary, contents: data), let h = FileHandle(forWritingAtPath: temporary) {
-                try? h.synchronize()
-                try? h.close()
-                _ = rename(temporary, graphPath)
-            }
-        }
+        if let data = index.graphData() { writeGraphFile(data) }
     }
 }

@@ -60,3 +60,47 @@ extension LocalShard {
 struct BuiltGraph: @unchecked Sendable {
     let graph: HNSWGraph?
 }
+
+/// Graph files: saved whole at close and, in the background, every
+/// `saveEvery` chunks written, so a kill -9 leaves the next start only the
+/// writes since the last save to redo.
+extension LocalShard {
+    /// Serialises the graph (on the actor: no write runs meanwhile; searches
+    /// may) and writes the file on a thread of its own.
+    func saveGraphIfDue() {
+        let every = vectorPolicy.saveEvery
+        guard every > 0, changesSinceSave >= every, !closing.load(ordering: .relaxed),
+              !graphFiles.withLock({ $0.saving }), let data = index.graphData() else { return }
+        changesSinceSave = 0
+        graphFiles.withLock { $0.saving = true }
+        let thread = Thread { [self] in
+            _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, 10)
+            writeGraphFile(data)
+            graphFiles.withLock { $0.saving = false }
+        }
+        thread.name = "ragd-graph-save-p\(partition)"
+        thread.start()
+    }
+
+    /// Writes `data` to a file of its own, flushes it, and renames it into
+    /// place unless a newer save (or the close) renamed one already.
+    nonisolated func writeGraphFile(_ data: Data) {
+        let n = graphFiles.withLock { s -> Int in s.started += 1; return s.started }
+        let temporary = graphPath + ".tmp\(n)"
+        guard FileManager.default.createFile(atPath: temporary, contents: data), let h = FileHandle(forWritingAtPath: temporary) else { return }
+        try? h.synchronize()
+        try? h.close()
+        graphFiles.withLock { s in
+            if n > s.renamed, rename(temporary, graphPath) == 0 { s.renamed = n } else { unlink(temporary) }
+        }
+    }
+
+    /// Graph files a kill -9 left half written (`<graph file>.tmpN`).
+    static func removeUnfinishedGraphFiles(_ graphPath: String) {
+        let url = URL(fileURLWithPath: graphPath)
+        let dir = url.deletingLastPathComponent().path, prefix = url.lastPathComponent + ".tmp"
+        for f in (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [] where f.hasPrefix(prefix) {
+            try? FileManager.default.removeItem(atPath: dir + "/" + f)
+        }
+    }
+}
