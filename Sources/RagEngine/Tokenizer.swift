@@ -25,25 +25,62 @@ public enum Tokenizer {
         return out
     }
 
+    /// True when `terms(text)` would not be empty; stops at the first term.
+    public static func hasTerm(_ text: String) -> Bool {
+        var text = text
+        let ascii: Bool? = text.withUTF8 { b -> Bool? in
+            var word: [UInt8] = []
+            word.reserveCapacity(32)
+            func isTerm() -> Bool {
+                let w = trimUnderscores(String(decoding: word, as: UTF8.self))
+                guard !w.isEmpty else { return false }
+                if w.utf8.contains(95), w.split(separator: "_").count > 1 { return true }
+                return !stopWords.contains(w)
+            }
+            for c in b {
+                if c >= 0x80 { return nil }
+                if (c >= 97 && c <= 122) || (c >= 48 && c <= 57) || c == 95 || (c >= 65 && c <= 90) {
+                    word.append(c >= 65 && c <= 90 ? c + 32 : c)
+                } else if !word.isEmpty {
+                    if isTerm() { return true }
+                    word.removeAll(keepingCapacity: true)
+                }
+            }
+            return !word.isEmpty && isTerm()
+        }
+        return ascii ?? !terms(text).isEmpty
+    }
+
     /// Lower-cased runs of letters, digits and `_` (no stop-word removal, no stemming).
     public static func words(_ text: String) -> [String] {
         if let ascii = asciiWords(text) { return ascii }
         var out: [String] = []
-        var current = String.UnicodeScalarView()
+        // UTF-8 bytes of the word so far: appending bytes is far cheaper than
+        // appending scalars to a String.
+        var current: [UInt8] = []
+        current.reserveCapacity(32)
+        func flush() {
+            if !current.isEmpty { out.append(trimUnderscores(String(decoding: current, as: UTF8.self))) }
+            current.removeAll(keepingCapacity: true)
+        }
         for s in text.unicodeScalars {
-            if s.properties.isAlphabetic || s.properties.numericType != nil || s == "_" {
-                if s.isASCII {
-                    let v = s.value
-                    current.append(v >= 65 && v <= 90 ? Unicode.Scalar(v + 32)! : s)
+            if s.isASCII {
+                // ASCII by value: Unicode's property tables cost far more, and give the same answer there.
+                let v = UInt8(s.value)
+                if (v >= 97 && v <= 122) || (v >= 48 && v <= 57) || v == 95 {
+                    current.append(v)
+                } else if v >= 65 && v <= 90 {
+                    current.append(v + 32)
                 } else {
-                    current.append(contentsOf: s.properties.lowercaseMapping.unicodeScalars)
+                    flush()
                 }
-            } else if !current.isEmpty {
-                out.append(trimUnderscores(String(current)))
-                current.removeAll(keepingCapacity: true)
+            } else if s.properties.isAlphabetic || s.properties.numericType != nil {
+                current.append(contentsOf: s.properties.lowercaseMapping.utf8)
+            } else {
+                flush()
             }
         }
-        if !current.isEmpty { out.append(trimUnderscores(String(current))) }
+        flush()
         return out.filter { !$0.isEmpty }
     }
 
@@ -74,7 +111,8 @@ public enum Tokenizer {
     }
 
     private static func trimUnderscores(_ s: String) -> String {
-        guard s.first == "_" || s.last == "_" else { return s }
+        // Bytes, not Characters: `first` and `last` on a String walk grapheme clusters.
+        guard s.utf8.first == 95 || s.utf8.last == 95 else { return s }
         return String(s.drop { $0 == "_" }.reversed().drop { $0 == "_" }.reversed())
     }
 

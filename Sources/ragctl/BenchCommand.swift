@@ -19,7 +19,8 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "vector, keyword or hybrid.") var mode = "hybrid"
     @Flag(help: "Only the in-process exact-search benchmark (no server).") var searchOnly = false
     @Option(name: .customLong("embed-only"), help: "Only measure the local MiniLM embedder from this model directory (chunks/s, in process).") var embedOnly: String?
-    @Option(help: "With --embed-only: a JSONL corpus whose texts are chunked (1000/100) and embedded.") var corpus: String?
+    @Option(help: "With --embed-only or --generate-only: a JSONL corpus whose texts are chunked (1000/100).") var corpus: String?
+    @Flag(name: .customLong("generate-only"), help: "Only measure the extractive generator in process (--docs answers of 5 chunks).") var generateOnly = false
     @Flag(help: "Measure the query cache: a pass of misses, then the same queries again (hits), then warm QPS.") var cache = false
     @Option(help: "Vectors for --search-only.") var vectors = 100_000
     @Option(help: "Dimension for --search-only.") var dimension = 384
@@ -41,6 +42,7 @@ struct BenchCommand: AsyncParsableCommand {
         guard index == "exact" else { throw ValidationError("--index is exact or hnsw") }
         if searchOnly { return try SearchBench.run(vectors: vectors, dimension: dimension) }
         if let dir = embedOnly { return try await EmbedBench.run(directory: dir, corpus: corpus, count: docs) }
+        if generateOnly { return try GenerateBench.run(corpus: corpus, answers: docs) }
         guard let m = SearchMode(rawValue: mode) else { throw ValidationError("bad --mode") }
         let client = try connection.client()
         try await runReporting {

@@ -1,5 +1,5 @@
 import RagCore
-import RagEngine
+@testable import RagEngine
 import Testing
 
 func doc(_ id: String, _ text: String, _ meta: Metadata = [:], vector: [Float]? = nil, dim: Int = 4) -> PreparedDocument {
@@ -200,6 +200,38 @@ func doc(_ id: String, _ text: String, _ meta: Metadata = [:], vector: [Float]? 
         for try await t in g.generate(question: "What is the capital of France?", sources: sources) { streamed += t }
         #expect(streamed == answer)
         #expect(try await g.answer(question: "anything", sources: []) == ExtractiveGenerator.noAnswer)
+    }
+
+    /// Sentences end after . ! ? followed by whitespace (ASCII or Unicode) and at
+    /// blank lines; whitespace runs, Unicode ones too, become one space.
+    @Test func sentencesSplitOnBytesAsOnCharacters() {
+        let text = "  First  line\n   wraps here.Next: e.g.x stays!\u{00A0}Third\u{3000}one? \r\nFour\n\nFive\u{2003}\u{2003}words.\u{2028}Café ‐ naïve."
+        #expect(ExtractiveGenerator.sentences(text) == [
+            "First line wraps here.Next: e.g.x stays!", "Third one?", "Four", "Five words.", "Café ‐ naïve.",
+        ])
+        #expect(ExtractiveGenerator.sentences(" \n\n ").isEmpty)
+        #expect(ExtractiveGenerator.sentences("no end") == ["no end"])
+    }
+
+    /// The screen that skips tokenising sentences without a question term never
+    /// changes an answer: plurals (ies → y), underscores, case, stop-word-only
+    /// sentences and non-ASCII text, against the same composition without it.
+    @Test func screeningSentencesNeverChangesTheAnswer() {
+        let g = ExtractiveGenerator()
+        let texts = [
+            "Queries are retried. The query planner runs. It is what it is. SQLITE_BUSY means the file is locked.",
+            "Copies of the BUSY_TIMEOUT value. Entries expire; an entry lives an hour. Of the. Caches évictent les entrées.",
+            "The Ｋelvin sign lower-cases to k. Parties and party lines. Boxes, box, and BOXES! Classes of class.",
+            "To be or not to be. Nothing here matches. Übergrößen über alles. Tries, try, trying.",
+        ]
+        let questions = ["what queries are retried", "sqlite_busy timeout", "entry expiry", "kelvin party box", "class",
+                         "to be", "größen", "try", "nothing matches at all zz", "copy entries", "the of and"]
+        for q in questions {
+            for rotate in 0..<texts.count {
+                let sources = (0..<texts.count).map { GenerationSource(text: texts[($0 + rotate) % texts.count], documentID: "d\($0)") }
+                #expect(g.compose(question: q, sources: sources, screen: true) == g.compose(question: q, sources: sources, screen: false), "\(q)")
+            }
+        }
     }
 }
 
