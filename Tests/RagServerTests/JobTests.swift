@@ -30,7 +30,7 @@ final class FailingEmbedder: Embedder {
 
 extension RagClient {
     func submit(_ spec: Ragd_V1_JobSpec) async throws(RagError) -> Ragd_V1_Job {
-        try await call(.submitJob, Ragd_V1_SubmitJobRequest.with { $0.spec = spec }, as: Ragd_V1_SubmitJobResponse.self, timeout: .seconds(30)).job
+        try await call(.submitJob, Ragd_V1_SubmitJobRequest.with { $0.spec = spec }, as: Ragd_V1_SubmitJobResponse.self, timeout: hangGuard).job
     }
 
     /// The finished job, polling every 50 ms for at most `seconds`.

@@ -17,7 +17,7 @@ import Testing
             var first = Ragd_V1_SubmitJobRequest()
             first.spec = indexSpec(docs)
             first.more = true
-            let staged = try await client.call(.submitJob, first, as: Ragd_V1_SubmitJobResponse.self, timeout: .seconds(30)).job
+            let staged = try await client.call(.submitJob, first, as: Ragd_V1_SubmitJobResponse.self, timeout: hangGuard).job
             #expect(staged.state == "staging")
             var job = try await client.job(staged.id)
             for _ in 0..<200 where job.state == "staging" {
@@ -30,7 +30,7 @@ import Testing
             more.appendTo = staged.id
             more.spec = indexSpec(docs)
             do {
-                _ = try await client.call(.submitJob, more, as: Ragd_V1_SubmitJobResponse.self, timeout: .seconds(30))
+                _ = try await client.call(.submitJob, more, as: Ragd_V1_SubmitJobResponse.self, timeout: hangGuard)
                 Issue.record("an expired upload took another part")
             } catch {
                 #expect(RagError(from: error).code == .failedPrecondition)
