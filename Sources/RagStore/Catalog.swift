@@ -157,8 +157,10 @@ public final class Catalog: Sendable {
         catch { throw RagError(.internal, "cannot record collection \(info.name): \(error)") }
     }
 
-    public func bumpGeneration(_ name: String) throws(RagError) {
-        do { try queue.write { try $0.execute(sql: "UPDATE collection SET generation = generation + 1 WHERE name = ?", arguments: [name]) } }
+    /// On GRDB's queue, not the caller's thread: every write (one per Index or
+    /// Delete call) waits for an fsync.
+    public func bumpGeneration(_ name: String) async throws(RagError) {
+        do { try await queue.write { try $0.execute(sql: "UPDATE collection SET generation = generation + 1 WHERE name = ?", arguments: [name]) } }
         catch { throw RagError(.internal, "\(error)") }
     }
 

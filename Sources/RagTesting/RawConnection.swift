@@ -7,7 +7,7 @@ import Glibc
 public final class RawConnection: @unchecked Sendable {
     private(set) var fd: Int32
 
-    public init(port: Int, timeoutSeconds: Int = 30) throws {
+    public init(port: Int, timeoutSeconds: Int = 60) throws {
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         var addr = sockaddr_in()
         addr.sin_family = sa_family_t(AF_INET)

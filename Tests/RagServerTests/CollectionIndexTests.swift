@@ -11,7 +11,7 @@ import Testing
 /// Stats per collection and per partition, reaches shard nodes through a
 /// coordinator, and a reindex changes it. `auto` partitions switch from the
 /// exact scan to a graph built in the background once they are large.
-@Suite struct CollectionIndexTests {
+@Suite(.serialized) struct CollectionIndexTests {
     static func partitionKinds(_ c: RagClient, _ name: String) async throws -> [(chunks: UInt64, index: String)] {
         let s = try await c.stats(collection: name, timeout: hangGuard)
         return try #require(s.collections.first { $0.name == name }).partitions.map { ($0.chunks, $0.index) }

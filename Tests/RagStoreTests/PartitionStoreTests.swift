@@ -104,12 +104,12 @@ import Testing
         #expect(docs[0].chunks == ["new"])
     }
 
-    @Test func catalogRecordsCollectionsAndGenerations() throws {
+    @Test func catalogRecordsCollectionsAndGenerations() async throws {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let catalog = try Catalog(path: dir + "/catalog.sqlite")
         try catalog.insert(CollectionInfo(name: "docs", embedder: "hashing-v1-384", dimension: 384, partitions: 4))
-        try catalog.bumpGeneration("docs")
-        try catalog.bumpGeneration("docs")
+        try await catalog.bumpGeneration("docs")
+        try await catalog.bumpGeneration("docs")
         let again = try Catalog(path: dir + "/catalog.sqlite")
         #expect(try again.all().map(\.generation) == [2])
         #expect(throws: RagError.self) { try again.insert(CollectionInfo(name: "docs", embedder: "e", dimension: 1, partitions: 1)) }

@@ -171,8 +171,7 @@ public actor CollectionRegistry {
 
     /// Records a write, so caches keyed on the generation never serve an older answer.
     public func bumpGeneration(_ name: String) async throws(RagError) {
-        // A local catalog commits with an fsync: on a storage thread, not a cooperative one.
-        try await withTaskExecutorPreference(storageThreads) { () async throws(RagError) in try await catalog.bumpGeneration(name) }
+        try await catalog.bumpGeneration(name)
         collections[name]?.info.generation += 1
     }
 
