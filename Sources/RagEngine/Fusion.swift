@@ -37,7 +37,7 @@ public enum Fusion {
 
     /// Distribution-based score fusion (as Qdrant's DBSF, without its clipping):
     /// each list's scores become z-scores over that list, (s − mean) / sd, and a
-    /// hit's fused score is the weighted mean of its z-scores. A hit missing
+    /// hit's fused score is the mean of its z-scores. A hit missing
     /// from a list counts as that list's lowest score: it was not in the list's
     /// top, so that is the tightest bound known for it.
     ///
@@ -51,7 +51,7 @@ public enum Fusion {
     ///
     /// The fused score is comparable within one answer only: around 0 for an
     /// average candidate, higher for better ones, possibly negative.
-    public static func distributionBased(_ lists: [[Hit]], weights: [Double]? = nil, limit: Int) -> [Hit] {
+    public static func distributionBased(_ lists: [[Hit]], limit: Int) -> [Hit] {
         var fused: [ChunkKey: Hit] = [:]
         var lowest: [Double] = []
         var normalised: [[ChunkKey: Double]] = []
@@ -73,13 +73,11 @@ public enum Fusion {
             lowest.append(low)
             normalised.append(z)
         }
-        let w = lists.indices.map { i in weights.map { i < $0.count ? $0[i] : 1 } ?? 1 }
-        let total = w.reduce(0, +)
         let hits = fused.values.map { hit -> Hit in
             var h = hit
             var s = 0.0
-            for i in lists.indices { s += w[i] * (normalised[i][hit.key] ?? lowest[i]) }
-            h.score = total > 0 ? s / total : s
+            for i in lists.indices { s += normalised[i][hit.key] ?? lowest[i] }
+            h.score = s / Double(lists.count)
             return h
         }
         return HitMerge.topK([hits], k: limit)

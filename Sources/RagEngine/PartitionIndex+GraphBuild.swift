@@ -81,7 +81,6 @@ extension PartitionIndex {
         self.slotNode = slotNode
         self.nodeSlot = nodeSlot
         hnsw = input.settings
-        kind = .hnsw(input.settings)
         changedSlots = nil
         vectors = []
     }

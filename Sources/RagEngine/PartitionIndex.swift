@@ -60,7 +60,10 @@ public final class PartitionIndex {
 
     /// How this partition searches its vectors (an exact index can become a
     /// graph: `beginGraphBuild`).
-    public internal(set) var kind: VectorIndexKind
+    public var kind: VectorIndexKind {
+        if graph != nil { return .hnsw(hnsw) }
+        return quantizer != nil ? .int8 : .flat
+    }
     /// False when the owner compacts the graph itself, in the background
     /// (`beginGraphBuild`); true: `remove` compacts when it is worth it.
     public var compactsOnRemove = true
@@ -70,7 +73,6 @@ public final class PartitionIndex {
     public init(dimension: Int, partition: Int, kind: VectorIndexKind) {
         self.dimension = dimension
         self.partition = partition
-        self.kind = kind
         switch kind {
         case .flat: hnsw = HNSWSettings()
         case .int8:

@@ -39,8 +39,8 @@ public enum Tokenizer {
             }
             for c in b {
                 if c >= 0x80 { return nil }
-                if (c >= 97 && c <= 122) || (c >= 48 && c <= 57) || c == 95 || (c >= 65 && c <= 90) {
-                    word.append(c >= 65 && c <= 90 ? c + 32 : c)
+                if let lower = wordByte(c) {
+                    word.append(lower)
                 } else if !word.isEmpty {
                     if isTerm() { return true }
                     word.removeAll(keepingCapacity: true)
@@ -66,14 +66,7 @@ public enum Tokenizer {
         for s in text.unicodeScalars {
             if s.isASCII {
                 // ASCII by value: Unicode's property tables cost far more, and give the same answer there.
-                let v = UInt8(s.value)
-                if (v >= 97 && v <= 122) || (v >= 48 && v <= 57) || v == 95 {
-                    current.append(v)
-                } else if v >= 65 && v <= 90 {
-                    current.append(v + 32)
-                } else {
-                    flush()
-                }
+                if let lower = wordByte(UInt8(s.value)) { current.append(lower) } else { flush() }
             } else if s.properties.isAlphabetic || s.properties.numericType != nil {
                 current.append(contentsOf: s.properties.lowercaseMapping.utf8)
             } else {
@@ -95,10 +88,9 @@ public enum Tokenizer {
             for i in 0..<bytes.count {
                 let b = bytes[i]
                 if b >= 0x80 { return nil }
-                let isWord = (b >= 97 && b <= 122) || (b >= 48 && b <= 57) || b == 95 || (b >= 65 && b <= 90)
-                if isWord {
+                if let lower = wordByte(b) {
                     if start < 0 { start = i }
-                    word.append(b >= 65 && b <= 90 ? b + 32 : b)
+                    word.append(lower)
                 } else if start >= 0 {
                     out.append(trimUnderscores(String(decoding: word, as: UTF8.self)))
                     word.removeAll(keepingCapacity: true)
@@ -108,6 +100,13 @@ public enum Tokenizer {
             if start >= 0 { out.append(trimUnderscores(String(decoding: word, as: UTF8.self))) }
             return out.filter { !$0.isEmpty }
         }
+    }
+
+    /// An ASCII byte of a word (letter, digit or `_`), lower-cased; nil: not one.
+    @inline(__always)
+    static func wordByte(_ c: UInt8) -> UInt8? {
+        if (c >= 97 && c <= 122) || (c >= 48 && c <= 57) || c == 95 { return c }
+        return c >= 65 && c <= 90 ? c + 32 : nil
     }
 
     private static func trimUnderscores(_ s: String) -> String {

@@ -4,19 +4,7 @@ import RagEngine
 /// Chunks per second of the in-process MiniLM embedder, on ~1,000-character chunks.
 enum EmbedBench {
     static func run(directory: String, corpus: String?, count: Int) async throws {
-        var chunks: [String] = []
-        let chunker = try Chunker(size: 1000, overlap: 100)
-        if let corpus, let data = FileManager.default.contents(atPath: corpus) {
-            for line in String(decoding: data, as: UTF8.self).split(separator: "\n") {
-                guard let obj = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], let text = obj["text"] as? String else { continue }
-                chunks += chunker.chunks(text)
-                if chunks.count >= count { break }
-            }
-        } else {
-            var rng = SplitMix64(seed: 5)
-            chunks = (0..<count).map { _ in SyntheticText.document(&rng, words: 160) }
-        }
-        chunks = Array(chunks.prefix(count))
+        let chunks = try BenchCorpus.chunks(corpus, count: count, seed: 5)
         // Both precisions in one run (the machine's speed drifts between runs), and
         // how far the int8 vectors are from the float32 reference ones.
         var results: [[[Float]]] = []

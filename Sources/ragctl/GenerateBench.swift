@@ -7,19 +7,7 @@ import RagEngine
 /// synthetic text) for a six-word question taken from the first of them.
 enum GenerateBench {
     static func run(corpus: String?, answers: Int) throws {
-        var chunks: [String] = []
-        let chunker = try Chunker(size: 1000, overlap: 100)
-        let needed = answers + 4
-        if let corpus, let data = FileManager.default.contents(atPath: corpus) {
-            for line in String(decoding: data, as: UTF8.self).split(separator: "\n") {
-                guard let obj = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], let text = obj["text"] as? String else { continue }
-                chunks += chunker.chunks(text).prefix(2)
-                if chunks.count >= needed { break }
-            }
-        } else {
-            var rng = SplitMix64(seed: 9)
-            chunks = (0..<needed).map { _ in SyntheticText.document(&rng, words: 160) }
-        }
+        let chunks = try BenchCorpus.chunks(corpus, count: answers + 4, perDocument: 2, seed: 9)
         guard chunks.count >= 5 else { throw ValidationError("need at least 5 chunks") }
         let generator = ExtractiveGenerator()
         var times: [Double] = []

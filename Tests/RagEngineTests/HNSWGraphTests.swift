@@ -40,6 +40,21 @@ import Testing
         return Double(found) / Double(max(wanted, 1))
     }
 
+    /// Top-10 searches of `index` and of `exact` for each query: `each` checks
+    /// both answers (query, exact, index); the result is how many of exact's
+    /// chunks `index` found, and of how many.
+    static func recall(_ index: PartitionIndex, against exact: PartitionIndex, _ queries: [[Float]],
+                       each: ([Float], [Hit], [Hit]) throws -> Void) throws -> (found: Int, wanted: Int) {
+        var found = 0, wanted = 0
+        for q in queries {
+            let truth = try exact.vectorSearch(q, k: 10), got = try index.vectorSearch(q, k: 10)
+            try each(q, truth, got)
+            wanted += truth.count
+            found += Set(truth.map(\.key)).intersection(got.map(\.key)).count
+        }
+        return (found, wanted)
+    }
+
     @Test func recallAgainstExactRisesWithEf() async throws {
         try await onTestThread {
             let g = Self.build(Self.points(3_000, seed: 1))
@@ -142,12 +157,8 @@ extension HNSWGraphTests {
             // 3,000 nodes were added and 2,800 deleted: compacted along the way.
             let nodes = try #require(graph.graphNodes)
             #expect(nodes.nodes < 3_000 && nodes.nodes - nodes.deleted == 200, "\(nodes)")
-            var same = 0, total = 0
-            for q in Self.points(40, seed: 12) {
-                let a = try exact.vectorSearch(q, k: 10), b = try graph.vectorSearch(q, k: 10)
+            let (same, total) = try Self.recall(graph, against: exact, Self.points(40, seed: 12)) { q, a, b in
                 #expect(b.count == 10 && b.allSatisfy { Int($0.key.documentID.dropFirst())! >= 1_300 })
-                total += a.count
-                same += Set(a.map(\.key)).intersection(b.map(\.key)).count
                 for h in b { if let e = a.first(where: { $0.key == h.key }) { #expect(e.score == h.score) } }
                 let filter = MetadataFilter.compare(key: "even", op: .eq, values: [.bool(true)])
                 let f = try graph.vectorSearch(q, k: 10, filter: filter)
@@ -264,16 +275,11 @@ extension HNSWGraphTests {
                 exact.upsert(replaced.contains(i) ? Self.document(i, data[2_399 - i % 400], version: 1) : Self.document(i, data[i]))
             }
             #expect(live.chunkCount == exact.chunkCount)
-            var found = 0, wanted = 0
-            for q in HNSWGraphTests.points(50, seed: 12) {
-                let truth = try exact.vectorSearch(q, k: 10)
-                let got = try live.vectorSearch(q, k: 10)
+            let (found, wanted) = try HNSWGraphTests.recall(live, against: exact, HNSWGraphTests.points(50, seed: 12)) { _, truth, got in
                 #expect(got.count == 10)
                 #expect(!got.contains { gone.contains(Int($0.key.documentID.dropFirst())!) })
                 // A replaced document is found by its new vector and text only.
                 for h in got where replaced.contains(Int(h.key.documentID.dropFirst())!) { #expect(h.text.hasSuffix("v1")) }
-                wanted += truth.count
-                found += Set(truth.map(\.key)).intersection(got.map(\.key)).count
                 for h in got { if let t = truth.first(where: { $0.key == h.key }) { #expect(abs(t.score - h.score) < 1e-5) } }
             }
             #expect(Double(found) / Double(wanted) >= 0.95, "recall \(found)/\(wanted)")
@@ -310,12 +316,8 @@ extension HNSWGraphTests {
             let nodes = try #require(live.graphNodes)
             #expect(nodes.deleted == 100 && nodes.nodes - nodes.deleted == 1_200, "\(nodes)")
             #expect(!live.graphNeedsCompaction && !live.isBuildingGraph)
-            var found = 0, wanted = 0
-            for q in HNSWGraphTests.points(50, seed: 22) {
-                let truth = try exact.vectorSearch(q, k: 10), got = try live.vectorSearch(q, k: 10)
+            let (found, wanted) = try HNSWGraphTests.recall(live, against: exact, HNSWGraphTests.points(50, seed: 22)) { _, _, got in
                 #expect(got.count == 10 && got.allSatisfy { Int($0.key.documentID.dropFirst())! >= 2_100 })
-                wanted += truth.count
-                found += Set(truth.map(\.key)).intersection(got.map(\.key)).count
             }
             #expect(Double(found) / Double(wanted) >= 0.95, "recall \(found)/\(wanted)")
             // A cancelled build is not installed.

@@ -16,7 +16,9 @@ struct Sample: Decodable {
 func scrape(port: Int) throws -> [Sample] {
     let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("Fixtures/parse_metrics.py").path
-    let r = try runChild("/usr/bin/env", ["python3", script, "http://127.0.0.1:\(port)/metrics"], timeout: 10)
+    // A guard against a hung child, not a time limit: a Python start took over
+    // 10 s while a full run started every suite at once on 2 cores.
+    let r = try runChild("/usr/bin/env", ["python3", script, "http://127.0.0.1:\(port)/metrics"], timeout: 60)
     guard r.status == 0 else { throw RagError(.internal, "parse_metrics.py failed: " + r.errors) }
     return try JSONDecoder().decode([Sample].self, from: Data(r.output.utf8))
 }

@@ -31,15 +31,22 @@ extension LocalShard {
             return
         }
         guard let input = index.beginGraphBuild(settings: settings) else { return }
-        let thread = Thread { [self] in
-            // Below the threads that answer queries: a build may take minutes of a
-            // core. (On Linux the nice value is per thread; `who` 0 is this one.)
-            _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, 10)
+        Self.inBackground("ragd-graph-p\(partition)") { [self] in
             let built = PartitionIndex.buildGraph(input) { closing.load(ordering: .relaxed) }
             let handoff = BuiltGraph(graph: built)
             Task { await self.installGraph(handoff, input) }
         }
-        thread.name = "ragd-graph-p\(partition)"
+    }
+
+    /// Runs `body` on a thread of its own below the threads that answer
+    /// queries: a graph build may take minutes of a core. (On Linux the nice
+    /// value is per thread; `who` 0 is the calling one.)
+    static func inBackground(_ name: String, _ body: @escaping @Sendable () -> Void) {
+        let thread = Thread {
+            _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, 10)
+            body()
+        }
+        thread.name = name
         thread.start()
     }
 
@@ -73,13 +80,10 @@ extension LocalShard {
               !graphFiles.withLock({ $0.saving }), let data = index.graphData() else { return }
         changesSinceSave = 0
         graphFiles.withLock { $0.saving = true }
-        let thread = Thread { [self] in
-            _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, 10)
+        Self.inBackground("ragd-graph-save-p\(partition)") { [self] in
             writeGraphFile(data)
             graphFiles.withLock { $0.saving = false }
         }
-        thread.name = "ragd-graph-save-p\(partition)"
-        thread.start()
     }
 
     /// Writes `data` to a file of its own, flushes it, and renames it into

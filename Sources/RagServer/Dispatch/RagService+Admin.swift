@@ -1,6 +1,5 @@
 import Foundation
 import RagCore
-import RagEngine
 import RagWire
 
 // Operator RPCs: Stats, Health, ListCollections, ClearCache.
@@ -26,7 +25,7 @@ extension RagService {
             c.name = h.info.name
             c.dimension = UInt32(h.info.dimension)
             c.embedder = h.info.embedder
-            c.index = (VectorIndexChoice(name: h.info.index) ?? coordinator.configuration.vectorIndex).rawValue
+            c.index = coordinator.configuration.vectorIndexPolicy(h.info.index).choice.rawValue
             for s in h.shards {
                 let n = try await s.counts()
                 c.documents += UInt64(n.documents)
