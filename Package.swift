@@ -51,7 +51,8 @@ let package = Package(
         ),
         .target(
             name: "RagStore",
-            dependencies: ["RagCore", "RagEngine", "CZlib", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: ["RagCore", "RagEngine", "CZlib", .product(name: "GRDB", package: "GRDB.swift"),
+                           .product(name: "GRDBSQLite", package: "GRDB.swift")],
             swiftSettings: strict
         ),
         .target(

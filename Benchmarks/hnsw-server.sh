@@ -29,6 +29,7 @@ for kind in ${KINDS:-flat hnsw auto}; do
   t0=$(date +%s.%N); stop_server; echo "$kind: stop $(echo "$(date +%s.%N) - $t0" | bc) s"
   restart "$dir" --vector-index "$kind" --cache off; echo "$kind: restart $elapsed s"
   "$bin/ragctl" bench --server "127.0.0.1:$port" --docs 0 --queries "$queries" --concurrency 1 --mode vector -c bench | grep -E "^query" | sed "s/^/$kind after restart: /"
+  echo "$kind: RSS after restart $(ps -o rss= -p "$pid" | awk '{printf "%.0f MB", $1/1024}')"
   kill -9 "$pid"; wait "$pid" 2>/dev/null || true
   rm -f "$dir"/collections/*/*-hnsw
   restart "$dir" --vector-index "$kind" --cache off; echo "$kind: start after kill -9 without saved graphs $elapsed s"

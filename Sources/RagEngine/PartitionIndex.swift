@@ -1,7 +1,10 @@
 import RagCore
 
 /// The in-memory search structures of one partition: contiguous vectors for an
-/// exact SIMD scan, a BM25 inverted index, and the chunk texts and metadata.
+/// exact SIMD scan, a BM25 inverted index, and each document's metadata (for
+/// filters). Chunk texts are kept too unless `keepsTexts` is false: then hits
+/// carry no text (the owner reads the final hits' texts from disk) and a
+/// removal is told the old texts (to find the postings to drop).
 ///
 /// Not thread-safe: one owner (an actor in the server) serialises access.
 /// Deleted chunks leave a free slot that the next insert reuses, so the vector
@@ -23,6 +26,7 @@ public final class PartitionIndex {
     var vectors: [Float] = []
     private(set) var slotDocument: [Int32] = []   // -1 = free slot
     private(set) var slotOrdinal: [Int32] = []
+    /// Empty unless `keepsTexts`.
     private var slotText: [String] = []
     private var slotLength: [Int32] = []
     private var freeSlots: [Int32] = []
@@ -67,12 +71,15 @@ public final class PartitionIndex {
     /// False when the owner compacts the graph itself, in the background
     /// (`beginGraphBuild`); true: `remove` compacts when it is worth it.
     public var compactsOnRemove = true
+    /// Whether chunk texts stay in memory (see the type's comment).
+    public let keepsTexts: Bool
     /// While a graph is built in the background: the slots written since its input was taken.
     var changedSlots: Set<Int32>?
 
-    public init(dimension: Int, partition: Int, kind: VectorIndexKind) {
+    public init(dimension: Int, partition: Int, kind: VectorIndexKind, keepsTexts: Bool = true) {
         self.dimension = dimension
         self.partition = partition
+        self.keepsTexts = keepsTexts
         switch kind {
         case .flat: hnsw = HNSWSettings()
         case .int8:
@@ -107,10 +114,11 @@ public final class PartitionIndex {
 
     // MARK: writes
 
-    /// Adds or replaces a document (all its chunks at once).
-    public func upsert(_ doc: PreparedDocument) {
+    /// Adds or replaces a document (all its chunks at once). `replacing`: the
+    /// replaced version's chunk texts, when this index does not keep them.
+    public func upsert(_ doc: PreparedDocument, replacing oldChunks: [String]? = nil) {
         precondition(doc.chunks.count == doc.embeddings.count)
-        remove(doc.id)
+        remove(doc.id, chunks: oldChunks)
         let d: Int32
         if let free = freeDocuments.popLast() { d = free } else { d = Int32(documents.count); documents.append(nil) }
         var slots: [Int32] = []
@@ -142,7 +150,7 @@ public final class PartitionIndex {
             }
             slotDocument[Int(s)] = d
             slotOrdinal[Int(s)] = Int32(ordinal)
-            slotText[Int(s)] = text
+            if keepsTexts { slotText[Int(s)] = text }
             let terms = Tokenizer.terms(text) + titleTerms
             slotLength[Int(s)] = Int32(terms.count)
             totalLength += terms.count
@@ -157,25 +165,22 @@ public final class PartitionIndex {
     }
 
     /// Removes a document and its chunks; returns false if it was not here.
+    /// `chunks`: its chunk texts, when this index does not keep them. Without
+    /// them (or with the wrong count) every posting list is swept instead: the
+    /// same result, at a cost proportional to the whole index.
     @discardableResult
-    public func remove(_ documentID: String) -> Bool {
+    public func remove(_ documentID: String, chunks: [String]? = nil) -> Bool {
         guard let d = documentIndex.removeValue(forKey: documentID), let entry = documents[Int(d)] else { return false }
         let titleTerms = Self.titleTerms(entry.metadata)
-        for s in entry.slots {
+        let texts: [String]? = keepsTexts ? entry.slots.map { slotText[Int($0)] } : chunks.flatMap { $0.count == entry.slots.count ? $0 : nil }
+        if texts == nil { sweepPostings(Set(entry.slots)) }
+        for (ordinal, s) in entry.slots.enumerated() {
             let i = Int(s)
             changedSlots?.insert(s)
-            var seen = Set<String>()
-            for t in Tokenizer.terms(slotText[i]) + titleTerms where seen.insert(t).inserted {
-                // In place: copying the list out and back would copy all of it (copy-on-write).
-                if let at = postings[t]?.firstIndex(where: { $0.slot == s }) {
-                    postings[t]!.swapAt(at, postings[t]!.count - 1)
-                    postings[t]!.removeLast()
-                    if postings[t]!.isEmpty { postings[t] = nil }
-                }
-            }
+            if let texts { dropPostings(of: s, terms: Tokenizer.terms(texts[ordinal]) + titleTerms) }
             totalLength -= Int(slotLength[i])
             slotDocument[i] = -1
-            slotText[i] = ""
+            if keepsTexts { slotText[i] = "" }
             slotLength[i] = 0
             if graph == nil {
                 vectors.withUnsafeMutableBufferPointer { buf in
@@ -196,6 +201,26 @@ public final class PartitionIndex {
         return true
     }
 
+    private func dropPostings(of s: Int32, terms: [String]) {
+        var seen = Set<String>()
+        for t in terms where seen.insert(t).inserted {
+            // In place: copying the list out and back would copy all of it (copy-on-write).
+            if let at = postings[t]?.firstIndex(where: { $0.slot == s }) {
+                postings[t]!.swapAt(at, postings[t]!.count - 1)
+                postings[t]!.removeLast()
+                if postings[t]!.isEmpty { postings[t] = nil }
+            }
+        }
+    }
+
+    /// Drops every posting of `slots` (when their terms are not known).
+    private func sweepPostings(_ slots: Set<Int32>) {
+        for t in Array(postings.keys) {
+            postings[t]!.removeAll { slots.contains($0.slot) }
+            if postings[t]!.isEmpty { postings[t] = nil }
+        }
+    }
+
     private func allocateSlot() -> Int32 {
         if let s = freeSlots.popLast() { return s }
         let s = Int32(slotDocument.count)
@@ -203,7 +228,7 @@ public final class PartitionIndex {
         if graph == nil { vectors.append(contentsOf: repeatElement(0, count: dimension)) }
         slotDocument.append(-1)
         slotOrdinal.append(0)
-        slotText.append("")
+        if keepsTexts { slotText.append("") }
         slotLength.append(0)
         if graph != nil { slotNode.append(-1) }
         return s
@@ -224,7 +249,8 @@ public final class PartitionIndex {
     func hit(_ e: TopK<ChunkKey>.Entry) -> Hit {
         let d = documents[Int(documentIndex[e.key.documentID]!)]!
         let slot = d.slots[e.key.ordinal]
-        return Hit(key: e.key, score: e.score, text: slotText[Int(slot)], metadata: d.metadata, partition: partition)
+        return Hit(key: e.key, score: e.score, text: keepsTexts ? slotText[Int(slot)] : "", metadata: d.metadata, partition: partition,
+                   contentHash: d.contentHash)
     }
 
     /// Exact inner-product search (cosine for unit vectors), filter applied
@@ -348,7 +374,7 @@ public final class PartitionIndex {
     var documentIndexKeys: Dictionary<String, Int32>.Keys { documentIndex.keys }
 
     func storedDocument(_ id: String) -> PreparedDocument? {
-        guard let d = documentIndex[id], let entry = documents[Int(d)] else { return nil }
+        guard keepsTexts, let d = documentIndex[id], let entry = documents[Int(d)] else { return nil }
         let chunks = entry.slots.map { slotText[Int($0)] }
         let embeddings = entry.slots.map { slotVector(Int($0)) }
         return PreparedDocument(id: entry.id, metadata: entry.metadata, contentHash: entry.contentHash, chunks: chunks, embeddings: embeddings)

@@ -53,8 +53,12 @@ public struct Hit: Sendable {
     public var partition: Int
     /// The stored embedding, when the search asked for it (reranking).
     public var vector: [Float]?
+    /// The content hash of the document version that was scored (0: unknown):
+    /// a text read later is checked against it.
+    public var contentHash: UInt64
 
-    public init(key: ChunkKey, score: Double, text: String, metadata: Metadata, partition: Int, vector: [Float]? = nil) {
+    public init(key: ChunkKey, score: Double, text: String, metadata: Metadata, partition: Int, vector: [Float]? = nil, contentHash: UInt64 = 0) {
+        self.contentHash = contentHash
         self.key = key
         self.score = score
         self.text = text

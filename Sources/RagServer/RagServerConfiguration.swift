@@ -83,6 +83,8 @@ public struct RagServerConfiguration: Sendable {
     public var shutdownGracePeriod: Duration = .seconds(10)
     /// Chunks embedded per embedder call while indexing.
     public var embedBatchSize: Int = 64
+    /// Bytes of recently answered chunk texts kept in memory (`ChunkTextCache`; 0: none).
+    public var textCacheBytes = 32 * 1024 * 1024
     /// Embedding batches that may run at once for indexing, across partitions
     /// and calls (the "embed-index" lane); the default is the number of cores.
     public var indexEmbedWorkers = ProcessInfo.processInfo.activeProcessorCount

@@ -12,11 +12,14 @@ import RagEngine
 public final class PartitionStore: Sendable {
     public let path: String
     let pool: DatabasePool
+    /// Chunk texts for query answers, outside GRDB's pool (see `ChunkTextReader`).
+    let textReader: ChunkTextReader
 
     public enum Synchronous: String, Sendable { case normal = "NORMAL", full = "FULL" }
 
     public init(path: String, synchronous: Synchronous = .full) throws(RagError) {
         self.path = path
+        textReader = ChunkTextReader(path: path)
         var config = Configuration()
         config.prepareDatabase { db in
             try db.execute(sql: "PRAGMA synchronous = \(synchronous.rawValue)")
@@ -149,6 +152,55 @@ public final class PartitionStore: Sendable {
         }
     }
 
+    /// The chunk texts of these documents, in chunk order; absent ids are left out.
+    public func chunkTexts(_ ids: [String]) throws(RagError) -> [String: [String]] {
+        guard !ids.isEmpty else { return [:] }
+        return try read { db in
+            let select = try db.cachedStatement(sql: "SELECT text FROM chunk WHERE documentId = ? ORDER BY ordinal")
+            var out: [String: [String]] = [:]
+            for id in ids {
+                let texts = try String.fetchAll(select, arguments: [id])
+                if !texts.isEmpty { out[id] = texts }
+            }
+            return out
+        }
+    }
+
+    /// The texts of these chunks, each only if its document still has that
+    /// content hash (a chunk of a replaced or deleted document is left out).
+    public func texts(_ chunks: [ChunkKey: UInt64]) throws(RagError) -> [ChunkKey: String] {
+        guard !chunks.isEmpty else { return [:] }
+        return try textReader.texts(chunks)
+    }
+
+    /// These documents as stored (chunks, vectors, kept source), in the order
+    /// asked; absent ids are left out.
+    public func documents(_ ids: [String]) throws(RagError) -> [PreparedDocument] {
+        guard !ids.isEmpty else { return [] }
+        return try read { db in
+            let decoder = JSONDecoder()
+            let doc = try db.cachedStatement(sql: "SELECT contentHash, metadata, source FROM document WHERE id = ?")
+            let chunks = try db.cachedStatement(sql: "SELECT text, embedding FROM chunk WHERE documentId = ? ORDER BY ordinal")
+            var out: [PreparedDocument] = []
+            for id in ids {
+                guard let row = try Row.fetchOne(doc, arguments: [id]) else { continue }
+                let metadata = try decoder.decode(Metadata.self, from: Data((row["metadata"] as String).utf8))
+                var d = PreparedDocument(id: id, metadata: metadata, contentHash: UInt64(bitPattern: row["contentHash"]), chunks: [], embeddings: [],
+                                         source: row["source"] ?? Data())
+                for c in try Row.fetchAll(chunks, arguments: [id]) {
+                    d.chunks.append(c["text"])
+                    d.embeddings.append(Self.floats(c["embedding"]))
+                }
+                out.append(d)
+            }
+            return out
+        }
+    }
+
+    private func read<T>(_ body: (Database) throws -> T) throws(RagError) -> T {
+        do { return try pool.read(body) } catch { throw RagError(.internal, "read of \(path) failed: \(error)") }
+    }
+
     /// The kept source texts (deflated) of these documents; documents without one are left out.
     public func sources(_ ids: [String]) throws(RagError) -> [String: Data] {
         do {
@@ -177,6 +229,7 @@ public final class PartitionStore: Sendable {
     }
 
     public func close() throws {
+        textReader.close()
         try pool.close()
     }
 

@@ -37,6 +37,7 @@ public enum RagMethod: String, Sendable, CaseIterable {
     case shardHashes = "ShardHashes"
     case shardCounts = "ShardCounts"
     case shardFetch = "ShardFetch"
+    case shardTexts = "ShardTexts"
     case shardFence = "ShardFence"
     case shardSlot = "ShardSlot"
     case shardReceive = "ShardReceive"

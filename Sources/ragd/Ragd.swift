@@ -70,6 +70,7 @@ struct Serve: AsyncParsableCommand {
     @Flag(name: .customLong("strict-generation"), help: "Fail queries when the chat provider fails, instead of answering extractively.") var strictGeneration = false
     @Option(help: "Query cache: on (default) or off.") var cache: String?
     @Option(name: .customLong("cache-l1-bytes"), help: "In-process cache budget in bytes (default 64 MiB).") var cacheL1Bytes: Int?
+    @Option(name: .customLong("text-cache-bytes"), help: "Bytes of recently answered chunk texts kept in memory; partitions keep texts on disk (default 32 MiB; 0: none).") var textCacheBytes: Int?
     @Option(name: .customLong("cache-ttl"), help: "Seconds a cached answer lives (default 3600).") var cacheTTL: Int?
     @Option(name: .customLong("cache-l2"), help: "Second cache level: sqlite (default), redis or none.") var cacheL2: String?
     @Option(help: "Redis address host:port for --cache-l2 redis (default 127.0.0.1:6379).") var redis: String?
@@ -225,6 +226,7 @@ struct Serve: AsyncParsableCommand {
             c.cache.enabled = v.lowercased() == "on"
         }
         if let v = try integer(cacheL1Bytes, env: "RAGD_CACHE_L1_BYTES", file: file, key: "cache-l1-bytes") { c.cache.l1Bytes = v }
+        if let v = try integer(textCacheBytes, env: "RAGD_TEXT_CACHE_BYTES", file: file, key: "text-cache-bytes", in: 0...(1 << 40)) { c.textCacheBytes = v }
         if let v = try integer(cacheTTL, env: "RAGD_CACHE_TTL", file: file, key: "cache-ttl") {
             guard v > 0 else { throw ValidationError("cache-ttl must be positive") }
             c.cache.ttl = .seconds(v)

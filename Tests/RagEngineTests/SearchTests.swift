@@ -63,6 +63,37 @@ func doc(_ id: String, _ text: String, _ meta: Metadata = [:], vector: [Float]? 
         #expect(p.keywordStats(["banana"]).documentFrequency["banana"] == 1)
         #expect(p.keywordStats([]).totalLength == 6)
     }
+
+    /// Without texts in memory, a removal told the old texts and one that is
+    /// not (every posting list swept) leave the same index as one that never
+    /// held the removed documents; hits carry no text.
+    @Test func anIndexWithoutTextsRemovesWithTheTextsItIsGivenOrBySweeping() throws {
+        let words = ["apple", "banana", "cherry", "date", "elder", "fig", "grape"]
+        var rng = SplitMix64(seed: 7)
+        let docs = (0..<60).map { i in
+            PreparedDocument(id: "d\(i)", metadata: ["title": .string(words[i % 7])], contentHash: UInt64(i),
+                             chunks: (0..<3).map { _ in (0..<8).map { _ in words[Int(rng.next() % 7)] }.joined(separator: " ") },
+                             embeddings: Array(repeating: [0, 0, 0, 0], count: 3))
+        }
+        let lean = PartitionIndex(dimension: 4, partition: 0, kind: .flat, keepsTexts: false)
+        for d in docs { lean.upsert(d) }
+        for d in docs where Int(d.id.dropFirst())! % 3 == 0 { lean.remove(d.id, chunks: d.chunks) }  // told
+        for d in docs where Int(d.id.dropFirst())! % 3 == 1 { lean.remove(d.id) }  // swept
+        // Replacing with the old texts given, then with a wrong count (swept).
+        lean.upsert(docs[2], replacing: docs[2].chunks)
+        lean.upsert(docs[5], replacing: ["too few"])
+        let fresh = PartitionIndex(dimension: 4, partition: 0)
+        for d in docs where Int(d.id.dropFirst())! % 3 == 2 { fresh.upsert(d) }
+        for q in words + ["apple fig", "cherry date grape"] {
+            let terms = Tokenizer.terms(q)
+            #expect(lean.keywordStats(terms) == fresh.keywordStats(terms), "\(q)")
+            let a = try lean.keywordSearch(terms, stats: lean.keywordStats(terms), k: 100)
+            let b = try fresh.keywordSearch(terms, stats: fresh.keywordStats(terms), k: 100)
+            #expect(a.map(\.key) == b.map(\.key) && a.map(\.score) == b.map(\.score), "\(q)")
+            #expect(!a.isEmpty && a.allSatisfy { $0.text.isEmpty } && b.allSatisfy { !$0.text.isEmpty })
+            #expect(a.allSatisfy { $0.contentHash == UInt64(Int($0.key.documentID.dropFirst())!) })
+        }
+    }
 }
 
 @Suite struct VectorSearchTests {

@@ -56,6 +56,8 @@ struct Lcg {
                 #expect(x.sources.map(\.chunkID) == y.sources.map(\.chunkID), "\(mode) \(q)")
                 #expect(x.sources.map(\.score) == y.sources.map(\.score), "\(mode) \(q)")
                 #expect(x.sources.map(\.partition) == y.sources.map(\.partition))
+                // Texts are read from the nodes after the merge (ShardTexts).
+                #expect(x.sources.map(\.content) == y.sources.map(\.content) && x.sources.allSatisfy { !$0.content.isEmpty })
                 #expect(x.answer == y.answer)
                 compared += 1
             }

@@ -9,6 +9,7 @@ import Testing
 
 /// Searches of one partition run side by side and never queue behind a write:
 /// the write's commit happens outside the index lock, its in-memory swap inside.
+/// Hits carry no text; texts read afterwards are those of the version scored.
 @Suite struct ConcurrentReadTests {
     static let dimension = 8
 
@@ -22,6 +23,23 @@ import Testing
         }
         return PreparedDocument(id: "d\(i)", metadata: ["version": .number(Double(version))], contentHash: UInt64(version),
                                 chunks: chunks, embeddings: vectors)
+    }
+
+    static func version(_ h: Hit) -> Int {
+        guard case .number(let v)? = h.metadata["version"] else { return -1 }
+        return Int(v)
+    }
+
+    /// Reads the texts of `hits` and checks each against the version that was
+    /// scored; returns how many were left out (their document changed since).
+    static func checkTexts(_ hits: [Hit], _ shard: LocalShard) throws -> Int {
+        let asked = Dictionary(hits.map { ($0.key, $0.contentHash) }, uniquingKeysWith: { a, _ in a })
+        let texts = try shard.texts(asked)
+        for h in hits {
+            #expect(h.text.isEmpty, "the index keeps no texts")
+            if let t = texts[h.key] { #expect(t.hasPrefix("version\(version(h)) chunk\(h.key.ordinal) "), "\(t) for version \(version(h))") }
+        }
+        return asked.count - texts.count
     }
 
     static func request(k: Int) -> ShardSearchRequest {
@@ -67,12 +85,18 @@ import Testing
         for _ in 0..<20 {
             let r = try await shard.search(Self.request(k: 150))
             #expect(r.keywordHits.count == 150 && !r.vectorHits.isEmpty)
-            #expect(r.keywordHits.allSatisfy { $0.text.hasPrefix("version0") }, "a write that has not committed is not visible")
+            #expect(r.keywordHits.allSatisfy { Self.version($0) == 0 }, "a write that has not committed is not visible")
+            #expect(try Self.checkTexts(r.keywordHits + r.vectorHits, shard) == 0, "texts of the committed version are read")
         }
         release.open()
         _ = try await writing.value
         #expect(await eventually(seconds: 30) { locked.load(ordering: .acquiring) == 2 })
-        #expect(try await shard.search(Self.request(k: 150)).keywordHits.allSatisfy { $0.text.hasPrefix("version1") })
+        let after = try await shard.search(Self.request(k: 150)).keywordHits
+        #expect(after.allSatisfy { Self.version($0) == 1 })
+        #expect(try Self.checkTexts(after, shard) == 0)
+        // Texts asked for with the old version's hash are left out, not mixed in.
+        #expect(try shard.texts([ChunkKey(documentID: "d3", ordinal: 0): 0]).isEmpty)
+        #expect(try shard.texts([ChunkKey(documentID: "d3", ordinal: 0): 1]).values.first?.hasPrefix("version1 chunk0 of document3") == true)
 
         // Writers and readers together: every answer holds whole versions of each document.
         let writer = Task {
@@ -84,8 +108,9 @@ import Testing
                     var mixed = 0
                     for _ in 0..<100 {
                         let r = try await shard.search(Self.request(k: 150))
-                        let versions = Dictionary(grouping: r.keywordHits + r.vectorHits, by: \.key.documentID).mapValues { Set($0.map { $0.text.prefix(9) }) }
+                        let versions = Dictionary(grouping: r.keywordHits + r.vectorHits, by: \.key.documentID).mapValues { Set($0.map(Self.version)) }
                         mixed += versions.values.filter { $0.count > 1 }.count
+                        _ = try Self.checkTexts(r.keywordHits + r.vectorHits, shard)
                     }
                     return mixed
                 }
@@ -94,6 +119,39 @@ import Testing
         }
         try await writer.value
         await shard.close()
+    }
+}
+
+/// Through a server: texts are read after the search, so a document replaced
+/// in between must not lend its new text to a hit scored on the old version.
+@Suite struct TextsAfterSearchTests {
+    @Test func answersNeverMixVersionsWhileDocumentsAreReplaced() async throws {
+        try await withRagServer { client, _ in
+            func docs(_ version: Int) -> [RagDocument] {
+                (0..<40).map { i in
+                    RagDocument(id: "d\(i)", text: "marker\(version) common words about item\(i). " + String(repeating: "filler\(version) ", count: 30),
+                                metadata: ["version": .number(Double(version))])
+                }
+            }
+            _ = try await client.index(docs(0), collection: "kb")
+            let done = Atomic<Bool>(false)
+            let writer = Task {
+                defer { done.store(true, ordering: .releasing) }
+                for v in 1...30 { _ = try await client.index(docs(v), collection: "kb") }
+            }
+            var answers = 0
+            while !done.load(ordering: .acquiring), answers < 5_000 {
+                let r = try await client.query("common words item7", collection: "kb", topK: 10, noCache: true)
+                #expect(!r.sources.isEmpty)
+                for s in r.sources {
+                    guard case .numberValue(let v)? = s.metadata["version"]?.kind else { Issue.record("no version"); continue }
+                    #expect(s.content.hasPrefix("marker\(Int(v)) "), "\(s.content.prefix(20)) scored as version \(Int(v))")
+                }
+                answers += 1
+            }
+            try await writer.value
+            #expect(answers > 0)
+        }
     }
 }
 

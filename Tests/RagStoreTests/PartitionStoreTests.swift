@@ -18,6 +18,28 @@ import Testing
         return docs
     }
 
+    /// Texts for query answers come from a connection of their own: each call
+    /// sees the last commit, a text is given only for the content hash asked,
+    /// and after close the reader refuses instead of reading a closed file.
+    @Test func chunkTextsAreReadForTheVersionAsked() throws {
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = try PartitionStore(path: dir + "/p000.sqlite")
+        let v1 = prepared("a", ["first one", "second one"])
+        try store.write(upserts: [v1, prepared("b", ["other"])])
+        let k0 = ChunkKey(documentID: "a", ordinal: 0), k1 = ChunkKey(documentID: "a", ordinal: 1)
+        #expect(try store.texts([k0: v1.contentHash, k1: v1.contentHash]) == [k0: "first one", k1: "second one"])
+        let v2 = prepared("a", ["first two"])
+        try store.write(upserts: [v2])
+        #expect(try store.texts([k0: v1.contentHash, k1: v1.contentHash]).isEmpty, "the old version's texts are gone")
+        #expect(try store.texts([k0: v2.contentHash, k1: v2.contentHash]) == [k0: "first two"])
+        #expect(try store.chunkTexts(["a", "b", "missing"]) == ["a": ["first two"], "b": ["other"]])
+        try store.write(upserts: [], deletes: ["a"])
+        #expect(try store.texts([k0: v2.contentHash]).isEmpty)
+        #expect(try store.documents(["b", "a"]).map(\.id) == ["b"])
+        try store.close()
+        #expect(throws: RagError.self) { try store.texts([k0: v2.contentHash]) }
+    }
+
     /// The replication log: entries in order with the write they came with,
     /// the applied number durable across a reopen, and cut by entries and by bytes.
     @Test func replicationLogKeepsTheNewestEntries() throws {

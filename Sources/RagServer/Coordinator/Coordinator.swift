@@ -12,6 +12,8 @@ public final class Coordinator: Sendable {
     public let embedder: any Embedder
     public let generator: any Generator
     public let embeddingCache: EmbeddingCache
+    /// Texts of recently answered chunks (partitions keep them on disk).
+    public let textCache: ChunkTextCache
     /// The cross-encoder for `rerank: cross-encoder`, if configured.
     public let reranker: (any Reranker)?
     let metrics: RagMetrics?
@@ -38,6 +40,7 @@ public final class Coordinator: Sendable {
         self.metrics = metrics
         self.queryCache = queryCache
         embeddingCache = EmbeddingCache()
+        textCache = ChunkTextCache(capacityBytes: configuration.textCacheBytes)
         indexEmbedding = WorkLane(name: "embed-index", workers: configuration.indexEmbedWorkers)
         queryEmbedding = WorkLane(name: "embed-query", workers: configuration.queryEmbedWorkers)
     }
@@ -157,36 +160,16 @@ public final class Coordinator: Sendable {
         let depth = q.mode == .hybrid ? Self.fusionDepth(k: fetch) : fetch
         let request = ShardSearchRequest(vector: vector, terms: terms, keywordStats: stats, k: depth, filter: q.filter,
                                          includeVectors: q.rerank?.method == .mmr)
-        let metrics = self.metrics
-        let search: @Sendable (any Shard) async throws -> ShardSearchResult = { shard in
-            try await withSpan("search partition \(shard.partition)") { span in
-                span.attributes["ragd.partition"] = shard.partition
-                let t = ContinuousClock.now
-                let r = try await shard.search(request)
-                metrics?.partitionSearch(partition: shard.partition, seconds: t.elapsedSeconds)
-                span.attributes["ragd.hits"] = r.vectorHits.count + r.keywordHits.count
-                return r
-            }
-        }
-        let results: [ShardSearchResult]
-        if q.allowPartial {
-            let (parts, failed) = await fanOutPartial(shards, search)
-            results = parts
-            missing = (missing + failed).sorted()
-        } else {
-            results = try await fanOut(shards, search)
-        }
-        let vectorTop = HitMerge.topK(results.map(\.vectorHits), k: depth)
-        let keywordTop = HitMerge.topK(results.map(\.keywordHits), k: depth)
-        var hits: [Hit]
-        switch q.mode {
-        case .vector: hits = Array(vectorTop.prefix(fetch))
-        case .keyword: hits = Array(keywordTop.prefix(fetch))
-        case .hybrid:
-            hits = withSpan("fuse") { span in
-                span.attributes["ragd.fusion"] = fusionName
-                return fuse(vector: vectorTop, keyword: keywordTop, limit: fetch)
-            }
+        var hits: [Hit] = []
+        let statsMissing = missing
+        // Texts are read after the search: a document replaced in between is
+        // searched again (its hit was scored on the old version), then left out.
+        for attempt in 1...Self.textAttempts {
+            let found = try await searchAndFuse(request, mode: q.mode, shards: shards, allowPartial: q.allowPartial, fetch: fetch)
+            let read = try await attachTexts(found.hits, shards: shards, allowPartial: q.allowPartial)
+            hits = read.hits
+            missing = Array(Set(statsMissing + found.missing + read.missing)).sorted()
+            if read.changed == 0 || attempt == Self.textAttempts { break }
         }
         timings.search = searchStart.elapsedSeconds
         var rerankDegraded: String?
@@ -212,6 +195,41 @@ public final class Coordinator: Sendable {
         hits = hits.prefix(k).map { h in var h = h; h.vector = nil; return h }
         timings.total = start.elapsedSeconds
         return RetrievalResult(hits: hits, timings: timings, missingShards: missing, rerankDegraded: rerankDegraded)
+    }
+
+    /// The shards' hits for `request`, merged (and fused in hybrid mode) to `fetch`, without texts.
+    func searchAndFuse(_ request: ShardSearchRequest, mode: SearchMode, shards: [any Shard], allowPartial: Bool,
+                       fetch: Int) async throws -> (hits: [Hit], missing: [Int]) {
+        let metrics = self.metrics
+        let search: @Sendable (any Shard) async throws -> ShardSearchResult = { shard in
+            try await withSpan("search partition \(shard.partition)") { span in
+                span.attributes["ragd.partition"] = shard.partition
+                let t = ContinuousClock.now
+                let r = try await shard.search(request)
+                metrics?.partitionSearch(partition: shard.partition, seconds: t.elapsedSeconds)
+                span.attributes["ragd.hits"] = r.vectorHits.count + r.keywordHits.count
+                return r
+            }
+        }
+        let results: [ShardSearchResult]
+        var missing: [Int] = []
+        if allowPartial {
+            (results, missing) = await fanOutPartial(shards, search)
+        } else {
+            results = try await fanOut(shards, search)
+        }
+        let vectorTop = HitMerge.topK(results.map(\.vectorHits), k: request.k)
+        let keywordTop = HitMerge.topK(results.map(\.keywordHits), k: request.k)
+        switch mode {
+        case .vector: return (Array(vectorTop.prefix(fetch)), missing)
+        case .keyword: return (Array(keywordTop.prefix(fetch)), missing)
+        case .hybrid:
+            let fused = withSpan("fuse") { span in
+                span.attributes["ragd.fusion"] = fusionName
+                return fuse(vector: vectorTop, keyword: keywordTop, limit: fetch)
+            }
+            return (fused, missing)
+        }
     }
 
     /// Sums every shard's statistics for `terms` (DFS query-then-fetch).

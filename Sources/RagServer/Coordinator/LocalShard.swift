@@ -59,7 +59,8 @@ public actor LocalShard: Shard {
         graphPath = path + "-hnsw"
         Self.removeUnfinishedGraphFiles(graphPath)
         let kind = try Self.initialKind(vectorIndex, store: store, graphPath: graphPath)
-        let index = PartitionIndex(dimension: dimension, partition: partition, kind: kind)
+        // Texts stay on disk: hits are scored without them, and the final ones are read (`texts`).
+        let index = PartitionIndex(dimension: dimension, partition: partition, kind: kind, keepsTexts: false)
         // A graph saved at the last stop is adopted: chunks it holds are not inserted again.
         if case .hnsw = kind, let saved = FileManager.default.contents(atPath: graphPath) { _ = index.adoptGraph(saved) }
         var digest: UInt64 = 0
@@ -90,6 +91,10 @@ public actor LocalShard: Shard {
 
     public nonisolated func search(_ request: ShardSearchRequest) throws -> ShardSearchResult {
         try lock.read { try unlockedSearch(request) }
+    }
+
+    public nonisolated func texts(_ chunks: [ChunkKey: UInt64]) throws -> [ChunkKey: String] {
+        try store.texts(chunks)
     }
 
     private nonisolated func unlockedSearch(_ request: ShardSearchRequest) throws -> ShardSearchResult {
@@ -134,14 +139,20 @@ public actor LocalShard: Shard {
     }
 
     private func apply(upserts: [PreparedDocument], deletes: [String], entry: LogEntry? = nil) throws -> Set<String> {
+        let touched = Set(deletes).union(upserts.map(\.id))
+        // The index keeps no texts: the replaced chunks' are read before the
+        // commit replaces them (their terms say which postings to drop).
+        var old = try store.chunkTexts(touched.filter { index.contains($0) })
         let deleted = try store.write(upserts: upserts, deletes: deletes, entry: entry, keep: logKeep)
         if let entry { applied = (entry.seq, entry.version) }
-        let touched = Set(deletes).union(upserts.map(\.id))
         var digest = self.digest
         lock.write {
             for id in touched { if let h = index.contentHash(of: id) { digest &-= Self.digestTerm(id, h) } }
-            for id in deletes { index.remove(id) }
-            for doc in upserts { index.upsert(doc) }
+            for id in deletes { index.remove(id, chunks: old.removeValue(forKey: id)) }
+            for doc in upserts {
+                index.upsert(doc, replacing: old[doc.id])
+                old[doc.id] = doc.chunks
+            }
             for id in touched { if let h = index.contentHash(of: id) { digest &+= Self.digestTerm(id, h) } }
         }
         self.digest = digest
@@ -254,12 +265,10 @@ public actor LocalShard: Shard {
 
     public func documentIDs() -> [String] { index.documentIDs }
 
-    /// Stored documents with their kept source texts (read from disk: the
-    /// in-memory index never holds them), for copies to other replicas.
+    /// Stored documents with their kept source texts, read from disk (on the
+    /// actor, so they are what the index holds), for copies to other replicas.
     public func stored(_ ids: [String]) throws -> [PreparedDocument] {
-        let docs = ids.compactMap { index.stored($0) }
-        let sources = try store.sources(docs.map(\.id))
-        return docs.map { d in var d = d; d.source = sources[d.id] ?? Data(); return d }
+        try store.documents(ids)
     }
 
     /// Closes the file; saves the HNSW graph beside it (written whole, then

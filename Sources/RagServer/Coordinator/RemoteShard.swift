@@ -165,6 +165,15 @@ public final class RemoteShard: Shard {
         return out
     }
 
+    public func texts(_ chunks: [ChunkKey: UInt64]) async throws -> [ChunkKey: String] {
+        guard !chunks.isEmpty else { return [:] }
+        let asked = chunks.map { Ragd_V1_ChunkText(key: $0.key, contentHash: $0.value) }
+        let r = try await read(.shardTexts, as: Ragd_V1_ShardTextsResponse.self) { k in Ragd_V1_ShardTextsRequest.with { $0.shard = k; $0.chunks = asked } }
+        var out: [ChunkKey: String] = [:]
+        for c in r.chunks where chunks[c.key] == c.contentHash { out[c.key] = c.text }
+        return out
+    }
+
     /// Writes through the primary. A write larger than one frame goes as
     /// ordered sub-writes (each atomic on its own; re-running the request
     /// completes a write that failed half way); a single document that cannot

@@ -41,7 +41,12 @@ public struct ShardCounts: Sendable {
 public protocol Shard: Sendable {
     var partition: Int { get }
     func keywordStats(terms: [String]) async throws -> KeywordStats
+    /// Hits carry no text: the coordinator reads the final ones' with `texts`.
     func search(_ request: ShardSearchRequest) async throws -> ShardSearchResult
+    /// The texts of these chunks (key → the content hash that was scored),
+    /// each only if its document still has that hash: a chunk of a document
+    /// replaced or deleted since the search is left out.
+    func texts(_ chunks: [ChunkKey: UInt64]) async throws -> [ChunkKey: String]
     /// Applies upserts and deletes atomically; returns the deleted ids that existed.
     func write(upserts: [PreparedDocument], deletes: [String]) async throws -> Set<String>
     /// Stored content hashes of those of `ids` that exist (to skip unchanged documents).

@@ -25,7 +25,8 @@ extension KeywordStats {
 extension Hit {
     init(wire w: Ragd_V1_ShardHit) throws(RagError) {
         self.init(key: ChunkKey(documentID: w.documentID, ordinal: Int(w.ordinal)), score: w.score, text: w.text,
-                  metadata: try RagWire.metadata(fromWire: w.metadata), partition: Int(w.partition), vector: w.vector.isEmpty ? nil : w.vector)
+                  metadata: try RagWire.metadata(fromWire: w.metadata), partition: Int(w.partition), vector: w.vector.isEmpty ? nil : w.vector,
+                  contentHash: w.contentHash)
     }
 
     var wire: Ragd_V1_ShardHit {
@@ -37,8 +38,21 @@ extension Hit {
         w.metadata = wireMetadata(metadata)
         w.partition = UInt32(partition)
         if let vector { w.vector = vector }
+        w.contentHash = contentHash
         return w
     }
+}
+
+extension Ragd_V1_ChunkText {
+    init(key: ChunkKey, contentHash: UInt64, text: String = "") {
+        self.init()
+        documentID = key.documentID
+        ordinal = UInt32(clamping: key.ordinal)
+        self.contentHash = contentHash
+        self.text = text
+    }
+
+    var key: ChunkKey { ChunkKey(documentID: documentID, ordinal: Int(ordinal)) }
 }
 
 extension PreparedDocument {

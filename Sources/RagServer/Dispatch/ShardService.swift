@@ -23,6 +23,7 @@ public struct ShardService: Sendable {
             RagMethod.shardHashes.rawValue: .unary { p, _ in try await hashes(p) },
             RagMethod.shardCounts.rawValue: .unary { p, _ in try await counts(p) },
             RagMethod.shardFetch.rawValue: .unary { p, _ in try await fetch(p) },
+            RagMethod.shardTexts.rawValue: .unary { p, _ in try await texts(p) },
             RagMethod.shardFence.rawValue: .unary { p, _ in try await fenceRequest(p) },
             RagMethod.shardSlot.rawValue: .unary { p, _ in try await slot(p) },
             RagMethod.shardReceive.rawValue: .unary { p, _ in try await receive(p) },
@@ -169,6 +170,17 @@ public struct ShardService: Sendable {
         var out = Ragd_V1_ShardFetchResponse()
         if let shard = try await host.existing(r.shard.collection, Int(r.shard.partition)) {
             out.documents = try await shard.stored(r.ids).map(\.wire)
+        }
+        return try FrameCodec.bytes(out)
+    }
+
+    func texts(_ payload: Data) async throws -> Data {
+        let r = try await decode(Ragd_V1_ShardTextsRequest.self, payload) { $0.shard }
+        var out = Ragd_V1_ShardTextsResponse()
+        guard r.chunks.count <= 10_000 else { throw RagError.invalidArgument("at most 10000 chunks per ShardTexts call, got \(r.chunks.count)") }
+        if let shard = try await host.existing(r.shard.collection, Int(r.shard.partition)) {
+            let asked = Dictionary(r.chunks.map { ($0.key, $0.contentHash) }, uniquingKeysWith: { a, _ in a })
+            out.chunks = try await shard.texts(asked).map { Ragd_V1_ChunkText(key: $0.key, contentHash: asked[$0.key]!, text: $0.value) }
         }
         return try FrameCodec.bytes(out)
     }

@@ -1372,6 +1372,10 @@ public nonisolated struct Ragd_V1_ShardHit: Sendable {
   /// only when include_vectors was asked
   public var vector: [Float] = []
 
+  /// The scored version of the document. `text` is empty from a node: the
+  /// coordinator reads the final hits' texts with ShardTexts, checked against this.
+  public var contentHash: UInt64 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1437,6 +1441,63 @@ public nonisolated struct Ragd_V1_ShardSearchResponse: Sendable {
   public var vectorHits: [Ragd_V1_ShardHit] = []
 
   public var keywordHits: [Ragd_V1_ShardHit] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// The texts of chunks a search returned, each only if its document still has
+/// the content hash that was scored (a replaced or deleted one is left out).
+public nonisolated struct Ragd_V1_ShardTextsRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var shard: Ragd_V1_ShardKey {
+    get {_shard ?? Ragd_V1_ShardKey()}
+    set {_shard = newValue}
+  }
+  /// Returns true if `shard` has been explicitly set.
+  public var hasShard: Bool {self._shard != nil}
+  /// Clears the value of `shard`. Subsequent reads from it will return its default value.
+  public mutating func clearShard() {self._shard = nil}
+
+  /// document_id, ordinal, content_hash
+  public var chunks: [Ragd_V1_ChunkText] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _shard: Ragd_V1_ShardKey? = nil
+}
+
+public nonisolated struct Ragd_V1_ChunkText: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var documentID: String = String()
+
+  public var ordinal: UInt32 = 0
+
+  public var contentHash: UInt64 = 0
+
+  public var text: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Ragd_V1_ShardTextsResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// the chunks found, with their texts
+  public var chunks: [Ragd_V1_ChunkText] = []
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -5429,7 +5490,7 @@ nonisolated extension Ragd_V1_KeywordStats: SwiftProtobuf.Message, SwiftProtobuf
 
 nonisolated extension Ragd_V1_ShardHit: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ShardHit"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}document_id\0\u{1}ordinal\0\u{1}score\0\u{1}text\0\u{1}metadata\0\u{1}partition\0\u{1}vector\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}document_id\0\u{1}ordinal\0\u{1}score\0\u{1}text\0\u{1}metadata\0\u{1}partition\0\u{1}vector\0\u{3}content_hash\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -5444,6 +5505,7 @@ nonisolated extension Ragd_V1_ShardHit: SwiftProtobuf.Message, SwiftProtobuf._Me
       case 5: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMessageMap<SwiftProtobuf.ProtobufString,Ragd_V1_Value>.self, value: &self.metadata) }()
       case 6: try { try decoder.decodeSingularUInt32Field(value: &self.partition) }()
       case 7: try { try decoder.decodeRepeatedFloatField(value: &self.vector) }()
+      case 8: try { try decoder.decodeSingularUInt64Field(value: &self.contentHash) }()
       default: break
       }
     }
@@ -5471,6 +5533,9 @@ nonisolated extension Ragd_V1_ShardHit: SwiftProtobuf.Message, SwiftProtobuf._Me
     if !self.vector.isEmpty {
       try visitor.visitPackedFloatField(value: self.vector, fieldNumber: 7)
     }
+    if self.contentHash != 0 {
+      try visitor.visitSingularUInt64Field(value: self.contentHash, fieldNumber: 8)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -5482,6 +5547,7 @@ nonisolated extension Ragd_V1_ShardHit: SwiftProtobuf.Message, SwiftProtobuf._Me
     if lhs.metadata != rhs.metadata {return false}
     if lhs.partition != rhs.partition {return false}
     if lhs.vector != rhs.vector {return false}
+    if lhs.contentHash != rhs.contentHash {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -5581,6 +5647,120 @@ nonisolated extension Ragd_V1_ShardSearchResponse: SwiftProtobuf.Message, SwiftP
   public static func ==(lhs: Ragd_V1_ShardSearchResponse, rhs: Ragd_V1_ShardSearchResponse) -> Bool {
     if lhs.vectorHits != rhs.vectorHits {return false}
     if lhs.keywordHits != rhs.keywordHits {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Ragd_V1_ShardTextsRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ShardTextsRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}shard\0\u{1}chunks\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularMessageField(value: &self._shard) }()
+      case 2: try { try decoder.decodeRepeatedMessageField(value: &self.chunks) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    try { if let v = self._shard {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+    } }()
+    if !self.chunks.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.chunks, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Ragd_V1_ShardTextsRequest, rhs: Ragd_V1_ShardTextsRequest) -> Bool {
+    if lhs._shard != rhs._shard {return false}
+    if lhs.chunks != rhs.chunks {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Ragd_V1_ChunkText: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ChunkText"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}document_id\0\u{1}ordinal\0\u{3}content_hash\0\u{1}text\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.documentID) }()
+      case 2: try { try decoder.decodeSingularUInt32Field(value: &self.ordinal) }()
+      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.contentHash) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.text) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.documentID.isEmpty {
+      try visitor.visitSingularStringField(value: self.documentID, fieldNumber: 1)
+    }
+    if self.ordinal != 0 {
+      try visitor.visitSingularUInt32Field(value: self.ordinal, fieldNumber: 2)
+    }
+    if self.contentHash != 0 {
+      try visitor.visitSingularUInt64Field(value: self.contentHash, fieldNumber: 3)
+    }
+    if !self.text.isEmpty {
+      try visitor.visitSingularStringField(value: self.text, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Ragd_V1_ChunkText, rhs: Ragd_V1_ChunkText) -> Bool {
+    if lhs.documentID != rhs.documentID {return false}
+    if lhs.ordinal != rhs.ordinal {return false}
+    if lhs.contentHash != rhs.contentHash {return false}
+    if lhs.text != rhs.text {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Ragd_V1_ShardTextsResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ShardTextsResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}chunks\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.chunks) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.chunks.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.chunks, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Ragd_V1_ShardTextsResponse, rhs: Ragd_V1_ShardTextsResponse) -> Bool {
+    if lhs.chunks != rhs.chunks {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

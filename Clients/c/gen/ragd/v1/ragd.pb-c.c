@@ -1831,6 +1831,141 @@ void   ragd__v1__shard_search_response__free_unpacked
   assert(message->base.descriptor == &ragd__v1__shard_search_response__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   ragd__v1__shard_texts_request__init
+                     (Ragd__V1__ShardTextsRequest         *message)
+{
+  static const Ragd__V1__ShardTextsRequest init_value = RAGD__V1__SHARD_TEXTS_REQUEST__INIT;
+  *message = init_value;
+}
+size_t ragd__v1__shard_texts_request__get_packed_size
+                     (const Ragd__V1__ShardTextsRequest *message)
+{
+  assert(message->base.descriptor == &ragd__v1__shard_texts_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t ragd__v1__shard_texts_request__pack
+                     (const Ragd__V1__ShardTextsRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &ragd__v1__shard_texts_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t ragd__v1__shard_texts_request__pack_to_buffer
+                     (const Ragd__V1__ShardTextsRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &ragd__v1__shard_texts_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Ragd__V1__ShardTextsRequest *
+       ragd__v1__shard_texts_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Ragd__V1__ShardTextsRequest *)
+     protobuf_c_message_unpack (&ragd__v1__shard_texts_request__descriptor,
+                                allocator, len, data);
+}
+void   ragd__v1__shard_texts_request__free_unpacked
+                     (Ragd__V1__ShardTextsRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &ragd__v1__shard_texts_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   ragd__v1__chunk_text__init
+                     (Ragd__V1__ChunkText         *message)
+{
+  static const Ragd__V1__ChunkText init_value = RAGD__V1__CHUNK_TEXT__INIT;
+  *message = init_value;
+}
+size_t ragd__v1__chunk_text__get_packed_size
+                     (const Ragd__V1__ChunkText *message)
+{
+  assert(message->base.descriptor == &ragd__v1__chunk_text__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t ragd__v1__chunk_text__pack
+                     (const Ragd__V1__ChunkText *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &ragd__v1__chunk_text__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t ragd__v1__chunk_text__pack_to_buffer
+                     (const Ragd__V1__ChunkText *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &ragd__v1__chunk_text__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Ragd__V1__ChunkText *
+       ragd__v1__chunk_text__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Ragd__V1__ChunkText *)
+     protobuf_c_message_unpack (&ragd__v1__chunk_text__descriptor,
+                                allocator, len, data);
+}
+void   ragd__v1__chunk_text__free_unpacked
+                     (Ragd__V1__ChunkText *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &ragd__v1__chunk_text__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   ragd__v1__shard_texts_response__init
+                     (Ragd__V1__ShardTextsResponse         *message)
+{
+  static const Ragd__V1__ShardTextsResponse init_value = RAGD__V1__SHARD_TEXTS_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t ragd__v1__shard_texts_response__get_packed_size
+                     (const Ragd__V1__ShardTextsResponse *message)
+{
+  assert(message->base.descriptor == &ragd__v1__shard_texts_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t ragd__v1__shard_texts_response__pack
+                     (const Ragd__V1__ShardTextsResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &ragd__v1__shard_texts_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t ragd__v1__shard_texts_response__pack_to_buffer
+                     (const Ragd__V1__ShardTextsResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &ragd__v1__shard_texts_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Ragd__V1__ShardTextsResponse *
+       ragd__v1__shard_texts_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Ragd__V1__ShardTextsResponse *)
+     protobuf_c_message_unpack (&ragd__v1__shard_texts_response__descriptor,
+                                allocator, len, data);
+}
+void   ragd__v1__shard_texts_response__free_unpacked
+                     (Ragd__V1__ShardTextsResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &ragd__v1__shard_texts_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   ragd__v1__shard_stats_request__init
                      (Ragd__V1__ShardStatsRequest         *message)
 {
@@ -9056,7 +9191,7 @@ const ProtobufCMessageDescriptor ragd__v1__shard_hit__metadata_entry__descriptor
   (ProtobufCMessageInit) ragd__v1__shard_hit__metadata_entry__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor ragd__v1__shard_hit__field_descriptors[7] =
+static const ProtobufCFieldDescriptor ragd__v1__shard_hit__field_descriptors[8] =
 {
   {
     "document_id",
@@ -9142,8 +9277,21 @@ static const ProtobufCFieldDescriptor ragd__v1__shard_hit__field_descriptors[7] 
     0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "content_hash",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ShardHit, content_hash),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned ragd__v1__shard_hit__field_indices_by_name[] = {
+  7,   /* field[7] = content_hash */
   0,   /* field[0] = document_id */
   4,   /* field[4] = metadata */
   1,   /* field[1] = ordinal */
@@ -9155,7 +9303,7 @@ static const unsigned ragd__v1__shard_hit__field_indices_by_name[] = {
 static const ProtobufCIntRange ragd__v1__shard_hit__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 7 }
+  { 0, 8 }
 };
 const ProtobufCMessageDescriptor ragd__v1__shard_hit__descriptor =
 {
@@ -9165,7 +9313,7 @@ const ProtobufCMessageDescriptor ragd__v1__shard_hit__descriptor =
   "Ragd__V1__ShardHit",
   "ragd.v1",
   sizeof(Ragd__V1__ShardHit),
-  7,
+  8,
   ragd__v1__shard_hit__field_descriptors,
   ragd__v1__shard_hit__field_indices_by_name,
   1,  ragd__v1__shard_hit__number_ranges,
@@ -9337,6 +9485,172 @@ const ProtobufCMessageDescriptor ragd__v1__shard_search_response__descriptor =
   ragd__v1__shard_search_response__field_indices_by_name,
   1,  ragd__v1__shard_search_response__number_ranges,
   (ProtobufCMessageInit) ragd__v1__shard_search_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor ragd__v1__shard_texts_request__field_descriptors[2] =
+{
+  {
+    "shard",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ShardTextsRequest, shard),
+    &ragd__v1__shard_key__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "chunks",
+    2,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Ragd__V1__ShardTextsRequest, n_chunks),
+    offsetof(Ragd__V1__ShardTextsRequest, chunks),
+    &ragd__v1__chunk_text__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned ragd__v1__shard_texts_request__field_indices_by_name[] = {
+  1,   /* field[1] = chunks */
+  0,   /* field[0] = shard */
+};
+static const ProtobufCIntRange ragd__v1__shard_texts_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor ragd__v1__shard_texts_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "ragd.v1.ShardTextsRequest",
+  "ShardTextsRequest",
+  "Ragd__V1__ShardTextsRequest",
+  "ragd.v1",
+  sizeof(Ragd__V1__ShardTextsRequest),
+  2,
+  ragd__v1__shard_texts_request__field_descriptors,
+  ragd__v1__shard_texts_request__field_indices_by_name,
+  1,  ragd__v1__shard_texts_request__number_ranges,
+  (ProtobufCMessageInit) ragd__v1__shard_texts_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor ragd__v1__chunk_text__field_descriptors[4] =
+{
+  {
+    "document_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ChunkText, document_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "ordinal",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ChunkText, ordinal),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "content_hash",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ChunkText, content_hash),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "text",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Ragd__V1__ChunkText, text),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned ragd__v1__chunk_text__field_indices_by_name[] = {
+  2,   /* field[2] = content_hash */
+  0,   /* field[0] = document_id */
+  1,   /* field[1] = ordinal */
+  3,   /* field[3] = text */
+};
+static const ProtobufCIntRange ragd__v1__chunk_text__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 4 }
+};
+const ProtobufCMessageDescriptor ragd__v1__chunk_text__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "ragd.v1.ChunkText",
+  "ChunkText",
+  "Ragd__V1__ChunkText",
+  "ragd.v1",
+  sizeof(Ragd__V1__ChunkText),
+  4,
+  ragd__v1__chunk_text__field_descriptors,
+  ragd__v1__chunk_text__field_indices_by_name,
+  1,  ragd__v1__chunk_text__number_ranges,
+  (ProtobufCMessageInit) ragd__v1__chunk_text__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor ragd__v1__shard_texts_response__field_descriptors[1] =
+{
+  {
+    "chunks",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Ragd__V1__ShardTextsResponse, n_chunks),
+    offsetof(Ragd__V1__ShardTextsResponse, chunks),
+    &ragd__v1__chunk_text__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned ragd__v1__shard_texts_response__field_indices_by_name[] = {
+  0,   /* field[0] = chunks */
+};
+static const ProtobufCIntRange ragd__v1__shard_texts_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor ragd__v1__shard_texts_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "ragd.v1.ShardTextsResponse",
+  "ShardTextsResponse",
+  "Ragd__V1__ShardTextsResponse",
+  "ragd.v1",
+  sizeof(Ragd__V1__ShardTextsResponse),
+  1,
+  ragd__v1__shard_texts_response__field_descriptors,
+  ragd__v1__shard_texts_response__field_indices_by_name,
+  1,  ragd__v1__shard_texts_response__number_ranges,
+  (ProtobufCMessageInit) ragd__v1__shard_texts_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCFieldDescriptor ragd__v1__shard_stats_request__field_descriptors[2] =

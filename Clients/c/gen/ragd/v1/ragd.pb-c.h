@@ -59,6 +59,9 @@ typedef struct Ragd__V1__ShardHit Ragd__V1__ShardHit;
 typedef struct Ragd__V1__ShardHit__MetadataEntry Ragd__V1__ShardHit__MetadataEntry;
 typedef struct Ragd__V1__ShardSearchRequest Ragd__V1__ShardSearchRequest;
 typedef struct Ragd__V1__ShardSearchResponse Ragd__V1__ShardSearchResponse;
+typedef struct Ragd__V1__ShardTextsRequest Ragd__V1__ShardTextsRequest;
+typedef struct Ragd__V1__ChunkText Ragd__V1__ChunkText;
+typedef struct Ragd__V1__ShardTextsResponse Ragd__V1__ShardTextsResponse;
 typedef struct Ragd__V1__ShardStatsRequest Ragd__V1__ShardStatsRequest;
 typedef struct Ragd__V1__ShardStatsResponse Ragd__V1__ShardStatsResponse;
 typedef struct Ragd__V1__StoredDocument Ragd__V1__StoredDocument;
@@ -1073,10 +1076,15 @@ struct  Ragd__V1__ShardHit
    */
   size_t n_vector;
   float *vector;
+  /*
+   * The scored version of the document. `text` is empty from a node: the
+   * coordinator reads the final hits' texts with ShardTexts, checked against this.
+   */
+  uint64_t content_hash;
 };
 #define RAGD__V1__SHARD_HIT__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__shard_hit__descriptor) \
-    , (char *)protobuf_c_empty_string, 0, 0, (char *)protobuf_c_empty_string, 0,NULL, 0, 0,NULL }
+    , (char *)protobuf_c_empty_string, 0, 0, (char *)protobuf_c_empty_string, 0,NULL, 0, 0,NULL, 0 }
 
 
 struct  Ragd__V1__ShardSearchRequest
@@ -1117,6 +1125,52 @@ struct  Ragd__V1__ShardSearchResponse
 #define RAGD__V1__SHARD_SEARCH_RESPONSE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__shard_search_response__descriptor) \
     , 0,NULL, 0,NULL }
+
+
+/*
+ * The texts of chunks a search returned, each only if its document still has
+ * the content hash that was scored (a replaced or deleted one is left out).
+ */
+struct  Ragd__V1__ShardTextsRequest
+{
+  ProtobufCMessage base;
+  Ragd__V1__ShardKey *shard;
+  /*
+   * document_id, ordinal, content_hash
+   */
+  size_t n_chunks;
+  Ragd__V1__ChunkText **chunks;
+};
+#define RAGD__V1__SHARD_TEXTS_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__shard_texts_request__descriptor) \
+    , NULL, 0,NULL }
+
+
+struct  Ragd__V1__ChunkText
+{
+  ProtobufCMessage base;
+  char *document_id;
+  uint32_t ordinal;
+  uint64_t content_hash;
+  char *text;
+};
+#define RAGD__V1__CHUNK_TEXT__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__chunk_text__descriptor) \
+    , (char *)protobuf_c_empty_string, 0, 0, (char *)protobuf_c_empty_string }
+
+
+struct  Ragd__V1__ShardTextsResponse
+{
+  ProtobufCMessage base;
+  /*
+   * the chunks found, with their texts
+   */
+  size_t n_chunks;
+  Ragd__V1__ChunkText **chunks;
+};
+#define RAGD__V1__SHARD_TEXTS_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&ragd__v1__shard_texts_response__descriptor) \
+    , 0,NULL }
 
 
 struct  Ragd__V1__ShardStatsRequest
@@ -3460,6 +3514,63 @@ Ragd__V1__ShardSearchResponse *
 void   ragd__v1__shard_search_response__free_unpacked
                      (Ragd__V1__ShardSearchResponse *message,
                       ProtobufCAllocator *allocator);
+/* Ragd__V1__ShardTextsRequest methods */
+void   ragd__v1__shard_texts_request__init
+                     (Ragd__V1__ShardTextsRequest         *message);
+size_t ragd__v1__shard_texts_request__get_packed_size
+                     (const Ragd__V1__ShardTextsRequest   *message);
+size_t ragd__v1__shard_texts_request__pack
+                     (const Ragd__V1__ShardTextsRequest   *message,
+                      uint8_t             *out);
+size_t ragd__v1__shard_texts_request__pack_to_buffer
+                     (const Ragd__V1__ShardTextsRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Ragd__V1__ShardTextsRequest *
+       ragd__v1__shard_texts_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   ragd__v1__shard_texts_request__free_unpacked
+                     (Ragd__V1__ShardTextsRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Ragd__V1__ChunkText methods */
+void   ragd__v1__chunk_text__init
+                     (Ragd__V1__ChunkText         *message);
+size_t ragd__v1__chunk_text__get_packed_size
+                     (const Ragd__V1__ChunkText   *message);
+size_t ragd__v1__chunk_text__pack
+                     (const Ragd__V1__ChunkText   *message,
+                      uint8_t             *out);
+size_t ragd__v1__chunk_text__pack_to_buffer
+                     (const Ragd__V1__ChunkText   *message,
+                      ProtobufCBuffer     *buffer);
+Ragd__V1__ChunkText *
+       ragd__v1__chunk_text__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   ragd__v1__chunk_text__free_unpacked
+                     (Ragd__V1__ChunkText *message,
+                      ProtobufCAllocator *allocator);
+/* Ragd__V1__ShardTextsResponse methods */
+void   ragd__v1__shard_texts_response__init
+                     (Ragd__V1__ShardTextsResponse         *message);
+size_t ragd__v1__shard_texts_response__get_packed_size
+                     (const Ragd__V1__ShardTextsResponse   *message);
+size_t ragd__v1__shard_texts_response__pack
+                     (const Ragd__V1__ShardTextsResponse   *message,
+                      uint8_t             *out);
+size_t ragd__v1__shard_texts_response__pack_to_buffer
+                     (const Ragd__V1__ShardTextsResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Ragd__V1__ShardTextsResponse *
+       ragd__v1__shard_texts_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   ragd__v1__shard_texts_response__free_unpacked
+                     (Ragd__V1__ShardTextsResponse *message,
+                      ProtobufCAllocator *allocator);
 /* Ragd__V1__ShardStatsRequest methods */
 void   ragd__v1__shard_stats_request__init
                      (Ragd__V1__ShardStatsRequest         *message);
@@ -5256,6 +5367,15 @@ typedef void (*Ragd__V1__ShardSearchRequest_Closure)
 typedef void (*Ragd__V1__ShardSearchResponse_Closure)
                  (const Ragd__V1__ShardSearchResponse *message,
                   void *closure_data);
+typedef void (*Ragd__V1__ShardTextsRequest_Closure)
+                 (const Ragd__V1__ShardTextsRequest *message,
+                  void *closure_data);
+typedef void (*Ragd__V1__ChunkText_Closure)
+                 (const Ragd__V1__ChunkText *message,
+                  void *closure_data);
+typedef void (*Ragd__V1__ShardTextsResponse_Closure)
+                 (const Ragd__V1__ShardTextsResponse *message,
+                  void *closure_data);
 typedef void (*Ragd__V1__ShardStatsRequest_Closure)
                  (const Ragd__V1__ShardStatsRequest *message,
                   void *closure_data);
@@ -5580,6 +5700,9 @@ extern const ProtobufCMessageDescriptor ragd__v1__shard_hit__descriptor;
 extern const ProtobufCMessageDescriptor ragd__v1__shard_hit__metadata_entry__descriptor;
 extern const ProtobufCMessageDescriptor ragd__v1__shard_search_request__descriptor;
 extern const ProtobufCMessageDescriptor ragd__v1__shard_search_response__descriptor;
+extern const ProtobufCMessageDescriptor ragd__v1__shard_texts_request__descriptor;
+extern const ProtobufCMessageDescriptor ragd__v1__chunk_text__descriptor;
+extern const ProtobufCMessageDescriptor ragd__v1__shard_texts_response__descriptor;
 extern const ProtobufCMessageDescriptor ragd__v1__shard_stats_request__descriptor;
 extern const ProtobufCMessageDescriptor ragd__v1__shard_stats_response__descriptor;
 extern const ProtobufCMessageDescriptor ragd__v1__stored_document__descriptor;
