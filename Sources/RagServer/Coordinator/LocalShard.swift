@@ -79,6 +79,9 @@ public actor LocalShard: Shard {
         startGraphBuildIfDue()
     }
 
+    /// Chunks searched now.
+    public nonisolated var chunkCount: Int { lock.read { index.chunkCount } }
+
     /// The vector index searched now (`exact`, `int8`, `hnsw`).
     public nonisolated var indexName: String { lock.read { index.kind.name } }
 

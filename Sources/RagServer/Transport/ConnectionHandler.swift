@@ -3,8 +3,8 @@ import NIOCore
 import RagCore
 import RagWire
 
-/// Serves one client connection: reads frames, starts a task per call, and
-/// funnels every outgoing frame through one writer so frames never interleave.
+/// Serves one client connection: reads frames, starts a task per call; each
+/// call writes its frames to the channel whole, so frames never interleave.
 struct ConnectionHandler: Sendable {
     let dispatcher: Dispatcher
     let stats: ServerStats
@@ -16,28 +16,27 @@ struct ConnectionHandler: Sendable {
         defer { stats.connectionClosed() }
         let calls = state.calls
         let output = state.output
-        let (outgoing, queue) = AsyncStream.makeStream(of: ByteBuffer.self)
         let allocator = channel.channel.allocator
-        // Every answer takes its bytes from the connection's output budget first:
-        // a client that does not read makes its calls wait here, not the heap grow.
-        let send: @Sendable (Ragd_V1_Frame) async -> Void = { frame in
-            guard let buffer = try? FrameCodec.encode(frame, allocator: allocator) else { return }
-            guard (try? await output.reserve(buffer.readableBytes)) != nil else { return }
-            queue.yield(buffer)
-        }
         let token = shutdown.register { channel.channel.close(mode: .input, promise: nil) }
         defer { shutdown.unregister(token) }
         do {
             try await withTaskCancellationHandler {
             try await channel.executeThenClose { inbound, outbound in
-                let rejected = try await withThrowingTaskGroup(of: Void.self) { group -> Bool in
-                    group.addTask {
-                        for await buffer in outgoing {
-                            let n = buffer.readableBytes
-                            try await outbound.write(buffer)
-                            output.release(n)
-                        }
-                    }
+                // Every answer takes its bytes from the connection's output budget first:
+                // a client that does not read makes its calls wait here, not the heap grow.
+                // The calling task hands its frame to the channel itself, one whole frame
+                // per write (frames never interleave; one task's frames stay in order), and
+                // does not wait for it: no writer task to wake per answer. Not through
+                // `outbound`: a cancelled task could not write there, and a cancelled
+                // call's last frame is its ERROR CANCELLED.
+                let send: @Sendable (Ragd_V1_Frame) async -> Void = { frame in
+                    guard let buffer = try? FrameCodec.encode(frame, allocator: allocator) else { return }
+                    let n = buffer.readableBytes
+                    guard (try? await output.reserve(n)) != nil else { return }
+                    channel.channel.writeAndFlush(buffer).whenComplete { _ in output.release(n) }
+                }
+                _ = outbound
+                let rejected = await { () async -> Bool in
                     var rejected = false
                     do {
                         for try await body in inbound {
@@ -62,10 +61,8 @@ struct ConnectionHandler: Sendable {
                         calls.cancelAll()
                         await calls.drain()
                     }
-                    queue.finish()
-                    try await group.waitForAll()
                     return rejected
-                }
+                }()
                 if rejected {
                     // Lingering close: send FIN after the error frame and give the peer
                     // a moment to read it and hang up. Closing at once, with its unread
@@ -88,7 +85,6 @@ struct ConnectionHandler: Sendable {
         }
         calls.cancelAll()
         output.close()
-        queue.finish()
     }
 
     func handle(_ body: ByteBuffer, calls: CallRegistry, send: @escaping @Sendable (Ragd_V1_Frame) async -> Void) async {
