@@ -20,32 +20,21 @@ extension Coordinator {
             .mapValues { Dictionary($0.map { ($0.key, $0.contentHash) }, uniquingKeysWith: { a, _ in a }) }
         guard !wanted.isEmpty else { return (hits, 0, []) }
         let involved = shards.filter { wanted[$0.partition] != nil }
+        // Like the searches: in line for small local partitions (a read takes
+        // ~15 µs there), side by side otherwise (a cold read of a large file,
+        // or a round trip to a node).
+        let read: @Sendable (any Shard) async throws -> [ChunkKey: String] = { shard in
+            try await withSpan("texts partition \(shard.partition)") { _ in try await shard.texts(wanted[shard.partition]!) }
+        }
         var texts: [ChunkKey: String] = [:]
         var missing: [Int] = []
-        // A local read takes ~15 µs: in line, one after another, costs less
-        // than tasks that would run them side by side. Remote ones wait on
-        // the network: in parallel.
-        for case let shard as LocalShard in involved {
-            do { texts.merge(try shard.texts(wanted[shard.partition]!)) { a, _ in a } } catch {
-                guard allowPartial, !Task.isCancelled else { throw error }
-                missing.append(shard.partition)
-            }
+        let parts: [[ChunkKey: String]]
+        if allowPartial {
+            (parts, missing) = await fanOutPartial(involved, read)
+        } else {
+            parts = try await fanOut(involved, read)
         }
-        let remote = involved.filter { !($0 is LocalShard) }
-        if !remote.isEmpty {
-            let read: @Sendable (any Shard) async throws -> [ChunkKey: String] = { shard in
-                try await withSpan("texts partition \(shard.partition)") { _ in try await shard.texts(wanted[shard.partition]!) }
-            }
-            let parts: [[ChunkKey: String]]
-            if allowPartial {
-                let failed: [Int]
-                (parts, failed) = await fanOutPartial(remote, read)
-                missing += failed
-            } else {
-                parts = try await fanOut(remote, read)
-            }
-            for p in parts { texts.merge(p) { a, _ in a } }
-        }
+        for p in parts { texts.merge(p) { a, _ in a } }
         var out: [Hit] = []
         out.reserveCapacity(hits.count)
         var changed = 0
