@@ -28,15 +28,15 @@ public final class PartitionIndex {
     private(set) var slotOrdinal: [Int32] = []
     /// Empty unless `keepsTexts`.
     private var slotText: [String] = []
-    private var slotLength: [Int32] = []
+    var slotLength: [Int32] = []
     private var freeSlots: [Int32] = []
 
     private(set) var documents: [DocumentEntry?] = []
     private var freeDocuments: [Int32] = []
     private var documentIndex: [String: Int32] = [:]
 
-    private var postings: [String: [Posting]] = [:]
-    private var totalLength = 0
+    var postings: [String: [Posting]] = [:]
+    var totalLength = 0
 
     public private(set) var chunkCount = 0
     public var documentCount: Int { documentIndex.count }
@@ -91,21 +91,6 @@ public final class PartitionIndex {
         }
     }
 
-    /// How many times a document's title terms count in each of its chunks.
-    /// Development corpus, MiniLM hybrid nDCG@10 (keyword alone): 0 0.747
-    /// (0.673), 1 0.754 (0.678), 2 0.753 (0.680), 3 0.755 (0.682).
-    public static let titleWeight = 2
-
-    /// The terms every chunk of a document gets besides its text's: its title's
-    /// (the `title` metadata) `titleWeight` times, a field weight in the manner
-    /// of BM25F, so every chunk of a document matches its title. Computed once
-    /// per document, not per chunk.
-    static func titleTerms(_ metadata: Metadata) -> [String] {
-        guard case .string(let title)? = metadata["title"] else { return [] }
-        let t = Tokenizer.terms(title)
-        return (0..<titleWeight).flatMap { _ in t }
-    }
-
     public func contentHash(of documentID: String) -> UInt64? {
         documentIndex[documentID].flatMap { documents[Int($0)]?.contentHash }
     }
@@ -151,12 +136,7 @@ public final class PartitionIndex {
             slotDocument[Int(s)] = d
             slotOrdinal[Int(s)] = Int32(ordinal)
             if keepsTexts { slotText[Int(s)] = text }
-            let terms = Tokenizer.terms(text) + titleTerms
-            slotLength[Int(s)] = Int32(terms.count)
-            totalLength += terms.count
-            var tf: [String: Int32] = [:]
-            for t in terms { tf[t, default: 0] += 1 }
-            for (t, n) in tf { postings[t, default: []].append(Posting(slot: s, tf: n)) }
+            addPostings(of: s, terms: Tokenizer.terms(text) + titleTerms)
             slots.append(s)
             chunkCount += 1
         }
@@ -201,26 +181,6 @@ public final class PartitionIndex {
         return true
     }
 
-    private func dropPostings(of s: Int32, terms: [String]) {
-        var seen = Set<String>()
-        for t in terms where seen.insert(t).inserted {
-            // In place: copying the list out and back would copy all of it (copy-on-write).
-            if let at = postings[t]?.firstIndex(where: { $0.slot == s }) {
-                postings[t]!.swapAt(at, postings[t]!.count - 1)
-                postings[t]!.removeLast()
-                if postings[t]!.isEmpty { postings[t] = nil }
-            }
-        }
-    }
-
-    /// Drops every posting of `slots` (when their terms are not known).
-    private func sweepPostings(_ slots: Set<Int32>) {
-        for t in Array(postings.keys) {
-            postings[t]!.removeAll { slots.contains($0.slot) }
-            if postings[t]!.isEmpty { postings[t] = nil }
-        }
-    }
-
     private func allocateSlot() -> Int32 {
         if let s = freeSlots.popLast() { return s }
         let s = Int32(slotDocument.count)
@@ -237,7 +197,7 @@ public final class PartitionIndex {
     // MARK: reads
 
     /// For each document, whether the filter admits it (nil filter: all).
-    private func admitted(_ filter: MetadataFilter?) -> [Bool]? {
+    func admitted(_ filter: MetadataFilter?) -> [Bool]? {
         guard let filter else { return nil }
         return documents.map { $0.map { filter.matches($0.metadata) } ?? false }
     }
@@ -336,38 +296,6 @@ public final class PartitionIndex {
                 }
             }
         }
-        return top.sorted().map(hit)
-    }
-
-    /// This partition's share of the corpus statistics for `terms`.
-    public func keywordStats(_ terms: [String]) -> KeywordStats {
-        var df: [String: Int] = [:]
-        for t in Set(terms) { df[t] = postings[t]?.count ?? 0 }
-        return KeywordStats(chunkCount: chunkCount, totalLength: totalLength, documentFrequency: df)
-    }
-
-    /// BM25 over `terms` (distinct terms, each counted once) with corpus-wide `stats`.
-    public func keywordSearch(_ terms: [String], stats: KeywordStats, k: Int, filter: MetadataFilter? = nil) throws -> [Hit] {
-        let allowed = admitted(filter)
-        let avg = stats.chunkCount > 0 ? Double(stats.totalLength) / Double(stats.chunkCount) : 0
-        // Dense accumulators (one per slot) and the list of slots touched: far
-        // cheaper than a dictionary when query terms are common.
-        var scores = [Double](repeating: 0, count: slotDocument.count)
-        var touched: [Int32] = []
-        // Fixed term order: the same float additions in the same order on every layout.
-        for t in Set(terms).sorted() {
-            guard let list = postings[t] else { continue }
-            try Task.checkCancellation()
-            let idf = BM25.idf(documentFrequency: stats.documentFrequency[t] ?? list.count, count: max(stats.chunkCount, 1))
-            for p in list {
-                let s = Int(p.slot)
-                if let allowed, !allowed[Int(slotDocument[s])] { continue }
-                if scores[s] == 0 { touched.append(p.slot) }  // every term score is > 0 (idf > 0, tf >= 1)
-                scores[s] += BM25.termScore(tf: Int(p.tf), length: Int(slotLength[s]), averageLength: avg, idf: idf)
-            }
-        }
-        var top = TopK<ChunkKey>(k: k)
-        for s in touched { top.insert(score: scores[Int(s)], key: self.key(s)) }
         return top.sorted().map(hit)
     }
 
