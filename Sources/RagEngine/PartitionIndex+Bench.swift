@@ -47,7 +47,8 @@ extension PartitionIndex {
     /// Every document id held here.
     public var documentIDs: [String] { Array(documentIndexKeys) }
 
-    /// A document as it was written (chunks and vectors), e.g. to copy it to a replica.
+    /// A document as it was written (chunks and vectors); nil when this index
+    /// keeps no texts (a server's partitions read documents from SQLite).
     public func stored(_ documentID: String) -> PreparedDocument? {
         storedDocument(documentID)
     }

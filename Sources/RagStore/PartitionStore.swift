@@ -129,7 +129,7 @@ public final class PartitionStore: Sendable {
                 let docs = try Row.fetchCursor(db, sql: "SELECT id, contentHash, metadata FROM document ORDER BY id")
                 var meta: [String: (UInt64, Metadata)] = [:]
                 while let row = try docs.next() {
-                    let m = try decoder.decode(Metadata.self, from: Data((row["metadata"] as String).utf8))
+                    let m = try Self.metadata(row, decoder)
                     meta[row["id"]] = (UInt64(bitPattern: row["contentHash"]), m)
                 }
                 let chunks = try Row.fetchCursor(db, sql: "SELECT documentId, ordinal, text, embedding FROM chunk ORDER BY documentId, ordinal")
@@ -184,8 +184,7 @@ public final class PartitionStore: Sendable {
             var out: [PreparedDocument] = []
             for id in ids {
                 guard let row = try Row.fetchOne(doc, arguments: [id]) else { continue }
-                let metadata = try decoder.decode(Metadata.self, from: Data((row["metadata"] as String).utf8))
-                var d = PreparedDocument(id: id, metadata: metadata, contentHash: UInt64(bitPattern: row["contentHash"]), chunks: [], embeddings: [],
+                var d = PreparedDocument(id: id, metadata: try Self.metadata(row, decoder), contentHash: UInt64(bitPattern: row["contentHash"]), chunks: [], embeddings: [],
                                          source: row["source"] ?? Data())
                 for c in try Row.fetchAll(chunks, arguments: [id]) {
                     d.chunks.append(c["text"])
@@ -203,34 +202,33 @@ public final class PartitionStore: Sendable {
 
     /// The kept source texts (deflated) of these documents; documents without one are left out.
     public func sources(_ ids: [String]) throws(RagError) -> [String: Data] {
-        do {
-            return try pool.read { db in
-                // One statement, prepared once, for a page of ids.
-                let select = try db.cachedStatement(sql: "SELECT source FROM document WHERE id = ? AND source IS NOT NULL")
-                var out: [String: Data] = [:]
-                for id in ids {
-                    if let d = try Data.fetchOne(select, arguments: [id]) { out[id] = d }
-                }
-                return out
+        try read { db in
+            // One statement, prepared once, for a page of ids.
+            let select = try db.cachedStatement(sql: "SELECT source FROM document WHERE id = ? AND source IS NOT NULL")
+            var out: [String: Data] = [:]
+            for id in ids {
+                if let d = try Data.fetchOne(select, arguments: [id]) { out[id] = d }
             }
-        } catch {
-            throw RagError(.internal, "read of \(path) failed: \(error)")
+            return out
         }
     }
 
     public func documentCount() throws(RagError) -> Int {
-        do { return try pool.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM document") ?? 0 } }
-        catch { throw RagError(.internal, "\(error)") }
+        try read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM document") ?? 0 }
     }
 
     public func chunkCount() throws(RagError) -> Int {
-        do { return try pool.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM chunk") ?? 0 } }
-        catch { throw RagError(.internal, "\(error)") }
+        try read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM chunk") ?? 0 }
     }
 
     public func close() throws {
         textReader.close()
         try pool.close()
+    }
+
+    /// A document row's metadata (stored as JSON).
+    static func metadata(_ row: Row, _ decoder: JSONDecoder) throws -> Metadata {
+        try decoder.decode(Metadata.self, from: Data((row["metadata"] as String).utf8))
     }
 
     static func blob(_ v: [Float]) -> Data {

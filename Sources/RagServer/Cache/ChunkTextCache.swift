@@ -1,5 +1,4 @@
 import RagEngine
-import Synchronization
 
 /// The texts of recently answered chunks. Partitions keep texts on disk, so
 /// every answer reads its hits' texts (~15–40 µs per partition locally, a
@@ -9,7 +8,6 @@ import Synchronization
 /// document's old entries just age out. Bounded by bytes (LRU).
 public final class ChunkTextCache: Sendable {
     let lru: LRUCache<String>
-    let counts = Mutex((hits: UInt64(0), misses: UInt64(0)))
 
     /// `capacityBytes` 0: nothing is cached.
     public init(capacityBytes: Int) {
@@ -22,20 +20,12 @@ public final class ChunkTextCache: Sendable {
 
     func text(_ chunk: ChunkKey, contentHash: UInt64) -> String? {
         guard lru.capacityBytes > 0, contentHash != 0 else { return nil }
-        let t = lru.get(Self.key(chunk, contentHash))
-        counts.withLock { if t == nil { $0.misses += 1 } else { $0.hits += 1 } }
-        return t
+        return lru.get(Self.key(chunk, contentHash))
     }
 
     func store(_ text: String, for chunk: ChunkKey, contentHash: UInt64) {
         guard lru.capacityBytes > 0, contentHash != 0 else { return }
         // Content-addressed: never stale, so no time limit beyond eviction.
         lru.set(Self.key(chunk, contentHash), text, bytes: text.utf8.count, ttl: .seconds(7 * 86_400))
-    }
-
-    public var stats: (hits: UInt64, misses: UInt64, entries: Int, bytes: Int) {
-        let (hits, misses) = counts.withLock { $0 }
-        let s = lru.stats
-        return (hits, misses, s.entries, s.bytes)
     }
 }

@@ -176,8 +176,8 @@ public struct ShardService: Sendable {
 
     func texts(_ payload: Data) async throws -> Data {
         let r = try await decode(Ragd_V1_ShardTextsRequest.self, payload) { $0.shard }
-        var out = Ragd_V1_ShardTextsResponse()
         guard r.chunks.count <= 10_000 else { throw RagError.invalidArgument("at most 10000 chunks per ShardTexts call, got \(r.chunks.count)") }
+        var out = Ragd_V1_ShardTextsResponse()
         if let shard = try await host.existing(r.shard.collection, Int(r.shard.partition)) {
             let asked = Dictionary(r.chunks.map { ($0.key, $0.contentHash) }, uniquingKeysWith: { a, _ in a })
             out.chunks = try await shard.texts(asked).map { Ragd_V1_ChunkText(key: $0.key, contentHash: asked[$0.key]!, text: $0.value) }
