@@ -254,6 +254,21 @@ import Testing
                 #expect(RagError(from: error).code == expected, "\(error)")
             }
         }
+        // ShardTexts: the text of the version asked for only, and a bounded request.
+        func texts(_ hashes: [UInt64]) async throws -> [String] {
+            var r = Ragd_V1_ShardTextsRequest()
+            r.shard.collection = "kb"
+            r.chunks = hashes.map { h in Ragd_V1_ChunkText.with { $0.documentID = "d"; $0.contentHash = h } }
+            return try await client.call(.shardTexts, r, as: Ragd_V1_ShardTextsResponse.self, timeout: hangGuard).chunks.map(\.text)
+        }
+        #expect(try await texts([1]) == ["text"])
+        #expect(try await texts([2]).isEmpty, "another version's text is not given")
+        do {
+            _ = try await texts(Array(repeating: 1, count: 10_001))
+            Issue.record("a ShardTexts call for 10,001 chunks was answered")
+        } catch {
+            #expect(RagError(from: error).code == .invalidArgument, "\(error)")
+        }
         #expect(shard.isRunning)
         let files = try FileManager.default.contentsOfDirectory(atPath: dir + "/collections/kb").filter { $0.hasSuffix(".sqlite") }
         #expect(files == ["p000.sqlite"])
