@@ -43,6 +43,12 @@ public final class RagdProcess: @unchecked Sendable {
         var buffer = Data()
         let handle = process.output!
         while Date() < deadline {
+            // A server that hangs before its first line keeps the pipe open:
+            // wait for data with the deadline, never in a read that cannot end.
+            var ready = pollfd(fd: handle.fileDescriptor, events: Int16(POLLIN), revents: 0)
+            let ms = Int32(max(0, min(1000, deadline.timeIntervalSinceNow * 1000)))
+            guard poll(&ready, 1, ms) >= 0 || errno == EINTR else { break }
+            if ready.revents == 0 { continue }
             let chunk = handle.availableData
             if chunk.isEmpty { break }
             buffer.append(chunk)
@@ -55,10 +61,13 @@ public final class RagdProcess: @unchecked Sendable {
                 return
             }
         }
+        let running = process.isRunning
         process.terminate()
         Thread.sleep(forTimeInterval: 0.2)
+        if process.isRunning { process.signal(SIGKILL) }
         let err = log
-        throw NSError(domain: "RagdProcess", code: 1, userInfo: [NSLocalizedDescriptionKey: "ragd did not start: \(err)"])
+        throw NSError(domain: "RagdProcess", code: 1, userInfo: [NSLocalizedDescriptionKey:
+            "ragd did not start\(running ? " within 60 s (still running)" : ""): \(err)"])
     }
 
     /// What the server wrote to stderr (its log), at most the last 256 KiB.
