@@ -194,6 +194,11 @@ void rag_dot_rows(const float *rows_base, size_t rows, size_t dim, const float *
     for (; r < rows; r++) out[r] = f(rows_base + r * dim, query, dim);
 }
 
+float rag_dot_i8(const signed char *a, const float *b, size_t n) {
+    choose();
+    return chosen_i8(a, b, n);
+}
+
 void rag_dot_rows_i8(const signed char *rows_base, size_t rows, size_t dim, const float *query, float *out) {
     choose();
     dot_i8_fn f = chosen_i8;

@@ -16,10 +16,10 @@ public struct NodeLabel: Hashable, Sendable {
 }
 
 /// The graph file: a header, the levels, the links of every layer, the
-/// tombstones, the vectors, each live node's label, and a checksum of all of
-/// it. Integers and floats are little-endian, as on every CPU Ragd runs on.
+/// tombstones, the vectors, the int8 scales (a quantized graph), each live
+/// node's label, and a checksum of all of it. Integers and floats are little-endian, as on every CPU Ragd runs on.
 extension HNSWGraph {
-    static let magic = Array("RGHNSW01".utf8)
+    static let magic = Array("RGHNSW02".utf8)
 
     /// The graph and `labels` (one per node; nil for tombstones) as bytes.
     public func encoded(labels: [NodeLabel?]) -> Data {
@@ -28,12 +28,15 @@ extension HNSWGraph {
         out.reserveCapacity(64 + count * (1 + 4 * (m0 + 1) + 1 + 4 * dimension + 32))
         out.append(contentsOf: Self.magic)
         for v in [UInt64(dimension), UInt64(parameters.m), UInt64(parameters.efConstruction), parameters.seed, UInt64(count),
-                  UInt64(bitPattern: Int64(entry)), UInt64(bitPattern: Int64(maxLevel))] { out.append(le: v) }
+                  UInt64(bitPattern: Int64(entry)), UInt64(bitPattern: Int64(maxLevel)), parameters.quantized ? 1 : 0] { out.append(le: v) }
         out.append(contentsOf: levels)
         links0.withUnsafeBytes { out.append(contentsOf: $0) }
         for u in upper { u.withUnsafeBytes { out.append(contentsOf: $0) } }
         out.append(contentsOf: deleted.map { $0 ? 1 as UInt8 : 0 })
-        vectors.withUnsafeBytes { out.append(contentsOf: $0) }
+        vectors.withContiguousFloats { out.append(contentsOf: UnsafeRawBufferPointer($0)) }
+        // The scales, not the codes: codes follow from scales and vectors, but
+        // scales depend on the order vectors came in (they widen as it grows).
+        codes?.scale.withUnsafeBytes { out.append(contentsOf: $0) }
         for (i, label) in labels.enumerated() where !deleted[i] {
             let l = label ?? NodeLabel(documentID: "", ordinal: -1, contentHash: 0)
             let id = Array(l.documentID.utf8)
@@ -48,16 +51,17 @@ extension HNSWGraph {
 
     /// A graph read back by `encoded`, with its labels; nil when the bytes are
     /// not such a graph (damaged, truncated, or other parameters than `parameters`).
-    public static func decode(_ data: Data, dimension: Int, parameters: Parameters) -> (HNSWGraph, [NodeLabel?])? {
-        guard data.count >= magic.count + 7 * 8 + 8 else { return nil }
+    public static func decode(_ data: Data, dimension: Int, parameters: Parameters, backing: VectorBacking = .memory) -> (HNSWGraph, [NodeLabel?])? {
+        guard data.count >= magic.count + 8 * 8 + 8 else { return nil }
         let body = data.prefix(data.count - 8)
         var reader = ByteReader(data: data)
         guard checksum(body) == reader.u64(at: data.count - 8) else { return nil }
         guard reader.bytes(magic.count).map(Array.init) == magic else { return nil }
-        let header = (0..<7).compactMap { _ in reader.u64() }
-        guard header.count == 7, header[0] == UInt64(dimension), header[1] == UInt64(parameters.m),
-              header[2] == UInt64(parameters.efConstruction), header[3] == parameters.seed, header[4] < UInt64(Int32.max) else { return nil }
-        let graph = HNSWGraph(dimension: dimension, parameters: parameters)
+        let header = (0..<8).compactMap { _ in reader.u64() }
+        guard header.count == 8, header[0] == UInt64(dimension), header[1] == UInt64(parameters.m),
+              header[2] == UInt64(parameters.efConstruction), header[3] == parameters.seed, header[4] < UInt64(Int32.max),
+              header[7] == (parameters.quantized ? 1 : 0) else { return nil }
+        let graph = HNSWGraph(dimension: dimension, parameters: parameters, backing: backing)
         let n = Int(header[4])
         let entry = Int64(bitPattern: header[5]), maxLevel = Int64(bitPattern: header[6])
         guard (n == 0 && entry == -1) || (0..<Int64(n)).contains(entry), (-1...15).contains(maxLevel) else { return nil }
@@ -69,7 +73,14 @@ extension HNSWGraph {
             guard let u = reader.array(Int32.self, Int(l) * (parameters.m + 1)) else { return nil }
             upper.append(u)
         }
-        guard let deleted = reader.bytes(n).map({ $0.map { $0 != 0 } }), let vectors = reader.array(Float.self, n * dimension) else { return nil }
+        guard let deleted = reader.bytes(n).map({ $0.map { $0 != 0 } }), let vectors = reader.bytes(n * dimension * 4) else { return nil }
+        // Straight from the file's bytes into the graph's rows (no array between).
+        vectors.withUnsafeBytes { graph.vectors.append(raw: $0, rows: n) }
+        if parameters.quantized {
+            guard let scale = reader.array(Float.self, dimension),
+                  let codes = graph.vectors.withContiguousFloats({ ScalarQuantizer(scale: scale, vectors: $0, rows: n) }) else { return nil }
+            graph.codes = codes
+        }
         // Every link count and target in range, or the walk would read outside the graph.
         func valid(_ block: ArraySlice<Int32>, cap: Int) -> Bool {
             guard let c = block.first, (0...Int32(cap)).contains(c) else { return false }
@@ -93,7 +104,6 @@ extension HNSWGraph {
         graph.upper = upper
         graph.deleted = deleted
         graph.deletedCount = deleted.filter { $0 }.count
-        graph.vectors = vectors
         graph.entry = Int32(entry)
         graph.maxLevel = Int(maxLevel)
         return (graph, labels)

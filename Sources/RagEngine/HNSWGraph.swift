@@ -25,11 +25,16 @@ public final class HNSWGraph {
         /// Candidates kept while linking a new node.
         public var efConstruction: Int
         public var seed: UInt64
+        /// Searches walk int8 codes of the vectors (a quarter of the bytes per
+        /// distance) and rescore the `ef` nodes they keep from the floats. The
+        /// graph itself is built from the floats either way.
+        public var quantized: Bool
 
-        public init(m: Int = 16, efConstruction: Int = 200, seed: UInt64 = 0x5EED) {
+        public init(m: Int = 16, efConstruction: Int = 200, seed: UInt64 = 0x5EED, quantized: Bool = false) {
             self.m = max(2, m)
             self.efConstruction = max(1, efConstruction)
             self.seed = seed
+            self.quantized = quantized
         }
     }
 
@@ -38,8 +43,10 @@ public final class HNSWGraph {
     let m0: Int
     let levelScale: Double
 
-    /// Row-major vectors, node `i` at `i * dimension`.
-    var vectors: [Float] = []
+    /// The float vectors, row `i` for node `i` (in memory or a mapped file).
+    let vectors: VectorRows
+    /// With `parameters.quantized`: every node's int8 code, row `i` for node `i`.
+    var codes: ScalarQuantizer?
     var levels: [UInt8] = []
     /// Layer 0: per node, a count then up to `m0` neighbours.
     var links0: [Int32] = []
@@ -58,11 +65,13 @@ public final class HNSWGraph {
     /// How much of each neighbour's vector to prefetch (the first cache lines; the rest streams).
     private var prefetchBytes: Int { min(dimension * 4, 256) }
 
-    public init(dimension: Int, parameters: Parameters = Parameters()) {
+    public init(dimension: Int, parameters: Parameters = Parameters(), backing: VectorBacking = .memory) {
         self.dimension = dimension
         self.parameters = parameters
+        vectors = VectorRows(dimension: dimension, backing: backing)
         m0 = 2 * parameters.m
         levelScale = 1 / log(Double(parameters.m))
+        if parameters.quantized { codes = ScalarQuantizer(dimension: dimension) }
     }
 
     public var count: Int { levels.count }
@@ -71,7 +80,10 @@ public final class HNSWGraph {
     public func isDeleted(_ id: Int32) -> Bool { deleted[Int(id)] }
 
     /// Node `id`'s vector.
-    public func vector(_ id: Int32) -> ArraySlice<Float> { vectors[Int(id) * dimension..<(Int(id) + 1) * dimension] }
+    public func vector(_ id: Int32) -> [Float] { Array(UnsafeBufferPointer(start: vectors.row(Int(id)), count: dimension)) }
+
+    /// Where the float vectors are.
+    public var backing: VectorBacking { vectors.backing }
 
     // MARK: writes
 
@@ -81,7 +93,12 @@ public final class HNSWGraph {
         precondition(vector.count == dimension, "vector dimension mismatch")
         let id = Int32(count)
         let level = randomLevel(id)
-        vectors.append(contentsOf: vector)
+        vector.withUnsafeBufferPointer { vectors.append($0) }
+        if codes != nil {
+            codes!.grow(toRows: Int(id) + 1)
+            let fits = vector.withUnsafeBufferPointer { codes!.set(row: Int(id), $0) }
+            if !fits { vectors.withContiguousFloats { codes!.rebuild($0, rows: Int(id) + 1) } }
+        }
         levels.append(UInt8(level))
         links0.append(contentsOf: repeatElement(0, count: m0 + 1))
         upper.append(Array(repeating: 0, count: level * (parameters.m + 1)))
@@ -91,18 +108,19 @@ public final class HNSWGraph {
             maxLevel = level
             return id
         }
-        vectors.withUnsafeBufferPointer { vb in
-            let v = vb.baseAddress!
+        do {
+            let v = vectors.row(0)
             let q = v + Int(id) * dimension
-            var ep = Scored(score: VectorMath.dot(q, v + Int(entry) * dimension, dimension), id: entry)
+            let scorer = FloatScorer(q: q, v: v, dimension: dimension, bytes: prefetchBytes)
+            var ep = Scored(score: scorer.score(entry), id: entry)
             var layer = maxLevel
             while layer > level {
-                ep = greedy(q, from: ep, layer: layer, v)
+                ep = greedy(scorer, from: ep, layer: layer)
                 layer -= 1
             }
             var entries = [ep]
             for l in stride(from: min(level, maxLevel), through: 0, by: -1) {
-                let found = searchLayer(q, entries: entries, ef: parameters.efConstruction, layer: l, admit: nil, v).sorted(by: Scored.before)
+                let found = searchLayer(scorer, entries: entries, ef: parameters.efConstruction, layer: l, admit: nil).sorted(by: Scored.before)
                 let chosen = selectNeighbours(found, max: parameters.m, v)
                 setLinks(id, l, chosen)
                 for n in chosen { connect(n, to: id, layer: l, v) }
@@ -126,10 +144,10 @@ public final class HNSWGraph {
     /// The graph rebuilt from the live nodes, in id order, and each old id's
     /// new one (nil: deleted).
     public func compacted() -> (HNSWGraph, [Int32?]) {
-        let graph = HNSWGraph(dimension: dimension, parameters: parameters)
+        let graph = HNSWGraph(dimension: dimension, parameters: parameters, backing: vectors.backing)
         var map = [Int32?](repeating: nil, count: count)
         for i in 0..<count where !deleted[i] {
-            map[i] = graph.add(Array(vectors[i * dimension..<(i + 1) * dimension]))
+            map[i] = graph.add(vector(Int32(i)))
         }
         return (graph, map)
     }
@@ -141,36 +159,60 @@ public final class HNSWGraph {
     /// slower and closer to exact. `filter` admits node ids; `admitted`, when
     /// known, is how many nodes it admits (a selective filter scans them exactly).
     public func search(_ query: [Float], k: Int, ef: Int, filter: ((Int32) -> Bool)? = nil, admitted: Int? = nil) -> [Scored] {
+        search(query, k: k, ef: ef, filter: filter, admitted: admitted, codes: codes)
+    }
+
+    /// The float walk, also on a quantized graph: for benchmarks that compare
+    /// both walks on one graph.
+    public func searchFloats(_ query: [Float], k: Int, ef: Int) -> [Scored] {
+        search(query, k: k, ef: ef, filter: nil, admitted: nil, codes: nil)
+    }
+
+    private func search(_ query: [Float], k: Int, ef: Int, filter: ((Int32) -> Bool)?, admitted: Int?, codes: ScalarQuantizer?) -> [Scored] {
         precondition(query.count == dimension, "query dimension mismatch")
         guard k > 0, entry >= 0 else { return [] }
         if filter != nil, let admitted, admitted <= max(Self.exactScanNodes, Int(Double(count) * Self.exactScanShare)) {
             return exactSearch(query, k: k, filter: filter)
         }
-        return vectors.withUnsafeBufferPointer { vb in
-            query.withUnsafeBufferPointer { qb in
-                let v = vb.baseAddress!, q = qb.baseAddress!
-                var ep = Scored(score: VectorMath.dot(q, v + Int(entry) * dimension, dimension), id: entry)
-                var layer = maxLevel
-                while layer > 0 {
-                    ep = greedy(q, from: ep, layer: layer, v)
-                    layer -= 1
-                }
-                let deleted = self.deleted
-                let admit: ((Int32) -> Bool)? = filter == nil && deletedCount == 0 ? nil : { id in !deleted[Int(id)] && (filter?(id) ?? true) }
-                let found = searchLayer(q, entries: [ep], ef: max(ef, k), layer: 0, admit: admit, v)
-                return Array(found.sorted(by: Scored.before).prefix(k))
+        let deleted = self.deleted
+        let admit: ((Int32) -> Bool)? = filter == nil && deletedCount == 0 ? nil : { id in !deleted[Int(id)] && (filter?(id) ?? true) }
+        let v = vectors.row(0)
+        guard let codes else {
+            let found = query.withUnsafeBufferPointer { q in
+                walkDown(FloatScorer(q: q.baseAddress!, v: v, dimension: dimension, bytes: prefetchBytes), ef: max(ef, k), admit: admit)
+            }
+            return Array(found.sorted(by: Scored.before).prefix(k))
+        }
+        // Walk the codes, then rank what the walk kept by exact scores.
+        let scaled = codes.scaled(query)
+        let found = codes.withCodes { c in
+            scaled.withUnsafeBufferPointer { s in
+                walkDown(CodeScorer(q: s.baseAddress!, codes: c, dimension: dimension), ef: max(ef, k), admit: admit)
             }
         }
+        let exact = query.withUnsafeBufferPointer { q in
+            found.map { Scored(score: VectorMath.dot(q.baseAddress!, v + Int($0.id) * dimension, dimension), id: $0.id) }
+        }
+        return Array(exact.sorted(by: Scored.before).prefix(k))
+    }
+
+    /// From the entry point down the upper layers greedily, then the best `ef` of layer 0.
+    private func walkDown<S: NodeScorer>(_ scorer: S, ef: Int, admit: ((Int32) -> Bool)?) -> [Scored] {
+        var ep = Scored(score: scorer.score(entry), id: entry)
+        var layer = maxLevel
+        while layer > 0 {
+            ep = greedy(scorer, from: ep, layer: layer)
+            layer -= 1
+        }
+        return searchLayer(scorer, entries: [ep], ef: ef, layer: 0, admit: admit)
     }
 
     /// The exact top `k` of the live nodes `filter` admits (a full scan).
     public func exactSearch(_ query: [Float], k: Int, filter: ((Int32) -> Bool)? = nil) -> [Scored] {
         var top = TopK<Int32>(k: k)  // ties to the lower id, as `Scored.before`
-        vectors.withUnsafeBufferPointer { vb in
-            query.withUnsafeBufferPointer { qb in
-                for i in 0..<count where !deleted[i] && (filter?(Int32(i)) ?? true) {
-                    top.insert(score: Double(VectorMath.dot(qb.baseAddress!, vb.baseAddress! + i * dimension, dimension)), key: Int32(i))
-                }
+        query.withUnsafeBufferPointer { qb in
+            for i in 0..<count where !deleted[i] && (filter?(Int32(i)) ?? true) {
+                top.insert(score: Double(VectorMath.dot(qb.baseAddress!, vectors.row(i), dimension)), key: Int32(i))
             }
         }
         return top.sorted().map { Scored(score: Float($0.score), id: $0.key) }
@@ -241,14 +283,14 @@ public final class HNSWGraph {
         return kept
     }
 
-    private func greedy(_ q: UnsafePointer<Float>, from start: Scored, layer: Int, _ v: UnsafePointer<Float>) -> Scored {
+    private func greedy<S: NodeScorer>(_ scorer: S, from start: Scored, layer: Int) -> Scored {
         var best = start
         var moved = true
         while moved {
             moved = false
             withLinks(best.id, layer) { links in
                 for n in links {
-                    let s = Scored(score: VectorMath.dot(q, v + Int(n) * dimension, dimension), id: n)
+                    let s = Scored(score: scorer.score(n), id: n)
                     if Scored.before(s, best) {
                         best = s
                         moved = true
@@ -261,28 +303,26 @@ public final class HNSWGraph {
 
     /// The best `ef` nodes of `layer` reachable from `entries` that `admit`
     /// accepts (all when nil); nodes it rejects are walked through.
-    private func searchLayer(_ q: UnsafePointer<Float>, entries: [Scored], ef: Int, layer: Int,
-                             admit: ((Int32) -> Bool)?, _ v: UnsafePointer<Float>) -> [Scored] {
+    private func searchLayer<S: NodeScorer>(_ scorer: S, entries: [Scored], ef: Int, layer: Int, admit: ((Int32) -> Bool)?) -> [Scored] {
         var marks = visitedPool.acquire(count: count)
         defer { visitedPool.release(marks) }
         if layer == 0 {
             // The hot path: layer 0's links through one pointer for the whole search.
             let stride = m0 + 1
             return links0.withUnsafeBufferPointer { l in
-                walk(q, entries: entries, ef: ef, admit: admit, v, marks: &marks) { id in
+                walk(scorer, entries: entries, ef: ef, admit: admit, marks: &marks) { id in
                     let base = Int(id) * stride
                     return UnsafeBufferPointer(start: l.baseAddress! + base + 1, count: Int(l[base]))
                 }
             }
         }
-        return walk(q, entries: entries, ef: ef, admit: admit, v, marks: &marks) { id in withLinks(id, layer) { $0 } }
+        return walk(scorer, entries: entries, ef: ef, admit: admit, marks: &marks) { id in withLinks(id, layer) { $0 } }
     }
 
     @inline(__always)
-    private func walk(_ q: UnsafePointer<Float>, entries: [Scored], ef: Int, admit: ((Int32) -> Bool)?, _ v: UnsafePointer<Float>,
-                      marks: inout VisitedPool.Marks, links: (Int32) -> UnsafeBufferPointer<Int32>) -> [Scored] {
+    private func walk<S: NodeScorer>(_ scorer: S, entries: [Scored], ef: Int, admit: ((Int32) -> Bool)?,
+                                     marks: inout VisitedPool.Marks, links: (Int32) -> UnsafeBufferPointer<Int32>) -> [Scored] {
         let tag = marks.tag
-        let dimension = self.dimension, prefetch = prefetchBytes
         var candidates = ScoredHeap(bestOnTop: true)
         var results = ScoredHeap(bestOnTop: false)
         return marks.tags.withUnsafeMutableBufferPointer { seen in
@@ -296,10 +336,10 @@ public final class HNSWGraph {
                 if results.count >= ef, let worst = results.top, Scored.before(worst, c) { break }
                 let neighbours = links(c.id)
                 // Start loading every unseen neighbour's vector before scoring the first.
-                for n in neighbours where seen[Int(n)] != tag { rag_prefetch(v + Int(n) * dimension, prefetch) }
+                for n in neighbours where seen[Int(n)] != tag { scorer.prefetch(n) }
                 for n in neighbours where seen[Int(n)] != tag {
                     seen[Int(n)] = tag
-                    let s = Scored(score: VectorMath.dot(q, v + Int(n) * dimension, dimension), id: n)
+                    let s = Scored(score: scorer.score(n), id: n)
                     guard results.count < ef || Scored.before(s, results.top!) else { continue }
                     candidates.push(s)
                     if admit?(n) ?? true {
@@ -311,4 +351,32 @@ public final class HNSWGraph {
             return results.items
         }
     }
+}
+
+/// How a walk scores a node against its query.
+protocol NodeScorer {
+    func score(_ node: Int32) -> Float
+    /// Starts loading what `score` will read for `node`.
+    func prefetch(_ node: Int32)
+}
+
+/// Exact inner products with the float vectors.
+struct FloatScorer: NodeScorer {
+    let q: UnsafePointer<Float>
+    let v: UnsafePointer<Float>
+    let dimension: Int
+    let bytes: Int
+
+    @inline(__always) func score(_ node: Int32) -> Float { rag_dot(q, v + Int(node) * dimension, dimension) }
+    @inline(__always) func prefetch(_ node: Int32) { rag_prefetch(v + Int(node) * dimension, bytes) }
+}
+
+/// Inner products of the scaled query with the int8 codes (`ScalarQuantizer.scaled`).
+struct CodeScorer: NodeScorer {
+    let q: UnsafePointer<Float>
+    let codes: UnsafePointer<CSignedChar>
+    let dimension: Int
+
+    @inline(__always) func score(_ node: Int32) -> Float { rag_dot_i8(codes + Int(node) * dimension, q, dimension) }
+    @inline(__always) func prefetch(_ node: Int32) { rag_prefetch(codes + Int(node) * dimension, dimension) }
 }

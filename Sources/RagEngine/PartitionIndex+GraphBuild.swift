@@ -13,6 +13,7 @@ extension PartitionIndex {
         public let vectors: [Float]
         public let dimension: Int
         public let settings: HNSWSettings
+        public let backing: VectorBacking
     }
 
     /// True between `beginGraphBuild` and `finishGraphBuild` or `abandonGraphBuild`.
@@ -39,13 +40,14 @@ extension PartitionIndex {
             copy.append(contentsOf: slotVector(s))
         }
         changedSlots = []
-        return GraphBuildInput(slots: slots, vectors: copy, dimension: dimension, settings: settings ?? hnsw)
+        let settings = settings ?? hnsw
+        return GraphBuildInput(slots: slots, vectors: copy, dimension: dimension, settings: settings, backing: backing(for: settings))
     }
 
     /// Builds the graph for `input`. Touches no partition state: run it on any
     /// thread. Nil when `cancelled` turned true on the way.
     public static func buildGraph(_ input: GraphBuildInput, cancelled: () -> Bool = { false }) -> HNSWGraph? {
-        let graph = HNSWGraph(dimension: input.dimension, parameters: .init(m: input.settings.m, efConstruction: input.settings.efConstruction))
+        let graph = HNSWGraph(dimension: input.dimension, parameters: input.settings.parameters, backing: input.backing)
         let d = input.dimension
         for i in input.slots.indices {
             if i % 1024 == 0, cancelled() { return nil }

@@ -57,7 +57,7 @@ extension PartitionIndex {
     /// takes that node instead of being inserted. False (and nothing adopted)
     /// when the bytes are not a graph of this partition's parameters.
     public func adoptGraph(_ data: Data) -> Bool {
-        guard let graph, chunkCount == 0, let (saved, labels) = HNSWGraph.decode(data, dimension: dimension, parameters: graph.parameters) else { return false }
+        guard let graph, chunkCount == 0, let (saved, labels) = HNSWGraph.decode(data, dimension: dimension, parameters: graph.parameters, backing: graph.backing) else { return false }
         self.graph = saved
         nodeSlot = [Int32](repeating: -1, count: saved.count)
         unclaimedNodes = [:]

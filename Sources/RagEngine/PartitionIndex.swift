@@ -76,10 +76,15 @@ public final class PartitionIndex {
     /// While a graph is built in the background: the slots written since its input was taken.
     var changedSlots: Set<Int32>?
 
-    public init(dimension: Int, partition: Int, kind: VectorIndexKind, keepsTexts: Bool = true) {
+    /// Where a graph that walks int8 codes keeps its float vectors (a float
+    /// walk reads every vector it meets, so its vectors stay in memory).
+    public let vectorBacking: VectorBacking
+
+    public init(dimension: Int, partition: Int, kind: VectorIndexKind, keepsTexts: Bool = true, vectorBacking: VectorBacking = .memory) {
         self.dimension = dimension
         self.partition = partition
         self.keepsTexts = keepsTexts
+        self.vectorBacking = vectorBacking
         switch kind {
         case .flat: hnsw = HNSWSettings()
         case .int8:
@@ -87,9 +92,12 @@ public final class PartitionIndex {
             quantizer = ScalarQuantizer(dimension: dimension)
         case .hnsw(let settings):
             hnsw = settings
-            graph = HNSWGraph(dimension: dimension, parameters: .init(m: settings.m, efConstruction: settings.efConstruction))
+            graph = HNSWGraph(dimension: dimension, parameters: settings.parameters, backing: backing(for: settings))
         }
     }
+
+    /// Where a graph of `settings` keeps its vectors.
+    func backing(for settings: HNSWSettings) -> VectorBacking { settings.quantized ? vectorBacking : .memory }
 
     public func contentHash(of documentID: String) -> UInt64? {
         documentIndex[documentID].flatMap { documents[Int($0)]?.contentHash }
@@ -122,7 +130,7 @@ public final class PartitionIndex {
             if quantizer != nil {
                 quantizer!.grow(toRows: slotDocument.count)
                 let fits = vector.withUnsafeBufferPointer { quantizer!.set(row: Int(s), $0) }
-                if !fits { quantizer!.rebuild(vectors, rows: slotDocument.count) }
+                if !fits { vectors.withUnsafeBufferPointer { quantizer!.rebuild($0, rows: slotDocument.count) } }
             }
             if let graph {
                 if let node = claimNode(NodeLabel(documentID: doc.id, ordinal: Int32(ordinal), contentHash: doc.contentHash), vector) {

@@ -18,6 +18,19 @@ struct ScalarQuantizer {
         scale = [Float](repeating: 0, count: dimension)
     }
 
+    /// Codes for `rows` rows of `vectors` under saved scales; nil when a row
+    /// does not fit them (they were not these vectors' scales).
+    init?(scale: [Float], vectors: UnsafeBufferPointer<Float>, rows: Int) {
+        dimension = scale.count
+        self.scale = scale
+        grow(toRows: rows)
+        for r in 0..<rows where !set(row: r, UnsafeBufferPointer(rebasing: vectors[r * dimension..<(r + 1) * dimension])) { return nil }
+    }
+
+    func withCodes<T>(_ body: (UnsafePointer<CSignedChar>) -> T) -> T {
+        codes.withUnsafeBufferPointer { c in c.baseAddress!.withMemoryRebound(to: CSignedChar.self, capacity: c.count) { body($0) } }
+    }
+
     /// Keeps `codes` as long as the slots (one row per slot).
     mutating func grow(toRows rows: Int) {
         if codes.count < rows * dimension { codes.append(contentsOf: repeatElement(0, count: rows * dimension - codes.count)) }
@@ -40,16 +53,12 @@ struct ScalarQuantizer {
     }
 
     /// New scales from every row of `vectors` (with headroom), every row coded again.
-    mutating func rebuild(_ vectors: [Float], rows: Int) {
+    mutating func rebuild(_ v: UnsafeBufferPointer<Float>, rows: Int) {
         var absmax = [Float](repeating: 0, count: dimension)
-        vectors.withUnsafeBufferPointer { v in
-            for r in 0..<rows { for i in 0..<dimension { absmax[i] = max(absmax[i], abs(v[r * dimension + i])) } }
-        }
+        for r in 0..<rows { for i in 0..<dimension { absmax[i] = max(absmax[i], abs(v[r * dimension + i])) } }
         scale = absmax.map { $0 * Self.headroom / 127 }
         codes = [Int8](repeating: 0, count: rows * dimension)
-        vectors.withUnsafeBufferPointer { v in
-            for r in 0..<rows { _ = set(row: r, UnsafeBufferPointer(rebasing: v[r * dimension..<(r + 1) * dimension])) }
-        }
+        for r in 0..<rows { _ = set(row: r, UnsafeBufferPointer(rebasing: v[r * dimension..<(r + 1) * dimension])) }
     }
 
     /// The query as the first pass uses it: q_i · scale_i.

@@ -16,12 +16,19 @@ public struct HNSWSettings: Sendable, Hashable {
     public var efConstruction = 100
     /// Candidates kept by a query (at least k): higher is slower and closer to exact.
     public var ef = 64
+    /// A query walks int8 codes of the vectors (a quarter of the bytes per
+    /// distance) and the `ef` nodes it keeps are rescored from the floats.
+    public var quantized = false
 
-    public init(m: Int = 16, efConstruction: Int = 100, ef: Int = 64) {
+    public init(m: Int = 16, efConstruction: Int = 100, ef: Int = 64, quantized: Bool = false) {
         self.m = m
         self.efConstruction = efConstruction
         self.ef = ef
+        self.quantized = quantized
     }
+
+    /// The graph's own parameters (what a saved graph must match).
+    public var parameters: HNSWGraph.Parameters { .init(m: m, efConstruction: efConstruction, quantized: quantized) }
 }
 
 extension VectorIndexKind {

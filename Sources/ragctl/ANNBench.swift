@@ -15,7 +15,7 @@ enum ANNBench {
     }
 
     static func run(base: String?, queries: String?, truth: String?, vectors: Int, dimension: Int,
-                    m: Int, efConstruction: Int, efs: [Int], k: Int) throws {
+                    m: Int, efConstruction: Int, quantized: Bool, efs: [Int], k: Int) throws {
         var data: DataSet
         if let base {
             guard let queries else { throw ValidationError("--base needs --query-vectors") }
@@ -25,32 +25,39 @@ enum ANNBench {
             data = clustered(vectors: vectors, dimension: dimension, centres: 1_000, queries: 200, seed: 1)
         }
         let n = data.base.count, d = data.base.first?.count ?? 0
-        let graph = HNSWGraph(dimension: d, parameters: .init(m: m, efConstruction: efConstruction))
+        let graph = HNSWGraph(dimension: d, parameters: .init(m: m, efConstruction: efConstruction, quantized: quantized))
         let buildStart = DispatchTime.now().uptimeNanoseconds
         for v in data.base { graph.add(v) }
         let build = Double(DispatchTime.now().uptimeNanoseconds - buildStart) / 1e9
         // Ground truth from the files, else by exact search here.
         let truth = data.truth.map { $0.map { Array($0.prefix(k)) } } ?? data.queries.map { q in graph.exactSearch(q, k: k).map(\.id) }
-        print(String(format: "hnsw (Ragd, Swift), %d x %d, M=%d, efConstruction=%d, k=%d, one thread, kernel %@: built in %.1f s (%.0f vectors/s)",
-                     n, d, m, efConstruction, k, VectorMath.kernel, build, Double(n) / build))
-        print("      ef   recall@10        QPS   p50 ms   p99 ms")
+        print(String(format: "%@ (Ragd, Swift), %d x %d, M=%d, efConstruction=%d, k=%d, one thread, kernel %@: built in %.1f s (%.0f vectors/s)",
+                     quantized ? "hnsw-int8" : "hnsw", n, d, m, efConstruction, k, VectorMath.kernel, build, Double(n) / build))
+        // A quantized graph is measured with both walks, turn about, so that the
+        // machine's drift weighs on both alike.
+        let walks: [(String, ([Float], Int) -> [Scored])] = quantized
+            ? [("int8", { graph.search($0, k: k, ef: $1) }), ("float", { graph.searchFloats($0, k: k, ef: $1) })]
+            : [("", { graph.search($0, k: k, ef: $1) })]
+        print("      ef   recall@10        QPS   p50 ms   p99 ms" + (quantized ? "   walk" : ""))
         for ef in efs {
-            for q in data.queries.prefix(20) { _ = graph.search(q, k: k, ef: ef) }  // warm up
-            var found = 0
-            var latencies: [Double] = []
-            let start = DispatchTime.now().uptimeNanoseconds
-            for (q, expected) in zip(data.queries, truth) {
-                let t = DispatchTime.now().uptimeNanoseconds
-                let hits = graph.search(q, k: k, ef: ef)
-                latencies.append(Double(DispatchTime.now().uptimeNanoseconds - t) / 1e6)
-                let want = Set(expected)
-                found += hits.filter { want.contains($0.id) }.count
+            for (name, search) in walks {
+                for q in data.queries.prefix(20) { _ = search(q, ef) }  // warm up
+                var found = 0
+                var latencies: [Double] = []
+                let start = DispatchTime.now().uptimeNanoseconds
+                for (q, expected) in zip(data.queries, truth) {
+                    let t = DispatchTime.now().uptimeNanoseconds
+                    let hits = search(q, ef)
+                    latencies.append(Double(DispatchTime.now().uptimeNanoseconds - t) / 1e6)
+                    let want = Set(expected)
+                    found += hits.filter { want.contains($0.id) }.count
+                }
+                let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+                latencies.sort()
+                func p(_ x: Double) -> Double { latencies[min(latencies.count - 1, Int(x * Double(latencies.count)))] }
+                print(String(format: "  %6d   %9.4f  %9.0f   %6.3f   %6.3f   %@", ef, Double(found) / Double(k * data.queries.count),
+                             Double(data.queries.count) / seconds, p(0.5), p(0.99), name))
             }
-            let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-            latencies.sort()
-            func p(_ x: Double) -> Double { latencies[min(latencies.count - 1, Int(x * Double(latencies.count)))] }
-            print(String(format: "  %6d   %9.4f  %9.0f   %6.3f   %6.3f", ef, Double(found) / Double(k * data.queries.count),
-                         Double(data.queries.count) / seconds, p(0.5), p(0.99)))
         }
     }
 

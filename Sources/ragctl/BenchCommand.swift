@@ -24,7 +24,7 @@ struct BenchCommand: AsyncParsableCommand {
     @Flag(help: "Measure the query cache: a pass of misses, then the same queries again (hits), then warm QPS.") var cache = false
     @Option(help: "Vectors for --search-only.") var vectors = 100_000
     @Option(help: "Dimension for --search-only.") var dimension = 384
-    @Option(help: "With --search-only: exact (flat float32 and int8 first pass) or hnsw (clustered synthetic vectors, or --base).") var index = "exact"
+    @Option(help: "With --search-only: exact (flat float32 and int8 first pass), hnsw, or hnsw-int8 (a walk over int8 codes, rescored) (clustered synthetic vectors, or --base).") var index = "exact"
     @Option(help: "With --index hnsw: base vectors (.fvecs); without it, --vectors clustered synthetic vectors.") var base: String?
     @Option(name: .customLong("query-vectors"), help: "With --base: query vectors (.fvecs).") var queryVectors: String?
     @Option(help: "With --base: ground truth (.ivecs); without it, exact search here.") var truth: String?
@@ -33,13 +33,13 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "With --index hnsw: comma-separated ef values to measure.") var ef = "16,32,64,128,256"
 
     func run() async throws {
-        if searchOnly, index == "hnsw" {
+        if searchOnly, index == "hnsw" || index == "hnsw-int8" {
             let efs = ef.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
             guard !efs.isEmpty, efs.allSatisfy({ $0 > 0 }) else { throw ValidationError("--ef takes positive integers, e.g. 16,32,64") }
             return try ANNBench.run(base: base, queries: queryVectors, truth: truth, vectors: vectors, dimension: dimension,
-                                    m: m, efConstruction: efConstruction, efs: efs, k: 10)
+                                    m: m, efConstruction: efConstruction, quantized: index == "hnsw-int8", efs: efs, k: 10)
         }
-        guard index == "exact" else { throw ValidationError("--index is exact or hnsw") }
+        guard index == "exact" else { throw ValidationError("--index is exact, hnsw or hnsw-int8") }
         if searchOnly { return try SearchBench.run(vectors: vectors, dimension: dimension) }
         if let dir = embedOnly { return try await EmbedBench.run(directory: dir, corpus: corpus, count: docs) }
         if generateOnly { return try GenerateBench.run(corpus: corpus, answers: docs) }

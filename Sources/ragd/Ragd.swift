@@ -35,6 +35,7 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("auto-hnsw-threshold"), help: "Index kind auto: chunks in a partition from which it gets an HNSW graph (default 20000).") var autoHNSWThreshold: Int?
     @Option(name: .customLong("hnsw-ef"), help: "With --vector-index hnsw: candidates a query keeps (default 64; at least k).") var hnswEf: Int?
     @Option(name: .customLong("hnsw-m"), help: "With --vector-index hnsw: links per node (default 16).") var hnswM: Int?
+    @Option(name: .customLong("hnsw-walk"), help: "With --vector-index hnsw: what a query's walk reads, int8 (codes, a quarter of the bytes; the nodes it keeps are rescored from the floats) or float (default float).") var hnswWalk: String?
     @Option(name: .customLong("hnsw-ef-construction"), help: "With --vector-index hnsw: candidates kept while linking (default 100).") var hnswEfConstruction: Int?
     @Option(name: .customLong("max-frame-size"), help: "Largest accepted frame in bytes (default 16 MiB).") var maxFrameSize: Int?
     @Option(help: "SQLite synchronous mode: full (default, survives power loss) or normal.") var synchronous: String?
@@ -136,6 +137,10 @@ struct Serve: AsyncParsableCommand {
         if let v = try integer(hnswM, env: "RAGD_HNSW_M", file: file, key: "hnsw-m", in: 2...128) { c.hnsw.m = v }
         if let v = try integer(hnswEfConstruction, env: "RAGD_HNSW_EF_CONSTRUCTION", file: file, key: "hnsw-ef-construction", in: 1...10_000) {
             c.hnsw.efConstruction = v
+        }
+        if let v = setting(hnswWalk, env: "RAGD_HNSW_WALK", file: file, key: "hnsw-walk") {
+            guard ["int8", "float"].contains(v.lowercased()) else { throw ValidationError("--hnsw-walk must be int8 or float") }
+            c.hnsw.quantized = v.lowercased() == "int8"
         }
         if let v = setting(role, env: "RAGD_ROLE", file: file, key: "role") {
             guard let r = RagServerConfiguration.Role(rawValue: v.lowercased()) else { throw ValidationError("role must be all, coordinator or shard") }

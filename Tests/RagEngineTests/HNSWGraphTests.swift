@@ -24,8 +24,8 @@ import Testing
         return data.points(n)
     }
 
-    static func build(_ vectors: [[Float]]) -> HNSWGraph {
-        let g = HNSWGraph(dimension: dimension, parameters: .init(m: 8, efConstruction: 64))
+    static func build(_ vectors: [[Float]], quantized: Bool = false) -> HNSWGraph {
+        let g = HNSWGraph(dimension: dimension, parameters: .init(m: 8, efConstruction: 64, quantized: quantized))
         for v in vectors { g.add(v) }
         return g
     }
@@ -55,9 +55,12 @@ import Testing
         return (found, wanted)
     }
 
-    @Test func recallAgainstExactRisesWithEf() async throws {
+    /// Both walks: over the floats, and over int8 codes rescored from the floats.
+    static let walks = [false, true]
+
+    @Test(arguments: walks) func recallAgainstExactRisesWithEf(quantized: Bool) async throws {
         try await onTestThread {
-            let g = Self.build(Self.points(3_000, seed: 1))
+            let g = Self.build(Self.points(3_000, seed: 1), quantized: quantized)
             let queries = Self.points(60, seed: 2)
             let low = Self.recall(g, queries, ef: 10), high = Self.recall(g, queries, ef: 100)
             #expect(high >= 0.95, "recall@10 at ef 100: \(high)")
@@ -71,10 +74,10 @@ import Testing
         }
     }
 
-    @Test func sameInsertsSameGraphSameResults() async throws {
+    @Test(arguments: walks) func sameInsertsSameGraphSameResults(quantized: Bool) async throws {
         try await onTestThread {
             let data = Self.points(1_500, seed: 3)
-            let a = Self.build(data), b = Self.build(data)
+            let a = Self.build(data, quantized: quantized), b = Self.build(data, quantized: quantized)
             for q in Self.points(30, seed: 4) {
                 let x = a.search(q, k: 10, ef: 40)
                 #expect(x == b.search(q, k: 10, ef: 40))
@@ -83,9 +86,9 @@ import Testing
         }
     }
 
-    @Test func deletedNodesAreNeverReturned() async throws {
+    @Test(arguments: walks) func deletedNodesAreNeverReturned(quantized: Bool) async throws {
         try await onTestThread {
-            let g = Self.build(Self.points(2_000, seed: 5))
+            let g = Self.build(Self.points(2_000, seed: 5), quantized: quantized)
             let queries = Self.points(40, seed: 6)
             // Delete every node that is some query's best, and a third of the rest.
             var gone = Set(queries.compactMap { g.exactSearch($0, k: 1).first?.id })
@@ -107,9 +110,9 @@ import Testing
 
     /// A filter never makes a search short of k when k nodes pass it: broad
     /// filters walk the graph, selective ones (by the admitted count) scan.
-    @Test func filteredSearchesAreNeverShort() async throws {
+    @Test(arguments: walks) func filteredSearchesAreNeverShort(quantized: Bool) async throws {
         try await onTestThread {
-            let g = Self.build(Self.points(3_000, seed: 7))
+            let g = Self.build(Self.points(3_000, seed: 7), quantized: quantized)
             let queries = Self.points(30, seed: 8)
             for modulus in [2, 10, 50, 1_000] {
                 let filter: (Int32) -> Bool = { $0 % Int32(modulus) == 0 }
@@ -134,12 +137,55 @@ import Testing
     }
 }
 
+extension HNSWGraphTests {
+    /// The int8 walk finds what the float walk finds, and a saved quantized
+    /// graph reads back with the same scales: the same answers after a restart,
+    /// though its scales came from the order the vectors were added in.
+    @Test func aQuantizedGraphWalksCodesAndReadsBackTheSame() async throws {
+        try await onTestThread {
+            // Points far from the first ones come late, so the scales widen as the graph grows.
+            var data = Self.points(2_000, seed: 11)
+            for i in stride(from: 1_500, to: 2_000, by: 7) { data[i] = data[i].map { $0 * 3 } }
+            let floats = Self.build(data), codes = Self.build(data, quantized: true)
+            let queries = Self.points(40, seed: 12)
+            let a = Self.recall(floats, queries, ef: 100), b = Self.recall(codes, queries, ef: 100)
+            #expect(b >= 0.95 && b >= a - 0.02, "recall@10 at ef 100: floats \(a), codes \(b)")
+            let labels = (0..<codes.count).map { NodeLabel(documentID: "d\($0)", ordinal: 0, contentHash: UInt64($0)) }
+            let bytes = codes.encoded(labels: labels)
+            let (back, _) = try #require(HNSWGraph.decode(bytes, dimension: Self.dimension, parameters: codes.parameters))
+            for q in queries { #expect(back.search(q, k: 10, ef: 40) == codes.search(q, k: 10, ef: 40)) }
+            // Floats in a mapped file: the same graph and answers, no file left in the directory.
+            let dir = NSTemporaryDirectory() + "hnsw-rows-\(UUID().uuidString)"
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(atPath: dir) }
+            let mapped = HNSWGraph(dimension: Self.dimension, parameters: codes.parameters, backing: .file(directory: dir))
+            for v in data { mapped.add(v) }  // grows and maps the file again several times
+            #expect(mapped.backing == .file(directory: dir))
+            #expect(try FileManager.default.contentsOfDirectory(atPath: dir).isEmpty)
+            for q in queries { #expect(mapped.search(q, k: 10, ef: 40) == codes.search(q, k: 10, ef: 40)) }
+            #expect((0..<Int32(data.count)).allSatisfy { mapped.vector($0) == data[Int($0)] })
+            let (mappedBack, _) = try #require(HNSWGraph.decode(bytes, dimension: Self.dimension, parameters: codes.parameters,
+                                                                backing: .file(directory: dir)))
+            for q in queries.prefix(10) { #expect(mappedBack.search(q, k: 10, ef: 40) == codes.search(q, k: 10, ef: 40)) }
+            // A directory that cannot hold the file: the rows stay in memory.
+            let nowhere = HNSWGraph(dimension: Self.dimension, parameters: codes.parameters, backing: .file(directory: dir + "/missing"))
+            for v in data.prefix(100) { nowhere.add(v) }
+            #expect(nowhere.backing == .memory && nowhere.vector(99) == data[99])
+            // A graph file is for one kind of walk only.
+            var floatParameters = codes.parameters
+            floatParameters.quantized = false
+            #expect(HNSWGraph.decode(bytes, dimension: Self.dimension, parameters: floatParameters) == nil)
+            #expect(HNSWGraph.decode(floats.encoded(labels: labels), dimension: Self.dimension, parameters: codes.parameters) == nil)
+        }
+    }
+}
+
 /// A partition with `kind: .hnsw`: the graph follows inserts, replacements and
 /// deletes (through a compaction), and answers with exact scores.
 extension HNSWGraphTests {
-    @Test func aPartitionsGraphFollowsItsWrites() async throws {
+    @Test(arguments: walks) func aPartitionsGraphFollowsItsWrites(quantized: Bool) async throws {
         try await onTestThread {
-            let settings = HNSWSettings(m: 8, efConstruction: 64, ef: 64)
+            let settings = HNSWSettings(m: 8, efConstruction: 64, ef: 64, quantized: quantized)
             let exact = PartitionIndex(dimension: Self.dimension, partition: 0)
             let graph = PartitionIndex(dimension: Self.dimension, partition: 0, kind: .hnsw(settings))
             let vectors = Self.points(4_000, seed: 11)
@@ -181,9 +227,9 @@ extension HNSWGraphTests {
         }
     }
 
-    @Test func aSavedGraphIsAdoptedAndReconciled() async throws {
+    @Test(arguments: walks) func aSavedGraphIsAdoptedAndReconciled(quantized: Bool) async throws {
         try await onTestThread {
-            let kind = VectorIndexKind.hnsw(HNSWSettings(m: 8, efConstruction: 64, ef: 64))
+            let kind = VectorIndexKind.hnsw(HNSWSettings(m: 8, efConstruction: 64, ef: 64, quantized: quantized))
             let docs = Self.documents(Self.points(2_000, seed: 21))
             let original = PartitionIndex(dimension: Self.dimension, partition: 0, kind: kind)
             for d in docs { original.upsert(d) }

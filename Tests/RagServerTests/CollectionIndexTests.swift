@@ -136,11 +136,12 @@ import Testing
     /// `--hnsw-save-every`: a partition saves its graph in the background while
     /// it serves, so a kill -9 leaves only the writes since the last save to
     /// redo. The files hold every chunk written before the save, and the
-    /// restarted server answers as the exact collection does.
-    @Test func graphsAreSavedWhileServing() async throws {
+    /// restarted server answers as the exact collection does. With the int8
+    /// walk, each partition's float vectors are in a mapped scratch file.
+    @Test(arguments: ["float", "int8"]) func graphsAreSavedWhileServing(walk: String) async throws {
         let dir = makeTemporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let flags = ["--vector-index", "hnsw", "--hnsw-save-every", "40"]
+        let flags = ["--vector-index", "hnsw", "--hnsw-save-every", "40", "--hnsw-walk", walk]
         var server = try await RagdProcess.launch(dataDirectory: dir, extraArguments: flags)
         defer { server.kill9() }
         var c = server.client()
@@ -157,7 +158,7 @@ import Testing
         #expect(await eventually(seconds: 30) { files.allSatisfy { FileManager.default.fileExists(atPath: $0) } })
         for f in files {
             let data = try #require(FileManager.default.contents(atPath: f))
-            let (graph, labels) = try #require(HNSWGraph.decode(data, dimension: 384, parameters: .init(m: 16, efConstruction: 100)))
+            let (graph, labels) = try #require(HNSWGraph.decode(data, dimension: 384, parameters: .init(m: 16, efConstruction: 100, quantized: walk == "int8")))
             #expect(graph.count >= 40 && labels.compactMap { $0 }.count >= 40)
         }
         await c.close()
@@ -166,6 +167,12 @@ import Testing
         c = server.client()
         #expect(try await Self.partitionKinds(c, "kb").map(\.chunks) == counts)
         #expect(try await Self.overlap(c, exact: "ex", other: "kb") >= 0.95)
+        // The scratch files: mapped by the server, unlinked, one per partition's graph.
+        let maps = (try? String(contentsOfFile: "/proc/\(server.pid)/maps", encoding: .utf8)) ?? ""
+        let scratch = Set(maps.split(separator: "\n").filter { $0.contains("/collections/kb/.vectors-") && $0.hasSuffix("(deleted)") }
+            .compactMap { $0.split(separator: " ").last(where: { $0.contains(".vectors-") }) })
+        #expect(scratch.count == (walk == "int8" ? 4 : 0), "\(scratch)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir + "/collections/kb").allSatisfy { !$0.hasPrefix(".vectors-") })
         await c.close()
     }
 }

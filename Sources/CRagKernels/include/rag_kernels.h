@@ -16,6 +16,8 @@ void rag_dot_rows(const float *rows_base, size_t rows, size_t dim, const float *
 /// with the same 64 lanes and reduction on every CPU (int8 -> float is exact).
 void rag_dot_rows_i8(const signed char *rows_base, size_t rows, size_t dim, const float *query, float *out);
 
+/// One int8 row times a float query, with the same arithmetic as rag_dot_rows_i8.
+float rag_dot_i8(const signed char *a, const float *b, size_t n);
 /// One inner product, with the same arithmetic as rag_dot_rows.
 float rag_dot(const float *a, const float *b, size_t n);
 

@@ -60,7 +60,9 @@ public actor LocalShard: Shard {
         Self.removeUnfinishedGraphFiles(graphPath)
         let kind = try Self.initialKind(vectorIndex, store: store, graphPath: graphPath)
         // Texts stay on disk: hits are scored without them, and the final ones are read (`texts`).
-        let index = PartitionIndex(dimension: dimension, partition: partition, kind: kind, keepsTexts: false)
+        // A graph that walks int8 codes keeps its floats in a mapped scratch file beside the partition.
+        let index = PartitionIndex(dimension: dimension, partition: partition, kind: kind, keepsTexts: false,
+                                   vectorBacking: .file(directory: (path as NSString).deletingLastPathComponent))
         // A graph saved at the last stop is adopted: chunks it holds are not inserted again.
         if case .hnsw = kind, let saved = FileManager.default.contents(atPath: graphPath) { _ = index.adoptGraph(saved) }
         var digest: UInt64 = 0

@@ -1,0 +1,124 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Where a graph keeps its float vectors.
+public enum VectorBacking: Sendable, Hashable {
+    /// Anonymous memory (the process's heap).
+    case memory
+    /// A file in this directory, mapped into memory. Its pages belong to the
+    /// page cache, not to the process: the kernel reads in the rows a query
+    /// touches and may drop any of them when memory runs short, so a graph
+    /// that walks int8 codes (`HNSWSettings.quantized`) holds only a quarter
+    /// of its vectors' bytes in anonymous memory. The file is unlinked as soon
+    /// as it is created: it is scratch space, gone with the process, and what
+    /// a restart needs is in SQLite and the saved graph.
+    case file(directory: String)
+}
+
+/// Rows of `dimension` floats behind one base pointer, appended at the end and
+/// never moved otherwise. Growing may move the base (a new mapping), so like
+/// every write to a graph it must not run beside a read.
+final class VectorRows: @unchecked Sendable {
+    let dimension: Int
+    let backing: VectorBacking
+    private(set) var count = 0
+    private var capacity = 0
+    private(set) var base: UnsafeMutablePointer<Float>?
+    private var fd: Int32 = -1
+
+    /// Rows in `backing`; a file that cannot be created falls back to memory.
+    init(dimension: Int, backing: VectorBacking) {
+        self.dimension = dimension
+        if case .file(let directory) = backing {
+            var template = Array("\(directory)/.vectors-XXXXXX".utf8CString)
+            let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+            if fd >= 0 {
+                template.withUnsafeBufferPointer { _ = unlink($0.baseAddress!) }
+                self.fd = fd
+                self.backing = backing
+                return
+            }
+        }
+        self.backing = .memory
+    }
+
+    deinit { release() }
+
+    private var rowBytes: Int { dimension * MemoryLayout<Float>.stride }
+
+    /// Row `i`'s first float.
+    @inline(__always)
+    func row(_ i: Int) -> UnsafePointer<Float> { UnsafePointer(base! + i * dimension) }
+
+    /// Appends one row (`dimension` floats).
+    func append(_ v: UnsafeBufferPointer<Float>) {
+        precondition(v.count == dimension)
+        if count == capacity { grow(to: max(1_024, capacity * 3 / 2)) }
+        (base! + count * dimension).update(from: v.baseAddress!, count: dimension)
+        count += 1
+    }
+
+    /// Appends `rows` rows from bytes holding that many floats (any alignment).
+    func append(raw: UnsafeRawBufferPointer, rows: Int) {
+        precondition(raw.count == rows * rowBytes)
+        guard rows > 0 else { return }
+        if count + rows > capacity { grow(to: max(count + rows, capacity * 3 / 2)) }
+        UnsafeMutableRawPointer(base! + count * dimension).copyMemory(from: raw.baseAddress!, byteCount: raw.count)
+        count += rows
+    }
+
+    /// Every row as one array (for saving a graph).
+    func withContiguousFloats<T>(_ body: (UnsafeBufferPointer<Float>) -> T) -> T {
+        body(UnsafeBufferPointer(start: base.map { UnsafePointer($0) }, count: count * dimension))
+    }
+
+    private func grow(to rows: Int) {
+        let bytes = rows * rowBytes
+        if fd >= 0 {
+            // A larger file and a new mapping of all of it; the old mapping goes.
+            // Blocks reserved now (posix_fallocate, not a sparse ftruncate): a write
+            // through the mapping into a hole of a full disk would be a SIGBUS.
+            if posix_fallocate(fd, 0, off_t(bytes)) == 0,
+               let p = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0), p != MAP_FAILED {
+                if let old = base { munmap(old, capacity * rowBytes) }
+                base = p.assumingMemoryBound(to: Float.self)
+                capacity = rows
+                return
+            }
+            // No space or no mapping: the rows move to memory for good.
+            let copy = UnsafeMutablePointer<Float>.allocate(capacity: rows * dimension)
+            if let old = base {
+                copy.update(from: old, count: count * dimension)
+                munmap(old, capacity * rowBytes)
+            }
+            close(fd)
+            fd = -1
+            base = copy
+            capacity = rows
+            return
+        }
+        let grown = UnsafeMutablePointer<Float>.allocate(capacity: rows * dimension)
+        if let old = base {
+            grown.update(from: old, count: count * dimension)
+            old.deallocate()
+        }
+        base = grown
+        capacity = rows
+    }
+
+    /// Whether the rows are in a mapped file now (false after a fallback to memory).
+    var isMapped: Bool { fd >= 0 }
+
+    private func release() {
+        guard let b = base else { if fd >= 0 { close(fd) }; return }
+        if fd >= 0 {
+            munmap(b, capacity * rowBytes)
+            close(fd)
+        } else {
+            b.deallocate()
+        }
+        base = nil
+    }
+}
