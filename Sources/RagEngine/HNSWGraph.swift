@@ -183,7 +183,7 @@ public final class HNSWGraph {
             }
             return Array(found.sorted(by: Scored.before).prefix(k))
         }
-        // Walk the codes, then rank what the walk kept by exact scores.
+        // Walk the codes, then rank the best the walk kept by exact scores.
         let scaled = codes.scaled(query)
         let found = codes.withCodes { c in
             scaled.withUnsafeBufferPointer { s in
@@ -191,10 +191,17 @@ public final class HNSWGraph {
             }
         }
         let exact = query.withUnsafeBufferPointer { q in
-            found.map { Scored(score: VectorMath.dot(q.baseAddress!, v + Int($0.id) * dimension, dimension), id: $0.id) }
+            found.sorted(by: Scored.before).prefix(Self.rescored(k: k)).map {
+                Scored(score: VectorMath.dot(q.baseAddress!, v + Int($0.id) * dimension, dimension), id: $0.id)
+            }
         }
         return Array(exact.sorted(by: Scored.before).prefix(k))
     }
+
+    /// How many of an int8 walk's best nodes are rescored from the floats: each
+    /// may cost a read from disk when the floats are in a mapped file, and an
+    /// int8 score is close enough that the true top k are among the best 4k.
+    static func rescored(k: Int) -> Int { max(4 * k, 40) }
 
     /// From the entry point down the upper layers greedily, then the best `ef` of layer 0.
     private func walkDown<S: NodeScorer>(_ scorer: S, ef: Int, admit: ((Int32) -> Bool)?) -> [Scored] {

@@ -83,6 +83,9 @@ final class VectorRows: @unchecked Sendable {
             if posix_fallocate(fd, 0, off_t(bytes)) == 0,
                let p = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0), p != MAP_FAILED {
                 if let old = base { munmap(old, capacity * rowBytes) }
+                // Rows are read one at a time, in no order: no read-ahead around a
+                // fault (it would fill the cache with neighbours nobody asked for).
+                _ = madvise(p, bytes, MADV_RANDOM)
                 base = p.assumingMemoryBound(to: Float.self)
                 capacity = rows
                 return
