@@ -162,10 +162,10 @@ public final class HNSWGraph {
         search(query, k: k, ef: ef, filter: filter, admitted: admitted, codes: codes)
     }
 
-    /// The float walk, also on a quantized graph: for benchmarks that compare
-    /// both walks on one graph.
-    public func searchFloats(_ query: [Float], k: Int, ef: Int) -> [Scored] {
-        search(query, k: k, ef: ef, filter: nil, admitted: nil, codes: nil)
+    /// The float walk, also on a quantized graph: for benchmarks and tests that
+    /// compare both walks on one graph.
+    public func searchFloats(_ query: [Float], k: Int, ef: Int, filter: ((Int32) -> Bool)? = nil, admitted: Int? = nil) -> [Scored] {
+        search(query, k: k, ef: ef, filter: filter, admitted: admitted, codes: nil)
     }
 
     private func search(_ query: [Float], k: Int, ef: Int, filter: ((Int32) -> Bool)?, admitted: Int?, codes: ScalarQuantizer?) -> [Scored] {

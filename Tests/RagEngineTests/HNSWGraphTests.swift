@@ -24,18 +24,28 @@ import Testing
         return data.points(n)
     }
 
-    static func build(_ vectors: [[Float]], quantized: Bool = false) -> HNSWGraph {
+    /// A graph is built from the floats whatever its walk, so one quantized graph
+    /// serves both walks: `search` (int8 codes, rescored) and `searchFloats`.
+    static func build(_ vectors: [[Float]], quantized: Bool = true) -> HNSWGraph {
         let g = HNSWGraph(dimension: dimension, parameters: .init(m: 8, efConstruction: 64, quantized: quantized))
         for v in vectors { g.add(v) }
         return g
     }
 
-    static func recall(_ g: HNSWGraph, _ queries: [[Float]], ef: Int, filter: ((Int32) -> Bool)? = nil) -> Double {
+    /// Both walks of a quantized graph: over int8 codes (rescored), and over the floats.
+    static let walks = [true, false]
+
+    static func search(_ g: HNSWGraph, _ q: [Float], k: Int, ef: Int, filter: ((Int32) -> Bool)? = nil, admitted: Int? = nil,
+                       codes: Bool) -> [Scored] {
+        codes ? g.search(q, k: k, ef: ef, filter: filter, admitted: admitted) : g.searchFloats(q, k: k, ef: ef, filter: filter, admitted: admitted)
+    }
+
+    static func recall(_ g: HNSWGraph, _ queries: [[Float]], ef: Int, filter: ((Int32) -> Bool)? = nil, codes: Bool = true) -> Double {
         var found = 0, wanted = 0
         for q in queries {
             let exact = Set(g.exactSearch(q, k: 10, filter: filter).map(\.id))
             wanted += exact.count
-            found += g.search(q, k: 10, ef: ef, filter: filter).filter { exact.contains($0.id) }.count
+            found += search(g, q, k: 10, ef: ef, filter: filter, codes: codes).filter { exact.contains($0.id) }.count
         }
         return Double(found) / Double(max(wanted, 1))
     }
@@ -55,51 +65,53 @@ import Testing
         return (found, wanted)
     }
 
-    /// Both walks: over the floats, and over int8 codes rescored from the floats.
-    static let walks = [false, true]
-
-    @Test(arguments: walks) func recallAgainstExactRisesWithEf(quantized: Bool) async throws {
+    @Test func recallAgainstExactRisesWithEf() async throws {
         try await onTestThread {
-            let g = Self.build(Self.points(3_000, seed: 1), quantized: quantized)
+            let g = Self.build(Self.points(3_000, seed: 1))
             let queries = Self.points(60, seed: 2)
-            let low = Self.recall(g, queries, ef: 10), high = Self.recall(g, queries, ef: 100)
-            #expect(high >= 0.95, "recall@10 at ef 100: \(high)")
-            #expect(high >= low)
-            // Scores are exact inner products, best first.
-            let q = queries[0]
-            let hits = g.search(q, k: 10, ef: 100)
-            #expect(hits.count == 10 && zip(hits, hits.dropFirst()).allSatisfy { Scored.before($0, $1) })
-            let all = Dictionary(uniqueKeysWithValues: g.exactSearch(q, k: 3_000).map { ($0.id, $0.score) })
-            #expect(hits.allSatisfy { hit in abs(hit.score - all[hit.id]!) < 1e-6 })
-        }
-    }
-
-    @Test(arguments: walks) func sameInsertsSameGraphSameResults(quantized: Bool) async throws {
-        try await onTestThread {
-            let data = Self.points(1_500, seed: 3)
-            let a = Self.build(data, quantized: quantized), b = Self.build(data, quantized: quantized)
-            for q in Self.points(30, seed: 4) {
-                let x = a.search(q, k: 10, ef: 40)
-                #expect(x == b.search(q, k: 10, ef: 40))
-                #expect(x == a.search(q, k: 10, ef: 40))
+            let all = Dictionary(uniqueKeysWithValues: g.exactSearch(queries[0], k: 3_000).map { ($0.id, $0.score) })
+            for codes in Self.walks {
+                let low = Self.recall(g, queries, ef: 10, codes: codes), high = Self.recall(g, queries, ef: 100, codes: codes)
+                #expect(high >= 0.95, "recall@10 at ef 100 (int8 walk: \(codes)): \(high)")
+                #expect(high >= low)
+                // Scores are exact inner products, best first.
+                let hits = Self.search(g, queries[0], k: 10, ef: 100, codes: codes)
+                #expect(hits.count == 10 && zip(hits, hits.dropFirst()).allSatisfy { Scored.before($0, $1) })
+                #expect(hits.allSatisfy { hit in abs(hit.score - all[hit.id]!) < 1e-6 })
             }
         }
     }
 
-    @Test(arguments: walks) func deletedNodesAreNeverReturned(quantized: Bool) async throws {
+    @Test func sameInsertsSameGraphSameResults() async throws {
         try await onTestThread {
-            let g = Self.build(Self.points(2_000, seed: 5), quantized: quantized)
+            let data = Self.points(1_500, seed: 3)
+            let a = Self.build(data), b = Self.build(data)
+            for q in Self.points(30, seed: 4) {
+                for codes in Self.walks {
+                    let x = Self.search(a, q, k: 10, ef: 40, codes: codes)
+                    #expect(x == Self.search(b, q, k: 10, ef: 40, codes: codes))
+                    #expect(x == Self.search(a, q, k: 10, ef: 40, codes: codes))
+                }
+            }
+        }
+    }
+
+    @Test func deletedNodesAreNeverReturned() async throws {
+        try await onTestThread {
+            let g = Self.build(Self.points(2_000, seed: 5))
             let queries = Self.points(40, seed: 6)
             // Delete every node that is some query's best, and a third of the rest.
             var gone = Set(queries.compactMap { g.exactSearch($0, k: 1).first?.id })
             for i in stride(from: 0, to: 2_000, by: 3) { gone.insert(Int32(i)) }
             for id in gone { g.remove(id) }
             #expect(g.liveCount == 2_000 - gone.count)
-            for q in queries {
-                let hits = g.search(q, k: 10, ef: 64)
-                #expect(hits.count == 10 && hits.allSatisfy { !gone.contains($0.id) })
+            for codes in Self.walks {
+                for q in queries {
+                    let hits = Self.search(g, q, k: 10, ef: 64, codes: codes)
+                    #expect(hits.count == 10 && hits.allSatisfy { !gone.contains($0.id) })
+                }
+                #expect(Self.recall(g, queries, ef: 100, codes: codes) >= 0.9)
             }
-            #expect(Self.recall(g, queries, ef: 100) >= 0.9)
             // Compaction drops them and keeps the answers.
             let (c, map) = g.compacted()
             #expect(c.count == g.liveCount && c.deletedCount == 0)
@@ -110,27 +122,29 @@ import Testing
 
     /// A filter never makes a search short of k when k nodes pass it: broad
     /// filters walk the graph, selective ones (by the admitted count) scan.
-    @Test(arguments: walks) func filteredSearchesAreNeverShort(quantized: Bool) async throws {
+    @Test func filteredSearchesAreNeverShort() async throws {
         try await onTestThread {
-            let g = Self.build(Self.points(3_000, seed: 7), quantized: quantized)
+            let g = Self.build(Self.points(3_000, seed: 7))
             let queries = Self.points(30, seed: 8)
             for modulus in [2, 10, 50, 1_000] {
                 let filter: (Int32) -> Bool = { $0 % Int32(modulus) == 0 }
                 let admitted = (0..<3_000).filter { $0 % modulus == 0 }.count
-                for q in queries {
-                    for hint in [nil, admitted] {
-                        let hits = g.search(q, k: 10, ef: 40, filter: filter, admitted: hint)
-                        #expect(hits.count == min(10, admitted), "modulus \(modulus): \(hits.count)")
-                        #expect(hits.allSatisfy { filter($0.id) })
+                for codes in Self.walks {
+                    for q in queries {
+                        for hint in [nil, admitted] {
+                            let hits = Self.search(g, q, k: 10, ef: 40, filter: filter, admitted: hint, codes: codes)
+                            #expect(hits.count == min(10, admitted), "modulus \(modulus): \(hits.count)")
+                            #expect(hits.allSatisfy { filter($0.id) })
+                        }
                     }
-                }
-                // The admitted count makes a selective filter exact.
-                if admitted <= HNSWGraph.exactScanNodes {
-                    for q in queries.prefix(5) {
-                        #expect(g.search(q, k: 10, ef: 10, filter: filter, admitted: admitted) == g.exactSearch(q, k: 10, filter: filter))
+                    // The admitted count makes a selective filter exact.
+                    if admitted <= HNSWGraph.exactScanNodes {
+                        for q in queries.prefix(5) {
+                            #expect(Self.search(g, q, k: 10, ef: 10, filter: filter, admitted: admitted, codes: codes) == g.exactSearch(q, k: 10, filter: filter))
+                        }
+                    } else {
+                        #expect(Self.recall(g, queries, ef: 100, filter: filter, codes: codes) >= 0.9)
                     }
-                } else {
-                    #expect(Self.recall(g, queries, ef: 100, filter: filter) >= 0.9)
                 }
             }
         }
@@ -146,9 +160,9 @@ extension HNSWGraphTests {
             // Points far from the first ones come late, so the scales widen as the graph grows.
             var data = Self.points(2_000, seed: 11)
             for i in stride(from: 1_500, to: 2_000, by: 7) { data[i] = data[i].map { $0 * 3 } }
-            let floats = Self.build(data), codes = Self.build(data, quantized: true)
+            let codes = Self.build(data)
             let queries = Self.points(40, seed: 12)
-            let a = Self.recall(floats, queries, ef: 100), b = Self.recall(codes, queries, ef: 100)
+            let a = Self.recall(codes, queries, ef: 100, codes: false), b = Self.recall(codes, queries, ef: 100)
             #expect(b >= 0.95 && b >= a - 0.02, "recall@10 at ef 100: floats \(a), codes \(b)")
             let labels = (0..<codes.count).map { NodeLabel(documentID: "d\($0)", ordinal: 0, contentHash: UInt64($0)) }
             let bytes = codes.encoded(labels: labels)
@@ -175,7 +189,8 @@ extension HNSWGraphTests {
             var floatParameters = codes.parameters
             floatParameters.quantized = false
             #expect(HNSWGraph.decode(bytes, dimension: Self.dimension, parameters: floatParameters) == nil)
-            #expect(HNSWGraph.decode(floats.encoded(labels: labels), dimension: Self.dimension, parameters: codes.parameters) == nil)
+            let floats = Self.build(Array(data.prefix(100)), quantized: false)
+            #expect(HNSWGraph.decode(floats.encoded(labels: Array(labels.prefix(100))), dimension: Self.dimension, parameters: codes.parameters) == nil)
         }
     }
 }
@@ -183,9 +198,9 @@ extension HNSWGraphTests {
 /// A partition with `kind: .hnsw`: the graph follows inserts, replacements and
 /// deletes (through a compaction), and answers with exact scores.
 extension HNSWGraphTests {
-    @Test(arguments: walks) func aPartitionsGraphFollowsItsWrites(quantized: Bool) async throws {
+    @Test func aPartitionsGraphFollowsItsWrites() async throws {
         try await onTestThread {
-            let settings = HNSWSettings(m: 8, efConstruction: 64, ef: 64, quantized: quantized)
+            let settings = HNSWSettings(m: 8, efConstruction: 64, ef: 64)
             let exact = PartitionIndex(dimension: Self.dimension, partition: 0)
             let graph = PartitionIndex(dimension: Self.dimension, partition: 0, kind: .hnsw(settings))
             let vectors = Self.points(4_000, seed: 11)
@@ -227,9 +242,10 @@ extension HNSWGraphTests {
         }
     }
 
-    @Test(arguments: walks) func aSavedGraphIsAdoptedAndReconciled(quantized: Bool) async throws {
+    /// With the int8 walk: its scales are saved and adopted with the graph.
+    @Test func aSavedGraphIsAdoptedAndReconciled() async throws {
         try await onTestThread {
-            let kind = VectorIndexKind.hnsw(HNSWSettings(m: 8, efConstruction: 64, ef: 64, quantized: quantized))
+            let kind = VectorIndexKind.hnsw(HNSWSettings(m: 8, efConstruction: 64, ef: 64, quantized: true))
             let docs = Self.documents(Self.points(2_000, seed: 21))
             let original = PartitionIndex(dimension: Self.dimension, partition: 0, kind: kind)
             for d in docs { original.upsert(d) }
