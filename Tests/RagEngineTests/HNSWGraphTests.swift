@@ -7,7 +7,11 @@ import Testing
 /// The HNSW graph against exact search on seeded clustered data. Thresholds sit
 /// below what the benchmark measures (`ragctl bench --search-only --index hnsw`),
 /// so they hold on any seed's graph.
-@Suite struct HNSWGraphTests {
+/// One test at a time (`.serialized`): each is seconds of arithmetic on a
+/// thread of its own, and seven at once left the in-process servers of other
+/// suites a small share of two cores (clean-clone CI: calls there missed 30 s
+/// deadlines while this suite ran).
+@Suite(.serialized) struct HNSWGraphTests {
     /// Seconds of arithmetic each: on a thread of its own, not on the few
     /// cooperative threads every in-process server of the run shares.
     func onTestThread(_ body: @Sendable () throws -> Void) async throws {
@@ -305,7 +309,7 @@ extension HNSWGraphTests {
 /// An exact partition turned into a graph while writes go on (index kind
 /// `auto`): writes made between the copy and the install are in the graph,
 /// deleted and replaced chunks are not, and answers match the exact scan.
-@Suite struct GraphBuildTests {
+@Suite(.serialized) struct GraphBuildTests {
     func onTestThread(_ body: @Sendable () throws -> Void) async throws { try await HNSWGraphTests().onTestThread(body) }
 
     static func document(_ i: Int, _ v: [Float], version: Int = 0) -> PreparedDocument {
