@@ -80,7 +80,10 @@ final class VectorRows: @unchecked Sendable {
             // A larger file and a new mapping of all of it; the old mapping goes.
             // Blocks reserved now (posix_fallocate, not a sparse ftruncate): a write
             // through the mapping into a hole of a full disk would be a SIGBUS.
-            if posix_fallocate(fd, 0, off_t(bytes)) == 0,
+            // It returns the error (not -1 and errno); a signal may interrupt it.
+            var reserved = posix_fallocate(fd, 0, off_t(bytes))
+            while reserved == EINTR { reserved = posix_fallocate(fd, 0, off_t(bytes)) }
+            if reserved == 0,
                let p = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0), p != MAP_FAILED {
                 if let old = base { munmap(old, capacity * rowBytes) }
                 // Rows are read one at a time, in no order: no read-ahead around a
