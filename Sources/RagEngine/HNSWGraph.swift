@@ -82,6 +82,11 @@ public final class HNSWGraph {
     /// Node `id`'s vector.
     public func vector(_ id: Int32) -> [Float] { Array(UnsafeBufferPointer(start: vectors.row(Int(id)), count: dimension)) }
 
+    /// Whether node `id`'s vector is `v` (without copying the row).
+    public func vector(_ id: Int32, equals v: [Float]) -> Bool {
+        v.count == dimension && UnsafeBufferPointer(start: vectors.row(Int(id)), count: dimension).elementsEqual(v)
+    }
+
     /// Where the float vectors are.
     public var backing: VectorBacking { vectors.backing }
 
@@ -192,7 +197,7 @@ public final class HNSWGraph {
         }
         let exact = query.withUnsafeBufferPointer { q in
             found.sorted(by: Scored.before).prefix(Self.rescored(k: k)).map {
-                Scored(score: VectorMath.dot(q.baseAddress!, v + Int($0.id) * dimension, dimension), id: $0.id)
+                Scored(score: VectorMath.dot(q.baseAddress!, vectors.row(Int($0.id)), dimension), id: $0.id)
             }
         }
         return Array(exact.sorted(by: Scored.before).prefix(k))

@@ -83,7 +83,7 @@ extension PartitionIndex {
 
     /// The saved node for this chunk, if its vector is the one saved.
     func claimNode(_ label: NodeLabel, _ vector: [Float]) -> Int32? {
-        guard !unclaimedNodes.isEmpty, let graph, let node = unclaimedNodes[label], graph.vector(node).elementsEqual(vector) else { return nil }
+        guard !unclaimedNodes.isEmpty, let graph, let node = unclaimedNodes[label], graph.vector(node, equals: vector) else { return nil }
         unclaimedNodes[label] = nil
         return node
     }

@@ -329,7 +329,7 @@ public final class PartitionIndex {
 
     /// Slot `s`'s vector, from the vector block or the graph that holds it.
     func slotVector(_ s: Int) -> [Float] {
-        if let graph { return Array(graph.vector(slotNode[s])) }
+        if let graph { return graph.vector(slotNode[s]) }
         return Array(vectors[s * dimension..<(s + 1) * dimension])
     }
 
