@@ -28,27 +28,34 @@ final class ChunkTextReader: Sendable {
 
     /// The texts of these chunks whose document still has the given content hash.
     func texts(_ chunks: [ChunkKey: UInt64]) throws(RagError) -> [ChunkKey: String] {
-        let result: Result<[ChunkKey: String], RagError> = state.withLock { state in
-            guard !state.closed else { return .failure(RagError(.unavailable, "the partition is closed")) }
-            do throws(RagError) {
-                if state.connection == nil { state.connection = try open() }
-                let c = state.connection!
-                // One read transaction for the batch: one WAL snapshot taken, not one per chunk.
-                try exec(c.db, "BEGIN")
-                defer { _ = sqlite3_exec(c.db, "COMMIT", nil, nil, nil) }
-                var out: [ChunkKey: String] = [:]
-                for (key, hash) in chunks {
-                    if let t = try read(c, key, hash) { out[key] = t }
-                }
-                return .success(out)
-            } catch {
-                // A connection that failed once is opened again on the next call.
-                if let c = state.connection { Self.close(c) }
-                state.connection = nil
-                return .failure(error)
+        try state.withLock { read(chunks, &$0) }.get()
+    }
+
+    /// As `texts`, or nil at once while another caller reads: the caller may
+    /// then wait somewhere waiting costs less (not on the cooperative pool).
+    func textsIfFree(_ chunks: [ChunkKey: UInt64]) throws(RagError) -> [ChunkKey: String]? {
+        try state.withLockIfAvailable { read(chunks, &$0) }?.get()
+    }
+
+    private func read(_ chunks: [ChunkKey: UInt64], _ state: inout (connection: Connection?, closed: Bool)) -> Result<[ChunkKey: String], RagError> {
+        guard !state.closed else { return .failure(RagError(.unavailable, "the partition is closed")) }
+        do throws(RagError) {
+            if state.connection == nil { state.connection = try open() }
+            let c = state.connection!
+            // One read transaction for the batch: one WAL snapshot taken, not one per chunk.
+            try exec(c.db, "BEGIN")
+            defer { _ = sqlite3_exec(c.db, "COMMIT", nil, nil, nil) }
+            var out: [ChunkKey: String] = [:]
+            for (key, hash) in chunks {
+                if let t = try read(c, key, hash) { out[key] = t }
             }
+            return .success(out)
+        } catch {
+            // A connection that failed once is opened again on the next call.
+            if let c = state.connection { Self.close(c) }
+            state.connection = nil
+            return .failure(error)
         }
-        return try result.get()
     }
 
     func close() {

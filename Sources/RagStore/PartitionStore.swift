@@ -173,6 +173,12 @@ public final class PartitionStore: Sendable {
         return try textReader.texts(chunks)
     }
 
+    /// As `texts`, or nil without waiting while another caller reads this partition's texts.
+    public func textsIfFree(_ chunks: [ChunkKey: UInt64]) throws(RagError) -> [ChunkKey: String]? {
+        guard !chunks.isEmpty else { return [:] }
+        return try textReader.textsIfFree(chunks)
+    }
+
     /// These documents as stored (chunks, vectors, kept source), in the order
     /// asked; absent ids are left out.
     public func documents(_ ids: [String]) throws(RagError) -> [PreparedDocument] {

@@ -56,7 +56,7 @@ extension LocalShard {
             index.abandonGraphBuild()
             return
         }
-        lock.write { index.finishGraphBuild(graph, input: input) }
+        changingIndex { index.finishGraphBuild(graph, input: input) }
         // Tombstones left by the writes replayed can call for the next build.
         startGraphBuildIfDue()
     }

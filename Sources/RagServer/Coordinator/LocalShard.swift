@@ -78,28 +78,54 @@ public actor LocalShard: Shard {
         index.compactsOnRemove = false
         self.index = index
         self.digest = digest
+        published.withLock { $0 = (index.chunkCount, index.kind.name) }
         startGraphBuildIfDue()
     }
 
     /// Chunks searched now.
-    public nonisolated var chunkCount: Int { lock.read { index.chunkCount } }
+    /// Without the lock: read on every query (`Coordinator.runsInLine`), which
+    /// must not wait while a write holds the index.
+    public nonisolated var chunkCount: Int { published.withLock { $0.chunks } }
 
     /// The vector index searched now (`exact`, `int8`, `hnsw`).
-    public nonisolated var indexName: String { lock.read { index.kind.name } }
+    public nonisolated var indexName: String { published.withLock { $0.index } }
+
+    /// The index's size and kind as of the last change, set under the write
+    /// lock (`changingIndex`), read without it.
+    nonisolated let published = Mutex<(chunks: Int, index: String)>((0, ""))
+
+    /// `body` under the index's write lock; then publishes its size and kind.
+    nonisolated func changingIndex<T>(_ body: () throws -> T) rethrows -> T {
+        try lock.write {
+            let result = try body()
+            published.withLock { $0 = (index.chunkCount, index.kind.name) }
+            return result
+        }
+    }
 
     /// Where the HNSW graph is saved when the partition closes (`<partition file>-hnsw`).
     nonisolated let graphPath: String
 
-    public nonisolated func keywordStats(terms: [String]) throws -> KeywordStats {
-        lock.read { index.keywordStats(terms) }
+    public nonisolated func keywordStats(terms: [String]) async throws -> KeywordStats {
+        try await readingIndex { index.keywordStats(terms) }
     }
 
-    public nonisolated func search(_ request: ShardSearchRequest) throws -> ShardSearchResult {
-        try lock.read { try unlockedSearch(request) }
+    public nonisolated func search(_ request: ShardSearchRequest) async throws -> ShardSearchResult {
+        try await readingIndex { try unlockedSearch(request) }
     }
 
-    public nonisolated func texts(_ chunks: [ChunkKey: UInt64]) throws -> [ChunkKey: String] {
-        try store.texts(chunks)
+    /// `body` under the index's read lock: on the calling thread when the lock
+    /// is free, else on `waitingThreads`. A write swapping a large batch into a
+    /// graph holds the lock for a while; searches waiting for it on the
+    /// cooperative threads would stop every other call of the process.
+    nonisolated func readingIndex<T: Sendable>(_ body: () throws -> T) async throws -> T {
+        if let result = try lock.tryRead(body) { return result }
+        return try await withTaskExecutorPreference(waitingThreads) { try lock.read(body) }
+    }
+
+    public nonisolated func texts(_ chunks: [ChunkKey: UInt64]) async throws -> [ChunkKey: String] {
+        if let texts = try store.textsIfFree(chunks) { return texts }
+        return try await withTaskExecutorPreference(waitingThreads) { try store.texts(chunks) }
     }
 
     private nonisolated func unlockedSearch(_ request: ShardSearchRequest) throws -> ShardSearchResult {
@@ -151,7 +177,7 @@ public actor LocalShard: Shard {
         let deleted = try store.write(upserts: upserts, deletes: deletes, entry: entry, keep: logKeep)
         if let entry { applied = (entry.seq, entry.version) }
         var digest = self.digest
-        lock.write {
+        changingIndex {
             for id in touched { if let h = index.contentHash(of: id) { digest &-= Self.digestTerm(id, h) } }
             for id in deletes { index.remove(id, chunks: old.removeValue(forKey: id)) }
             for doc in upserts {

@@ -32,6 +32,14 @@ final class ReadWriteLock: @unchecked Sendable {
         return try body()
     }
 
+    /// `body` under the read side if it is free now; nil, without waiting,
+    /// while a writer holds it or waits for it.
+    func tryRead<T>(_ body: () throws -> T) rethrows -> T? {
+        guard pthread_rwlock_tryrdlock(lock) == 0 else { return nil }
+        defer { pthread_rwlock_unlock(lock) }
+        return try body()
+    }
+
     func write<T>(_ body: () throws -> T) rethrows -> T {
         pthread_rwlock_wrlock(lock)
         defer { pthread_rwlock_unlock(lock) }

@@ -8,6 +8,13 @@ import Synchronization
 /// Shared by every partition of the process.
 let storageThreads = ThreadPoolExecutor(name: "ragd-storage", threads: max(4, 2 * ProcessInfo.processInfo.activeProcessorCount))
 
+/// Threads for callers that must wait on a partition's lock (a search while a
+/// write swaps the index; a text read while another runs): they first try
+/// without waiting on the cooperative thread they run on, and only on
+/// contention move here to wait, so a large write never holds the pool that
+/// serves every other call. Bounded: more waiters queue, without threads.
+let waitingThreads = ThreadPoolExecutor(name: "ragd-wait", threads: 8)
+
 /// An actor's executor that runs its jobs one at a time on `storageThreads`:
 /// the actor keeps its ordering, and what it blocks on blocks a storage
 /// thread, not a cooperative one.
