@@ -3,3 +3,9 @@
 /// in the first minute an in-process server shares two cores with MiniLM, kernel
 /// and statistics tests, and a trivial call has waited over 10 s for a thread.
 public let hangGuard: Duration = .seconds(60)
+
+/// The whole text of a /proc file. They report no size, and
+/// `String(contentsOfFile:)` stops after the first 4 KiB of one.
+public func readProcFile(_ path: String) -> String {
+    FileHandle(forReadingAtPath: path).map { String(decoding: $0.readDataToEndOfFile(), as: UTF8.self) } ?? ""
+}

@@ -1,4 +1,5 @@
 import Foundation
+import RagServer
 
 /// Runs blocking work (starting a child process and waiting for its first line,
 /// polling a port) on a thread of its own. Tests call this instead of blocking
@@ -9,6 +10,20 @@ public func onThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) as
     try await withCheckedThrowingContinuation { c in
         Thread { c.resume(with: Result { try body() }) }.start()
     }
+}
+
+/// Runs `body`, and the child tasks it starts, on `threads` threads of their
+/// own instead of the cooperative pool. For tests whose tasks do seconds of
+/// synchronous work or wait on locks (an index's readers–writer lock while a
+/// writer holds it): on two cores the cooperative pool has two threads, which
+/// every in-process server of the run needs to answer at all. Unstructured
+/// tasks do not inherit the preference: start them with
+/// `Task(executorPreference:)` and the executor passed to `body`.
+public func withOwnThreads<T: Sendable>(_ threads: Int, name: String = "test",
+                                        _ body: (ThreadPoolExecutor) async throws -> T) async throws -> T {
+    let executor = ThreadPoolExecutor(name: name, threads: threads)
+    defer { executor.shutdown() }
+    return try await withTaskExecutorPreference(executor) { try await body(executor) }
 }
 
 extension RagdProcess {

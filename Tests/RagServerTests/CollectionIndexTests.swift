@@ -168,7 +168,7 @@ import Testing
         #expect(try await Self.partitionKinds(c, "kb").map(\.chunks) == counts)
         #expect(try await Self.overlap(c, exact: "ex", other: "kb") >= 0.95)
         // The scratch files: mapped by the server, unlinked, one per partition's graph.
-        let maps = (try? String(contentsOfFile: "/proc/\(server.pid)/maps", encoding: .utf8)) ?? ""
+        let maps = readProcFile("/proc/\(server.pid)/maps")
         let scratch = Set(maps.split(separator: "\n").filter { $0.contains("/collections/kb/.vectors-") && $0.hasSuffix("(deleted)") }
             .compactMap { $0.split(separator: " ").last(where: { $0.contains(".vectors-") }) })
         #expect(scratch.count == (walk == "int8" ? 4 : 0), "\(scratch)")

@@ -16,7 +16,7 @@ import Testing
 
     /// Peak resident memory of a process so far (VmHWM), in bytes.
     static func rss(_ pid: Int32) -> Int {
-        let status = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
+        let status = readProcFile("/proc/\(pid)/status")
         let line = status.split(whereSeparator: \.isNewline).first { $0.hasPrefix("VmHWM:") } ?? ""
         return (Int(line.split(separator: " ").dropFirst().first ?? "0") ?? 0) * 1024
     }
@@ -103,7 +103,7 @@ import Testing
             "--max-unsent-bytes", "\(2 * 1024 * 1024)", "--slow-reader-grace", "2", "--cache", "off"])
         let client = server.client()
         let long = String(repeating: "Raft elects a leader by majority vote and replicates its log to followers. ", count: 12)
-        _ = try await client.index((0..<200).map { RagDocument(id: "d\($0)", text: long + " number \($0)") }, collection: "kb")
+        _ = try await client.index((0..<200).map { RagDocument(id: "d\($0)", text: long + " number \($0)") }, collection: "kb", timeout: hangGuard)
         let before = Self.rss(server.pid)
         let hog = try RawConnection(port: server.port)
         var q = Ragd_V1_QueryRequest()
@@ -119,15 +119,18 @@ import Testing
             if id % 100 == 0 { await hog.write(batch); batch = [] }  // ~100 KB per answer, 200 MB if all were buffered
         }
         // The hog is closed once its answers have sat unread for the grace period.
-        var open = try await client.stats().openConnections
+        // (Calls wait up to `hangGuard`: on a loaded two-core CI machine a debug
+        // server answering the hog's calls admitted before it stopped reading
+        // may take longer than the default deadline; this test is about memory.)
+        var open = try await client.stats(timeout: hangGuard).openConnections
         for _ in 0..<600 where open > 1 {
             try await Task.sleep(for: .milliseconds(50))
-            open = try await client.stats().openConnections
+            open = try await client.stats(timeout: hangGuard).openConnections
         }
         #expect(open == 1)  // only this client is left
         let grown = Self.rss(server.pid) - before
         #expect(grown < 96 * 1024 * 1024, "the server's peak memory grew by \(grown / 1024 / 1024) MiB for a client that never reads")
-        #expect(try await client.query("raft", collection: "kb", mode: .keyword).sources.count > 0)
+        #expect(try await client.query("raft", collection: "kb", mode: .keyword, timeout: hangGuard).sources.count > 0)
         await client.close()
         await server.stop()
     }
