@@ -1,8 +1,13 @@
 # Shared by the benchmark scripts: a release build and a fresh ragd per measurement.
 # Source it from the repository root; sets $bin.
-swift build -c release --product ragd >/dev/null
-swift build -c release --product ragctl >/dev/null
-bin=$(swift build -c release --show-bin-path)
+# BENCH_BIN=dir: that directory's ragd and ragctl instead (an A/B against another build).
+if [ -n "${BENCH_BIN:-}" ]; then
+  bin=$BENCH_BIN
+else
+  swift build -c release --product ragd >/dev/null
+  swift build -c release --product ragctl >/dev/null
+  bin=$(swift build -c release --show-bin-path)
+fi
 
 start_server() {  # dir, extra flags… → sets pid, port
   local dir=$1; shift

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -17,12 +18,26 @@ public enum VectorBacking: Sendable, Hashable {
     case file(directory: String)
 }
 
+extension VectorBacking {
+    /// Called (with the reason) whenever a graph's rows cannot be kept in a
+    /// mapped file and move to memory: no file could be created, or no space
+    /// could be reserved for it to grow. The server logs it: the process then
+    /// holds those floats in anonymous memory, which a memory limit counts.
+    public static let fallbackReport = Mutex<(@Sendable (String) -> Void)?>(nil)
+
+    static func reportFallback(_ why: String) {
+        let report = fallbackReport.withLock { $0 }
+        report?(why)
+    }
+}
+
 /// Rows of `dimension` floats behind one base pointer, appended at the end and
 /// never moved otherwise. Growing may move the base (a new mapping), so like
 /// every write to a graph it must not run beside a read.
 final class VectorRows: @unchecked Sendable {
     let dimension: Int
-    let backing: VectorBacking
+    /// `.memory` once the rows had to leave their file.
+    private(set) var backing: VectorBacking
     private(set) var count = 0
     private var capacity = 0
     private(set) var base: UnsafeMutablePointer<Float>?
@@ -40,6 +55,7 @@ final class VectorRows: @unchecked Sendable {
                 self.backing = backing
                 return
             }
+            VectorBacking.reportFallback("cannot create a vector file (\(String(cString: strerror(errno)))); a graph's float vectors are kept in memory")
         }
         self.backing = .memory
     }
@@ -94,6 +110,9 @@ final class VectorRows: @unchecked Sendable {
                 return
             }
             // No space or no mapping: the rows move to memory for good.
+            let why = reserved != 0 ? "cannot reserve \(bytes >> 20) MiB for a vector file (\(String(cString: strerror(reserved))))"
+                                    : "cannot map a vector file (\(String(cString: strerror(errno))))"
+            VectorBacking.reportFallback(why + "; a graph's \(count) float vectors move to memory")
             let copy = UnsafeMutablePointer<Float>.allocate(capacity: rows * dimension)
             if let old = base {
                 copy.update(from: old, count: count * dimension)
@@ -101,6 +120,7 @@ final class VectorRows: @unchecked Sendable {
             }
             close(fd)
             fd = -1
+            backing = .memory
             base = copy
             capacity = rows
             return

@@ -156,6 +156,25 @@ import Testing
 }
 
 extension HNSWGraphTests {
+    /// Rows that cannot have their file (here: its directory does not exist)
+    /// live in memory, the graph says so, and it answers as a mapped one does.
+    @Test func vectorsWithoutAFileFallBackToMemory() async throws {
+        try await onTestThread {
+            let data = Self.points(600, seed: 31)
+            let dir = NSTemporaryDirectory() + "vectors-\(UUID().uuidString)"
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(atPath: dir) }
+            let mapped = HNSWGraph(dimension: Self.dimension, parameters: .init(m: 8, efConstruction: 64, quantized: true), backing: .file(directory: dir))
+            let fallen = HNSWGraph(dimension: Self.dimension, parameters: .init(m: 8, efConstruction: 64, quantized: true),
+                                   backing: .file(directory: dir + "/no-such-directory"))
+            for v in data { mapped.add(v); fallen.add(v) }
+            #expect(mapped.backing == .file(directory: dir) && fallen.backing == .memory)
+            for q in Self.points(20, seed: 32) {
+                #expect(mapped.search(q, k: 10, ef: 40) == fallen.search(q, k: 10, ef: 40))
+            }
+        }
+    }
+
     /// The int8 walk finds what the float walk finds, and a saved quantized
     /// graph reads back with the same scales: the same answers after a restart,
     /// though its scales came from the order the vectors were added in.
