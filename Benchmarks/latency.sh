@@ -8,7 +8,8 @@ cd "$(dirname "$0")/.."
 docs=${1:-200}; queries=${2:-3000}
 . Benchmarks/lib.sh
 dir=$(mktemp -d)
-trap 'kill "$pid" 2>/dev/null || true; rm -rf "$dir" "$dir.out" "$dir.err"' EXIT
+# The server saves its graphs as it stops: wait for it before removing its directory.
+trap 'kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; rm -rf "$dir" "$dir.out" "$dir.err"' EXIT
 start_server "$dir" --cache off
 "$bin/ragctl" bench --server "127.0.0.1:$port" --docs "$docs" --queries 10 --concurrency 1 --mode keyword >/dev/null
 for mode in ${MODES:-keyword hybrid}; do python3 Benchmarks/latency.py "$port" "$mode" "$queries"; done

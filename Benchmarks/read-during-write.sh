@@ -11,7 +11,8 @@ cd "$(dirname "$0")/.."
 base=${1:-20000}; more=${2:-40000}; concurrency=${3:-32}; seconds=${4:-15}; shift $(( $# < 4 ? $# : 4 ))
 . Benchmarks/lib.sh
 dir=$(mktemp -d)
-trap 'kill $pid 2>/dev/null || true; rm -rf "$dir" "$dir.out" "$dir.err"' EXIT
+# The server saves its graphs as it stops: wait for it before removing its directory.
+trap 'kill $pid 2>/dev/null && wait $pid 2>/dev/null; rm -rf "$dir" "$dir.out" "$dir.err"' EXIT
 start_server "$dir" --cache off "$@"
 a="--server 127.0.0.1:$port --timeout 600"
 "$bin/ragctl" bench $a -c bench --docs "$base" --queries 0 | grep "^index"
