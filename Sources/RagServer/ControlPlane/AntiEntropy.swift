@@ -61,6 +61,18 @@ struct AntiEntropy {
 
     struct FilledEntries: Error { var count: UInt64 }
 
+    /// Why a replica at the primary's sequence number does not match it (nil
+    /// when it does), with what each side holds: the log line is what an
+    /// operator has when a replica is copied again and again.
+    static func difference(replica r: Ragd_V1_ShardCountsResponse, primary p: Ragd_V1_ShardCountsResponse) -> String? {
+        if r.seqVersion != p.seqVersion {
+            return "its entry \(r.seq) was ordered at placement version \(r.seqVersion), the primary's at \(p.seqVersion)"
+        }
+        guard r.digest != p.digest else { return nil }
+        return "at entry \(r.seq) its documents differ from the primary's (digest \(String(r.digest, radix: 16)) against \(String(p.digest, radix: 16))); "
+            + "\(r.documents) documents and \(r.chunks) chunks against \(p.documents) and \(p.chunks)\(r.receiving ? "; it is receiving a copy" : "")\(p.receiving ? "; the primary is receiving a copy" : "")"
+    }
+
     /// nil when the copies agree; the reason when `target` must be copied
     /// again; throws `FilledEntries` after sending it what it lacked.
     func compare(_ key: Ragd_V1_ShardKey, target: String, source: String) async throws -> String? {
@@ -79,7 +91,7 @@ struct AntiEntropy {
             return nil
         }
         if other.seq == before.seq {
-            return other.digest == before.digest && other.seqVersion == before.seqVersion ? nil : "at entry \(other.seq) its documents differ from the primary's"
+            return Self.difference(replica: other, primary: before)
         }
         // Ahead, unless the primary moved on between the two reads.
         let after = try await state(source)
