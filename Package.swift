@@ -117,7 +117,7 @@ let package = Package(
             dependencies: ["RagWire", .product(name: "NIOTestUtils", package: "swift-nio"),
                            .product(name: "NIOEmbedded", package: "swift-nio")]
         ),
-        .testTarget(name: "RagEngineTests", dependencies: ["RagEngine", "CRagEncoder", "RagServer"]),
+        .testTarget(name: "RagEngineTests", dependencies: ["RagEngine", "CRagEncoder", "RagServer", "RagTesting"]),
         .testTarget(name: "RagStoreTests", dependencies: ["RagStore"]),
         .testTarget(name: "RagServerTests", dependencies: ["RagServer", "RagClient", "RagTesting", "RagWire", "RagEngine", "RagStore",
                                                        .product(name: "GRDB", package: "GRDB.swift")]),

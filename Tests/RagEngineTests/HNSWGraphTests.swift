@@ -2,6 +2,7 @@ import Foundation
 import RagCore
 import RagEngine
 import RagServer
+import RagTesting
 import Testing
 
 /// The HNSW graph against exact search on seeded clustered data. Thresholds sit
@@ -15,9 +16,7 @@ import Testing
     /// Seconds of arithmetic each: on a thread of its own, not on the few
     /// cooperative threads every in-process server of the run shares.
     func onTestThread(_ body: @Sendable () throws -> Void) async throws {
-        let executor = ThreadPoolExecutor(name: "hnsw-test", threads: 1)
-        defer { executor.shutdown() }
-        try await withTaskExecutorPreference(executor) { try body() }
+        try await withOwnThreads(1, name: "hnsw-test") { _ in try body() }
     }
 
     static let dimension = 32
@@ -161,8 +160,7 @@ extension HNSWGraphTests {
     @Test func vectorsWithoutAFileFallBackToMemory() async throws {
         try await onTestThread {
             let data = Self.points(600, seed: 31)
-            let dir = NSTemporaryDirectory() + "vectors-\(UUID().uuidString)"
-            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            let dir = makeTemporaryDirectory()
             defer { try? FileManager.default.removeItem(atPath: dir) }
             let mapped = HNSWGraph(dimension: Self.dimension, parameters: .init(m: 8, efConstruction: 64, quantized: true), backing: .file(directory: dir))
             let fallen = HNSWGraph(dimension: Self.dimension, parameters: .init(m: 8, efConstruction: 64, quantized: true),

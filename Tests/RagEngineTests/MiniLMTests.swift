@@ -1,6 +1,7 @@
 import Foundation
 import RagEngine
 import RagServer
+import RagTesting
 import Testing
 
 /// all-MiniLM-L6-v2 against the reference vectors in ../shared/embed (produced by
@@ -26,9 +27,7 @@ import Testing
     func matchesTheReferenceImplementation(precision: MiniLMPrecision) async throws {
         // Tens of seconds of arithmetic: on threads of its own, not on the few
         // cooperative threads that every in-process server of the run shares.
-        let executor = ThreadPoolExecutor(name: "minilm-test", threads: 1)
-        defer { executor.shutdown() }
-        try await withTaskExecutorPreference(executor) { try await compareWithReference(precision) }
+        try await withOwnThreads(1, name: "minilm-test") { _ in try await compareWithReference(precision) }
     }
 
     func compareWithReference(_ precision: MiniLMPrecision) async throws {

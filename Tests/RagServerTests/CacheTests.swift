@@ -117,12 +117,10 @@ import Testing
         }
     }
 
-    /// Servers configured with this share `redis` as their L2 (with a generous
-    /// timeout: these tests are about sharing, not about a slow Redis).
-    /// A shared Redis L2 with a budget no loaded CI machine misses (these tests
-    /// count hits and Redis commands; a miss of the budget turns a hit into a
-    /// miss). Timeouts are tested with the default budget: `redisDownOrSlow…`.
-    /// (At 2 s, one clean-clone CI run saw an L2 call miss it.)
+    /// Servers configured with this share `redis` as their L2, with a budget no
+    /// loaded CI machine misses: these tests count hits and Redis commands, and
+    /// a missed budget turns a hit into a miss (at 2 s, one clean-clone CI run
+    /// saw that). Timeouts are tested with the default budget: `redisDownOrSlow…`.
     static func sharing(_ redis: RedisProcess) -> (inout RagServerConfiguration) -> Void {
         { $0.sharedCache = .redis(host: "127.0.0.1", port: redis.port); $0.cache.l2Timeout = hangGuard }
     }

@@ -235,6 +235,8 @@ final class ThreadGate: Sendable {
     }
 
     /// Waits at most `seconds`; false if the gate was still shut.
+    /// (Not the primitive under `wait()`: corelibs Foundation traps on
+    /// `NSCondition.wait(until: .distantFuture)`.)
     func wait(seconds: Double) -> Bool {
         let deadline = Date().addingTimeInterval(seconds)
         condition.lock()

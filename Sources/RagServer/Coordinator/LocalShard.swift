@@ -78,7 +78,7 @@ public actor LocalShard: Shard {
         index.compactsOnRemove = false
         self.index = index
         self.digest = digest
-        published.withLock { $0 = (index.chunkCount, index.kind.name) }
+        publish()
         startGraphBuildIfDue()
     }
 
@@ -97,11 +97,12 @@ public actor LocalShard: Shard {
     /// `body` under the index's write lock; then publishes its size and kind.
     nonisolated func changingIndex<T>(_ body: () throws -> T) rethrows -> T {
         try lock.write {
-            let result = try body()
-            published.withLock { $0 = (index.chunkCount, index.kind.name) }
-            return result
+            defer { publish() }
+            return try body()
         }
     }
+
+    private nonisolated func publish() { published.withLock { $0 = (index.chunkCount, index.kind.name) } }
 
     /// Where the HNSW graph is saved when the partition closes (`<partition file>-hnsw`).
     nonisolated let graphPath: String
@@ -114,18 +115,23 @@ public actor LocalShard: Shard {
         try await readingIndex { try unlockedSearch(request) }
     }
 
-    /// `body` under the index's read lock: on the calling thread when the lock
-    /// is free, else on `waitingThreads`. A write swapping a large batch into a
-    /// graph holds the lock for a while; searches waiting for it on the
-    /// cooperative threads would stop every other call of the process.
+    /// `body` under the index's read lock.
     nonisolated func readingIndex<T: Sendable>(_ body: () throws -> T) async throws -> T {
-        if let result = try lock.tryRead(body) { return result }
-        return try await withTaskExecutorPreference(waitingThreads) { try lock.read(body) }
+        try await withoutWaitingOnThePool(attempt: { try lock.tryRead(body) }, wait: { try lock.read(body) })
     }
 
     public nonisolated func texts(_ chunks: [ChunkKey: UInt64]) async throws -> [ChunkKey: String] {
-        if let texts = try store.textsIfFree(chunks) { return texts }
-        return try await withTaskExecutorPreference(waitingThreads) { try store.texts(chunks) }
+        try await withoutWaitingOnThePool(attempt: { try store.textsIfFree(chunks) }, wait: { try store.texts(chunks) })
+    }
+
+    /// `attempt` (nil when it would have to wait for a lock) on the calling
+    /// thread; when it cannot go at once, `wait` on `waitingThreads`. A write
+    /// swapping a large batch into a graph holds the index lock for a while;
+    /// readers waiting for it on the cooperative threads would stop every
+    /// other call of the process.
+    private nonisolated func withoutWaitingOnThePool<T: Sendable>(attempt: () throws -> T?, wait: () throws -> T) async throws -> T {
+        if let result = try attempt() { return result }
+        return try await withTaskExecutorPreference(waitingThreads) { try wait() }
     }
 
     private nonisolated func unlockedSearch(_ request: ShardSearchRequest) throws -> ShardSearchResult {
