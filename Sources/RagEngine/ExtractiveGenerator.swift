@@ -28,29 +28,28 @@ public struct ExtractiveGenerator: Generator {
         compose(question: question, sources: sources, screen: true)
     }
 
-    /// `screen`: skip tokenising sentences that `QuestionProbes` proves hold no
-    /// question term (the answer is the same either way; tests compare both).
+    /// `screen`: count each sentence's terms on its bytes (`QuestionTerms`)
+    /// instead of tokenising it (the answer is the same either way; tests compare both).
     func compose(question: String, sources: [GenerationSource], screen: Bool) -> String {
         let wanted = Set(Tokenizer.terms(question))
-        let probes = QuestionProbes(wanted)
+        let counter = QuestionTerms(wanted)
         var candidates: [Candidate] = []
         for (i, src) in sources.prefix(maxSources).enumerated() {
             for (j, sentence) in Self.sentences(src.text).enumerated() {
-                if screen, !probes.mayMatch(sentence) {
-                    // No question term: its score does not depend on its length.
-                    guard Tokenizer.hasTerm(sentence) else { continue }
-                    candidates.append(Candidate(source: i, position: j, text: sentence, score: -1 - Double(i)))
-                    continue
+                let terms: Int, overlap: Int
+                if screen, let counted = counter.count(sentence) {
+                    (terms, overlap) = counted
+                } else {
+                    let all = Tokenizer.terms(sentence)
+                    // Distinct question terms in the sentence (a set of the matches only, not of every term).
+                    var matched = Set<String>()
+                    for t in all where wanted.contains(t) { matched.insert(t) }
+                    (terms, overlap) = (all.count, matched.count)
                 }
-                let terms = Tokenizer.terms(sentence)
-                guard !terms.isEmpty else { continue }
-                // Distinct question terms in the sentence (a set of the matches only, not of every term).
-                var matched = Set<String>()
-                for t in terms where wanted.contains(t) { matched.insert(t) }
-                let overlap = matched.count
+                guard terms > 0 else { continue }
                 // Coverage of the question, damped for long sentences, and a
                 // gentle preference for better-ranked sources.
-                let score = Double(overlap) / Double(terms.count).squareRoot() - 0.01 * Double(i)
+                let score = Double(overlap) / Double(terms).squareRoot() - 0.01 * Double(i)
                 candidates.append(Candidate(source: i, position: j, text: sentence, score: overlap > 0 ? score : -1 - Double(i)))
             }
         }
@@ -63,14 +62,14 @@ public struct ExtractiveGenerator: Generator {
         for c in ranked {
             if chosen.count >= maxSentences { break }
             if !chosen.isEmpty, c.score < 0 { break }
-            let cost = c.text.count + 5
+            let cost = Self.length(c.text) + 5
             if !chosen.isEmpty, used + cost > maxCharacters { continue }
             chosen.append(c)
             used += cost
         }
         chosen.sort { ($0.source, $0.position) < ($1.source, $1.position) }
         return chosen.map { c in
-            let t = c.text.count > maxCharacters ? String(c.text.prefix(maxCharacters)) + "…" : c.text
+            let t = Self.length(c.text) > maxCharacters ? String(c.text.prefix(maxCharacters)) + "…" : c.text
             return "\(t) [\(c.source + 1)]"
         }.joined(separator: " ")
     }
@@ -83,8 +82,29 @@ public struct ExtractiveGenerator: Generator {
         }
     }
 
+    /// Characters in `text`; for ASCII its byte count, without walking grapheme clusters.
+    static func length(_ text: String) -> Int {
+        text.utf8.allSatisfy { $0 < 0x80 } ? text.utf8.count : text.count
+    }
+
     /// Words with their trailing space, so the pieces concatenate exactly.
     static func tokens(_ text: String) -> [String] {
+        if text.utf8.allSatisfy({ $0 < 0x80 }) {
+            // ASCII: every byte is a Character, so split the bytes.
+            var out: [String] = []
+            let u = text.utf8
+            var start = u.startIndex, i = u.startIndex
+            while i != u.endIndex {
+                let next = u.index(after: i)
+                if u[i] == 32 {
+                    out.append(String(text[start..<next]))
+                    start = next
+                }
+                i = next
+            }
+            if start != u.endIndex { out.append(String(text[start...])) }
+            return out
+        }
         var out: [String] = []
         var current = ""
         for ch in text {
@@ -116,6 +136,19 @@ public struct ExtractiveGenerator: Generator {
             }
             var i = 0
             while i < b.count {
+                // A run of ASCII bytes that neither are whitespace nor may end a sentence: copied at once.
+                var j = i
+                while j < b.count {
+                    let c = b[j]
+                    if c >= 0x80 || c == 32 || (c >= 9 && c <= 13) || c == 46 || c == 33 || c == 63 { break }
+                    j += 1
+                }
+                if j > i {
+                    current.append(contentsOf: UnsafeBufferPointer(rebasing: b[i..<j]))
+                    lastWasSpace = false
+                    i = j
+                    continue
+                }
                 let c = b[i]
                 let width = Self.whitespaceWidth(b, i)
                 let length = width > 0 ? width : Self.sequenceLength(c)
@@ -172,47 +205,3 @@ extension String {
         return String(s)
     }
 }
-
-/// A cheap screen for sentences that cannot hold a question term. Every term
-/// a word yields (itself, its underscore parts, their S-stems) contains the
-/// term's "probe" as a substring of the lower-cased word: the term, less a
-/// final "y" (ies → y is the one stem that is not a prefix of its word). So
-/// a sentence containing no probe, case-insensitively, holds no question
-/// term. Only for ASCII: a non-ASCII letter can lower-case to ASCII ones.
-struct QuestionProbes {
-    let probes: [[UInt8]]
-    let usable: Bool
-
-    init(_ wanted: Set<String>) {
-        probes = wanted.sorted().map { t in Array(t.utf8.last == 121 && t.utf8.count > 1 ? t.utf8.dropLast() : t.utf8[...]) }
-        usable = !wanted.isEmpty && wanted.allSatisfy { t in t.utf8.allSatisfy { $0 < 0x80 } }
-    }
-
-    /// False only when the sentence surely holds no question term.
-    func mayMatch(_ sentence: String) -> Bool {
-        guard usable else { return !probes.isEmpty }
-        var sentence = sentence
-        return sentence.withUTF8 { b in
-            var lower = [UInt8](repeating: 0, count: b.count)
-            for i in 0..<b.count {
-                let c = b[i]
-                if c >= 0x80 { return true }
-                lower[i] = c >= 65 && c <= 90 ? c + 32 : c
-            }
-            return probes.contains { p in Self.contains(lower, p) }
-        }
-    }
-
-    /// Whether `p` occurs in `text`. A plain loop: the standard library's
-    /// generic `firstRange(of:)` made answers four times slower.
-    static func contains(_ text: [UInt8], _ p: [UInt8]) -> Bool {
-        guard let first = p.first, p.count <= text.count else { return p.isEmpty }
-        for i in 0...(text.count - p.count) where text[i] == first {
-            var k = 1
-            while k < p.count, text[i + k] == p[k] { k += 1 }
-            if k == p.count { return true }
-        }
-        return false
-    }
-}
-

@@ -25,32 +25,6 @@ public enum Tokenizer {
         return out
     }
 
-    /// True when `terms(text)` would not be empty; stops at the first term.
-    public static func hasTerm(_ text: String) -> Bool {
-        var text = text
-        let ascii: Bool? = text.withUTF8 { b -> Bool? in
-            var word: [UInt8] = []
-            word.reserveCapacity(32)
-            func isTerm() -> Bool {
-                let w = trimUnderscores(String(decoding: word, as: UTF8.self))
-                guard !w.isEmpty else { return false }
-                if w.utf8.contains(95), w.split(separator: "_").count > 1 { return true }
-                return !stopWords.contains(w)
-            }
-            for c in b {
-                if c >= 0x80 { return nil }
-                if let lower = wordByte(c) {
-                    word.append(lower)
-                } else if !word.isEmpty {
-                    if isTerm() { return true }
-                    word.removeAll(keepingCapacity: true)
-                }
-            }
-            return !word.isEmpty && isTerm()
-        }
-        return ascii ?? !terms(text).isEmpty
-    }
-
     /// Lower-cased runs of letters, digits and `_` (no stop-word removal, no stemming).
     public static func words(_ text: String) -> [String] {
         if let ascii = asciiWords(text) { return ascii }

@@ -244,8 +244,20 @@ func doc(_ id: String, _ text: String, _ meta: Metadata = [:], vector: [Float]? 
         #expect(ExtractiveGenerator.sentences("no end") == ["no end"])
     }
 
-    /// The screen that skips tokenising sentences without a question term never
-    /// changes an answer: plurals (ies → y), underscores, case, stop-word-only
+    /// Stream tokens are words with their trailing space, split on bytes for
+    /// ASCII answers and on Characters otherwise, and always concatenate back.
+    @Test func tokensAreWordsThatConcatenateToTheAnswer() {
+        #expect(ExtractiveGenerator.tokens("a b  c") == ["a ", "b ", " ", "c"])
+        #expect(ExtractiveGenerator.tokens("Café naïve [2] ") == ["Café ", "naïve ", "[2] "])
+        #expect(ExtractiveGenerator.tokens("").isEmpty)
+        for text in ["Paris is big. [1]", " two  spaces ", "end ", "Café  au lait [2]", "x", "e\u{301} b"] {
+            let t = ExtractiveGenerator.tokens(text)
+            #expect(t.joined() == text)
+            #expect(t.allSatisfy { !$0.isEmpty } && t.dropLast().allSatisfy { $0.hasSuffix(" ") })
+        }
+    }
+
+    /// Counting sentence terms on bytes never changes an answer: plurals (ies → y), underscores, case, stop-word-only
     /// sentences and non-ASCII text, against the same composition without it.
     @Test func screeningSentencesNeverChangesTheAnswer() {
         let g = ExtractiveGenerator()
@@ -275,5 +287,40 @@ func doc(_ id: String, _ text: String, _ meta: Metadata = [:], vector: [Float]? 
         #expect(fast + ["é"] == slow)
         #expect(fast.contains("busy_timeout") && fast.contains("private") && fast.contains("5"))
         #expect(Tokenizer.words("Crème BRÛLÉE ΣΟΣ") == ["crème", "brûlée", "σοσ"])
+    }
+}
+
+@Suite struct QuestionTermsTests {
+    /// Counting a sentence's terms on its bytes agrees with tokenising it, on
+    /// random ASCII sentences built from the pieces the rules turn on: stop words,
+    /// plural endings (ies, es, ss, us), underscores inside and around words,
+    /// upper case, digits, punctuation.
+    @Test func byteCountsAgreeWithTheTokenizer() {
+        let pieces = ["the", "The", "IS", "of", "should", "queries", "Query", "entries", "entry", "boxes", "box", "classes",
+                      "class", "bus", "buses", "status", "toes", "trees", "aies", "eies", "ties", "ty", "sqlite_busy",
+                      "SQLITE_BUSY", "_private_", "__", "_", "a_b", "the_of", "x__y_", "busy", "timeout", "42", "v2s",
+                      "abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyz_extra_longs", "s", "ss", "sss", "ies"]
+        let separators = [" ", "  ", ", ", ". ", "-", "(", ")", ": ", "\t", "/", "'"]
+        var rng = SplitMix64(seed: 16)
+        for round in 0..<3_000 {
+            let question = (0..<Int.random(in: 1...5, using: &rng)).map { _ in pieces.randomElement(using: &rng)! }.joined(separator: " ")
+            let wanted = Set(Tokenizer.terms(question))
+            let counter = QuestionTerms(wanted)
+            var sentence = ""
+            for _ in 0..<Int.random(in: 0...12, using: &rng) {
+                sentence += pieces.randomElement(using: &rng)! + separators.randomElement(using: &rng)!
+            }
+            let terms = Tokenizer.terms(sentence)
+            let expected = (terms: terms.count, matched: Set(terms.filter(wanted.contains)).count)
+            let counted = counter.count(sentence)
+            #expect(counted?.terms == expected.terms && counted?.matched == expected.matched, "round \(round): \(question) | \(sentence)")
+        }
+    }
+
+    @Test func nonASCIIIsLeftToTheTokenizer() {
+        #expect(QuestionTerms(["cafe"]).count("café au lait") == nil)
+        #expect(QuestionTerms(["café"]).count("cafe au lait") == nil)
+        #expect(QuestionTerms(Set((0..<65).map { "t\($0)" })).count("t1 t2") == nil)
+        #expect(QuestionTerms(["entry", "box"]).count("Entries in BOXES, boxes and the box.")! == (terms: 4, matched: 2))
     }
 }

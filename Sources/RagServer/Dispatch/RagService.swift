@@ -127,7 +127,7 @@ public struct RagService: Sendable {
         let genStart = ContinuousClock.now
         let (answer, degraded) = try await withSpan("generate") { span in
             span.attributes["ragd.generator"] = coordinator.generator.id
-            return try await generate(q, hits: result.hits) { _ in }
+            return try await generate(q, hits: result.hits)
         }
         result.timings.generate = genStart.elapsedSeconds
         result.timings.total = start.elapsedSeconds
@@ -146,16 +146,30 @@ public struct RagService: Sendable {
         return r
     }
 
+    /// The answer wanted whole (`Query`): as `generate(_:hits:onToken:)`, but the
+    /// extractive generator composes it without splitting it into a token stream.
+    func generate(_ q: QueryOptions, hits: [Hit]) async throws -> (String, String?) {
+        if let extractive = generator(for: q) as? ExtractiveGenerator {
+            return (extractive.compose(question: q.query, sources: Coordinator.generationSources(hits)), nil)
+        }
+        return try await generate(q, hits: hits) { _ in }
+    }
+
+    /// The configured generator, with the query's answer length applied to an extractive one.
+    private func generator(for q: QueryOptions) -> any Generator {
+        if let n = q.answerMaxCharacters, var extractive = coordinator.generator as? ExtractiveGenerator {
+            extractive.maxCharacters = n
+            return extractive
+        }
+        return coordinator.generator
+    }
+
     /// Runs the generator, forwarding tokens and recording token usage. If a model
     /// provider fails before its first token, the extractive generator answers
     /// instead and the reason is returned (unless the query is strict: then the
     /// call fails with UNAVAILABLE). A failure after tokens went out fails the call.
     func generate(_ q: QueryOptions, hits: [Hit], onToken: @Sendable (String) async throws -> Void) async throws -> (String, String?) {
-        var generator = coordinator.generator
-        if let n = q.answerMaxCharacters, var extractive = generator as? ExtractiveGenerator {
-            extractive.maxCharacters = n
-            generator = extractive
-        }
+        let generator = self.generator(for: q)
         let sources = Coordinator.generationSources(hits)
         var text = ""
         do {
