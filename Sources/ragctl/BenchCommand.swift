@@ -46,20 +46,18 @@ struct BenchCommand: AsyncParsableCommand {
         guard let m = SearchMode(rawValue: mode) else { throw ValidationError("bad --mode") }
         let client = try connection.client()
         try await runReporting {
-            var rng = SplitMix64(seed: 42)
-            let corpus = (0..<docs).map { i in
-                RagDocument(id: "bench-\(i)", text: SyntheticText.document(&rng, words: 160), metadata: ["n": .number(Double(i % 10))])
-            }
+            // Batches are made as they are sent, in order from one generator, so
+            // millions of documents never sit in this process at once.
+            let corpus = SyntheticCorpus(count: docs, batch: batch)
             let t0 = Date()
-            let batches = stride(from: 0, to: corpus.count, by: batch).map { Array(corpus[$0..<min($0 + batch, corpus.count)]) }
             let calls = LatencyRecorder()
             let chunks = try await withThrowingTaskGroup(of: Int.self) { group in
-                for worker in 0..<max(1, indexConcurrency) {
+                for _ in 0..<max(1, indexConcurrency) {
                     group.addTask {
                         var n = 0
-                        for i in stride(from: worker, to: batches.count, by: max(1, indexConcurrency)) {
+                        while let documents = corpus.next() {
                             let s = Date()
-                            n += Int(try await client.index(batches[i], collection: collection, timeout: connection.deadline).chunks)
+                            n += Int(try await client.index(documents, collection: collection, timeout: connection.deadline).chunks)
                             calls.add(Date().timeIntervalSince(s))
                         }
                         return n
@@ -67,6 +65,7 @@ struct BenchCommand: AsyncParsableCommand {
                 }
                 return try await group.reduce(0, +)
             }
+            var rng = corpus.generatorAfterTheLastDocument()
             let indexSeconds = Date().timeIntervalSince(t0)
             if docs > 0 {
                 let c = calls.sorted()
@@ -142,6 +141,42 @@ extension BenchCommand {
         }
         let n = questions.count * rounds
         print(String(format: "warm cache: %d repeated queries, concurrency %d: %.0f QPS", n, concurrency, Double(n) / Date().timeIntervalSince(t0)))
+    }
+}
+
+/// The benchmark's synthetic documents (`bench-0`, `bench-1`, …), made a
+/// batch at a time by whichever sender asks next; the same texts as making
+/// them all up front from one generator.
+final class SyntheticCorpus: @unchecked Sendable {
+    private let lock = NSLock()
+    private var rng = SplitMix64(seed: 42)
+    private var made = 0
+    private let count: Int
+    private let batch: Int
+
+    init(count: Int, batch: Int) {
+        self.count = count
+        self.batch = max(1, batch)
+    }
+
+    /// The next batch, or nil once all `count` documents are made.
+    func next() -> [RagDocument]? {
+        lock.lock()
+        defer { lock.unlock() }
+        guard made < count else { return nil }
+        let end = min(made + batch, count)
+        defer { made = end }
+        return (made..<end).map { i in
+            RagDocument(id: "bench-\(i)", text: SyntheticText.document(&rng, words: 160), metadata: ["n": .number(Double(i % 10))])
+        }
+    }
+
+    /// The generator's state after the last document (queries are drawn from it).
+    func generatorAfterTheLastDocument() -> SplitMix64 {
+        while next() != nil {}
+        lock.lock()
+        defer { lock.unlock() }
+        return rng
     }
 }
 
