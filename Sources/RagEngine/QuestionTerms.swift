@@ -26,7 +26,7 @@ struct QuestionTerms {
         return sentence.withUTF8 { count($0) }
     }
 
-    func count(_ b: UnsafeBufferPointer<UInt8>) -> (terms: Int, matched: Int)? {
+    private func count(_ b: UnsafeBufferPointer<UInt8>) -> (terms: Int, matched: Int)? {
         var terms = 0
         var matched: UInt64 = 0
         var start = -1

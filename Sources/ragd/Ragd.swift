@@ -31,7 +31,7 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("data-dir"), help: "Data directory (default ./ragd-data).") var dataDir: String?
     @Option(help: "Partitions per new collection (default 4).") var partitions: Int?
     @Option(name: .customLong("vector-index"), help: "For collections whose Index call named no index: exact (float32 scan, default; also 'flat'), int8 (int8 first pass, best candidates rescored exactly), hnsw (an HNSW graph per partition: approximate) or auto (exact while a partition is small, hnsw from --auto-hnsw-threshold chunks).") var vectorIndex: String?
-    @Option(name: .customLong("hnsw-save-every"), help: "Chunks written or deleted in a partition between background saves of its HNSW graph (default 20000; 0: only at stop).") var hnswSaveEvery: Int?
+    @Option(name: .customLong("hnsw-save-every"), help: "Chunks written or deleted in a partition between background saves of its HNSW graph, or a quarter of the graph if more (default 20000; 0: only at stop).") var hnswSaveEvery: Int?
     @Option(name: .customLong("auto-hnsw-threshold"), help: "Index kind auto: chunks in a partition from which it gets an HNSW graph (default 20000).") var autoHNSWThreshold: Int?
     @Option(name: .customLong("hnsw-ef"), help: "With --vector-index hnsw: candidates a query keeps (default 64; at least k).") var hnswEf: Int?
     @Option(name: .customLong("hnsw-m"), help: "With --vector-index hnsw: links per node (default 16).") var hnswM: Int?

@@ -408,3 +408,29 @@ extension HNSWGraphTests {
         }
     }
 }
+
+@Suite struct GraphSaveTests {
+    /// Background saves come every `saveEvery` changes while the graph is small,
+    /// then every quarter of the graph, so what they write in all stays a small
+    /// multiple of the final graph instead of growing with its square.
+    @Test func savesComeLessOftenAsTheGraphGrows() {
+        let policy = VectorIndexPolicy(choice: .hnsw, saveEvery: 20_000)
+        #expect(!policy.saveDue(changes: 19_999, nodes: 1_000))
+        #expect(policy.saveDue(changes: 20_000, nodes: 80_000))
+        #expect(!policy.saveDue(changes: 20_000, nodes: 1_000_000))
+        #expect(policy.saveDue(changes: 250_000, nodes: 1_000_000))
+        #expect(!VectorIndexPolicy(choice: .hnsw, saveEvery: 0).saveDue(changes: 1_000_000, nodes: 10))
+        // Growing a graph to 2.5M nodes, 64 chunks at a time: what the saves write.
+        var nodes = 0, changes = 0, saved = 0, saves = 0
+        while nodes < 2_500_000 {
+            nodes += 64
+            changes += 64
+            if policy.saveDue(changes: changes, nodes: nodes) {
+                saved += nodes
+                saves += 1
+                changes = 0
+            }
+        }
+        #expect(saved <= 5 * nodes && saves < 40, "\(saves) saves wrote \(saved) nodes")
+    }
+}

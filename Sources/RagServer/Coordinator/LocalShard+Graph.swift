@@ -69,14 +69,13 @@ struct BuiltGraph: @unchecked Sendable {
 }
 
 /// Graph files: saved whole at close and, in the background, every
-/// `saveEvery` chunks written, so a kill -9 leaves the next start only the
+/// `saveEvery` chunks written (or a quarter of the graph: `saveDue`), so a kill -9 leaves the next start only the
 /// writes since the last save to redo.
 extension LocalShard {
     /// Serialises the graph (on the actor: no write runs meanwhile; searches
     /// may) and writes the file on a thread of its own.
     func saveGraphIfDue() {
-        let every = vectorPolicy.saveEvery
-        guard every > 0, changesSinceSave >= every, !closing.load(ordering: .relaxed),
+        guard let nodes = index.graphNodes?.nodes, vectorPolicy.saveDue(changes: changesSinceSave, nodes: nodes), !closing.load(ordering: .relaxed),
               !graphFiles.withLock({ $0.saving }), let data = index.graphData() else { return }
         changesSinceSave = 0
         graphFiles.withLock { $0.saving = true }
