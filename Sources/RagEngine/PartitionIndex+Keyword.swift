@@ -23,6 +23,7 @@ extension PartitionIndex {
         slotLength[Int(s)] = Int32(terms.count)
         totalLength += terms.count
         var tf: [String: Int32] = [:]
+        tf.reserveCapacity(terms.count)
         for t in terms { tf[t, default: 0] += 1 }
         for (t, n) in tf { postings[t, default: []].append(Posting(slot: s, tf: n)) }
     }

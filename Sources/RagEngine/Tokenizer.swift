@@ -9,6 +9,16 @@ public enum Tokenizer {
     public static func terms(_ text: String) -> [String] {
         var out: [String] = []
         out.reserveCapacity(text.utf8.count / 5)
+        var text = text
+        let ascii = text.withUTF8 { b in
+            forEachASCIITerm(b) { term, y in
+                var t = String(decoding: term, as: UTF8.self)
+                if y { t.append("y") }
+                out.append(t)
+            }
+        }
+        if ascii { return out }
+        out.removeAll(keepingCapacity: true)
         for word in words(text) {
             // Bytes, not `contains("_")`: that one goes through Foundation's string search.
             if word.utf8.contains(95) {

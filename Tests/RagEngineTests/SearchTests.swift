@@ -291,7 +291,8 @@ func doc(_ id: String, _ text: String, _ meta: Metadata = [:], vector: [Float]? 
 }
 
 @Suite struct QuestionTermsTests {
-    /// Counting a sentence's terms on its bytes agrees with tokenising it, on
+    /// The tokenizer's byte path gives the terms its general path gives, and
+    /// counting a sentence's terms on its bytes agrees with tokenising it, on
     /// random ASCII sentences built from the pieces the rules turn on: stop words,
     /// plural endings (ies, es, ss, us), underscores inside and around words,
     /// upper case, digits, punctuation.
@@ -311,6 +312,8 @@ func doc(_ id: String, _ text: String, _ meta: Metadata = [:], vector: [Float]? 
                 sentence += pieces.randomElement(using: &rng)! + separators.randomElement(using: &rng)!
             }
             let terms = Tokenizer.terms(sentence)
+            // A non-ASCII word at the end sends the whole text down the general path.
+            #expect(Tokenizer.terms(sentence + " é") == terms + ["é"], "round \(round): \(sentence)")
             let expected = (terms: terms.count, matched: Set(terms.filter(wanted.contains)).count)
             let counted = counter.count(sentence)
             #expect(counted?.terms == expected.terms && counted?.matched == expected.matched, "round \(round): \(question) | \(sentence)")
