@@ -66,7 +66,12 @@ import Testing
             try await c.query("how is a leader elected in Raft", collection: "kb", topK: 3, timeout: hangGuard)
         }
         #expect(r.sources.first?.documentID == "raft")
-        #expect(await eventually(seconds: 30) { Self.spans(in: file, trace: trace).filter { $0.name == "ShardSearch" }.count >= 4 })
+        // Each process exports in batches of its own: wait for the shard calls and
+        // for the coordinator's Query span, which ends last (its batch can come later).
+        #expect(await eventually(seconds: 30) {
+            let spans = Self.spans(in: file, trace: trace)
+            return spans.filter { $0.name == "ShardSearch" }.count >= 4 && spans.contains { $0.name == "Query" && $0.service == "coordinator" }
+        })
         let spans = Self.spans(in: file, trace: trace)
         let byID = Dictionary(spans.map { ($0.span_id, $0) }, uniquingKeysWith: { a, _ in a })
         print(spans.map { "\($0.service ?? "?") \($0.name) \($0.span_id) <- \($0.parent_span_id ?? "-")" }.joined(separator: "\n"))
