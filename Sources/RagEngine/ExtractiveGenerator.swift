@@ -84,13 +84,16 @@ public struct ExtractiveGenerator: Generator {
 
     /// Characters in `text`; for ASCII its byte count, without walking grapheme clusters.
     static func length(_ text: String) -> Int {
-        text.utf8.allSatisfy { $0 < 0x80 } ? text.utf8.count : text.count
+        isASCII(text) ? text.utf8.count : text.count
     }
+
+    /// Whether every byte of `text` is ASCII, so that each byte is a Character.
+    static func isASCII(_ text: String) -> Bool { text.utf8.allSatisfy { $0 < 0x80 } }
 
     /// Words with their trailing space, so the pieces concatenate exactly.
     static func tokens(_ text: String) -> [String] {
-        if text.utf8.allSatisfy({ $0 < 0x80 }) {
-            // ASCII: every byte is a Character, so split the bytes.
+        if isASCII(text) {
+            // Every byte is a Character: split the bytes.
             var out: [String] = []
             let u = text.utf8
             var start = u.startIndex, i = u.startIndex

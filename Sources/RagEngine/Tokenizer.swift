@@ -19,7 +19,8 @@ public enum Tokenizer {
         }
         if ascii { return out }
         out.removeAll(keepingCapacity: true)
-        for word in words(text) {
+        // Not ASCII: the byte path stopped at its first non-ASCII byte.
+        for word in unicodeWords(text) {
             // Bytes, not `contains("_")`: that one goes through Foundation's string search.
             if word.utf8.contains(95) {
                 let parts = word.split(separator: "_")
@@ -37,7 +38,11 @@ public enum Tokenizer {
 
     /// Lower-cased runs of letters, digits and `_` (no stop-word removal, no stemming).
     public static func words(_ text: String) -> [String] {
-        if let ascii = asciiWords(text) { return ascii }
+        asciiWords(text) ?? unicodeWords(text)
+    }
+
+    /// `words` through Unicode's properties (any text; ASCII by value).
+    static func unicodeWords(_ text: String) -> [String] {
         var out: [String] = []
         // UTF-8 bytes of the word so far: appending bytes is far cheaper than
         // appending scalars to a String.

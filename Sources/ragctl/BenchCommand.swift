@@ -171,9 +171,9 @@ final class SyntheticCorpus: @unchecked Sendable {
         }
     }
 
-    /// The generator's state after the last document (queries are drawn from it).
+    /// The generator's state after the documents made so far (once all are
+    /// sent, the queries are drawn from it).
     func generatorAfterTheLastDocument() -> SplitMix64 {
-        while next() != nil {}
         lock.lock()
         defer { lock.unlock() }
         return rng

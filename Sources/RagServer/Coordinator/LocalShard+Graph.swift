@@ -69,8 +69,8 @@ struct BuiltGraph: @unchecked Sendable {
 }
 
 /// Graph files: saved whole at close and, in the background, every
-/// `saveEvery` chunks written (or a quarter of the graph: `saveDue`), so a kill -9 leaves the next start only the
-/// writes since the last save to redo.
+/// `saveEvery` chunks written or a quarter of the graph (`saveDue`), so a
+/// kill -9 leaves the next start only the writes since the last save to redo.
 extension LocalShard {
     /// Serialises the graph (on the actor: no write runs meanwhile; searches
     /// may) and writes the file on a thread of its own.
