@@ -110,21 +110,21 @@ extension HNSWGraph {
     }
 
     /// A 64-bit checksum, eight bytes at a time (a damaged file is rebuilt, not trusted).
-    static func checksum(_ data: Data) -> UInt64 {
-        data.withUnsafeBytes { raw in
-            var h: UInt64 = 0xCBF2_9CE4_8422_2325
-            var i = 0
-            while i + 8 <= raw.count {
-                h = (h ^ raw.loadUnaligned(fromByteOffset: i, as: UInt64.self)) &* 0x0000_0100_0000_01B3
-                h ^= h >> 29
-                i += 8
-            }
-            while i < raw.count {
-                h = (h ^ UInt64(raw[i])) &* 0x0000_0100_0000_01B3
-                i += 1
-            }
-            return h
+    static func checksum(_ data: Data) -> UInt64 { data.withUnsafeBytes { checksum($0) } }
+
+    static func checksum(_ raw: UnsafeRawBufferPointer) -> UInt64 {
+        var h: UInt64 = 0xCBF2_9CE4_8422_2325
+        var i = 0
+        while i + 8 <= raw.count {
+            h = (h ^ raw.loadUnaligned(fromByteOffset: i, as: UInt64.self)) &* 0x0000_0100_0000_01B3
+            h ^= h >> 29
+            i += 8
         }
+        while i < raw.count {
+            h = (h ^ UInt64(raw[i])) &* 0x0000_0100_0000_01B3
+            i += 1
+        }
+        return h
     }
 }
 

@@ -24,25 +24,25 @@ public final class PartitionIndex {
 
     /// Row-major: slot `s` occupies `vectors[s*dimension ..< (s+1)*dimension]`.
     var vectors: [Float] = []
-    private(set) var slotDocument: [Int32] = []   // -1 = free slot
-    private(set) var slotOrdinal: [Int32] = []
+    internal(set) var slotDocument: [Int32] = []   // -1 = free slot
+    internal(set) var slotOrdinal: [Int32] = []
     /// Empty unless `keepsTexts`.
     private var slotText: [String] = []
     var slotLength: [Int32] = []
-    private var freeSlots: [Int32] = []
+    var freeSlots: [Int32] = []
 
-    private(set) var documents: [DocumentEntry?] = []
-    private var freeDocuments: [Int32] = []
-    private var documentIndex: [String: Int32] = [:]
+    internal(set) var documents: [DocumentEntry?] = []
+    var freeDocuments: [Int32] = []
+    var documentIndex: [String: Int32] = [:]
 
     var postings: [String: [Posting]] = [:]
     var totalLength = 0
 
-    public private(set) var chunkCount = 0
+    public internal(set) var chunkCount = 0
     public var documentCount: Int { documentIndex.count }
 
     /// int8 codes for a first pass, rescored exactly (nil: exact scan only).
-    private var quantizer: ScalarQuantizer?
+    var quantizer: ScalarQuantizer?
 
     /// The HNSW graph over this partition's chunks (nil: no graph). Its nodes
     /// are numbered in insertion order; a deleted chunk's node is a tombstone
@@ -158,10 +158,17 @@ public final class PartitionIndex {
     /// same result, at a cost proportional to the whole index.
     @discardableResult
     public func remove(_ documentID: String, chunks: [String]? = nil) -> Bool {
+        remove(documentID, chunks: chunks, sweptPostings: false)
+    }
+
+    /// `sweptPostings`: the caller has dropped the document's postings already.
+    @discardableResult
+    func remove(_ documentID: String, chunks: [String]? = nil, sweptPostings: Bool) -> Bool {
         guard let d = documentIndex.removeValue(forKey: documentID), let entry = documents[Int(d)] else { return false }
         let titleTerms = Self.titleTerms(entry.metadata)
-        let texts: [String]? = keepsTexts ? entry.slots.map { slotText[Int($0)] } : chunks.flatMap { $0.count == entry.slots.count ? $0 : nil }
-        if texts == nil { sweepPostings(Set(entry.slots)) }
+        let texts: [String]? = sweptPostings ? nil
+            : keepsTexts ? entry.slots.map { slotText[Int($0)] } : chunks.flatMap { $0.count == entry.slots.count ? $0 : nil }
+        if texts == nil && !sweptPostings { sweepPostings(Set(entry.slots)) }
         for (ordinal, s) in entry.slots.enumerated() {
             let i = Int(s)
             changedSlots?.insert(s)

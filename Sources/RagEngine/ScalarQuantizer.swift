@@ -18,6 +18,13 @@ struct ScalarQuantizer {
         scale = [Float](repeating: 0, count: dimension)
     }
 
+    /// Saved scales and codes, as they were (`PartitionIndex+Image`).
+    init(scale: [Float], codes: [Int8]) {
+        dimension = scale.count
+        self.scale = scale
+        self.codes = codes
+    }
+
     /// Codes for `rows` rows of `vectors` under saved scales; nil when a row
     /// does not fit them (they were not these vectors' scales).
     init?(scale: [Float], vectors: UnsafeBufferPointer<Float>, rows: Int) {

@@ -57,6 +57,7 @@ public final class RagServer: Service, Sendable {
         self.onListening = onListening
         let started = ContinuousClock.now
         VectorBacking.fallbackReport.withLock { $0 = { [logger] why in logger.warning("\(why)") } }
+        LocalShard.openReport.withLock { $0 = { [logger] what in logger.info("partition \(what)") } }
         // Setup is split into helpers: one large async initializer crashed the
         // optimizer (coroutine splitting) in release builds.
         let etcd = configuration.etcdEndpoints.isEmpty ? nil : EtcdClient(endpoints: configuration.etcdEndpoints)

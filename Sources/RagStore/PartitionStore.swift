@@ -2,6 +2,7 @@ import Foundation
 import GRDB
 import RagCore
 import RagEngine
+import Synchronization
 
 /// Durable storage of one partition: one SQLite file in WAL mode.
 ///
@@ -12,6 +13,8 @@ import RagEngine
 public final class PartitionStore: Sendable {
     public let path: String
     let pool: DatabasePool
+    /// The generation of the last commit (`PartitionStore+Journal`).
+    let committed = Mutex<Generation>(Generation(lineage: 0, number: 0, floor: 0))
     /// Chunk texts for query answers, outside GRDB's pool (see `ChunkTextReader`).
     let textReader: ChunkTextReader
 
@@ -30,6 +33,7 @@ public final class PartitionStore: Sendable {
                 atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
             pool = try DatabasePool(path: path, configuration: config)
             try Self.migrator.migrate(pool)
+            try committed.withLock { $0 = try pool.read(Self.generation) }
         } catch {
             throw RagError(.internal, "cannot open partition database \(path): \(error)")
         }
@@ -64,6 +68,16 @@ public final class PartitionStore: Sendable {
             // Each document's original text, deflated (SourceText); NULL: not kept.
             try db.execute(sql: "ALTER TABLE document ADD COLUMN source BLOB")
         }
+        m.registerMigration("v4-journal") { db in
+            // What a saved index image is checked against (`PartitionStore+Journal`).
+            try db.execute(sql: """
+                CREATE TABLE generation (id INTEGER PRIMARY KEY CHECK (id = 0), lineage INTEGER NOT NULL,
+                  n INTEGER NOT NULL, floor INTEGER NOT NULL)
+                """)
+            try db.execute(sql: "INSERT INTO generation (id, lineage, n, floor) VALUES (0, random(), 0, 0)")
+            try db.execute(sql: "CREATE TABLE journal (generation INTEGER NOT NULL, documentId TEXT NOT NULL)")
+            try db.execute(sql: "CREATE INDEX journal_generation ON journal (generation)")
+        }
         return m
     }
 
@@ -75,7 +89,9 @@ public final class PartitionStore: Sendable {
     @discardableResult
     public func write(upserts: [PreparedDocument], deletes: [String] = [], entry: LogEntry? = nil, keep: LogRetention = .none) throws(RagError) -> Set<String> {
         do {
-            return try pool.write { db in
+            var next: UInt64 = 0
+            let deleted = try pool.write { db in
+                next = try journal(db, ids: deletes + upserts.map(\.id))
                 if let entry {
                     try db.execute(sql: "INSERT OR REPLACE INTO oplog (seq, version, payload) VALUES (?, ?, ?)",
                                    arguments: [Int64(entry.seq), Int64(entry.version), entry.payload])
@@ -115,6 +131,9 @@ public final class PartitionStore: Sendable {
                 }
                 return deleted
             }
+            // Only once committed: an image saved at this generation must hold this write.
+            committed.withLock { $0.number = next }
+            return deleted
         } catch {
             throw RagError(.internal, "write to \(path) failed: \(error)")
         }

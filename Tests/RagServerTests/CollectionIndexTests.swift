@@ -133,7 +133,7 @@ import Testing
         await c.close()
     }
 
-    /// `--hnsw-save-every`: a partition saves its graph in the background while
+    /// `--hnsw-save-every`: a partition saves its graph (in its index image) in the background while
     /// it serves, so a kill -9 leaves only the writes since the last save to
     /// redo. The files hold every chunk written before the save, and the
     /// restarted server answers as the exact collection does. With the int8
@@ -151,13 +151,14 @@ import Testing
             _ = try await c.index(batch, collection: "kb", timeout: hangGuard)
             _ = try await c.index(batch, collection: "ex", index: "exact", timeout: hangGuard)
         }
-        let files = (0..<4).map { String(format: "%@/collections/kb/p%03d.sqlite-hnsw", dir, $0) }
+        let files = (0..<4).map { String(format: "%@/collections/kb/p%03d.sqlite-image", dir, $0) }
         let counts = try await Self.partitionKinds(c, "kb").map(\.chunks)
         // Each partition wrote more than 40 chunks: each has saved its graph, nodes labelled.
         #expect(counts.allSatisfy { $0 > 40 })
         #expect(await eventually(seconds: 30) { files.allSatisfy { FileManager.default.fileExists(atPath: $0) } })
         for f in files {
-            let data = try #require(FileManager.default.contents(atPath: f))
+            let image = try #require(FileManager.default.contents(atPath: f))
+            let data = try #require(PartitionIndex.imageGraph(image, dimension: 384))
             let (graph, labels) = try #require(HNSWGraph.decode(data, dimension: 384, parameters: .init(m: 16, efConstruction: 100, quantized: walk == "int8")))
             #expect(graph.count >= 40 && labels.compactMap { $0 }.count >= 40)
         }

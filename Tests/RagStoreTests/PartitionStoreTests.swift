@@ -113,6 +113,39 @@ import Testing
         #expect(try loaded(store).allSatisfy { $0.source.isEmpty })
     }
 
+    /// Each write takes the next generation and journals the documents it
+    /// touched; the journal answers "what changed since g" while it reaches
+    /// back to g, and not for another file, a generation ahead of this file,
+    /// or one below where it was cut.
+    @Test func theJournalNamesWhatChangedSinceAGeneration() throws {
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var store = try PartitionStore(path: dir + "/p000.sqlite")
+        let start = store.generation
+        #expect(start.number == 0 && start.floor == 0)
+        try store.write(upserts: [prepared("a", ["one"]), prepared("b", ["two"])])
+        try store.write(upserts: [prepared("c", ["three"])], deletes: ["a"])
+        try store.write(upserts: [], deletes: ["missing"])
+        #expect(store.generation.number == 3)
+        #expect(try store.changed(since: 0, lineage: start.lineage) == ["a", "b", "c", "missing"])
+        #expect(try store.changed(since: 1, lineage: start.lineage) == ["a", "c", "missing"])
+        #expect(try store.changed(since: 3, lineage: start.lineage) == [])
+        #expect(try store.changed(since: 4, lineage: start.lineage) == nil)
+        #expect(try store.changed(since: 0, lineage: start.lineage &+ 1) == nil)
+        try store.trimJournal(through: 2)
+        #expect(try store.changed(since: 1, lineage: start.lineage) == nil)
+        #expect(try store.changed(since: 2, lineage: start.lineage) == ["missing"])
+        // Across a reopen: the same lineage, generation and floor.
+        try store.close()
+        store = try PartitionStore(path: dir + "/p000.sqlite")
+        #expect(store.generation == Generation(lineage: start.lineage, number: 3, floor: 2))
+        #expect(try store.changed(since: 2, lineage: start.lineage) == ["missing"])
+        // Another file has a lineage of its own.
+        let other = try PartitionStore(path: dir + "/p001.sqlite")
+        #expect(other.generation.lineage != start.lineage)
+        try other.close()
+        try store.close()
+    }
+
     @Test func replaceAndDelete() throws {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let store = try PartitionStore(path: dir + "/p.sqlite")

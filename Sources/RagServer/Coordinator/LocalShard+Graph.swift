@@ -13,9 +13,9 @@ extension LocalShard {
     /// The kind a partition opens with. `auto` opens exact unless a graph
     /// saved at the last stop can be adopted; a large partition then builds
     /// its graph in the background, so opening does not wait for it.
-    static func initialKind(_ policy: VectorIndexPolicy, store: PartitionStore, graphPath: String) throws(RagError) -> VectorIndexKind {
+    static func initialKind(_ policy: VectorIndexPolicy, store: PartitionStore, hasSavedGraph: Bool) throws(RagError) -> VectorIndexKind {
         guard policy.choice == .auto else { return policy.kind(chunks: 0) }
-        guard FileManager.default.fileExists(atPath: graphPath) else { return .flat }
+        guard hasSavedGraph else { return .flat }
         return try store.chunkCount() >= policy.autoThreshold ? .hnsw(policy.hnsw) : .flat
     }
 
@@ -66,44 +66,4 @@ extension LocalShard {
 /// builder never touches it again.
 struct BuiltGraph: @unchecked Sendable {
     let graph: HNSWGraph?
-}
-
-/// Graph files: saved whole at close and, in the background, every
-/// `saveEvery` chunks written or a quarter of the graph (`saveDue`), so a
-/// kill -9 leaves the next start only the writes since the last save to redo.
-extension LocalShard {
-    /// Serialises the graph (on the actor: no write runs meanwhile; searches
-    /// may) and writes the file on a thread of its own.
-    func saveGraphIfDue() {
-        guard let nodes = index.graphNodes?.nodes, vectorPolicy.saveDue(changes: changesSinceSave, nodes: nodes), !closing.load(ordering: .relaxed),
-              !graphFiles.withLock({ $0.saving }), let data = index.graphData() else { return }
-        changesSinceSave = 0
-        graphFiles.withLock { $0.saving = true }
-        Self.inBackground("ragd-graph-save-p\(partition)") { [self] in
-            writeGraphFile(data)
-            graphFiles.withLock { $0.saving = false }
-        }
-    }
-
-    /// Writes `data` to a file of its own, flushes it, and renames it into
-    /// place unless a newer save (or the close) renamed one already.
-    nonisolated func writeGraphFile(_ data: Data) {
-        let n = graphFiles.withLock { s -> Int in s.started += 1; return s.started }
-        let temporary = graphPath + ".tmp\(n)"
-        guard FileManager.default.createFile(atPath: temporary, contents: data), let h = FileHandle(forWritingAtPath: temporary) else { return }
-        try? h.synchronize()
-        try? h.close()
-        graphFiles.withLock { s in
-            if n > s.renamed, rename(temporary, graphPath) == 0 { s.renamed = n } else { unlink(temporary) }
-        }
-    }
-
-    /// Graph files a kill -9 left half written (`<graph file>.tmpN`).
-    static func removeUnfinishedGraphFiles(_ graphPath: String) {
-        let url = URL(fileURLWithPath: graphPath)
-        let dir = url.deletingLastPathComponent().path, prefix = url.lastPathComponent + ".tmp"
-        for f in (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [] where f.hasPrefix(prefix) {
-            try? FileManager.default.removeItem(atPath: dir + "/" + f)
-        }
-    }
 }

@@ -40,10 +40,12 @@ public actor LocalShard: Shard {
     nonisolated let vectorPolicy: VectorIndexPolicy
     /// Set at close: a graph being built is dropped, not installed.
     nonisolated let closing = Atomic<Bool>(false)
-    /// Chunks written or deleted since the graph was last saved.
+    /// Chunks written or deleted since the index image was last saved.
     var changesSinceSave = 0
-    /// Orders graph files written by background saves and by close: the newest state wins.
-    nonisolated let graphFiles = Mutex<(started: Int, renamed: Int, saving: Bool)>((0, 0, false))
+    /// Orders image files written by background saves and by close: the newest state wins.
+    nonisolated let imageFiles = Mutex<(started: Int, renamed: Int, saving: Bool)>((0, 0, false))
+    /// False once `close` closed the store (a background save then leaves the journal alone).
+    nonisolated let storeOpen = Mutex(true)
 
     /// Opens (or creates) the partition file and loads its vectors into memory.
     /// `vectorIndex`: how vectors are searched (the collection's `index`, or
@@ -56,24 +58,44 @@ public actor LocalShard: Shard {
         vectorPolicy = vectorIndex
         store = try PartitionStore(path: path, synchronous: synchronous)
         applied = try store.applied()
-        graphPath = path + "-hnsw"
-        Self.removeUnfinishedGraphFiles(graphPath)
-        let kind = try Self.initialKind(vectorIndex, store: store, graphPath: graphPath)
+        let graphPath = path + "-hnsw", imagePath = path + "-image"
+        self.graphPath = graphPath
+        self.imagePath = imagePath
+        Self.removeUnfinishedFiles(graphPath)
+        Self.removeUnfinishedFiles(imagePath)
         // Texts stay on disk: hits are scored without them, and the final ones are read (`texts`).
         // A graph that walks int8 codes keeps its floats in a mapped scratch file beside the partition.
-        let index = PartitionIndex(dimension: dimension, partition: partition, kind: kind, keepsTexts: false,
-                                   vectorBacking: .file(directory: (path as NSString).deletingLastPathComponent))
-        // A graph saved at the last stop is adopted: chunks it holds are not inserted again.
-        if case .hnsw = kind, let saved = FileManager.default.contents(atPath: graphPath) { _ = index.adoptGraph(saved) }
+        let backing = VectorBacking.file(directory: (path as NSString).deletingLastPathComponent)
+        let image = try? Data(contentsOf: URL(fileURLWithPath: imagePath), options: .alwaysMapped)
+        let index: PartitionIndex
         var digest: UInt64 = 0
-        try store.loadAll { doc in
-            guard doc.embeddings.allSatisfy({ $0.count == dimension }) else {
-                throw RagError(.failedPrecondition, "\(path): stored vectors do not have dimension \(dimension)")
+        let started = ContinuousClock.now
+        var refused = "it has no index image"
+        let name = URL(fileURLWithPath: path).pathComponents.suffix(2).joined(separator: "/")
+        if let image, let opened = try Self.openImage(image, store: store, policy: vectorIndex, partition: partition,
+                                                        dimension: dimension, backing: backing, refused: &refused) {
+            index = opened.index
+            for id in index.documentIDs { digest &+= Self.digestTerm(id, index.contentHash(of: id)!) }
+            Self.report("\(name): read its index image, \(opened.reloaded) documents reloaded from SQLite; \(index.chunkCount) chunks in \(ContinuousClock.now - started)")
+        } else {
+            // No image, or one too old or damaged: every chunk from SQLite. A
+            // graph saved with the image (or, from an older version, alone) is
+            // adopted: chunks it holds are not inserted again.
+            let savedGraph = image.flatMap { PartitionIndex.imageGraph($0, dimension: dimension) }
+                ?? FileManager.default.contents(atPath: graphPath)
+            let kind = try Self.initialKind(vectorIndex, store: store, hasSavedGraph: savedGraph != nil)
+            index = PartitionIndex(dimension: dimension, partition: partition, kind: kind, keepsTexts: false, vectorBacking: backing)
+            if case .hnsw = kind, let savedGraph { _ = index.adoptGraph(savedGraph) }
+            try store.loadAll { doc in
+                guard doc.embeddings.allSatisfy({ $0.count == dimension }) else {
+                    throw RagError(.failedPrecondition, "\(path): stored vectors do not have dimension \(dimension)")
+                }
+                index.upsert(doc)
+                digest &+= Self.digestTerm(doc.id, doc.contentHash)
             }
-            index.upsert(doc)
-            digest &+= Self.digestTerm(doc.id, doc.contentHash)
+            index.finishGraphAdoption()
+            Self.report("\(name): \(refused): \(index.chunkCount) chunks loaded from SQLite in \(ContinuousClock.now - started)")
         }
-        index.finishGraphAdoption()
         // Compaction runs in the background (`startGraphBuildIfDue`), not inside a write.
         index.compactsOnRemove = false
         self.index = index
@@ -104,8 +126,10 @@ public actor LocalShard: Shard {
 
     private nonisolated func publish() { published.withLock { $0 = (index.chunkCount, index.kind.name) } }
 
-    /// Where the HNSW graph is saved when the partition closes (`<partition file>-hnsw`).
+    /// Where a version before index images saved the HNSW graph (`<partition file>-hnsw`): read when no image is there.
     nonisolated let graphPath: String
+    /// Where the index image is saved (`<partition file>-image`, see `LocalShard+Image.swift`).
+    nonisolated let imagePath: String
 
     public nonisolated func keywordStats(terms: [String]) async throws -> KeywordStats {
         try await readingIndex { index.keywordStats(terms) }
@@ -195,7 +219,7 @@ public actor LocalShard: Shard {
         self.digest = digest
         changesSinceSave += upserts.reduce(0) { $0 + $1.chunks.count } + deletes.count
         startGraphBuildIfDue()
-        saveGraphIfDue()
+        saveImageIfDue()
         return deleted
     }
 
@@ -308,11 +332,17 @@ public actor LocalShard: Shard {
         try store.documents(ids)
     }
 
-    /// Closes the file; saves the HNSW graph beside it (written whole, then
-    /// renamed into place), so the next start adopts it instead of rebuilding.
+    /// Saves the index image beside the file (written whole, then renamed
+    /// into place), so the next start reads it instead of rebuilding; then
+    /// closes the file.
     public func close() {
         closing.store(true, ordering: .relaxed)
-        try? store.close()
-        if let data = index.graphData() { writeGraphFile(data) }
+        Self.imageSaves.wait()
+        if let parts = index.imageParts(stamp: stamp) { writeImage(parts, stamp: stamp) }
+        Self.imageSaves.signal()
+        storeOpen.withLock { open in
+            open = false
+            try? store.close()
+        }
     }
 }

@@ -1,0 +1,129 @@
+import Foundation
+import RagCore
+import RagEngine
+import RagStore
+import Synchronization
+
+/// Index images (`PartitionIndex+Image`): saved whole at close and, in the
+/// background, every `saveEvery` chunks written or a quarter of the partition
+/// (`saveDue`), so a start reads the image and reloads only the documents
+/// written since (the partition file's journal names them) instead of every chunk.
+extension LocalShard {
+    /// One image is serialised and written at a time in the whole process: each
+    /// holds a copy of its partition's index until it is on disk.
+    static let imageSaves = DispatchSemaphore(value: 1)
+
+    /// What the index holds now: the partition file's last committed write.
+    /// On the actor (or in init), where no write runs.
+    var stamp: ImageStamp {
+        let g = store.generation
+        return ImageStamp(lineage: g.lineage, generation: g.number)
+    }
+
+    /// The index read from `image` and brought up to date from SQLite; nil
+    /// when the image is damaged, of another kind or dimension, or older than
+    /// the journal reaches (the caller then loads every chunk).
+    static func openImage(_ image: Data, store: PartitionStore, policy: VectorIndexPolicy, partition: Int, dimension: Int,
+                          backing: VectorBacking, refused: inout String) throws(RagError) -> (index: PartitionIndex, reloaded: Int)? {
+        // `auto` may have switched to a graph, or not yet: either is its own.
+        let kinds: [VectorIndexKind] = policy.choice == .auto ? [.flat, .hnsw(policy.hnsw)] : [policy.kind(chunks: 0)]
+        guard let (index, stamp) = PartitionIndex.decodeImage(image, partition: partition, dimension: dimension, kinds: kinds, vectorBacking: backing) else {
+            refused = "its index image is damaged or of another index kind"
+            return nil
+        }
+        guard let changed = try store.changed(since: stamp.generation, lineage: stamp.lineage) else {
+            refused = "its index image (generation \(stamp.generation)) is older than the journal reaches, or of another file"
+            return nil
+        }
+        index.dropStale(changed)
+        let ids = changed.sorted()
+        for start in stride(from: 0, to: ids.count, by: 256) {
+            for doc in try store.documents(Array(ids[start..<min(start + 256, ids.count)])) {
+                guard doc.embeddings.allSatisfy({ $0.count == dimension }) else {
+                    throw RagError(.failedPrecondition, "\(store.path): stored vectors do not have dimension \(dimension)")
+                }
+                index.upsert(doc)
+            }
+        }
+        return (index, changed.count)
+    }
+
+    /// How each partition opened (from its image or from every chunk), for the
+    /// server's log.
+    public static let openReport = Mutex<(@Sendable (String) -> Void)?>(nil)
+
+    static func report(_ what: String) {
+        let report = openReport.withLock { $0 }
+        report?(what)
+    }
+
+    /// Serialises the index (on the actor: no write runs meanwhile; searches
+    /// may) when a save is due, and writes it on a thread of its own.
+    func saveImageIfDue() {
+        let size = index.graphNodes?.nodes ?? index.chunkCount
+        guard vectorPolicy.saveDue(changes: changesSinceSave, nodes: size), !closing.load(ordering: .relaxed),
+              !imageFiles.withLock({ $0.saving }), Self.imageSaves.wait(timeout: .now()) == .success else { return }
+        let stamp = self.stamp
+        guard let parts = index.imageParts(stamp: stamp) else {
+            Self.imageSaves.signal()
+            return
+        }
+        changesSinceSave = 0
+        imageFiles.withLock { $0.saving = true }
+        Self.inBackground("ragd-image-p\(partition)") { [self] in
+            writeImage(parts, stamp: stamp)
+            imageFiles.withLock { $0.saving = false }
+            Self.imageSaves.signal()
+        }
+    }
+
+    /// Writes `parts` to a file of its own, flushes it, and renames it into
+    /// place unless a newer save (or the close) renamed one already; then the
+    /// journal before it is no longer needed.
+    nonisolated func writeImage(_ parts: [Data], stamp: ImageStamp) {
+        let n = imageFiles.withLock { s -> Int in s.started += 1; return s.started }
+        let temporary = imagePath + ".tmp\(n)"
+        guard FileManager.default.createFile(atPath: temporary, contents: nil), let h = FileHandle(forWritingAtPath: temporary) else { return }
+        do {
+            for part in parts { try h.write(contentsOf: part) }
+            try h.synchronize()
+            try h.close()
+        } catch {
+            // A full disk, say: the last image stays, and the journal with it.
+            try? h.close()
+            unlink(temporary)
+            return
+        }
+        let renamed = imageFiles.withLock { s -> Bool in
+            guard n > s.renamed, rename(temporary, imagePath) == 0 else { unlink(temporary); return false }
+            s.renamed = n
+            return true
+        }
+        guard renamed else { return }
+        Self.syncDirectory(of: imagePath)
+        // Superseded: a graph file an older version saved alone.
+        unlink(graphPath)
+        storeOpen.withLock { open in
+            if open { try? store.trimJournal(through: stamp.generation) }
+        }
+    }
+
+    /// Makes a rename in `path`'s directory durable. Without it a power loss
+    /// could bring back the older image after the journal was cut past it;
+    /// that image would then be refused and every chunk loaded (slow, not wrong).
+    static func syncDirectory(of path: String) {
+        let fd = open((path as NSString).deletingLastPathComponent, O_RDONLY | O_DIRECTORY)
+        guard fd >= 0 else { return }
+        _ = fsync(fd)
+        Glibc.close(fd)
+    }
+
+    /// Files a kill -9 left half written (`<file>.tmpN`).
+    static func removeUnfinishedFiles(_ path: String) {
+        let url = URL(fileURLWithPath: path)
+        let dir = url.deletingLastPathComponent().path, prefix = url.lastPathComponent + ".tmp"
+        for f in (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [] where f.hasPrefix(prefix) {
+            try? FileManager.default.removeItem(atPath: dir + "/" + f)
+        }
+    }
+}
