@@ -74,6 +74,15 @@ public final class HNSWGraph {
         if parameters.quantized { codes = ScalarQuantizer(dimension: dimension) }
     }
 
+    /// A graph over rows that exist already (`decode` of a graph whose vectors were kept outside).
+    init(dimension: Int, parameters: Parameters, rows: VectorRows) {
+        self.dimension = dimension
+        self.parameters = parameters
+        vectors = rows
+        m0 = 2 * parameters.m
+        levelScale = 1 / log(Double(parameters.m))
+    }
+
     public var count: Int { levels.count }
     public var liveCount: Int { count - deletedCount }
 

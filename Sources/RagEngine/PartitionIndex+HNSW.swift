@@ -88,6 +88,9 @@ extension PartitionIndex {
         return node
     }
 
+    /// The kept file holding the graph's float vectors (nil: none; see `VectorBacking.keptFile`).
+    public var vectorFile: String? { graph?.vectors.path }
+
     /// Graph nodes, and how many of them are tombstones (nil: no graph).
     public var graphNodes: (nodes: Int, deleted: Int)? { graph.map { ($0.count, $0.deletedCount) } }
 }

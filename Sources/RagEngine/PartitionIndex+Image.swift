@@ -17,14 +17,30 @@ public struct ImageStamp: Sendable, Hashable {
 /// chunk in SQLite (documents, slots, postings, vectors or the graph), so a
 /// restart reads it back instead of tokenising and inserting again.
 ///
-/// Layout: a header (magic, dimension, kind, stamp, the graph's length), the
-/// graph file (`HNSWGraph.encoded`, with its own checksum; empty without a
-/// graph), then the index's arrays and a checksum of everything but the
-/// graph. Little-endian, as on every CPU Ragd runs on. The graph comes first
-/// so that an image too old to use whole (`PartitionStore.changed` says nil)
-/// still gives its graph to adopt by labels.
+/// Layout: a header (magic, dimension, kind, stamp, the graph's length, the
+/// kept vector file's name and rows), the graph file (`HNSWGraph.encoded`,
+/// with its own checksum; empty without a graph), then the index's arrays and
+/// a checksum of everything but the graph. Little-endian, as on every CPU
+/// Ragd runs on. The graph comes first so that an image too old to use whole
+/// (`PartitionStore.changed` says nil) still gives its graph to adopt by labels.
+///
+/// A graph that walks int8 codes keeps its floats in a kept file
+/// (`VectorBacking.keptFile`): the image holds its codes and names the file
+/// and how many rows of it are the graph's, so neither a save nor a start
+/// copies a float. Those rows are not covered by the checksum (a start would
+/// otherwise read every one): a damaged float changes that chunk's exact
+/// score, and SQLite still holds the original.
+public struct IndexImage {
+    /// Written one after another, they are the image file.
+    public var parts: [Data]
+    /// The kept vector file the image names, and a descriptor of it (-1:
+    /// none) that the caller flushes before the image may replace the last
+    /// one, then closes.
+    public var vectorFile: String?
+    public var vectorDescriptor: Int32
+}
 extension PartitionIndex {
-    static let imageMagic = Array("RGIMAGE1".utf8)
+    static let imageMagic = Array("RGIMAGE2".utf8)
     static let headerBytes = 8 + 5 * 8
 
     private static func tag(_ kind: VectorIndexKind) -> UInt64 {
@@ -37,16 +53,19 @@ extension PartitionIndex {
 
     /// The image as parts to write one after another (nil: this index keeps
     /// texts, which an image does not hold).
-    public func imageParts(stamp: ImageStamp) -> [Data]? {
+    public func image(stamp: ImageStamp) -> IndexImage? {
         guard !keepsTexts else { return nil }
-        let graphBytes = graphData() ?? Data()
-        var header = ImageWriter(capacity: Self.headerBytes)
+        let outside = graph.flatMap { $0.codes != nil ? $0.vectors.path : nil }
+        let graphBytes = outside != nil ? graph!.encodedWithVectorsOutside() : graphData() ?? Data()
+        var header = ImageWriter(capacity: Self.headerBytes + 64)
         header.raw(UnsafeRawBufferPointer(start: Self.imageMagic, count: 8))
         header.int(dimension)
         header.u64(Self.tag(kind))
         header.u64(UInt64(bitPattern: stamp.lineage))
         header.u64(stamp.generation)
         header.int(graphBytes.count)
+        header.string(outside.map { ($0 as NSString).lastPathComponent } ?? "")
+        header.int(outside != nil ? graph!.count : 0)
 
         let postingCount = postings.values.reduce(0) { $0 + $1.count }
         var w = ImageWriter(capacity: slotDocument.count * (16 + (graph == nil ? dimension * 4 : 0)) + postingCount * 8 + documentCount * 64)
@@ -92,7 +111,8 @@ extension PartitionIndex {
         }
         var sum = Data(capacity: 8)
         sum.append(le: Self.imageChecksum(header: header.data, body: w.data))
-        return [header.data, graphBytes, w.data, sum]
+        return IndexImage(parts: [header.data, graphBytes, w.data, sum], vectorFile: outside,
+                          vectorDescriptor: outside != nil ? graph!.vectors.duplicateDescriptor() : -1)
     }
 
     /// The checksum of the header (the stamp above all: a wrong generation
@@ -105,16 +125,32 @@ extension PartitionIndex {
         header.withUnsafeBytes { h in body.withUnsafeBytes { imageChecksum(header: h, body: $0) } }
     }
 
-    /// The graph file inside an image (nil: not an image, or no graph in it),
-    /// to adopt when the image as a whole is too old to use.
-    public static func imageGraph(_ image: Data, dimension: Int) -> Data? {
-        guard image.count >= headerBytes else { return nil }
-        return image.withUnsafeBytes { raw -> Range<Int>? in
+    struct ImageHeader {
+        var tag: UInt64
+        var stamp: ImageStamp
+        /// Where the graph is in the image (the header ends where it begins).
+        var graph: Range<Int>
+        var vectorFile: String
+        var vectorRows: Int
+    }
+
+    static func header(_ image: Data, dimension: Int) -> ImageHeader? {
+        image.withUnsafeBytes { raw in
             var r = ImageReader(raw)
-            guard let magic = r.raw(8), Array(magic) == imageMagic, r.int() == dimension, r.u64() != nil, r.u64() != nil, r.u64() != nil,
-                  let length = r.int(limit: raw.count), length > 0, r.remaining >= length else { return nil }
-            return r.offset..<r.offset + length
-        }.map { image[image.startIndex + $0.lowerBound..<image.startIndex + $0.upperBound] }
+            guard let magic = r.raw(8), Array(magic) == imageMagic, r.int() == dimension, let tag = r.u64(), let lineage = r.u64(),
+                  let generation = r.u64(), let length = r.int(limit: raw.count), let file = r.string(), let rows = r.int(),
+                  r.remaining >= length else { return nil }
+            return ImageHeader(tag: tag, stamp: ImageStamp(lineage: Int64(bitPattern: lineage), generation: generation),
+                               graph: r.offset..<r.offset + length, vectorFile: file, vectorRows: rows)
+        }
+    }
+
+    /// The graph file inside an image (nil: not an image, or no graph in it),
+    /// to adopt when the image as a whole is too old to use. A graph whose
+    /// floats are in a kept file is not given (it cannot be adopted alone).
+    public static func imageGraph(_ image: Data, dimension: Int) -> Data? {
+        guard let h = header(image, dimension: dimension), !h.graph.isEmpty, h.vectorFile.isEmpty else { return nil }
+        return image[image.startIndex + h.graph.lowerBound..<image.startIndex + h.graph.upperBound]
     }
 
     /// An index read back from an image, and the image's stamp; nil when the
@@ -122,19 +158,20 @@ extension PartitionIndex {
     /// damaged anywhere (then the caller loads from SQLite instead).
     public static func decodeImage(_ image: Data, partition: Int, dimension: Int, kinds: [VectorIndexKind],
                                    vectorBacking: VectorBacking) -> (PartitionIndex, ImageStamp)? {
-        guard image.count >= headerBytes else { return nil }
-        var header = image.withUnsafeBytes { raw -> (tag: UInt64, stamp: ImageStamp, graph: Range<Int>)? in
-            var r = ImageReader(raw)
-            guard let magic = r.raw(8), Array(magic) == imageMagic, r.int() == dimension, let tag = r.u64(), let lineage = r.u64(),
-                  let generation = r.u64(), let length = r.int(limit: raw.count), r.remaining >= length else { return nil }
-            return (tag, ImageStamp(lineage: Int64(bitPattern: lineage), generation: generation), r.offset..<r.offset + length)
-        }
-        guard let h = header, let kind = kinds.first(where: { tag($0) == h.tag }) else { return nil }
-        header = nil
+        guard let h = header(image, dimension: dimension), let kind = kinds.first(where: { tag($0) == h.tag }) else { return nil }
         let index = PartitionIndex(dimension: dimension, partition: partition, kind: kind, keepsTexts: false, vectorBacking: vectorBacking)
         if case .hnsw = kind {
             let bytes = image[image.startIndex + h.graph.lowerBound..<image.startIndex + h.graph.upperBound]
-            guard let (graph, _) = HNSWGraph.decode(bytes, dimension: dimension, parameters: index.hnsw.parameters, backing: index.backing(for: index.hnsw))
+            let backing = index.backing(for: index.hnsw)
+            var outside: VectorRows?
+            if !h.vectorFile.isEmpty {
+                // Only a file of this partition's, beside it.
+                guard case .keptFile(let prefix) = backing, h.vectorFile.hasPrefix((prefix as NSString).lastPathComponent), !h.vectorFile.contains("/"),
+                      let rows = VectorRows(dimension: dimension, reopening: (prefix as NSString).deletingLastPathComponent + "/" + h.vectorFile,
+                                            rows: h.vectorRows, backing: backing) else { return nil }
+                outside = rows
+            }
+            guard let (graph, _) = HNSWGraph.decode(bytes, dimension: dimension, parameters: index.hnsw.parameters, backing: backing, outside: outside)
             else { return nil }
             index.graph = graph
         }
@@ -142,7 +179,7 @@ extension PartitionIndex {
             let body = UnsafeRawBufferPointer(rebasing: raw[h.graph.upperBound...])
             guard body.count >= 8 else { return false }
             let content = UnsafeRawBufferPointer(rebasing: body[..<(body.count - 8)])
-            let sum = imageChecksum(header: UnsafeRawBufferPointer(rebasing: raw[..<headerBytes]), body: content)
+            let sum = imageChecksum(header: UnsafeRawBufferPointer(rebasing: raw[..<h.graph.lowerBound]), body: content)
             guard sum == UInt64(littleEndian: body.loadUnaligned(fromByteOffset: body.count - 8, as: UInt64.self)) else { return false }
             var r = ImageReader(content)
             return index.readImage(&r) && r.remaining == 0

@@ -16,6 +16,11 @@ public enum VectorBacking: Sendable, Hashable {
     /// as it is created: it is scratch space, gone with the process, and what
     /// a restart needs is in SQLite and the saved graph.
     case file(directory: String)
+    /// A file named `<prefix>XXXXXX`, mapped as `file` is, and kept: a saved
+    /// index image names it and the row count it holds, so a restart maps the
+    /// rows again instead of copying them (`VectorRows(reopening:)`). The
+    /// owner removes such files once no graph or image names them.
+    case keptFile(prefix: String)
 }
 
 extension VectorBacking {
@@ -43,22 +48,66 @@ final class VectorRows: @unchecked Sendable {
     private(set) var base: UnsafeMutablePointer<Float>?
     private var fd: Int32 = -1
 
-    /// Rows in `backing`; a file that cannot be created falls back to memory.
+    /// The file's path while it is a kept file (`VectorBacking.keptFile`).
+    private(set) var path: String?
+
+    /// Rows in `backing`. The file is made with the first row (a graph that
+    /// stays empty, or is replaced by a saved one at once, leaves none); one
+    /// that cannot be made leaves the rows in memory.
     init(dimension: Int, backing: VectorBacking) {
         self.dimension = dimension
-        if case .file(let directory) = backing {
-            var template = Array("\(directory)/.vectors-XXXXXX".utf8CString)
-            let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
-            if fd >= 0 {
-                template.withUnsafeBufferPointer { _ = unlink($0.baseAddress!) }
-                self.fd = fd
-                self.backing = backing
-                return
-            }
-            VectorBacking.reportFallback("cannot create a vector file (\(String(cString: strerror(errno)))); a graph's float vectors are kept in memory")
-        }
-        self.backing = .memory
+        self.backing = backing
     }
+
+    /// Makes the file `backing` asks for; false (and the rows in memory) if it cannot be made.
+    private func makeFile() -> Bool {
+        let template: String, kept: Bool
+        switch backing {
+        case .memory: return false
+        case .file(let directory): (template, kept) = ("\(directory)/.vectors-XXXXXX", false)
+        case .keptFile(let prefix): (template, kept) = (prefix + "XXXXXX", true)
+        }
+        var name = Array(template.utf8CString)
+        let fd = name.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+        guard fd >= 0 else {
+            VectorBacking.reportFallback("cannot create a vector file (\(String(cString: strerror(errno)))); a graph's float vectors are kept in memory")
+            backing = .memory
+            return false
+        }
+        let made = name.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+        if kept { path = made } else { unlink(made) }
+        self.fd = fd
+        return true
+    }
+
+    /// The first `rows` rows of a kept file written before (the rest of it is
+    /// free space, overwritten by the next appends); nil when the file is not
+    /// there or too short.
+    init?(dimension: Int, reopening path: String, rows: Int, backing: VectorBacking) {
+        self.dimension = dimension
+        let fd = open(path, O_RDWR | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        var st = stat()
+        let rowBytes = dimension * MemoryLayout<Float>.stride
+        let size = fstat(fd, &st) == 0 ? Int(st.st_size) : -1
+        let capacity = size / rowBytes
+        guard size >= rows * rowBytes, capacity > 0,
+              let p = mmap(nil, capacity * rowBytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0), p != MAP_FAILED else {
+            Glibc.close(fd)
+            return nil
+        }
+        _ = madvise(p, capacity * rowBytes, MADV_RANDOM)
+        self.fd = fd
+        self.path = path
+        self.backing = backing
+        base = p.assumingMemoryBound(to: Float.self)
+        self.capacity = capacity
+        count = rows
+    }
+
+    /// A descriptor of the kept file for a flush from another thread (the
+    /// rows may move to another mapping meanwhile; the file stays). -1 if none.
+    func duplicateDescriptor() -> Int32 { path != nil && fd >= 0 ? dup(fd) : -1 }
 
     deinit { release() }
 
@@ -92,6 +141,7 @@ final class VectorRows: @unchecked Sendable {
 
     private func grow(to rows: Int) {
         let bytes = rows * rowBytes
+        if base == nil, fd < 0, backing != .memory { _ = makeFile() }
         if fd >= 0 {
             // A larger file and a new mapping of all of it; the old mapping goes.
             // Blocks reserved now (posix_fallocate, not a sparse ftruncate): a write
@@ -120,6 +170,9 @@ final class VectorRows: @unchecked Sendable {
             }
             close(fd)
             fd = -1
+            // A kept file no longer takes new rows: the next image holds them
+            // itself (an older image may still name the file's first rows).
+            path = nil
             backing = .memory
             base = copy
             capacity = rows

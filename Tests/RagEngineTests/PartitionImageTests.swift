@@ -39,7 +39,7 @@ import Testing
         return out + ["\(index.documentCount) \(index.chunkCount) \(index.documentIDs.sorted())"]
     }
 
-    static func image(_ index: PartitionIndex, _ stamp: ImageStamp) -> Data { index.imageParts(stamp: stamp)!.reduce(Data(), +) }
+    static func image(_ index: PartitionIndex, _ stamp: ImageStamp) -> Data { index.image(stamp: stamp)!.parts.reduce(Data(), +) }
 
     @Test(arguments: kinds()) func anImageReadsBackAsTheSameIndex(kind: VectorIndexKind) throws {
         var vectors = ClusteredVectors(dimension: Self.dimension, centres: 8, seed: 5)
@@ -80,6 +80,51 @@ import Testing
             let cut = bytes.prefix(Int(g.next() % UInt64(bytes.count)))
             #expect(PartitionIndex.decodeImage(cut, partition: 2, dimension: Self.dimension, kinds: [kind], vectorBacking: .memory) == nil)
         }
+    }
+
+    /// A graph walking int8 codes with its floats in a kept file: the image
+    /// holds the codes and names the file, whose rows are mapped again, not
+    /// copied. A missing or short file, or a file of another partition, is refused.
+    @Test func keptVectorFilesAreMappedAgain() throws {
+        let dir = NSTemporaryDirectory() + "image-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let backing = VectorBacking.keptFile(prefix: dir + "/p000.sqlite-vectors-")
+        let kind = VectorIndexKind.hnsw(HNSWSettings(m: 8, efConstruction: 40, ef: 40, quantized: true))
+        var vectors = ClusteredVectors(dimension: Self.dimension, centres: 8, seed: 9)
+        let index = PartitionIndex(dimension: Self.dimension, partition: 0, kind: kind, keepsTexts: false, vectorBacking: backing)
+        for d in Self.documents(0..<200, version: 1, vectors: &vectors) { index.upsert(d) }
+        let saved = try #require(index.image(stamp: ImageStamp(lineage: 1, generation: 2)))
+        defer { if saved.vectorDescriptor >= 0 { close(saved.vectorDescriptor) } }
+        let file = try #require(saved.vectorFile)
+        #expect(file == index.vectorFile && saved.vectorDescriptor >= 0)
+        let bytes = saved.parts.reduce(Data(), +)
+        let nodes = try #require(index.graphNodes).nodes
+        // The same index with its floats in memory: its image holds them (4 bytes each, not a code's 1).
+        let reference = PartitionIndex(dimension: Self.dimension, partition: 0, kind: kind, keepsTexts: false)
+        var again = ClusteredVectors(dimension: Self.dimension, centres: 8, seed: 9)
+        for d in Self.documents(0..<200, version: 1, vectors: &again) { reference.upsert(d) }
+        #expect(bytes.count + nodes * Self.dimension * 3 <= Self.image(reference, ImageStamp(lineage: 1, generation: 2)).count)
+        // Rows appended after the save are not the image's.
+        let later = Self.documents(200..<220, version: 1, vectors: &vectors)
+        for d in later { index.upsert(d) }
+        let queries = vectors.points(10)
+        let (read, _) = try #require(PartitionIndex.decodeImage(bytes, partition: 0, dimension: Self.dimension, kinds: [kind], vectorBacking: backing))
+        #expect(read.vectorFile == file && read.graphNodes?.nodes == nodes)
+        // The same later writes after the reopen: the same answers as the index that never left memory.
+        for d in later {
+            read.upsert(d)
+            reference.upsert(d)
+        }
+        #expect(try Self.answers(read, queries: queries) == Self.answers(reference, queries: queries))
+
+        let decode = { (b: VectorBacking) in PartitionIndex.decodeImage(bytes, partition: 0, dimension: Self.dimension, kinds: [kind], vectorBacking: b) }
+        #expect(decode(.keptFile(prefix: dir + "/p001.sqlite-vectors-")) == nil)
+        #expect(decode(.memory) == nil)
+        #expect(truncate(file, off_t(nodes * Self.dimension * 4 - 4)) == 0)
+        #expect(decode(backing) == nil)
+        #expect(unlink(file) == 0)
+        #expect(decode(backing) == nil)
     }
 
     /// An image too old to use whole still gives its graph to adopt.

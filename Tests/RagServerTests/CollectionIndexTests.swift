@@ -137,7 +137,7 @@ import Testing
     /// it serves, so a kill -9 leaves only the writes since the last save to
     /// redo. The files hold every chunk written before the save, and the
     /// restarted server answers as the exact collection does. With the int8
-    /// walk, each partition's float vectors are in a mapped scratch file.
+    /// walk, each partition's float vectors are in a mapped file its image names.
     @Test(arguments: ["float", "int8"]) func graphsAreSavedWhileServing(walk: String) async throws {
         let dir = makeTemporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -156,11 +156,12 @@ import Testing
         // Each partition wrote more than 40 chunks: each has saved its graph, nodes labelled.
         #expect(counts.allSatisfy { $0 > 40 })
         #expect(await eventually(seconds: 30) { files.allSatisfy { FileManager.default.fileExists(atPath: $0) } })
-        for f in files {
+        for (p, f) in files.enumerated() {
             let image = try #require(FileManager.default.contents(atPath: f))
-            let data = try #require(PartitionIndex.imageGraph(image, dimension: 384))
-            let (graph, labels) = try #require(HNSWGraph.decode(data, dimension: 384, parameters: .init(m: 16, efConstruction: 100, quantized: walk == "int8")))
-            #expect(graph.count >= 40 && labels.compactMap { $0 }.count >= 40)
+            let settings = HNSWSettings(quantized: walk == "int8")
+            let backing = VectorBacking.keptFile(prefix: String(format: "%@/collections/kb/p%03d.sqlite-vectors-", dir, p))
+            let (index, _) = try #require(PartitionIndex.decodeImage(image, partition: p, dimension: 384, kinds: [.hnsw(settings)], vectorBacking: backing))
+            #expect(try #require(index.graphNodes).nodes >= 40 && index.documentCount >= 20)
         }
         await c.close()
         server.kill9()
@@ -168,11 +169,14 @@ import Testing
         c = server.client()
         #expect(try await Self.partitionKinds(c, "kb").map(\.chunks) == counts)
         #expect(try await Self.overlap(c, exact: "ex", other: "kb") >= 0.95)
-        // The scratch files: mapped by the server, unlinked, one per partition's graph.
+        // The int8 walk's floats: one kept file per partition's graph, mapped by
+        // the server and named by its image; files of older graphs are gone.
         let maps = readProcFile("/proc/\(server.pid)/maps")
-        let scratch = Set(maps.split(separator: "\n").filter { $0.contains("/collections/kb/.vectors-") && $0.hasSuffix("(deleted)") }
-            .compactMap { $0.split(separator: " ").last(where: { $0.contains(".vectors-") }) })
-        #expect(scratch.count == (walk == "int8" ? 4 : 0), "\(scratch)")
+        let mapped = Set(maps.split(separator: "\n").filter { $0.contains("/collections/kb/p") && $0.contains(".sqlite-vectors-") }
+            .compactMap { $0.split(separator: " ").last.map(String.init) })
+        #expect(mapped.count == (walk == "int8" ? 4 : 0), "\(mapped)")
+        let kept = try FileManager.default.contentsOfDirectory(atPath: dir + "/collections/kb").filter { $0.contains("-vectors-") }
+        #expect(Set(kept.map { dir + "/collections/kb/" + $0 }) == mapped, "\(kept)")
         #expect(try FileManager.default.contentsOfDirectory(atPath: dir + "/collections/kb").allSatisfy { !$0.hasPrefix(".vectors-") })
         await c.close()
     }

@@ -56,7 +56,9 @@ extension LocalShard {
             index.abandonGraphBuild()
             return
         }
+        let replaced = index.vectorFile
         changingIndex { index.finishGraphBuild(graph, input: input) }
+        if let replaced, replaced != index.vectorFile { imageFiles.withLock { _ = $0.retired.insert(replaced) } }
         // Tombstones left by the writes replayed can call for the next build.
         startGraphBuildIfDue()
     }

@@ -62,16 +62,28 @@ extension LocalShard {
     func saveImageIfDue() {
         let size = index.graphNodes?.nodes ?? index.chunkCount
         guard vectorPolicy.saveDue(changes: changesSinceSave, nodes: size), !closing.load(ordering: .relaxed),
-              !imageFiles.withLock({ $0.saving }), Self.imageSaves.wait(timeout: .now()) == .success else { return }
+              !imageFiles.withLock({ $0.saving || $0.waiting }) else { return }
+        guard Self.imageSaves.wait(timeout: .now()) == .success else {
+            // Another partition is saving: try again once it is done, not only at the next write.
+            imageFiles.withLock { $0.waiting = true }
+            Self.inBackground("ragd-image-wait-p\(partition)") { [self] in
+                Self.imageSaves.wait()
+                Self.imageSaves.signal()
+                imageFiles.withLock { $0.waiting = false }
+                Task { await self.saveImageIfDue() }
+            }
+            return
+        }
         let stamp = self.stamp
-        guard let parts = index.imageParts(stamp: stamp) else {
+        guard let image = index.image(stamp: stamp) else {
             Self.imageSaves.signal()
             return
         }
         changesSinceSave = 0
         imageFiles.withLock { $0.saving = true }
+        let handoff = ImageHandoff(image: image)
         Self.inBackground("ragd-image-p\(partition)") { [self] in
-            writeImage(parts, stamp: stamp)
+            writeImage(handoff.image, stamp: stamp)
             imageFiles.withLock { $0.saving = false }
             Self.imageSaves.signal()
         }
@@ -80,12 +92,15 @@ extension LocalShard {
     /// Writes `parts` to a file of its own, flushes it, and renames it into
     /// place unless a newer save (or the close) renamed one already; then the
     /// journal before it is no longer needed.
-    nonisolated func writeImage(_ parts: [Data], stamp: ImageStamp) {
+    nonisolated func writeImage(_ image: IndexImage, stamp: ImageStamp) {
+        defer { if image.vectorDescriptor >= 0 { Glibc.close(image.vectorDescriptor) } }
         let n = imageFiles.withLock { s -> Int in s.started += 1; return s.started }
         let temporary = imagePath + ".tmp\(n)"
+        // The rows the image names are on disk before the image is.
+        if image.vectorDescriptor >= 0, fdatasync(image.vectorDescriptor) != 0 { return }
         guard FileManager.default.createFile(atPath: temporary, contents: nil), let h = FileHandle(forWritingAtPath: temporary) else { return }
         do {
-            for part in parts { try h.write(contentsOf: part) }
+            for part in image.parts { try h.write(contentsOf: part) }
             try h.synchronize()
             try h.close()
         } catch {
@@ -94,13 +109,18 @@ extension LocalShard {
             unlink(temporary)
             return
         }
-        let renamed = imageFiles.withLock { s -> Bool in
-            guard n > s.renamed, rename(temporary, imagePath) == 0 else { unlink(temporary); return false }
+        let retired = imageFiles.withLock { s -> [String]? in
+            guard n > s.renamed, rename(temporary, imagePath) == 0 else { unlink(temporary); return nil }
             s.renamed = n
-            return true
+            s.vectorFile = image.vectorFile
+            // Files of graphs replaced since: no image names them now.
+            let gone = s.retired.filter { $0 != image.vectorFile }
+            s.retired.subtract(gone)
+            return Array(gone)
         }
-        guard renamed else { return }
+        guard let retired else { return }
         Self.syncDirectory(of: imagePath)
+        for f in retired { unlink(f) }
         // Superseded: a graph file an older version saved alone.
         unlink(graphPath)
         storeOpen.withLock { open in
@@ -118,6 +138,16 @@ extension LocalShard {
         Glibc.close(fd)
     }
 
+    /// Removes the partition's kept vector files (`<partition file>-vectors-*`) but `keeping`.
+    static func removeVectorFiles(of partitionPath: String, keeping: [String]) {
+        let url = URL(fileURLWithPath: partitionPath)
+        let dir = url.deletingLastPathComponent().path, prefix = url.lastPathComponent + "-vectors-"
+        for f in (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [] where f.hasPrefix(prefix) {
+            let full = dir + "/" + f
+            if !keeping.contains(where: { URL(fileURLWithPath: $0).lastPathComponent == f }) { unlink(full) }
+        }
+    }
+
     /// Files a kill -9 left half written (`<file>.tmpN`).
     static func removeUnfinishedFiles(_ path: String) {
         let url = URL(fileURLWithPath: path)
@@ -126,4 +156,22 @@ extension LocalShard {
             try? FileManager.default.removeItem(atPath: dir + "/" + f)
         }
     }
+}
+
+/// The image files of a partition: saves are numbered so that an older one
+/// never replaces a newer one; the vector file the last image names; the
+/// vector files of graphs replaced since (removed once an image no longer names them).
+struct ImageFiles {
+    var started = 0
+    var renamed = 0
+    var saving = false
+    /// A thread waits for another partition's save to end, to save this one.
+    var waiting = false
+    var vectorFile: String?
+    var retired = Set<String>()
+}
+
+/// An image passed to the thread that writes it (its descriptor is closed there).
+struct ImageHandoff: @unchecked Sendable {
+    let image: IndexImage
 }

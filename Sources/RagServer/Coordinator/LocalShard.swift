@@ -43,7 +43,7 @@ public actor LocalShard: Shard {
     /// Chunks written or deleted since the index image was last saved.
     var changesSinceSave = 0
     /// Orders image files written by background saves and by close: the newest state wins.
-    nonisolated let imageFiles = Mutex<(started: Int, renamed: Int, saving: Bool)>((0, 0, false))
+    nonisolated let imageFiles = Mutex<ImageFiles>(ImageFiles())
     /// False once `close` closed the store (a background save then leaves the journal alone).
     nonisolated let storeOpen = Mutex(true)
 
@@ -65,16 +65,17 @@ public actor LocalShard: Shard {
         Self.removeUnfinishedFiles(imagePath)
         // Texts stay on disk: hits are scored without them, and the final ones are read (`texts`).
         // A graph that walks int8 codes keeps its floats in a mapped scratch file beside the partition.
-        let backing = VectorBacking.file(directory: (path as NSString).deletingLastPathComponent)
+        let backing = VectorBacking.keptFile(prefix: path + "-vectors-")
         let image = try? Data(contentsOf: URL(fileURLWithPath: imagePath), options: .alwaysMapped)
         let index: PartitionIndex
-        var digest: UInt64 = 0
+        var digest: UInt64 = 0, fromImage = false
         let started = ContinuousClock.now
         var refused = "it has no index image"
         let name = URL(fileURLWithPath: path).pathComponents.suffix(2).joined(separator: "/")
         if let image, let opened = try Self.openImage(image, store: store, policy: vectorIndex, partition: partition,
                                                         dimension: dimension, backing: backing, refused: &refused) {
             index = opened.index
+            fromImage = true
             for id in index.documentIDs { digest &+= Self.digestTerm(id, index.contentHash(of: id)!) }
             Self.report("\(name): read its index image, \(opened.reloaded) documents reloaded from SQLite; \(index.chunkCount) chunks in \(ContinuousClock.now - started)")
         } else {
@@ -94,10 +95,16 @@ public actor LocalShard: Shard {
                 digest &+= Self.digestTerm(doc.id, doc.contentHash)
             }
             index.finishGraphAdoption()
+            // A refused image is never of use again; one of this file's future
+            // (a restored older copy) must not be taken once writes catch up with it.
+            if image != nil { unlink(imagePath) }
             Self.report("\(name): \(refused): \(index.chunkCount) chunks loaded from SQLite in \(ContinuousClock.now - started)")
         }
         // Compaction runs in the background (`startGraphBuildIfDue`), not inside a write.
         index.compactsOnRemove = false
+        // Kept vector files nothing names any more (an older graph's, a build a stop dropped).
+        Self.removeVectorFiles(of: path, keeping: [index.vectorFile].compactMap { $0 })
+        if fromImage { imageFiles.withLock { $0.vectorFile = index.vectorFile } }
         self.index = index
         self.digest = digest
         publish()
@@ -338,8 +345,10 @@ public actor LocalShard: Shard {
     public func close() {
         closing.store(true, ordering: .relaxed)
         Self.imageSaves.wait()
-        if let parts = index.imageParts(stamp: stamp) { writeImage(parts, stamp: stamp) }
+        if let image = index.image(stamp: stamp) { writeImage(image, stamp: stamp) }
         Self.imageSaves.signal()
+        // What the image names stays; a graph being built is dropped with its file.
+        Self.removeVectorFiles(of: store.path, keeping: [imageFiles.withLock { $0.vectorFile }].compactMap { $0 })
         storeOpen.withLock { open in
             open = false
             try? store.close()

@@ -180,6 +180,7 @@ public actor ShardHost {
             shards[Self.key(collection, partition)] = nil
             await shard.close()
             let base = Self.path(configuration.dataDirectory + "/collections/" + collection, partition)
+            LocalShard.removeVectorFiles(of: base, keeping: [])
             for suffix in ["", "-wal", "-shm", "-hnsw", "-image"] where FileManager.default.fileExists(atPath: base + suffix) {
                 do { try FileManager.default.removeItem(atPath: base + suffix) } catch {
                     throw RagError(.internal, "cannot delete a moved partition's file: \(error.localizedDescription)")
