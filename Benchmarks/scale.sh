@@ -3,9 +3,9 @@
 # the int8 walk (codes in memory, floats in mapped scratch files), texts on disk,
 # built-in embedder (so embedding time is not what is measured). `ragctl bench`
 # indexes DOCS synthetic documents of ~1 KB (two chunks each), made as they are
-# sent; then hybrid and vector queries one at a time; then a stop (graphs saved),
+# sent; then hybrid and vector queries one at a time; then a stop (index images saved),
 # a restart (time until listening) and the same queries; then a kill -9 and a
-# restart (graphs saved while serving are adopted). Prints the index rate, RSS
+# restart (images saved while serving are read, the writes since reloaded). Prints the index rate, RSS
 # (anonymous / mapped file pages), peak RSS (VmHWM), the data directory's size
 # and every latency. LIMIT_MB (optional) starts each ragd inside a cgroup v1
 # memory limit (needs root): past it the kernel kills ragd rather than the machine.
@@ -60,8 +60,8 @@ echo "ragd ${flags[*]}; data in $dir"
 echo "after indexing: $(memory); data $(du -sh "$dir" | cut -f1)"
 queries "after indexing"
 echo "after queries: $(memory)"
-t0=$(date +%s.%N); kill "$pid"; wait "$pid" 2>/dev/null || true; echo "stop (graphs saved) $(echo "$(date +%s.%N) - $t0" | bc) s"
-serve; echo "restart with saved graphs: listening after $elapsed s; $(memory)"
+t0=$(date +%s.%N); kill "$pid"; wait "$pid" 2>/dev/null || true; echo "stop (index images saved) $(echo "$(date +%s.%N) - $t0" | bc) s"
+serve; echo "restart from index images: listening after $elapsed s; $(memory)"
 queries "after restart"
 echo "after restart and queries: $(memory)"
 kill -9 "$pid"; wait "$pid" 2>/dev/null || true

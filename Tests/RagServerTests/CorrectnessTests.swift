@@ -302,9 +302,12 @@ final class BlockingEmbedder: Embedder {
         }
         await y.close()
         await other.stop()
-        // A stopped hnsw server leaves each partition's graph beside it, and the next start adopts it.
-        let graphs = ((try? FileManager.default.contentsOfDirectory(atPath: b + "/collections/kb")) ?? []).filter { $0.hasSuffix(".sqlite-hnsw") }
-        #expect(graphs.count == (kind == "hnsw" ? 4 : 0), "\(graphs)")
+        // A stopped server leaves each partition's index image beside it (with
+        // the graph for hnsw), and the next start reads it.
+        let images = ((try? FileManager.default.contentsOfDirectory(atPath: b + "/collections/kb")) ?? []).filter { $0.hasSuffix(".sqlite-image") }
+        #expect(images.count == 4, "\(images)")
+        let graphs = images.compactMap { FileManager.default.contents(atPath: b + "/collections/kb/" + $0) }.compactMap { PartitionIndex.imageGraph($0, dimension: 384) }
+        #expect(graphs.count == (kind == "hnsw" ? 4 : 0))
         other = try await RagdProcess.launch(dataDirectory: b, extraArguments: ["--vector-index", kind])
         y = other.client()
         for ((q, _), before) in zip(ClusterCorpus.queries.prefix(40), answers) {
