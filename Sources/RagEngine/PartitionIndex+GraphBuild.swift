@@ -85,6 +85,8 @@ extension PartitionIndex {
         hnsw = input.settings
         changedSlots = nil
         vectors = []
+        // The input held every chunk, linked or waiting, and the replay the rest.
+        pendingVectors = [:]
     }
 
     /// Stops recording writes for a build that will not be installed.

@@ -22,7 +22,28 @@ extension PartitionIndex {
         for s in graph.search(query, k: k, ef: max(hnsw.ef, k), filter: filter, admitted: admittedChunks) {
             top.insert(score: Double(s.score), key: key(nodeSlot[Int(s.id)]))
         }
+        // Chunks not linked yet, scored exactly.
+        for (slot, v) in pendingVectors {
+            let d = slotDocument[Int(slot)]
+            guard d >= 0, allowed.map({ $0[Int(d)] }) ?? true else { continue }
+            top.insert(score: Double(VectorMath.dot(v, query)), key: key(slot))
+        }
         return top.sorted().map(hit)
+    }
+
+    /// Chunks waiting to be linked into the graph (`defersGraphInserts`).
+    public var pendingGraphInserts: Int { pendingVectors.count }
+
+    /// Links up to `limit` waiting chunks into the graph (lowest slots first, so
+    /// the order, and so the graph, is the same on every replica); returns how many wait still.
+    @discardableResult
+    public func insertPending(limit: Int) -> Int {
+        guard let graph, !pendingVectors.isEmpty else { return 0 }
+        for slot in pendingVectors.keys.sorted().prefix(limit) {
+            slotNode[Int(slot)] = graph.add(pendingVectors.removeValue(forKey: slot)!)
+            nodeSlot.append(slot)
+        }
+        return pendingVectors.count
     }
 
     /// Rebuilds the graph without its tombstones, in place, when `graphNeedsCompaction`.

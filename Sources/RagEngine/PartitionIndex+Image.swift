@@ -52,9 +52,10 @@ extension PartitionIndex {
     }
 
     /// The image as parts to write one after another (nil: this index keeps
-    /// texts, which an image does not hold).
+    /// texts, which an image does not hold, or chunks wait to be linked into its graph).
     public func image(stamp: ImageStamp) -> IndexImage? {
-        guard !keepsTexts else { return nil }
+        // Chunks waiting for the graph have no node to save yet.
+        guard !keepsTexts, pendingVectors.isEmpty else { return nil }
         let outside = graph.flatMap { $0.codes != nil ? $0.vectors.path : nil }
         let graphBytes = outside != nil ? graph!.encodedWithVectorsOutside() : graphData() ?? Data()
         var header = ImageWriter(capacity: Self.headerBytes + 64)

@@ -52,6 +52,14 @@ public final class PartitionIndex {
     /// Per slot, its graph node (-1: none); per graph node, its slot.
     var slotNode: [Int32] = []
     var nodeSlot: [Int32] = []
+    /// Chunks waiting to go into the graph (`defersGraphInserts`), by slot:
+    /// searched exactly beside the graph until `insertPending` moves them in.
+    var pendingVectors: [Int32: [Float]] = [:]
+    /// While true, chunks upserted into a graph partition wait in
+    /// `pendingVectors` instead of being linked: a start that reloads many
+    /// documents written since its image serves at once, and the owner links
+    /// them in the background.
+    public var defersGraphInserts = false
     /// While a saved graph is adopted: its live nodes by label, not yet matched to a loaded chunk.
     var unclaimedNodes: [NodeLabel: Int32] = [:]
     var adoptedNodes = 0
@@ -136,6 +144,8 @@ public final class PartitionIndex {
                 if let node = claimNode(NodeLabel(documentID: doc.id, ordinal: Int32(ordinal), contentHash: doc.contentHash), vector) {
                     slotNode[Int(s)] = node
                     nodeSlot[Int(node)] = s
+                } else if defersGraphInserts {
+                    pendingVectors[s] = vector
                 } else {
                     slotNode[Int(s)] = graph.add(vector)
                     nodeSlot.append(s)
@@ -187,6 +197,7 @@ public final class PartitionIndex {
                 graph.remove(slotNode[i])
                 slotNode[i] = -1
             }
+            pendingVectors[s] = nil
             freeSlots.append(s)
             chunkCount -= 1
         }
@@ -336,7 +347,7 @@ public final class PartitionIndex {
 
     /// Slot `s`'s vector, from the vector block or the graph that holds it.
     func slotVector(_ s: Int) -> [Float] {
-        if let graph { return graph.vector(slotNode[s]) }
+        if let graph { return slotNode[s] >= 0 ? graph.vector(slotNode[s]) : pendingVectors[Int32(s)]! }
         return Array(vectors[s * dimension..<(s + 1) * dimension])
     }
 

@@ -127,6 +127,49 @@ import Testing
         #expect(decode(backing) == nil)
     }
 
+    /// Chunks a start reloads wait beside the graph (`defersGraphInserts`):
+    /// searched exactly, filters applied, deletes honoured, no image saved
+    /// until they are linked; linking them in batches keeps every answer.
+    @Test func chunksWaitingForTheGraphAreSearchedExactly() throws {
+        var vectors = ClusteredVectors(dimension: Self.dimension, centres: 8, seed: 12)
+        let kind = VectorIndexKind.hnsw(HNSWSettings(m: 8, efConstruction: 40, ef: 40))
+        let index = PartitionIndex(dimension: Self.dimension, partition: 0, kind: kind, keepsTexts: false)
+        for d in Self.documents(0..<200, version: 1, vectors: &vectors) { index.upsert(d) }
+        index.defersGraphInserts = true
+        let later = Self.documents(200..<260, version: 1, vectors: &vectors)
+        for d in later { index.upsert(d) }
+        for i in 250..<260 { index.remove("d\(i)", chunks: later[i - 200].chunks) }
+        index.defersGraphInserts = false
+        let waiting = later.prefix(50).reduce(0) { $0 + $1.chunks.count }
+        #expect(index.pendingGraphInserts == waiting)
+        #expect(index.image(stamp: ImageStamp(lineage: 1, generation: 1)) == nil)
+        let even = MetadataFilter.compare(key: "group", op: .eq, values: [.string("even")])
+        func check() throws {
+            for (n, d) in later.enumerated() {
+                let hits = try index.vectorSearch(d.embeddings[0], k: 3)
+                if n < 50 {
+                    // Its own vector: that chunk first, at the exact score.
+                    #expect(hits.first?.key == ChunkKey(documentID: d.id, ordinal: 0))
+                    #expect(hits.first.map { abs($0.score - Double(VectorMath.dot(d.embeddings[0], d.embeddings[0]))) < 1e-6 } == true)
+                    let filtered = try index.vectorSearch(d.embeddings[0], k: 3, filter: even)
+                    #expect(filtered.allSatisfy { $0.metadata["group"] == .string("even") })
+                    #expect((filtered.first?.key.documentID == d.id) == (d.metadata["group"] == .string("even")))
+                } else {
+                    #expect(!hits.contains { $0.key.documentID == d.id })
+                }
+            }
+        }
+        try check()
+        var left = waiting
+        while left > 0 {
+            let next = index.insertPending(limit: 7)
+            #expect(next == max(0, left - 7))
+            left = next
+        }
+        try check()
+        #expect(index.image(stamp: ImageStamp(lineage: 1, generation: 1)) != nil)
+    }
+
     /// An image too old to use whole still gives its graph to adopt.
     @Test func anImagesGraphCanBeAdoptedAlone() throws {
         var vectors = ClusteredVectors(dimension: Self.dimension, centres: 8, seed: 6)

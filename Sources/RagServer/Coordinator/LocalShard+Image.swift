@@ -36,6 +36,10 @@ extension LocalShard {
             return nil
         }
         index.dropStale(changed)
+        // Reloaded chunks are searched exactly until linked (`linkPending`), so
+        // the start does not wait for up to a quarter of a graph to be linked again.
+        index.defersGraphInserts = true
+        defer { index.defersGraphInserts = false }
         let ids = changed.sorted()
         for start in stride(from: 0, to: ids.count, by: 256) {
             for doc in try store.documents(Array(ids[start..<min(start + 256, ids.count)])) {
@@ -46,6 +50,15 @@ extension LocalShard {
             }
         }
         return (index, changed.count)
+    }
+
+    /// Links the chunks a start reloaded into the graph, a batch at a time
+    /// under the write lock (a search waits for one batch at most), between
+    /// the actor's other work.
+    func linkPending() async {
+        while !closing.load(ordering: .relaxed), changingIndex({ index.insertPending(limit: 64) }) > 0 {
+            await Task.yield()
+        }
     }
 
     /// How each partition opened (from its image or from every chunk), for the

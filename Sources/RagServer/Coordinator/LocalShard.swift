@@ -77,7 +77,8 @@ public actor LocalShard: Shard {
             index = opened.index
             fromImage = true
             for id in index.documentIDs { digest &+= Self.digestTerm(id, index.contentHash(of: id)!) }
-            Self.report("\(name): read its index image, \(opened.reloaded) documents reloaded from SQLite; \(index.chunkCount) chunks in \(ContinuousClock.now - started)")
+            Self.report("\(name): read its index image, \(opened.reloaded) documents reloaded from SQLite; \(index.chunkCount) chunks in \(ContinuousClock.now - started)"
+                        + (index.pendingGraphInserts > 0 ? "; \(index.pendingGraphInserts) chunks to link into the graph" : ""))
         } else {
             // No image, or one too old or damaged: every chunk from SQLite. A
             // graph saved with the image (or, from an older version, alone) is
@@ -109,6 +110,7 @@ public actor LocalShard: Shard {
         self.digest = digest
         publish()
         startGraphBuildIfDue()
+        if index.pendingGraphInserts > 0 { Task { await self.linkPending() } }
     }
 
     /// Chunks searched now.
