@@ -56,8 +56,12 @@ extension LocalShard {
     /// under the write lock (a search waits for one batch at most), between
     /// the actor's other work.
     func linkPending() async {
+        let started = ContinuousClock.now, waiting = index.pendingGraphInserts
         while !closing.load(ordering: .relaxed), changingIndex({ index.insertPending(limit: 64) }) > 0 {
             await Task.yield()
+        }
+        if index.pendingGraphInserts == 0 {
+            Self.report("\(URL(fileURLWithPath: store.path).pathComponents.suffix(2).joined(separator: "/")): linked \(waiting) chunks into the graph in \(ContinuousClock.now - started)")
         }
     }
 
