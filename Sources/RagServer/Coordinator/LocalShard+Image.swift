@@ -35,6 +35,9 @@ extension LocalShard {
             refused = "its index image (generation \(stamp.generation)) is older than the journal reaches, or of another file"
             return nil
         }
+        // Compaction now would put the graph in a new vector file while the image
+        // on disk names this one: it runs in the background instead (`startGraphBuildIfDue`).
+        index.compactsOnRemove = false
         index.dropStale(changed)
         // Reloaded chunks are searched exactly until linked (`linkPending`), so
         // the start does not wait for up to a quarter of a graph to be linked again.

@@ -64,7 +64,7 @@ public actor LocalShard: Shard {
         Self.removeUnfinishedFiles(graphPath)
         Self.removeUnfinishedFiles(imagePath)
         // Texts stay on disk: hits are scored without them, and the final ones are read (`texts`).
-        // A graph that walks int8 codes keeps its floats in a mapped scratch file beside the partition.
+        // A graph that walks int8 codes keeps its floats in a mapped file beside the partition, which its image names.
         let backing = VectorBacking.keptFile(prefix: path + "-vectors-")
         let image = try? Data(contentsOf: URL(fileURLWithPath: imagePath), options: .alwaysMapped)
         let index: PartitionIndex
