@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 dir=${1:?usage: Benchmarks/restart.sh DIR [EXTRA] [QUERIES] [ragd flags]}; extra=${2:-50000}; queries=${3:-300}
 shift $(( $# > 3 ? 3 : $# ))
 . Benchmarks/lib.sh
-out=$(mktemp); err=$(mktemp); docs=$(mktemp)
+out=$(mktemp); err=$(mktemp); docs=$(mktemp --suffix=.jsonl)
 trap 'kill -9 ${pid:-} 2>/dev/null || true; wait ${pid:-} 2>/dev/null || true; rm -f "$out" "$err" "$docs"' EXIT
 flags=(--vector-index hnsw --hnsw-walk int8 --cache off "$@")
 serve() {  # → pid, port, elapsed

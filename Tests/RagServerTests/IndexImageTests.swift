@@ -134,5 +134,13 @@ import Testing
         // With a graph, that partition's graph may be built again (the damage may be in it).
         #expect(index == "hnsw" ? Self.difference(Self.keyword(reopened), Self.keyword(after)) == nil : Self.difference(reopened, after) == nil)
         await c.close()
+        // A stop with nothing written since leaves the images that were read as they
+        // are, and saves the one that was refused (deleted at the start) anew.
+        let inodes = { Self.images(dir).map { (try? FileManager.default.attributesOfItem(atPath: $0)[.systemFileNumber] as? UInt64) ?? nil } }
+        let kept = inodes()
+        #expect(kept[1] == nil && kept.compactMap { $0 }.count == 3)
+        #expect(await server.stop() == 0)
+        let saved = inodes()
+        #expect(saved[1] != nil && [0, 2, 3].allSatisfy { saved[$0] == kept[$0] }, "\(kept) \(saved)")
     }
 }

@@ -58,7 +58,11 @@ extension LocalShard {
         }
         let replaced = index.vectorFile
         changingIndex { index.finishGraphBuild(graph, input: input) }
-        if let replaced, replaced != index.vectorFile { imageFiles.withLock { _ = $0.retired.insert(replaced) } }
+        imageFiles.withLock { files in
+            // A new graph: the image on disk no longer holds this index, even with no write since.
+            files.generation = nil
+            if let replaced, replaced != index.vectorFile { files.retired.insert(replaced) }
+        }
         // Tombstones left by the writes replayed can call for the next build.
         startGraphBuildIfDue()
     }

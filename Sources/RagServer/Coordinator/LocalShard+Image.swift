@@ -24,7 +24,7 @@ extension LocalShard {
     /// when the image is damaged, of another kind or dimension, or older than
     /// the journal reaches (the caller then loads every chunk).
     static func openImage(_ image: Data, store: PartitionStore, policy: VectorIndexPolicy, partition: Int, dimension: Int,
-                          backing: VectorBacking, refused: inout String) throws(RagError) -> (index: PartitionIndex, reloaded: Int)? {
+                          backing: VectorBacking, refused: inout String) throws(RagError) -> (index: PartitionIndex, reloaded: Int, stamp: ImageStamp)? {
         // `auto` may have switched to a graph, or not yet: either is its own.
         let kinds: [VectorIndexKind] = policy.choice == .auto ? [.flat, .hnsw(policy.hnsw)] : [policy.kind(chunks: 0)]
         guard let (index, stamp) = PartitionIndex.decodeImage(image, partition: partition, dimension: dimension, kinds: kinds, vectorBacking: backing) else {
@@ -52,7 +52,7 @@ extension LocalShard {
                 index.upsert(doc)
             }
         }
-        return (index, changed.count)
+        return (index, changed.count, stamp)
     }
 
     /// Links the chunks a start reloaded into the graph, a batch at a time
@@ -133,6 +133,7 @@ extension LocalShard {
             guard n > s.renamed, rename(temporary, imagePath) == 0 else { unlink(temporary); return nil }
             s.renamed = n
             s.vectorFile = image.vectorFile
+            s.generation = stamp.generation
             // Files of graphs replaced since: no image names them now.
             let gone = s.retired.filter { $0 != image.vectorFile }
             s.retired.subtract(gone)
@@ -188,6 +189,8 @@ struct ImageFiles {
     /// A thread waits for another partition's save to end, to save this one.
     var waiting = false
     var vectorFile: String?
+    /// The generation of the image on disk, when it is known to hold the index as it was then.
+    var generation: UInt64?
     var retired = Set<String>()
 }
 

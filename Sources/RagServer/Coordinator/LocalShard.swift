@@ -68,14 +68,16 @@ public actor LocalShard: Shard {
         let backing = VectorBacking.keptFile(prefix: path + "-vectors-")
         let image = try? Data(contentsOf: URL(fileURLWithPath: imagePath), options: .alwaysMapped)
         let index: PartitionIndex
-        var digest: UInt64 = 0, fromImage = false
+        var digest: UInt64 = 0, onDisk: ImageFiles?
         let started = ContinuousClock.now
         var refused = "it has no index image"
         let name = URL(fileURLWithPath: path).pathComponents.suffix(2).joined(separator: "/")
         if let image, let opened = try Self.openImage(image, store: store, policy: vectorIndex, partition: partition,
                                                         dimension: dimension, backing: backing, refused: &refused) {
             index = opened.index
-            fromImage = true
+            // The image on disk, and whether it is this index as loaded (nothing reloaded or waiting).
+            onDisk = ImageFiles(vectorFile: index.vectorFile,
+                                generation: opened.reloaded == 0 && index.pendingGraphInserts == 0 ? opened.stamp.generation : nil)
             for id in index.documentIDs { digest &+= Self.digestTerm(id, index.contentHash(of: id)!) }
             Self.report("\(name): read its index image, \(opened.reloaded) documents reloaded from SQLite; \(index.chunkCount) chunks in \(ContinuousClock.now - started)"
                         + (index.pendingGraphInserts > 0 ? "; \(index.pendingGraphInserts) chunks to link into the graph" : ""))
@@ -105,7 +107,7 @@ public actor LocalShard: Shard {
         index.compactsOnRemove = false
         // Kept vector files nothing names any more (an older graph's, a build a stop dropped).
         Self.removeVectorFiles(of: path, keeping: [index.vectorFile].compactMap { $0 })
-        if fromImage { imageFiles.withLock { $0.vectorFile = index.vectorFile } }
+        if let onDisk { imageFiles.withLock { $0 = onDisk } }
         self.index = index
         self.digest = digest
         publish()
@@ -346,9 +348,12 @@ public actor LocalShard: Shard {
     /// closes the file.
     public func close() {
         closing.store(true, ordering: .relaxed)
-        Self.imageSaves.wait()
-        if let image = index.image(stamp: stamp) { writeImage(image, stamp: stamp) }
-        Self.imageSaves.signal()
+        // Nothing written since the image on disk: it holds this index already.
+        if imageFiles.withLock({ $0.generation }) != stamp.generation {
+            Self.imageSaves.wait()
+            if let image = index.image(stamp: stamp) { writeImage(image, stamp: stamp) }
+            Self.imageSaves.signal()
+        }
         // What the image names stays; a graph being built is dropped with its file.
         Self.removeVectorFiles(of: store.path, keeping: [imageFiles.withLock { $0.vectorFile }].compactMap { $0 })
         storeOpen.withLock { open in
