@@ -29,7 +29,7 @@ serve() {  # → pid, port, elapsed
 partitions() { grep -o 'partition .*' "$err" | cut -c1-170 | sed 's/^/  /'; }
 memory() { awk '/^VmRSS/ {t=$2} /^RssAnon/ {a=$2} END {printf "RSS %.0f MB (anonymous %.0f)", t/1024, a/1024}' "/proc/$pid/status"; }
 queries() {
-  for mode in hybrid vector; do
+  for mode in hybrid vector keyword; do
     "$bin/ragctl" bench --server "127.0.0.1:$port" --docs 0 --queries "$queries" --concurrency 1 --mode "$mode" -c bench --timeout 600 \
       | grep -E "^query" | sed "s/^/$1: /"
   done
@@ -42,12 +42,12 @@ if [ -w /proc/sys/vm/drop_caches ]; then
   serve; echo "start from images (page cache dropped): listening after $elapsed s; $(memory)"; queries "cold"; queries "warm"; stop
 fi
 serve
-python3 - "$extra" >"$docs" <<'EOF'
+python3 - "$extra" "$(date +%s)" >"$docs" <<'EOF'
 import json, random, sys
-random.seed(6)
+random.seed(int(sys.argv[2]))
 words = "kernel socket page cache shard tree frame token index replica vector query latency merge filter coordinator deadline protocol buffer commit journal".split()
 for i in range(int(sys.argv[1])):
-    print(json.dumps({"id": f"restart-extra-{i}", "text": " ".join(random.choice(words) for _ in range(160)) + f". Extra document {i}."}))
+    print(json.dumps({"id": f"restart-{sys.argv[2]}-{i}", "text": " ".join(random.choice(words) for _ in range(160)) + f". Extra document {i}."}))
 EOF
 "$bin/ragctl" index "$docs" -c bench --server "127.0.0.1:$port" --timeout 600 2>&1 | tail -1
 kill -9 "$pid"; wait "$pid" 2>/dev/null || true
