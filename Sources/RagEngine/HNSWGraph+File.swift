@@ -46,11 +46,13 @@ extension HNSWGraph {
         links0.withUnsafeBytes { out.append(contentsOf: $0) }
         for u in upper { u.withUnsafeBytes { out.append(contentsOf: $0) } }
         out.append(contentsOf: deleted.map { $0 ? 1 as UInt8 : 0 })
-        if vectorsInside { vectors.withContiguousFloats { out.append(contentsOf: UnsafeRawBufferPointer($0)) } }
-        // The scales, not the codes: codes follow from scales and vectors, but
-        // scales depend on the order vectors came in (they widen as it grows).
-        codes?.scale.withUnsafeBytes { out.append(contentsOf: $0) }
-        if !vectorsInside {
+        if vectorsInside {
+            vectors.withContiguousFloats { out.append(contentsOf: UnsafeRawBufferPointer($0)) }
+            // The scales, not the codes: codes follow from scales and vectors, but
+            // scales depend on the order vectors came in (they widen as it grows).
+            codes?.scale.withUnsafeBytes { out.append(contentsOf: $0) }
+        } else {
+            codes!.scale.withUnsafeBytes { out.append(contentsOf: $0) }
             codes!.codes.withUnsafeBytes { out.append(contentsOf: UnsafeRawBufferPointer(rebasing: $0.prefix(count * dimension))) }
         }
         for (i, label) in labels.enumerated() where !deleted[i] {

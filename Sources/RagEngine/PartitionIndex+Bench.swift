@@ -47,6 +47,11 @@ extension PartitionIndex {
     /// Every document id held here.
     public var documentIDs: [String] { Array(documentIndexKeys) }
 
+    /// Every stored document's id and content hash, in slot order.
+    public func forEachDocument(_ body: (String, UInt64) -> Void) {
+        for case let entry? in documents { body(entry.id, entry.contentHash) }
+    }
+
     /// A document as it was written (chunks and vectors); nil when this index
     /// keeps no texts (a server's partitions read documents from SQLite).
     public func stored(_ documentID: String) -> PreparedDocument? {

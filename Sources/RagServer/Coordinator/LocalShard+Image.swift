@@ -67,7 +67,7 @@ extension LocalShard {
             await Task.yield()
         }
         if index.pendingGraphInserts == 0 {
-            Self.report("\(URL(fileURLWithPath: store.path).pathComponents.suffix(2).joined(separator: "/")): linked \(waiting) chunks into the graph in \(ContinuousClock.now - started)")
+            Self.report("\(Self.logName(store.path)): linked \(waiting) chunks into the graph in \(ContinuousClock.now - started)")
         }
     }
 
@@ -164,22 +164,23 @@ extension LocalShard {
 
     /// Removes the partition's kept vector files (`<partition file>-vectors-*`) but `keeping`.
     static func removeVectorFiles(of partitionPath: String, keeping: [String]) {
-        let url = URL(fileURLWithPath: partitionPath)
-        let dir = url.deletingLastPathComponent().path, prefix = url.lastPathComponent + "-vectors-"
-        for f in (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [] where f.hasPrefix(prefix) {
-            let full = dir + "/" + f
-            if !keeping.contains(where: { URL(fileURLWithPath: $0).lastPathComponent == f }) { unlink(full) }
-        }
+        removeFiles(beside: partitionPath, suffix: "-vectors-", keeping: Set(keeping.map { URL(fileURLWithPath: $0).lastPathComponent }))
     }
 
     /// Files a kill -9 left half written (`<file>.tmpN`).
-    static func removeUnfinishedFiles(_ path: String) {
+    static func removeUnfinishedFiles(_ path: String) { removeFiles(beside: path, suffix: ".tmp") }
+
+    /// Removes the files named `<path's name><suffix>…` in `path`'s directory, but those named in `keeping`.
+    private static func removeFiles(beside path: String, suffix: String, keeping: Set<String> = []) {
         let url = URL(fileURLWithPath: path)
-        let dir = url.deletingLastPathComponent().path, prefix = url.lastPathComponent + ".tmp"
-        for f in (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [] where f.hasPrefix(prefix) {
-            try? FileManager.default.removeItem(atPath: dir + "/" + f)
+        let dir = url.deletingLastPathComponent().path, prefix = url.lastPathComponent + suffix
+        for f in (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [] where f.hasPrefix(prefix) && !keeping.contains(f) {
+            unlink(dir + "/" + f)
         }
     }
+
+    /// A partition as its log lines name it: `<collection>/pNNN.sqlite`.
+    static func logName(_ path: String) -> String { URL(fileURLWithPath: path).pathComponents.suffix(2).joined(separator: "/") }
 }
 
 /// The image files of a partition: saves are numbered so that an older one

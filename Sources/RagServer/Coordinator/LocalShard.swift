@@ -71,14 +71,14 @@ public actor LocalShard: Shard {
         var digest: UInt64 = 0, onDisk: ImageFiles?
         let started = ContinuousClock.now
         var refused = "it has no index image"
-        let name = URL(fileURLWithPath: path).pathComponents.suffix(2).joined(separator: "/")
+        let name = Self.logName(path)
         if let image, let opened = try Self.openImage(image, store: store, policy: vectorIndex, partition: partition,
                                                         dimension: dimension, backing: backing, refused: &refused) {
             index = opened.index
             // The image on disk, and whether it is this index as loaded (nothing reloaded or waiting).
             onDisk = ImageFiles(vectorFile: index.vectorFile,
                                 generation: opened.reloaded == 0 && index.pendingGraphInserts == 0 ? opened.stamp.generation : nil)
-            for id in index.documentIDs { digest &+= Self.digestTerm(id, index.contentHash(of: id)!) }
+            index.forEachDocument { id, hash in digest &+= Self.digestTerm(id, hash) }
             Self.report("\(name): read its index image, \(opened.reloaded) documents reloaded from SQLite; \(index.chunkCount) chunks in \(ContinuousClock.now - started)"
                         + (index.pendingGraphInserts > 0 ? "; \(index.pendingGraphInserts) chunks to link into the graph" : ""))
         } else {
